@@ -1,0 +1,368 @@
+//! Command line: clap definitions, exit codes and wiring. Logic lives in the other modules so
+//! tests reach it without a terminal.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{self, ConfigError, LoadOptions, Resolved};
+
+/// Exit codes, documented in `--help` and the README.
+pub mod exit {
+    pub const OK: i32 = 0;
+    /// The run started but failed (server errors past the limit, a provider failure, …).
+    pub const RUN_FAILED: i32 = 1;
+    /// Bad command line or configuration; nothing was spent.
+    pub const USAGE: i32 = 2;
+    /// Interrupted with Ctrl-C; partial results were saved.
+    pub const INTERRUPTED: i32 = 130;
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "llm-inf-bench",
+    version,
+    about = "Measure LLM inference servers: deploy, drive streaming load, save exact results",
+    long_about = "Measure LLM inference servers. One YAML experiment file says what to deploy \
+(vLLM, SGLang, llama.cpp), where (RunPod, this machine, an existing URL or the built-in \
+simulator) and what load to drive; `run` shows the cost, runs it, saves a timestamped result \
+JSON and always gives the pod back.",
+    after_help = concat!("Examples:\n  llm-inf-bench run experiments/examples/quickstart.yaml\n  llm-inf-bench validate experiments/**/*.yaml\n  llm-inf-bench config show experiments/examples/quickstart.yaml\n  llm-inf-bench init my-experiment.yaml\n\n", "Exit codes:\n  0    success\n  1    the run failed (partial results are still saved)\n  2    usage or configuration error (nothing was started or spent)\n  130  interrupted (Ctrl-C); partial results were saved"),
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one or more experiments: estimate cost, provision, benchmark, save, clean up.
+    #[command(
+        after_help = "Examples:\n  llm-inf-bench run experiments/examples/quickstart.yaml\n  llm-inf-bench run exp.yaml --set workload.concurrency=64 --set workload.requests=500\n  llm-inf-bench run exp.yaml --dry-run          # plan and cost only, spends nothing\n  llm-inf-bench run exp.yaml --yes --no-tui     # unattended (CI, nohup)\n  llm-inf-bench run exp.yaml --json > summary.json"
+    )]
+    Run(RunArgs),
+    /// Check experiment files: every key known, every type right, every combination possible.
+    #[command(
+        after_help = "Examples:\n  llm-inf-bench validate experiments/examples/quickstart.yaml\n  llm-inf-bench validate experiments/**/*.yaml"
+    )]
+    Validate {
+        /// Experiment files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
+    /// Inspect the resolved configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print the JSON Schema of the experiment file format (for editors).
+    #[command(
+        after_help = "Example:\n  llm-inf-bench schema > experiment.schema.json\n  # VS Code + YAML extension: `# yaml-language-server: $schema=experiment.schema.json`"
+    )]
+    Schema,
+    /// Write a commented starter experiment.
+    #[command(
+        after_help = "Examples:\n  llm-inf-bench init                 # writes experiment.yaml\n  llm-inf-bench init my-run.yaml --force"
+    )]
+    Init {
+        /// Where to write it.
+        #[arg(default_value = "experiment.yaml")]
+        path: PathBuf,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Serve the built-in simulated inference server (vLLM or SGLang look-alike).
+    #[command(name = "serve-sim")]
+    ServeSim(ServeSimArgs),
+    /// List, show and export result files.
+    #[command(subcommand)]
+    Results(ResultsCommand),
+    /// Compare result files: what changed, and whether it is more than noise.
+    Compare { files: Vec<PathBuf> },
+    /// Plot a sweep (throughput per GPU against interactivity and TTFT).
+    Plot { files: Vec<PathBuf> },
+    /// Write a markdown report of a sweep or a set of result files.
+    Report { files: Vec<PathBuf> },
+    /// Find and terminate pods this tool started.
+    #[command(subcommand)]
+    Pods(PodsCommand),
+    /// Live view of any running server's metrics, no workload.
+    Monitor { url: String },
+}
+
+#[derive(Debug, Args, Default, Clone)]
+pub struct Overrides {
+    /// Override a key: `--set workload.concurrency=64` (repeatable; the value is read as YAML).
+    #[arg(long = "set", value_name = "KEY.PATH=VALUE")]
+    pub sets: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Experiment files, run one after another.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub overrides: Overrides,
+    /// Do not ask before spending money.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Plain progress output instead of the live terminal view.
+    #[arg(long)]
+    pub no_tui: bool,
+    /// Print the summary as JSON on stdout (progress goes to stderr).
+    #[arg(long)]
+    pub json: bool,
+    /// Resolve, validate, estimate and print the plan; spend nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Client worker threads (one single-threaded runtime each). Default: all cores but one
+    /// when the server runs on this machine, else all cores.
+    #[arg(long, value_name = "N")]
+    pub client_cores: Option<usize>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// The fully resolved experiment, each value annotated with the layer it came from.
+    #[command(
+        after_help = "Layers, lowest first: built-in default < user config < experiment chain (`extends`) < LLM_INF_BENCH_* environment < --set.\n\nExample:\n  LLM_INF_BENCH_WORKLOAD__CONCURRENCY=8 llm-inf-bench config show exp.yaml --set workload.requests=50"
+    )]
+    Show {
+        file: PathBuf,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ServeSimArgs {
+    /// Which server to look like: vllm or sglang.
+    #[arg(long, default_value = "vllm")]
+    pub personality: String,
+    /// Engine profile (timings and capacity).
+    #[arg(long, default_value = "h100-llama8b")]
+    pub profile: String,
+    /// Model name to serve (any name; the experiment's `model.id` works).
+    #[arg(long, default_value = "meta-llama/Llama-3.1-8B-Instruct")]
+    pub model: String,
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    #[arg(long, default_value_t = 8000)]
+    pub port: u16,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ResultsCommand {
+    /// Table of the runs in a results directory.
+    List {
+        #[arg(default_value = "results")]
+        dir: PathBuf,
+    },
+    /// Print a result file's summary as the end of a run prints it.
+    Show { file: PathBuf },
+    /// Export a result file in another tool's format.
+    Export {
+        #[arg(long, default_value = "vllm")]
+        format: String,
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PodsCommand {
+    /// Pods whose name starts with `llm-inf-bench-`.
+    List,
+    /// Terminate a pod (or all of ours).
+    Terminate {
+        id: Option<String>,
+        #[arg(long)]
+        all_ours: bool,
+    },
+}
+
+/// Errors that reach the binary; each knows its exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("`{0}` is not yet available in this version of llm-inf-bench")]
+    NotYetAvailable(&'static str),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    RunFailed(String),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Self::Config(_) | Self::Usage(_) | Self::NotYetAvailable(_) => exit::USAGE,
+            Self::Io(_) | Self::RunFailed(_) => exit::RUN_FAILED,
+        }
+    }
+}
+
+/// Parses `std::env::args` and runs the command.
+pub fn main() -> Result<i32, CliError> {
+    init_tracing();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return Ok(if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            });
+        }
+    };
+    run_command(cli.command)
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LLM_INF_BENCH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn load_opts(o: &Overrides) -> LoadOptions {
+    LoadOptions {
+        sets: o.sets.clone(),
+        ..LoadOptions::default()
+    }
+}
+
+fn print_warnings(r: &Resolved) {
+    for w in &r.warnings {
+        eprintln!("warning: {w}");
+    }
+}
+
+pub fn run_command(command: Command) -> Result<i32, CliError> {
+    match command {
+        Command::Validate { files, overrides } => validate(&files, &overrides),
+        Command::Config(ConfigCommand::Show { file, overrides }) => {
+            let r = config::load(&file, &load_opts(&overrides))?;
+            print_warnings(&r);
+            let chain: Vec<String> = r
+                .files
+                .iter()
+                .map(|f| f.path.display().to_string())
+                .collect();
+            println!("# {} (chain: {})", file.display(), chain.join(" → "));
+            print!("{}", r.annotated_yaml());
+            Ok(exit::OK)
+        }
+        Command::Schema => {
+            let schema = schemars::schema_for!(config::Experiment);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&schema).unwrap_or_default()
+            );
+            Ok(exit::OK)
+        }
+        Command::Init { path, force } => init(&path, force),
+        Command::Run(args) => run(args),
+        Command::ServeSim(_) => Err(CliError::NotYetAvailable("serve-sim")),
+        Command::Results(_) => Err(CliError::NotYetAvailable("results")),
+        Command::Compare { .. } => Err(CliError::NotYetAvailable("compare")),
+        Command::Plot { .. } => Err(CliError::NotYetAvailable("plot")),
+        Command::Report { .. } => Err(CliError::NotYetAvailable("report")),
+        Command::Pods(_) => Err(CliError::NotYetAvailable("pods")),
+        Command::Monitor { .. } => Err(CliError::NotYetAvailable("monitor")),
+    }
+}
+
+fn validate(files: &[PathBuf], overrides: &Overrides) -> Result<i32, CliError> {
+    let mut failed = 0;
+    for f in files {
+        match config::is_base(f) {
+            Ok(true) => {
+                match config::check_partial(f) {
+                    Ok(_) => println!("ok  {} (base file: keys and types checked; experiments complete it with `extends`)", f.display()),
+                    Err(e) => {
+                        failed += 1;
+                        eprintln!("error: {}: {e}", f.display());
+                    }
+                }
+                continue;
+            }
+            Ok(false) => {}
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: {}: {e}", f.display());
+                continue;
+            }
+        }
+        match config::load(f, &load_opts(overrides)) {
+            Ok(r) => {
+                print_warnings(&r);
+                println!("ok  {}", f.display());
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: {}: {e}", f.display());
+            }
+        }
+    }
+    if failed > 0 {
+        return Err(CliError::Usage(format!(
+            "{failed} of {} file(s) invalid",
+            files.len()
+        )));
+    }
+    Ok(exit::OK)
+}
+
+fn init(path: &Path, force: bool) -> Result<i32, CliError> {
+    if path.exists() && !force {
+        return Err(CliError::Usage(format!(
+            "{} exists; pass --force to overwrite it",
+            path.display()
+        )));
+    }
+    let mut f = std::fs::File::create(path)?;
+    f.write_all(STARTER.as_bytes())?;
+    println!(
+        "wrote {}; try `llm-inf-bench run {}`",
+        path.display(),
+        path.display()
+    );
+    Ok(exit::OK)
+}
+
+fn run(args: RunArgs) -> Result<i32, CliError> {
+    let mut plans = Vec::new();
+    for f in &args.files {
+        let r = config::load(f, &load_opts(&args.overrides))?;
+        print_warnings(&r);
+        plans.push(r);
+    }
+    let out = std::io::stdout();
+    for r in &plans {
+        let e = &r.experiment;
+        let mut w = out.lock();
+        let _ = writeln!(w, "experiment  {}", e.name);
+        let _ = writeln!(w, "model       {}", e.model.id);
+        let _ = writeln!(w, "provider    {}", e.infrastructure.provider.as_str());
+        let _ = writeln!(w, "framework   {}", e.framework.kind.as_str());
+    }
+    if args.dry_run {
+        return Ok(exit::OK);
+    }
+    let _ = std::io::stdout().is_terminal();
+    Err(CliError::NotYetAvailable("run (the load engine)"))
+}
+
+/// The file `init` writes.
+pub const STARTER: &str = include_str!("../experiments/examples/starter.yaml");

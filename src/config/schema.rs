@@ -1,0 +1,493 @@
+//! The experiment file format (DESIGN §4) as serde types. Every struct denies unknown keys and
+//! every field has its default here, in one place, so a partial file (a base that others
+//! `extends`) is itself a valid document and can be checked on its own.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::duration::HumanDuration;
+
+/// One benchmark experiment: what to deploy, where, and what load to drive at it.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+#[derive(Default)]
+pub struct Experiment {
+    /// Parent experiment file, relative to this file. Maps merge key by key; a child's scalars
+    /// and lists replace the parent's. Parents may extend too.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extends: Option<String>,
+    /// Used in the result file name: `{name}-{YYYYMMDD-HHMMSS}.json`. Letters, digits, `-`, `_`, `.`.
+    pub name: String,
+    /// Free text stored with the results.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Seed for every random choice (arrivals, random prompts, simulator draws).
+    pub seed: u64,
+    pub model: Model,
+    pub framework: Framework,
+    pub infrastructure: Infrastructure,
+    pub workload: Workload,
+    pub metrics: MetricsConfig,
+    pub output: Output,
+}
+
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Model {
+    /// Model id as the server serves it (Hugging Face id for vLLM/SGLang).
+    pub id: String,
+    /// Context length passed to the server (`--max-model-len`); prompts must fit in it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_model_len: Option<u32>,
+    /// Local `tokenizer.json` used to build random prompts of exact token length.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokenizer: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum FrameworkKind {
+    #[default]
+    Vllm,
+    Sglang,
+    Llamacpp,
+}
+
+impl FrameworkKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Vllm => "vllm",
+            Self::Sglang => "sglang",
+            Self::Llamacpp => "llamacpp",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Framework {
+    /// Inference server: `vllm`, `sglang` or `llamacpp`.
+    pub kind: FrameworkKind,
+    /// Container image (pinned tag) for pod providers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Extra server arguments, appended after the ones the tool derives.
+    pub args: Vec<String>,
+    /// Extra environment for the server. Secrets (HF_TOKEN) come from your environment, never the file.
+    pub env: BTreeMap<String, String>,
+    /// Port the server listens on inside the pod.
+    pub port: u16,
+}
+
+impl Default for Framework {
+    fn default() -> Self {
+        Self {
+            kind: FrameworkKind::Vllm,
+            image: None,
+            args: Vec::new(),
+            env: BTreeMap::new(),
+            port: 8000,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    Runpod,
+    Local,
+    Existing,
+    #[default]
+    Simulator,
+}
+
+impl ProviderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Runpod => "runpod",
+            Self::Local => "local",
+            Self::Existing => "existing",
+            Self::Simulator => "simulator",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Cloud {
+    #[default]
+    Secure,
+    Community,
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PortExposure {
+    /// Public IP and port: no proxy hop, no 100 s proxy timeout, truer latency.
+    #[default]
+    Tcp,
+    /// `https://{pod}-{port}.proxy.runpod.net` through RunPod's HTTP proxy.
+    Http,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Infrastructure {
+    /// Where the server runs: `runpod`, `local`, `existing` or `simulator`.
+    pub provider: ProviderKind,
+    /// RunPod GPU type id, e.g. `NVIDIA H100 80GB HBM3`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu_type: Option<String>,
+    /// Further GPU types to try, in order, when the first has no capacity.
+    pub fallback_gpu_types: Vec<String>,
+    /// Data centers to try, in order (empty: any).
+    pub data_centers: Vec<String>,
+    /// GPUs per pod; also the tensor-parallel size.
+    pub gpu_count: u32,
+    /// RunPod cloud: `secure` or `community`.
+    pub cloud: Cloud,
+    /// How the server port is reached on RunPod: `tcp` (default) or `http` (proxy).
+    pub expose: PortExposure,
+    /// Hard budget in USD: the run stops and cleans up when the running cost reaches it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_cost_usd: Option<f64>,
+    /// Price per hour to assume when the provider's catalog has none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub price_per_hour_usd: Option<f64>,
+    /// Keep the pod after the run (prints how to terminate it).
+    pub keep_pod: bool,
+    /// A watchdog terminates the pod after this long, even if this tool dies.
+    pub max_lifetime: HumanDuration,
+    /// Container disk in GB for pod providers.
+    pub container_disk_gb: u32,
+    /// How long to wait for the server to answer `/health` and list the model.
+    pub health_timeout: HumanDuration,
+    /// `existing`: the server's base URL, e.g. `http://127.0.0.1:8000`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// `existing`: name of the environment variable holding the server's API key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_key_env: Option<String>,
+    /// `local`: the server command; `{port}` and `{model}` are substituted.
+    pub command: Vec<String>,
+    /// `simulator`: the built-in simulated server's settings.
+    pub simulator: SimulatorOptions,
+}
+
+impl Default for Infrastructure {
+    fn default() -> Self {
+        Self {
+            provider: ProviderKind::Simulator,
+            gpu_type: None,
+            fallback_gpu_types: Vec::new(),
+            data_centers: Vec::new(),
+            gpu_count: 1,
+            cloud: Cloud::Secure,
+            expose: PortExposure::Tcp,
+            max_cost_usd: None,
+            price_per_hour_usd: None,
+            keep_pod: false,
+            max_lifetime: HumanDuration::from_secs(4 * 3600),
+            container_disk_gb: 50,
+            health_timeout: HumanDuration::from_secs(900),
+            base_url: None,
+            api_key_env: None,
+            command: Vec::new(),
+            simulator: SimulatorOptions::default(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Personality {
+    #[default]
+    Vllm,
+    Sglang,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SimulatorOptions {
+    /// Engine profile, e.g. `h100-llama8b`, `a100-llama70b`, `instant`.
+    pub profile: String,
+    /// Which server to look like from the outside: `vllm` or `sglang`.
+    pub personality: Personality,
+    /// Time scale: 2.0 runs twice as fast as the profile says.
+    pub speed: f64,
+}
+
+impl Default for SimulatorOptions {
+    fn default() -> Self {
+        Self {
+            profile: "h100-llama8b".into(),
+            personality: Personality::Vllm,
+            speed: 1.0,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Api {
+    #[default]
+    Chat,
+    Completions,
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Pattern {
+    /// One request at a time.
+    Sequential,
+    /// A fixed number of requests in flight (closed loop).
+    #[default]
+    Concurrent,
+    /// Open loop: requests leave at `rate` per second, whatever the server does.
+    Rate,
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ArrivalKind {
+    #[default]
+    Poisson,
+    Gamma,
+    Constant,
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum OnDeadline {
+    /// Stop sending at the deadline and let requests in flight finish.
+    #[default]
+    Wait,
+    /// Cancel requests in flight at the deadline (counted as aborted, not in latencies).
+    Abort,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Workload {
+    /// Endpoint: `chat` (/v1/chat/completions) or `completions` (/v1/completions).
+    pub api: Api,
+    /// `sequential`, `concurrent` or `rate`.
+    pub pattern: Pattern,
+    /// Requests in flight for `concurrent`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<u32>,
+    /// Requests per second for `rate`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+    /// Arrival process for `rate`: `poisson`, `gamma` or `constant`.
+    pub arrival: ArrivalKind,
+    /// Gamma shape: 1.0 is Poisson, < 1 burstier, > 1 more regular.
+    pub burstiness: f64,
+    /// Cap on requests in flight for `rate`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_concurrency: Option<u32>,
+    /// Stop after this many measured requests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests: Option<u64>,
+    /// Stop sending after this long.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration: Option<HumanDuration>,
+    /// What happens to requests in flight at the duration deadline: `wait` or `abort`.
+    pub on_deadline: OnDeadline,
+    /// Requests sent before the measured window, excluded from every figure.
+    pub warmup_requests: u32,
+    /// Where prompts come from.
+    pub dataset: Dataset,
+    /// Output cap for JSONL prompts (random prompts use `output_len`).
+    pub max_tokens: u32,
+    /// Ask the server to ignore EOS (also sends `min_tokens = max_tokens`).
+    pub ignore_eos: bool,
+    /// A request that takes longer is cancelled and counted as a timeout.
+    pub request_timeout: HumanDuration,
+    /// Stop early when the share of failed requests exceeds this (0–1), after 20 requests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_error_rate: Option<f64>,
+    /// Run several points (one result file each, plus an index).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<Sweep>,
+}
+
+impl Default for Workload {
+    fn default() -> Self {
+        Self {
+            api: Api::Chat,
+            pattern: Pattern::Concurrent,
+            concurrency: None,
+            rate: None,
+            arrival: ArrivalKind::Poisson,
+            burstiness: 1.0,
+            max_concurrency: None,
+            requests: None,
+            duration: None,
+            on_deadline: OnDeadline::Wait,
+            warmup_requests: 0,
+            dataset: Dataset::default(),
+            max_tokens: 256,
+            ignore_eos: false,
+            request_timeout: HumanDuration::from_secs(600),
+            max_error_rate: None,
+            sweep: None,
+        }
+    }
+}
+
+/// Where the prompts come from, chosen by `kind`.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Dataset {
+    /// Random prompts of controlled token length.
+    Random {
+        /// Prompt tokens per request.
+        input_len: u32,
+        /// Output tokens per request (sent as `max_tokens`).
+        output_len: u32,
+        /// Lengths are drawn uniformly from `[len·(1−r), len·(1+r)]`; 0 gives exact lengths.
+        #[serde(default)]
+        range_ratio: f64,
+    },
+    /// JSONL file, one `{"messages": [...]}` (or `{"prompt": "..."}`) per line; cycles.
+    Jsonl {
+        /// Path relative to the experiment file that names it.
+        path: PathBuf,
+    },
+    /// `groups` shared prefixes, each followed by a distinct suffix (exercises prefix caching).
+    SharedPrefix {
+        prefix_len: u32,
+        suffix_len: u32,
+        #[serde(default = "default_groups")]
+        groups: u32,
+        output_len: u32,
+    },
+}
+
+fn default_groups() -> u32 {
+    8
+}
+
+impl Default for Dataset {
+    fn default() -> Self {
+        Self::Random {
+            input_len: 256,
+            output_len: 128,
+            range_ratio: 0.0,
+        }
+    }
+}
+
+impl Dataset {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Random { .. } => "random",
+            Self::Jsonl { .. } => "jsonl",
+            Self::SharedPrefix { .. } => "shared_prefix",
+        }
+    }
+}
+
+/// Sweep axes; every combination runs, on the same server.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Sweep {
+    /// Concurrency values, as a list or `{start, end, factor}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<SweepValues>,
+    /// Request rates.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rate: Vec<f64>,
+    /// Input/output length pairs, e.g. `1k1k`, `1k8k`, `8k1k`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub seq_lens: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(untagged)]
+pub enum SweepValues {
+    List(Vec<u32>),
+    Geometric(GeometricRange),
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GeometricRange {
+    pub start: u32,
+    pub end: u32,
+    #[serde(default = "default_factor")]
+    pub factor: u32,
+}
+
+fn default_factor() -> u32 {
+    2
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// How often to scrape the server's Prometheus `/metrics`.
+    pub scrape_interval: HumanDuration,
+    /// Scrape the server's `/metrics` at all.
+    pub scrape: bool,
+    /// Percentiles reported for every latency (0 < p ≤ 100).
+    pub percentiles: Vec<f64>,
+    /// Service-level objectives; goodput counts requests meeting all of them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slo: Option<Slo>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            scrape_interval: HumanDuration::from_secs(1),
+            scrape: true,
+            percentiles: vec![50.0, 90.0, 95.0, 99.0],
+            slo: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Slo {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttft_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tpot_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub e2el_ms: Option<f64>,
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Detail {
+    /// Per-request records with ITL summarised.
+    #[default]
+    Summary,
+    /// Also every ITL gap of every request.
+    Full,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Output {
+    /// Directory result files land in (relative to the working directory).
+    pub dir: PathBuf,
+    /// `summary` or `full` (every ITL gap of every request).
+    pub detail: Detail,
+}
+
+impl Default for Output {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("results"),
+            detail: Detail::Summary,
+        }
+    }
+}

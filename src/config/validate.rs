@@ -1,0 +1,332 @@
+//! Cross-field rules on the merged experiment: combinations that are each well-typed but
+//! impossible together. Every rule names the key it blames; the loader finds the file and line.
+
+// `!(x > 0.0)` is deliberate throughout: it also rejects NaN.
+#![allow(clippy::neg_cmp_op_on_partial_ord)]
+
+use super::{Dataset, Issue, Pattern, ProviderKind, Resolved, SweepValues};
+
+pub(super) fn cross_field(r: &Resolved) -> Vec<Issue> {
+    let e = &r.experiment;
+    let mut out = Vec::new();
+    let mut bad = |path: &str, msg: String| out.push(r.issue_at(path, msg));
+
+    if e.name.is_empty() {
+        bad(
+            "name",
+            "missing: every experiment needs a `name` (used in the result file name)".into(),
+        );
+    } else if !e
+        .name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        bad("name", format!("`{}` has characters that cannot go in a file name; use letters, digits, `-`, `_`, `.`", e.name));
+    }
+    if e.model.id.trim().is_empty() {
+        bad("model.id", "missing: set `model.id` to the model the server serves, e.g. `meta-llama/Llama-3.1-8B-Instruct`".into());
+    }
+
+    let w = &e.workload;
+    match w.pattern {
+        Pattern::Concurrent => match w.concurrency {
+            None if w.sweep.as_ref().and_then(|s| s.concurrency.as_ref()).is_none() => bad(
+                "workload.pattern",
+                "`pattern: concurrent` needs `workload.concurrency` (requests in flight), e.g. `concurrency: 16`".into(),
+            ),
+            Some(0) => bad("workload.concurrency", "must be at least 1".into()),
+            _ => {}
+        },
+        Pattern::Rate => match w.rate {
+            None if w.sweep.as_ref().is_none_or(|s| s.rate.is_empty()) => bad(
+                "workload.pattern",
+                "`pattern: rate` needs `workload.rate` (requests per second), e.g. `rate: 20`".into(),
+            ),
+            Some(x) if !(x > 0.0 && x.is_finite()) => bad("workload.rate", format!("must be a positive number of requests per second, found {x}")),
+            _ => {}
+        },
+        Pattern::Sequential => {
+            if w.concurrency.is_some_and(|c| c != 1) {
+                bad("workload.concurrency", "has no effect with `pattern: sequential` (one request at a time); remove it or use `pattern: concurrent`".into());
+            }
+        }
+    }
+    if w.rate.is_some() && w.pattern != Pattern::Rate {
+        bad(
+            "workload.rate",
+            format!(
+                "is only used with `pattern: rate` (this experiment has `pattern: {}`)",
+                pattern_name(w.pattern)
+            ),
+        );
+    }
+    if w.max_concurrency.is_some() && w.pattern != Pattern::Rate {
+        bad(
+            "workload.max_concurrency",
+            "caps `pattern: rate`; with a closed loop use `concurrency`".into(),
+        );
+    }
+    if w.max_concurrency == Some(0) {
+        bad("workload.max_concurrency", "must be at least 1".into());
+    }
+    if !(w.burstiness > 0.0 && w.burstiness.is_finite()) {
+        bad(
+            "workload.burstiness",
+            format!(
+                "must be a positive number (1.0 = Poisson), found {}",
+                w.burstiness
+            ),
+        );
+    }
+    if w.requests.is_none() && w.duration.is_none() {
+        bad(
+            "workload",
+            "needs a bound: `requests: N` and/or `duration: 10m`".into(),
+        );
+    }
+    if w.requests == Some(0) {
+        bad("workload.requests", "must be at least 1".into());
+    }
+    if w.duration.is_some_and(|d| d.0.is_zero()) {
+        bad("workload.duration", "must be longer than 0s".into());
+    }
+    if w.request_timeout.0.is_zero() {
+        bad("workload.request_timeout", "must be longer than 0s".into());
+    }
+    if w.max_tokens == 0 {
+        bad("workload.max_tokens", "must be at least 1".into());
+    }
+    if let Some(x) = w.max_error_rate {
+        if !(0.0..=1.0).contains(&x) {
+            bad(
+                "workload.max_error_rate",
+                format!("is a share between 0 and 1, found {x}"),
+            );
+        }
+    }
+    let max_len = e.model.max_model_len;
+    match &w.dataset {
+        Dataset::Random {
+            input_len,
+            output_len,
+            range_ratio,
+        } => {
+            if *input_len == 0 {
+                bad("workload.dataset.input_len", "must be at least 1".into());
+            }
+            if *output_len == 0 {
+                bad("workload.dataset.output_len", "must be at least 1".into());
+            }
+            if !(0.0..1.0).contains(range_ratio) {
+                bad(
+                    "workload.dataset.range_ratio",
+                    format!("must be in [0, 1), found {range_ratio}"),
+                );
+            }
+            if let Some(m) = max_len {
+                let longest =
+                    (*input_len as f64 * (1.0 + range_ratio)).ceil() as u64 + *output_len as u64;
+                if longest > m as u64 {
+                    bad(
+                        "workload.dataset.input_len",
+                        format!("prompt + output can reach {longest} tokens, more than `model.max_model_len` = {m}; lower input_len/output_len/range_ratio or raise max_model_len"),
+                    );
+                }
+            }
+        }
+        Dataset::SharedPrefix {
+            prefix_len,
+            suffix_len,
+            groups,
+            output_len,
+        } => {
+            if *groups == 0 {
+                bad("workload.dataset.groups", "must be at least 1".into());
+            }
+            if *output_len == 0 {
+                bad("workload.dataset.output_len", "must be at least 1".into());
+            }
+            if let Some(m) = max_len {
+                let longest = *prefix_len as u64 + *suffix_len as u64 + *output_len as u64;
+                if longest > m as u64 {
+                    bad("workload.dataset.prefix_len", format!("prefix + suffix + output = {longest} tokens, more than `model.max_model_len` = {m}"));
+                }
+            }
+        }
+        Dataset::Jsonl { path } => {
+            if path.as_os_str().is_empty() {
+                bad(
+                    "workload.dataset.path",
+                    "missing: the JSONL file of prompts".into(),
+                );
+            }
+            if let Some(m) = max_len {
+                if w.max_tokens >= m {
+                    bad(
+                        "workload.max_tokens",
+                        format!(
+                            "{} does not fit in `model.max_model_len` = {m}",
+                            w.max_tokens
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    if let Some(s) = &w.sweep {
+        if let Some(SweepValues::Geometric(g)) = &s.concurrency {
+            if g.start == 0 || g.end < g.start || g.factor < 2 {
+                bad("workload.sweep.concurrency", format!("a range needs 1 ≤ start ≤ end and factor ≥ 2, found start {} end {} factor {}", g.start, g.end, g.factor));
+            }
+        }
+        if let Some(SweepValues::List(l)) = &s.concurrency {
+            if l.is_empty() || l.contains(&0) {
+                bad(
+                    "workload.sweep.concurrency",
+                    "needs one or more values ≥ 1".into(),
+                );
+            }
+        }
+        for sl in &s.seq_lens {
+            if parse_seq_len(sl).is_none() {
+                bad(
+                    "workload.sweep.seq_lens",
+                    format!(
+                        "`{sl}` is not an input/output pair; write e.g. `1k1k`, `1k8k`, `512-128`"
+                    ),
+                );
+            }
+        }
+        if s.rate.iter().any(|r| !(*r > 0.0)) {
+            bad("workload.sweep.rate", "rates must be positive".into());
+        }
+    }
+
+    let inf = &e.infrastructure;
+    if inf.gpu_count == 0 {
+        bad("infrastructure.gpu_count", "must be at least 1".into());
+    }
+    if let Some(c) = inf.max_cost_usd {
+        if !(c > 0.0) {
+            bad(
+                "infrastructure.max_cost_usd",
+                format!("must be a positive amount of USD, found {c}"),
+            );
+        }
+    }
+    if let Some(p) = inf.price_per_hour_usd {
+        if !(p >= 0.0) {
+            bad(
+                "infrastructure.price_per_hour_usd",
+                format!("must be ≥ 0, found {p}"),
+            );
+        }
+    }
+    match inf.provider {
+        ProviderKind::Runpod => {
+            if inf.gpu_type.as_deref().is_none_or(str::is_empty) {
+                bad("infrastructure.provider", "`provider: runpod` needs `infrastructure.gpu_type`, RunPod's GPU type id, e.g. `NVIDIA H100 80GB HBM3`".into());
+            }
+        }
+        ProviderKind::Existing => match inf.base_url.as_deref() {
+            None | Some("") => bad("infrastructure.provider", "`provider: existing` needs `infrastructure.base_url`, e.g. `http://127.0.0.1:8000`".into()),
+            Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => {
+                bad("infrastructure.base_url", format!("`{u}` must start with http:// or https://"))
+            }
+            _ => {}
+        },
+        ProviderKind::Local => {
+            if inf.command.is_empty() {
+                bad("infrastructure.provider", "`provider: local` needs `infrastructure.command`, e.g. `[vllm, serve, \"{model}\", --port, \"{port}\"]`".into());
+            }
+        }
+        ProviderKind::Simulator => {
+            if !crate::sim::PROFILE_NAMES.contains(&inf.simulator.profile.as_str()) {
+                let hint = super::check::suggest(&inf.simulator.profile, crate::sim::PROFILE_NAMES.iter().copied())
+                    .map(|s| format!(" (did you mean `{s}`?)"))
+                    .unwrap_or_default();
+                bad(
+                    "infrastructure.simulator.profile",
+                    format!("unknown profile `{}`; valid profiles are {}{hint}", inf.simulator.profile, crate::sim::PROFILE_NAMES.join(", ")),
+                );
+            }
+            if !(inf.simulator.speed > 0.0 && inf.simulator.speed.is_finite()) {
+                bad("infrastructure.simulator.speed", format!("must be a positive number, found {}", inf.simulator.speed));
+            }
+        }
+    }
+
+    let m = &e.metrics;
+    if m.percentiles.is_empty() {
+        bad(
+            "metrics.percentiles",
+            "needs at least one percentile, e.g. [50, 90, 99]".into(),
+        );
+    }
+    for p in &m.percentiles {
+        if !(*p > 0.0 && *p <= 100.0) {
+            bad(
+                "metrics.percentiles",
+                format!("{p} is not a percentile; each must be in (0, 100]"),
+            );
+        }
+    }
+    if m.scrape_interval.0.as_millis() < 100 {
+        bad("metrics.scrape_interval", "must be at least 100ms".into());
+    }
+    if let Some(slo) = &m.slo {
+        for (k, v) in [
+            ("ttft_ms", slo.ttft_ms),
+            ("tpot_ms", slo.tpot_ms),
+            ("e2el_ms", slo.e2el_ms),
+        ] {
+            if let Some(v) = v {
+                if !(v > 0.0) {
+                    bad(
+                        &format!("metrics.slo.{k}"),
+                        format!("must be a positive number of milliseconds, found {v}"),
+                    );
+                }
+            }
+        }
+    }
+    out
+}
+
+fn pattern_name(p: Pattern) -> &'static str {
+    match p {
+        Pattern::Sequential => "sequential",
+        Pattern::Concurrent => "concurrent",
+        Pattern::Rate => "rate",
+    }
+}
+
+/// `1k1k` → (1024, 1024), `8k1k` → (8192, 1024), `512-128` → (512, 128).
+pub fn parse_seq_len(s: &str) -> Option<(u32, u32)> {
+    let one = |t: &str| -> Option<u32> {
+        let t = t.trim();
+        match t.strip_suffix(['k', 'K']) {
+            Some(n) => n.parse::<u32>().ok()?.checked_mul(1024),
+            None => t.parse().ok(),
+        }
+    };
+    if let Some((a, b)) = s.split_once(['-', '/', 'x']) {
+        return Some((one(a)?, one(b)?)).filter(|(a, b)| *a > 0 && *b > 0);
+    }
+    let i = s.find(['k', 'K'])?;
+    let (a, b) = s.split_at(i + 1);
+    Some((one(a)?, one(b)?)).filter(|(a, b)| *a > 0 && *b > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_seq_len;
+
+    #[test]
+    fn seq_len_pairs() {
+        assert_eq!(parse_seq_len("1k1k"), Some((1024, 1024)));
+        assert_eq!(parse_seq_len("8k1k"), Some((8192, 1024)));
+        assert_eq!(parse_seq_len("512-128"), Some((512, 128)));
+        assert_eq!(parse_seq_len("big"), None);
+    }
+}

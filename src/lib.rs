@@ -1,0 +1,6 @@
+//! llm-inf-bench: measure LLM inference servers. The binary (`src/main.rs`) only parses and
+//! reports; everything else lives here, one module per phase of a run (see DESIGN §2).
+
+pub mod cli;
+pub mod config;
+pub mod sim;

@@ -1,0 +1,345 @@
+//! The foundation through the real binary: `validate`, `config show`, `schema`, `init`,
+//! `extends` chains, layering and the error messages users see.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+fn bin() -> Command {
+    let mut c = Command::cargo_bin("llm-inf-bench").unwrap();
+    // Never read the developer's own config or environment overrides.
+    c.env(
+        "LLM_INF_BENCH_CONFIG",
+        "/nonexistent/llm-inf-bench-test-config.yaml",
+    );
+    for (k, _) in std::env::vars() {
+        if k.starts_with("LLM_INF_BENCH_") && k != "LLM_INF_BENCH_CONFIG" {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    if let Some(parent) = p.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+const COMPLETE: &str = "name: t\nmodel:\n  id: m\nworkload:\n  concurrency: 2\n  requests: 10\n";
+
+fn shipped_experiments() -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for dir in ["experiments/base", "experiments/examples"] {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "yaml") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    assert!(
+        out.len() >= 6,
+        "expected the shipped experiments, found {out:?}"
+    );
+    out
+}
+
+#[test]
+fn every_shipped_experiment_validates() {
+    bin()
+        .arg("validate")
+        .args(shipped_experiments())
+        .assert()
+        .success();
+}
+
+#[test]
+fn three_level_extends_merges_maps_and_replaces_lists() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "base/root.yaml", "model:\n  id: root-model\n  max_model_len: 4096\nframework:\n  args: [a, b]\nworkload:\n  concurrency: 1\n  requests: 5\n");
+    write(
+        d.path(),
+        "mid/mid.yaml",
+        "extends: ../base/root.yaml\nframework:\n  args: [c]\nworkload:\n  concurrency: 4\n",
+    );
+    let leaf = write(
+        d.path(),
+        "leaf/exp.yaml",
+        "extends: ../mid/mid.yaml\nname: leaf\nworkload:\n  requests: 7\n",
+    );
+    let out = bin()
+        .args(["config", "show"])
+        .arg(&leaf)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    let line = |k: &str| {
+        out.lines()
+            .find(|l| l.trim_start().starts_with(&format!("{k}:")))
+            .unwrap_or_else(|| panic!("{k} missing in\n{out}"))
+            .to_string()
+    };
+    assert!(
+        line("id").contains("root-model") && line("id").contains("root.yaml:2"),
+        "{out}"
+    );
+    assert!(
+        line("args").contains("[\"c\"]") && line("args").contains("mid.yaml"),
+        "lists replace: {out}"
+    );
+    assert!(
+        line("concurrency").contains("4") && line("concurrency").contains("mid.yaml"),
+        "{out}"
+    );
+    assert!(
+        line("requests").contains("7") && line("requests").contains("exp.yaml"),
+        "{out}"
+    );
+    assert!(line("max_model_len").contains("4096"), "maps merge: {out}");
+    assert!(
+        line("scrape_interval").contains("built-in default"),
+        "{out}"
+    );
+}
+
+#[test]
+fn extends_cycle_is_an_error_naming_the_chain() {
+    let d = tempfile::tempdir().unwrap();
+    let a = write(d.path(), "a.yaml", "extends: b.yaml\nname: a\n");
+    write(d.path(), "b.yaml", "extends: a.yaml\n");
+    bin().arg("validate").arg(&a).assert().code(2).stderr(
+        predicate::str::contains("`extends` cycle").and(predicate::str::contains("a.yaml → ")),
+    );
+}
+
+#[test]
+fn missing_parent_names_child_line_and_parent() {
+    let d = tempfile::tempdir().unwrap();
+    let a = write(d.path(), "a.yaml", "name: a\nextends: gone/parent.yaml\n");
+    bin().arg("validate").arg(&a).assert().code(2).stderr(
+        predicate::str::contains("a.yaml:2:1")
+            .and(predicate::str::contains("gone/parent.yaml"))
+            .and(predicate::str::contains("does not exist")),
+    );
+}
+
+#[test]
+fn unknown_keys_all_reported_with_suggestion_and_position() {
+    let d = tempfile::tempdir().unwrap();
+    let a = write(d.path(), "a.yaml", "name: a\nmodel:\n  id: m\n  max_modle_len: 10\nworkload:\n  concurrency: 2\n  requets: 10\n");
+    let assert = bin().arg("validate").arg(&a).assert().code(2);
+    let err = String::from_utf8(assert.get_output().stderr.clone()).unwrap();
+    assert!(err.contains("a.yaml:4:3: `model.max_modle_len`: unknown key `max_modle_len`; did you mean `max_model_len`?"), "{err}");
+    assert!(
+        err.contains(
+            "a.yaml:7:3: `workload.requets`: unknown key `requets`; did you mean `requests`?"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn type_error_says_what_would_be_valid() {
+    let d = tempfile::tempdir().unwrap();
+    let a = write(
+        d.path(),
+        "a.yaml",
+        &format!("{COMPLETE}  api: grpc\nmetrics:\n  percentiles: fifty\n"),
+    );
+    let assert = bin().arg("validate").arg(&a).assert().code(2);
+    let err = String::from_utf8(assert.get_output().stderr.clone()).unwrap();
+    assert!(
+        err.contains(
+            "a.yaml:7:3: `workload.api`: unknown value `grpc`; valid values are chat, completions"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("a.yaml:9:3: `metrics.percentiles`: expected a list, found `fifty`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn cross_field_errors_name_the_file_that_set_the_value() {
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        "base.yaml",
+        "model:\n  id: m\n  max_model_len: 600\n",
+    );
+    let a = write(d.path(), "a.yaml", "extends: base.yaml\nname: a\ninfrastructure:\n  provider: runpod\nworkload:\n  pattern: rate\n  requests: 5\n  dataset: { kind: random, input_len: 512, output_len: 128 }\n");
+    let assert = bin().arg("validate").arg(&a).assert().code(2);
+    let err = String::from_utf8(assert.get_output().stderr.clone()).unwrap();
+    assert!(err.contains("a.yaml:4:3: `infrastructure.provider`: `provider: runpod` needs `infrastructure.gpu_type`"), "{err}");
+    assert!(
+        err.contains("a.yaml:6:3: `workload.pattern`: `pattern: rate` needs `workload.rate`"),
+        "{err}"
+    );
+    assert!(err.contains("a.yaml:8:28: `workload.dataset.input_len`: prompt + output can reach 640 tokens, more than `model.max_model_len` = 600"), "{err}");
+    assert!(err.contains("3 problems"), "all at once: {err}");
+}
+
+#[test]
+fn environment_and_set_override_in_order() {
+    let d = tempfile::tempdir().unwrap();
+    let a = write(d.path(), "a.yaml", COMPLETE);
+    let out = bin()
+        .args(["config", "show"])
+        .arg(&a)
+        .env("LLM_INF_BENCH_WORKLOAD__CONCURRENCY", "8")
+        .env("LLM_INF_BENCH_WORKLOAD__REQUESTS", "99")
+        .args([
+            "--set",
+            "workload.requests=50",
+            "--set",
+            "metrics.scrape_interval=2s",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    assert!(
+        out.contains("concurrency: 8  # environment variable LLM_INF_BENCH_WORKLOAD__CONCURRENCY"),
+        "{out}"
+    );
+    assert!(
+        out.contains("requests: 50  # --set workload.requests"),
+        "--set beats env: {out}"
+    );
+    assert!(
+        out.contains("scrape_interval: \"2s\"  # --set metrics.scrape_interval"),
+        "{out}"
+    );
+}
+
+#[test]
+fn bad_override_values_are_reported_with_their_source() {
+    let d = tempfile::tempdir().unwrap();
+    let a = write(d.path(), "a.yaml", COMPLETE);
+    bin()
+        .arg("validate")
+        .arg(&a)
+        .args(["--set", "workload.concurrency=many"])
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("--set workload.concurrency=many")
+                .and(predicate::str::contains("whole number")),
+        );
+    bin()
+        .arg("validate")
+        .arg(&a)
+        .env("LLM_INF_BENCH_WORKLAOD__CONCURRENCY", "3")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "unknown key `worklaod`; did you mean `workload`?",
+        ));
+    bin()
+        .arg("validate")
+        .arg(&a)
+        .args(["--set", "nonsense"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("expected `key.path=value`"));
+}
+
+#[test]
+fn user_config_layers_below_the_experiment_and_warns_when_readable() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = write(d.path(), "user.yaml", "api_keys:\n  runpod: rk-supersecret\ndefaults:\n  output:\n    dir: /tmp/from-user\n  workload:\n    requests: 3\n");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let a = write(d.path(), "a.yaml", COMPLETE);
+    let assert = bin()
+        .args(["config", "show"])
+        .arg(&a)
+        .env("LLM_INF_BENCH_CONFIG", &cfg)
+        .assert()
+        .success();
+    let out = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
+    let err = String::from_utf8(assert.get_output().stderr.clone()).unwrap();
+    assert!(
+        out.contains("dir: \"/tmp/from-user\"  # user config"),
+        "{out}"
+    );
+    assert!(
+        out.contains("requests: 10"),
+        "experiment beats user config: {out}"
+    );
+    assert!(
+        !out.contains("supersecret") && !err.contains("supersecret"),
+        "secret leaked"
+    );
+    #[cfg(unix)]
+    assert!(err.contains("readable by group or others"), "{err}");
+}
+
+#[test]
+fn schema_validates_every_shipped_example_and_rejects_a_bad_one() {
+    let out = bin()
+        .arg("schema")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let schema: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    for p in shipped_experiments() {
+        let v: serde_json::Value =
+            serde_yaml::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+        let errors: Vec<String> = validator.iter_errors(&v).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{}: {errors:?}", p.display());
+    }
+    let bad = serde_json::json!({"workload": {"concurency": 3}});
+    assert!(
+        !validator.is_valid(&bad),
+        "the schema must reject unknown keys"
+    );
+}
+
+#[test]
+fn init_writes_a_valid_starter_and_refuses_to_overwrite() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("exp.yaml");
+    bin().arg("init").arg(&p).assert().success();
+    bin().arg("validate").arg(&p).assert().success();
+    bin()
+        .arg("init")
+        .arg(&p)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--force"));
+    bin().arg("init").arg(&p).arg("--force").assert().success();
+}
+
+#[test]
+fn help_documents_exit_codes_and_examples() {
+    bin()
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Exit codes").and(predicate::str::contains("130")));
+    bin().args(["run", "--help"]).assert().success().stdout(
+        predicate::str::contains("--dry-run")
+            .and(predicate::str::contains("--set"))
+            .and(predicate::str::contains("Examples")),
+    );
+    bin().arg("frobnicate").assert().code(2);
+}
