@@ -139,10 +139,10 @@ pub enum ConfigCommand {
 
 #[derive(Debug, Args)]
 pub struct ServeSimArgs {
-    /// Which server to look like: vllm or sglang.
-    #[arg(long, default_value = "vllm")]
+    /// Which server to look like from the outside: vllm or sglang.
+    #[arg(long, default_value = "vllm", value_parser = ["vllm", "sglang"])]
     pub personality: String,
-    /// Engine profile (timings and capacity).
+    /// Engine profile (timings and capacity): h100-llama8b, a100-llama70b, instant.
     #[arg(long, default_value = "h100-llama8b")]
     pub profile: String,
     /// Model name to serve (any name; the experiment's `model.id` works).
@@ -152,8 +152,58 @@ pub struct ServeSimArgs {
     pub host: String,
     #[arg(long, default_value_t = 8000)]
     pub port: u16,
+    /// Seed for output lengths, token text and fault draws.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Time scale: 2 runs twice as fast as the profile.
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
+    /// Override the profile's batch limit.
+    #[arg(long)]
+    pub max_num_seqs: Option<usize>,
+    /// Override the profile's context length.
+    #[arg(long)]
+    pub max_model_len: Option<u32>,
+    /// Override the profile's KV-cache budget in tokens.
+    #[arg(long)]
+    pub kv_tokens: Option<u64>,
+    /// Answer /health with 503 for this long after start (default: the profile's load time).
+    #[arg(long, value_parser = parse_dur)]
+    pub startup_delay: Option<std::time::Duration>,
+    /// The first N output tokens of each answer are reasoning deltas.
+    #[arg(long, default_value_t = 0)]
+    pub reasoning_tokens: u32,
+    /// Fault: share of requests answered with --error-status.
+    #[arg(long, default_value_t = 0.0)]
+    pub error_rate: f64,
+    /// Fault: the status for --error-rate (500, 429 with Retry-After, 400).
+    #[arg(long, default_value_t = 500)]
+    pub error_status: u16,
+    /// Fault: share of streams cut after --cut-after chunks.
+    #[arg(long, default_value_t = 0.0)]
+    pub cut_rate: f64,
+    #[arg(long, default_value_t = 5)]
+    pub cut_after: u32,
+    /// Fault: share of streams that stall for --stall before chunk --stall-after.
+    #[arg(long, default_value_t = 0.0)]
+    pub stall_rate: f64,
+    #[arg(long, value_parser = parse_dur, default_value = "2s")]
+    pub stall: std::time::Duration,
+    #[arg(long, default_value_t = 3)]
+    pub stall_after: u32,
+    /// Fault: share of streams carrying one malformed chunk.
+    #[arg(long, default_value_t = 0.0)]
+    pub malformed_rate: f64,
+    /// Fault: every response waits this long before its headers.
+    #[arg(long, value_parser = parse_dur)]
+    pub delay: Option<std::time::Duration>,
+    /// Fault: close connections on accept for this long after start.
+    #[arg(long, value_parser = parse_dur)]
+    pub refuse_for: Option<std::time::Duration>,
+}
+
+fn parse_dur(s: &str) -> Result<std::time::Duration, String> {
+    config::duration::parse_duration(s)
 }
 
 #[derive(Debug, Subcommand)]
@@ -273,7 +323,7 @@ pub fn run_command(command: Command) -> Result<i32, CliError> {
         }
         Command::Init { path, force } => init(&path, force),
         Command::Run(args) => run(args),
-        Command::ServeSim(_) => Err(CliError::NotYetAvailable("serve-sim")),
+        Command::ServeSim(args) => serve_sim(args),
         Command::Results(_) => Err(CliError::NotYetAvailable("results")),
         Command::Compare { .. } => Err(CliError::NotYetAvailable("compare")),
         Command::Plot { .. } => Err(CliError::NotYetAvailable("plot")),
@@ -281,6 +331,51 @@ pub fn run_command(command: Command) -> Result<i32, CliError> {
         Command::Pods(_) => Err(CliError::NotYetAvailable("pods")),
         Command::Monitor { .. } => Err(CliError::NotYetAvailable("monitor")),
     }
+}
+
+fn serve_sim(a: ServeSimArgs) -> Result<i32, CliError> {
+    let personality = if a.personality == "sglang" { config::Personality::Sglang } else { config::Personality::Vllm };
+    let mut cfg = crate::sim::SimConfig::new(&a.profile, personality, a.model.clone()).map_err(|e| CliError::Usage(e.to_string()))?;
+    cfg.seed = a.seed;
+    cfg.speed = a.speed;
+    cfg.max_num_seqs = a.max_num_seqs;
+    cfg.max_model_len = a.max_model_len;
+    cfg.kv_tokens = a.kv_tokens;
+    cfg.startup_delay = a.startup_delay;
+    cfg.reasoning_tokens = a.reasoning_tokens;
+    for (name, rate) in [("--error-rate", a.error_rate), ("--cut-rate", a.cut_rate), ("--stall-rate", a.stall_rate), ("--malformed-rate", a.malformed_rate)] {
+        if !(0.0..=1.0).contains(&rate) {
+            return Err(CliError::Usage(format!("{name} is a share between 0 and 1, found {rate}")));
+        }
+    }
+    cfg.faults = crate::sim::Faults {
+        error_rate: a.error_rate,
+        error_status: a.error_status,
+        cut_rate: a.cut_rate,
+        cut_after: a.cut_after,
+        stall_rate: a.stall_rate,
+        stall: a.stall,
+        stall_after: a.stall_after,
+        malformed_rate: a.malformed_rate,
+        delay: a.delay.unwrap_or_default(),
+        refuse_for: a.refuse_for.unwrap_or_default(),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        let addr = format!("{}:{}", a.host, a.port);
+        let handle = crate::sim::start(cfg, &addr).await.map_err(|e| CliError::Usage(e.to_string()))?;
+        eprintln!(
+            "serve-sim: {} ({} personality, profile {}, model {}) — Ctrl-C to stop",
+            handle.base_url(),
+            a.personality,
+            a.profile,
+            a.model
+        );
+        let _ = tokio::signal::ctrl_c().await;
+        handle.stop().await;
+        Ok::<_, CliError>(())
+    })?;
+    Ok(exit::OK)
 }
 
 fn validate(files: &[PathBuf], overrides: &Overrides) -> Result<i32, CliError> {

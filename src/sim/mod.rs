@@ -1,4 +1,150 @@
-//! The simulated inference server (`serve-sim`, `provider: simulator`).
+//! The simulated inference server (`llm-inf-bench serve-sim`, `provider: simulator`): a real
+//! HTTP server that looks like vLLM or SGLang from the outside (endpoints, SSE chunks, usage,
+//! error bodies, `/metrics` names) and runs a small documented engine model inside
+//! ([`engine`]). It injects faults on demand and is deterministic under a seed.
+//!
+//! It shares no code with the benchmark client: a wire-format bug cannot hide in both.
+
+pub mod engine;
+pub mod faults;
+pub mod metrics;
+mod server;
+pub mod tokenizer;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+pub use engine::{profile, Profile};
+pub use faults::Faults;
+
+use crate::config::Personality;
 
 /// Engine profiles the simulator knows.
 pub const PROFILE_NAMES: &[&str] = &["h100-llama8b", "a100-llama70b", "instant"];
+
+/// Everything that shapes a simulator instance.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub personality: Personality,
+    pub profile: Profile,
+    /// The served model name (any name; requests naming another model get a 404).
+    pub model: String,
+    /// Time scale: 2.0 runs twice as fast as the profile.
+    pub speed: f64,
+    pub seed: u64,
+    /// Overrides the profile's batch limit.
+    pub max_num_seqs: Option<usize>,
+    /// Overrides the profile's context length.
+    pub max_model_len: Option<u32>,
+    /// Overrides the profile's KV-cache budget (tokens).
+    pub kv_tokens: Option<u64>,
+    /// Override for time-to-healthy (the profile's load time by default).
+    pub startup_delay: Option<Duration>,
+    /// The first N output tokens of each answer are reasoning (`delta.reasoning` for vLLM,
+    /// `delta.reasoning_content` for SGLang).
+    pub reasoning_tokens: u32,
+    pub faults: Faults,
+}
+
+impl SimConfig {
+    /// A simulator for `profile` (see [`PROFILE_NAMES`]).
+    pub fn new(profile_name: &str, personality: Personality, model: impl Into<String>) -> Result<Self, SimError> {
+        let profile = profile(profile_name).ok_or_else(|| SimError::UnknownProfile(profile_name.to_string()))?;
+        Ok(Self {
+            personality,
+            profile,
+            model: model.into(),
+            speed: 1.0,
+            seed: 0,
+            max_num_seqs: None,
+            max_model_len: None,
+            kv_tokens: None,
+            startup_delay: None,
+            reasoning_tokens: 0,
+            faults: Faults::default(),
+        })
+    }
+
+    fn effective_profile(&self) -> Profile {
+        let mut p = self.profile.clone();
+        if let Some(n) = self.max_num_seqs {
+            p.max_num_seqs = n.max(1);
+        }
+        if let Some(n) = self.max_model_len {
+            p.max_model_len = n;
+        }
+        if let Some(n) = self.kv_tokens {
+            p.kv_tokens = n.max(1);
+        }
+        p
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("unknown simulator profile `{0}`; valid profiles are h100-llama8b, a100-llama70b, instant")]
+    UnknownProfile(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("speed must be a positive number, found {0}")]
+    BadSpeed(f64),
+}
+
+/// A running simulator. Dropping it stops the server.
+pub struct SimHandle {
+    pub addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl SimHandle {
+    /// `http://127.0.0.1:PORT`
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting and waits for the accept loop to end.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Starts a simulator on `addr` (use `127.0.0.1:0` for an ephemeral port) in the current
+/// tokio runtime.
+pub async fn start(cfg: SimConfig, addr: &str) -> Result<SimHandle, SimError> {
+    if !(cfg.speed > 0.0 && cfg.speed.is_finite()) {
+        return Err(SimError::BadSpeed(cfg.speed));
+    }
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| SimError::Bind {
+        addr: addr.to_string(),
+        source,
+    })?;
+    let local = listener.local_addr().map_err(|source| SimError::Bind {
+        addr: addr.to_string(),
+        source,
+    })?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(server::serve(listener, cfg, rx));
+    Ok(SimHandle {
+        addr: local,
+        shutdown: Some(tx),
+        task: Some(task),
+    })
+}

@@ -1,0 +1,113 @@
+//! Fault injection: by flags (rates over all requests, drawn from the seeded generator) and per
+//! request with the `x-sim-fault` header, e.g. `x-sim-fault: error=429` or
+//! `x-sim-fault: cut=5; stall=2s@3; malformed=2; delay=500ms`.
+
+use std::time::Duration;
+
+use rand::Rng;
+
+use crate::config::duration::parse_duration;
+
+/// Header that asks the simulator for faults on one request.
+pub const FAULT_HEADER: &str = "x-sim-fault";
+
+/// Server-wide fault settings.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Faults {
+    /// Share of requests answered with `error_status` instead of a completion.
+    pub error_rate: f64,
+    /// 500, 429 (with `Retry-After`) or 400.
+    pub error_status: u16,
+    /// Share of streams cut (connection closed) after `cut_after` chunks.
+    pub cut_rate: f64,
+    pub cut_after: u32,
+    /// Share of streams that stall for `stall` before chunk `stall_after`.
+    pub stall_rate: f64,
+    pub stall: Duration,
+    pub stall_after: u32,
+    /// Share of streams with one malformed (non-JSON) chunk.
+    pub malformed_rate: f64,
+    /// Every response waits this long before its headers (a slow start).
+    pub delay: Duration,
+    /// Connections are closed on accept for this long after start.
+    pub refuse_for: Duration,
+}
+
+/// What happens to one request.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RequestFaults {
+    pub error: Option<u16>,
+    pub cut_after: Option<u32>,
+    pub stall: Option<(Duration, u32)>,
+    pub malformed_at: Option<u32>,
+    pub delay: Duration,
+}
+
+impl Faults {
+    /// Draws this request's faults from the server-wide rates.
+    pub fn draw(&self, rng: &mut impl Rng) -> RequestFaults {
+        let mut f = RequestFaults {
+            delay: self.delay,
+            ..Default::default()
+        };
+        if self.error_rate > 0.0 && rng.random_bool(self.error_rate.min(1.0)) {
+            f.error = Some(if self.error_status == 0 { 500 } else { self.error_status });
+        }
+        if self.cut_rate > 0.0 && rng.random_bool(self.cut_rate.min(1.0)) {
+            f.cut_after = Some(self.cut_after);
+        }
+        if self.stall_rate > 0.0 && rng.random_bool(self.stall_rate.min(1.0)) {
+            f.stall = Some((self.stall, self.stall_after));
+        }
+        if self.malformed_rate > 0.0 && rng.random_bool(self.malformed_rate.min(1.0)) {
+            f.malformed_at = Some(1);
+        }
+        f
+    }
+}
+
+impl RequestFaults {
+    /// Applies an `x-sim-fault` header on top of the drawn faults.
+    pub fn apply_header(&mut self, header: &str) -> Result<(), String> {
+        for part in header.split([';', ',']).map(str::trim).filter(|p| !p.is_empty()) {
+            let (k, v) = part.split_once('=').unwrap_or((part, ""));
+            let num = |v: &str| v.trim().parse::<u32>().map_err(|_| format!("`{part}`: expected a whole number"));
+            match k.trim() {
+                "error" => {
+                    let s = num(v)?;
+                    if !(400..=599).contains(&s) {
+                        return Err(format!("`{part}`: status must be 400–599"));
+                    }
+                    self.error = Some(s as u16);
+                }
+                "cut" => self.cut_after = Some(num(v)?),
+                "malformed" => self.malformed_at = Some(num(v)?),
+                "stall" => {
+                    let (d, at) = v.split_once('@').unwrap_or((v, "1"));
+                    self.stall = Some((parse_duration(d)?, num(at)?));
+                }
+                "delay" => self.delay = parse_duration(v)?,
+                other => return Err(format!("unknown fault `{other}`; valid: error=STATUS, cut=N, stall=DUR@N, malformed=N, delay=DUR")),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_parses_every_fault() {
+        let mut f = RequestFaults::default();
+        f.apply_header("error=429; cut=5, stall=2s@3; malformed=2; delay=500ms").unwrap();
+        assert_eq!(f.error, Some(429));
+        assert_eq!(f.cut_after, Some(5));
+        assert_eq!(f.stall, Some((Duration::from_secs(2), 3)));
+        assert_eq!(f.malformed_at, Some(2));
+        assert_eq!(f.delay, Duration::from_millis(500));
+        assert!(f.apply_header("explode=1").unwrap_err().contains("unknown fault"));
+        assert!(f.apply_header("error=200").is_err());
+    }
+}

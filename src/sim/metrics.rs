@@ -1,0 +1,180 @@
+//! The simulator's own Prometheus `/metrics`, with vLLM (V1 engine, current names) or SGLang
+//! names and buckets (see `reference/server-metrics.md`). It reports the engine's true state.
+
+use std::fmt::Write;
+
+use crate::config::Personality;
+
+/// Cumulative histogram with fixed upper bounds.
+#[derive(Clone, Debug)]
+pub struct Histogram {
+    bounds: &'static [f64],
+    counts: Vec<u64>,
+    sum: f64,
+    count: u64,
+}
+
+impl Histogram {
+    pub fn new(bounds: &'static [f64]) -> Self {
+        Self {
+            bounds,
+            counts: vec![0; bounds.len()],
+            sum: 0.0,
+            count: 0,
+        }
+    }
+    pub fn observe(&mut self, v: f64) {
+        self.sum += v;
+        self.count += 1;
+        if let Some(i) = self.bounds.iter().position(|b| v <= *b) {
+            self.counts[i] += 1;
+        }
+    }
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+    pub fn sum(&self) -> f64 {
+        self.sum
+    }
+}
+
+const VLLM_TTFT: &[f64] = &[0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0];
+const VLLM_ITL: &[f64] = &[0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0];
+const VLLM_LATENCY: &[f64] = &[0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0];
+const SGL_TTFT: &[f64] = &[0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 2.0, 4.0, 6.0, 8.0, 10.0, 20.0, 40.0, 60.0, 80.0, 100.0, 200.0, 400.0];
+const SGL_ITL: &[f64] = &[0.002, 0.004, 0.006, 0.008, 0.01, 0.015, 0.02, 0.025, 0.03, 0.035, 0.04, 0.06, 0.08, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 2.0, 4.0, 6.0, 8.0];
+const SGL_E2E: &[f64] = &[0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 2.0, 4.0, 6.0, 8.0, 10.0, 20.0, 40.0, 60.0, 80.0, 100.0, 200.0, 400.0, 800.0, 1200.0, 1800.0, 2400.0];
+
+/// Everything `/metrics` reports.
+#[derive(Clone, Debug)]
+pub struct SimMetrics {
+    pub running: u64,
+    pub waiting: u64,
+    /// KV-cache tokens in use / capacity (0–1).
+    pub kv_usage: f64,
+    pub kv_used_tokens: u64,
+    pub prompt_tokens: u64,
+    pub generation_tokens: u64,
+    pub prefix_queries: u64,
+    pub prefix_hits: u64,
+    pub preemptions: u64,
+    pub finished_stop: u64,
+    pub finished_length: u64,
+    pub finished_abort: u64,
+    pub requests_total: u64,
+    pub ttft: Histogram,
+    pub itl: Histogram,
+    pub e2e: Histogram,
+    pub queue: Histogram,
+}
+
+impl SimMetrics {
+    pub fn new(personality: Personality) -> Self {
+        let (ttft, itl, e2e) = match personality {
+            Personality::Vllm => (VLLM_TTFT, VLLM_ITL, VLLM_LATENCY),
+            Personality::Sglang => (SGL_TTFT, SGL_ITL, SGL_E2E),
+        };
+        Self {
+            running: 0,
+            waiting: 0,
+            kv_usage: 0.0,
+            kv_used_tokens: 0,
+            prompt_tokens: 0,
+            generation_tokens: 0,
+            prefix_queries: 0,
+            prefix_hits: 0,
+            preemptions: 0,
+            finished_stop: 0,
+            finished_length: 0,
+            finished_abort: 0,
+            requests_total: 0,
+            ttft: Histogram::new(ttft),
+            itl: Histogram::new(itl),
+            e2e: Histogram::new(e2e),
+            queue: Histogram::new(e2e),
+        }
+    }
+
+    pub fn render(&self, personality: Personality, model: &str) -> String {
+        match personality {
+            Personality::Vllm => self.render_vllm(model),
+            Personality::Sglang => self.render_sglang(model),
+        }
+    }
+
+    fn render_vllm(&self, model: &str) -> String {
+        let labels = format!("engine=\"0\",model_name=\"{}\"", escape(model));
+        let mut o = String::with_capacity(16 * 1024);
+        let g = |o: &mut String, name: &str, help: &str, kind: &str, v: f64| {
+            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{{labels}}} {}", fmt_f(v));
+        };
+        g(&mut o, "vllm:num_requests_running", "Number of requests in model execution batches.", "gauge", self.running as f64);
+        g(&mut o, "vllm:num_requests_waiting", "Number of requests waiting to be processed.", "gauge", self.waiting as f64);
+        g(&mut o, "vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.", "gauge", self.kv_usage);
+        g(&mut o, "vllm:prefix_cache_queries_total", "Prefix cache queries, in terms of number of queried tokens.", "counter", self.prefix_queries as f64);
+        g(&mut o, "vllm:prefix_cache_hits_total", "Prefix cache hits, in terms of number of cached tokens.", "counter", self.prefix_hits as f64);
+        g(&mut o, "vllm:num_preemptions_total", "Cumulative number of preemption from the engine.", "counter", self.preemptions as f64);
+        g(&mut o, "vllm:prompt_tokens_total", "Number of prefill tokens processed.", "counter", self.prompt_tokens as f64);
+        g(&mut o, "vllm:generation_tokens_total", "Number of generation tokens processed.", "counter", self.generation_tokens as f64);
+        let _ = writeln!(o, "# HELP vllm:request_success_total Count of successfully processed requests.\n# TYPE vllm:request_success_total counter");
+        for (reason, v) in [("stop", self.finished_stop), ("length", self.finished_length), ("abort", self.finished_abort)] {
+            let _ = writeln!(o, "vllm:request_success_total{{engine=\"0\",finished_reason=\"{reason}\",model_name=\"{}\"}} {}", escape(model), fmt_f(v as f64));
+        }
+        hist(&mut o, "vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.", &self.ttft, &labels);
+        hist(&mut o, "vllm:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.", &self.itl, &labels);
+        hist(&mut o, "vllm:e2e_request_latency_seconds", "Histogram of e2e request latency in seconds.", &self.e2e, &labels);
+        hist(&mut o, "vllm:request_queue_time_seconds", "Histogram of time spent in WAITING phase for request.", &self.queue, &labels);
+        o
+    }
+
+    fn render_sglang(&self, model: &str) -> String {
+        let sched = format!("engine_type=\"unified\",model_name=\"{}\",pp_rank=\"0\",tp_rank=\"0\"", escape(model));
+        let tok = format!("model_name=\"{}\"", escape(model));
+        let mut o = String::with_capacity(16 * 1024);
+        let g = |o: &mut String, name: &str, help: &str, kind: &str, labels: &str, v: f64| {
+            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{{labels}}} {}", fmt_f(v));
+        };
+        let hit_rate = if self.prefix_queries > 0 { self.prefix_hits as f64 / self.prefix_queries as f64 } else { 0.0 };
+        g(&mut o, "sglang:num_running_reqs", "The number of running requests.", "gauge", &sched, self.running as f64);
+        g(&mut o, "sglang:num_queue_reqs", "The number of requests in the waiting queue.", "gauge", &sched, self.waiting as f64);
+        g(&mut o, "sglang:num_used_tokens", "The number of used tokens.", "gauge", &sched, self.kv_used_tokens as f64);
+        g(&mut o, "sglang:token_usage", "The token usage.", "gauge", &sched, self.kv_usage);
+        g(&mut o, "sglang:cache_hit_rate", "The prefix cache hit rate.", "gauge", &sched, hit_rate);
+        g(&mut o, "sglang:num_retracted_reqs", "The number of retracted requests.", "gauge", &sched, self.preemptions as f64);
+        g(&mut o, "sglang:prompt_tokens_total", "Number of prefill tokens processed.", "counter", &tok, self.prompt_tokens as f64);
+        g(&mut o, "sglang:generation_tokens_total", "Number of generation tokens processed.", "counter", &tok, self.generation_tokens as f64);
+        g(&mut o, "sglang:cached_tokens_total", "Number of cached prompt tokens.", "counter", &tok, self.prefix_hits as f64);
+        g(&mut o, "sglang:num_requests_total", "Number of requests processed.", "counter", &tok, self.requests_total as f64);
+        g(&mut o, "sglang:num_aborted_requests_total", "Number of requests aborted.", "counter", &tok, self.finished_abort as f64);
+        hist(&mut o, "sglang:time_to_first_token_seconds", "Histogram of time to first token in seconds.", &self.ttft, &tok);
+        hist(&mut o, "sglang:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.", &self.itl, &tok);
+        hist(&mut o, "sglang:e2e_request_latency_seconds", "Histogram of End-to-end request latency in seconds", &self.e2e, &tok);
+        hist(&mut o, "sglang:queue_time_seconds", "Histogram of queueing time in seconds.", &self.queue, &tok);
+        o
+    }
+}
+
+fn hist(o: &mut String, name: &str, help: &str, h: &Histogram, labels: &str) {
+    let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} histogram");
+    let _ = writeln!(o, "{name}_sum{{{labels}}} {}", fmt_f(h.sum));
+    let mut cum = 0;
+    for (b, c) in h.bounds.iter().zip(&h.counts) {
+        cum += c;
+        let _ = writeln!(o, "{name}_bucket{{{},le=\"{}\"}} {}", labels, fmt_f(*b), fmt_f(cum as f64));
+    }
+    let _ = writeln!(o, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", fmt_f(h.count as f64));
+    let _ = writeln!(o, "{name}_count{{{labels}}} {}", fmt_f(h.count as f64));
+}
+
+/// Python's float repr style (`3.0`, `0.4173`), as prometheus_client writes values.
+fn fmt_f(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.1}")
+    } else {
+        format!("{v}")
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}

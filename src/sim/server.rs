@@ -1,0 +1,632 @@
+//! HTTP side of the simulator: the OpenAI-compatible endpoints, SSE framing byte-for-byte as
+//! vLLM writes it (`reference/chat-stream-sample.txt`), error bodies per personality, faults.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use super::engine::{self, Emit, Profile, Submit};
+use super::faults::{RequestFaults, FAULT_HEADER};
+use super::metrics::SimMetrics;
+use super::tokenizer::{self, VOCAB};
+use super::SimConfig;
+use crate::config::Personality;
+
+struct Sim {
+    cfg: SimConfig,
+    profile: Profile,
+    started: Instant,
+    startup: Duration,
+    metrics: Arc<Mutex<SimMetrics>>,
+    engine: Option<mpsc::UnboundedSender<Submit>>,
+    counter: AtomicU64,
+    in_flight: AtomicU64,
+    model_json: String,
+    created: u64,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Api {
+    Chat,
+    Completions,
+}
+
+pub(super) async fn serve(listener: tokio::net::TcpListener, cfg: SimConfig, mut shutdown: tokio::sync::oneshot::Receiver<()>) {
+    let profile = cfg.effective_profile();
+    let metrics = Arc::new(Mutex::new(SimMetrics::new(cfg.personality)));
+    let engine = if profile.is_instant() {
+        None
+    } else {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(engine::run(profile.clone(), cfg.speed, rx, metrics.clone()));
+        Some(tx)
+    };
+    let startup = cfg.startup_delay.unwrap_or(profile.load_time.div_f64(cfg.speed));
+    let sim = Arc::new(Sim {
+        model_json: serde_json::to_string(&cfg.model).unwrap_or_else(|_| "\"model\"".into()),
+        created: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        cfg,
+        profile,
+        started: Instant::now(),
+        startup,
+        metrics,
+        engine,
+        counter: AtomicU64::new(0),
+        in_flight: AtomicU64::new(0),
+    });
+    let router = Router::new()
+        .route("/v1/chat/completions", post(chat))
+        .route("/v1/completions", post(completions))
+        .route("/v1/models", get(models))
+        .route("/health", get(health))
+        .route("/health_generate", get(health))
+        .route("/version", get(version))
+        .route("/tokenize", post(tokenize))
+        .route("/detokenize", post(detokenize))
+        .route("/metrics", get(metrics_page))
+        .route("/get_model_info", get(model_info))
+        .with_state(sim.clone());
+    let refuse_until = sim.started + sim.cfg.faults.refuse_for;
+    loop {
+        let accepted = tokio::select! {
+            _ = &mut shutdown => return,
+            a = listener.accept() => a,
+        };
+        let Ok((stream, _)) = accepted else {
+            // Out of file descriptors and the like: back off instead of spinning.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            continue;
+        };
+        if Instant::now() < refuse_until {
+            drop(stream);
+            continue;
+        }
+        let _ = stream.set_nodelay(true);
+        let svc = hyper_util::service::TowerToHyperService::new(router.clone());
+        tokio::spawn(async move {
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+impl Sim {
+    fn loading(&self) -> bool {
+        self.started.elapsed() < self.startup
+    }
+
+    /// An error body in this personality's shape (vLLM ≥ 0.10.1 nests it; SGLang is flat).
+    fn error(&self, status: StatusCode, kind: &str, message: &str, param: Option<&str>) -> Response {
+        let inner = json!({"message": message, "type": kind, "param": param, "code": status.as_u16()});
+        let body = match self.cfg.personality {
+            Personality::Vllm => json!({ "error": inner }),
+            Personality::Sglang => json!({"object": "error", "message": message, "type": kind, "param": param, "code": status.as_u16()}),
+        };
+        let mut r = (status, axum::Json(body)).into_response();
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            r.headers_mut().insert("retry-after", HeaderValue::from_static("1"));
+        }
+        r
+    }
+}
+
+async fn chat(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: Bytes) -> Response {
+    generate(sim, headers, body, Api::Chat).await
+}
+
+async fn completions(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: Bytes) -> Response {
+    generate(sim, headers, body, Api::Completions).await
+}
+
+/// What a generation request asked for, after validation.
+struct Job {
+    prompt_tokens: u32,
+    block_hashes: Vec<u64>,
+    output_tokens: u32,
+    ends_on_eos: bool,
+    stream: bool,
+    include_usage: bool,
+    words_seed: u64,
+}
+
+fn prompt_of(api: Api, req: &Value, block_size: usize) -> Result<(u32, Vec<u64>, u64), String> {
+    match api {
+        Api::Chat => {
+            let msgs = req
+                .get("messages")
+                .and_then(Value::as_array)
+                .ok_or("`messages` is required and must be a list of {role, content} objects")?;
+            if msgs.is_empty() {
+                return Err("`messages` must not be empty".into());
+            }
+            let words = tokenizer::message_words(msgs);
+            let seed = tokenizer::fnv1a(words.join(" ").as_bytes());
+            Ok((tokenizer::count_messages(msgs), tokenizer::block_hashes(words.into_iter(), block_size), seed))
+        }
+        Api::Completions => {
+            let prompt = match req.get("prompt") {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Array(a)) if a.len() == 1 && a[0].is_string() => a[0].as_str().unwrap_or_default().to_string(),
+                Some(Value::Array(_)) => return Err("only one prompt per request is supported (n=1, one string)".into()),
+                _ => return Err("`prompt` is required and must be a string".into()),
+            };
+            let seed = tokenizer::fnv1a(prompt.as_bytes());
+            Ok((tokenizer::count(&prompt).max(1), tokenizer::block_hashes(prompt.split_whitespace(), block_size), seed))
+        }
+    }
+}
+
+async fn generate(sim: Arc<Sim>, headers: HeaderMap, body: Bytes, api: Api) -> Response {
+    let n = sim.counter.fetch_add(1, Ordering::Relaxed);
+    if sim.loading() {
+        return sim.error(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailableError", "The model is still loading.", None);
+    }
+    let req: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return sim.error(StatusCode::BAD_REQUEST, "BadRequestError", &format!("Invalid JSON body: {e}"), None),
+    };
+    if let Some(m) = req.get("model").and_then(Value::as_str) {
+        if m != sim.cfg.model {
+            return sim.error(StatusCode::NOT_FOUND, "NotFoundError", &format!("The model `{m}` does not exist."), Some("model"));
+        }
+    }
+    if req.get("n").and_then(Value::as_u64).is_some_and(|n| n != 1) {
+        return sim.error(StatusCode::BAD_REQUEST, "BadRequestError", "The simulator supports n=1 only.", Some("n"));
+    }
+    let (prompt_tokens, block_hashes, prompt_seed) = match prompt_of(api, &req, sim.profile.block_size) {
+        Ok(p) => p,
+        Err(e) => return sim.error(StatusCode::BAD_REQUEST, "BadRequestError", &e, None),
+    };
+    let max_len = sim.profile.max_model_len;
+    let max_tokens = req
+        .get("max_completion_tokens")
+        .and_then(Value::as_u64)
+        .or_else(|| req.get("max_tokens").and_then(Value::as_u64))
+        .map(|v| v.min(u32::MAX as u64) as u32);
+    let requested = max_tokens.unwrap_or(max_len.saturating_sub(prompt_tokens));
+    if prompt_tokens as u64 + requested as u64 > max_len as u64 || requested == 0 {
+        let what = if api == Api::Chat { "messages" } else { "prompt" };
+        return sim.error(
+            StatusCode::BAD_REQUEST,
+            "BadRequestError",
+            &format!(
+                "This model's maximum context length is {max_len} tokens. However, you requested {} tokens ({prompt_tokens} in the {what}, {requested} in the completion). Please reduce the length of the {what} or completion.",
+                prompt_tokens as u64 + requested as u64
+            ),
+            None,
+        );
+    }
+    let ignore_eos = req.get("ignore_eos").and_then(Value::as_bool).unwrap_or(false);
+    let min_tokens = req.get("min_tokens").and_then(Value::as_u64).unwrap_or(0).min(requested as u64) as u32;
+    let mut rng = ChaCha8Rng::seed_from_u64(sim.cfg.seed ^ prompt_seed);
+    let (output_tokens, ends_on_eos) = if ignore_eos {
+        (requested, false)
+    } else {
+        // Geometric length with the profile's mean: where the model would emit EOS.
+        let u: f64 = rng.random_range(f64::EPSILON..1.0);
+        let eos_at = (1.0 + (-u.ln()) * sim.profile.mean_output_tokens as f64) as u64;
+        let eos_at = eos_at.max(min_tokens as u64).max(1);
+        if eos_at < requested as u64 {
+            (eos_at as u32, true)
+        } else {
+            (requested, false)
+        }
+    };
+    let stream = req.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    let include_usage = req.pointer("/stream_options/include_usage").and_then(Value::as_bool).unwrap_or(false);
+
+    let mut fault_rng = ChaCha8Rng::seed_from_u64(sim.cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ n);
+    let mut faults = sim.cfg.faults.draw(&mut fault_rng);
+    if let Some(h) = headers.get(FAULT_HEADER).and_then(|h| h.to_str().ok()) {
+        if let Err(e) = faults.apply_header(h) {
+            return sim.error(StatusCode::BAD_REQUEST, "BadRequestError", &format!("{FAULT_HEADER}: {e}"), None);
+        }
+    }
+    if !faults.delay.is_zero() {
+        tokio::time::sleep(faults.delay).await;
+    }
+    if let Some(status) = faults.error {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let (kind, msg) = match status.as_u16() {
+            429 => ("RateLimitError", "Too many requests (simulated)."),
+            400..=499 => ("BadRequestError", "Bad request (simulated fault)."),
+            _ => ("InternalServerError", "Internal server error (simulated fault)."),
+        };
+        return sim.error(status, kind, msg, None);
+    }
+    let job = Job {
+        prompt_tokens,
+        block_hashes,
+        output_tokens,
+        ends_on_eos,
+        stream,
+        include_usage,
+        words_seed: sim.cfg.seed ^ prompt_seed.rotate_left(17),
+    };
+    let id = format!("{}{:016x}{:016x}", if api == Api::Chat { "chatcmpl-" } else { "cmpl-" }, prompt_seed, n);
+    let chunker = Chunker::new(&sim, api, &id, &job);
+    if !job.stream {
+        return complete(sim, chunker, job, api).await;
+    }
+    let sse = |b: Body| {
+        let mut r = Response::new(b);
+        r.headers_mut().insert("content-type", HeaderValue::from_static("text/event-stream; charset=utf-8"));
+        r
+    };
+    let faultless = faults == RequestFaults { delay: faults.delay, ..Default::default() };
+    if sim.engine.is_none() && faultless {
+        // Zero-delay profile: the whole answer in one write, as fast as it can be formatted.
+        let mut out = Vec::with_capacity(256 + job.output_tokens as usize * 200);
+        chunker.role(&mut out);
+        for i in 0..job.output_tokens {
+            chunker.token(i, &mut out);
+        }
+        chunker.finish(&mut out);
+        if job.include_usage {
+            chunker.usage(job.output_tokens, &mut out);
+        }
+        out.extend_from_slice(b"data: [DONE]\n\n");
+        instant_accounting(&sim, &job);
+        return sse(Body::from(out));
+    }
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(64);
+    tokio::spawn(produce(sim.clone(), chunker, job, faults, tx));
+    let mut rx = rx;
+    let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    sse(Body::from_stream(stream))
+}
+
+fn instant_accounting(sim: &Sim, job: &Job) {
+    if let Ok(mut m) = sim.metrics.lock() {
+        m.prompt_tokens += job.prompt_tokens as u64;
+        m.generation_tokens += job.output_tokens as u64;
+        m.prefix_queries += job.prompt_tokens as u64;
+        m.requests_total += 1;
+        if job.ends_on_eos {
+            m.finished_stop += 1;
+        } else {
+            m.finished_length += 1;
+        }
+        m.ttft.observe(0.0);
+        m.e2e.observe(0.0);
+        m.queue.observe(0.0);
+    }
+}
+
+/// Token events: from the engine, or immediately for the zero-delay profile.
+async fn next_emit(rx: &mut Option<mpsc::UnboundedReceiver<Emit>>, next_index: &mut u32, total: u32) -> Option<Emit> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => {
+            if *next_index < total {
+                *next_index += 1;
+                Some(Emit::Token { index: *next_index - 1 })
+            } else if *next_index == total {
+                *next_index += 1;
+                Some(Emit::Done)
+            } else {
+                None
+            }
+        }
+    }
+}
+
+/// Writes one streaming response, applying this request's faults.
+async fn produce(sim: Arc<Sim>, chunker: Chunker, job: Job, faults: RequestFaults, tx: mpsc::Sender<Result<Bytes, std::io::Error>>) {
+    sim.in_flight.fetch_add(1, Ordering::Relaxed);
+    let _guard = InFlight(&sim.in_flight);
+    let mut events = match &sim.engine {
+        Some(engine) => {
+            let (etx, erx) = mpsc::unbounded_channel();
+            let submit = Submit {
+                prompt_tokens: job.prompt_tokens,
+                block_hashes: job.block_hashes.clone(),
+                output_tokens: job.output_tokens,
+                ends_on_eos: job.ends_on_eos,
+                arrived: Instant::now(),
+                events: etx,
+            };
+            if engine.send(submit).is_err() {
+                let _ = tx.send(Err(std::io::Error::other("engine stopped"))).await;
+                return;
+            }
+            Some(erx)
+        }
+        None => {
+            instant_accounting(&sim, &job);
+            None
+        }
+    };
+    let mut buf = Vec::with_capacity(512);
+    chunker.role(&mut buf);
+    if tx.send(Ok(Bytes::from(std::mem::take(&mut buf)))).await.is_err() {
+        return;
+    }
+    // Chunks sent so far, counting the role chunk.
+    let mut sent: u32 = 1;
+    let mut next_index = 0;
+    while let Some(emit) = next_emit(&mut events, &mut next_index, job.output_tokens).await {
+        if let Some((stall, at)) = faults.stall {
+            if sent == at {
+                tokio::time::sleep(stall).await;
+            }
+        }
+        if faults.cut_after.is_some_and(|c| sent >= c) {
+            let _ = tx.send(Err(std::io::Error::other("stream cut (simulated fault)"))).await;
+            return;
+        }
+        match emit {
+            Emit::Token { index } => {
+                if faults.malformed_at == Some(sent) {
+                    buf.extend_from_slice(b"data: {\"id\":\"broken\",\"choices\":[{\"delta\":{\"content\":\"\n\n");
+                }
+                chunker.token(index, &mut buf);
+            }
+            Emit::Done => {
+                chunker.finish(&mut buf);
+                if job.include_usage {
+                    chunker.usage(job.output_tokens, &mut buf);
+                }
+                buf.extend_from_slice(b"data: [DONE]\n\n");
+                let _ = tx.send(Ok(Bytes::from(std::mem::take(&mut buf)))).await;
+                return;
+            }
+        }
+        sent += 1;
+        if tx.send(Ok(Bytes::from(std::mem::take(&mut buf)))).await.is_err() {
+            return;
+        }
+    }
+}
+
+struct InFlight<'a>(&'a AtomicU64);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A non-streaming answer: wait for every token, then one JSON body.
+async fn complete(sim: Arc<Sim>, chunker: Chunker, job: Job, api: Api) -> Response {
+    if let Some(engine) = &sim.engine {
+        let (etx, mut erx) = mpsc::unbounded_channel();
+        let submit = Submit {
+            prompt_tokens: job.prompt_tokens,
+            block_hashes: job.block_hashes.clone(),
+            output_tokens: job.output_tokens,
+            ends_on_eos: job.ends_on_eos,
+            arrived: Instant::now(),
+            events: etx,
+        };
+        if engine.send(submit).is_err() {
+            return sim.error(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", "engine stopped", None);
+        }
+        while let Some(e) = erx.recv().await {
+            if e == Emit::Done {
+                break;
+            }
+        }
+    } else {
+        instant_accounting(&sim, &job);
+    }
+    let text: String = (0..job.output_tokens).map(|i| chunker.word(i)).collect();
+    let finish = if job.ends_on_eos { "stop" } else { "length" };
+    let usage = json!({"prompt_tokens": job.prompt_tokens, "total_tokens": job.prompt_tokens + job.output_tokens, "completion_tokens": job.output_tokens});
+    let model: Value = serde_json::from_str(&sim.model_json).unwrap_or(Value::Null);
+    let body = match api {
+        Api::Chat => json!({
+            "id": chunker.id, "object": "chat.completion", "created": sim.created, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": null, "finish_reason": finish, "stop_reason": null}],
+            "usage": usage,
+        }),
+        Api::Completions => json!({
+            "id": chunker.id, "object": "text_completion", "created": sim.created, "model": model,
+            "choices": [{"index": 0, "text": text, "logprobs": null, "finish_reason": finish, "stop_reason": null}],
+            "usage": usage,
+        }),
+    };
+    axum::Json(body).into_response()
+}
+
+/// Formats SSE chunks in vLLM's exact shape (field order included).
+struct Chunker {
+    id: String,
+    api: Api,
+    /// `data: {"id":…,"object":…,"created":…,"model":…,"choices":[`
+    head: String,
+    reasoning_tokens: u32,
+    reasoning_key: &'static str,
+    words_seed: u64,
+    prompt_tokens: u32,
+    output_tokens: u32,
+    finish: &'static str,
+}
+
+impl Chunker {
+    fn new(sim: &Sim, api: Api, id: &str, job: &Job) -> Self {
+        let object = if api == Api::Chat { "chat.completion.chunk" } else { "text_completion" };
+        Self {
+            id: id.to_string(),
+            api,
+            head: format!("data: {{\"id\":\"{id}\",\"object\":\"{object}\",\"created\":{},\"model\":{},\"choices\":[", sim.created, sim.model_json),
+            reasoning_tokens: sim.cfg.reasoning_tokens.min(job.output_tokens.saturating_sub(1)),
+            reasoning_key: match sim.cfg.personality {
+                Personality::Vllm => "reasoning",
+                Personality::Sglang => "reasoning_content",
+            },
+            words_seed: job.words_seed,
+            prompt_tokens: job.prompt_tokens,
+            output_tokens: job.output_tokens,
+            finish: if job.ends_on_eos { "stop" } else { "length" },
+        }
+    }
+
+    /// Token `i`'s text: a seeded vocabulary word, space-separated after the first.
+    fn word(&self, i: u32) -> String {
+        let mut x = self.words_seed.wrapping_add((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        x ^= x >> 31;
+        let w = VOCAB[(x % VOCAB.len() as u64) as usize];
+        if i == 0 {
+            w.to_string()
+        } else {
+            format!(" {w}")
+        }
+    }
+
+    fn role(&self, out: &mut Vec<u8>) {
+        if self.api == Api::Chat {
+            out.extend_from_slice(self.head.as_bytes());
+            out.extend_from_slice(b"{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"logprobs\":null,\"finish_reason\":null}],\"prompt_token_ids\":null}\n\n");
+        }
+    }
+
+    fn token(&self, i: u32, out: &mut Vec<u8>) {
+        let w = self.word(i);
+        out.extend_from_slice(self.head.as_bytes());
+        match self.api {
+            Api::Chat => {
+                let key = if i < self.reasoning_tokens { self.reasoning_key } else { "content" };
+                out.extend_from_slice(b"{\"index\":0,\"delta\":{\"");
+                out.extend_from_slice(key.as_bytes());
+                out.extend_from_slice(b"\":\"");
+                out.extend_from_slice(w.as_bytes());
+                out.extend_from_slice(b"\"},\"logprobs\":null,\"finish_reason\":null,\"token_ids\":null}]}\n\n");
+            }
+            Api::Completions => {
+                out.extend_from_slice(b"{\"index\":0,\"text\":\"");
+                out.extend_from_slice(w.as_bytes());
+                if i + 1 == self.output_tokens {
+                    out.extend_from_slice(b"\",\"logprobs\":null,\"finish_reason\":\"");
+                    out.extend_from_slice(self.finish.as_bytes());
+                    out.extend_from_slice(b"\",\"stop_reason\":null}]}\n\n");
+                } else {
+                    out.extend_from_slice(b"\",\"logprobs\":null,\"finish_reason\":null,\"stop_reason\":null}]}\n\n");
+                }
+            }
+        }
+    }
+
+    fn finish(&self, out: &mut Vec<u8>) {
+        if self.api == Api::Chat {
+            out.extend_from_slice(self.head.as_bytes());
+            out.extend_from_slice(b"{\"index\":0,\"delta\":{\"content\":\"\"},\"logprobs\":null,\"finish_reason\":\"");
+            out.extend_from_slice(self.finish.as_bytes());
+            out.extend_from_slice(b"\",\"stop_reason\":null,\"token_ids\":null}]}\n\n");
+        }
+    }
+
+    fn usage(&self, completion: u32, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.head.as_bytes());
+        let _ = std::io::Write::write_fmt(
+            out,
+            format_args!(
+                "],\"usage\":{{\"prompt_tokens\":{},\"total_tokens\":{},\"completion_tokens\":{}}}}}\n\n",
+                self.prompt_tokens,
+                self.prompt_tokens + completion,
+                completion
+            ),
+        );
+    }
+}
+
+async fn models(State(sim): State<Arc<Sim>>) -> Response {
+    let owner = match sim.cfg.personality {
+        Personality::Vllm => "vllm",
+        Personality::Sglang => "sglang",
+    };
+    axum::Json(json!({"object": "list", "data": [{
+        "id": sim.cfg.model, "object": "model", "created": sim.created, "owned_by": owner,
+        "root": sim.cfg.model, "parent": null, "max_model_len": sim.profile.max_model_len, "permission": []
+    }]}))
+    .into_response()
+}
+
+async fn health(State(sim): State<Arc<Sim>>) -> Response {
+    if sim.loading() {
+        return sim.error(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailableError", "The model is still loading.", None);
+    }
+    StatusCode::OK.into_response()
+}
+
+async fn version(State(sim): State<Arc<Sim>>) -> Response {
+    let v = match sim.cfg.personality {
+        Personality::Vllm => "0.11.0+llm-inf-bench-sim",
+        Personality::Sglang => "0.5.4+llm-inf-bench-sim",
+    };
+    axum::Json(json!({ "version": v })).into_response()
+}
+
+async fn model_info(State(sim): State<Arc<Sim>>) -> Response {
+    axum::Json(json!({"model_path": sim.cfg.model, "tokenizer_path": sim.cfg.model, "is_generation": true})).into_response()
+}
+
+async fn tokenize(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
+    let req: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return sim.error(StatusCode::BAD_REQUEST, "BadRequestError", &format!("Invalid JSON body: {e}"), None),
+    };
+    let tokens: Vec<u32> = if let Some(msgs) = req.get("messages").and_then(Value::as_array) {
+        // Template tokens (ids ≥ 200000) around each message, as a chat template adds them.
+        let mut t = Vec::new();
+        for m in msgs {
+            t.extend([200_000, 200_001, 200_002, 200_003].iter().take(tokenizer::CHAT_TOKENS_PER_MESSAGE as usize));
+            if let Some(c) = m.get("content").and_then(Value::as_str) {
+                t.extend(tokenizer::encode(c));
+            }
+        }
+        t.extend([200_004, 200_005].iter().take(tokenizer::CHAT_GENERATION_PROMPT_TOKENS as usize));
+        debug_assert_eq!(t.len() as u32, tokenizer::count_messages(msgs));
+        t
+    } else if let Some(p) = req.get("prompt").and_then(Value::as_str) {
+        tokenizer::encode(p)
+    } else {
+        return sim.error(StatusCode::BAD_REQUEST, "BadRequestError", "`prompt` or `messages` is required", None);
+    };
+    axum::Json(json!({"count": tokens.len(), "max_model_len": sim.profile.max_model_len, "tokens": tokens, "token_strs": null})).into_response()
+}
+
+async fn detokenize(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
+    let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let Some(ids) = req.get("tokens").and_then(Value::as_array) else {
+        return sim.error(StatusCode::BAD_REQUEST, "BadRequestError", "`tokens` (a list of ids) is required", None);
+    };
+    let ids: Vec<u32> = ids.iter().filter_map(Value::as_u64).map(|v| v as u32).collect();
+    axum::Json(json!({ "prompt": tokenizer::decode(&ids) })).into_response()
+}
+
+async fn metrics_page(State(sim): State<Arc<Sim>>) -> Response {
+    let mut text = match sim.metrics.lock() {
+        Ok(m) => {
+            let mut m = m.clone();
+            if sim.engine.is_none() {
+                m.running = sim.in_flight.load(Ordering::Relaxed);
+            }
+            m.render(sim.cfg.personality, &sim.cfg.model)
+        }
+        Err(_) => String::new(),
+    };
+    if text.is_empty() {
+        text.push('\n');
+    }
+    let mut r = Response::new(Body::from(text));
+    r.headers_mut().insert("content-type", HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    r
+}
