@@ -334,8 +334,13 @@ pub fn run_command(command: Command) -> Result<i32, CliError> {
 }
 
 fn serve_sim(a: ServeSimArgs) -> Result<i32, CliError> {
-    let personality = if a.personality == "sglang" { config::Personality::Sglang } else { config::Personality::Vllm };
-    let mut cfg = crate::sim::SimConfig::new(&a.profile, personality, a.model.clone()).map_err(|e| CliError::Usage(e.to_string()))?;
+    let personality = if a.personality == "sglang" {
+        config::Personality::Sglang
+    } else {
+        config::Personality::Vllm
+    };
+    let mut cfg = crate::sim::SimConfig::new(&a.profile, personality, a.model.clone())
+        .map_err(|e| CliError::Usage(e.to_string()))?;
     cfg.seed = a.seed;
     cfg.speed = a.speed;
     cfg.max_num_seqs = a.max_num_seqs;
@@ -343,9 +348,16 @@ fn serve_sim(a: ServeSimArgs) -> Result<i32, CliError> {
     cfg.kv_tokens = a.kv_tokens;
     cfg.startup_delay = a.startup_delay;
     cfg.reasoning_tokens = a.reasoning_tokens;
-    for (name, rate) in [("--error-rate", a.error_rate), ("--cut-rate", a.cut_rate), ("--stall-rate", a.stall_rate), ("--malformed-rate", a.malformed_rate)] {
+    for (name, rate) in [
+        ("--error-rate", a.error_rate),
+        ("--cut-rate", a.cut_rate),
+        ("--stall-rate", a.stall_rate),
+        ("--malformed-rate", a.malformed_rate),
+    ] {
         if !(0.0..=1.0).contains(&rate) {
-            return Err(CliError::Usage(format!("{name} is a share between 0 and 1, found {rate}")));
+            return Err(CliError::Usage(format!(
+                "{name} is a share between 0 and 1, found {rate}"
+            )));
         }
     }
     cfg.faults = crate::sim::Faults {
@@ -360,10 +372,14 @@ fn serve_sim(a: ServeSimArgs) -> Result<i32, CliError> {
         delay: a.delay.unwrap_or_default(),
         refuse_for: a.refuse_for.unwrap_or_default(),
     };
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         let addr = format!("{}:{}", a.host, a.port);
-        let handle = crate::sim::start(cfg, &addr).await.map_err(|e| CliError::Usage(e.to_string()))?;
+        let handle = crate::sim::start(cfg, &addr)
+            .await
+            .map_err(|e| CliError::Usage(e.to_string()))?;
         eprintln!(
             "serve-sim: {} ({} personality, profile {}, model {}) — Ctrl-C to stop",
             handle.base_url(),

@@ -34,7 +34,6 @@ pub struct Experiment {
     pub output: Output,
 }
 
-
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Model {

@@ -49,7 +49,9 @@ pub struct Profile {
 impl Profile {
     /// True for the zero-delay profile, served without the step loop.
     pub fn is_instant(&self) -> bool {
-        self.decode_base.is_zero() && self.decode_per_seq.is_zero() && self.prefill_per_token.is_zero()
+        self.decode_base.is_zero()
+            && self.decode_per_seq.is_zero()
+            && self.prefill_per_token.is_zero()
     }
 }
 
@@ -155,7 +157,10 @@ struct PrefixCache {
 
 impl PrefixCache {
     fn hit_blocks(&self, hashes: &[u64]) -> usize {
-        hashes.iter().take_while(|h| self.present.contains_key(h)).count()
+        hashes
+            .iter()
+            .take_while(|h| self.present.contains_key(h))
+            .count()
     }
     fn insert(&mut self, hashes: &[u64]) {
         for h in hashes {
@@ -172,7 +177,12 @@ impl PrefixCache {
 }
 
 /// Runs the step loop until every sender of `rx` is gone.
-pub async fn run(profile: Profile, speed: f64, mut rx: mpsc::UnboundedReceiver<Submit>, metrics: Arc<Mutex<SimMetrics>>) {
+pub async fn run(
+    profile: Profile,
+    speed: f64,
+    mut rx: mpsc::UnboundedReceiver<Submit>,
+    metrics: Arc<Mutex<SimMetrics>>,
+) {
     let mut waiting: VecDeque<Seq> = VecDeque::new();
     let mut running: Vec<Seq> = Vec::new();
     let mut cache = PrefixCache {
@@ -208,9 +218,12 @@ pub async fn run(profile: Profile, speed: f64, mut rx: mpsc::UnboundedReceiver<S
             if kv_used + front.kv() + 1 > profile.kv_tokens && !running.is_empty() {
                 break;
             }
-            let Some(mut s) = waiting.pop_front() else { break };
+            let Some(mut s) = waiting.pop_front() else {
+                break;
+            };
             if s.generated == 0 && s.admitted.is_none() {
-                let hit = (cache.hit_blocks(&s.block_hashes) as u64 * block).min(s.prompt.saturating_sub(1) as u64);
+                let hit = (cache.hit_blocks(&s.block_hashes) as u64 * block)
+                    .min(s.prompt.saturating_sub(1) as u64);
                 new_prefix_queries += s.prompt as u64;
                 new_prefix_hits += hit;
                 s.prefill_left = s.prompt as u64 - hit;
@@ -231,8 +244,12 @@ pub async fn run(profile: Profile, speed: f64, mut rx: mpsc::UnboundedReceiver<S
         }
 
         // Plan the step: decodes first, then prefill chunks within the token budget.
-        let decoding: Vec<usize> = (0..running.len()).filter(|i| running[*i].prefill_left == 0).collect();
-        let mut budget = profile.max_batched_tokens.saturating_sub(decoding.len() as u64);
+        let decoding: Vec<usize> = (0..running.len())
+            .filter(|i| running[*i].prefill_left == 0)
+            .collect();
+        let mut budget = profile
+            .max_batched_tokens
+            .saturating_sub(decoding.len() as u64);
         let mut prefilled = 0u64;
         let mut finishing_prefill = Vec::new();
         for (i, s) in running.iter_mut().enumerate() {
@@ -289,7 +306,9 @@ pub async fn run(profile: Profile, speed: f64, mut rx: mpsc::UnboundedReceiver<S
                 let _ = s.tx.send(Emit::Done);
                 finished.push((
                     (t - s.arrived).as_secs_f64(),
-                    s.admitted.map(|a| (a - s.arrived).as_secs_f64()).unwrap_or(0.0),
+                    s.admitted
+                        .map(|a| (a - s.arrived).as_secs_f64())
+                        .unwrap_or(0.0),
                     s.ends_on_eos,
                 ));
                 false

@@ -51,7 +51,11 @@ impl Faults {
             ..Default::default()
         };
         if self.error_rate > 0.0 && rng.random_bool(self.error_rate.min(1.0)) {
-            f.error = Some(if self.error_status == 0 { 500 } else { self.error_status });
+            f.error = Some(if self.error_status == 0 {
+                500
+            } else {
+                self.error_status
+            });
         }
         if self.cut_rate > 0.0 && rng.random_bool(self.cut_rate.min(1.0)) {
             f.cut_after = Some(self.cut_after);
@@ -69,9 +73,17 @@ impl Faults {
 impl RequestFaults {
     /// Applies an `x-sim-fault` header on top of the drawn faults.
     pub fn apply_header(&mut self, header: &str) -> Result<(), String> {
-        for part in header.split([';', ',']).map(str::trim).filter(|p| !p.is_empty()) {
+        for part in header
+            .split([';', ','])
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
             let (k, v) = part.split_once('=').unwrap_or((part, ""));
-            let num = |v: &str| v.trim().parse::<u32>().map_err(|_| format!("`{part}`: expected a whole number"));
+            let num = |v: &str| {
+                v.trim()
+                    .parse::<u32>()
+                    .map_err(|_| format!("`{part}`: expected a whole number"))
+            };
             match k.trim() {
                 "error" => {
                     let s = num(v)?;
@@ -101,13 +113,17 @@ mod tests {
     #[test]
     fn header_parses_every_fault() {
         let mut f = RequestFaults::default();
-        f.apply_header("error=429; cut=5, stall=2s@3; malformed=2; delay=500ms").unwrap();
+        f.apply_header("error=429; cut=5, stall=2s@3; malformed=2; delay=500ms")
+            .unwrap();
         assert_eq!(f.error, Some(429));
         assert_eq!(f.cut_after, Some(5));
         assert_eq!(f.stall, Some((Duration::from_secs(2), 3)));
         assert_eq!(f.malformed_at, Some(2));
         assert_eq!(f.delay, Duration::from_millis(500));
-        assert!(f.apply_header("explode=1").unwrap_err().contains("unknown fault"));
+        assert!(f
+            .apply_header("explode=1")
+            .unwrap_err()
+            .contains("unknown fault"));
         assert!(f.apply_header("error=200").is_err());
     }
 }

@@ -38,12 +38,30 @@ impl Histogram {
     }
 }
 
-const VLLM_TTFT: &[f64] = &[0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0];
-const VLLM_ITL: &[f64] = &[0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0];
-const VLLM_LATENCY: &[f64] = &[0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0];
-const SGL_TTFT: &[f64] = &[0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 2.0, 4.0, 6.0, 8.0, 10.0, 20.0, 40.0, 60.0, 80.0, 100.0, 200.0, 400.0];
-const SGL_ITL: &[f64] = &[0.002, 0.004, 0.006, 0.008, 0.01, 0.015, 0.02, 0.025, 0.03, 0.035, 0.04, 0.06, 0.08, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 2.0, 4.0, 6.0, 8.0];
-const SGL_E2E: &[f64] = &[0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 2.0, 4.0, 6.0, 8.0, 10.0, 20.0, 40.0, 60.0, 80.0, 100.0, 200.0, 400.0, 800.0, 1200.0, 1800.0, 2400.0];
+const VLLM_TTFT: &[f64] = &[
+    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+    20.0, 40.0, 80.0, 160.0, 640.0, 2560.0,
+];
+const VLLM_ITL: &[f64] = &[
+    0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0,
+    40.0, 80.0,
+];
+const VLLM_LATENCY: &[f64] = &[
+    0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0,
+    480.0, 960.0, 1920.0, 7680.0,
+];
+const SGL_TTFT: &[f64] = &[
+    0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 2.0, 4.0, 6.0, 8.0, 10.0, 20.0, 40.0, 60.0, 80.0, 100.0, 200.0,
+    400.0,
+];
+const SGL_ITL: &[f64] = &[
+    0.002, 0.004, 0.006, 0.008, 0.01, 0.015, 0.02, 0.025, 0.03, 0.035, 0.04, 0.06, 0.08, 0.1, 0.2,
+    0.4, 0.6, 0.8, 1.0, 2.0, 4.0, 6.0, 8.0,
+];
+const SGL_E2E: &[f64] = &[
+    0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 2.0, 4.0, 6.0, 8.0, 10.0, 20.0, 40.0, 60.0, 80.0, 100.0, 200.0,
+    400.0, 800.0, 1200.0, 1800.0, 2400.0,
+];
 
 /// Everything `/metrics` reports.
 #[derive(Clone, Debug)]
@@ -106,50 +124,242 @@ impl SimMetrics {
         let labels = format!("engine=\"0\",model_name=\"{}\"", escape(model));
         let mut o = String::with_capacity(16 * 1024);
         let g = |o: &mut String, name: &str, help: &str, kind: &str, v: f64| {
-            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{{labels}}} {}", fmt_f(v));
+            let _ = writeln!(
+                o,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{{labels}}} {}",
+                fmt_f(v)
+            );
         };
-        g(&mut o, "vllm:num_requests_running", "Number of requests in model execution batches.", "gauge", self.running as f64);
-        g(&mut o, "vllm:num_requests_waiting", "Number of requests waiting to be processed.", "gauge", self.waiting as f64);
-        g(&mut o, "vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.", "gauge", self.kv_usage);
-        g(&mut o, "vllm:prefix_cache_queries_total", "Prefix cache queries, in terms of number of queried tokens.", "counter", self.prefix_queries as f64);
-        g(&mut o, "vllm:prefix_cache_hits_total", "Prefix cache hits, in terms of number of cached tokens.", "counter", self.prefix_hits as f64);
-        g(&mut o, "vllm:num_preemptions_total", "Cumulative number of preemption from the engine.", "counter", self.preemptions as f64);
-        g(&mut o, "vllm:prompt_tokens_total", "Number of prefill tokens processed.", "counter", self.prompt_tokens as f64);
-        g(&mut o, "vllm:generation_tokens_total", "Number of generation tokens processed.", "counter", self.generation_tokens as f64);
+        g(
+            &mut o,
+            "vllm:num_requests_running",
+            "Number of requests in model execution batches.",
+            "gauge",
+            self.running as f64,
+        );
+        g(
+            &mut o,
+            "vllm:num_requests_waiting",
+            "Number of requests waiting to be processed.",
+            "gauge",
+            self.waiting as f64,
+        );
+        g(
+            &mut o,
+            "vllm:kv_cache_usage_perc",
+            "KV-cache usage. 1 means 100 percent usage.",
+            "gauge",
+            self.kv_usage,
+        );
+        g(
+            &mut o,
+            "vllm:prefix_cache_queries_total",
+            "Prefix cache queries, in terms of number of queried tokens.",
+            "counter",
+            self.prefix_queries as f64,
+        );
+        g(
+            &mut o,
+            "vllm:prefix_cache_hits_total",
+            "Prefix cache hits, in terms of number of cached tokens.",
+            "counter",
+            self.prefix_hits as f64,
+        );
+        g(
+            &mut o,
+            "vllm:num_preemptions_total",
+            "Cumulative number of preemption from the engine.",
+            "counter",
+            self.preemptions as f64,
+        );
+        g(
+            &mut o,
+            "vllm:prompt_tokens_total",
+            "Number of prefill tokens processed.",
+            "counter",
+            self.prompt_tokens as f64,
+        );
+        g(
+            &mut o,
+            "vllm:generation_tokens_total",
+            "Number of generation tokens processed.",
+            "counter",
+            self.generation_tokens as f64,
+        );
         let _ = writeln!(o, "# HELP vllm:request_success_total Count of successfully processed requests.\n# TYPE vllm:request_success_total counter");
-        for (reason, v) in [("stop", self.finished_stop), ("length", self.finished_length), ("abort", self.finished_abort)] {
+        for (reason, v) in [
+            ("stop", self.finished_stop),
+            ("length", self.finished_length),
+            ("abort", self.finished_abort),
+        ] {
             let _ = writeln!(o, "vllm:request_success_total{{engine=\"0\",finished_reason=\"{reason}\",model_name=\"{}\"}} {}", escape(model), fmt_f(v as f64));
         }
-        hist(&mut o, "vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.", &self.ttft, &labels);
-        hist(&mut o, "vllm:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.", &self.itl, &labels);
-        hist(&mut o, "vllm:e2e_request_latency_seconds", "Histogram of e2e request latency in seconds.", &self.e2e, &labels);
-        hist(&mut o, "vllm:request_queue_time_seconds", "Histogram of time spent in WAITING phase for request.", &self.queue, &labels);
+        hist(
+            &mut o,
+            "vllm:time_to_first_token_seconds",
+            "Histogram of time to first token in seconds.",
+            &self.ttft,
+            &labels,
+        );
+        hist(
+            &mut o,
+            "vllm:inter_token_latency_seconds",
+            "Histogram of inter-token latency in seconds.",
+            &self.itl,
+            &labels,
+        );
+        hist(
+            &mut o,
+            "vllm:e2e_request_latency_seconds",
+            "Histogram of e2e request latency in seconds.",
+            &self.e2e,
+            &labels,
+        );
+        hist(
+            &mut o,
+            "vllm:request_queue_time_seconds",
+            "Histogram of time spent in WAITING phase for request.",
+            &self.queue,
+            &labels,
+        );
         o
     }
 
     fn render_sglang(&self, model: &str) -> String {
-        let sched = format!("engine_type=\"unified\",model_name=\"{}\",pp_rank=\"0\",tp_rank=\"0\"", escape(model));
+        let sched = format!(
+            "engine_type=\"unified\",model_name=\"{}\",pp_rank=\"0\",tp_rank=\"0\"",
+            escape(model)
+        );
         let tok = format!("model_name=\"{}\"", escape(model));
         let mut o = String::with_capacity(16 * 1024);
         let g = |o: &mut String, name: &str, help: &str, kind: &str, labels: &str, v: f64| {
-            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{{labels}}} {}", fmt_f(v));
+            let _ = writeln!(
+                o,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{{labels}}} {}",
+                fmt_f(v)
+            );
         };
-        let hit_rate = if self.prefix_queries > 0 { self.prefix_hits as f64 / self.prefix_queries as f64 } else { 0.0 };
-        g(&mut o, "sglang:num_running_reqs", "The number of running requests.", "gauge", &sched, self.running as f64);
-        g(&mut o, "sglang:num_queue_reqs", "The number of requests in the waiting queue.", "gauge", &sched, self.waiting as f64);
-        g(&mut o, "sglang:num_used_tokens", "The number of used tokens.", "gauge", &sched, self.kv_used_tokens as f64);
-        g(&mut o, "sglang:token_usage", "The token usage.", "gauge", &sched, self.kv_usage);
-        g(&mut o, "sglang:cache_hit_rate", "The prefix cache hit rate.", "gauge", &sched, hit_rate);
-        g(&mut o, "sglang:num_retracted_reqs", "The number of retracted requests.", "gauge", &sched, self.preemptions as f64);
-        g(&mut o, "sglang:prompt_tokens_total", "Number of prefill tokens processed.", "counter", &tok, self.prompt_tokens as f64);
-        g(&mut o, "sglang:generation_tokens_total", "Number of generation tokens processed.", "counter", &tok, self.generation_tokens as f64);
-        g(&mut o, "sglang:cached_tokens_total", "Number of cached prompt tokens.", "counter", &tok, self.prefix_hits as f64);
-        g(&mut o, "sglang:num_requests_total", "Number of requests processed.", "counter", &tok, self.requests_total as f64);
-        g(&mut o, "sglang:num_aborted_requests_total", "Number of requests aborted.", "counter", &tok, self.finished_abort as f64);
-        hist(&mut o, "sglang:time_to_first_token_seconds", "Histogram of time to first token in seconds.", &self.ttft, &tok);
-        hist(&mut o, "sglang:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.", &self.itl, &tok);
-        hist(&mut o, "sglang:e2e_request_latency_seconds", "Histogram of End-to-end request latency in seconds", &self.e2e, &tok);
-        hist(&mut o, "sglang:queue_time_seconds", "Histogram of queueing time in seconds.", &self.queue, &tok);
+        let hit_rate = if self.prefix_queries > 0 {
+            self.prefix_hits as f64 / self.prefix_queries as f64
+        } else {
+            0.0
+        };
+        g(
+            &mut o,
+            "sglang:num_running_reqs",
+            "The number of running requests.",
+            "gauge",
+            &sched,
+            self.running as f64,
+        );
+        g(
+            &mut o,
+            "sglang:num_queue_reqs",
+            "The number of requests in the waiting queue.",
+            "gauge",
+            &sched,
+            self.waiting as f64,
+        );
+        g(
+            &mut o,
+            "sglang:num_used_tokens",
+            "The number of used tokens.",
+            "gauge",
+            &sched,
+            self.kv_used_tokens as f64,
+        );
+        g(
+            &mut o,
+            "sglang:token_usage",
+            "The token usage.",
+            "gauge",
+            &sched,
+            self.kv_usage,
+        );
+        g(
+            &mut o,
+            "sglang:cache_hit_rate",
+            "The prefix cache hit rate.",
+            "gauge",
+            &sched,
+            hit_rate,
+        );
+        g(
+            &mut o,
+            "sglang:num_retracted_reqs",
+            "The number of retracted requests.",
+            "gauge",
+            &sched,
+            self.preemptions as f64,
+        );
+        g(
+            &mut o,
+            "sglang:prompt_tokens_total",
+            "Number of prefill tokens processed.",
+            "counter",
+            &tok,
+            self.prompt_tokens as f64,
+        );
+        g(
+            &mut o,
+            "sglang:generation_tokens_total",
+            "Number of generation tokens processed.",
+            "counter",
+            &tok,
+            self.generation_tokens as f64,
+        );
+        g(
+            &mut o,
+            "sglang:cached_tokens_total",
+            "Number of cached prompt tokens.",
+            "counter",
+            &tok,
+            self.prefix_hits as f64,
+        );
+        g(
+            &mut o,
+            "sglang:num_requests_total",
+            "Number of requests processed.",
+            "counter",
+            &tok,
+            self.requests_total as f64,
+        );
+        g(
+            &mut o,
+            "sglang:num_aborted_requests_total",
+            "Number of requests aborted.",
+            "counter",
+            &tok,
+            self.finished_abort as f64,
+        );
+        hist(
+            &mut o,
+            "sglang:time_to_first_token_seconds",
+            "Histogram of time to first token in seconds.",
+            &self.ttft,
+            &tok,
+        );
+        hist(
+            &mut o,
+            "sglang:inter_token_latency_seconds",
+            "Histogram of inter-token latency in seconds.",
+            &self.itl,
+            &tok,
+        );
+        hist(
+            &mut o,
+            "sglang:e2e_request_latency_seconds",
+            "Histogram of End-to-end request latency in seconds",
+            &self.e2e,
+            &tok,
+        );
+        hist(
+            &mut o,
+            "sglang:queue_time_seconds",
+            "Histogram of queueing time in seconds.",
+            &self.queue,
+            &tok,
+        );
         o
     }
 }
@@ -160,9 +370,19 @@ fn hist(o: &mut String, name: &str, help: &str, h: &Histogram, labels: &str) {
     let mut cum = 0;
     for (b, c) in h.bounds.iter().zip(&h.counts) {
         cum += c;
-        let _ = writeln!(o, "{name}_bucket{{{},le=\"{}\"}} {}", labels, fmt_f(*b), fmt_f(cum as f64));
+        let _ = writeln!(
+            o,
+            "{name}_bucket{{{},le=\"{}\"}} {}",
+            labels,
+            fmt_f(*b),
+            fmt_f(cum as f64)
+        );
     }
-    let _ = writeln!(o, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", fmt_f(h.count as f64));
+    let _ = writeln!(
+        o,
+        "{name}_bucket{{{labels},le=\"+Inf\"}} {}",
+        fmt_f(h.count as f64)
+    );
     let _ = writeln!(o, "{name}_count{{{labels}}} {}", fmt_f(h.count as f64));
 }
 
@@ -176,5 +396,7 @@ fn fmt_f(v: f64) -> String {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }

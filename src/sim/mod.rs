@@ -48,8 +48,13 @@ pub struct SimConfig {
 
 impl SimConfig {
     /// A simulator for `profile` (see [`PROFILE_NAMES`]).
-    pub fn new(profile_name: &str, personality: Personality, model: impl Into<String>) -> Result<Self, SimError> {
-        let profile = profile(profile_name).ok_or_else(|| SimError::UnknownProfile(profile_name.to_string()))?;
+    pub fn new(
+        profile_name: &str,
+        personality: Personality,
+        model: impl Into<String>,
+    ) -> Result<Self, SimError> {
+        let profile = profile(profile_name)
+            .ok_or_else(|| SimError::UnknownProfile(profile_name.to_string()))?;
         Ok(Self {
             personality,
             profile,
@@ -82,7 +87,9 @@ impl SimConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
-    #[error("unknown simulator profile `{0}`; valid profiles are h100-llama8b, a100-llama70b, instant")]
+    #[error(
+        "unknown simulator profile `{0}`; valid profiles are h100-llama8b, a100-llama70b, instant"
+    )]
     UnknownProfile(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -132,10 +139,12 @@ pub async fn start(cfg: SimConfig, addr: &str) -> Result<SimHandle, SimError> {
     if !(cfg.speed > 0.0 && cfg.speed.is_finite()) {
         return Err(SimError::BadSpeed(cfg.speed));
     }
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| SimError::Bind {
-        addr: addr.to_string(),
-        source,
-    })?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| SimError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
     let local = listener.local_addr().map_err(|source| SimError::Bind {
         addr: addr.to_string(),
         source,

@@ -42,7 +42,11 @@ enum Api {
     Completions,
 }
 
-pub(super) async fn serve(listener: tokio::net::TcpListener, cfg: SimConfig, mut shutdown: tokio::sync::oneshot::Receiver<()>) {
+pub(super) async fn serve(
+    listener: tokio::net::TcpListener,
+    cfg: SimConfig,
+    mut shutdown: tokio::sync::oneshot::Receiver<()>,
+) {
     let profile = cfg.effective_profile();
     let metrics = Arc::new(Mutex::new(SimMetrics::new(cfg.personality)));
     let engine = if profile.is_instant() {
@@ -52,7 +56,9 @@ pub(super) async fn serve(listener: tokio::net::TcpListener, cfg: SimConfig, mut
         tokio::spawn(engine::run(profile.clone(), cfg.speed, rx, metrics.clone()));
         Some(tx)
     };
-    let startup = cfg.startup_delay.unwrap_or(profile.load_time.div_f64(cfg.speed));
+    let startup = cfg
+        .startup_delay
+        .unwrap_or(profile.load_time.div_f64(cfg.speed));
     let sim = Arc::new(Sim {
         model_json: serde_json::to_string(&cfg.model).unwrap_or_else(|_| "\"model\"".into()),
         created: std::time::SystemTime::now()
@@ -111,15 +117,25 @@ impl Sim {
     }
 
     /// An error body in this personality's shape (vLLM ≥ 0.10.1 nests it; SGLang is flat).
-    fn error(&self, status: StatusCode, kind: &str, message: &str, param: Option<&str>) -> Response {
-        let inner = json!({"message": message, "type": kind, "param": param, "code": status.as_u16()});
+    fn error(
+        &self,
+        status: StatusCode,
+        kind: &str,
+        message: &str,
+        param: Option<&str>,
+    ) -> Response {
+        let inner =
+            json!({"message": message, "type": kind, "param": param, "code": status.as_u16()});
         let body = match self.cfg.personality {
             Personality::Vllm => json!({ "error": inner }),
-            Personality::Sglang => json!({"object": "error", "message": message, "type": kind, "param": param, "code": status.as_u16()}),
+            Personality::Sglang => {
+                json!({"object": "error", "message": message, "type": kind, "param": param, "code": status.as_u16()})
+            }
         };
         let mut r = (status, axum::Json(body)).into_response();
         if status == StatusCode::TOO_MANY_REQUESTS {
-            r.headers_mut().insert("retry-after", HeaderValue::from_static("1"));
+            r.headers_mut()
+                .insert("retry-after", HeaderValue::from_static("1"));
         }
         r
     }
@@ -156,17 +172,29 @@ fn prompt_of(api: Api, req: &Value, block_size: usize) -> Result<(u32, Vec<u64>,
             }
             let words = tokenizer::message_words(msgs);
             let seed = tokenizer::fnv1a(words.join(" ").as_bytes());
-            Ok((tokenizer::count_messages(msgs), tokenizer::block_hashes(words.into_iter(), block_size), seed))
+            Ok((
+                tokenizer::count_messages(msgs),
+                tokenizer::block_hashes(words.into_iter(), block_size),
+                seed,
+            ))
         }
         Api::Completions => {
             let prompt = match req.get("prompt") {
                 Some(Value::String(s)) => s.clone(),
-                Some(Value::Array(a)) if a.len() == 1 && a[0].is_string() => a[0].as_str().unwrap_or_default().to_string(),
-                Some(Value::Array(_)) => return Err("only one prompt per request is supported (n=1, one string)".into()),
+                Some(Value::Array(a)) if a.len() == 1 && a[0].is_string() => {
+                    a[0].as_str().unwrap_or_default().to_string()
+                }
+                Some(Value::Array(_)) => {
+                    return Err("only one prompt per request is supported (n=1, one string)".into())
+                }
                 _ => return Err("`prompt` is required and must be a string".into()),
             };
             let seed = tokenizer::fnv1a(prompt.as_bytes());
-            Ok((tokenizer::count(&prompt).max(1), tokenizer::block_hashes(prompt.split_whitespace(), block_size), seed))
+            Ok((
+                tokenizer::count(&prompt).max(1),
+                tokenizer::block_hashes(prompt.split_whitespace(), block_size),
+                seed,
+            ))
         }
     }
 }
@@ -174,24 +202,47 @@ fn prompt_of(api: Api, req: &Value, block_size: usize) -> Result<(u32, Vec<u64>,
 async fn generate(sim: Arc<Sim>, headers: HeaderMap, body: Bytes, api: Api) -> Response {
     let n = sim.counter.fetch_add(1, Ordering::Relaxed);
     if sim.loading() {
-        return sim.error(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailableError", "The model is still loading.", None);
+        return sim.error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailableError",
+            "The model is still loading.",
+            None,
+        );
     }
     let req: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
-        Err(e) => return sim.error(StatusCode::BAD_REQUEST, "BadRequestError", &format!("Invalid JSON body: {e}"), None),
+        Err(e) => {
+            return sim.error(
+                StatusCode::BAD_REQUEST,
+                "BadRequestError",
+                &format!("Invalid JSON body: {e}"),
+                None,
+            )
+        }
     };
     if let Some(m) = req.get("model").and_then(Value::as_str) {
         if m != sim.cfg.model {
-            return sim.error(StatusCode::NOT_FOUND, "NotFoundError", &format!("The model `{m}` does not exist."), Some("model"));
+            return sim.error(
+                StatusCode::NOT_FOUND,
+                "NotFoundError",
+                &format!("The model `{m}` does not exist."),
+                Some("model"),
+            );
         }
     }
     if req.get("n").and_then(Value::as_u64).is_some_and(|n| n != 1) {
-        return sim.error(StatusCode::BAD_REQUEST, "BadRequestError", "The simulator supports n=1 only.", Some("n"));
+        return sim.error(
+            StatusCode::BAD_REQUEST,
+            "BadRequestError",
+            "The simulator supports n=1 only.",
+            Some("n"),
+        );
     }
-    let (prompt_tokens, block_hashes, prompt_seed) = match prompt_of(api, &req, sim.profile.block_size) {
-        Ok(p) => p,
-        Err(e) => return sim.error(StatusCode::BAD_REQUEST, "BadRequestError", &e, None),
-    };
+    let (prompt_tokens, block_hashes, prompt_seed) =
+        match prompt_of(api, &req, sim.profile.block_size) {
+            Ok(p) => p,
+            Err(e) => return sim.error(StatusCode::BAD_REQUEST, "BadRequestError", &e, None),
+        };
     let max_len = sim.profile.max_model_len;
     let max_tokens = req
         .get("max_completion_tokens")
@@ -200,7 +251,11 @@ async fn generate(sim: Arc<Sim>, headers: HeaderMap, body: Bytes, api: Api) -> R
         .map(|v| v.min(u32::MAX as u64) as u32);
     let requested = max_tokens.unwrap_or(max_len.saturating_sub(prompt_tokens));
     if prompt_tokens as u64 + requested as u64 > max_len as u64 || requested == 0 {
-        let what = if api == Api::Chat { "messages" } else { "prompt" };
+        let what = if api == Api::Chat {
+            "messages"
+        } else {
+            "prompt"
+        };
         return sim.error(
             StatusCode::BAD_REQUEST,
             "BadRequestError",
@@ -211,8 +266,15 @@ async fn generate(sim: Arc<Sim>, headers: HeaderMap, body: Bytes, api: Api) -> R
             None,
         );
     }
-    let ignore_eos = req.get("ignore_eos").and_then(Value::as_bool).unwrap_or(false);
-    let min_tokens = req.get("min_tokens").and_then(Value::as_u64).unwrap_or(0).min(requested as u64) as u32;
+    let ignore_eos = req
+        .get("ignore_eos")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let min_tokens = req
+        .get("min_tokens")
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
+        .min(requested as u64) as u32;
     let mut rng = ChaCha8Rng::seed_from_u64(sim.cfg.seed ^ prompt_seed);
     let (output_tokens, ends_on_eos) = if ignore_eos {
         (requested, false)
@@ -228,13 +290,22 @@ async fn generate(sim: Arc<Sim>, headers: HeaderMap, body: Bytes, api: Api) -> R
         }
     };
     let stream = req.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    let include_usage = req.pointer("/stream_options/include_usage").and_then(Value::as_bool).unwrap_or(false);
+    let include_usage = req
+        .pointer("/stream_options/include_usage")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
 
-    let mut fault_rng = ChaCha8Rng::seed_from_u64(sim.cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ n);
+    let mut fault_rng =
+        ChaCha8Rng::seed_from_u64(sim.cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ n);
     let mut faults = sim.cfg.faults.draw(&mut fault_rng);
     if let Some(h) = headers.get(FAULT_HEADER).and_then(|h| h.to_str().ok()) {
         if let Err(e) = faults.apply_header(h) {
-            return sim.error(StatusCode::BAD_REQUEST, "BadRequestError", &format!("{FAULT_HEADER}: {e}"), None);
+            return sim.error(
+                StatusCode::BAD_REQUEST,
+                "BadRequestError",
+                &format!("{FAULT_HEADER}: {e}"),
+                None,
+            );
         }
     }
     if !faults.delay.is_zero() {
@@ -245,7 +316,10 @@ async fn generate(sim: Arc<Sim>, headers: HeaderMap, body: Bytes, api: Api) -> R
         let (kind, msg) = match status.as_u16() {
             429 => ("RateLimitError", "Too many requests (simulated)."),
             400..=499 => ("BadRequestError", "Bad request (simulated fault)."),
-            _ => ("InternalServerError", "Internal server error (simulated fault)."),
+            _ => (
+                "InternalServerError",
+                "Internal server error (simulated fault).",
+            ),
         };
         return sim.error(status, kind, msg, None);
     }
@@ -258,17 +332,33 @@ async fn generate(sim: Arc<Sim>, headers: HeaderMap, body: Bytes, api: Api) -> R
         include_usage,
         words_seed: sim.cfg.seed ^ prompt_seed.rotate_left(17),
     };
-    let id = format!("{}{:016x}{:016x}", if api == Api::Chat { "chatcmpl-" } else { "cmpl-" }, prompt_seed, n);
+    let id = format!(
+        "{}{:016x}{:016x}",
+        if api == Api::Chat {
+            "chatcmpl-"
+        } else {
+            "cmpl-"
+        },
+        prompt_seed,
+        n
+    );
     let chunker = Chunker::new(&sim, api, &id, &job);
     if !job.stream {
         return complete(sim, chunker, job, api).await;
     }
     let sse = |b: Body| {
         let mut r = Response::new(b);
-        r.headers_mut().insert("content-type", HeaderValue::from_static("text/event-stream; charset=utf-8"));
+        r.headers_mut().insert(
+            "content-type",
+            HeaderValue::from_static("text/event-stream; charset=utf-8"),
+        );
         r
     };
-    let faultless = faults == RequestFaults { delay: faults.delay, ..Default::default() };
+    let faultless = faults
+        == RequestFaults {
+            delay: faults.delay,
+            ..Default::default()
+        };
     if sim.engine.is_none() && faultless {
         // Zero-delay profile: the whole answer in one write, as fast as it can be formatted.
         let mut out = Vec::with_capacity(256 + job.output_tokens as usize * 200);
@@ -309,13 +399,19 @@ fn instant_accounting(sim: &Sim, job: &Job) {
 }
 
 /// Token events: from the engine, or immediately for the zero-delay profile.
-async fn next_emit(rx: &mut Option<mpsc::UnboundedReceiver<Emit>>, next_index: &mut u32, total: u32) -> Option<Emit> {
+async fn next_emit(
+    rx: &mut Option<mpsc::UnboundedReceiver<Emit>>,
+    next_index: &mut u32,
+    total: u32,
+) -> Option<Emit> {
     match rx {
         Some(rx) => rx.recv().await,
         None => {
             if *next_index < total {
                 *next_index += 1;
-                Some(Emit::Token { index: *next_index - 1 })
+                Some(Emit::Token {
+                    index: *next_index - 1,
+                })
             } else if *next_index == total {
                 *next_index += 1;
                 Some(Emit::Done)
@@ -327,7 +423,13 @@ async fn next_emit(rx: &mut Option<mpsc::UnboundedReceiver<Emit>>, next_index: &
 }
 
 /// Writes one streaming response, applying this request's faults.
-async fn produce(sim: Arc<Sim>, chunker: Chunker, job: Job, faults: RequestFaults, tx: mpsc::Sender<Result<Bytes, std::io::Error>>) {
+async fn produce(
+    sim: Arc<Sim>,
+    chunker: Chunker,
+    job: Job,
+    faults: RequestFaults,
+    tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
+) {
     sim.in_flight.fetch_add(1, Ordering::Relaxed);
     let _guard = InFlight(&sim.in_flight);
     let mut events = match &sim.engine {
@@ -354,7 +456,11 @@ async fn produce(sim: Arc<Sim>, chunker: Chunker, job: Job, faults: RequestFault
     };
     let mut buf = Vec::with_capacity(512);
     chunker.role(&mut buf);
-    if tx.send(Ok(Bytes::from(std::mem::take(&mut buf)))).await.is_err() {
+    if tx
+        .send(Ok(Bytes::from(std::mem::take(&mut buf))))
+        .await
+        .is_err()
+    {
         return;
     }
     // Chunks sent so far, counting the role chunk.
@@ -367,13 +473,20 @@ async fn produce(sim: Arc<Sim>, chunker: Chunker, job: Job, faults: RequestFault
             }
         }
         if faults.cut_after.is_some_and(|c| sent >= c) {
-            let _ = tx.send(Err(std::io::Error::other("stream cut (simulated fault)"))).await;
+            // Let what was written reach the socket before the connection is torn down, as a
+            // real crash mid-stream leaves the client holding the chunks already sent.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let _ = tx
+                .send(Err(std::io::Error::other("stream cut (simulated fault)")))
+                .await;
             return;
         }
         match emit {
             Emit::Token { index } => {
                 if faults.malformed_at == Some(sent) {
-                    buf.extend_from_slice(b"data: {\"id\":\"broken\",\"choices\":[{\"delta\":{\"content\":\"\n\n");
+                    buf.extend_from_slice(
+                        b"data: {\"id\":\"broken\",\"choices\":[{\"delta\":{\"content\":\"\n\n",
+                    );
                 }
                 chunker.token(index, &mut buf);
             }
@@ -388,7 +501,11 @@ async fn produce(sim: Arc<Sim>, chunker: Chunker, job: Job, faults: RequestFault
             }
         }
         sent += 1;
-        if tx.send(Ok(Bytes::from(std::mem::take(&mut buf)))).await.is_err() {
+        if tx
+            .send(Ok(Bytes::from(std::mem::take(&mut buf))))
+            .await
+            .is_err()
+        {
             return;
         }
     }
@@ -415,7 +532,12 @@ async fn complete(sim: Arc<Sim>, chunker: Chunker, job: Job, api: Api) -> Respon
             events: etx,
         };
         if engine.send(submit).is_err() {
-            return sim.error(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", "engine stopped", None);
+            return sim.error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalServerError",
+                "engine stopped",
+                None,
+            );
         }
         while let Some(e) = erx.recv().await {
             if e == Emit::Done {
@@ -460,7 +582,11 @@ struct Chunker {
 
 impl Chunker {
     fn new(sim: &Sim, api: Api, id: &str, job: &Job) -> Self {
-        let object = if api == Api::Chat { "chat.completion.chunk" } else { "text_completion" };
+        let object = if api == Api::Chat {
+            "chat.completion.chunk"
+        } else {
+            "text_completion"
+        };
         Self {
             id: id.to_string(),
             api,
@@ -479,7 +605,9 @@ impl Chunker {
 
     /// Token `i`'s text: a seeded vocabulary word, space-separated after the first.
     fn word(&self, i: u32) -> String {
-        let mut x = self.words_seed.wrapping_add((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut x = self
+            .words_seed
+            .wrapping_add((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         x ^= x >> 31;
@@ -503,12 +631,18 @@ impl Chunker {
         out.extend_from_slice(self.head.as_bytes());
         match self.api {
             Api::Chat => {
-                let key = if i < self.reasoning_tokens { self.reasoning_key } else { "content" };
+                let key = if i < self.reasoning_tokens {
+                    self.reasoning_key
+                } else {
+                    "content"
+                };
                 out.extend_from_slice(b"{\"index\":0,\"delta\":{\"");
                 out.extend_from_slice(key.as_bytes());
                 out.extend_from_slice(b"\":\"");
                 out.extend_from_slice(w.as_bytes());
-                out.extend_from_slice(b"\"},\"logprobs\":null,\"finish_reason\":null,\"token_ids\":null}]}\n\n");
+                out.extend_from_slice(
+                    b"\"},\"logprobs\":null,\"finish_reason\":null,\"token_ids\":null}]}\n\n",
+                );
             }
             Api::Completions => {
                 out.extend_from_slice(b"{\"index\":0,\"text\":\"");
@@ -518,7 +652,9 @@ impl Chunker {
                     out.extend_from_slice(self.finish.as_bytes());
                     out.extend_from_slice(b"\",\"stop_reason\":null}]}\n\n");
                 } else {
-                    out.extend_from_slice(b"\",\"logprobs\":null,\"finish_reason\":null,\"stop_reason\":null}]}\n\n");
+                    out.extend_from_slice(
+                        b"\",\"logprobs\":null,\"finish_reason\":null,\"stop_reason\":null}]}\n\n",
+                    );
                 }
             }
         }
@@ -527,7 +663,9 @@ impl Chunker {
     fn finish(&self, out: &mut Vec<u8>) {
         if self.api == Api::Chat {
             out.extend_from_slice(self.head.as_bytes());
-            out.extend_from_slice(b"{\"index\":0,\"delta\":{\"content\":\"\"},\"logprobs\":null,\"finish_reason\":\"");
+            out.extend_from_slice(
+                b"{\"index\":0,\"delta\":{\"content\":\"\"},\"logprobs\":null,\"finish_reason\":\"",
+            );
             out.extend_from_slice(self.finish.as_bytes());
             out.extend_from_slice(b"\",\"stop_reason\":null,\"token_ids\":null}]}\n\n");
         }
@@ -561,7 +699,12 @@ async fn models(State(sim): State<Arc<Sim>>) -> Response {
 
 async fn health(State(sim): State<Arc<Sim>>) -> Response {
     if sim.loading() {
-        return sim.error(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailableError", "The model is still loading.", None);
+        return sim.error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailableError",
+            "The model is still loading.",
+            None,
+        );
     }
     StatusCode::OK.into_response()
 }
@@ -581,24 +724,44 @@ async fn model_info(State(sim): State<Arc<Sim>>) -> Response {
 async fn tokenize(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
     let req: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
-        Err(e) => return sim.error(StatusCode::BAD_REQUEST, "BadRequestError", &format!("Invalid JSON body: {e}"), None),
+        Err(e) => {
+            return sim.error(
+                StatusCode::BAD_REQUEST,
+                "BadRequestError",
+                &format!("Invalid JSON body: {e}"),
+                None,
+            )
+        }
     };
     let tokens: Vec<u32> = if let Some(msgs) = req.get("messages").and_then(Value::as_array) {
         // Template tokens (ids ≥ 200000) around each message, as a chat template adds them.
         let mut t = Vec::new();
         for m in msgs {
-            t.extend([200_000, 200_001, 200_002, 200_003].iter().take(tokenizer::CHAT_TOKENS_PER_MESSAGE as usize));
+            t.extend(
+                [200_000, 200_001, 200_002, 200_003]
+                    .iter()
+                    .take(tokenizer::CHAT_TOKENS_PER_MESSAGE as usize),
+            );
             if let Some(c) = m.get("content").and_then(Value::as_str) {
                 t.extend(tokenizer::encode(c));
             }
         }
-        t.extend([200_004, 200_005].iter().take(tokenizer::CHAT_GENERATION_PROMPT_TOKENS as usize));
+        t.extend(
+            [200_004, 200_005]
+                .iter()
+                .take(tokenizer::CHAT_GENERATION_PROMPT_TOKENS as usize),
+        );
         debug_assert_eq!(t.len() as u32, tokenizer::count_messages(msgs));
         t
     } else if let Some(p) = req.get("prompt").and_then(Value::as_str) {
         tokenizer::encode(p)
     } else {
-        return sim.error(StatusCode::BAD_REQUEST, "BadRequestError", "`prompt` or `messages` is required", None);
+        return sim.error(
+            StatusCode::BAD_REQUEST,
+            "BadRequestError",
+            "`prompt` or `messages` is required",
+            None,
+        );
     };
     axum::Json(json!({"count": tokens.len(), "max_model_len": sim.profile.max_model_len, "tokens": tokens, "token_strs": null})).into_response()
 }
@@ -606,9 +769,18 @@ async fn tokenize(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
 async fn detokenize(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
     let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let Some(ids) = req.get("tokens").and_then(Value::as_array) else {
-        return sim.error(StatusCode::BAD_REQUEST, "BadRequestError", "`tokens` (a list of ids) is required", None);
+        return sim.error(
+            StatusCode::BAD_REQUEST,
+            "BadRequestError",
+            "`tokens` (a list of ids) is required",
+            None,
+        );
     };
-    let ids: Vec<u32> = ids.iter().filter_map(Value::as_u64).map(|v| v as u32).collect();
+    let ids: Vec<u32> = ids
+        .iter()
+        .filter_map(Value::as_u64)
+        .map(|v| v as u32)
+        .collect();
     axum::Json(json!({ "prompt": tokenizer::decode(&ids) })).into_response()
 }
 
@@ -627,6 +799,9 @@ async fn metrics_page(State(sim): State<Arc<Sim>>) -> Response {
         text.push('\n');
     }
     let mut r = Response::new(Body::from(text));
-    r.headers_mut().insert("content-type", HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    r.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
     r
 }

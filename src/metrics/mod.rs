@@ -1,0 +1,3 @@
+//! Statistics, aggregation and Prometheus scraping.
+
+pub mod prom;

@@ -1,0 +1,529 @@
+//! The simulator over real HTTP, spoken to with a plain client (reqwest), never the project's
+//! benchmark client, so a wire-format bug cannot hide in both.
+
+use std::time::{Duration, Instant};
+
+use llm_inf_bench::config::Personality;
+use llm_inf_bench::metrics::prom;
+use llm_inf_bench::sim::{self, SimConfig, SimHandle};
+use serde_json::{json, Value};
+
+const MODEL: &str = "Qwen/Qwen2.5-0.5B-Instruct";
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+async fn start(cfg: SimConfig) -> SimHandle {
+    sim::start(cfg, "127.0.0.1:0").await.unwrap()
+}
+
+fn cfg(profile: &str, personality: Personality) -> SimConfig {
+    let mut c = SimConfig::new(profile, personality, MODEL).unwrap();
+    c.startup_delay = Some(Duration::ZERO);
+    c
+}
+
+/// Data payloads of an SSE body, in order.
+fn events(body: &str) -> Vec<String> {
+    body.split("\n\n")
+        .filter(|e| !e.is_empty())
+        .map(|e| {
+            e.strip_prefix("data: ")
+                .unwrap_or_else(|| panic!("not a data event: {e:?}"))
+                .to_string()
+        })
+        .collect()
+}
+
+/// Replaces what legitimately differs between two servers' chunks (ids, timestamps, model,
+/// generated text, counts) so only the shape, key order included, is compared.
+fn normalize(event: &str) -> String {
+    if event == "[DONE]" {
+        return event.into();
+    }
+    fn walk(v: &mut Value, key: &str) {
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m.iter_mut() {
+                    walk(x, k);
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(|x| walk(x, key)),
+            Value::String(s) => match key {
+                "id" | "model" => *s = key.to_uppercase(),
+                "content" | "text" if !s.is_empty() => *s = "TEXT".into(),
+                _ => {}
+            },
+            Value::Number(_)
+                if [
+                    "created",
+                    "prompt_tokens",
+                    "total_tokens",
+                    "completion_tokens",
+                ]
+                .contains(&key) =>
+            {
+                *v = json!(0)
+            }
+            _ => {}
+        }
+    }
+    let mut v: Value = serde_json::from_str(event).unwrap();
+    walk(&mut v, "");
+    serde_json::to_string(&v).unwrap()
+}
+
+fn sample(name: &str) -> String {
+    let p = format!("{}/../shared/reference/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
+}
+
+async fn stream_text(base: &str, path: &str, body: Value) -> String {
+    let r = client()
+        .post(format!("{base}{path}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    r.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn chat_and_completions_chunks_match_the_reference_samples() {
+    for profile in ["instant", "h100-llama8b"] {
+        let mut c = cfg(profile, Personality::Vllm);
+        c.speed = 50.0;
+        let s = start(c).await;
+        // The reference chat sample has 7 tokens, the completions sample 5.
+        let chat = stream_text(&s.base_url(), "/v1/chat/completions", json!({
+            "model": MODEL, "messages": [{"role": "user", "content": "What is the capital of France?"}],
+            "max_tokens": 7, "ignore_eos": true, "stream": true, "stream_options": {"include_usage": true}
+        })).await;
+        let ours: Vec<String> = events(&chat).iter().map(|e| normalize(e)).collect();
+        let theirs: Vec<String> = events(&sample("chat-stream-sample.txt"))
+            .iter()
+            .map(|e| normalize(e))
+            .collect();
+        // The sample ends with finish_reason "stop"; ours hits max_tokens ("length").
+        let theirs: Vec<String> = theirs
+            .into_iter()
+            .map(|e| e.replace("\"finish_reason\":\"stop\"", "\"finish_reason\":\"length\""))
+            .collect();
+        assert_eq!(ours, theirs, "profile {profile}");
+
+        let comp = stream_text(&s.base_url(), "/v1/completions", json!({
+            "model": MODEL, "prompt": "The capital of France is", "max_tokens": 5, "ignore_eos": true,
+            "stream": true, "stream_options": {"include_usage": true}
+        })).await;
+        let ours: Vec<String> = events(&comp).iter().map(|e| normalize(e)).collect();
+        let theirs: Vec<String> = events(&sample("completions-stream-sample.txt"))
+            .iter()
+            .map(|e| normalize(e))
+            .collect();
+        assert_eq!(ours, theirs, "profile {profile}");
+    }
+}
+
+#[tokio::test]
+async fn usage_counts_equal_tokenize_counts() {
+    let s = start(cfg("instant", Personality::Vllm)).await;
+    let messages = json!([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Name three   prime numbers please"}]);
+    let tok: Value = client()
+        .post(format!("{}/tokenize", s.base_url()))
+        .json(&json!({"messages": messages}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let body = stream_text(&s.base_url(), "/v1/chat/completions", json!({"messages": messages, "max_tokens": 9, "ignore_eos": true, "stream": true, "stream_options": {"include_usage": true}})).await;
+    let ev = events(&body);
+    let usage: Value = serde_json::from_str(&ev[ev.len() - 2]).unwrap();
+    assert_eq!(usage["usage"]["prompt_tokens"], tok["count"]);
+    assert_eq!(
+        tok["tokens"].as_array().unwrap().len() as u64,
+        tok["count"].as_u64().unwrap()
+    );
+    assert_eq!(usage["usage"]["completion_tokens"], 9);
+    let contents = ev
+        .iter()
+        .filter(|e| e.contains("\"content\":\"") && !e.contains("\"content\":\"\""))
+        .count();
+    assert_eq!(contents, 9, "one content chunk per token");
+
+    let tok: Value = client()
+        .post(format!("{}/tokenize", s.base_url()))
+        .json(&json!({"prompt": "one two three four"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let body = stream_text(&s.base_url(), "/v1/completions", json!({"prompt": "one two three four", "max_tokens": 3, "ignore_eos": true, "stream": true, "stream_options": {"include_usage": true}})).await;
+    let ev = events(&body);
+    let usage: Value = serde_json::from_str(&ev[ev.len() - 2]).unwrap();
+    assert_eq!(usage["usage"]["prompt_tokens"], tok["count"]);
+    let detok: Value = client()
+        .post(format!("{}/detokenize", s.base_url()))
+        .json(&json!({"tokens": [0, 1]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(detok["prompt"], "the model");
+}
+
+fn scrape(text: &str) -> prom::Scrape {
+    prom::parse(text).unwrap()
+}
+
+fn value(s: &prom::Scrape, name: &str) -> f64 {
+    prom::sum(s, name).unwrap_or_else(|| panic!("{name} missing from /metrics"))
+}
+
+#[tokio::test]
+async fn metrics_parse_and_counters_agree_with_what_was_served() {
+    for (personality, prefix, gen_name) in [
+        (Personality::Vllm, "vllm", "vllm:generation_tokens_total"),
+        (
+            Personality::Sglang,
+            "sglang",
+            "sglang:generation_tokens_total",
+        ),
+    ] {
+        let mut c = cfg("h100-llama8b", personality);
+        c.speed = 50.0;
+        let s = start(c).await;
+        let (mut prompt, mut generated) = (0.0, 0.0);
+        for i in 0..6 {
+            let body = stream_text(&s.base_url(), "/v1/completions", json!({"prompt": format!("request number {i} of six"), "max_tokens": 4 + i, "stream": true, "stream_options": {"include_usage": true}})).await;
+            let ev = events(&body);
+            let u: Value = serde_json::from_str(&ev[ev.len() - 2]).unwrap();
+            prompt += u["usage"]["prompt_tokens"].as_f64().unwrap();
+            generated += u["usage"]["completion_tokens"].as_f64().unwrap();
+        }
+        let text = client()
+            .get(format!("{}/metrics", s.base_url()))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let m = scrape(&text);
+        assert_eq!(value(&m, gen_name), generated, "{prefix}");
+        assert_eq!(
+            value(&m, &format!("{prefix}:prompt_tokens_total")),
+            prompt,
+            "{prefix}"
+        );
+        match personality {
+            Personality::Vllm => {
+                assert_eq!(value(&m, "vllm:request_success_total"), 6.0);
+                assert_eq!(value(&m, "vllm:num_requests_running"), 0.0);
+                let ttft = m
+                    .samples
+                    .iter()
+                    .find(|x| x.metric == "vllm:time_to_first_token_seconds")
+                    .expect("TTFT histogram");
+                match &ttft.value {
+                    prometheus_parse::Value::Histogram(h) => {
+                        assert_eq!(h.last().unwrap().count, 6.0)
+                    }
+                    other => panic!("TTFT is not a histogram: {other:?}"),
+                }
+            }
+            Personality::Sglang => {
+                assert_eq!(value(&m, "sglang:num_requests_total"), 6.0);
+                assert!(text.contains("sglang:token_usage{engine_type=\"unified\""));
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn same_seed_same_tokens_other_seed_other_tokens() {
+    let mut texts = Vec::new();
+    for seed in [7, 7, 8] {
+        let mut c = cfg("instant", Personality::Vllm);
+        c.seed = seed;
+        let s = start(c).await;
+        let r: Value = client().post(format!("{}/v1/chat/completions", s.base_url())).json(&json!({"messages": [{"role": "user", "content": "tell me a story"}], "max_tokens": 64})).send().await.unwrap().json().await.unwrap();
+        texts.push((
+            r["choices"][0]["message"]["content"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+            r["usage"]["completion_tokens"].clone(),
+        ));
+    }
+    assert_eq!(texts[0], texts[1]);
+    assert_ne!(texts[0], texts[2]);
+}
+
+#[tokio::test]
+async fn error_faults_use_each_personalitys_body_shape() {
+    let s = start(cfg("instant", Personality::Vllm)).await;
+    let r = client()
+        .post(format!("{}/v1/chat/completions", s.base_url()))
+        .header("x-sim-fault", "error=429")
+        .json(&json!({"messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["retry-after"], "1");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], 429);
+    assert_eq!(body["error"]["type"], "RateLimitError");
+
+    let s = start(cfg("instant", Personality::Sglang)).await;
+    let r = client()
+        .post(format!("{}/v1/chat/completions", s.base_url()))
+        .json(&json!({"model": "other", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["object"], "error", "SGLang's flat shape: {body}");
+    assert_eq!(body["param"], "model");
+
+    // Over-long prompt: vLLM's message.
+    let r = client()
+        .post(format!("{}/v1/completions", s.base_url()))
+        .json(&json!({"prompt": "a b c", "max_tokens": 2_000_000}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("maximum context length"));
+}
+
+#[tokio::test]
+async fn error_rate_is_deterministic_under_a_seed() {
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let mut c = cfg("instant", Personality::Vllm);
+        c.seed = 3;
+        c.faults.error_rate = 0.3;
+        c.faults.error_status = 500;
+        let s = start(c).await;
+        let mut statuses = Vec::new();
+        for _ in 0..40 {
+            let r = client()
+                .post(format!("{}/v1/completions", s.base_url()))
+                .json(&json!({"prompt": "x", "max_tokens": 1}))
+                .send()
+                .await
+                .unwrap();
+            statuses.push(r.status().as_u16());
+        }
+        runs.push(statuses);
+    }
+    assert_eq!(runs[0], runs[1]);
+    let errors = runs[0].iter().filter(|s| **s == 500).count();
+    assert!(
+        (4..=24).contains(&errors),
+        "about 30% of 40 should fail, got {errors}"
+    );
+}
+
+#[tokio::test]
+async fn cut_stall_malformed_and_delay_do_what_they_say() {
+    let s = start(cfg("instant", Personality::Vllm)).await;
+    let body = json!({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 10, "ignore_eos": true, "stream": true});
+    let url = format!("{}/v1/chat/completions", s.base_url());
+
+    // Cut: the body ends with an error after 3 chunks, never reaching [DONE].
+    let mut r = client()
+        .post(&url)
+        .header("x-sim-fault", "cut=3")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let mut got = String::new();
+    let mut failed = false;
+    loop {
+        match r.chunk().await {
+            Ok(Some(c)) => got.push_str(&String::from_utf8_lossy(&c)),
+            Ok(None) => break,
+            Err(_) => {
+                failed = true;
+                break;
+            }
+        }
+    }
+    assert!(failed, "a cut stream must end in a transport error");
+    assert_eq!(events(&got).len(), 3);
+    assert!(!got.contains("[DONE]"));
+
+    // Stall: the gap before chunk 2 is at least the stall.
+    let mut r = client()
+        .post(&url)
+        .header("x-sim-fault", "stall=300ms@2")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let mut arrivals = Vec::new();
+    while let Some(c) = r.chunk().await.unwrap() {
+        arrivals.push((Instant::now(), c.len()));
+    }
+    let gaps: Vec<Duration> = arrivals.windows(2).map(|w| w[1].0 - w[0].0).collect();
+    assert!(
+        gaps.iter().any(|g| *g >= Duration::from_millis(300)),
+        "{gaps:?}"
+    );
+
+    // Malformed: exactly one event is not JSON; the stream still completes.
+    let text = stream_text(&s.base_url(), "/v1/chat/completions", body.clone()).await;
+    assert!(events(&text)
+        .iter()
+        .all(|e| e == "[DONE]" || serde_json::from_str::<Value>(e).is_ok()));
+    let r = client()
+        .post(&url)
+        .header("x-sim-fault", "malformed=2")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let text = r.text().await.unwrap();
+    let bad = events(&text)
+        .iter()
+        .filter(|e| *e != "[DONE]" && serde_json::from_str::<Value>(e).is_err())
+        .count();
+    assert_eq!(bad, 1);
+    assert!(text.ends_with("data: [DONE]\n\n"));
+
+    // Delay: headers wait.
+    let t = Instant::now();
+    let r = client()
+        .post(&url)
+        .header("x-sim-fault", "delay=200ms")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(t.elapsed() >= Duration::from_millis(200));
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn loading_answers_503_then_healthy_and_refused_connections_recover() {
+    let mut c = cfg("instant", Personality::Vllm);
+    c.startup_delay = Some(Duration::from_millis(300));
+    let s = start(c).await;
+    let r = client()
+        .get(format!("{}/health", s.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(
+        client()
+            .get(format!("{}/health", s.base_url()))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let models: Value = client()
+        .get(format!("{}/v1/models", s.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(models["data"][0]["id"], MODEL);
+
+    let mut c = cfg("instant", Personality::Vllm);
+    c.faults.refuse_for = Duration::from_millis(300);
+    let s = start(c).await;
+    assert!(
+        client()
+            .get(format!("{}/health", s.base_url()))
+            .send()
+            .await
+            .is_err(),
+        "refused while refusing"
+    );
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(
+        client()
+            .get(format!("{}/health", s.base_url()))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn queueing_grows_late_ttft_and_shows_waiting_requests() {
+    let mut c = cfg("h100-llama8b", Personality::Vllm);
+    c.max_num_seqs = Some(8);
+    c.speed = 2.0;
+    let s = start(c).await;
+    let base = s.base_url();
+    let mut tasks = Vec::new();
+    for i in 0..32 {
+        let url = format!("{base}/v1/completions");
+        tasks.push(tokio::spawn(async move {
+            let t = Instant::now();
+            let mut r = client().post(url).json(&json!({"prompt": format!("prompt {i}"), "max_tokens": 24, "ignore_eos": true, "stream": true})).send().await.unwrap();
+            let mut ttft = None;
+            while let Some(c) = r.chunk().await.unwrap() {
+                if ttft.is_none() && c.windows(7).any(|w| w == b"\"text\":") {
+                    ttft = Some(t.elapsed());
+                }
+            }
+            ttft.unwrap()
+        }));
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    // While they run, the server must report a queue.
+    let mut max_waiting: f64 = 0.0;
+    for _ in 0..20 {
+        let text = client()
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        max_waiting = max_waiting.max(value(&scrape(&text), "vllm:num_requests_waiting"));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut ttfts = Vec::new();
+    for t in tasks {
+        ttfts.push(t.await.unwrap());
+    }
+    assert!(max_waiting >= 8.0, "waiting gauge peaked at {max_waiting}");
+    let first: Duration = ttfts[..8].iter().sum::<Duration>() / 8;
+    let last: Duration = ttfts[24..].iter().sum::<Duration>() / 8;
+    assert!(
+        last > first * 3,
+        "late TTFT {last:?} should exceed early TTFT {first:?} by far"
+    );
+}
