@@ -324,7 +324,7 @@ pub fn run_command(command: Command) -> Result<i32, CliError> {
         Command::Init { path, force } => init(&path, force),
         Command::Run(args) => run(args),
         Command::ServeSim(args) => serve_sim(args),
-        Command::Results(_) => Err(CliError::NotYetAvailable("results")),
+        Command::Results(c) => results_cmd(c),
         Command::Compare { .. } => Err(CliError::NotYetAvailable("compare")),
         Command::Plot { .. } => Err(CliError::NotYetAvailable("plot")),
         Command::Report { .. } => Err(CliError::NotYetAvailable("report")),
@@ -457,22 +457,141 @@ fn run(args: RunArgs) -> Result<i32, CliError> {
     for f in &args.files {
         let r = config::load(f, &load_opts(&args.overrides))?;
         print_warnings(&r);
+        // JSONL prompts are checked now, before anything is started or spent.
+        crate::run::check_dataset(&r).map_err(|e| CliError::Usage(e.to_string()))?;
         plans.push(r);
     }
-    let out = std::io::stdout();
     for r in &plans {
         let e = &r.experiment;
-        let mut w = out.lock();
-        let _ = writeln!(w, "experiment  {}", e.name);
-        let _ = writeln!(w, "model       {}", e.model.id);
-        let _ = writeln!(w, "provider    {}", e.infrastructure.provider.as_str());
-        let _ = writeln!(w, "framework   {}", e.framework.kind.as_str());
+        let bound = match (e.workload.requests, e.workload.duration) {
+            (Some(n), Some(d)) => format!("{n} requests or {d}, whichever first"),
+            (Some(n), None) => format!("{n} requests"),
+            (None, Some(d)) => format!("{d}"),
+            (None, None) => "unbounded".into(),
+        };
+        let pattern = match e.workload.pattern {
+            config::Pattern::Sequential => "sequential".to_string(),
+            config::Pattern::Concurrent => {
+                format!("concurrency {}", e.workload.concurrency.unwrap_or(1))
+            }
+            config::Pattern::Rate => format!(
+                "{} req/s ({:?})",
+                e.workload.rate.unwrap_or(0.0),
+                e.workload.arrival
+            )
+            .to_lowercase(),
+        };
+        eprintln!(
+            "plan: {} — {} on {} ({}), {} {}, {bound} + {} warm-up; cost: $0.00 (no rented hardware)",
+            e.name,
+            e.model.id,
+            e.infrastructure.provider.as_str(),
+            e.framework.kind.as_str(),
+            e.workload.dataset.kind(),
+            pattern,
+            e.workload.warmup_requests
+        );
     }
     if args.dry_run {
         return Ok(exit::OK);
     }
-    let _ = std::io::stdout().is_terminal();
-    Err(CliError::NotYetAvailable("run (the load engine)"))
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let opts = crate::run::RunOptions {
+        progress: !args.json && std::io::stderr().is_terminal(),
+        client_cores: args.client_cores,
+    };
+    let mut code = exit::OK;
+    for r in &plans {
+        let outcome = rt
+            .block_on(crate::run::run(r, &opts))
+            .map_err(|e| match e {
+                crate::run::RunError::ProviderNotYet(_) => CliError::Usage(e.to_string()),
+                other => CliError::RunFailed(other.to_string()),
+            })?;
+        if args.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&outcome.result.summary).unwrap_or_default()
+            );
+        } else {
+            println!("{}", crate::ui::summary_table(&outcome.result));
+        }
+        eprintln!("saved {}", outcome.path.display());
+        match outcome.result.status {
+            crate::results::Status::Interrupted => return Ok(exit::INTERRUPTED),
+            crate::results::Status::Failed => code = exit::RUN_FAILED,
+            crate::results::Status::Completed => {
+                if outcome
+                    .result
+                    .termination_reason
+                    .starts_with("max_error_rate")
+                {
+                    code = exit::RUN_FAILED;
+                }
+            }
+        }
+    }
+    Ok(code)
+}
+
+fn results_cmd(c: ResultsCommand) -> Result<i32, CliError> {
+    let read = |p: &Path| crate::results::read(p).map_err(|e| CliError::Usage(e.to_string()));
+    match c {
+        ResultsCommand::Show { file } => {
+            println!("{}", crate::ui::summary_table(&read(&file)?));
+        }
+        ResultsCommand::Export { format, file } => {
+            if format != "vllm" {
+                return Err(CliError::Usage(format!(
+                    "unknown format `{format}`; valid formats: vllm"
+                )));
+            }
+            let v = crate::results::export_vllm(&read(&file)?);
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        }
+        ResultsCommand::List { dir } => {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+                .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", dir.display())))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .collect();
+            files.sort();
+            println!(
+                "{:<48} {:<11} {:>9} {:>7} {:>10} {:>12} {:>10}",
+                "file", "status", "completed", "failed", "req/s", "out tok/s", "p99 ttft"
+            );
+            for f in files {
+                let name = f
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                match crate::results::read(&f) {
+                    Ok(r) => {
+                        let g = |k: &str| {
+                            r.summary
+                                .get(k)
+                                .and_then(serde_json::Value::as_f64)
+                                .unwrap_or(f64::NAN)
+                        };
+                        println!(
+                            "{name:<48} {:<11} {:>9} {:>7} {:>10.2} {:>12.1} {:>10.1}",
+                            format!("{:?}", r.status).to_lowercase(),
+                            g("completed"),
+                            g("failed"),
+                            g("request_throughput"),
+                            g("output_throughput"),
+                            g("p99_ttft_ms")
+                        );
+                    }
+                    Err(_) => println!("{name:<48} (not a result file)"),
+                }
+            }
+        }
+    }
+    Ok(exit::OK)
 }
 
 /// The file `init` writes.

@@ -2,6 +2,11 @@
 //! reports; everything else lives here, one module per phase of a run (see DESIGN §2).
 
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod metrics;
+pub mod results;
+pub mod run;
 pub mod sim;
+pub mod ui;
+pub mod workload;

@@ -1,3 +1,4 @@
 //! Statistics, aggregation and Prometheus scraping.
 
 pub mod prom;
+pub mod summary;

@@ -1,0 +1,607 @@
+//! The benchmark client: one HTTP/1.1 keep-alive connection per in-flight slot (hyper, no
+//! pool, so exactly as many sockets as slots), streaming chat/completions requests, the
+//! in-place SSE splitter, and per-read timing.
+//!
+//! Timing: each body read is stamped once, on arrival, with a monotonic clock; every SSE event
+//! in that read gets that stamp. When a read carries several token events they share one time,
+//! so their ITL gaps inside the read are 0 — that is what the client really observed, and the
+//! count of reads per request is reported so batching shows.
+
+pub mod sse;
+
+use std::borrow::Cow;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Api, Secret};
+
+/// Where requests go.
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+    /// Path prefix before `/v1/...` (usually empty).
+    pub base_path: String,
+    pub api_key: Option<Secret>,
+    pub api: Api,
+}
+
+impl Endpoint {
+    /// Parses `http://host:port[/prefix]`. HTTPS is not supported by the hot-path client.
+    pub fn parse(base_url: &str, api: Api, api_key: Option<Secret>) -> Result<Self, String> {
+        let rest = base_url
+            .strip_prefix("http://")
+            .ok_or_else(|| format!("`{base_url}`: the benchmark client speaks plain http:// (use the pod's TCP port, not an https proxy)"))?;
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
+            None => (rest, ""),
+        };
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) => (
+                h.to_string(),
+                p.parse::<u16>()
+                    .map_err(|_| format!("`{base_url}`: bad port `{p}`"))?,
+            ),
+            None => (authority.to_string(), 80),
+        };
+        if host.is_empty() {
+            return Err(format!("`{base_url}`: no host"));
+        }
+        Ok(Self {
+            host,
+            port,
+            base_path: path.to_string(),
+            api_key,
+            api,
+        })
+    }
+
+    pub fn path(&self) -> String {
+        match self.api {
+            Api::Chat => format!("{}/v1/chat/completions", self.base_path),
+            Api::Completions => format!("{}/v1/completions", self.base_path),
+        }
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}:{}{}", self.host, self.port, self.base_path)
+    }
+}
+
+/// Why a request failed. Failures are data: counted per kind, excluded from latencies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    Connect,
+    Status,
+    Timeout,
+    StreamCut,
+    Parse,
+    ServerError,
+    Aborted,
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connect => "connect",
+            Self::Status => "status",
+            Self::Timeout => "timeout",
+            Self::StreamCut => "stream_cut",
+            Self::Parse => "parse",
+            Self::ServerError => "server_error",
+            Self::Aborted => "aborted",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RequestError {
+    pub kind: ErrorKind,
+    pub message: String,
+    /// HTTP status, for `status` errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+}
+
+impl RequestError {
+    fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            status: None,
+        }
+    }
+}
+
+/// One request as the client saw it: raw instants; durations are methods.
+#[derive(Clone, Debug)]
+pub struct RequestResult {
+    /// Just before the request head was written.
+    pub sent: Instant,
+    /// Read time of the first event carrying content or reasoning text.
+    pub first_token: Option<Instant>,
+    /// Read time of every event carrying content or reasoning text (the first included).
+    pub token_times: Vec<Instant>,
+    /// Last byte (the `[DONE]` event's read, or the end of the body).
+    pub end: Instant,
+    /// Body reads (frames) that carried data.
+    pub reads: u32,
+    /// `usage.prompt_tokens`, when the server sent usage.
+    pub usage_prompt_tokens: Option<u32>,
+    /// `usage.completion_tokens`, when the server sent usage.
+    pub usage_completion_tokens: Option<u32>,
+    pub error: Option<RequestError>,
+}
+
+impl RequestResult {
+    /// Sent → first content/reasoning event.
+    pub fn ttft(&self) -> Option<Duration> {
+        self.first_token.map(|t| t - self.sent)
+    }
+    /// Sent → last byte.
+    pub fn e2el(&self) -> Duration {
+        self.end - self.sent
+    }
+    /// Gaps between consecutive content events (per event; an event may hold several tokens).
+    pub fn itl(&self) -> impl Iterator<Item = Duration> + '_ {
+        self.token_times.windows(2).map(|w| w[1] - w[0])
+    }
+}
+
+/// A warmed connection for one slot.
+pub struct Conn {
+    sender: SendRequest<Full<Bytes>>,
+    /// How long the TCP connect + handshake took (reported apart from TTFT).
+    pub connect_time: Duration,
+}
+
+impl Conn {
+    pub fn is_usable(&self) -> bool {
+        !self.sender.is_closed()
+    }
+}
+
+/// Opens one HTTP/1.1 connection and spawns its driver on the current runtime.
+pub async fn connect(ep: &Endpoint) -> Result<Conn, RequestError> {
+    let t = Instant::now();
+    let stream = tokio::net::TcpStream::connect((ep.host.as_str(), ep.port))
+        .await
+        .map_err(|e| {
+            RequestError::new(
+                ErrorKind::Connect,
+                format!("connect to {}:{}: {e}", ep.host, ep.port),
+            )
+        })?;
+    let _ = stream.set_nodelay(true);
+    let (sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| RequestError::new(ErrorKind::Connect, format!("HTTP handshake: {e}")))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(Conn {
+        sender,
+        connect_time: t.elapsed(),
+    })
+}
+
+/// The JSON body for one request. `prompt` is a pre-serialized `messages` array (chat) or a
+/// JSON string (completions).
+pub fn request_body(
+    api: Api,
+    model: &str,
+    prompt_json: &str,
+    max_tokens: u32,
+    ignore_eos: bool,
+) -> Bytes {
+    let model = serde_json::to_string(model).unwrap_or_else(|_| "\"\"".into());
+    let key = match api {
+        Api::Chat => "messages",
+        Api::Completions => "prompt",
+    };
+    let extra = if ignore_eos {
+        format!(",\"ignore_eos\":true,\"min_tokens\":{max_tokens}")
+    } else {
+        String::new()
+    };
+    Bytes::from(format!(
+        "{{\"model\":{model},\"{key}\":{prompt_json},\"max_tokens\":{max_tokens},\"stream\":true,\"stream_options\":{{\"include_usage\":true}}{extra}}}"
+    ))
+}
+
+#[derive(Deserialize)]
+struct Chunk<'a> {
+    #[serde(borrow, default)]
+    choices: Vec<Choice<'a>>,
+    #[serde(default)]
+    usage: Option<Usage>,
+    #[serde(default)]
+    error: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct Choice<'a> {
+    #[serde(borrow, default)]
+    delta: Option<Delta<'a>>,
+    #[serde(borrow, default)]
+    text: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct Delta<'a> {
+    #[serde(borrow, default)]
+    content: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    reasoning: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    reasoning_content: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct Usage {
+    #[serde(default)]
+    prompt_tokens: Option<u32>,
+    #[serde(default)]
+    completion_tokens: Option<u32>,
+}
+
+/// What one event meant.
+enum Parsed {
+    Text,
+    Nothing,
+    Done,
+    Error(String),
+}
+
+fn handle_event(data: &[u8], r: &mut RequestResult) -> Parsed {
+    if data == b"[DONE]" {
+        return Parsed::Done;
+    }
+    if data.is_empty() {
+        return Parsed::Nothing;
+    }
+    let chunk: Chunk = match serde_json::from_slice(data) {
+        Ok(c) => c,
+        Err(e) => {
+            let shown = String::from_utf8_lossy(&data[..data.len().min(120)]);
+            return Parsed::Error(format!("bad JSON in stream ({e}): {shown}"));
+        }
+    };
+    if let Some(err) = chunk.error {
+        return Parsed::Error(error_message(&serde_json::json!({ "error": err })));
+    }
+    if let Some(u) = chunk.usage {
+        if u.completion_tokens.is_some() {
+            r.usage_completion_tokens = u.completion_tokens;
+            r.usage_prompt_tokens = u.prompt_tokens;
+        }
+    }
+    let has_text = chunk.choices.iter().any(|c| {
+        let nonempty = |s: &Option<Cow<str>>| s.as_deref().is_some_and(|t| !t.is_empty());
+        nonempty(&c.text)
+            || c.delta.as_ref().is_some_and(|d| {
+                nonempty(&d.content) || nonempty(&d.reasoning) || nonempty(&d.reasoning_content)
+            })
+    });
+    if has_text {
+        Parsed::Text
+    } else {
+        Parsed::Nothing
+    }
+}
+
+/// The message of an error body in either shape (`{"error": {...}}` or flat `{"object": "error", ...}`).
+pub fn error_message(v: &serde_json::Value) -> String {
+    let e = v.get("error").unwrap_or(v);
+    match e {
+        serde_json::Value::String(s) => s.clone(),
+        _ => e
+            .get("message")
+            .and_then(|m| m.as_str())
+            .map(String::from)
+            .unwrap_or_else(|| v.to_string()),
+    }
+}
+
+/// Sends one streaming request on `conn` and reads it to the end (or the deadline).
+pub async fn send(
+    conn: &mut Conn,
+    ep: &Endpoint,
+    body: Bytes,
+    timeout: Duration,
+    deadline: Option<tokio::time::Instant>,
+) -> RequestResult {
+    let mut r = RequestResult {
+        sent: Instant::now(),
+        first_token: None,
+        token_times: Vec::new(),
+        end: Instant::now(),
+        reads: 0,
+        usage_prompt_tokens: None,
+        usage_completion_tokens: None,
+        error: None,
+    };
+    let limit = tokio::time::Instant::now() + timeout;
+    let (until, kind) = match deadline {
+        Some(d) if d < limit => (d, ErrorKind::Aborted),
+        _ => (limit, ErrorKind::Timeout),
+    };
+    let outcome = tokio::time::timeout_at(until, exchange(conn, ep, body, &mut r)).await;
+    r.end = Instant::now();
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => r.error = Some(e),
+        Err(_) => {
+            let msg = match kind {
+                ErrorKind::Aborted => "aborted at the workload deadline".to_string(),
+                _ => format!("no complete answer within {timeout:?}"),
+            };
+            r.error = Some(RequestError::new(kind, msg));
+        }
+    }
+    r
+}
+
+async fn exchange(
+    conn: &mut Conn,
+    ep: &Endpoint,
+    body: Bytes,
+    r: &mut RequestResult,
+) -> Result<(), RequestError> {
+    let mut req = hyper::Request::post(ep.path())
+        .header(hyper::header::HOST, format!("{}:{}", ep.host, ep.port))
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .header(hyper::header::ACCEPT, "text/event-stream");
+    if let Some(k) = &ep.api_key {
+        req = req.header(
+            hyper::header::AUTHORIZATION,
+            format!("Bearer {}", k.expose()),
+        );
+    }
+    let req = req
+        .body(Full::new(body))
+        .map_err(|e| RequestError::new(ErrorKind::Connect, format!("building request: {e}")))?;
+    conn.sender
+        .ready()
+        .await
+        .map_err(|e| RequestError::new(ErrorKind::Connect, format!("connection not ready: {e}")))?;
+    r.sent = Instant::now();
+    let resp = conn
+        .sender
+        .send_request(req)
+        .await
+        .map_err(|e| RequestError::new(ErrorKind::Connect, format!("sending request: {e}")))?;
+    let status = resp.status();
+    let mut body = resp.into_body();
+    if !status.is_success() {
+        let mut bytes = Vec::new();
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Some(d) = frame.data_ref() {
+                bytes.extend_from_slice(d);
+                if bytes.len() > 64 * 1024 {
+                    break;
+                }
+            }
+        }
+        let msg = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .map(|v| error_message(&v))
+            .unwrap_or_else(|_| {
+                String::from_utf8_lossy(&bytes[..bytes.len().min(500)]).into_owned()
+            });
+        return Err(RequestError {
+            kind: ErrorKind::Status,
+            message: format!("HTTP {}: {msg}", status.as_u16()),
+            status: Some(status.as_u16()),
+        });
+    }
+    let mut splitter = sse::SseSplitter::new();
+    let mut done = false;
+    let mut failure: Option<RequestError> = None;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            RequestError::new(
+                ErrorKind::StreamCut,
+                format!("stream cut after {} reads: {e}", r.reads),
+            )
+        })?;
+        let Some(data) = frame.data_ref() else {
+            continue;
+        };
+        let now = Instant::now();
+        r.reads += 1;
+        splitter.feed(data, |event| match handle_event(event, r) {
+            Parsed::Text => {
+                if r.first_token.is_none() {
+                    r.first_token = Some(now);
+                }
+                r.token_times.push(now);
+                true
+            }
+            Parsed::Nothing => true,
+            Parsed::Done => {
+                done = true;
+                false
+            }
+            Parsed::Error(m) => {
+                let kind = if m.starts_with("bad JSON") {
+                    ErrorKind::Parse
+                } else {
+                    ErrorKind::ServerError
+                };
+                failure = Some(RequestError::new(kind, m));
+                false
+            }
+        });
+        if done || failure.is_some() {
+            break;
+        }
+    }
+    if let Some(f) = failure {
+        return Err(f);
+    }
+    if !done {
+        return Err(RequestError::new(
+            ErrorKind::StreamCut,
+            format!("stream ended without [DONE] after {} reads", r.reads),
+        ));
+    }
+    Ok(())
+}
+
+/// A control-plane call (health, models, tokenize, pre-flight) on a fresh connection: returns
+/// the status and the body. Not for benchmark traffic.
+pub async fn http_call(
+    ep: &Endpoint,
+    method: hyper::Method,
+    path: &str,
+    body: Option<&serde_json::Value>,
+    timeout: Duration,
+) -> Result<(u16, Vec<u8>), RequestError> {
+    let fut = async {
+        let mut conn = connect(ep).await?;
+        let bytes = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", ep.base_path))
+            .header(hyper::header::HOST, format!("{}:{}", ep.host, ep.port))
+            .header(hyper::header::CONTENT_TYPE, "application/json");
+        if let Some(k) = &ep.api_key {
+            req = req.header(
+                hyper::header::AUTHORIZATION,
+                format!("Bearer {}", k.expose()),
+            );
+        }
+        let req = req
+            .body(Full::new(bytes))
+            .map_err(|e| RequestError::new(ErrorKind::Connect, format!("building request: {e}")))?;
+        let resp = conn
+            .sender
+            .send_request(req)
+            .await
+            .map_err(|e| RequestError::new(ErrorKind::Connect, format!("{path}: {e}")))?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| RequestError::new(ErrorKind::StreamCut, format!("{path}: {e}")))?
+            .to_bytes();
+        Ok((status, body.to_vec()))
+    };
+    tokio::time::timeout(timeout, fut)
+        .await
+        .unwrap_or_else(|_| {
+            Err(RequestError::new(
+                ErrorKind::Timeout,
+                format!("{path}: no answer within {timeout:?}"),
+            ))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_parsing() {
+        let e = Endpoint::parse("http://127.0.0.1:8000", Api::Chat, None).unwrap();
+        assert_eq!(
+            (e.host.as_str(), e.port, e.path().as_str()),
+            ("127.0.0.1", 8000, "/v1/chat/completions")
+        );
+        let e = Endpoint::parse("http://h/prefix/", Api::Completions, None).unwrap();
+        assert_eq!((e.port, e.path().as_str()), (80, "/prefix/v1/completions"));
+        assert!(Endpoint::parse("https://x", Api::Chat, None)
+            .unwrap_err()
+            .contains("plain http"));
+    }
+
+    #[test]
+    fn body_asks_for_usage_and_min_tokens_with_ignore_eos() {
+        let b = request_body(
+            Api::Chat,
+            "m",
+            "[{\"role\":\"user\",\"content\":\"hi\"}]",
+            16,
+            true,
+        );
+        let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+        assert_eq!(v["stream_options"]["include_usage"], true);
+        assert_eq!(v["min_tokens"], 16);
+        assert_eq!(v["max_tokens"], 16);
+        assert_eq!(v["messages"][0]["content"], "hi");
+    }
+
+    #[test]
+    fn events_classified_by_content_reasoning_usage_and_error() {
+        let mut r = RequestResult {
+            sent: Instant::now(),
+            first_token: None,
+            token_times: vec![],
+            end: Instant::now(),
+            reads: 0,
+            usage_prompt_tokens: None,
+            usage_completion_tokens: None,
+            error: None,
+        };
+        assert!(matches!(
+            handle_event(
+                br#"{"choices":[{"delta":{"role":"assistant","content":""}}]}"#,
+                &mut r
+            ),
+            Parsed::Nothing
+        ));
+        assert!(matches!(
+            handle_event(br#"{"choices":[{"delta":{"content":"x"}}]}"#, &mut r),
+            Parsed::Text
+        ));
+        assert!(matches!(
+            handle_event(br#"{"choices":[{"delta":{"reasoning":"x"}}]}"#, &mut r),
+            Parsed::Text
+        ));
+        assert!(matches!(
+            handle_event(
+                br#"{"choices":[{"delta":{"reasoning_content":"x"}}]}"#,
+                &mut r
+            ),
+            Parsed::Text
+        ));
+        assert!(matches!(
+            handle_event(
+                br#"{"choices":[{"text":"x","finish_reason":null}]}"#,
+                &mut r
+            ),
+            Parsed::Text
+        ));
+        assert!(matches!(handle_event(br#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":5,"total_tokens":8}}"#, &mut r), Parsed::Nothing));
+        assert_eq!(
+            (r.usage_prompt_tokens, r.usage_completion_tokens),
+            (Some(3), Some(5))
+        );
+        match handle_event(
+            br#"{"error":{"message":"boom","type":"x","code":500}}"#,
+            &mut r,
+        ) {
+            Parsed::Error(m) => assert_eq!(m, "boom"),
+            _ => panic!("error event not recognised"),
+        }
+        match handle_event(
+            br#"{"error":{"object":"error","message":"flat","code":400}}"#,
+            &mut r,
+        ) {
+            Parsed::Error(m) => assert_eq!(m, "flat"),
+            _ => panic!("flat error event not recognised"),
+        }
+        assert!(matches!(
+            handle_event(b"{not json", &mut r),
+            Parsed::Error(_)
+        ));
+        assert!(matches!(handle_event(b"[DONE]", &mut r), Parsed::Done));
+    }
+}

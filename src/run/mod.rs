@@ -1,0 +1,658 @@
+//! Orchestration: provision → health → pre-flight → warm-up → workload (+ collector) →
+//! aggregate → save → cleanup. Glue only; each phase lives in its module. The result file is
+//! written on every way out that has measured anything (completed, interrupted, failed).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use crate::client::{self, Endpoint};
+use crate::config::{Dataset, Detail, Experiment, Pattern, ProviderKind, Resolved, Secret};
+use crate::metrics::summary::{self, RequestRecord};
+use crate::results::{
+    self, Bucket, ClientHealth, Cost, Environment, Errors, RunResult, Stats, Status,
+};
+use crate::sim;
+use crate::workload::dataset::{self, Calibration, Prompt};
+use crate::workload::executor::{self, Arrivals, Control, Event, Plan};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{0}")]
+    Dataset(#[from] dataset::DatasetError),
+    #[error("`provider: {0}` is not yet available in this version; use `simulator` or `existing`")]
+    ProviderNotYet(&'static str),
+    #[error("simulator: {0}")]
+    Sim(#[from] sim::SimError),
+    #[error("{0}")]
+    Endpoint(String),
+    #[error("server at {url} did not become ready within {timeout:?}: {last}")]
+    Health {
+        url: String,
+        timeout: Duration,
+        last: String,
+    },
+    #[error("pre-flight request failed: {0}")]
+    Preflight(String),
+    #[error(transparent)]
+    Results(#[from] results::ResultsError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// How the run should behave on this terminal.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    pub progress: bool,
+    pub client_cores: Option<usize>,
+}
+
+/// What `run` produced.
+pub struct Outcome {
+    pub result: RunResult,
+    pub path: PathBuf,
+}
+
+/// Prompts for the experiment (JSONL read and checked now, before anything is spent).
+pub fn check_dataset(r: &Resolved) -> Result<Option<Vec<Prompt>>, RunError> {
+    let w = &r.experiment.workload;
+    match &w.dataset {
+        Dataset::Jsonl { path } => {
+            let p = r.resolve_path("workload.dataset.path", path);
+            Ok(Some(dataset::load_jsonl(&p, w.api, w.max_tokens)?))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Runs one experiment end to end.
+pub async fn run(r: &Resolved, opts: &RunOptions) -> Result<Outcome, RunError> {
+    let e = &r.experiment;
+    let jsonl = check_dataset(r)?;
+    let started_at = chrono::Utc::now();
+    let local_server = matches!(
+        e.infrastructure.provider,
+        ProviderKind::Simulator | ProviderKind::Local
+    );
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let workers = opts
+        .client_cores
+        .unwrap_or(if local_server {
+            (cores - 1).max(1)
+        } else {
+            cores
+        })
+        .max(1);
+
+    // Provision.
+    let mut sim_handle = None;
+    let (base_url, api_key): (String, Option<Secret>) = match e.infrastructure.provider {
+        ProviderKind::Simulator => {
+            let s = &e.infrastructure.simulator;
+            let mut cfg = sim::SimConfig::new(&s.profile, s.personality, e.model.id.clone())?;
+            cfg.speed = s.speed;
+            cfg.seed = e.seed;
+            cfg.max_model_len = e.model.max_model_len;
+            let h = sim::start(cfg, "127.0.0.1:0").await?;
+            let url = h.base_url();
+            sim_handle = Some(h);
+            (url, None)
+        }
+        ProviderKind::Existing => {
+            let url = e.infrastructure.base_url.clone().unwrap_or_default();
+            let key = e
+                .infrastructure
+                .api_key_env
+                .as_deref()
+                .and_then(Secret::from_env)
+                .or_else(|| r.user.api_keys.openai.clone());
+            (url, key)
+        }
+        ProviderKind::Runpod => return Err(RunError::ProviderNotYet("runpod")),
+        ProviderKind::Local => return Err(RunError::ProviderNotYet("local")),
+    };
+    let ep = Endpoint::parse(&base_url, e.workload.api, api_key).map_err(RunError::Endpoint)?;
+    let health_timeout = e.infrastructure.health_timeout.as_duration();
+    let server_version = wait_ready(&ep, &e.model.id, health_timeout).await?;
+
+    // Prompts.
+    let measured = e.workload.requests.unwrap_or(1000) as usize;
+    let warmup = e.workload.warmup_requests as usize;
+    let (prompts, lengths) = match jsonl {
+        Some(p) => (p, None),
+        None => {
+            let cal = dataset::calibrate(&ep, &e.model.id, e.workload.api, e.seed).await;
+            let n = (measured + warmup).min(100_000);
+            (
+                dataset::synthesize(&e.workload.dataset, e.workload.api, n, e.seed, &cal),
+                Some(cal),
+            )
+        }
+    };
+    let prompts = Arc::new(prompts);
+
+    preflight(&ep, &e.model.id, e.workload.api).await?;
+
+    let control = Arc::new(Control::default());
+    // Ctrl-C: first stops sending (in-flight requests finish), second exits after saving.
+    let (int_tx, mut int_rx) = mpsc::unbounded_channel::<()>();
+    {
+        let control = control.clone();
+        tokio::spawn(async move {
+            let mut n = 0;
+            while tokio::signal::ctrl_c().await.is_ok() {
+                n += 1;
+                control.stop();
+                let _ = int_tx.send(());
+                if n >= 2 {
+                    break;
+                }
+            }
+        });
+    }
+
+    // Warm-up: same endpoint and prompts, never counted.
+    if warmup > 0 {
+        let plan = plan(
+            e,
+            &ep,
+            prompts.clone(),
+            0,
+            workers,
+            Some(warmup as u64),
+            true,
+        );
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let c = control.clone();
+        let h = tokio::task::spawn_blocking(move || executor::run(plan, c, tx));
+        while rx.recv().await.is_some() {}
+        let _ = h.await;
+    }
+
+    // The measured workload.
+    let plan = plan(
+        e,
+        &ep,
+        prompts.clone(),
+        warmup,
+        workers,
+        e.workload.requests,
+        false,
+    );
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let c = control.clone();
+    let exec = tokio::task::spawn_blocking(move || executor::run(plan, c, tx));
+    let mut col = Collector::new(e);
+    let bar = opts.progress.then(|| progress_bar(e.workload.requests));
+    let mut interrupted = 0;
+    loop {
+        tokio::select! {
+            ev = rx.recv() => match ev {
+                Some(Event::Started { t0, connect_times, connect_errors }) => {
+                    col.t0 = Some(t0);
+                    col.connect_ms = connect_times.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+                    col.connect_errors = connect_errors;
+                }
+                Some(Event::Request(rec)) => {
+                    col.add(*rec);
+                    if let Some(b) = &bar {
+                        b.set_position(col.records.len() as u64);
+                        b.set_message(format!("{} failed", col.failed));
+                    }
+                    if let Some(max) = e.workload.max_error_rate {
+                        let n = col.records.len();
+                        if n >= 20 && col.failed as f64 / n as f64 > max && col.termination.is_none() {
+                            col.termination = Some(format!("max_error_rate: {} of {n} requests failed (limit {:.0}%)", col.failed, max * 100.0));
+                            control.stop();
+                        }
+                    }
+                }
+                None => break,
+            },
+            Some(()) = int_rx.recv() => {
+                interrupted += 1;
+                if col.termination.is_none() {
+                    col.termination = Some("interrupted".into());
+                }
+                if interrupted >= 2 {
+                    eprintln!("second Ctrl-C: saving what was measured and exiting");
+                    break;
+                }
+                eprintln!("Ctrl-C: no new requests; waiting for those in flight (Ctrl-C again to stop now)");
+            }
+        }
+    }
+    if interrupted < 2 {
+        let _ = exec.await;
+    }
+    let end = Instant::now();
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let status = if interrupted > 0 {
+        Status::Interrupted
+    } else {
+        Status::Completed
+    };
+    let termination = col.termination.clone().unwrap_or_else(|| {
+        if e.workload.duration.is_some()
+            && e.workload
+                .requests
+                .is_none_or(|n| (col.records.len() as u64) < n)
+        {
+            "duration".into()
+        } else {
+            "completed".into()
+        }
+    });
+    let env = Environment {
+        provider: e.infrastructure.provider.as_str().into(),
+        base_url: Some(ep.base_url()),
+        pod_id: None,
+        gpu_type: match e.infrastructure.provider {
+            ProviderKind::Simulator => Some(format!(
+                "simulated ({})",
+                e.infrastructure.simulator.profile
+            )),
+            _ => e.infrastructure.gpu_type.clone(),
+        },
+        gpu_count: e.infrastructure.gpu_count,
+        price_per_hour_usd: None,
+        image: e.framework.image.clone(),
+        server_version,
+        client_host: std::env::var("HOSTNAME").ok(),
+        client_cores: workers,
+        prompt_lengths: lengths.map(|c: Calibration| {
+            if c.calibrated {
+                format!(
+                    "calibrated via /tokenize ({:.3} tokens/word, {:.1} template tokens)",
+                    c.tokens_per_word, c.overhead
+                )
+            } else {
+                "estimated (no /tokenize: 1 word = 1 token)".into()
+            }
+        }),
+    };
+    let result = col.finish(e, end, status, termination, started_at, env);
+    drop(sim_handle);
+    let path = results::result_path(&e.output.dir, &e.name, started_at);
+    results::write_atomic(&path, &result)?;
+    Ok(Outcome { result, path })
+}
+
+fn plan(
+    e: &Experiment,
+    ep: &Endpoint,
+    prompts: Arc<Vec<Prompt>>,
+    first: usize,
+    workers: usize,
+    count: Option<u64>,
+    warmup: bool,
+) -> Plan {
+    let w = &e.workload;
+    let arrivals = match w.pattern {
+        Pattern::Sequential => Arrivals::Closed { concurrency: 1 },
+        Pattern::Concurrent => Arrivals::Closed {
+            concurrency: w.concurrency.unwrap_or(1),
+        },
+        Pattern::Rate if warmup => Arrivals::Closed {
+            concurrency: w.max_concurrency.unwrap_or(8).min(8),
+        },
+        Pattern::Rate => Arrivals::Open {
+            offsets: Arc::new(crate::workload::arrival_offsets(
+                w.arrival,
+                w.rate.unwrap_or(1.0),
+                w.burstiness,
+                w.requests,
+                w.duration.map(|d| d.as_duration()),
+                e.seed,
+            )),
+            max_in_flight: w.max_concurrency,
+        },
+    };
+    let conc = match &arrivals {
+        Arrivals::Closed { concurrency } => *concurrency as usize,
+        Arrivals::Open { max_in_flight, .. } => max_in_flight.unwrap_or(workers as u32) as usize,
+    };
+    Plan {
+        endpoint: ep.clone(),
+        model: e.model.id.clone(),
+        api: w.api,
+        prompts,
+        first_prompt: first,
+        ignore_eos: w.ignore_eos,
+        request_timeout: w.request_timeout.as_duration(),
+        arrivals,
+        count,
+        duration: if warmup {
+            None
+        } else {
+            w.duration.map(|d| d.as_duration())
+        },
+        on_deadline: w.on_deadline,
+        // Never more worker threads than slots.
+        workers: workers.min(conc.max(1)),
+    }
+}
+
+/// `/health` answers 200 and `/v1/models` lists the model; returns the server's version.
+async fn wait_ready(
+    ep: &Endpoint,
+    model: &str,
+    timeout: Duration,
+) -> Result<Option<String>, RunError> {
+    let start = Instant::now();
+    let mut last;
+    let mut delay = Duration::from_millis(50);
+    loop {
+        match client::http_call(
+            ep,
+            hyper::Method::GET,
+            "/health",
+            None,
+            Duration::from_secs(10),
+        )
+        .await
+        {
+            Ok((200, _)) => match client::http_call(
+                ep,
+                hyper::Method::GET,
+                "/v1/models",
+                None,
+                Duration::from_secs(10),
+            )
+            .await
+            {
+                Ok((200, body)) => {
+                    let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                    let ids: Vec<String> = v["data"]
+                        .as_array()
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|m| m["id"].as_str().map(String::from))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    if ids.iter().any(|i| i == model) {
+                        let version = client::http_call(
+                            ep,
+                            hyper::Method::GET,
+                            "/version",
+                            None,
+                            Duration::from_secs(5),
+                        )
+                        .await
+                        .ok()
+                        .filter(|(s, _)| *s == 200)
+                        .and_then(|(_, b)| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                        .and_then(|v| v["version"].as_str().map(String::from));
+                        return Ok(version);
+                    }
+                    return Err(RunError::Preflight(format!(
+                        "the server does not serve `{model}`; it serves: {}",
+                        ids.join(", ")
+                    )));
+                }
+                Ok((s, body)) => {
+                    last = format!(
+                        "/v1/models answered {s}: {}",
+                        String::from_utf8_lossy(&body[..body.len().min(300)])
+                    )
+                }
+                Err(e) => last = e.message,
+            },
+            Ok((s, body)) => {
+                last = format!(
+                    "/health answered {s}: {}",
+                    String::from_utf8_lossy(&body[..body.len().min(300)])
+                )
+            }
+            Err(e) => last = e.message,
+        }
+        if start.elapsed() >= timeout {
+            return Err(RunError::Health {
+                url: ep.base_url(),
+                timeout,
+                last,
+            });
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// One small streaming request through the benchmark client; quotes the server's error.
+async fn preflight(ep: &Endpoint, model: &str, api: crate::config::Api) -> Result<(), RunError> {
+    let mut conn = client::connect(ep)
+        .await
+        .map_err(|e| RunError::Preflight(e.message))?;
+    let prompt = match api {
+        crate::config::Api::Chat => r#"[{"role":"user","content":"Say hello."}]"#,
+        crate::config::Api::Completions => r#""Say hello.""#,
+    };
+    let body = client::request_body(api, model, prompt, 2, false);
+    let r = client::send(&mut conn, ep, body, Duration::from_secs(120), None).await;
+    match r.error {
+        None => Ok(()),
+        Some(e) => Err(RunError::Preflight(e.message)),
+    }
+}
+
+fn progress_bar(total: Option<u64>) -> indicatif::ProgressBar {
+    let b = match total {
+        Some(n) => indicatif::ProgressBar::new(n),
+        None => indicatif::ProgressBar::new_spinner(),
+    };
+    b.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} requests  {per_sec}  {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    b.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    b.enable_steady_tick(Duration::from_millis(200));
+    b
+}
+
+/// The one owner of measured data during a run.
+struct Collector {
+    t0: Option<Instant>,
+    records: Vec<RequestRecord>,
+    itl_ms: Vec<f64>,
+    lag_ms: Vec<f64>,
+    connect_ms: Vec<f64>,
+    connect_errors: Vec<String>,
+    failed: u64,
+    errors: Errors,
+    buckets: BTreeMap<u64, (Bucket, Vec<f64>)>,
+    termination: Option<String>,
+    full: bool,
+    total_reads: u64,
+}
+
+impl Collector {
+    fn new(e: &Experiment) -> Self {
+        Self {
+            t0: None,
+            records: Vec::new(),
+            itl_ms: Vec::new(),
+            lag_ms: Vec::new(),
+            connect_ms: Vec::new(),
+            connect_errors: Vec::new(),
+            failed: 0,
+            errors: Errors::default(),
+            buckets: BTreeMap::new(),
+            termination: None,
+            full: e.output.detail == Detail::Full,
+            total_reads: 0,
+        }
+    }
+
+    fn add(&mut self, rec: executor::Record) {
+        let t0 = self.t0.unwrap_or(rec.result.sent);
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let r = &rec.result;
+        let sent_ms = if r.sent >= t0 {
+            ms(r.sent - t0)
+        } else {
+            -ms(t0 - r.sent)
+        };
+        if let Some(s) = rec.scheduled {
+            self.lag_ms.push((sent_ms - ms(s)).max(0.0));
+        }
+        let (output_tokens, source) = match r.usage_completion_tokens {
+            Some(n) => (n, "usage"),
+            None => (r.token_times.len() as u32, "chunks"),
+        };
+        let input_tokens = r.usage_prompt_tokens.or(rec.expected_input_tokens);
+        let gaps: Vec<f64> = r.itl().map(ms).collect();
+        if r.error.is_none() {
+            self.itl_ms.extend_from_slice(&gaps);
+        } else {
+            self.failed += 1;
+        }
+        if let Some(err) = &r.error {
+            let k = err.kind.as_str().to_string();
+            *self.errors.by_kind.entry(k.clone()).or_default() += 1;
+            self.errors
+                .samples
+                .entry(k)
+                .or_insert_with(|| err.message.clone());
+        }
+        self.total_reads += r.reads as u64;
+        let rec_out = RequestRecord {
+            id: rec.index,
+            scheduled_ms: rec.scheduled.map(ms),
+            sent_ms,
+            ttft_ms: r.ttft().map(ms),
+            e2el_ms: ms(r.e2el()),
+            input_tokens,
+            output_tokens,
+            tokens_source: source.into(),
+            reads: r.reads,
+            itl_ms: self.full.then_some(gaps),
+            error: r.error.clone(),
+        };
+        let second = if r.end >= t0 {
+            (r.end - t0).as_secs()
+        } else {
+            0
+        };
+        let (b, ttfts) = self.buckets.entry(second).or_insert_with(|| {
+            (
+                Bucket {
+                    second,
+                    ..Default::default()
+                },
+                Vec::new(),
+            )
+        });
+        if rec_out.ok() {
+            b.completed += 1;
+            b.output_tokens += output_tokens as u64;
+            if let Some(t) = rec_out.ttft_ms {
+                ttfts.push(t);
+            }
+        } else {
+            b.failed += 1;
+        }
+        self.records.push(rec_out);
+    }
+
+    fn finish(
+        mut self,
+        e: &Experiment,
+        end: Instant,
+        status: Status,
+        termination: String,
+        started_at: chrono::DateTime<chrono::Utc>,
+        env: Environment,
+    ) -> RunResult {
+        let duration_s = self
+            .t0
+            .map(|t| end.saturating_duration_since(t).as_secs_f64())
+            .unwrap_or(0.0);
+        // Throughput divides by the time to the last completion, not to the collector's wake-up.
+        let last_end_ms = self
+            .records
+            .iter()
+            .map(|r| r.sent_ms + r.e2el_ms)
+            .fold(0.0, f64::max);
+        let duration_s = if last_end_ms > 0.0 {
+            last_end_ms / 1e3
+        } else {
+            duration_s
+        };
+        self.records.sort_by_key(|r| r.id);
+        let summary = summary::summarize(
+            &self.records,
+            &self.itl_ms,
+            duration_s,
+            &e.metrics.percentiles,
+            e.metrics.slo.as_ref(),
+            e.infrastructure.gpu_count,
+        );
+        let mut warnings = Vec::new();
+        let lag = (!self.lag_ms.is_empty()).then(|| Stats::of(std::mem::take(&mut self.lag_ms)));
+        if let Some(l) = &lag {
+            if l.p99 > 10.0 {
+                warnings.push(format!("requests left up to {:.1} ms late (p99) against the schedule: the client or this machine was saturated; rates are lower than asked", l.p99));
+            }
+        }
+        for c in &self.connect_errors {
+            warnings.push(format!("pre-warm connect failed: {c}"));
+        }
+        let n = self.records.len().max(1) as f64;
+        let time_series = self
+            .buckets
+            .into_values()
+            .map(|(mut b, mut t)| {
+                t.sort_by(f64::total_cmp);
+                if !t.is_empty() {
+                    b.ttft_p50_ms = Some(summary::percentile(&t, 50.0));
+                    b.ttft_p99_ms = Some(summary::percentile(&t, 99.0));
+                }
+                b
+            })
+            .collect();
+        let mut config = serde_json::to_value(e).unwrap_or_default();
+        if let Some(m) = config
+            .pointer_mut("/framework/env")
+            .and_then(|v| v.as_object_mut())
+        {
+            for v in m.values_mut() {
+                *v = "<redacted>".into();
+            }
+        }
+        RunResult {
+            schema_version: results::SCHEMA_VERSION,
+            tool: results::Tool::current(),
+            name: e.name.clone(),
+            status,
+            error: None,
+            termination_reason: termination,
+            started_at: started_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            finished_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            seed: e.seed,
+            config,
+            environment: env,
+            cost: Cost::default(),
+            summary,
+            errors: self.errors,
+            time_series,
+            server_metrics: Vec::new(),
+            client: ClientHealth {
+                connect_ms: Stats::of(self.connect_ms),
+                pacer_lag_ms: lag,
+                reads_per_request: self.total_reads as f64 / n,
+                warnings,
+            },
+            requests: self.records,
+        }
+    }
+}

@@ -1,0 +1,371 @@
+//! Runs a workload: N worker threads, each a current-thread tokio runtime with its share of the
+//! connections (opened and warmed before the timed window at a bounded dial rate), all sending
+//! their records on one channel. One loop serves every pattern: closed loop (sequential,
+//! concurrent) or open loop (a precomputed schedule paced with `sleep_until` on an absolute
+//! timeline, optionally capped in flight).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::dataset::Prompt;
+use crate::client::{self, Conn, Endpoint, ErrorKind, RequestError, RequestResult};
+use crate::config::{Api, OnDeadline};
+
+/// Closed or open loop.
+#[derive(Clone, Debug)]
+pub enum Arrivals {
+    /// `concurrency` requests in flight at all times.
+    Closed { concurrency: u32 },
+    /// Request *i* leaves at `t0 + offsets[i]`, at most `max_in_flight` at once.
+    Open {
+        offsets: Arc<Vec<Duration>>,
+        max_in_flight: Option<u32>,
+    },
+}
+
+/// Everything the executor needs; no config types beyond plain values.
+#[derive(Clone)]
+pub struct Plan {
+    pub endpoint: Endpoint,
+    pub model: String,
+    pub api: Api,
+    pub prompts: Arc<Vec<Prompt>>,
+    /// Offset into `prompts` (the warm-up uses the first ones; measured requests follow).
+    pub first_prompt: usize,
+    pub ignore_eos: bool,
+    pub request_timeout: Duration,
+    pub arrivals: Arrivals,
+    /// Stop after this many requests.
+    pub count: Option<u64>,
+    /// Stop sending after this long.
+    pub duration: Option<Duration>,
+    pub on_deadline: OnDeadline,
+    pub workers: usize,
+}
+
+/// Shared stop flags: set by Ctrl-C, `q`, the error-rate rule or the budget.
+#[derive(Default)]
+pub struct Control {
+    pub stop: AtomicBool,
+}
+
+impl Control {
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+    pub fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+}
+
+/// One finished request.
+#[derive(Debug)]
+pub struct Record {
+    pub index: u64,
+    pub prompt: usize,
+    /// Intended send offset (open loop only).
+    pub scheduled: Option<Duration>,
+    pub result: RequestResult,
+    pub expected_input_tokens: Option<u32>,
+}
+
+pub enum Event {
+    /// Connections are warm; the timed window starts at `t0`.
+    Started {
+        t0: Instant,
+        connect_times: Vec<Duration>,
+        connect_errors: Vec<String>,
+    },
+    Request(Box<Record>),
+}
+
+/// Runs the plan on worker threads, blocking until every worker is done.
+pub fn run(plan: Plan, control: Arc<Control>, tx: UnboundedSender<Event>) -> Instant {
+    let workers = plan.workers.max(1);
+    let next = Arc::new(AtomicU64::new(0));
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<(Vec<Duration>, Vec<String>)>();
+    let mut t0_senders = Vec::new();
+    let mut handles = Vec::new();
+    for w in 0..workers {
+        let (t0_tx, t0_rx) = std::sync::mpsc::channel::<Instant>();
+        t0_senders.push(t0_tx);
+        let plan = plan.clone();
+        let control = control.clone();
+        let tx = tx.clone();
+        let next = next.clone();
+        let ready_tx = ready_tx.clone();
+        handles.push(
+            std::thread::Builder::new()
+                .name(format!("client-{w}"))
+                .spawn(move || {
+                    let rt = match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(rt) => rt,
+                        Err(e) => {
+                            let _ = ready_tx.send((
+                                vec![],
+                                vec![format!("worker {w}: cannot start a runtime: {e}")],
+                            ));
+                            return;
+                        }
+                    };
+                    worker(rt, w, workers, plan, control, tx, next, ready_tx, t0_rx);
+                }),
+        );
+    }
+    drop(ready_tx);
+    let mut connect_times = Vec::new();
+    let mut connect_errors = Vec::new();
+    for _ in 0..workers {
+        if let Ok((t, e)) = ready_rx.recv() {
+            connect_times.extend(t);
+            connect_errors.extend(e);
+        }
+    }
+    let t0 = Instant::now() + Duration::from_millis(5);
+    let _ = tx.send(Event::Started {
+        t0,
+        connect_times,
+        connect_errors,
+    });
+    for s in t0_senders {
+        let _ = s.send(t0);
+    }
+    for h in handles.into_iter().flatten() {
+        let _ = h.join();
+    }
+    t0
+}
+
+/// Slots (connections) this worker owns out of `total`.
+fn share(total: u32, w: usize, workers: usize) -> u32 {
+    let (q, r) = (total / workers as u32, total % workers as u32);
+    q + u32::from((w as u32) < r)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn worker(
+    rt: tokio::runtime::Runtime,
+    w: usize,
+    workers: usize,
+    plan: Plan,
+    control: Arc<Control>,
+    tx: UnboundedSender<Event>,
+    next: Arc<AtomicU64>,
+    ready: std::sync::mpsc::Sender<(Vec<Duration>, Vec<String>)>,
+    t0_rx: std::sync::mpsc::Receiver<Instant>,
+) {
+    let slots = match &plan.arrivals {
+        Arrivals::Closed { concurrency } => share(*concurrency, w, workers),
+        Arrivals::Open { max_in_flight, .. } => {
+            share(max_in_flight.unwrap_or(32).min(256), w, workers)
+        }
+    };
+    // Warm the connections before the window, at most 16 dials at once: a burst of dials
+    // overflows the server's accept queue and costs 1 s SYN retransmits.
+    let (conns, times, errors) = rt.block_on(async {
+        let ep = &plan.endpoint;
+        let mut conns = Vec::new();
+        let mut times = Vec::new();
+        let mut errors = Vec::new();
+        let mut pending = futures_util::stream::FuturesUnordered::new();
+        let mut started = 0;
+        use futures_util::StreamExt;
+        while started < slots || !pending.is_empty() {
+            while started < slots && pending.len() < 16 {
+                pending.push(client::connect(ep));
+                started += 1;
+            }
+            match pending.next().await {
+                Some(Ok(c)) => {
+                    times.push(c.connect_time);
+                    conns.push(c);
+                }
+                Some(Err(e)) => errors.push(e.message),
+                None => break,
+            }
+        }
+        (conns, times, errors)
+    });
+    let _ = ready.send((times, errors));
+    let Ok(t0) = t0_rx.recv() else { return };
+    rt.block_on(async move {
+        let t0_tokio = tokio::time::Instant::from_std(t0);
+        tokio::time::sleep_until(t0_tokio).await;
+        let deadline = plan.duration.map(|d| t0_tokio + d);
+        let abort_at = match plan.on_deadline {
+            OnDeadline::Abort => deadline,
+            OnDeadline::Wait => None,
+        };
+        let plan = Arc::new(plan);
+        match plan.arrivals.clone() {
+            Arrivals::Closed { .. } => {
+                let mut tasks = tokio::task::JoinSet::new();
+                for conn in conns {
+                    let (plan, control, tx, next) =
+                        (plan.clone(), control.clone(), tx.clone(), next.clone());
+                    tasks.spawn(async move {
+                        let mut conn = Some(conn);
+                        loop {
+                            if control.stopped()
+                                || deadline.is_some_and(|d| tokio::time::Instant::now() >= d)
+                            {
+                                break;
+                            }
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            if plan.count.is_some_and(|c| i >= c) {
+                                break;
+                            }
+                            let rec = one(&plan, &mut conn, i, None, abort_at).await;
+                            if tx.send(Event::Request(Box::new(rec))).is_err() {
+                                break;
+                            }
+                        }
+                    });
+                }
+                while tasks.join_next().await.is_some() {}
+            }
+            Arrivals::Open {
+                offsets,
+                max_in_flight,
+            } => {
+                let pool = Arc::new(Mutex::new(conns));
+                let cap = max_in_flight.map(|m| {
+                    Arc::new(tokio::sync::Semaphore::new(
+                        share(m, w, workers).max(1) as usize
+                    ))
+                });
+                let mut tasks = tokio::task::JoinSet::new();
+                let mut i = w as u64;
+                while let Some(offset) = offsets.get(i as usize).copied() {
+                    if plan.count.is_some_and(|c| i >= c) {
+                        break;
+                    }
+                    tokio::time::sleep_until(t0_tokio + offset).await;
+                    if control.stopped()
+                        || deadline.is_some_and(|d| tokio::time::Instant::now() >= d)
+                    {
+                        break;
+                    }
+                    let permit = match &cap {
+                        Some(s) => s.clone().acquire_owned().await.ok(),
+                        None => None,
+                    };
+                    let (plan, tx, pool) = (plan.clone(), tx.clone(), pool.clone());
+                    tasks.spawn(async move {
+                        let mut conn = pool.lock().ok().and_then(|mut p| p.pop());
+                        let rec = one(&plan, &mut conn, i, Some(offset), abort_at).await;
+                        if let (Some(c), Ok(mut p)) = (conn, pool.lock()) {
+                            p.push(c);
+                        }
+                        drop(permit);
+                        let _ = tx.send(Event::Request(Box::new(rec)));
+                    });
+                    // Reap finished tasks so the set does not grow with the run.
+                    while tasks.try_join_next().is_some() {}
+                    i += workers as u64;
+                }
+                while tasks.join_next().await.is_some() {}
+            }
+        }
+    });
+}
+
+/// Sends request `i` on `conn` (reconnecting when it is gone).
+async fn one(
+    plan: &Plan,
+    conn: &mut Option<Conn>,
+    i: u64,
+    scheduled: Option<Duration>,
+    abort_at: Option<tokio::time::Instant>,
+) -> Record {
+    let idx = (plan.first_prompt + i as usize) % plan.prompts.len().max(1);
+    let prompt = &plan.prompts[idx];
+    if !conn.as_ref().is_some_and(Conn::is_usable) {
+        *conn = None;
+        match client::connect(&plan.endpoint).await {
+            Ok(c) => *conn = Some(c),
+            Err(e) => {
+                let now = Instant::now();
+                return Record {
+                    index: i,
+                    prompt: idx,
+                    scheduled,
+                    expected_input_tokens: prompt.expected_input_tokens,
+                    result: RequestResult {
+                        sent: now,
+                        first_token: None,
+                        token_times: vec![],
+                        end: now,
+                        reads: 0,
+                        usage_prompt_tokens: None,
+                        usage_completion_tokens: None,
+                        error: Some(e),
+                    },
+                };
+            }
+        }
+    }
+    let body = client::request_body(
+        plan.api,
+        &plan.model,
+        &prompt.json,
+        prompt.max_tokens,
+        plan.ignore_eos,
+    );
+    let result = match conn.as_mut() {
+        Some(c) => client::send(c, &plan.endpoint, body, plan.request_timeout, abort_at).await,
+        None => unreachable_result(),
+    };
+    if result.error.is_some() {
+        // The connection's state is unknown after a failure: use a fresh one next time.
+        *conn = None;
+    }
+    Record {
+        index: i,
+        prompt: idx,
+        scheduled,
+        expected_input_tokens: prompt.expected_input_tokens,
+        result,
+    }
+}
+
+fn unreachable_result() -> RequestResult {
+    let now = Instant::now();
+    RequestResult {
+        sent: now,
+        first_token: None,
+        token_times: vec![],
+        end: now,
+        reads: 0,
+        usage_prompt_tokens: None,
+        usage_completion_tokens: None,
+        error: Some(RequestError {
+            kind: ErrorKind::Connect,
+            message: "no connection".into(),
+            status: None,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::share;
+
+    #[test]
+    fn shares_add_up() {
+        for total in [1, 7, 64, 255] {
+            for workers in [1, 2, 3, 8] {
+                assert_eq!(
+                    (0..workers).map(|w| share(total, w, workers)).sum::<u32>(),
+                    total
+                );
+            }
+        }
+    }
+}
