@@ -7,6 +7,6 @@ fn main() {
         .filter(|o| o.status.success())
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
-    println!("cargo:rustc-env=LLM_INF_BENCH_GIT_SHA={sha}");
+    println!("cargo:rustc-env=LLMIB_BUILD_GIT_SHA={sha}");
     println!("cargo:rerun-if-changed=.git/HEAD");
 }

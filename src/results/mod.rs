@@ -31,7 +31,7 @@ impl Tool {
         Self {
             name: env!("CARGO_PKG_NAME").into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            git_sha: option_env!("LLM_INF_BENCH_GIT_SHA")
+            git_sha: option_env!("LLMIB_BUILD_GIT_SHA")
                 .filter(|s| !s.is_empty())
                 .map(String::from),
         }

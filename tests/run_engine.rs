@@ -1,0 +1,315 @@
+//! `run` end to end through the real binary, against simulators started on 127.0.0.1 by the
+//! test (faults on demand), plus a golden test of the summary arithmetic.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use assert_cmd::Command;
+use llm_inf_bench::config::Personality;
+use llm_inf_bench::sim::{self, Faults, SimConfig};
+use serde_json::Value;
+
+fn bin() -> Command {
+    let mut c = Command::cargo_bin("llm-inf-bench").unwrap();
+    c.env(
+        "LLM_INF_BENCH_CONFIG",
+        "/nonexistent/llm-inf-bench-test-config.yaml",
+    );
+    c.timeout(Duration::from_secs(120));
+    c
+}
+
+/// A simulator on its own runtime thread, alive for the test.
+struct Server {
+    url: String,
+    _rt: tokio::runtime::Runtime,
+    _h: sim::SimHandle,
+}
+
+fn server(profile: &str, faults: Faults, speed: f64) -> Server {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut cfg = SimConfig::new(profile, Personality::Vllm, "m").unwrap();
+    cfg.startup_delay = Some(Duration::ZERO);
+    cfg.faults = faults;
+    cfg.speed = speed;
+    let h = rt.block_on(sim::start(cfg, "127.0.0.1:0")).unwrap();
+    Server {
+        url: h.base_url(),
+        _rt: rt,
+        _h: h,
+    }
+}
+
+fn experiment(dir: &Path, url: &str, workload: &str) -> PathBuf {
+    let p = dir.join("exp.yaml");
+    let text = format!(
+        "name: t\nseed: 5\nmodel:\n  id: m\ninfrastructure:\n  provider: existing\n  base_url: {url}\n  health_timeout: 10s\noutput:\n  dir: {}\nworkload:\n{workload}",
+        dir.join("out").display()
+    );
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn only_result(dir: &Path) -> Value {
+    let files: Vec<PathBuf> = std::fs::read_dir(dir.join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let name = files[0].file_name().unwrap().to_string_lossy().to_string();
+    assert!(
+        name.starts_with("t-")
+            && name.ends_with(".json")
+            && name.len() == "t-20261125-101010.json".len(),
+        "{name}"
+    );
+    serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap()
+}
+
+#[test]
+fn every_pattern_honours_counts_and_excludes_warmup() {
+    let s = server("instant", Faults::default(), 1.0);
+    for (workload, expect) in [
+        ("  pattern: sequential\n  requests: 7\n  warmup_requests: 3\n", 7),
+        ("  pattern: concurrent\n  concurrency: 4\n  requests: 25\n  warmup_requests: 5\n", 25),
+        ("  pattern: rate\n  rate: 200\n  arrival: poisson\n  requests: 30\n", 30),
+        ("  pattern: rate\n  rate: 100\n  arrival: gamma\n  burstiness: 0.5\n  max_concurrency: 2\n  requests: 20\n", 20),
+        ("  pattern: rate\n  rate: 100\n  arrival: constant\n  duration: 300ms\n", 30),
+    ] {
+        let d = tempfile::tempdir().unwrap();
+        let exp = experiment(d.path(), &s.url, &format!("{workload}  dataset: {{ kind: random, input_len: 12, output_len: 6 }}\n  ignore_eos: true\n"));
+        bin().arg("run").arg(&exp).arg("--no-tui").assert().success();
+        let r = only_result(d.path());
+        let reqs = r["requests"].as_array().unwrap();
+        assert_eq!(reqs.len(), expect, "{workload}");
+        assert_eq!(r["summary"]["completed"], expect, "{workload}");
+        // Warm-up excluded: measured ids run 0..n.
+        let mut ids: Vec<u64> = reqs.iter().map(|x| x["id"].as_u64().unwrap()).collect();
+        ids.sort();
+        assert_eq!(ids, (0..expect as u64).collect::<Vec<_>>());
+        for x in reqs {
+            assert_eq!(x["output_tokens"], 6, "{workload}");
+            assert_eq!(x["input_tokens"], 12, "calibrated prompt length: {workload}");
+            assert_eq!(x["tokens_source"], "usage");
+        }
+        if workload.contains("rate") {
+            assert!(reqs.iter().all(|x| x["scheduled_ms"].is_number()));
+            assert!(r["client"]["pacer_lag_ms"]["count"].as_u64().unwrap() > 0);
+        }
+        assert_eq!(r["status"], "completed");
+    }
+}
+
+#[test]
+fn faults_are_counted_by_kind_and_the_run_finishes() {
+    let faults = Faults {
+        error_rate: 0.2,
+        error_status: 500,
+        cut_rate: 0.1,
+        cut_after: 3,
+        malformed_rate: 0.1,
+        ..Faults::default()
+    };
+    let s = server("instant", faults, 1.0);
+    let d = tempfile::tempdir().unwrap();
+    let exp = experiment(d.path(), &s.url, "  concurrency: 4\n  requests: 200\n  dataset: { kind: random, input_len: 8, output_len: 10 }\n  ignore_eos: true\n");
+    // The fault draws are seeded: the pre-flight (request 0) is clean with seed 0.
+    let out = bin().arg("run").arg(&exp).arg("--no-tui").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = only_result(d.path());
+    let kinds = r["errors"]["by_kind"].as_object().unwrap();
+    assert!(kinds["status"].as_u64().unwrap() > 10, "{kinds:?}");
+    assert!(kinds["stream_cut"].as_u64().unwrap() > 3, "{kinds:?}");
+    assert!(kinds["parse"].as_u64().unwrap() > 3, "{kinds:?}");
+    let failed: u64 = kinds.values().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(r["summary"]["failed"], failed);
+    assert_eq!(r["summary"]["completed"].as_u64().unwrap() + failed, 200);
+    assert!(r["errors"]["samples"]["status"]
+        .as_str()
+        .unwrap()
+        .contains("HTTP 500"));
+    // Failed requests are kept as data, excluded from latency figures.
+    let reqs = r["requests"].as_array().unwrap();
+    assert_eq!(
+        reqs.iter().filter(|x| !x["error"].is_null()).count() as u64,
+        failed
+    );
+}
+
+#[test]
+fn max_error_rate_stops_early_and_says_why() {
+    let s = server(
+        "instant",
+        Faults {
+            error_rate: 0.9,
+            error_status: 503,
+            ..Faults::default()
+        },
+        1.0,
+    );
+    let d = tempfile::tempdir().unwrap();
+    let exp = experiment(d.path(), &s.url, "  concurrency: 2\n  requests: 5000\n  max_error_rate: 0.5\n  dataset: { kind: random, input_len: 8, output_len: 4 }\n");
+    let out = bin().arg("run").arg(&exp).arg("--no-tui").output().unwrap();
+    // Either the pre-flight meets a 503 (run refused) or the rule stops the run with exit 1.
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if d.path().join("out").exists() {
+        let r = only_result(d.path());
+        assert!(r["termination_reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("max_error_rate"));
+        assert!(r["requests"].as_array().unwrap().len() < 5000);
+    }
+}
+
+#[test]
+fn sigint_leaves_an_interrupted_file_with_completed_requests() {
+    let s = server("h100-llama8b", Faults::default(), 1.0);
+    let d = tempfile::tempdir().unwrap();
+    let exp = experiment(d.path(), &s.url, "  concurrency: 4\n  requests: 100000\n  dataset: { kind: random, input_len: 16, output_len: 64 }\n  ignore_eos: true\n");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("llm-inf-bench"))
+        .arg("run")
+        .arg(&exp)
+        .arg("--no-tui")
+        .env("LLM_INF_BENCH_CONFIG", "/nonexistent")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    unsafe_sigint(child.id());
+    let status = wait_bounded(&mut child, Duration::from_secs(30));
+    assert_eq!(status, Some(130));
+    let r = only_result(d.path());
+    assert_eq!(r["status"], "interrupted");
+    assert_eq!(r["termination_reason"], "interrupted");
+    let done = r["summary"]["completed"].as_u64().unwrap();
+    assert!(done > 0 && done < 100000, "{done}");
+}
+
+fn unsafe_sigint(pid: u32) {
+    let ok = std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+fn wait_bounded(child: &mut std::process::Child, limit: Duration) -> Option<i32> {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s.code();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    None
+}
+
+#[test]
+fn jsonl_error_is_reported_with_its_line_before_anything_starts() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(
+        d.path().join("p.jsonl"),
+        "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}\n{\"messages\": \"oops\"}\n",
+    )
+    .unwrap();
+    let exp = experiment(
+        d.path(),
+        "http://127.0.0.1:9",
+        "  concurrency: 1\n  requests: 3\n  dataset: { kind: jsonl, path: p.jsonl }\n",
+    );
+    bin()
+        .arg("run")
+        .arg(&exp)
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(
+            "p.jsonl:2: `messages` must be a list",
+        ));
+}
+
+#[test]
+fn wrong_model_is_quoted_from_the_server() {
+    let s = server("instant", Faults::default(), 1.0);
+    let d = tempfile::tempdir().unwrap();
+    let exp = experiment(d.path(), &s.url, "  concurrency: 1\n  requests: 3\n");
+    bin()
+        .arg("run")
+        .arg(&exp)
+        .args(["--set", "model.id=not-served"])
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains(
+            "does not serve `not-served`; it serves: m",
+        ));
+}
+
+#[test]
+fn jsonl_prompts_cycle_and_results_show_reads_the_file() {
+    let s = server("instant", Faults::default(), 1.0);
+    let d = tempfile::tempdir().unwrap();
+    let prompts = Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts/chat-short.jsonl");
+    let exp = experiment(d.path(), &s.url, &format!("  concurrency: 3\n  requests: 45\n  max_tokens: 5\n  ignore_eos: true\n  dataset: {{ kind: jsonl, path: {} }}\n", prompts.display()));
+    bin()
+        .arg("run")
+        .arg(&exp)
+        .arg("--json")
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("\"completed\": 45"));
+    let file = std::fs::read_dir(d.path().join("out"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    bin()
+        .args(["results", "show"])
+        .arg(&file)
+        .assert()
+        .success()
+        .stdout(predicates::str::contains(
+            "Successful requests:              45",
+        ));
+    bin()
+        .args(["results", "list"])
+        .arg(d.path().join("out"))
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("completed"));
+    let v: Value = serde_json::from_slice(
+        &bin()
+            .args(["results", "export", "--format", "vllm"])
+            .arg(&file)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(v["completed"], 45);
+    assert_eq!(v["output_lens"].as_array().unwrap().len(), 45);
+}
+
+#[test]
+fn quickstart_dry_run_spends_nothing() {
+    bin()
+        .args(["run", "experiments/examples/quickstart.yaml", "--dry-run"])
+        .assert()
+        .success()
+        .stderr(predicates::str::contains("plan: quickstart"));
+}
