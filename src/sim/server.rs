@@ -160,6 +160,22 @@ struct Job {
     words_seed: u64,
 }
 
+impl Job {
+    /// The engine's view of this job, and the channel its tokens come back on.
+    fn submit(&self) -> (Submit, mpsc::UnboundedReceiver<Emit>) {
+        let (events, rx) = mpsc::unbounded_channel();
+        let s = Submit {
+            prompt_tokens: self.prompt_tokens,
+            block_hashes: self.block_hashes.clone(),
+            output_tokens: self.output_tokens,
+            ends_on_eos: self.ends_on_eos,
+            arrived: Instant::now(),
+            events,
+        };
+        (s, rx)
+    }
+}
+
 fn prompt_of(api: Api, req: &Value, block_size: usize) -> Result<(u32, Vec<u64>, u64), String> {
     match api {
         Api::Chat => {
@@ -434,15 +450,7 @@ async fn produce(
     let _guard = InFlight(&sim.in_flight);
     let mut events = match &sim.engine {
         Some(engine) => {
-            let (etx, erx) = mpsc::unbounded_channel();
-            let submit = Submit {
-                prompt_tokens: job.prompt_tokens,
-                block_hashes: job.block_hashes.clone(),
-                output_tokens: job.output_tokens,
-                ends_on_eos: job.ends_on_eos,
-                arrived: Instant::now(),
-                events: etx,
-            };
+            let (submit, erx) = job.submit();
             if engine.send(submit).is_err() {
                 let _ = tx.send(Err(std::io::Error::other("engine stopped"))).await;
                 return;
@@ -522,15 +530,7 @@ impl Drop for InFlight<'_> {
 /// A non-streaming answer: wait for every token, then one JSON body.
 async fn complete(sim: Arc<Sim>, chunker: Chunker, job: Job, api: Api) -> Response {
     if let Some(engine) = &sim.engine {
-        let (etx, mut erx) = mpsc::unbounded_channel();
-        let submit = Submit {
-            prompt_tokens: job.prompt_tokens,
-            block_hashes: job.block_hashes.clone(),
-            output_tokens: job.output_tokens,
-            ends_on_eos: job.ends_on_eos,
-            arrived: Instant::now(),
-            events: etx,
-        };
+        let (submit, mut erx) = job.submit();
         if engine.send(submit).is_err() {
             return sim.error(
                 StatusCode::INTERNAL_SERVER_ERROR,

@@ -291,22 +291,12 @@ async fn one(
         match client::connect(&plan.endpoint).await {
             Ok(c) => *conn = Some(c),
             Err(e) => {
-                let now = Instant::now();
                 return Record {
                     index: i,
                     prompt: idx,
                     scheduled,
                     expected_input_tokens: prompt.expected_input_tokens,
-                    result: RequestResult {
-                        sent: now,
-                        first_token: None,
-                        token_times: vec![],
-                        end: now,
-                        reads: 0,
-                        usage_prompt_tokens: None,
-                        usage_completion_tokens: None,
-                        error: Some(e),
-                    },
+                    result: failed_result(e),
                 };
             }
         }
@@ -320,7 +310,11 @@ async fn one(
     );
     let result = match conn.as_mut() {
         Some(c) => client::send(c, &plan.endpoint, body, plan.request_timeout, abort_at).await,
-        None => unreachable_result(),
+        None => failed_result(RequestError {
+            kind: ErrorKind::Connect,
+            message: "no connection".into(),
+            status: None,
+        }),
     };
     if result.error.is_some() {
         // The connection's state is unknown after a failure: use a fresh one next time.
@@ -335,7 +329,8 @@ async fn one(
     }
 }
 
-fn unreachable_result() -> RequestResult {
+/// A request that failed before it was sent.
+fn failed_result(error: RequestError) -> RequestResult {
     let now = Instant::now();
     RequestResult {
         sent: now,
@@ -345,11 +340,7 @@ fn unreachable_result() -> RequestResult {
         reads: 0,
         usage_prompt_tokens: None,
         usage_completion_tokens: None,
-        error: Some(RequestError {
-            kind: ErrorKind::Connect,
-            message: "no connection".into(),
-            status: None,
-        }),
+        error: Some(error),
     }
 }
 
