@@ -28,6 +28,10 @@ pub struct Endpoint {
     pub base_path: String,
     pub api_key: Option<Secret>,
     pub api: Api,
+    /// `host:port`, the `Host` header of every request.
+    authority: String,
+    /// The generation path for `api`, built once instead of per request.
+    request_path: String,
 }
 
 impl Endpoint {
@@ -51,20 +55,48 @@ impl Endpoint {
         if host.is_empty() {
             return Err(format!("`{base_url}`: no host"));
         }
+        let request_path = match api {
+            Api::Chat => format!("{path}/v1/chat/completions"),
+            Api::Completions => format!("{path}/v1/completions"),
+        };
         Ok(Self {
+            authority: format!("{host}:{port}"),
             host,
             port,
             base_path: path.to_string(),
             api_key,
             api,
+            request_path,
         })
     }
 
-    pub fn path(&self) -> String {
-        match self.api {
-            Api::Chat => format!("{}/v1/chat/completions", self.base_path),
-            Api::Completions => format!("{}/v1/completions", self.base_path),
+    pub fn path(&self) -> &str {
+        &self.request_path
+    }
+
+    /// A request to `uri` with this endpoint's `Host`, content type and, when a key is set,
+    /// `Authorization` headers.
+    fn request(
+        &self,
+        method: hyper::Method,
+        uri: &str,
+        accept: &str,
+        body: Bytes,
+    ) -> Result<hyper::Request<Full<Bytes>>, RequestError> {
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(hyper::header::HOST, self.authority.as_str())
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .header(hyper::header::ACCEPT, accept);
+        if let Some(k) = &self.api_key {
+            req = req.header(
+                hyper::header::AUTHORIZATION,
+                format!("Bearer {}", k.expose()),
+            );
         }
+        req.body(Full::new(body))
+            .map_err(|e| RequestError::new(ErrorKind::Connect, format!("building request: {e}")))
     }
 
     pub fn base_url(&self) -> String {
@@ -139,6 +171,28 @@ pub struct RequestResult {
 }
 
 impl RequestResult {
+    /// A request about to be sent at `at`, nothing received yet.
+    pub fn new(at: Instant) -> Self {
+        Self {
+            sent: at,
+            first_token: None,
+            token_times: Vec::new(),
+            end: at,
+            reads: 0,
+            usage_prompt_tokens: None,
+            usage_completion_tokens: None,
+            error: None,
+        }
+    }
+
+    /// A request that failed before anything was sent.
+    pub fn failed(error: RequestError) -> Self {
+        Self {
+            error: Some(error),
+            ..Self::new(Instant::now())
+        }
+    }
+
     /// Sent → first content/reasoning event.
     pub fn ttft(&self) -> Option<Duration> {
         self.first_token.map(|t| t - self.sent)
@@ -256,7 +310,7 @@ enum Parsed {
     Text,
     Nothing,
     Done,
-    Error(String),
+    Error(RequestError),
 }
 
 fn handle_event(data: &[u8], r: &mut RequestResult) -> Parsed {
@@ -270,11 +324,17 @@ fn handle_event(data: &[u8], r: &mut RequestResult) -> Parsed {
         Ok(c) => c,
         Err(e) => {
             let shown = String::from_utf8_lossy(&data[..data.len().min(120)]);
-            return Parsed::Error(format!("bad JSON in stream ({e}): {shown}"));
+            return Parsed::Error(RequestError::new(
+                ErrorKind::Parse,
+                format!("bad JSON in stream ({e}): {shown}"),
+            ));
         }
     };
     if let Some(err) = chunk.error {
-        return Parsed::Error(error_message(&serde_json::json!({ "error": err })));
+        return Parsed::Error(RequestError::new(
+            ErrorKind::ServerError,
+            error_message(&serde_json::json!({ "error": err })),
+        ));
     }
     if let Some(u) = chunk.usage {
         if u.completion_tokens.is_some() {
@@ -317,16 +377,7 @@ pub async fn send(
     timeout: Duration,
     deadline: Option<tokio::time::Instant>,
 ) -> RequestResult {
-    let mut r = RequestResult {
-        sent: Instant::now(),
-        first_token: None,
-        token_times: Vec::new(),
-        end: Instant::now(),
-        reads: 0,
-        usage_prompt_tokens: None,
-        usage_completion_tokens: None,
-        error: None,
-    };
+    let mut r = RequestResult::new(Instant::now());
     let limit = tokio::time::Instant::now() + timeout;
     let (until, kind) = match deadline {
         Some(d) if d < limit => (d, ErrorKind::Aborted),
@@ -354,19 +405,7 @@ async fn exchange(
     body: Bytes,
     r: &mut RequestResult,
 ) -> Result<(), RequestError> {
-    let mut req = hyper::Request::post(ep.path())
-        .header(hyper::header::HOST, format!("{}:{}", ep.host, ep.port))
-        .header(hyper::header::CONTENT_TYPE, "application/json")
-        .header(hyper::header::ACCEPT, "text/event-stream");
-    if let Some(k) = &ep.api_key {
-        req = req.header(
-            hyper::header::AUTHORIZATION,
-            format!("Bearer {}", k.expose()),
-        );
-    }
-    let req = req
-        .body(Full::new(body))
-        .map_err(|e| RequestError::new(ErrorKind::Connect, format!("building request: {e}")))?;
+    let req = ep.request(hyper::Method::POST, ep.path(), "text/event-stream", body)?;
     conn.sender
         .ready()
         .await
@@ -428,13 +467,8 @@ async fn exchange(
                 done = true;
                 false
             }
-            Parsed::Error(m) => {
-                let kind = if m.starts_with("bad JSON") {
-                    ErrorKind::Parse
-                } else {
-                    ErrorKind::ServerError
-                };
-                failure = Some(RequestError::new(kind, m));
+            Parsed::Error(e) => {
+                failure = Some(e);
                 false
             }
         });
@@ -466,20 +500,12 @@ pub async fn http_call(
     let fut = async {
         let mut conn = connect(ep).await?;
         let bytes = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
-        let mut req = hyper::Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", ep.base_path))
-            .header(hyper::header::HOST, format!("{}:{}", ep.host, ep.port))
-            .header(hyper::header::CONTENT_TYPE, "application/json");
-        if let Some(k) = &ep.api_key {
-            req = req.header(
-                hyper::header::AUTHORIZATION,
-                format!("Bearer {}", k.expose()),
-            );
-        }
-        let req = req
-            .body(Full::new(bytes))
-            .map_err(|e| RequestError::new(ErrorKind::Connect, format!("building request: {e}")))?;
+        let req = ep.request(
+            method,
+            &format!("{}{path}", ep.base_path),
+            "application/json",
+            bytes,
+        )?;
         let resp = conn
             .sender
             .send_request(req)
@@ -512,11 +538,11 @@ mod tests {
     fn endpoint_parsing() {
         let e = Endpoint::parse("http://127.0.0.1:8000", Api::Chat, None).unwrap();
         assert_eq!(
-            (e.host.as_str(), e.port, e.path().as_str()),
+            (e.host.as_str(), e.port, e.path()),
             ("127.0.0.1", 8000, "/v1/chat/completions")
         );
         let e = Endpoint::parse("http://h/prefix/", Api::Completions, None).unwrap();
-        assert_eq!((e.port, e.path().as_str()), (80, "/prefix/v1/completions"));
+        assert_eq!((e.port, e.path()), (80, "/prefix/v1/completions"));
         assert!(Endpoint::parse("https://x", Api::Chat, None)
             .unwrap_err()
             .contains("plain http"));
@@ -540,16 +566,7 @@ mod tests {
 
     #[test]
     fn events_classified_by_content_reasoning_usage_and_error() {
-        let mut r = RequestResult {
-            sent: Instant::now(),
-            first_token: None,
-            token_times: vec![],
-            end: Instant::now(),
-            reads: 0,
-            usage_prompt_tokens: None,
-            usage_completion_tokens: None,
-            error: None,
-        };
+        let mut r = RequestResult::new(Instant::now());
         assert!(matches!(
             handle_event(
                 br#"{"choices":[{"delta":{"role":"assistant","content":""}}]}"#,
@@ -588,19 +605,28 @@ mod tests {
             br#"{"error":{"message":"boom","type":"x","code":500}}"#,
             &mut r,
         ) {
-            Parsed::Error(m) => assert_eq!(m, "boom"),
+            Parsed::Error(e) => assert_eq!(
+                (e.kind, e.message.as_str()),
+                (ErrorKind::ServerError, "boom")
+            ),
             _ => panic!("error event not recognised"),
         }
         match handle_event(
             br#"{"error":{"object":"error","message":"flat","code":400}}"#,
             &mut r,
         ) {
-            Parsed::Error(m) => assert_eq!(m, "flat"),
+            Parsed::Error(e) => assert_eq!(
+                (e.kind, e.message.as_str()),
+                (ErrorKind::ServerError, "flat")
+            ),
             _ => panic!("flat error event not recognised"),
         }
         assert!(matches!(
             handle_event(b"{not json", &mut r),
-            Parsed::Error(_)
+            Parsed::Error(RequestError {
+                kind: ErrorKind::Parse,
+                ..
+            })
         ));
         assert!(matches!(handle_event(b"[DONE]", &mut r), Parsed::Done));
     }

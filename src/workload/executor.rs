@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::dataset::Prompt;
-use crate::client::{self, Conn, Endpoint, ErrorKind, RequestError, RequestResult};
+use crate::client::{self, Conn, Endpoint, RequestResult};
 use crate::config::{Api, OnDeadline};
 
 /// Closed or open loop.
@@ -276,7 +276,8 @@ fn worker(
     });
 }
 
-/// Sends request `i` on `conn` (reconnecting when it is gone).
+/// Sends request `i` on `conn`, reconnecting when it is gone; a failed request leaves `conn`
+/// empty, since the connection's state is unknown after a failure.
 async fn one(
     plan: &Plan,
     conn: &mut Option<Conn>,
@@ -286,61 +287,34 @@ async fn one(
 ) -> Record {
     let idx = (plan.first_prompt + i as usize) % plan.prompts.len().max(1);
     let prompt = &plan.prompts[idx];
-    if !conn.as_ref().is_some_and(Conn::is_usable) {
-        *conn = None;
-        match client::connect(&plan.endpoint).await {
-            Ok(c) => *conn = Some(c),
-            Err(e) => {
-                return Record {
-                    index: i,
-                    prompt: idx,
-                    scheduled,
-                    expected_input_tokens: prompt.expected_input_tokens,
-                    result: failed_result(e),
-                };
-            }
-        }
-    }
-    let body = client::request_body(
-        plan.api,
-        &plan.model,
-        &prompt.json,
-        prompt.max_tokens,
-        plan.ignore_eos,
-    );
-    let result = match conn.as_mut() {
-        Some(c) => client::send(c, &plan.endpoint, body, plan.request_timeout, abort_at).await,
-        None => failed_result(RequestError {
-            kind: ErrorKind::Connect,
-            message: "no connection".into(),
-            status: None,
-        }),
+    let result = match conn.take().filter(Conn::is_usable) {
+        Some(c) => Ok(c),
+        None => client::connect(&plan.endpoint).await,
     };
-    if result.error.is_some() {
-        // The connection's state is unknown after a failure: use a fresh one next time.
-        *conn = None;
-    }
+    let result = match result {
+        Ok(mut c) => {
+            let body = client::request_body(
+                plan.api,
+                &plan.model,
+                &prompt.json,
+                prompt.max_tokens,
+                plan.ignore_eos,
+            );
+            let r =
+                client::send(&mut c, &plan.endpoint, body, plan.request_timeout, abort_at).await;
+            if r.error.is_none() {
+                *conn = Some(c);
+            }
+            r
+        }
+        Err(e) => RequestResult::failed(e),
+    };
     Record {
         index: i,
         prompt: idx,
         scheduled,
-        expected_input_tokens: prompt.expected_input_tokens,
         result,
-    }
-}
-
-/// A request that failed before it was sent.
-fn failed_result(error: RequestError) -> RequestResult {
-    let now = Instant::now();
-    RequestResult {
-        sent: now,
-        first_token: None,
-        token_times: vec![],
-        end: now,
-        reads: 0,
-        usage_prompt_tokens: None,
-        usage_completion_tokens: None,
-        error: Some(error),
+        expected_input_tokens: prompt.expected_input_tokens,
     }
 }
 
