@@ -124,11 +124,7 @@ impl SimMetrics {
         let labels = format!("engine=\"0\",model_name=\"{}\"", escape(model));
         let mut o = String::with_capacity(16 * 1024);
         let g = |o: &mut String, name: &str, help: &str, kind: &str, v: f64| {
-            let _ = writeln!(
-                o,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{{labels}}} {}",
-                fmt_f(v)
-            );
+            single(o, name, help, kind, &labels, v)
         };
         g(
             &mut o,
@@ -232,13 +228,7 @@ impl SimMetrics {
         );
         let tok = format!("model_name=\"{}\"", escape(model));
         let mut o = String::with_capacity(16 * 1024);
-        let g = |o: &mut String, name: &str, help: &str, kind: &str, labels: &str, v: f64| {
-            let _ = writeln!(
-                o,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{{labels}}} {}",
-                fmt_f(v)
-            );
-        };
+        let g = single;
         let hit_rate = if self.prefix_queries > 0 {
             self.prefix_hits as f64 / self.prefix_queries as f64
         } else {
@@ -362,6 +352,15 @@ impl SimMetrics {
         );
         o
     }
+}
+
+/// One metric with a single sample: HELP, TYPE and the value.
+fn single(o: &mut String, name: &str, help: &str, kind: &str, labels: &str, v: f64) {
+    let _ = writeln!(
+        o,
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{{labels}}} {}",
+        fmt_f(v)
+    );
 }
 
 fn hist(o: &mut String, name: &str, help: &str, h: &Histogram, labels: &str) {

@@ -116,6 +116,20 @@ impl Sim {
         self.started.elapsed() < self.startup
     }
 
+    /// The 503 every endpoint answers while the model "loads".
+    fn loading_error(&self) -> Response {
+        self.error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailableError",
+            "The model is still loading.",
+            None,
+        )
+    }
+
+    fn bad_request(&self, message: &str) -> Response {
+        self.error(StatusCode::BAD_REQUEST, "BadRequestError", message, None)
+    }
+
     /// An error body in this personality's shape (vLLM ≥ 0.10.1 nests it; SGLang is flat).
     fn error(
         &self,
@@ -139,6 +153,11 @@ impl Sim {
         }
         r
     }
+}
+
+/// The request body as JSON, or the message of the 400 a server gives for one that is not.
+fn json_body(body: &[u8]) -> Result<Value, String> {
+    serde_json::from_slice(body).map_err(|e| format!("Invalid JSON body: {e}"))
 }
 
 async fn chat(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -218,23 +237,11 @@ fn prompt_of(api: Api, req: &Value, block_size: usize) -> Result<(u32, Vec<u64>,
 async fn generate(sim: Arc<Sim>, headers: HeaderMap, body: Bytes, api: Api) -> Response {
     let n = sim.counter.fetch_add(1, Ordering::Relaxed);
     if sim.loading() {
-        return sim.error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "ServiceUnavailableError",
-            "The model is still loading.",
-            None,
-        );
+        return sim.loading_error();
     }
-    let req: Value = match serde_json::from_slice(&body) {
+    let req = match json_body(&body) {
         Ok(v) => v,
-        Err(e) => {
-            return sim.error(
-                StatusCode::BAD_REQUEST,
-                "BadRequestError",
-                &format!("Invalid JSON body: {e}"),
-                None,
-            )
-        }
+        Err(m) => return sim.bad_request(&m),
     };
     if let Some(m) = req.get("model").and_then(Value::as_str) {
         if m != sim.cfg.model {
@@ -257,7 +264,7 @@ async fn generate(sim: Arc<Sim>, headers: HeaderMap, body: Bytes, api: Api) -> R
     let (prompt_tokens, block_hashes, prompt_seed) =
         match prompt_of(api, &req, sim.profile.block_size) {
             Ok(p) => p,
-            Err(e) => return sim.error(StatusCode::BAD_REQUEST, "BadRequestError", &e, None),
+            Err(e) => return sim.bad_request(&e),
         };
     let max_len = sim.profile.max_model_len;
     let max_tokens = req
@@ -272,15 +279,10 @@ async fn generate(sim: Arc<Sim>, headers: HeaderMap, body: Bytes, api: Api) -> R
         } else {
             "prompt"
         };
-        return sim.error(
-            StatusCode::BAD_REQUEST,
-            "BadRequestError",
-            &format!(
+        return sim.bad_request(&format!(
                 "This model's maximum context length is {max_len} tokens. However, you requested {} tokens ({prompt_tokens} in the {what}, {requested} in the completion). Please reduce the length of the {what} or completion.",
                 prompt_tokens as u64 + requested as u64
-            ),
-            None,
-        );
+            ));
     }
     let ignore_eos = req
         .get("ignore_eos")
@@ -316,12 +318,7 @@ async fn generate(sim: Arc<Sim>, headers: HeaderMap, body: Bytes, api: Api) -> R
     let mut faults = sim.cfg.faults.draw(&mut fault_rng);
     if let Some(h) = headers.get(FAULT_HEADER).and_then(|h| h.to_str().ok()) {
         if let Err(e) = faults.apply_header(h) {
-            return sim.error(
-                StatusCode::BAD_REQUEST,
-                "BadRequestError",
-                &format!("{FAULT_HEADER}: {e}"),
-                None,
-            );
+            return sim.bad_request(&format!("{FAULT_HEADER}: {e}"));
         }
     }
     if !faults.delay.is_zero() {
@@ -550,7 +547,7 @@ async fn complete(sim: Arc<Sim>, chunker: Chunker, job: Job, api: Api) -> Respon
     let text: String = (0..job.output_tokens).map(|i| chunker.word(i)).collect();
     let finish = if job.ends_on_eos { "stop" } else { "length" };
     let usage = json!({"prompt_tokens": job.prompt_tokens, "total_tokens": job.prompt_tokens + job.output_tokens, "completion_tokens": job.output_tokens});
-    let model: Value = serde_json::from_str(&sim.model_json).unwrap_or(Value::Null);
+    let model = &sim.cfg.model;
     let body = match api {
         Api::Chat => json!({
             "id": chunker.id, "object": "chat.completion", "created": sim.created, "model": model,
@@ -699,12 +696,7 @@ async fn models(State(sim): State<Arc<Sim>>) -> Response {
 
 async fn health(State(sim): State<Arc<Sim>>) -> Response {
     if sim.loading() {
-        return sim.error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "ServiceUnavailableError",
-            "The model is still loading.",
-            None,
-        );
+        return sim.loading_error();
     }
     StatusCode::OK.into_response()
 }
@@ -722,16 +714,9 @@ async fn model_info(State(sim): State<Arc<Sim>>) -> Response {
 }
 
 async fn tokenize(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
-    let req: Value = match serde_json::from_slice(&body) {
+    let req = match json_body(&body) {
         Ok(v) => v,
-        Err(e) => {
-            return sim.error(
-                StatusCode::BAD_REQUEST,
-                "BadRequestError",
-                &format!("Invalid JSON body: {e}"),
-                None,
-            )
-        }
+        Err(m) => return sim.bad_request(&m),
     };
     let tokens: Vec<u32> = if let Some(msgs) = req.get("messages").and_then(Value::as_array) {
         // Template tokens (ids ≥ 200000) around each message, as a chat template adds them.
@@ -756,12 +741,7 @@ async fn tokenize(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
     } else if let Some(p) = req.get("prompt").and_then(Value::as_str) {
         tokenizer::encode(p)
     } else {
-        return sim.error(
-            StatusCode::BAD_REQUEST,
-            "BadRequestError",
-            "`prompt` or `messages` is required",
-            None,
-        );
+        return sim.bad_request("`prompt` or `messages` is required");
     };
     axum::Json(json!({"count": tokens.len(), "max_model_len": sim.profile.max_model_len, "tokens": tokens, "token_strs": null})).into_response()
 }
@@ -769,12 +749,7 @@ async fn tokenize(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
 async fn detokenize(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
     let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let Some(ids) = req.get("tokens").and_then(Value::as_array) else {
-        return sim.error(
-            StatusCode::BAD_REQUEST,
-            "BadRequestError",
-            "`tokens` (a list of ids) is required",
-            None,
-        );
+        return sim.bad_request("`tokens` (a list of ids) is required");
     };
     let ids: Vec<u32> = ids
         .iter()
