@@ -458,11 +458,10 @@ fn run(args: RunArgs) -> Result<i32, CliError> {
         let r = config::load(f, &load_opts(&args.overrides))?;
         print_warnings(&r);
         // JSONL prompts are checked now, before anything is started or spent.
-        crate::run::check_dataset(&r).map_err(|e| CliError::Usage(e.to_string()))?;
-        plans.push(r);
+        plans.push(crate::run::prepare(r).map_err(|e| CliError::Usage(e.to_string()))?);
     }
-    for r in &plans {
-        let e = &r.experiment;
+    for p in &plans {
+        let e = &p.resolved.experiment;
         let bound = match (e.workload.requests, e.workload.duration) {
             (Some(n), Some(d)) => format!("{n} requests or {d}, whichever first"),
             (Some(n), None) => format!("{n} requests"),
@@ -504,9 +503,9 @@ fn run(args: RunArgs) -> Result<i32, CliError> {
         client_cores: args.client_cores,
     };
     let mut code = exit::OK;
-    for r in &plans {
+    for p in &plans {
         let outcome = rt
-            .block_on(crate::run::run(r, &opts))
+            .block_on(crate::run::run(p, &opts))
             .map_err(|e| match e {
                 crate::run::RunError::ProviderNotYet(_) => CliError::Usage(e.to_string()),
                 other => CliError::RunFailed(other.to_string()),

@@ -56,22 +56,32 @@ pub struct Outcome {
     pub path: PathBuf,
 }
 
-/// Prompts for the experiment (JSONL read and checked now, before anything is spent).
-pub fn check_dataset(r: &Resolved) -> Result<Option<Vec<Prompt>>, RunError> {
-    let w = &r.experiment.workload;
-    match &w.dataset {
-        Dataset::Jsonl { path } => {
-            let p = r.resolve_path("workload.dataset.path", path);
-            Ok(Some(dataset::load_jsonl(&p, w.api, w.max_tokens)?))
-        }
-        _ => Ok(None),
-    }
+/// An experiment checked as far as it can be before anything is started or spent.
+pub struct Prepared {
+    pub resolved: Resolved,
+    /// The JSONL prompts, read and checked line by line (`None` for generated datasets).
+    jsonl: Option<Vec<Prompt>>,
 }
 
-/// Runs one experiment end to end.
-pub async fn run(r: &Resolved, opts: &RunOptions) -> Result<Outcome, RunError> {
+/// Reads and checks what the run needs from disk (the JSONL prompts), so a bad line is
+/// reported before any server is started.
+pub fn prepare(resolved: Resolved) -> Result<Prepared, RunError> {
+    let w = &resolved.experiment.workload;
+    let jsonl = match &w.dataset {
+        Dataset::Jsonl { path } => {
+            let p = resolved.resolve_path("workload.dataset.path", path);
+            Some(dataset::load_jsonl(&p, w.api, w.max_tokens)?)
+        }
+        _ => None,
+    };
+    Ok(Prepared { resolved, jsonl })
+}
+
+/// Runs one prepared experiment end to end.
+pub async fn run(p: &Prepared, opts: &RunOptions) -> Result<Outcome, RunError> {
+    let r = &p.resolved;
     let e = &r.experiment;
-    let jsonl = check_dataset(r)?;
+    let jsonl = p.jsonl.clone();
     let started_at = chrono::Utc::now();
     let local_server = matches!(
         e.infrastructure.provider,
@@ -202,12 +212,12 @@ pub async fn run(r: &Resolved, opts: &RunOptions) -> Result<Outcome, RunError> {
                     col.add(*rec);
                     if let Some(b) = &bar {
                         b.set_position(col.records.len() as u64);
-                        b.set_message(format!("{} failed", col.failed));
+                        b.set_message(format!("{} failed", col.failed()));
                     }
                     if let Some(max) = e.workload.max_error_rate {
                         let n = col.records.len();
-                        if n >= 20 && col.failed as f64 / n as f64 > max && col.termination.is_none() {
-                            col.termination = Some(format!("max_error_rate: {} of {n} requests failed (limit {:.0}%)", col.failed, max * 100.0));
+                        if n >= 20 && col.failed() as f64 / n as f64 > max && col.termination.is_none() {
+                            col.termination = Some(format!("max_error_rate: {} of {n} requests failed (limit {:.0}%)", col.failed(), max * 100.0));
                             control.stop();
                         }
                     }
@@ -340,6 +350,18 @@ fn plan(
     }
 }
 
+/// The body of a 200 answer to `GET path`, or what the server said instead.
+async fn get_ok(ep: &Endpoint, path: &str, timeout: Duration) -> Result<Vec<u8>, String> {
+    match client::http_call(ep, hyper::Method::GET, path, None, timeout).await {
+        Ok((200, body)) => Ok(body),
+        Ok((s, body)) => Err(format!(
+            "{path} answered {s}: {}",
+            String::from_utf8_lossy(&body[..body.len().min(300)])
+        )),
+        Err(e) => Err(e.message),
+    }
+}
+
 /// `/health` answers 200 and `/v1/models` lists the model; returns the server's version.
 async fn wait_ready(
     ep: &Endpoint,
@@ -347,73 +369,34 @@ async fn wait_ready(
     timeout: Duration,
 ) -> Result<Option<String>, RunError> {
     let start = Instant::now();
-    let mut last;
     let mut delay = Duration::from_millis(50);
     loop {
-        match client::http_call(
-            ep,
-            hyper::Method::GET,
-            "/health",
-            None,
-            Duration::from_secs(10),
-        )
-        .await
-        {
-            Ok((200, _)) => match client::http_call(
-                ep,
-                hyper::Method::GET,
-                "/v1/models",
-                None,
-                Duration::from_secs(10),
-            )
-            .await
-            {
-                Ok((200, body)) => {
-                    let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-                    let ids: Vec<String> = v["data"]
-                        .as_array()
-                        .map(|a| {
-                            a.iter()
-                                .filter_map(|m| m["id"].as_str().map(String::from))
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    if ids.iter().any(|i| i == model) {
-                        let version = client::http_call(
-                            ep,
-                            hyper::Method::GET,
-                            "/version",
-                            None,
-                            Duration::from_secs(5),
-                        )
-                        .await
-                        .ok()
-                        .filter(|(s, _)| *s == 200)
-                        .and_then(|(_, b)| serde_json::from_slice::<serde_json::Value>(&b).ok())
-                        .and_then(|v| v["version"].as_str().map(String::from));
-                        return Ok(version);
-                    }
+        let models = async {
+            get_ok(ep, "/health", Duration::from_secs(10)).await?;
+            get_ok(ep, "/v1/models", Duration::from_secs(10)).await
+        };
+        let last = match models.await {
+            Ok(body) => {
+                let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                let ids: Vec<&str> = v["data"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|m| m["id"].as_str()).collect())
+                    .unwrap_or_default();
+                if !ids.contains(&model) {
                     return Err(RunError::Preflight(format!(
                         "the server does not serve `{model}`; it serves: {}",
                         ids.join(", ")
                     )));
                 }
-                Ok((s, body)) => {
-                    last = format!(
-                        "/v1/models answered {s}: {}",
-                        String::from_utf8_lossy(&body[..body.len().min(300)])
-                    )
-                }
-                Err(e) => last = e.message,
-            },
-            Ok((s, body)) => {
-                last = format!(
-                    "/health answered {s}: {}",
-                    String::from_utf8_lossy(&body[..body.len().min(300)])
-                )
+                let version = get_ok(ep, "/version", Duration::from_secs(5))
+                    .await
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                    .and_then(|v| v["version"].as_str().map(String::from));
+                return Ok(version);
             }
-            Err(e) => last = e.message,
-        }
+            Err(last) => last,
+        };
         if start.elapsed() >= timeout {
             return Err(RunError::Health {
                 url: ep.base_url(),
@@ -467,7 +450,6 @@ struct Collector {
     lag_ms: Vec<f64>,
     connect_ms: Vec<f64>,
     connect_errors: Vec<String>,
-    failed: u64,
     errors: Errors,
     buckets: BTreeMap<u64, (Bucket, Vec<f64>)>,
     termination: Option<String>,
@@ -484,7 +466,6 @@ impl Collector {
             lag_ms: Vec::new(),
             connect_ms: Vec::new(),
             connect_errors: Vec::new(),
-            failed: 0,
             errors: Errors::default(),
             buckets: BTreeMap::new(),
             termination: None,
@@ -511,18 +492,16 @@ impl Collector {
         };
         let input_tokens = r.usage_prompt_tokens.or(rec.expected_input_tokens);
         let gaps: Vec<f64> = r.itl().map(ms).collect();
-        if r.error.is_none() {
-            self.itl_ms.extend_from_slice(&gaps);
-        } else {
-            self.failed += 1;
-        }
-        if let Some(err) = &r.error {
-            let k = err.kind.as_str().to_string();
-            *self.errors.by_kind.entry(k.clone()).or_default() += 1;
-            self.errors
-                .samples
-                .entry(k)
-                .or_insert_with(|| err.message.clone());
+        match &r.error {
+            None => self.itl_ms.extend_from_slice(&gaps),
+            Some(err) => {
+                let k = err.kind.as_str().to_string();
+                *self.errors.by_kind.entry(k.clone()).or_default() += 1;
+                self.errors
+                    .samples
+                    .entry(k)
+                    .or_insert_with(|| err.message.clone());
+            }
         }
         self.total_reads += r.reads as u64;
         let rec_out = RequestRecord {
@@ -562,6 +541,11 @@ impl Collector {
             b.failed += 1;
         }
         self.records.push(rec_out);
+    }
+
+    /// Failed requests so far (the sum over error kinds).
+    fn failed(&self) -> u64 {
+        self.errors.by_kind.values().sum()
     }
 
     fn finish(
