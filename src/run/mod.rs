@@ -151,9 +151,11 @@ pub async fn run(p: &Prepared, opts: &RunOptions) -> Result<Outcome, RunError> {
     let control = Arc::new(Control::default());
     // Ctrl-C: first stops sending (in-flight requests finish), second exits after saving.
     let (int_tx, mut int_rx) = mpsc::unbounded_channel::<()>();
-    {
+    // The listener belongs to this run: a later experiment in the same invocation installs its
+    // own, and a stale one would keep stopping a control nobody reads.
+    let _sigint = {
         let control = control.clone();
-        tokio::spawn(async move {
+        AbortOnDrop(tokio::spawn(async move {
             let mut n = 0;
             while tokio::signal::ctrl_c().await.is_ok() {
                 n += 1;
@@ -163,8 +165,8 @@ pub async fn run(p: &Prepared, opts: &RunOptions) -> Result<Outcome, RunError> {
                     break;
                 }
             }
-        });
-    }
+        }))
+    };
 
     // Warm-up: same endpoint and prompts, never counted.
     if warmup > 0 {
@@ -440,6 +442,15 @@ fn progress_bar(total: Option<u64>) -> indicatif::ProgressBar {
     b.set_draw_target(indicatif::ProgressDrawTarget::stderr());
     b.enable_steady_tick(Duration::from_millis(200));
     b
+}
+
+/// Aborts a background task when the run that started it ends, on every path out.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The one owner of measured data during a run.
