@@ -69,7 +69,7 @@ pub fn mean_std(xs: &[f64]) -> (f64, f64) {
 }
 
 /// `50` → `p50`, `99.9` → `p99.9` (vLLM's key style).
-fn pname(p: f64) -> String {
+pub fn pname(p: f64) -> String {
     if p.fract() == 0.0 {
         format!("p{}", p as u64)
     } else {

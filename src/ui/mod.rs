@@ -4,39 +4,35 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
+use crate::metrics::summary::pname;
 use crate::results::RunResult;
 
 fn num(r: &RunResult, k: &str) -> Option<f64> {
     r.summary.get(k).and_then(Value::as_f64)
 }
 
+/// `label` padded to the value column, then `value`.
+fn row(o: &mut String, label: &str, value: impl std::fmt::Display) {
+    let _ = writeln!(o, "{label:<34}{value}");
+}
+
 /// The summary a run prints at its end.
 pub fn summary_table(r: &RunResult) -> String {
     let mut o = String::new();
     let f = |v: Option<f64>| v.map(|x| format!("{x:.2}")).unwrap_or_else(|| "n/a".into());
+    let raw = |k: &str| r.summary.get(k).cloned().unwrap_or_default();
     let _ = writeln!(
         o,
         "============ {} ({:?}, {}) ============",
         r.name, r.status, r.termination_reason
     );
-    let _ = writeln!(
-        o,
-        "{:<34}{}",
+    row(
+        &mut o,
         "Server:",
-        r.environment.base_url.clone().unwrap_or_default()
+        r.environment.base_url.clone().unwrap_or_default(),
     );
-    let _ = writeln!(
-        o,
-        "{:<34}{}",
-        "Successful requests:",
-        r.summary.get("completed").cloned().unwrap_or_default()
-    );
-    let _ = writeln!(
-        o,
-        "{:<34}{}",
-        "Failed requests:",
-        r.summary.get("failed").cloned().unwrap_or_default()
-    );
+    row(&mut o, "Successful requests:", raw("completed"));
+    row(&mut o, "Failed requests:", raw("failed"));
     for (k, n) in &r.errors.by_kind {
         let _ = writeln!(
             o,
@@ -45,57 +41,28 @@ pub fn summary_table(r: &RunResult) -> String {
             r.errors.samples.get(k).cloned().unwrap_or_default()
         );
     }
-    let _ = writeln!(
-        o,
-        "{:<34}{}",
-        "Benchmark duration (s):",
-        f(num(r, "duration_s"))
-    );
-    let _ = writeln!(
-        o,
-        "{:<34}{}",
-        "Total input tokens:",
-        r.summary
-            .get("total_input_tokens")
-            .cloned()
-            .unwrap_or_default()
-    );
-    let _ = writeln!(
-        o,
-        "{:<34}{}",
+    row(&mut o, "Benchmark duration (s):", f(num(r, "duration_s")));
+    row(&mut o, "Total input tokens:", raw("total_input_tokens"));
+    row(
+        &mut o,
         "Total generated tokens:",
-        r.summary
-            .get("total_output_tokens")
-            .cloned()
-            .unwrap_or_default()
+        raw("total_output_tokens"),
     );
-    let _ = writeln!(
-        o,
-        "{:<34}{}",
+    row(
+        &mut o,
         "Request throughput (req/s):",
-        f(num(r, "request_throughput"))
+        f(num(r, "request_throughput")),
     );
     if let Some(g) = num(r, "request_goodput") {
-        let _ = writeln!(o, "{:<34}{g:.2}", "Request goodput (req/s):");
+        row(&mut o, "Request goodput (req/s):", format!("{g:.2}"));
     }
-    let _ = writeln!(
-        o,
-        "{:<34}{}",
-        "Output token throughput (tok/s):",
-        f(num(r, "output_throughput"))
-    );
-    let _ = writeln!(
-        o,
-        "{:<34}{}",
-        "Total token throughput (tok/s):",
-        f(num(r, "total_token_throughput"))
-    );
-    let _ = writeln!(
-        o,
-        "{:<34}{}",
-        "Interactivity (tok/s/user):",
-        f(num(r, "interactivity_tok_s_user"))
-    );
+    for (label, key) in [
+        ("Output token throughput (tok/s):", "output_throughput"),
+        ("Total token throughput (tok/s):", "total_token_throughput"),
+        ("Interactivity (tok/s/user):", "interactivity_tok_s_user"),
+    ] {
+        row(&mut o, label, f(num(r, key)));
+    }
     let pcts: Vec<f64> = r
         .summary
         .get("percentiles")
@@ -109,47 +76,44 @@ pub fn summary_table(r: &RunResult) -> String {
         ("End-to-end Latency", "e2el"),
     ] {
         let _ = writeln!(o, "{:-^50}", format!(" {title} "));
-        let _ = writeln!(
-            o,
-            "{:<34}{}",
-            format!("Mean {key} (ms):"),
-            f(num(r, &format!("mean_{key}_ms")))
+        row(
+            &mut o,
+            &format!("Mean {key} (ms):"),
+            f(num(r, &format!("mean_{key}_ms"))),
         );
-        let _ = writeln!(
-            o,
-            "{:<34}{}",
-            format!("Median {key} (ms):"),
-            f(num(r, &format!("median_{key}_ms")))
+        row(
+            &mut o,
+            &format!("Median {key} (ms):"),
+            f(num(r, &format!("median_{key}_ms"))),
         );
         for p in &pcts {
-            let name = if p.fract() == 0.0 {
-                format!("p{}", *p as u64)
-            } else {
-                format!("p{p}")
-            };
-            let _ = writeln!(
-                o,
-                "{:<34}{}",
-                format!("P{} {key} (ms):", &name[1..]),
-                f(num(r, &format!("{name}_{key}_ms")))
+            let name = pname(*p);
+            row(
+                &mut o,
+                &format!("P{} {key} (ms):", &name[1..]),
+                f(num(r, &format!("{name}_{key}_ms"))),
             );
         }
     }
     let _ = writeln!(o, "{:-^50}", " Client ");
     let c = &r.client;
-    let _ = writeln!(
-        o,
-        "{:<34}{:.2} / {:.2}",
-        "Connect p50 / max (ms):", c.connect_ms.p50, c.connect_ms.max
+    row(
+        &mut o,
+        "Connect p50 / max (ms):",
+        format!("{:.2} / {:.2}", c.connect_ms.p50, c.connect_ms.max),
     );
     if let Some(l) = &c.pacer_lag_ms {
-        let _ = writeln!(
-            o,
-            "{:<34}{:.3} / {:.3} / {:.3}",
-            "Pacer lag p50 / p99 / max (ms):", l.p50, l.p99, l.max
+        row(
+            &mut o,
+            "Pacer lag p50 / p99 / max (ms):",
+            format!("{:.3} / {:.3} / {:.3}", l.p50, l.p99, l.max),
         );
     }
-    let _ = writeln!(o, "{:<34}{:.1}", "Reads per request:", c.reads_per_request);
+    row(
+        &mut o,
+        "Reads per request:",
+        format!("{:.1}", c.reads_per_request),
+    );
     for w in &c.warnings {
         let _ = writeln!(o, "warning: {w}");
     }
