@@ -577,7 +577,7 @@ fn results_cmd(c: ResultsCommand) -> Result<i32, CliError> {
                         };
                         println!(
                             "{name:<48} {:<11} {:>9} {:>7} {:>10.2} {:>12.1} {:>10.1}",
-                            format!("{:?}", r.status).to_lowercase(),
+                            r.status.as_str(),
                             g("completed"),
                             g("failed"),
                             g("request_throughput"),

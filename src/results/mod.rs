@@ -26,6 +26,17 @@ pub struct Tool {
     pub git_sha: Option<String>,
 }
 
+impl Status {
+    /// The name used in result files (`completed`, `interrupted`, `failed`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Completed => "completed",
+            Self::Interrupted => "interrupted",
+            Self::Failed => "failed",
+        }
+    }
+}
+
 impl Tool {
     pub fn current() -> Self {
         Self {
@@ -237,31 +248,32 @@ pub fn export_vllm(r: &RunResult) -> Value {
             m.insert(k.clone(), v.clone());
         }
     }
-    let ok: Vec<&RequestRecord> = r.requests.iter().collect();
+    // Per-request lists cover every measured request, failed ones included, as vLLM's do.
+    let reqs = &r.requests;
     m.insert(
         "input_lens".into(),
-        ok.iter()
+        reqs.iter()
             .map(|x| x.input_tokens.unwrap_or(0))
             .collect::<Vec<_>>()
             .into(),
     );
     m.insert(
         "output_lens".into(),
-        ok.iter()
+        reqs.iter()
             .map(|x| x.output_tokens)
             .collect::<Vec<_>>()
             .into(),
     );
     m.insert(
         "ttfts".into(),
-        ok.iter()
+        reqs.iter()
             .map(|x| x.ttft_ms.map(|t| t / 1000.0).unwrap_or(0.0))
             .collect::<Vec<_>>()
             .into(),
     );
     m.insert(
         "errors".into(),
-        ok.iter()
+        reqs.iter()
             .map(|x| {
                 x.error
                     .as_ref()
