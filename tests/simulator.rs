@@ -18,6 +18,19 @@ fn client() -> reqwest::Client {
         .unwrap()
 }
 
+async fn get(base: &str, path: &str) -> reqwest::Response {
+    client().get(format!("{base}{path}")).send().await.unwrap()
+}
+
+async fn post(base: &str, path: &str, body: &Value) -> reqwest::Response {
+    client()
+        .post(format!("{base}{path}"))
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn start(cfg: SimConfig) -> SimHandle {
     sim::start(cfg, "127.0.0.1:0").await.unwrap()
 }
@@ -84,12 +97,7 @@ fn sample(name: &str) -> String {
 }
 
 async fn stream_text(base: &str, path: &str, body: Value) -> String {
-    let r = client()
-        .post(format!("{base}{path}"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = post(base, path, &body).await;
     assert_eq!(r.status(), 200);
     assert!(r.headers()["content-type"]
         .to_str()
@@ -138,12 +146,8 @@ async fn chat_and_completions_chunks_match_the_reference_samples() {
 async fn usage_counts_equal_tokenize_counts() {
     let s = start(cfg("instant", Personality::Vllm)).await;
     let messages = json!([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Name three   prime numbers please"}]);
-    let tok: Value = client()
-        .post(format!("{}/tokenize", s.base_url()))
-        .json(&json!({"messages": messages}))
-        .send()
+    let tok: Value = post(&s.base_url(), "/tokenize", &json!({"messages": messages}))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -162,25 +166,21 @@ async fn usage_counts_equal_tokenize_counts() {
         .count();
     assert_eq!(contents, 9, "one content chunk per token");
 
-    let tok: Value = client()
-        .post(format!("{}/tokenize", s.base_url()))
-        .json(&json!({"prompt": "one two three four"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tok: Value = post(
+        &s.base_url(),
+        "/tokenize",
+        &json!({"prompt": "one two three four"}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     let body = stream_text(&s.base_url(), "/v1/completions", json!({"prompt": "one two three four", "max_tokens": 3, "ignore_eos": true, "stream": true, "stream_options": {"include_usage": true}})).await;
     let ev = events(&body);
     let usage: Value = serde_json::from_str(&ev[ev.len() - 2]).unwrap();
     assert_eq!(usage["usage"]["prompt_tokens"], tok["count"]);
-    let detok: Value = client()
-        .post(format!("{}/detokenize", s.base_url()))
-        .json(&json!({"tokens": [0, 1]}))
-        .send()
+    let detok: Value = post(&s.base_url(), "/detokenize", &json!({"tokens": [0, 1]}))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -216,14 +216,7 @@ async fn metrics_parse_and_counters_agree_with_what_was_served() {
             prompt += u["usage"]["prompt_tokens"].as_f64().unwrap();
             generated += u["usage"]["completion_tokens"].as_f64().unwrap();
         }
-        let text = client()
-            .get(format!("{}/metrics", s.base_url()))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = get(&s.base_url(), "/metrics").await.text().await.unwrap();
         let m = scrape(&text);
         assert_eq!(value(&m, gen_name), generated, "{prefix}");
         assert_eq!(
@@ -262,7 +255,7 @@ async fn same_seed_same_tokens_other_seed_other_tokens() {
         let mut c = cfg("instant", Personality::Vllm);
         c.seed = seed;
         let s = start(c).await;
-        let r: Value = client().post(format!("{}/v1/chat/completions", s.base_url())).json(&json!({"messages": [{"role": "user", "content": "tell me a story"}], "max_tokens": 64})).send().await.unwrap().json().await.unwrap();
+        let r: Value = post(&s.base_url(), "/v1/chat/completions", &json!({"messages": [{"role": "user", "content": "tell me a story"}], "max_tokens": 64})).await.json().await.unwrap();
         texts.push((
             r["choices"][0]["message"]["content"]
                 .as_str()
@@ -292,24 +285,24 @@ async fn error_faults_use_each_personalitys_body_shape() {
     assert_eq!(body["error"]["type"], "RateLimitError");
 
     let s = start(cfg("instant", Personality::Sglang)).await;
-    let r = client()
-        .post(format!("{}/v1/chat/completions", s.base_url()))
-        .json(&json!({"model": "other", "messages": [{"role": "user", "content": "hi"}]}))
-        .send()
-        .await
-        .unwrap();
+    let r = post(
+        &s.base_url(),
+        "/v1/chat/completions",
+        &json!({"model": "other", "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
     assert_eq!(r.status(), 404);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["object"], "error", "SGLang's flat shape: {body}");
     assert_eq!(body["param"], "model");
 
     // Over-long prompt: vLLM's message.
-    let r = client()
-        .post(format!("{}/v1/completions", s.base_url()))
-        .json(&json!({"prompt": "a b c", "max_tokens": 2_000_000}))
-        .send()
-        .await
-        .unwrap();
+    let r = post(
+        &s.base_url(),
+        "/v1/completions",
+        &json!({"prompt": "a b c", "max_tokens": 2_000_000}),
+    )
+    .await;
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("maximum context length"));
 }
@@ -325,12 +318,12 @@ async fn error_rate_is_deterministic_under_a_seed() {
         let s = start(c).await;
         let mut statuses = Vec::new();
         for _ in 0..40 {
-            let r = client()
-                .post(format!("{}/v1/completions", s.base_url()))
-                .json(&json!({"prompt": "x", "max_tokens": 1}))
-                .send()
-                .await
-                .unwrap();
+            let r = post(
+                &s.base_url(),
+                "/v1/completions",
+                &json!({"prompt": "x", "max_tokens": 1}),
+            )
+            .await;
             statuses.push(r.status().as_u16());
         }
         runs.push(statuses);
@@ -429,30 +422,11 @@ async fn loading_answers_503_then_healthy_and_refused_connections_recover() {
     let mut c = cfg("instant", Personality::Vllm);
     c.startup_delay = Some(Duration::from_millis(300));
     let s = start(c).await;
-    let r = client()
-        .get(format!("{}/health", s.base_url()))
-        .send()
-        .await
-        .unwrap();
+    let r = get(&s.base_url(), "/health").await;
     assert_eq!(r.status(), 503);
     tokio::time::sleep(Duration::from_millis(350)).await;
-    assert_eq!(
-        client()
-            .get(format!("{}/health", s.base_url()))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    let models: Value = client()
-        .get(format!("{}/v1/models", s.base_url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    assert_eq!(get(&s.base_url(), "/health").await.status(), 200);
+    let models: Value = get(&s.base_url(), "/v1/models").await.json().await.unwrap();
     assert_eq!(models["data"][0]["id"], MODEL);
 
     let mut c = cfg("instant", Personality::Vllm);
@@ -467,15 +441,7 @@ async fn loading_answers_503_then_healthy_and_refused_connections_recover() {
         "refused while refusing"
     );
     tokio::time::sleep(Duration::from_millis(350)).await;
-    assert_eq!(
-        client()
-            .get(format!("{}/health", s.base_url()))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(get(&s.base_url(), "/health").await.status(), 200);
 }
 
 #[tokio::test]
@@ -504,14 +470,7 @@ async fn queueing_grows_late_ttft_and_shows_waiting_requests() {
     // While they run, the server must report a queue.
     let mut max_waiting: f64 = 0.0;
     for _ in 0..20 {
-        let text = client()
-            .get(format!("{base}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = get(&base, "/metrics").await.text().await.unwrap();
         max_waiting = max_waiting.max(value(&scrape(&text), "vllm:num_requests_waiting"));
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
