@@ -397,26 +397,12 @@ fn serve_sim(a: ServeSimArgs) -> Result<i32, CliError> {
 fn validate(files: &[PathBuf], overrides: &Overrides) -> Result<i32, CliError> {
     let mut failed = 0;
     for f in files {
-        match config::is_base(f) {
-            Ok(true) => {
-                match config::check_partial(f) {
-                    Ok(_) => println!("ok  {} (base file: keys and types checked; experiments complete it with `extends`)", f.display()),
-                    Err(e) => {
-                        failed += 1;
-                        eprintln!("error: {}: {e}", f.display());
-                    }
-                }
-                continue;
-            }
-            Ok(false) => {}
-            Err(e) => {
-                failed += 1;
-                eprintln!("error: {}: {e}", f.display());
-                continue;
-            }
-        }
-        match config::load(f, &load_opts(overrides)) {
-            Ok(r) => {
+        match config::validate_file(f, &load_opts(overrides)) {
+            Ok(config::Validated::Base(_)) => println!(
+                "ok  {} (base file: keys and types checked; experiments complete it with `extends`)",
+                f.display()
+            ),
+            Ok(config::Validated::Complete(r)) => {
                 print_warnings(&r);
                 println!("ok  {}", f.display());
             }

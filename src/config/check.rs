@@ -32,6 +32,31 @@ impl SchemaChecker {
         out
     }
 
+    /// Checks one layer and appends its issues to `out`, located in `source`: `prefix` is where
+    /// the layer sits in its file (`defaults` in the user config), `locator` finds lines.
+    pub fn check_into(
+        &self,
+        value: &Value,
+        source: &str,
+        locator: Option<&super::Locator>,
+        prefix: &str,
+        out: &mut Vec<super::Issue>,
+    ) {
+        for i in self.check(value) {
+            let path = if prefix.is_empty() {
+                i.path
+            } else {
+                format!("{prefix}.{}", i.path)
+            };
+            out.push(super::Issue {
+                source: source.to_string(),
+                pos: locator.and_then(|l| l.find(&path)),
+                path,
+                message: i.message,
+            });
+        }
+    }
+
     fn resolve<'a>(&'a self, mut schema: &'a Value) -> &'a Value {
         for _ in 0..32 {
             let Some(r) = schema.get("$ref").and_then(Value::as_str) else {

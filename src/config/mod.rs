@@ -88,6 +88,16 @@ pub enum ConfigError {
     BadSet(String),
 }
 
+impl ConfigError {
+    /// Every issue at once, ordered by file and line.
+    fn invalid(mut issues: Vec<Issue>) -> Self {
+        issues.sort_by(|a, b| {
+            (&a.source, a.pos.map(|p| p.line)).cmp(&(&b.source, b.pos.map(|p| p.line)))
+        });
+        Self::Invalid { issues }
+    }
+}
+
 /// One file of an `extends` chain, parsed.
 #[derive(Clone, Debug)]
 pub struct SourceFile {
@@ -377,34 +387,38 @@ fn normalize(p: &Path) -> PathBuf {
     }
 }
 
-/// Checks a file and its parents key by key and type by type, without requiring a complete
-/// experiment: for base files that others `extends`.
-pub fn check_partial(path: &Path) -> Result<Vec<PathBuf>, ConfigError> {
-    let checker = SchemaChecker::for_experiment();
+/// What `validate` found a file to be.
+pub enum Validated {
+    /// A base (a fragment for `extends`: no file of its chain names the experiment), checked
+    /// key by key and type by type; the chain, root first.
+    Base(Vec<PathBuf>),
+    /// A complete experiment, fully resolved and validated.
+    Complete(Box<Resolved>),
+}
+
+/// Validates a file, reading its `extends` chain once: a base is checked key by key and type
+/// by type; a complete experiment is loaded as `run` would load it.
+pub fn validate_file(path: &Path, opts: &LoadOptions) -> Result<Validated, ConfigError> {
     let files = load_chain(path)?;
+    if files.iter().any(|f| f.value.get("name").is_some()) {
+        return load_files(files, opts).map(|r| Validated::Complete(Box::new(r)));
+    }
+    let checker = SchemaChecker::for_experiment();
     let mut issues = Vec::new();
     for f in &files {
-        for i in checker.check(&f.value) {
-            issues.push(Issue {
-                source: f.path.display().to_string(),
-                pos: f.locator.find(&i.path),
-                path: i.path,
-                message: i.message,
-            });
-        }
+        checker.check_into(
+            &f.value,
+            &f.path.display().to_string(),
+            Some(&f.locator),
+            "",
+            &mut issues,
+        );
     }
     if issues.is_empty() {
-        Ok(files.into_iter().map(|f| f.path).collect())
+        Ok(Validated::Base(files.into_iter().map(|f| f.path).collect()))
     } else {
         Err(ConfigError::Invalid { issues })
     }
-}
-
-/// A file is a base (a fragment for `extends`) when no file of its chain names the experiment.
-pub fn is_base(path: &Path) -> Result<bool, ConfigError> {
-    Ok(load_chain(path)?
-        .iter()
-        .all(|f| f.value.get("name").is_none()))
 }
 
 /// Turns `a.b.c=value` into `{a: {b: {c: value}}}`; the value is read as YAML (`8`, `true`, `[1, 2]`).
@@ -546,6 +560,11 @@ fn check_permissions(path: &Path, warnings: &mut Vec<String>) {
 
 /// Loads, layers and validates an experiment. Every problem is reported at once.
 pub fn load(path: &Path, opts: &LoadOptions) -> Result<Resolved, ConfigError> {
+    load_files(load_chain(path)?, opts)
+}
+
+/// [`load`] for a chain already read by [`load_chain`].
+fn load_files(files: Vec<SourceFile>, opts: &LoadOptions) -> Result<Resolved, ConfigError> {
     let checker = SchemaChecker::for_experiment();
     let mut issues: Vec<Issue> = Vec::new();
     let mut warnings = Vec::new();
@@ -570,15 +589,7 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Resolved, ConfigError> {
         match serde_json::from_value::<UserConfig>(value) {
             Ok(u) => {
                 if let Some(d) = &u.defaults {
-                    for i in checker.check(d) {
-                        let full = format!("defaults.{}", i.path);
-                        issues.push(Issue {
-                            source: p.display().to_string(),
-                            pos: locator.find(&full),
-                            path: full,
-                            message: i.message,
-                        });
-                    }
+                    checker.check_into(d, &p.display().to_string(), Some(&locator), "defaults", &mut issues);
                     layers.push(Layer {
                         name: format!("user config {}", p.display()),
                         file: None,
@@ -601,16 +612,14 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Resolved, ConfigError> {
     }
 
     // The experiment chain: each file checked on its own, so positions are exact.
-    let files = load_chain(path)?;
     for f in &files {
-        for i in checker.check(&f.value) {
-            issues.push(Issue {
-                source: f.path.display().to_string(),
-                pos: f.locator.find(&i.path),
-                path: i.path,
-                message: i.message,
-            });
-        }
+        checker.check_into(
+            &f.value,
+            &f.path.display().to_string(),
+            Some(&f.locator),
+            "",
+            &mut issues,
+        );
         layers.push(Layer {
             name: f.path.display().to_string(),
             file: Some(f.path.clone()),
@@ -632,14 +641,13 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Resolved, ConfigError> {
         let key = k[ENV_PREFIX.len()..].to_lowercase().replace("__", ".");
         let (key, value) = parse_set(&format!("{key}={v}"))?;
         let value = nest(&key, value);
-        for i in checker.check(&value) {
-            issues.push(Issue {
-                source: format!("environment variable {k}"),
-                path: i.path,
-                pos: None,
-                message: i.message,
-            });
-        }
+        checker.check_into(
+            &value,
+            &format!("environment variable {k}"),
+            None,
+            "",
+            &mut issues,
+        );
         layers.push(Layer {
             name: format!("environment variable {k}"),
             file: None,
@@ -651,14 +659,7 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Resolved, ConfigError> {
     for s in &opts.sets {
         let (key, value) = parse_set(s)?;
         let value = nest(&key, value);
-        for i in checker.check(&value) {
-            issues.push(Issue {
-                source: format!("--set {s}"),
-                path: i.path,
-                pos: None,
-                message: i.message,
-            });
-        }
+        checker.check_into(&value, &format!("--set {s}"), None, "", &mut issues);
         layers.push(Layer {
             name: format!("--set {key}"),
             file: None,
@@ -667,10 +668,7 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Resolved, ConfigError> {
     }
 
     if !issues.is_empty() {
-        issues.sort_by(|a, b| {
-            (&a.source, a.pos.map(|p| p.line)).cmp(&(&b.source, b.pos.map(|p| p.line)))
-        });
-        return Err(ConfigError::Invalid { issues });
+        return Err(ConfigError::invalid(issues));
     }
 
     reset_retagged(&mut layers);
@@ -719,12 +717,9 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Resolved, ConfigError> {
         warnings,
         figment,
     };
-    let mut issues = validate::cross_field(&resolved);
+    let issues = validate::cross_field(&resolved);
     if !issues.is_empty() {
-        issues.sort_by(|a, b| {
-            (&a.source, a.pos.map(|p| p.line)).cmp(&(&b.source, b.pos.map(|p| p.line)))
-        });
-        return Err(ConfigError::Invalid { issues });
+        return Err(ConfigError::invalid(issues));
     }
     Ok(resolved)
 }
