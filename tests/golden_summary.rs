@@ -55,7 +55,7 @@ fn summary_matches_hand_computed_figures() {
         tpot_ms: Some(150.0),
         e2el_ms: None,
     };
-    let s = summarize(&records, &itl, 8.0, &[50.0, 90.0, 99.0], Some(&slo), 2);
+    let s = summarize(&records, itl, 8.0, &[50.0, 90.0, 99.0], Some(&slo), 2);
     let g = |k: &str| s[k].as_f64().unwrap_or_else(|| panic!("{k}"));
     let close = |k: &str, want: f64| assert!((g(k) - want).abs() < 1e-9, "{k}: {} != {want}", g(k));
 

@@ -92,10 +92,11 @@ fn put_stats(out: &mut Map<String, Value>, metric: &str, mut xs: Vec<f64>, perce
 }
 
 /// Every figure of DESIGN §3 over `records`, with `duration_s` the benchmark's wall time.
-/// `itl_gaps_ms` are all ITL gaps of successful requests (kept apart so records stay small).
+/// `itl_gaps_ms` are all ITL gaps of successful requests (kept apart so records stay small;
+/// taken by value because they are sorted in place and may be most of a run's memory).
 pub fn summarize(
     records: &[RequestRecord],
-    itl_gaps_ms: &[f64],
+    itl_gaps_ms: Vec<f64>,
     duration_s: f64,
     percentiles: &[f64],
     slo: Option<&Slo>,
@@ -157,7 +158,7 @@ pub fn summarize(
     );
     let tpots: Vec<f64> = ok.iter().filter_map(|r| r.tpot_ms()).collect();
     put_stats(&mut m, "tpot", tpots, percentiles);
-    put_stats(&mut m, "itl", itl_gaps_ms.to_vec(), percentiles);
+    put_stats(&mut m, "itl", itl_gaps_ms, percentiles);
     put_stats(
         &mut m,
         "e2el",

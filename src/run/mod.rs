@@ -586,7 +586,7 @@ impl Collector {
         self.records.sort_by_key(|r| r.id);
         let summary = summary::summarize(
             &self.records,
-            &self.itl_ms,
+            std::mem::take(&mut self.itl_ms),
             duration_s,
             &e.metrics.percentiles,
             e.metrics.slo.as_ref(),
