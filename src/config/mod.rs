@@ -396,6 +396,19 @@ pub enum Validated {
     Complete(Box<Resolved>),
 }
 
+/// Checks every file of a chain on its own, so each issue has its file's line and column.
+fn check_chain(checker: &SchemaChecker, files: &[SourceFile], issues: &mut Vec<Issue>) {
+    for f in files {
+        checker.check_into(
+            &f.value,
+            &f.path.display().to_string(),
+            Some(&f.locator),
+            "",
+            issues,
+        );
+    }
+}
+
 /// Validates a file, reading its `extends` chain once: a base is checked key by key and type
 /// by type; a complete experiment is loaded as `run` would load it.
 pub fn validate_file(path: &Path, opts: &LoadOptions) -> Result<Validated, ConfigError> {
@@ -403,17 +416,8 @@ pub fn validate_file(path: &Path, opts: &LoadOptions) -> Result<Validated, Confi
     if files.iter().any(|f| f.value.get("name").is_some()) {
         return load_files(files, opts).map(|r| Validated::Complete(Box::new(r)));
     }
-    let checker = SchemaChecker::for_experiment();
     let mut issues = Vec::new();
-    for f in &files {
-        checker.check_into(
-            &f.value,
-            &f.path.display().to_string(),
-            Some(&f.locator),
-            "",
-            &mut issues,
-        );
-    }
+    check_chain(&SchemaChecker::for_experiment(), &files, &mut issues);
     if issues.is_empty() {
         Ok(Validated::Base(files.into_iter().map(|f| f.path).collect()))
     } else {
@@ -612,14 +616,8 @@ fn load_files(files: Vec<SourceFile>, opts: &LoadOptions) -> Result<Resolved, Co
     }
 
     // The experiment chain: each file checked on its own, so positions are exact.
+    check_chain(&checker, &files, &mut issues);
     for f in &files {
-        checker.check_into(
-            &f.value,
-            &f.path.display().to_string(),
-            Some(&f.locator),
-            "",
-            &mut issues,
-        );
         layers.push(Layer {
             name: f.path.display().to_string(),
             file: Some(f.path.clone()),
