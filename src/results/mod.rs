@@ -191,8 +191,12 @@ pub fn write_atomic(path: &Path, value: &impl Serialize) -> Result<(), ResultsEr
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(err)?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
-    serde_json::to_writer_pretty(&mut tmp, value).map_err(|e| err(e.into()))?;
-    tmp.write_all(b"\n").map_err(err)?;
+    // serde_json writes token by token: unbuffered, that was one syscall per JSON token.
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, tmp.as_file_mut());
+    serde_json::to_writer_pretty(&mut out, value).map_err(|e| err(e.into()))?;
+    out.write_all(b"\n").map_err(err)?;
+    out.flush().map_err(err)?;
+    drop(out);
     tmp.as_file().sync_all().map_err(err)?;
     tmp.persist(path).map_err(|e| err(e.error))?;
     Ok(())
