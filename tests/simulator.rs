@@ -486,3 +486,33 @@ async fn queueing_grows_late_ttft_and_shows_waiting_requests() {
         "late TTFT {last:?} should exceed early TTFT {first:?} by far"
     );
 }
+
+#[tokio::test]
+async fn fixed_profile_keeps_its_clock_and_reports_the_truth() {
+    let mut c = cfg("fixed-50ms-10ms", Personality::Vllm);
+    c.speed = 5.0; // TTFT 10 ms, ITL 2 ms
+    let s = start(c).await;
+    let body = stream_text(
+        &s.base_url(),
+        "/v1/completions",
+        json!({"prompt": "a b", "max_tokens": 10, "ignore_eos": true, "stream": true, "stream_options": {"include_usage": true}}),
+    )
+    .await;
+    assert!(body.ends_with("data: [DONE]\n\n"));
+    let truth: Value = get(&s.base_url(), "/sim/timings")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let ttft = truth["ttft_ms"].as_array().unwrap();
+    let itl = truth["itl_ms"].as_array().unwrap();
+    assert_eq!(ttft.len(), 1);
+    assert_eq!(itl.len(), 9, "10 tokens, 9 gaps");
+    assert!(ttft[0].as_f64().unwrap() >= 10.0, "{truth}");
+    // Absolute deadlines: the last token is due 10 + 9·2 ms after arrival, never earlier.
+    let total: f64 =
+        ttft[0].as_f64().unwrap() + itl.iter().map(|g| g.as_f64().unwrap()).sum::<f64>();
+    assert!(total >= 28.0, "{truth}");
+    let m = scrape(&get(&s.base_url(), "/metrics").await.text().await.unwrap());
+    assert_eq!(value(&m, "vllm:generation_tokens_total"), 10.0);
+}

@@ -44,14 +44,23 @@ pub struct Profile {
     pub load_time: Duration,
     /// Mean output length when EOS is not ignored (geometric draw).
     pub mean_output_tokens: u32,
+    /// Every request on its own clock, whatever the load: first token after `.0`, then one
+    /// token every `.1` (for measuring a client's timing error; no batching model).
+    pub fixed: Option<(Duration, Duration)>,
 }
 
 impl Profile {
     /// True for the zero-delay profile, served without the step loop.
     pub fn is_instant(&self) -> bool {
-        self.decode_base.is_zero()
+        self.fixed.is_none()
+            && self.decode_base.is_zero()
             && self.decode_per_seq.is_zero()
             && self.prefill_per_token.is_zero()
+    }
+
+    /// True when requests are served without the step loop (instant or fixed timing).
+    pub fn bypasses_engine(&self) -> bool {
+        self.fixed.is_some() || self.is_instant()
     }
 }
 
@@ -72,6 +81,7 @@ pub fn profile(name: &str) -> Option<Profile> {
             prefill_per_token: Duration::from_nanos(50_000),
             load_time: Duration::from_secs(2),
             mean_output_tokens: 200,
+            fixed: None,
         },
         // Llama-3.1-70B fp8 on A100s (TP): slower steps, smaller KV budget.
         "a100-llama70b" => Profile {
@@ -87,6 +97,7 @@ pub fn profile(name: &str) -> Option<Profile> {
             prefill_per_token: Duration::from_nanos(330_000),
             load_time: Duration::from_secs(3),
             mean_output_tokens: 200,
+            fixed: None,
         },
         // No delays: answers are written as fast as the server can format them.
         "instant" => Profile {
@@ -102,6 +113,14 @@ pub fn profile(name: &str) -> Option<Profile> {
             prefill_per_token: Duration::ZERO,
             load_time: Duration::ZERO,
             mean_output_tokens: 128,
+            fixed: None,
+        },
+        // TTFT 50 ms and ITL 10 ms for every request (divided by `--speed`), on per-request
+        // timers: the ground truth for a client's timing error.
+        "fixed-50ms-10ms" => Profile {
+            fixed: Some((Duration::from_millis(50), Duration::from_millis(10))),
+            name: "fixed-50ms-10ms",
+            ..profile("instant")?
         },
         _ => return None,
     })

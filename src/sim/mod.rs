@@ -20,7 +20,12 @@ pub use faults::Faults;
 use crate::config::Personality;
 
 /// Engine profiles the simulator knows.
-pub const PROFILE_NAMES: &[&str] = &["h100-llama8b", "a100-llama70b", "instant"];
+pub const PROFILE_NAMES: &[&str] = &[
+    "h100-llama8b",
+    "a100-llama70b",
+    "instant",
+    "fixed-50ms-10ms",
+];
 
 /// Everything that shapes a simulator instance.
 #[derive(Clone, Debug)]
@@ -88,7 +93,7 @@ impl SimConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
     #[error(
-        "unknown simulator profile `{0}`; valid profiles are h100-llama8b, a100-llama70b, instant"
+        "unknown simulator profile `{0}`; valid profiles are {profiles}", profiles = PROFILE_NAMES.join(", ")
     )]
     UnknownProfile(String),
     #[error("cannot listen on {addr}: {source}")]

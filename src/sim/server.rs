@@ -34,7 +34,19 @@ struct Sim {
     in_flight: AtomicU64,
     model_json: String,
     created: u64,
+    /// What the fixed-timing profile really did, per request (the truth a client is judged by).
+    truth: Mutex<Truth>,
 }
+
+/// Server-side TTFT and ITL of fixed-timing requests, measured when each chunk is handed to
+/// the connection. Bounded: the first `TRUTH_CAP` requests are kept.
+#[derive(Default, serde::Serialize)]
+struct Truth {
+    ttft_ms: Vec<f64>,
+    itl_ms: Vec<f64>,
+}
+
+const TRUTH_CAP: usize = 1_000_000;
 
 #[derive(Clone, Copy, PartialEq)]
 enum Api {
@@ -49,7 +61,7 @@ pub(super) async fn serve(
 ) {
     let profile = cfg.effective_profile();
     let metrics = Arc::new(Mutex::new(SimMetrics::new(cfg.personality)));
-    let engine = if profile.is_instant() {
+    let engine = if profile.bypasses_engine() {
         None
     } else {
         let (tx, rx) = mpsc::unbounded_channel();
@@ -73,6 +85,7 @@ pub(super) async fn serve(
         engine,
         counter: AtomicU64::new(0),
         in_flight: AtomicU64::new(0),
+        truth: Mutex::new(Truth::default()),
     });
     let router = Router::new()
         .route("/v1/chat/completions", post(chat))
@@ -85,6 +98,7 @@ pub(super) async fn serve(
         .route("/detokenize", post(detokenize))
         .route("/metrics", get(metrics_page))
         .route("/get_model_info", get(model_info))
+        .route("/sim/timings", get(timings))
         .with_state(sim.clone());
     let refuse_until = sim.started + sim.cfg.faults.refuse_for;
     loop {
@@ -372,7 +386,7 @@ async fn generate(sim: Arc<Sim>, headers: HeaderMap, body: Bytes, api: Api) -> R
             delay: faults.delay,
             ..Default::default()
         };
-    if sim.engine.is_none() && faultless {
+    if sim.profile.is_instant() && faultless {
         // Zero-delay profile: the whole answer in one write, as fast as it can be formatted.
         let mut out = Vec::with_capacity(256 + job.output_tokens as usize * 200);
         chunker.role(&mut out);
@@ -384,7 +398,7 @@ async fn generate(sim: Arc<Sim>, headers: HeaderMap, body: Bytes, api: Api) -> R
             chunker.usage(job.output_tokens, &mut out);
         }
         out.extend_from_slice(b"data: [DONE]\n\n");
-        instant_accounting(&sim, &job);
+        account(&sim, &job, 0.0, 0.0);
         return sse(Body::from(out));
     }
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(64);
@@ -394,7 +408,8 @@ async fn generate(sim: Arc<Sim>, headers: HeaderMap, body: Bytes, api: Api) -> R
     sse(Body::from_stream(stream))
 }
 
-fn instant_accounting(sim: &Sim, job: &Job) {
+/// Counts a request served without the engine; `ttft` and `e2e` in seconds (0 when instant).
+fn account(sim: &Sim, job: &Job, ttft: f64, e2e: f64) {
     if let Ok(mut m) = sim.metrics.lock() {
         m.prompt_tokens += job.prompt_tokens as u64;
         m.generation_tokens += job.output_tokens as u64;
@@ -405,34 +420,41 @@ fn instant_accounting(sim: &Sim, job: &Job) {
         } else {
             m.finished_length += 1;
         }
-        m.ttft.observe(0.0);
-        m.e2e.observe(0.0);
+        m.ttft.observe(ttft);
+        m.e2e.observe(e2e);
         m.queue.observe(0.0);
     }
 }
 
-/// Token events: from the engine, or immediately for the zero-delay profile.
+/// Tokens made without the engine: at once (zero delay) or on the request's own clock.
+struct Synthetic {
+    next: u32,
+    total: u32,
+    /// Arrival, TTFT and ITL of the fixed-timing profile.
+    clock: Option<(tokio::time::Instant, Duration, Duration)>,
+}
+
+/// Token events: from the engine, or synthesized.
 async fn next_emit(
     rx: &mut Option<mpsc::UnboundedReceiver<Emit>>,
-    next_index: &mut u32,
-    total: u32,
+    synth: &mut Synthetic,
 ) -> Option<Emit> {
-    match rx {
-        Some(rx) => rx.recv().await,
-        None => {
-            if *next_index < total {
-                *next_index += 1;
-                Some(Emit::Token {
-                    index: *next_index - 1,
-                })
-            } else if *next_index == total {
-                *next_index += 1;
-                Some(Emit::Done)
-            } else {
-                None
-            }
-        }
+    if let Some(rx) = rx {
+        return rx.recv().await;
     }
+    if synth.next > synth.total {
+        return None;
+    }
+    let index = synth.next;
+    synth.next += 1;
+    if index == synth.total {
+        return Some(Emit::Done);
+    }
+    if let Some((start, ttft, itl)) = synth.clock {
+        // Absolute deadlines: timer lateness never accumulates.
+        tokio::time::sleep_until(start + ttft + itl * index).await;
+    }
+    Some(Emit::Token { index })
 }
 
 /// Writes one streaming response, applying this request's faults.
@@ -443,6 +465,7 @@ async fn produce(
     faults: RequestFaults,
     tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
 ) {
+    let arrived = tokio::time::Instant::now();
     sim.in_flight.fetch_add(1, Ordering::Relaxed);
     let _guard = InFlight(&sim.in_flight);
     let mut events = match &sim.engine {
@@ -455,7 +478,9 @@ async fn produce(
             Some(erx)
         }
         None => {
-            instant_accounting(&sim, &job);
+            if sim.profile.fixed.is_none() {
+                account(&sim, &job, 0.0, 0.0);
+            }
             None
         }
     };
@@ -470,8 +495,17 @@ async fn produce(
     }
     // Chunks sent so far, counting the role chunk.
     let mut sent: u32 = 1;
-    let mut next_index = 0;
-    while let Some(emit) = next_emit(&mut events, &mut next_index, job.output_tokens).await {
+    let speed = sim.cfg.speed;
+    let mut synth = Synthetic {
+        next: 0,
+        total: job.output_tokens,
+        clock: sim
+            .profile
+            .fixed
+            .map(|(t, i)| (arrived, t.div_f64(speed), i.div_f64(speed))),
+    };
+    let mut handed: Vec<tokio::time::Instant> = Vec::new();
+    while let Some(emit) = next_emit(&mut events, &mut synth).await {
         if let Some((stall, at)) = faults.stall {
             if sent == at {
                 tokio::time::sleep(stall).await;
@@ -502,10 +536,25 @@ async fn produce(
                 }
                 buf.extend_from_slice(b"data: [DONE]\n\n");
                 let _ = tx.send(Ok(Bytes::from(std::mem::take(&mut buf)))).await;
+                if synth.clock.is_some() {
+                    let secs = |t: Option<&tokio::time::Instant>| {
+                        t.map(|t| (*t - arrived).as_secs_f64()).unwrap_or(0.0)
+                    };
+                    account(
+                        &sim,
+                        &job,
+                        secs(handed.first()),
+                        arrived.elapsed().as_secs_f64(),
+                    );
+                    record_truth(&sim, arrived, &handed);
+                }
                 return;
             }
         }
         sent += 1;
+        if synth.clock.is_some() {
+            handed.push(tokio::time::Instant::now());
+        }
         if tx
             .send(Ok(Bytes::from(std::mem::take(&mut buf))))
             .await
@@ -513,6 +562,25 @@ async fn produce(
         {
             return;
         }
+    }
+}
+
+fn record_truth(sim: &Sim, arrived: tokio::time::Instant, handed: &[tokio::time::Instant]) {
+    let Ok(mut t) = sim.truth.lock() else { return };
+    let (Some(first), true) = (handed.first(), t.ttft_ms.len() < TRUTH_CAP) else {
+        return;
+    };
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    t.ttft_ms.push(ms(*first - arrived));
+    let gaps: Vec<f64> = handed.windows(2).map(|w| ms(w[1] - w[0])).collect();
+    t.itl_ms.extend(gaps);
+}
+
+/// `GET /sim/timings`: the fixed-timing profile's own TTFT and ITL of every request so far.
+async fn timings(State(sim): State<Arc<Sim>>) -> Response {
+    match sim.truth.lock() {
+        Ok(t) => axum::Json(&*t).into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
 }
 
@@ -541,8 +609,13 @@ async fn complete(sim: Arc<Sim>, chunker: Chunker, job: Job, api: Api) -> Respon
                 break;
             }
         }
+    } else if let Some((ttft, itl)) = sim.profile.fixed {
+        let (ttft, itl) = (ttft.div_f64(sim.cfg.speed), itl.div_f64(sim.cfg.speed));
+        let e2e = ttft + itl * job.output_tokens.saturating_sub(1);
+        tokio::time::sleep(e2e).await;
+        account(&sim, &job, ttft.as_secs_f64(), e2e.as_secs_f64());
     } else {
-        instant_accounting(&sim, &job);
+        account(&sim, &job, 0.0, 0.0);
     }
     let text: String = (0..job.output_tokens).map(|i| chunker.word(i)).collect();
     let finish = if job.ends_on_eos { "stop" } else { "length" };
