@@ -142,6 +142,21 @@ pub fn run(plan: Plan, control: Arc<Control>, tx: UnboundedSender<Event>) -> Ins
     t0
 }
 
+/// Waits until `at` to within microseconds. tokio's timer wheel has 1 ms resolution and fires
+/// up to 1 ms late (measured: pacer lag p50 1.04 ms, p99 1.99 ms at 1 000 req/s), so it sleeps
+/// to 1 ms before `at`, then yields to the runtime's other tasks until `at` passes.
+async fn pace_until(at: tokio::time::Instant) {
+    const COARSE: Duration = Duration::from_millis(1);
+    if let Some(early) = at.checked_sub(COARSE) {
+        if tokio::time::Instant::now() < early {
+            tokio::time::sleep_until(early).await;
+        }
+    }
+    while tokio::time::Instant::now() < at {
+        tokio::task::yield_now().await;
+    }
+}
+
 /// Slots (connections) this worker owns out of `total`.
 fn share(total: u32, w: usize, workers: usize) -> u32 {
     let (q, r) = (total / workers as u32, total % workers as u32);
@@ -246,7 +261,7 @@ fn worker(
                     if plan.count.is_some_and(|c| i >= c) {
                         break;
                     }
-                    tokio::time::sleep_until(t0_tokio + offset).await;
+                    pace_until(t0_tokio + offset).await;
                     if control.stopped()
                         || deadline.is_some_and(|d| tokio::time::Instant::now() >= d)
                     {
