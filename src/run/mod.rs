@@ -168,34 +168,8 @@ pub async fn run(p: &Prepared, opts: &RunOptions) -> Result<Outcome, RunError> {
         }))
     };
 
-    // Warm-up: same endpoint and prompts, never counted.
-    if warmup > 0 {
-        let plan = plan(
-            e,
-            &ep,
-            prompts.clone(),
-            0,
-            workers,
-            Some(warmup as u64),
-            true,
-        );
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let c = control.clone();
-        let h = tokio::task::spawn_blocking(move || executor::run(plan, c, tx));
-        while rx.recv().await.is_some() {}
-        let _ = h.await;
-    }
-
     // The measured workload.
-    let plan = plan(
-        e,
-        &ep,
-        prompts.clone(),
-        warmup,
-        workers,
-        e.workload.requests,
-        false,
-    );
+    let plan = plan(e, &ep, prompts.clone(), warmup as u64, workers);
     let (tx, mut rx) = mpsc::unbounded_channel();
     let c = control.clone();
     let exec = tokio::task::spawn_blocking(move || executor::run(plan, c, tx));
@@ -301,19 +275,14 @@ fn plan(
     e: &Experiment,
     ep: &Endpoint,
     prompts: Arc<Vec<Prompt>>,
-    first: usize,
+    warmup: u64,
     workers: usize,
-    count: Option<u64>,
-    warmup: bool,
 ) -> Plan {
     let w = &e.workload;
     let arrivals = match w.pattern {
         Pattern::Sequential => Arrivals::Closed { concurrency: 1 },
         Pattern::Concurrent => Arrivals::Closed {
             concurrency: w.concurrency.unwrap_or(1),
-        },
-        Pattern::Rate if warmup => Arrivals::Closed {
-            concurrency: w.max_concurrency.unwrap_or(8).min(8),
         },
         Pattern::Rate => Arrivals::Open {
             offsets: Arc::new(crate::workload::arrival_offsets(
@@ -336,16 +305,12 @@ fn plan(
         model: e.model.id.clone(),
         api: w.api,
         prompts,
-        first_prompt: first,
+        warmup,
         ignore_eos: w.ignore_eos,
         request_timeout: w.request_timeout.as_duration(),
         arrivals,
-        count,
-        duration: if warmup {
-            None
-        } else {
-            w.duration.map(|d| d.as_duration())
-        },
+        count: w.requests,
+        duration: w.duration.map(|d| d.as_duration()),
         on_deadline: w.on_deadline,
         // Never more worker threads than slots.
         workers: workers.min(conc.max(1)),

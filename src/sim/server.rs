@@ -249,6 +249,9 @@ fn prompt_of(api: Api, req: &Value, block_size: usize) -> Result<(u32, Vec<u64>,
 }
 
 async fn generate(sim: Arc<Sim>, headers: HeaderMap, body: Bytes, api: Api) -> Response {
+    // The request's clock starts as soon as the handler has it, before parsing: the fixed
+    // profile's deadlines and its timing truth count the server's own handling time.
+    let arrived = tokio::time::Instant::now();
     let n = sim.counter.fetch_add(1, Ordering::Relaxed);
     if sim.loading() {
         return sim.loading_error();
@@ -402,7 +405,7 @@ async fn generate(sim: Arc<Sim>, headers: HeaderMap, body: Bytes, api: Api) -> R
         return sse(Body::from(out));
     }
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(64);
-    tokio::spawn(produce(sim.clone(), chunker, job, faults, tx));
+    tokio::spawn(produce(sim.clone(), chunker, job, faults, arrived, tx));
     let mut rx = rx;
     let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
     sse(Body::from_stream(stream))
@@ -463,9 +466,9 @@ async fn produce(
     chunker: Chunker,
     job: Job,
     faults: RequestFaults,
+    arrived: tokio::time::Instant,
     tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
 ) {
-    let arrived = tokio::time::Instant::now();
     sim.in_flight.fetch_add(1, Ordering::Relaxed);
     let _guard = InFlight(&sim.in_flight);
     let mut events = match &sim.engine {

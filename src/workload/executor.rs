@@ -33,8 +33,9 @@ pub struct Plan {
     pub model: String,
     pub api: Api,
     pub prompts: Arc<Vec<Prompt>>,
-    /// Offset into `prompts` (the warm-up uses the first ones; measured requests follow).
-    pub first_prompt: usize,
+    /// Requests sent on the measured window's own connections before it starts, never
+    /// recorded; they use the first prompts, measured requests the ones after.
+    pub warmup: u64,
     pub ignore_eos: bool,
     pub request_timeout: Duration,
     pub arrivals: Arrivals,
@@ -142,6 +143,30 @@ pub fn run(plan: Plan, control: Arc<Control>, tx: UnboundedSender<Event>) -> Ins
     t0
 }
 
+/// Sends warm-up requests on `conns` until `plan.warmup` have been taken (by all workers,
+/// through `next`); returns the connections still usable.
+async fn warm_up(plan: &Plan, conns: Vec<Conn>, next: &AtomicU64, control: &Control) -> Vec<Conn> {
+    if plan.warmup == 0 {
+        return conns;
+    }
+    let slots = conns.into_iter().map(|c| async move {
+        let mut conn = Some(c);
+        while !control.stopped() {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= plan.warmup {
+                break;
+            }
+            one(plan, &mut conn, i, i as usize, None, None).await;
+        }
+        conn
+    });
+    futures_util::future::join_all(slots)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
 /// Waits until `at` to within microseconds. tokio's timer wheel has 1 ms resolution and fires
 /// up to 1 ms late (measured: pacer lag p50 1.04 ms, p99 1.99 ms at 1 000 req/s), so it sleeps
 /// to 1 ms before `at`, then yields to the runtime's other tasks until `at` passes.
@@ -207,6 +232,10 @@ fn worker(
         }
         (conns, times, errors)
     });
+    // Warm-up on these very connections, so the first measured request on each is not the
+    // first the server (and this client) handle on it.
+    let warm_next = AtomicU64::new(0);
+    let conns = rt.block_on(warm_up(&plan, conns, &warm_next, &control));
     let _ = ready.send((times, errors));
     let Ok(t0) = t0_rx.recv() else { return };
     rt.block_on(async move {
@@ -236,7 +265,15 @@ fn worker(
                             if plan.count.is_some_and(|c| i >= c) {
                                 break;
                             }
-                            let rec = one(&plan, &mut conn, i, None, abort_at).await;
+                            let rec = one(
+                                &plan,
+                                &mut conn,
+                                i,
+                                measured_prompt(&plan, i),
+                                None,
+                                abort_at,
+                            )
+                            .await;
                             if tx.send(Event::Request(Box::new(rec))).is_err() {
                                 break;
                             }
@@ -274,7 +311,15 @@ fn worker(
                     let (plan, tx, pool) = (plan.clone(), tx.clone(), pool.clone());
                     tasks.spawn(async move {
                         let mut conn = pool.lock().ok().and_then(|mut p| p.pop());
-                        let rec = one(&plan, &mut conn, i, Some(offset), abort_at).await;
+                        let rec = one(
+                            &plan,
+                            &mut conn,
+                            i,
+                            measured_prompt(&plan, i),
+                            Some(offset),
+                            abort_at,
+                        )
+                        .await;
                         if let (Some(c), Ok(mut p)) = (conn, pool.lock()) {
                             p.push(c);
                         }
@@ -291,16 +336,22 @@ fn worker(
     });
 }
 
+/// The prompt of measured request `i`: the ones after the warm-up's.
+fn measured_prompt(plan: &Plan, i: u64) -> usize {
+    (plan.warmup + i) as usize
+}
+
 /// Sends request `i` on `conn`, reconnecting when it is gone; a failed request leaves `conn`
 /// empty, since the connection's state is unknown after a failure.
 async fn one(
     plan: &Plan,
     conn: &mut Option<Conn>,
     i: u64,
+    prompt: usize,
     scheduled: Option<Duration>,
     abort_at: Option<tokio::time::Instant>,
 ) -> Record {
-    let idx = (plan.first_prompt + i as usize) % plan.prompts.len().max(1);
+    let idx = prompt % plan.prompts.len().max(1);
     let prompt = &plan.prompts[idx];
     let result = match conn.take().filter(Conn::is_usable) {
         Some(c) => Ok(c),

@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Client ceiling, timing truth and pacer lag, as recorded in BENCHMARKS.md.
+# Server pinned to core 0, client to core 1 (needs 2 cores). Loopback only.
+#   scripts/bench.sh [ceiling|truth|pacer|memory|all]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=target/release/llm-inf-bench
+cargo build --release --quiet
+OUT=$(mktemp -d)
+PORT=18555
+trap 'kill $SIM 2>/dev/null || true; rm -rf "$OUT"' EXIT
+
+serve() { # profile
+  kill ${SIM:-} 2>/dev/null || true; sleep 0.3
+  taskset -c 0 $BIN serve-sim --profile "$1" --port $PORT --model m --startup-delay 0s >/dev/null 2>&1 &
+  SIM=$!
+  for _ in $(seq 50); do curl -fs localhost:$PORT/health >/dev/null 2>&1 && return; sleep 0.1; done
+}
+
+exp() { # name workload-yaml
+  cat > "$OUT/$1.yaml" <<YAML
+name: $1
+model: { id: m }
+infrastructure: { provider: existing, base_url: "http://127.0.0.1:$PORT" }
+output: { dir: $OUT/results, detail: full }
+workload:
+$2
+YAML
+  echo "$OUT/$1.yaml"
+}
+
+run() { # yaml -> prints "wall user sys maxrss_kb" then the result path on the last line
+  /usr/bin/time -f "%e %U %S %M" -o "$OUT/time" taskset -c 1 $BIN run "$1" --client-cores 1 --json --yes >/dev/null 2>"$OUT/err" || { cat "$OUT/err"; exit 1; }
+  cat "$OUT/time"; ls -t "$OUT"/results/*.json | head -1
+}
+
+ceiling() {
+  serve instant
+  echo "concurrency req/s out_tok/s ttft_p50_ms ttft_p99_ms cpu_s(user+sys) cpu_us_per_event reads_per_req maxrss_MiB"
+  for c in 64 256 1024; do
+    for rep in 1 2 3; do
+      y=$(exp "c$c" "  concurrency: $c
+  requests: 20000
+  dataset: { kind: random, input_len: 16, output_len: 128 }
+  ignore_eos: true")
+      mapfile -t r < <(run "$y")
+      python3 - "${r[1]}" $c ${r[0]} <<'PY'
+import json, sys
+f, c, wall, user, sys_, rss = sys.argv[1], sys.argv[2], *map(float, sys.argv[3:7])
+d = json.load(open(f)); s = d["summary"]
+events = s["total_output_tokens"] + 2 * s["completed"]   # tokens + usage + [DONE]
+print(c, round(s["request_throughput"]), round(s["output_throughput"]), round(s["median_ttft_ms"], 2),
+      round(s["p99_ttft_ms"], 2), round(user + sys_, 2), round((user + sys_) * 1e6 / events, 3),
+      round(d["client"]["reads_per_request"], 1), round(rss / 1024))
+PY
+      rm -f "$OUT"/results/*.json
+    done
+  done
+}
+
+truth() {
+  # Closed loop at 64 and 256 (every wave leaves and returns together: the worst case), and an
+  # open loop at 376 req/s, which keeps ~256 streams open (each lasts 50 + 63·10 ms) unsynchronized.
+  for load in "concurrency: 64" "concurrency: 256" "pattern: rate
+  rate: 376
+  arrival: poisson
+  max_concurrency: 1024"; do
+    serve fixed-50ms-10ms
+    c=$(echo "$load" | tr '\n' ' ' | tr -s ' ')
+    y=$(exp "truth" "  $load
+  requests: 5120
+  warmup_requests: 256
+  dataset: { kind: random, input_len: 16, output_len: 64 }
+  ignore_eos: true")
+    mapfile -t r < <(run "$y")
+    curl -fs localhost:$PORT/sim/timings > "$OUT/truth.json"
+    python3 - "${r[1]}" "$OUT/truth.json" "$c" <<'PY'
+import json, sys, math
+def pct(xs, p):
+    xs = sorted(xs); r = p / 100 * (len(xs) - 1); lo, hi = math.floor(r), math.ceil(r)
+    return xs[lo] + (xs[hi] - xs[lo]) * (r - lo)
+d = json.load(open(sys.argv[1])); t = json.load(open(sys.argv[2]))
+# The sim's truth also holds the pre-flight and warm-up requests: use the last N.
+n = len(d["requests"])
+ttft_c = [r["ttft_ms"] for r in d["requests"] if r["ttft_ms"] is not None]
+itl_c = [g for r in d["requests"] for g in (r.get("itl_ms") or [])]
+ttft_t = t["ttft_ms"][-n:]; itl_t = t["itl_ms"][-len(itl_c):]
+print(f"{sys.argv[3]}: {n} requests, {len(itl_c)} ITL gaps")
+for name, c, tr in (("TTFT", ttft_c, ttft_t), ("ITL", itl_c, itl_t)):
+    print(f"  {name} client p50/p99 {pct(c,50):.3f}/{pct(c,99):.3f} ms, server truth p50/p99 {pct(tr,50):.3f}/{pct(tr,99):.3f} ms,"
+          f" error p50/p99 {pct(c,50)-pct(tr,50):+.3f}/{pct(c,99)-pct(tr,99):+.3f} ms")
+PY
+    rm -f "$OUT"/results/*.json
+  done
+}
+
+pacer() {
+  serve instant
+  y=$(exp rate1000 "  pattern: rate
+  rate: 1000
+  arrival: poisson
+  requests: 10000
+  dataset: { kind: random, input_len: 16, output_len: 128 }
+  ignore_eos: true")
+  mapfile -t r < <(run "$y")
+  python3 -c "import json,sys; d=json.load(open(sys.argv[1])); l=d['client']['pacer_lag_ms']; print('rate 1000/s: achieved %.1f req/s, pacer lag p50 %.3f p99 %.3f max %.3f ms' % (d['summary']['request_throughput'], l['p50'], l['p99'], l['max']))" "${r[1]}"
+}
+
+memory() {
+  # Per open stream: RSS with 1024 streams held open by the fixed profile minus RSS with 1.
+  serve fixed-50ms-10ms
+  for c in 1 1024; do
+    y=$(exp "mem$c" "  concurrency: $c
+  requests: $((c * 2))
+  dataset: { kind: random, input_len: 16, output_len: 64 }
+  ignore_eos: true")
+    mapfile -t r < <(run "$y")
+    echo "concurrency $c: maxrss $(echo ${r[0]} | awk '{print $4}') KiB"
+  done
+}
+
+case "${1:-all}" in
+  ceiling) ceiling ;; truth) truth ;; pacer) pacer ;; memory) memory ;;
+  all) ceiling; truth; pacer; memory ;;
+  *) echo "usage: $0 [ceiling|truth|pacer|memory|all]"; exit 2 ;;
+esac
