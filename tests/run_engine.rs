@@ -313,3 +313,56 @@ fn quickstart_dry_run_spends_nothing() {
         .success()
         .stderr(predicates::str::contains("plan: quickstart"));
 }
+
+#[test]
+fn model_tokenizer_is_loaded_before_anything_starts_and_recorded() {
+    let d = tempfile::tempdir().unwrap();
+    let exp = experiment(
+        d.path(),
+        "http://127.0.0.1:9",
+        "  concurrency: 1\n  requests: 3\n",
+    );
+    bin()
+        .arg("run")
+        .arg(&exp)
+        .args(["--set", "model.tokenizer=missing/tokenizer.json"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("missing/tokenizer.json"));
+
+    // A word-level tokenizer: every word one token, as the simulator counts them.
+    let tok = serde_json::json!({
+        "version": "1.0", "truncation": null, "padding": null, "added_tokens": [], "normalizer": null,
+        "pre_tokenizer": {"type": "Whitespace"}, "post_processor": null, "decoder": null,
+        "model": {"type": "WordLevel", "vocab": {"[UNK]": 0}, "unk_token": "[UNK]"}
+    });
+    std::fs::write(d.path().join("tokenizer.json"), tok.to_string()).unwrap();
+    let s = server("instant", Faults::default(), 1.0);
+    let exp = experiment(d.path(), &s.url, "  api: completions\n  concurrency: 2\n  requests: 10\n  dataset: { kind: random, input_len: 33, output_len: 4, range_ratio: 0.5 }\n");
+    let text = std::fs::read_to_string(&exp).unwrap().replace(
+        "model:\n  id: m\n",
+        "model:\n  id: m\n  tokenizer: tokenizer.json\n",
+    );
+    std::fs::write(&exp, text).unwrap();
+    bin()
+        .arg("run")
+        .arg(&exp)
+        .arg("--no-tui")
+        .assert()
+        .success();
+    let r = only_result(d.path());
+    assert!(
+        r["environment"]["prompt_lengths"]
+            .as_str()
+            .unwrap()
+            .starts_with("exact with tokenizer"),
+        "{}",
+        r["environment"]
+    );
+    for x in r["requests"].as_array().unwrap() {
+        assert!(
+            (17..=50).contains(&x["input_tokens"].as_u64().unwrap()),
+            "{x}"
+        );
+    }
+}

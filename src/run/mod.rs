@@ -16,7 +16,7 @@ use crate::results::{
     self, Bucket, ClientHealth, Cost, Environment, Errors, RunResult, Stats, Status,
 };
 use crate::sim;
-use crate::workload::dataset::{self, Calibration, Prompt};
+use crate::workload::dataset::{self, Prompt};
 use crate::workload::executor::{self, Arrivals, Control, Event, Plan};
 
 #[derive(Debug, thiserror::Error)]
@@ -61,10 +61,12 @@ pub struct Prepared {
     pub resolved: Resolved,
     /// The JSONL prompts, read and checked line by line (`None` for generated datasets).
     jsonl: Option<Vec<Prompt>>,
+    /// `model.tokenizer`, loaded.
+    tokenizer: Option<dataset::LocalTokenizer>,
 }
 
-/// Reads and checks what the run needs from disk (the JSONL prompts), so a bad line is
-/// reported before any server is started.
+/// Reads and checks what the run needs from disk (the JSONL prompts, the tokenizer), so a bad
+/// line or file is reported before any server is started.
 pub fn prepare(resolved: Resolved) -> Result<Prepared, RunError> {
     let w = &resolved.experiment.workload;
     let jsonl = match &w.dataset {
@@ -74,7 +76,17 @@ pub fn prepare(resolved: Resolved) -> Result<Prepared, RunError> {
         }
         _ => None,
     };
-    Ok(Prepared { resolved, jsonl })
+    let tokenizer = match &resolved.experiment.model.tokenizer {
+        Some(p) => Some(dataset::LocalTokenizer::load(
+            &resolved.resolve_path("model.tokenizer", p),
+        )?),
+        None => None,
+    };
+    Ok(Prepared {
+        resolved,
+        jsonl,
+        tokenizer,
+    })
 }
 
 /// Runs one prepared experiment end to end.
@@ -136,12 +148,15 @@ pub async fn run(p: &Prepared, opts: &RunOptions) -> Result<Outcome, RunError> {
     let (prompts, lengths) = match jsonl {
         Some(p) => (p, None),
         None => {
-            let cal = dataset::calibrate(&ep, &e.model.id, e.workload.api, e.seed).await;
+            let lengths = dataset::Lengths {
+                cal: dataset::calibrate(&ep, &e.model.id, e.workload.api, e.seed).await,
+                tokenizer: p.tokenizer.as_ref(),
+                api: e.workload.api,
+            };
             let n = (measured + warmup).min(100_000);
-            (
-                dataset::synthesize(&e.workload.dataset, e.workload.api, n, e.seed, &cal),
-                Some(cal),
-            )
+            let prompts =
+                dataset::synthesize(&e.workload.dataset, e.workload.api, n, e.seed, &lengths);
+            (prompts, Some(describe_lengths(&lengths)))
         }
     };
     let prompts = Arc::new(prompts);
@@ -253,16 +268,7 @@ pub async fn run(p: &Prepared, opts: &RunOptions) -> Result<Outcome, RunError> {
         server_version,
         client_host: std::env::var("HOSTNAME").ok(),
         client_cores: workers,
-        prompt_lengths: lengths.map(|c: Calibration| {
-            if c.calibrated {
-                format!(
-                    "calibrated via /tokenize ({:.3} tokens/word, {:.1} template tokens)",
-                    c.tokens_per_word, c.overhead
-                )
-            } else {
-                "estimated (no /tokenize: 1 word = 1 token)".into()
-            }
-        }),
+        prompt_lengths: lengths,
     };
     let result = col.finish(e, end, status, termination, started_at, env);
     drop(sim_handle);
@@ -314,6 +320,23 @@ fn plan(
         on_deadline: w.on_deadline,
         // Never more worker threads than slots.
         workers: workers.min(conc.max(1)),
+    }
+}
+
+/// How random prompt lengths were made, for the result file.
+fn describe_lengths(l: &dataset::Lengths) -> String {
+    let c = &l.cal;
+    let server = if c.calibrated {
+        format!(
+            "calibrated via /tokenize ({:.3} tokens/word, {:.1} template tokens)",
+            c.tokens_per_word, c.overhead
+        )
+    } else {
+        "estimated (no /tokenize: 1 word = 1 token)".into()
+    };
+    match l.tokenizer {
+        Some(t) => format!("exact with tokenizer {}; template: {server}", t.path()),
+        None => server,
     }
 }
 

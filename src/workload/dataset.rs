@@ -44,6 +44,8 @@ pub enum DatasetError {
     },
     #[error("{path}: no prompts (the file is empty)")]
     Empty { path: String },
+    #[error("{path}: not a tokenizer.json the `tokenizers` crate can load: {message}")]
+    Tokenizer { path: String, message: String },
 }
 
 /// Reads a JSONL file: one `{"messages": [...]}` or `{"prompt": "..."}` per line; blank lines
@@ -303,8 +305,87 @@ pub async fn calibrate(ep: &Endpoint, model: &str, api: Api, seed: u64) -> Calib
     }
 }
 
-fn words_for(tokens: u32, cal: &Calibration) -> usize {
-    (((tokens as f64 - cal.overhead) / cal.tokens_per_word).round()).max(1.0) as usize
+/// A local `tokenizer.json` (`model.tokenizer`), for prompts of exact token length.
+pub struct LocalTokenizer {
+    inner: tokenizers::Tokenizer,
+    path: String,
+}
+
+impl LocalTokenizer {
+    pub fn load(path: &Path) -> Result<Self, DatasetError> {
+        let shown = path.display().to_string();
+        let inner =
+            tokenizers::Tokenizer::from_file(path).map_err(|e| DatasetError::Tokenizer {
+                path: shown.clone(),
+                message: e.to_string(),
+            })?;
+        Ok(Self { inner, path: shown })
+    }
+
+    /// Tokens of `text`; `special` adds the tokens the tokenizer's post-processor adds (BOS),
+    /// as a server's completions endpoint does.
+    pub fn count(&self, text: &str, special: bool) -> usize {
+        self.inner
+            .encode(text, special)
+            .map(|e| e.len())
+            .unwrap_or(0)
+    }
+
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+}
+
+/// How prompt text is sized: a calibration against the server, and optionally the model's own
+/// tokenizer, which makes every prompt's length exact.
+pub struct Lengths<'a> {
+    pub cal: Calibration,
+    pub tokenizer: Option<&'a LocalTokenizer>,
+    pub api: Api,
+}
+
+impl Lengths<'_> {
+    /// Text that makes a prompt of `tokens` tokens, the chat template's overhead included.
+    fn prompt(&self, rng: &mut ChaCha8Rng, tokens: u32) -> String {
+        self.text(rng, tokens, true)
+    }
+
+    /// Text of `tokens` tokens appended to another (no template overhead, no BOS).
+    fn continuation(&self, rng: &mut ChaCha8Rng, tokens: u32) -> String {
+        self.text(rng, tokens, false)
+    }
+
+    fn text(&self, rng: &mut ChaCha8Rng, tokens: u32, whole: bool) -> String {
+        let overhead = if whole { self.cal.overhead } else { 0.0 };
+        let estimate =
+            (((tokens as f64 - overhead) / self.cal.tokens_per_word).round()).max(1.0) as usize;
+        let Some(tok) = self.tokenizer else {
+            return words(rng, estimate);
+        };
+        // The chat template's tokens come from the server's calibration; a completions prompt
+        // is counted with the tokenizer's own special tokens, as the server counts it.
+        let special = whole && self.api == Api::Completions;
+        let template = if whole && self.api == Api::Chat {
+            self.cal.overhead.round() as i64
+        } else {
+            0
+        };
+        let target = (tokens as i64 - template).max(1);
+        let pool: Vec<&str> = (0..estimate * 2 + 16)
+            .map(|_| WORDS[rng.random_range(0..WORDS.len())])
+            .collect();
+        let mut k = estimate.min(pool.len());
+        // Words are mostly one token each: a few corrections land on the exact length.
+        for _ in 0..8 {
+            let c = tok.count(&pool[..k].join(" "), special) as i64;
+            let next = (k as i64 + target - c).clamp(1, pool.len() as i64) as usize;
+            if c == target || next == k {
+                break;
+            }
+            k = next;
+        }
+        pool[..k].join(" ")
+    }
 }
 
 /// Builds `count` prompts for a random or shared-prefix dataset (deterministic under `seed`).
@@ -313,7 +394,7 @@ pub fn synthesize(
     api: Api,
     count: usize,
     seed: u64,
-    cal: &Calibration,
+    lengths: &Lengths,
 ) -> Vec<Prompt> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let count = count.max(1);
@@ -334,7 +415,7 @@ pub fn synthesize(
                 };
                 let inp = draw(&mut rng, *input_len);
                 let out = draw(&mut rng, *output_len);
-                let text = words(&mut rng, words_for(inp, cal));
+                let text = lengths.prompt(&mut rng, inp);
                 Prompt {
                     json: as_prompt_json(api, &text).into(),
                     max_tokens: out,
@@ -349,17 +430,14 @@ pub fn synthesize(
             output_len,
         } => {
             let prefixes: Vec<String> = (0..*groups)
-                .map(|_| words(&mut rng, words_for(*prefix_len, cal)))
+                .map(|_| lengths.prompt(&mut rng, *prefix_len))
                 .collect();
-            let suffix_words = ((*suffix_len as f64) / cal.tokens_per_word)
-                .round()
-                .max(1.0) as usize;
             (0..count)
                 .map(|i| {
                     let text = format!(
                         "{} {}",
                         prefixes[i % prefixes.len()],
-                        words(&mut rng, suffix_words)
+                        lengths.continuation(&mut rng, *suffix_len)
                     );
                     Prompt {
                         json: as_prompt_json(api, &text).into(),
@@ -377,6 +455,7 @@ pub fn synthesize(
 mod tests {
     use super::*;
     use std::io::Write;
+    use std::path::PathBuf;
 
     #[test]
     fn jsonl_errors_name_the_line() {
@@ -423,10 +502,14 @@ mod tests {
             output_len: 20,
             range_ratio: 0.5,
         };
-        let cal = Calibration {
-            tokens_per_word: 1.0,
-            overhead: 0.0,
-            calibrated: true,
+        let cal = Lengths {
+            cal: Calibration {
+                tokens_per_word: 1.0,
+                overhead: 0.0,
+                calibrated: true,
+            },
+            tokenizer: None,
+            api: Api::Completions,
         };
         let a = synthesize(&ds, Api::Completions, 200, 1, &cal);
         let b = synthesize(&ds, Api::Completions, 200, 1, &cal);
@@ -451,5 +534,75 @@ mod tests {
         );
         let text: String = serde_json::from_str(&exact[0].json).unwrap();
         assert_eq!(text.split_whitespace().count(), 37);
+    }
+
+    /// A word-level tokenizer.json over a few of the prompt words, where every other word is
+    /// unknown and splits into characters: lengths are only exact if the tokenizer is used.
+    fn tiny_tokenizer(dir: &Path) -> PathBuf {
+        let mut vocab = serde_json::Map::new();
+        vocab.insert("[UNK]".into(), 0.into());
+        vocab.insert("<s>".into(), 1.into());
+        for (i, w) in WORDS.iter().enumerate().filter(|(i, _)| i % 2 == 0) {
+            vocab.insert((*w).into(), (i + 2).into());
+        }
+        let t = serde_json::json!({
+            "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
+            "normalizer": null,
+            "pre_tokenizer": {"type": "Whitespace"},
+            "post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+                "pair": [{"Sequence": {"id": "A", "type_id": 0}}], "special_tokens": {"<s>": {"id": "<s>", "ids": [1], "tokens": ["<s>"]}}},
+            "decoder": null,
+            "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "[UNK]"}
+        });
+        let p = dir.join("tokenizer.json");
+        std::fs::write(&p, t.to_string()).unwrap();
+        p
+    }
+
+    #[test]
+    fn a_local_tokenizer_makes_lengths_exact() {
+        let d = tempfile::tempdir().unwrap();
+        let tok = LocalTokenizer::load(&tiny_tokenizer(d.path())).unwrap();
+        assert_eq!(tok.count("time people", false), 2);
+        assert_eq!(
+            tok.count("time people", true),
+            3,
+            "BOS from the post-processor"
+        );
+        for (api, overhead) in [(Api::Completions, 0.0), (Api::Chat, 9.0)] {
+            let lengths = Lengths {
+                // A deliberately poor estimate: the tokenizer must correct it.
+                cal: Calibration {
+                    tokens_per_word: 1.7,
+                    overhead,
+                    calibrated: true,
+                },
+                tokenizer: Some(&tok),
+                api,
+            };
+            let ds = Dataset::Random {
+                input_len: 200,
+                output_len: 5,
+                range_ratio: 0.3,
+            };
+            for p in synthesize(&ds, api, 40, 3, &lengths) {
+                let text = match api {
+                    Api::Completions => serde_json::from_str::<String>(&p.json).unwrap(),
+                    Api::Chat => serde_json::from_str::<Value>(&p.json).unwrap()[0]["content"]
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
+                };
+                let counted = match api {
+                    Api::Completions => tok.count(&text, true),
+                    Api::Chat => tok.count(&text, false) + overhead as usize,
+                };
+                assert_eq!(counted as u32, p.expected_input_tokens.unwrap(), "{api:?}");
+            }
+        }
+        match LocalTokenizer::load(d.path()) {
+            Err(e) => assert!(e.to_string().contains("not a tokenizer.json"), "{e}"),
+            Ok(_) => panic!("a directory loaded as a tokenizer"),
+        }
     }
 }
