@@ -366,3 +366,56 @@ fn model_tokenizer_is_loaded_before_anything_starts_and_recorded() {
         );
     }
 }
+
+#[test]
+fn stalls_become_timeouts_and_429s_are_status_errors() {
+    let faults = Faults {
+        stall_rate: 0.3,
+        stall: Duration::from_secs(3),
+        stall_after: 2,
+        error_rate: 0.2,
+        error_status: 429,
+        ..Faults::default()
+    };
+    let s = server("instant", faults, 1.0);
+    let d = tempfile::tempdir().unwrap();
+    let exp = experiment(d.path(), &s.url, "  concurrency: 8\n  requests: 60\n  request_timeout: 300ms\n  dataset: { kind: random, input_len: 8, output_len: 6 }\n  ignore_eos: true\n");
+    let out = bin().arg("run").arg(&exp).arg("--no-tui").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = only_result(d.path());
+    let kinds = r["errors"]["by_kind"].as_object().unwrap();
+    assert!(kinds["timeout"].as_u64().unwrap() > 5, "{kinds:?}");
+    assert!(kinds["status"].as_u64().unwrap() > 3, "{kinds:?}");
+    assert!(r["errors"]["samples"]["status"]
+        .as_str()
+        .unwrap()
+        .contains("HTTP 429"));
+    for x in r["requests"].as_array().unwrap() {
+        if x["error"]["kind"] == "timeout" {
+            // Timed-out requests are data, with their time, never in the latency figures.
+            assert!(x["e2el_ms"].as_f64().unwrap() >= 300.0, "{x}");
+        }
+    }
+}
+
+#[test]
+fn on_deadline_abort_cancels_requests_in_flight() {
+    let s = server("fixed-50ms-10ms", Faults::default(), 1.0);
+    let d = tempfile::tempdir().unwrap();
+    // Each answer takes 50 + 199·10 ms ≈ 2 s; the window is 500 ms.
+    let exp = experiment(d.path(), &s.url, "  concurrency: 4\n  duration: 500ms\n  on_deadline: abort\n  dataset: { kind: random, input_len: 8, output_len: 200 }\n  ignore_eos: true\n");
+    bin()
+        .arg("run")
+        .arg(&exp)
+        .arg("--no-tui")
+        .assert()
+        .success();
+    let r = only_result(d.path());
+    assert_eq!(r["termination_reason"], "duration");
+    assert_eq!(r["errors"]["by_kind"]["aborted"], 4, "{}", r["errors"]);
+    assert_eq!(r["summary"]["completed"], 0);
+}
