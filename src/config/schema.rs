@@ -297,7 +297,8 @@ pub struct Workload {
     pub duration: Option<HumanDuration>,
     /// What happens to requests in flight at the duration deadline: `wait` or `abort`.
     pub on_deadline: OnDeadline,
-    /// Requests sent before the measured window, excluded from every figure.
+    /// Requests sent before the measured window, on its own connections, excluded from every
+    /// figure. At least `concurrency` warms every connection.
     pub warmup_requests: u32,
     /// Where prompts come from.
     pub dataset: Dataset,
