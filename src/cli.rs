@@ -249,6 +249,8 @@ pub enum CliError {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     RunFailed(String),
+    #[error("{0}")]
+    Interrupted(String),
 }
 
 impl CliError {
@@ -256,6 +258,7 @@ impl CliError {
         match self {
             Self::Config(_) | Self::Usage(_) | Self::NotYetAvailable(_) => exit::USAGE,
             Self::Io(_) | Self::RunFailed(_) => exit::RUN_FAILED,
+            Self::Interrupted(_) => exit::INTERRUPTED,
         }
     }
 }
@@ -494,7 +497,10 @@ fn run(args: RunArgs) -> Result<i32, CliError> {
         let outcome = rt
             .block_on(crate::run::run(p, &opts))
             .map_err(|e| match e {
-                crate::run::RunError::ProviderNotYet(_) => CliError::Usage(e.to_string()),
+                crate::run::RunError::Provider(crate::provider::ProviderError::NotYet(_)) => {
+                    CliError::Usage(e.to_string())
+                }
+                crate::run::RunError::Interrupted => CliError::Interrupted(e.to_string()),
                 other => CliError::RunFailed(other.to_string()),
             })?;
         if args.json {

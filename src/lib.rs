@@ -5,6 +5,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod metrics;
+pub mod provider;
 pub mod results;
 pub mod run;
 pub mod sim;

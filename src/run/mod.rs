@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use crate::client::{self, Endpoint};
-use crate::config::{Dataset, Detail, Experiment, Pattern, ProviderKind, Resolved, Secret};
+use crate::config::{Dataset, Detail, Experiment, Pattern, ProviderKind, Resolved};
 use crate::metrics::summary::{self, RequestRecord};
+use crate::provider::{self, Handle};
 use crate::results::{
     self, Bucket, ClientHealth, Cost, Environment, Errors, RunResult, Stats, Status,
 };
-use crate::sim;
 use crate::workload::dataset::{self, Prompt};
 use crate::workload::executor::{self, Arrivals, Control, Event, Plan};
 
@@ -23,10 +23,8 @@ use crate::workload::executor::{self, Arrivals, Control, Event, Plan};
 pub enum RunError {
     #[error("{0}")]
     Dataset(#[from] dataset::DatasetError),
-    #[error("`provider: {0}` is not yet available in this version; use `simulator` or `existing`")]
-    ProviderNotYet(&'static str),
-    #[error("simulator: {0}")]
-    Sim(#[from] sim::SimError),
+    #[error(transparent)]
+    Provider(#[from] provider::ProviderError),
     #[error("{0}")]
     Endpoint(String),
     #[error("server at {url} did not become ready within {timeout:?}: {last}")]
@@ -35,6 +33,10 @@ pub enum RunError {
         timeout: Duration,
         last: String,
     },
+    #[error("interrupted before the workload started; nothing was measured")]
+    Interrupted,
+    #[error("the server stopped before it was ready: {0}")]
+    ServerGone(String),
     #[error("pre-flight request failed: {0}")]
     Preflight(String),
     #[error(transparent)]
@@ -111,36 +113,40 @@ pub async fn run(p: &Prepared, opts: &RunOptions) -> Result<Outcome, RunError> {
         })
         .max(1);
 
-    // Provision.
-    let mut sim_handle = None;
-    let (base_url, api_key): (String, Option<Secret>) = match e.infrastructure.provider {
-        ProviderKind::Simulator => {
-            let s = &e.infrastructure.simulator;
-            let mut cfg = sim::SimConfig::new(&s.profile, s.personality, e.model.id.clone())?;
-            cfg.speed = s.speed;
-            cfg.seed = e.seed;
-            cfg.max_model_len = e.model.max_model_len;
-            let h = sim::start(cfg, "127.0.0.1:0").await?;
-            let url = h.base_url();
-            sim_handle = Some(h);
-            (url, None)
-        }
-        ProviderKind::Existing => {
-            let url = e.infrastructure.base_url.clone().unwrap_or_default();
-            let key = e
-                .infrastructure
-                .api_key_env
-                .as_deref()
-                .and_then(Secret::from_env)
-                .or_else(|| r.user.api_keys.openai.clone());
-            (url, key)
-        }
-        ProviderKind::Runpod => return Err(RunError::ProviderNotYet("runpod")),
-        ProviderKind::Local => return Err(RunError::ProviderNotYet("local")),
+    let control = Arc::new(Control::default());
+    // Ctrl-C, from before anything is started: before the workload it ends the run (releasing
+    // what was started); during it the first stops sending (in-flight requests finish), the
+    // second saves at once. Once installed, SIGINT no longer kills the process by default.
+    let (int_tx, mut int_rx) = mpsc::unbounded_channel::<()>();
+    // The listener belongs to this run: a later experiment in the same invocation installs its
+    // own, and a stale one would keep stopping a control nobody reads.
+    let _sigint = {
+        let control = control.clone();
+        AbortOnDrop(tokio::spawn(async move {
+            let mut n = 0;
+            while tokio::signal::ctrl_c().await.is_ok() {
+                n += 1;
+                control.stop();
+                let _ = int_tx.send(());
+                if n >= 2 {
+                    break;
+                }
+            }
+        }))
     };
+
+    // Provision: the handle releases the server on every way out of this function.
+    let path = results::result_path(&e.output.dir, &e.name, started_at);
+    let server_log = path.with_extension("server.log");
+    let provider::Provisioned {
+        base_url,
+        api_key,
+        mut handle,
+    } = provider::provision(r, &server_log).await?;
     let ep = Endpoint::parse(&base_url, e.workload.api, api_key).map_err(RunError::Endpoint)?;
     let health_timeout = e.infrastructure.health_timeout.as_duration();
-    let server_version = wait_ready(&ep, &e.model.id, health_timeout).await?;
+    let server_version =
+        wait_ready(&ep, &e.model.id, health_timeout, &mut handle, &control).await?;
 
     // Prompts.
     let measured = e.workload.requests.unwrap_or(1000) as usize;
@@ -162,26 +168,6 @@ pub async fn run(p: &Prepared, opts: &RunOptions) -> Result<Outcome, RunError> {
     let prompts = Arc::new(prompts);
 
     preflight(&ep, &e.model.id, e.workload.api).await?;
-
-    let control = Arc::new(Control::default());
-    // Ctrl-C: first stops sending (in-flight requests finish), second exits after saving.
-    let (int_tx, mut int_rx) = mpsc::unbounded_channel::<()>();
-    // The listener belongs to this run: a later experiment in the same invocation installs its
-    // own, and a stale one would keep stopping a control nobody reads.
-    let _sigint = {
-        let control = control.clone();
-        AbortOnDrop(tokio::spawn(async move {
-            let mut n = 0;
-            while tokio::signal::ctrl_c().await.is_ok() {
-                n += 1;
-                control.stop();
-                let _ = int_tx.send(());
-                if n >= 2 {
-                    break;
-                }
-            }
-        }))
-    };
 
     // The measured workload.
     let plan = plan(e, &ep, prompts.clone(), warmup as u64, workers);
@@ -271,8 +257,7 @@ pub async fn run(p: &Prepared, opts: &RunOptions) -> Result<Outcome, RunError> {
         prompt_lengths: lengths,
     };
     let result = col.finish(e, end, status, termination, started_at, env);
-    drop(sim_handle);
-    let path = results::result_path(&e.output.dir, &e.name, started_at);
+    drop(handle);
     results::write_atomic(&path, &result)?;
     Ok(Outcome { result, path })
 }
@@ -357,6 +342,8 @@ async fn wait_ready(
     ep: &Endpoint,
     model: &str,
     timeout: Duration,
+    handle: &mut Handle,
+    control: &Control,
 ) -> Result<Option<String>, RunError> {
     let start = Instant::now();
     let mut delay = Duration::from_millis(50);
@@ -387,7 +374,17 @@ async fn wait_ready(
             }
             Err(last) => last,
         };
+        if let Some(reason) = handle.gone() {
+            return Err(RunError::ServerGone(reason));
+        }
+        if control.stopped() {
+            return Err(RunError::Interrupted);
+        }
         if start.elapsed() >= timeout {
+            let last = match handle.diagnostics() {
+                Some(d) => format!("{last}\n{d}"),
+                None => last,
+            };
             return Err(RunError::Health {
                 url: ep.base_url(),
                 timeout,
