@@ -435,13 +435,25 @@ fn local_experiment(dir: &Path, command: &str, workload: &str) -> PathBuf {
 }
 
 fn server_log(dir: &Path) -> String {
-    let log = std::fs::read_dir(dir.join("out")).unwrap().map(|e| e.unwrap().path()).find(|p| p.to_string_lossy().ends_with(".server.log")).expect("a server log");
+    let log = std::fs::read_dir(dir.join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".server.log"))
+        .expect("a server log");
     std::fs::read_to_string(log).unwrap()
 }
 
 /// Alive and not a zombie.
 fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).map(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z')).unwrap_or(false)
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            !s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(false)
 }
 
 #[test]
@@ -450,30 +462,54 @@ fn local_provider_starts_the_server_benchmarks_it_and_stops_it() {
     let me = assert_cmd::cargo::cargo_bin("llm-inf-bench");
     let command = format!("[\"{}\", serve-sim, --port, \"{{port}}\", --model, \"{{model}}\", --profile, instant, --startup-delay, 300ms]", me.display());
     let exp = local_experiment(d.path(), &command, "  concurrency: 2\n  requests: 20\n  dataset: { kind: random, input_len: 8, output_len: 4 }\n");
-    bin().arg("run").arg(&exp).arg("--no-tui").assert().success();
+    bin()
+        .arg("run")
+        .arg(&exp)
+        .arg("--no-tui")
+        .assert()
+        .success();
     let r = only_result(d.path());
     assert_eq!(r["summary"]["completed"], 20);
     assert_eq!(r["environment"]["provider"], "local");
     // The server said where it listened; after the run nothing listens there.
     let log = server_log(d.path());
-    let url = log.lines().find_map(|l| l.strip_prefix("serve-sim: ")).unwrap().split_whitespace().next().unwrap().to_string();
+    let url = log
+        .lines()
+        .find_map(|l| l.strip_prefix("serve-sim: "))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
     let addr = url.trim_start_matches("http://");
-    assert!(std::net::TcpStream::connect(addr).is_err(), "the local server still listens on {addr}");
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "the local server still listens on {addr}"
+    );
 }
 
 #[test]
 fn a_local_server_that_dies_is_reported_with_its_log() {
     let d = tempfile::tempdir().unwrap();
-    let exp = local_experiment(d.path(), "[sh, -c, \"echo loading weights; echo CUDA out of memory >&2; exit 3\"]", "  concurrency: 1\n  requests: 2\n");
+    let exp = local_experiment(
+        d.path(),
+        "[sh, -c, \"echo loading weights; echo CUDA out of memory >&2; exit 3\"]",
+        "  concurrency: 1\n  requests: 2\n",
+    );
     bin().arg("run").arg(&exp).assert().code(1).stderr(
-        predicates::str::contains("stopped before it was ready").and(predicates::str::contains("CUDA out of memory")),
+        predicates::str::contains("stopped before it was ready")
+            .and(predicates::str::contains("CUDA out of memory")),
     );
 }
 
 #[test]
 fn sigint_while_a_local_server_loads_stops_it() {
     let d = tempfile::tempdir().unwrap();
-    let exp = local_experiment(d.path(), "[sh, -c, \"echo pid $$; exec sleep 600\"]", "  concurrency: 1\n  requests: 2\n");
+    let exp = local_experiment(
+        d.path(),
+        "[sh, -c, \"echo pid $$; exec sleep 600\"]",
+        "  concurrency: 1\n  requests: 2\n",
+    );
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("llm-inf-bench"))
         .arg("run")
         .arg(&exp)
@@ -484,10 +520,24 @@ fn sigint_while_a_local_server_loads_stops_it() {
         .unwrap();
     let start = std::time::Instant::now();
     let pid = loop {
-        if let Some(pid) = d.path().join("out").exists().then(|| server_log(d.path())).and_then(|l| l.lines().find_map(|l| l.strip_prefix("pid ").map(|p| p.trim().parse::<u32>().unwrap()))) {
+        if let Some(pid) = d
+            .path()
+            .join("out")
+            .exists()
+            .then(|| server_log(d.path()))
+            .and_then(|l| {
+                l.lines().find_map(|l| {
+                    l.strip_prefix("pid ")
+                        .map(|p| p.trim().parse::<u32>().unwrap())
+                })
+            })
+        {
             break pid;
         }
-        assert!(start.elapsed() < Duration::from_secs(20), "the local server never started");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the local server never started"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(alive(pid));
@@ -497,5 +547,8 @@ fn sigint_while_a_local_server_loads_stops_it() {
     while alive(pid) && start.elapsed() < Duration::from_secs(5) {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(!alive(pid), "the loading server {pid} outlived the interrupted run");
+    assert!(
+        !alive(pid),
+        "the loading server {pid} outlived the interrupted run"
+    );
 }

@@ -3,6 +3,7 @@
 //! `Drop` releases what was started.
 
 pub mod local;
+pub mod runpod;
 
 use std::path::Path;
 

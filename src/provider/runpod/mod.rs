@@ -1,0 +1,3 @@
+//! `provider: runpod` — RunPod's REST API v2.
+
+pub mod types;
