@@ -450,59 +450,54 @@ fn run(args: RunArgs) -> Result<i32, CliError> {
         // JSONL prompts are checked now, before anything is started or spent.
         plans.push(crate::run::prepare(r).map_err(|e| CliError::Usage(e.to_string()))?);
     }
-    for p in &plans {
-        let e = &p.resolved.experiment;
-        let bound = match (e.workload.requests, e.workload.duration) {
-            (Some(n), Some(d)) => format!("{n} requests or {d}, whichever first"),
-            (Some(n), None) => format!("{n} requests"),
-            (None, Some(d)) => format!("{d}"),
-            (None, None) => "unbounded".into(),
-        };
-        let pattern = match e.workload.pattern {
-            config::Pattern::Sequential => "sequential".to_string(),
-            config::Pattern::Concurrent => {
-                format!("concurrency {}", e.workload.concurrency.unwrap_or(1))
-            }
-            config::Pattern::Rate => format!(
-                "{} req/s ({:?})",
-                e.workload.rate.unwrap_or(0.0),
-                e.workload.arrival
-            )
-            .to_lowercase(),
-        };
-        eprintln!(
-            "plan: {} — {} on {} ({}), {} {}, {bound} + {} warm-up; cost: $0.00 (no rented hardware)",
-            e.name,
-            e.model.id,
-            e.infrastructure.provider.as_str(),
-            e.framework.kind.as_str(),
-            e.workload.dataset.kind(),
-            pattern,
-            e.workload.warmup_requests
-        );
-    }
-    if args.dry_run {
-        return Ok(exit::OK);
-    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()?;
-    let opts = crate::run::RunOptions {
-        progress: !args.json && std::io::stderr().is_terminal(),
-        client_cores: args.client_cores,
+    let map_err = |e: crate::run::RunError| match e {
+        crate::run::RunError::Provider(crate::provider::ProviderError::NoRunPodKey) => {
+            CliError::Usage(e.to_string())
+        }
+        crate::run::RunError::Provider(crate::provider::ProviderError::Interrupted)
+        | crate::run::RunError::Interrupted => CliError::Interrupted(e.to_string()),
+        other => CliError::RunFailed(other.to_string()),
     };
-    let mut code = exit::OK;
+    // The plan and its cost, shown before anything is started or rented.
+    let mut estimates = Vec::new();
+    let mut total_usd = 0.0;
     for p in &plans {
-        let outcome = rt
-            .block_on(crate::run::run(p, &opts))
-            .map_err(|e| match e {
-                crate::run::RunError::Provider(crate::provider::ProviderError::NotYet(_)) => {
-                    CliError::Usage(e.to_string())
-                }
-                crate::run::RunError::Interrupted => CliError::Interrupted(e.to_string()),
-                other => CliError::RunFailed(other.to_string()),
-            })?;
+        let e = &p.resolved.experiment;
+        let estimate = rt.block_on(crate::run::estimate_cost(p)).map_err(map_err)?;
+        total_usd += estimate.usd();
+        eprintln!("{}", plan_line(e, &estimate));
+        estimates.push(estimate);
+    }
+    if args.dry_run {
+        return Ok(exit::OK);
+    }
+    if total_usd > 0.0 && !args.yes {
+        if !std::io::stdin().is_terminal() {
+            return Err(CliError::Usage(format!(
+                "this run rents hardware (estimate ${total_usd:.2}) and there is no terminal to confirm on; pass --yes to spend"
+            )));
+        }
+        let go = dialoguer::Confirm::new()
+            .with_prompt(format!("Rent for an estimated ${total_usd:.2}?"))
+            .default(false)
+            .interact()
+            .map_err(|e| CliError::Usage(format!("no confirmation: {e}")))?;
+        if !go {
+            return Err(CliError::Usage("not confirmed; nothing was rented".into()));
+        }
+    }
+    let mut code = exit::OK;
+    for (p, estimate) in plans.iter().zip(&estimates) {
+        let opts = crate::run::RunOptions {
+            progress: !args.json && std::io::stderr().is_terminal(),
+            client_cores: args.client_cores,
+            estimated_cost_usd: estimate.usd(),
+        };
+        let outcome = rt.block_on(crate::run::run(p, &opts)).map_err(map_err)?;
         if args.json {
             println!(
                 "{}",
@@ -527,6 +522,49 @@ fn run(args: RunArgs) -> Result<i32, CliError> {
         }
     }
     Ok(code)
+}
+
+/// One line of plan: what runs where, how long, what it costs.
+fn plan_line(e: &config::Experiment, c: &crate::run::CostEstimate) -> String {
+    let bound = match (e.workload.requests, e.workload.duration) {
+        (Some(n), Some(d)) => format!("{n} requests or {d}, whichever first"),
+        (Some(n), None) => format!("{n} requests"),
+        (None, Some(d)) => format!("{d}"),
+        (None, None) => "unbounded".into(),
+    };
+    let pattern = match e.workload.pattern {
+        config::Pattern::Sequential => "sequential".to_string(),
+        config::Pattern::Concurrent => {
+            format!("concurrency {}", e.workload.concurrency.unwrap_or(1))
+        }
+        config::Pattern::Rate => format!(
+            "{} req/s ({:?})",
+            e.workload.rate.unwrap_or(0.0),
+            e.workload.arrival
+        )
+        .to_lowercase(),
+    };
+    let cost = match c.price_per_hour_usd {
+        None => "cost: $0.00 (no rented hardware)".to_string(),
+        Some(p) => {
+            let budget = e
+                .infrastructure
+                .max_cost_usd
+                .map(|b| format!("; budget ${b:.2} stops the run"))
+                .unwrap_or_default();
+            format!("cost: about ${:.2} (${p:.2}/hour × {:.2} h incl. provisioning and 20% margin; {}){budget}", c.usd(), c.hours, c.price_source)
+        }
+    };
+    format!(
+        "plan: {} — {} on {} ({}), {} {}, {bound} + {} warm-up; {cost}",
+        e.name,
+        e.model.id,
+        e.infrastructure.provider.as_str(),
+        e.framework.kind.as_str(),
+        e.workload.dataset.kind(),
+        pattern,
+        e.workload.warmup_requests
+    )
 }
 
 fn results_cmd(c: ResultsCommand) -> Result<i32, CliError> {

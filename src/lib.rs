@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod framework;
 pub mod metrics;
 pub mod provider;
 pub mod results;

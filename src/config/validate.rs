@@ -224,6 +224,12 @@ pub(super) fn cross_field(r: &Resolved) -> Vec<Issue> {
     }
     match inf.provider {
         ProviderKind::Runpod => {
+            if inf.expose == super::PortExposure::Http {
+                bad(
+                    "infrastructure.expose",
+                    "`expose: http` reaches the pod through RunPod's HTTPS proxy, which the benchmark client (plain http, for timing) does not speak yet; use `expose: tcp`".into(),
+                );
+            }
             if inf.gpu_type.as_deref().is_none_or(str::is_empty) {
                 bad("infrastructure.provider", "`provider: runpod` needs `infrastructure.gpu_type`, RunPod's GPU type id, e.g. `NVIDIA H100 80GB HBM3`".into());
             }

@@ -9,25 +9,72 @@ use std::path::Path;
 
 use crate::config::{Experiment, ProviderKind, Resolved, Secret};
 use crate::sim;
+use crate::workload::executor::Control;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
-    #[error("`provider: {0}` is not yet available in this version; use `simulator`, `local` or `existing`")]
-    NotYet(&'static str),
     #[error("simulator: {0}")]
     Sim(#[from] sim::SimError),
     #[error("local server: {0}")]
     Local(String),
+    #[error(transparent)]
+    RunPod(#[from] runpod::api::ApiError),
+    #[error("no RunPod API key: set RUNPOD_API_KEY, or `api_keys: {{runpod: ...}}` in the user config (`llm-inf-bench config show` names its path)")]
+    NoRunPodKey,
+    #[error("building the RunPod request: {0}")]
+    RunPodRequest(String),
+    #[error("RunPod has no capacity for any GPU type the experiment lists:\n  {}", .0.join("\n  "))]
+    NoCapacity(Vec<String>),
+    #[error("{0}")]
+    PodFailed(String),
+    #[error("interrupted while provisioning; nothing was measured")]
+    Interrupted,
 }
 
 /// What was started, kept alive for the run and released when dropped.
 pub enum Handle {
     Simulator(sim::SimHandle),
     Local(local::LocalServer),
+    RunPod(runpod::RunPodPod),
     Existing,
 }
 
 impl Handle {
+    /// Releases what was started, now (a RunPod pod is terminated and the answer awaited);
+    /// dropping the handle does the same.
+    pub async fn release(self) {
+        match self {
+            Self::RunPod(mut p) => {
+                let _ = p.release().await;
+            }
+            other => drop(other),
+        }
+    }
+
+    /// The pod id, for pod providers.
+    pub fn pod_id(&self) -> Option<String> {
+        match self {
+            Self::RunPod(p) => Some(p.id.clone()),
+            _ => None,
+        }
+    }
+
+    /// GPU type and USD per hour, for pod providers.
+    pub fn price(&self) -> Option<(String, f64)> {
+        match self {
+            Self::RunPod(p) => Some((p.gpu_type.clone(), p.cost_per_hour_usd)),
+            _ => None,
+        }
+    }
+
+    /// USD spent so far.
+    pub fn spent_usd(&self) -> f64 {
+        match self {
+            Self::RunPod(p) => p.spent_usd(),
+            _ => 0.0,
+        }
+    }
+
     /// `Some(reason)` when the server is known to be gone (a local process that exited).
     pub fn gone(&mut self) -> Option<String> {
         match self {
@@ -56,8 +103,14 @@ pub struct Provisioned {
     pub handle: Handle,
 }
 
-/// Starts (or finds) the experiment's server. `log` is where a local server's output goes.
-pub async fn provision(r: &Resolved, log: &Path) -> Result<Provisioned, ProviderError> {
+/// Starts (or finds) the experiment's server. `log` is where a local server's output goes,
+/// `run_id` names a pod; `control` carries Ctrl-C into a long provisioning wait.
+pub async fn provision(
+    r: &Resolved,
+    log: &Path,
+    run_id: &str,
+    control: &Control,
+) -> Result<Provisioned, ProviderError> {
     let e: &Experiment = &r.experiment;
     match e.infrastructure.provider {
         ProviderKind::Simulator => {
@@ -86,7 +139,14 @@ pub async fn provision(r: &Resolved, log: &Path) -> Result<Provisioned, Provider
                 handle: Handle::Local(server),
             })
         }
-        ProviderKind::Runpod => Err(ProviderError::NotYet("runpod")),
+        ProviderKind::Runpod => {
+            let (pod, base_url) = runpod::provision(r, run_id, control).await?;
+            Ok(Provisioned {
+                base_url,
+                api_key: api_key(r),
+                handle: Handle::RunPod(pod),
+            })
+        }
     }
 }
 

@@ -50,6 +50,8 @@ pub enum RunError {
 pub struct RunOptions {
     pub progress: bool,
     pub client_cores: Option<usize>,
+    /// The estimate shown before renting, recorded in the result (`cost.estimated_usd`).
+    pub estimated_cost_usd: f64,
 }
 
 /// What `run` produced.
@@ -88,6 +90,100 @@ pub fn prepare(resolved: Resolved) -> Result<Prepared, RunError> {
         resolved,
         jsonl,
         tokenizer,
+    })
+}
+
+/// What a run is expected to cost, shown before anything is rented.
+#[derive(Clone, Debug)]
+pub struct CostEstimate {
+    /// USD per hour for the whole pod (all its GPUs); `None` when free (no rented hardware).
+    pub price_per_hour_usd: Option<f64>,
+    /// Where the price came from.
+    pub price_source: String,
+    /// Provisioning + model load + warm-up + workload + margin.
+    pub hours: f64,
+}
+
+impl CostEstimate {
+    pub fn usd(&self) -> f64 {
+        self.price_per_hour_usd.unwrap_or(0.0) * self.hours
+    }
+}
+
+/// Assumed time to get a pod running and the model loaded (RunPod image pull + weights).
+const PROVISION_AND_LOAD: Duration = Duration::from_secs(10 * 60);
+/// Assumed decode speed per stream when nothing better is known (conservative).
+const ASSUMED_TOKENS_PER_S_PER_STREAM: f64 = 20.0;
+
+/// Expected wall time of the workload, from its bounds (a deliberately pessimistic guess when
+/// only a request count is given).
+pub fn workload_estimate(e: &Experiment) -> Duration {
+    let w = &e.workload;
+    if let Some(d) = w.duration {
+        return d.as_duration();
+    }
+    let n = (w.requests.unwrap_or(0) + w.warmup_requests as u64) as f64;
+    let out = match &w.dataset {
+        Dataset::Random { output_len, .. } | Dataset::SharedPrefix { output_len, .. } => {
+            *output_len as f64
+        }
+        Dataset::Jsonl { .. } => w.max_tokens as f64,
+    };
+    let secs = match w.pattern {
+        Pattern::Rate => {
+            n / w.rate.unwrap_or(1.0).max(1e-3) + out / ASSUMED_TOKENS_PER_S_PER_STREAM
+        }
+        Pattern::Sequential => n * out / ASSUMED_TOKENS_PER_S_PER_STREAM,
+        Pattern::Concurrent => {
+            n * out / (ASSUMED_TOKENS_PER_S_PER_STREAM * w.concurrency.unwrap_or(1).max(1) as f64)
+        }
+    };
+    Duration::from_secs_f64(secs.min(1e7))
+}
+
+/// The cost estimate: for RunPod, the catalog's price × GPU count (fallback:
+/// `infrastructure.price_per_hour_usd`) × (provisioning and load + workload) + 20 % margin.
+pub async fn estimate_cost(p: &Prepared) -> Result<CostEstimate, RunError> {
+    let e = &p.resolved.experiment;
+    let inf = &e.infrastructure;
+    if inf.provider != ProviderKind::Runpod {
+        return Ok(CostEstimate {
+            price_per_hour_usd: None,
+            price_source: "no rented hardware".into(),
+            hours: workload_estimate(e).as_secs_f64() / 3600.0,
+        });
+    }
+    let hours = (PROVISION_AND_LOAD + workload_estimate(e)).as_secs_f64() * 1.2 / 3600.0;
+    let key = provider::runpod::api_key(Some(&p.resolved))?;
+    let api = provider::runpod::api::RunPodApi::new(key, None)
+        .map_err(provider::ProviderError::RunPod)?;
+    let gpu = inf.gpu_type.clone().unwrap_or_default();
+    let (price, source) = match api.gpu_type(&gpu).await {
+        Ok(t) => {
+            let per_gpu = match inf.cloud {
+                crate::config::Cloud::Secure => t.price.secure,
+                crate::config::Cloud::Community => t.price.community,
+            } as f64;
+            (
+                Some(per_gpu * inf.gpu_count as f64),
+                format!(
+                    "RunPod catalog: ${per_gpu:.2}/hour per {gpu} × {}",
+                    inf.gpu_count
+                ),
+            )
+        }
+        Err(err) => match inf.price_per_hour_usd {
+            Some(pp) => (
+                Some(pp),
+                format!("infrastructure.price_per_hour_usd (catalog unavailable: {err})"),
+            ),
+            None => return Err(provider::ProviderError::RunPod(err).into()),
+        },
+    };
+    Ok(CostEstimate {
+        price_per_hour_usd: price,
+        price_source: source,
+        hours,
     })
 }
 
@@ -142,7 +238,7 @@ pub async fn run(p: &Prepared, opts: &RunOptions) -> Result<Outcome, RunError> {
         base_url,
         api_key,
         mut handle,
-    } = provider::provision(r, &server_log).await?;
+    } = provider::provision(r, &server_log, &run_id(&path), &control).await?;
     let ep = Endpoint::parse(&base_url, e.workload.api, api_key).map_err(RunError::Endpoint)?;
     let health_timeout = e.infrastructure.health_timeout.as_duration();
     let server_version =
@@ -177,8 +273,20 @@ pub async fn run(p: &Prepared, opts: &RunOptions) -> Result<Outcome, RunError> {
     let mut col = Collector::new(e);
     let bar = opts.progress.then(|| progress_bar(e.workload.requests));
     let mut interrupted = 0;
+    let budget = e.infrastructure.max_cost_usd;
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         tokio::select! {
+            _ = tick.tick(), if budget.is_some() => {
+                let spent = handle.spent_usd();
+                if let Some(max) = budget.filter(|m| spent >= *m) {
+                    if col.termination.is_none() {
+                        eprintln!("budget reached: ${spent:.2} of max_cost_usd ${max:.2}; stopping");
+                        col.termination = Some(format!("max_cost_usd: ${spent:.2} spent, budget ${max:.2}"));
+                        control.stop();
+                    }
+                }
+            }
             ev = rx.recv() => match ev {
                 Some(Event::Started { t0, connect_times, connect_errors }) => {
                     col.t0 = Some(t0);
@@ -240,25 +348,34 @@ pub async fn run(p: &Prepared, opts: &RunOptions) -> Result<Outcome, RunError> {
     let env = Environment {
         provider: e.infrastructure.provider.as_str().into(),
         base_url: Some(ep.base_url()),
-        pod_id: None,
-        gpu_type: match e.infrastructure.provider {
-            ProviderKind::Simulator => Some(format!(
+        pod_id: handle.pod_id(),
+        gpu_type: match (e.infrastructure.provider, handle.price()) {
+            (ProviderKind::Simulator, _) => Some(format!(
                 "simulated ({})",
                 e.infrastructure.simulator.profile
             )),
+            (_, Some((gpu, _))) => Some(gpu),
             _ => e.infrastructure.gpu_type.clone(),
         },
         gpu_count: e.infrastructure.gpu_count,
-        price_per_hour_usd: None,
+        price_per_hour_usd: handle.price().map(|(_, p)| p),
         image: e.framework.image.clone(),
         server_version,
         client_host: std::env::var("HOSTNAME").ok(),
         client_cores: workers,
         prompt_lengths: lengths,
     };
-    let result = col.finish(e, end, status, termination, started_at, env);
-    drop(handle);
+    let mut result = col.finish(e, end, status, termination, started_at, env);
+    result.cost.estimated_usd = opts.estimated_cost_usd;
+    result.cost.actual_usd = handle.spent_usd();
+    // Measured data first, then the pod: a slow or failing terminate cannot lose the results.
     results::write_atomic(&path, &result)?;
+    let pod = handle.pod_id().is_some();
+    result.cost.actual_usd = handle.spent_usd();
+    handle.release().await;
+    if pod {
+        results::write_atomic(&path, &result)?;
+    }
     Ok(Outcome { result, path })
 }
 
@@ -306,6 +423,13 @@ fn plan(
         // Never more worker threads than slots.
         workers: workers.min(conc.max(1)),
     }
+}
+
+/// `name-YYYYMMDD-HHMMSS` of a result path: names the run's pod and logs.
+fn run_id(path: &std::path::Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// How random prompt lengths were made, for the result file.

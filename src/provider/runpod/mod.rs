@@ -1,3 +1,278 @@
-//! `provider: runpod` — RunPod's REST API v2.
+//! `provider: runpod` — rent a pod through RunPod's REST API v2, wait until the server's port is
+//! reachable, and terminate the pod on every way out. The pod id is held by a guard from the
+//! moment `POST /pods` answers; its `Drop` terminates the pod if nothing else did.
 
+pub mod api;
 pub mod types;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use api::{ApiError, RunPodApi};
+use types::{CreatePodRequest, Pod, PodStatus};
+
+use super::ProviderError;
+use crate::config::{Cloud, PortExposure, Resolved, Secret};
+use crate::workload::executor::Control;
+
+/// Every pod this tool creates is named with this prefix (the API has no tags), so
+/// `pods list` can find what a crashed run left behind.
+pub const POD_PREFIX: &str = "llm-inf-bench-";
+
+/// A pod this run owns. Dropping it terminates the pod unless `keep_pod` or it is already done.
+pub struct RunPodPod {
+    api: Arc<RunPodApi>,
+    pub id: String,
+    pub gpu_type: String,
+    /// USD per hour, as the pod reports it (`cost`).
+    pub cost_per_hour_usd: f64,
+    pub created: Instant,
+    keep: bool,
+    done: bool,
+}
+
+impl RunPodPod {
+    /// USD spent so far (from creation).
+    pub fn spent_usd(&self) -> f64 {
+        self.cost_per_hour_usd * self.created.elapsed().as_secs_f64() / 3600.0
+    }
+
+    /// Terminates the pod now (or, with `keep_pod`, says how to).
+    pub async fn release(&mut self) -> Result<(), ApiError> {
+        if std::mem::replace(&mut self.done, true) {
+            return Ok(());
+        }
+        end(&self.api, &self.id, self.keep, self.cost_per_hour_usd).await
+    }
+}
+
+/// Terminates pod `id`, or with `keep` says how to; tells the user either way.
+async fn end(
+    api: &RunPodApi,
+    id: &str,
+    keep: bool,
+    cost_per_hour_usd: f64,
+) -> Result<(), ApiError> {
+    if keep {
+        eprintln!("keep_pod: pod {id} keeps running at ${cost_per_hour_usd:.2}/hour; terminate it with `llm-inf-bench pods terminate {id}`");
+        return Ok(());
+    }
+    let r = api.delete_pod(id).await;
+    match &r {
+        Ok(()) => eprintln!("terminated pod {id}"),
+        Err(e) => eprintln!("could not terminate pod {id}: {e}\n  terminate it with `llm-inf-bench pods terminate {id}`"),
+    }
+    r
+}
+
+impl Drop for RunPodPod {
+    fn drop(&mut self) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        // Drop may run inside the async runtime, which cannot be blocked on: a thread with its
+        // own runtime sends the DELETE (with the API client's retries) and is waited for.
+        let (api, id, keep, cost) = (
+            self.api.clone(),
+            self.id.clone(),
+            self.keep,
+            self.cost_per_hour_usd,
+        );
+        let t = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                let _ = rt.block_on(end(&api, &id, keep, cost));
+            }
+        });
+        let _ = t.join();
+    }
+}
+
+/// The API key: `$RUNPOD_API_KEY`, else the user config's `api_keys.runpod`.
+pub fn api_key(r: Option<&Resolved>) -> Result<Secret, ProviderError> {
+    Secret::from_env(api::ENV_API_KEY)
+        .or_else(|| r.and_then(|r| r.user.api_keys.runpod.clone()))
+        .ok_or(ProviderError::NoRunPodKey)
+}
+
+/// The `POST /pods` body for one GPU type.
+fn create_request(
+    r: &Resolved,
+    name: &str,
+    gpu: &str,
+    hf_token: Option<&Secret>,
+) -> Result<CreatePodRequest, ProviderError> {
+    let e = &r.experiment;
+    let inf = &e.infrastructure;
+    let mut env: serde_json::Map<String, serde_json::Value> = e
+        .framework
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone().into()))
+        .collect();
+    if let Some(t) = hf_token {
+        env.insert("HF_TOKEN".into(), t.expose().into());
+    }
+    let port = match inf.expose {
+        PortExposure::Tcp => format!("{}/tcp", e.framework.port),
+        PortExposure::Http => format!("{}/http", e.framework.port),
+    };
+    let body = serde_json::json!({
+        "name": name,
+        "image": crate::framework::image(e),
+        "args": crate::framework::join_args(&crate::framework::container_args(e)),
+        "disk": inf.container_disk_gb,
+        "env": env,
+        "ports": [port],
+        "gpu": {"id": gpu, "count": inf.gpu_count},
+        "cloud": match inf.cloud { Cloud::Secure => "SECURE", Cloud::Community => "COMMUNITY" },
+        "dataCenterIds": inf.data_centers,
+    });
+    serde_json::from_value(body).map_err(|e| ProviderError::RunPodRequest(e.to_string()))
+}
+
+/// The GPU types to try, in order.
+pub fn candidates(r: &Resolved) -> Vec<String> {
+    let inf = &r.experiment.infrastructure;
+    inf.gpu_type
+        .iter()
+        .chain(inf.fallback_gpu_types.iter())
+        .cloned()
+        .collect()
+}
+
+/// Creates the pod (trying each GPU type on "no capacity"), waits until its port is reachable,
+/// and returns it with the server's base URL.
+pub async fn provision(
+    r: &Resolved,
+    run_id: &str,
+    control: &Control,
+) -> Result<(RunPodPod, String), ProviderError> {
+    let e = &r.experiment;
+    let api = Arc::new(RunPodApi::new(api_key(Some(r))?, None).map_err(ProviderError::RunPod)?);
+    let hf = Secret::from_env("HF_TOKEN").or_else(|| r.user.api_keys.huggingface.clone());
+    let name = format!("{POD_PREFIX}{run_id}");
+    let mut refused = Vec::new();
+    let mut created: Option<(Pod, String)> = None;
+    for gpu in candidates(r) {
+        if control.stopped() {
+            return Err(ProviderError::Interrupted);
+        }
+        let body = create_request(r, &name, &gpu, hf.as_ref())?;
+        match api.create_pod(&body).await {
+            Ok(p) => {
+                created = Some((p, gpu));
+                break;
+            }
+            // 400 is a broken rule or no capacity: the spec says try the next candidate.
+            Err(err) if err.status() == Some(400) => {
+                eprintln!("RunPod refused {gpu}: {err}");
+                refused.push(format!("{gpu}: {err}"));
+            }
+            // The pod may exist although its description did not decode: terminate it.
+            Err(ApiError::Undecodable {
+                id: Some(id),
+                method,
+                path,
+                message,
+            }) => {
+                let mut orphan = RunPodPod {
+                    api: api.clone(),
+                    id: id.clone(),
+                    gpu_type: gpu,
+                    cost_per_hour_usd: 0.0,
+                    created: Instant::now(),
+                    keep: false,
+                    done: false,
+                };
+                let _ = orphan.release().await;
+                return Err(ProviderError::RunPod(ApiError::Undecodable {
+                    method,
+                    path,
+                    id: Some(id),
+                    message,
+                }));
+            }
+            Err(err) => return Err(ProviderError::RunPod(err)),
+        }
+    }
+    let Some((pod, gpu)) = created else {
+        return Err(ProviderError::NoCapacity(refused));
+    };
+    let mut guard = RunPodPod {
+        api: api.clone(),
+        id: pod.id.clone(),
+        gpu_type: gpu,
+        cost_per_hour_usd: pod.cost as f64,
+        created: Instant::now(),
+        keep: e.infrastructure.keep_pod,
+        done: false,
+    };
+    eprintln!(
+        "created pod {} ({}, ${:.2}/hour); waiting for it to run",
+        pod.id, guard.gpu_type, guard.cost_per_hour_usd
+    );
+    let url = wait_running(&api, &mut guard, r, control).await?;
+    Ok((guard, url))
+}
+
+/// Polls the pod until it runs and its port is mapped; the base URL of the server.
+async fn wait_running(
+    api: &RunPodApi,
+    guard: &mut RunPodPod,
+    r: &Resolved,
+    control: &Control,
+) -> Result<String, ProviderError> {
+    let e = &r.experiment;
+    let timeout = e.infrastructure.health_timeout.as_duration();
+    let start = Instant::now();
+    let mut delay = Duration::from_millis(200);
+    loop {
+        if control.stopped() {
+            return Err(ProviderError::Interrupted);
+        }
+        let pod = api
+            .get_pod(&guard.id)
+            .await
+            .map_err(ProviderError::RunPod)?;
+        if pod.cost > 0.0 {
+            guard.cost_per_hour_usd = pod.cost as f64;
+        }
+        match pod.status {
+            PodStatus::Running => {
+                if let Some(url) = server_url(&pod, e.framework.port, e.infrastructure.expose) {
+                    return Ok(url);
+                }
+            }
+            PodStatus::Exited | PodStatus::Error | PodStatus::Terminated => {
+                return Err(ProviderError::PodFailed(format!(
+                    "pod {} is {:?}",
+                    pod.id, pod.status
+                )));
+            }
+            _ => {}
+        }
+        if start.elapsed() >= timeout {
+            return Err(ProviderError::PodFailed(format!(
+                "pod {} not running with port {} mapped after {timeout:?} (status {:?})",
+                pod.id, e.framework.port, pod.status
+            )));
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// `http://ip:public` for a TCP-exposed port, RunPod's proxy URL for an HTTP-exposed one.
+fn server_url(pod: &Pod, port: u16, expose: PortExposure) -> Option<String> {
+    match expose {
+        PortExposure::Http => Some(format!("https://{}-{port}.proxy.runpod.net", pod.id)),
+        PortExposure::Tcp => pod.runtime.as_ref()?.ports.iter().find_map(|p| {
+            let tcp = p.type_.as_deref().is_none_or(|t| t == "tcp");
+            (tcp && p.private == Some(port as i64))
+                .then(|| Some(format!("http://{}:{}", p.ip.as_deref()?, p.public?)))?
+        }),
+    }
+}

@@ -1,0 +1,119 @@
+//! Inference server frameworks: how an experiment becomes an image and its arguments.
+
+use crate::config::{Experiment, FrameworkKind};
+
+/// Pinned default images, used when `framework.image` is not set (bump deliberately).
+pub fn default_image(kind: FrameworkKind) -> &'static str {
+    match kind {
+        FrameworkKind::Vllm => "vllm/vllm-openai:v0.11.0",
+        FrameworkKind::Sglang => "lmsysorg/sglang:v0.5.4",
+        FrameworkKind::Llamacpp => "ghcr.io/ggml-org/llama.cpp:server",
+    }
+}
+
+/// The container image for the experiment.
+pub fn image(e: &Experiment) -> String {
+    e.framework
+        .image
+        .clone()
+        .unwrap_or_else(|| default_image(e.framework.kind).to_string())
+}
+
+/// Arguments for the container: the server, the model, the port, context length and tensor
+/// parallelism from the experiment, then `framework.args` as given.
+///
+/// The vLLM image's entrypoint is its OpenAI server, so it takes server flags; the SGLang
+/// image has none, so the command is spelled out; the llama.cpp server image's entrypoint is
+/// `llama-server`.
+pub fn container_args(e: &Experiment) -> Vec<String> {
+    let port = e.framework.port.to_string();
+    let model = e.model.id.clone();
+    let tp = e.infrastructure.gpu_count.to_string();
+    let mut a: Vec<String> = match e.framework.kind {
+        FrameworkKind::Vllm => vec![
+            "--model".into(),
+            model,
+            "--host".into(),
+            "0.0.0.0".into(),
+            "--port".into(),
+            port,
+            "--tensor-parallel-size".into(),
+            tp,
+        ],
+        FrameworkKind::Sglang => vec![
+            "python3".into(),
+            "-m".into(),
+            "sglang.launch_server".into(),
+            "--model-path".into(),
+            model,
+            "--host".into(),
+            "0.0.0.0".into(),
+            "--port".into(),
+            port,
+            "--tp".into(),
+            tp,
+            "--enable-metrics".into(),
+        ],
+        FrameworkKind::Llamacpp => vec![
+            "-hf".into(),
+            model,
+            "--host".into(),
+            "0.0.0.0".into(),
+            "--port".into(),
+            port,
+            "--metrics".into(),
+        ],
+    };
+    if let Some(n) = e.model.max_model_len {
+        let flag = match e.framework.kind {
+            FrameworkKind::Vllm => "--max-model-len",
+            FrameworkKind::Sglang => "--context-length",
+            FrameworkKind::Llamacpp => "--ctx-size",
+        };
+        a.push(flag.into());
+        a.push(n.to_string());
+    }
+    a.extend(e.framework.args.iter().cloned());
+    a
+}
+
+/// One shell-safe string of arguments (RunPod's `args` is a single string).
+pub fn join_args(args: &[String]) -> String {
+    args.iter()
+        .map(|a| {
+            if !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+".contains(c))
+            {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vllm_args_carry_model_port_tp_and_user_args() {
+        let mut e = Experiment::default();
+        e.model.id = "meta-llama/Llama-3.1-8B-Instruct".into();
+        e.model.max_model_len = Some(8192);
+        e.infrastructure.gpu_count = 2;
+        e.framework.args = vec!["--gpu-memory-utilization".into(), "0.90".into()];
+        let a = join_args(&container_args(&e));
+        assert_eq!(a, "--model meta-llama/Llama-3.1-8B-Instruct --host 0.0.0.0 --port 8000 --tensor-parallel-size 2 --max-model-len 8192 --gpu-memory-utilization 0.90");
+        e.framework.kind = FrameworkKind::Sglang;
+        assert!(join_args(&container_args(&e)).starts_with(
+            "python3 -m sglang.launch_server --model-path meta-llama/Llama-3.1-8B-Instruct"
+        ));
+        assert_eq!(
+            join_args(&["a b".into(), "it's".into()]),
+            r"'a b' 'it'\''s'"
+        );
+    }
+}

@@ -1,0 +1,247 @@
+//! RunPod REST API v2 client: Bearer key, problem+json errors, and the retry rules of the spec
+//! (`reference/runpod-v2.md`): 429 waits `Retry-After`, 5xx and transport errors back off and
+//! retry, everything else is answered at once with RunPod's own `detail`.
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+
+use super::types::{CreatePodRequest, ErrorResponse, GpuType, ListPodsResponse, Pod};
+use crate::config::Secret;
+
+/// Overrides the API base URL (tests point it at a fake on 127.0.0.1).
+pub const ENV_API_BASE: &str = "RUNPOD_API_BASE";
+pub const DEFAULT_API_BASE: &str = "https://api.runpod.io/v2";
+/// Where the API key comes from (else the user config's `api_keys.runpod`).
+pub const ENV_API_KEY: &str = "RUNPOD_API_KEY";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// An answer RunPod gave (after retries, where retrying is allowed).
+    #[error("RunPod API {method} {path}: HTTP {status} {title}: {detail}")]
+    Status {
+        method: &'static str,
+        path: String,
+        status: u16,
+        title: String,
+        detail: String,
+    },
+    /// A 2xx answer we could not decode. `id` is the pod id if the answer named one: a pod
+    /// may exist that must still be terminated.
+    #[error("RunPod API {method} {path}: unexpected answer ({message})")]
+    Undecodable {
+        method: &'static str,
+        path: String,
+        id: Option<String>,
+        message: String,
+    },
+    #[error("RunPod API {method} {path}: {message}")]
+    Transport {
+        method: &'static str,
+        path: String,
+        message: String,
+    },
+}
+
+impl ApiError {
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Status { status, .. } => Some(*status),
+            Self::Transport { .. } | Self::Undecodable { .. } => None,
+        }
+    }
+}
+
+/// How many times a retryable failure is retried.
+const RETRIES: u32 = 5;
+
+pub struct RunPodApi {
+    http: reqwest::Client,
+    base: String,
+    key: Secret,
+}
+
+impl RunPodApi {
+    /// A client for `base` (or `$RUNPOD_API_BASE`, else RunPod's own URL).
+    pub fn new(key: Secret, base: Option<String>) -> Result<Self, ApiError> {
+        let base = base
+            .or_else(|| std::env::var(ENV_API_BASE).ok().filter(|b| !b.is_empty()))
+            .unwrap_or_else(|| DEFAULT_API_BASE.to_string());
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| ApiError::Transport {
+                method: "-",
+                path: base.clone(),
+                message: e.to_string(),
+            })?;
+        Ok(Self {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+            key,
+        })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub async fn create_pod(&self, req: &CreatePodRequest) -> Result<Pod, ApiError> {
+        let body = serde_json::to_value(req).unwrap_or_default();
+        self.json("POST", "/pods", Some(body)).await
+    }
+
+    pub async fn get_pod(&self, id: &str) -> Result<Pod, ApiError> {
+        self.json("GET", &format!("/pods/{}", encode(id)), None)
+            .await
+    }
+
+    pub async fn list_pods(&self) -> Result<Vec<Pod>, ApiError> {
+        Ok(self
+            .json::<ListPodsResponse>("GET", "/pods", None)
+            .await?
+            .pods)
+    }
+
+    pub async fn gpu_type(&self, id: &str) -> Result<GpuType, ApiError> {
+        self.json("GET", &format!("/catalog/gpus/{}", encode(id)), None)
+            .await
+    }
+
+    /// Terminates a pod. A 404 means it is already gone, which is what was wanted.
+    pub async fn delete_pod(&self, id: &str) -> Result<(), ApiError> {
+        match self
+            .send("DELETE", &format!("/pods/{}", encode(id)), None)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.status() == Some(404) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn json<T: DeserializeOwned>(
+        &self,
+        method: &'static str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<T, ApiError> {
+        let bytes = self.send(method, path, body).await?;
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::Undecodable {
+            method,
+            path: path.to_string(),
+            id: serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| v.get("id")?.as_str().map(String::from)),
+            message: format!(
+                "{e}: {}",
+                String::from_utf8_lossy(&bytes[..bytes.len().min(300)])
+            ),
+        })
+    }
+
+    /// One call with the spec's retry rules; the body of a 2xx answer.
+    async fn send(
+        &self,
+        method: &'static str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<Vec<u8>, ApiError> {
+        let url = format!("{}{path}", self.base);
+        let mut backoff = Duration::from_millis(500);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::GET);
+            let mut req = self.http.request(m, &url).bearer_auth(self.key.expose());
+            if let Some(b) = &body {
+                req = req.json(b);
+            }
+            let transport = |message: String| ApiError::Transport {
+                method,
+                path: path.to_string(),
+                message,
+            };
+            let resp = match req.send().await {
+                Ok(r) => r,
+                Err(e) if attempt <= RETRIES => {
+                    tracing::warn!("RunPod API {method} {path}: {e}; retrying in {backoff:?}");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(8));
+                    continue;
+                }
+                Err(e) => return Err(transport(e.without_url().to_string())),
+            };
+            let status = resp.status().as_u16();
+            let retry_after = resp
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            let bytes = resp
+                .bytes()
+                .await
+                .map_err(|e| transport(e.without_url().to_string()))?
+                .to_vec();
+            if (200..300).contains(&status) {
+                return Ok(bytes);
+            }
+            if attempt <= RETRIES && (status == 429 || status >= 500) {
+                let wait = match (status, retry_after) {
+                    (429, Some(s)) => Duration::from_secs(s.min(120)),
+                    _ => backoff,
+                };
+                tracing::warn!("RunPod API {method} {path}: HTTP {status}; retrying in {wait:?}");
+                tokio::time::sleep(wait).await;
+                backoff = (backoff * 2).min(Duration::from_secs(8));
+                continue;
+            }
+            let problem: Option<ErrorResponse> = serde_json::from_slice(&bytes).ok();
+            let (title, detail) = match problem {
+                Some(p) => {
+                    let mut detail = p.detail;
+                    if !p.errors.is_empty() {
+                        detail = format!("{detail} ({})", p.errors.join("; "));
+                    }
+                    (p.title, detail)
+                }
+                None => (
+                    String::new(),
+                    String::from_utf8_lossy(&bytes[..bytes.len().min(300)]).into_owned(),
+                ),
+            };
+            return Err(ApiError::Status {
+                method,
+                path: path.to_string(),
+                status,
+                title,
+                detail,
+            });
+        }
+    }
+}
+
+/// Percent-encodes a path segment (GPU type ids contain spaces).
+fn encode(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for b in segment.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn encodes_gpu_ids() {
+        assert_eq!(
+            super::encode("NVIDIA H100 80GB HBM3"),
+            "NVIDIA%20H100%2080GB%20HBM3"
+        );
+    }
+}

@@ -1,0 +1,498 @@
+//! `provider: runpod` against a stateful fake of RunPod's REST API v2 on 127.0.0.1, built from
+//! the documented shapes (the spec's own example pod as the template) and checking every
+//! create body against RunPod's OpenAPI document. The "pod" serves the in-process simulator.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use assert_cmd::Command;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use llm_inf_bench::config::Personality;
+use llm_inf_bench::sim::{self, SimConfig};
+use predicates::prelude::*;
+use serde_json::{json, Value};
+
+const KEY: &str = "rpa_TESTKEY_must_never_be_printed_0123456789";
+
+fn spec() -> Value {
+    let p = format!(
+        "{}/../shared/reference/runpod-v2-openapi.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+/// How the fake behaves.
+#[derive(Default, Clone)]
+struct Script {
+    /// GPU types that answer 400 "no capacity".
+    no_capacity: Vec<String>,
+    /// The first create answers 429 with Retry-After: 1.
+    rate_limit_first_create: bool,
+    /// Pods never leave PROVISIONING.
+    never_running: bool,
+    /// USD per hour of a pod.
+    cost: f64,
+    /// Create answers 201 with a pod description that breaks the schema (`env: null`).
+    garbled_create: bool,
+}
+
+#[derive(Default)]
+struct Fake {
+    script: Script,
+    /// The server a running pod maps its port to.
+    server_port: u16,
+    pods: HashMap<String, (Value, u32)>,
+    creates: Vec<Value>,
+    deleted: Vec<String>,
+    violations: Vec<String>,
+    create_calls: u32,
+    next: u32,
+}
+
+type Shared = Arc<Mutex<Fake>>;
+
+fn problem(status: StatusCode, detail: &str) -> Response {
+    let mut r = (status, Json(json!({"title": status.canonical_reason().unwrap_or(""), "status": status.as_u16(), "detail": detail}))).into_response();
+    r.headers_mut()
+        .insert("content-type", "application/problem+json".parse().unwrap());
+    r
+}
+
+fn authorized(h: &HeaderMap) -> bool {
+    h.get("authorization").and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {KEY}"))
+}
+
+async fn create(State(f): State<Shared>, h: HeaderMap, Json(body): Json<Value>) -> Response {
+    if !authorized(&h) {
+        return problem(StatusCode::UNAUTHORIZED, "invalid or missing API key");
+    }
+    let mut f = f.lock().unwrap();
+    f.create_calls += 1;
+    // RunPod's own document decides whether the body is acceptable (unevaluatedProperties too).
+    let doc = spec();
+    let schema = json!({"$schema": "https://json-schema.org/draft/2020-12/schema", "$ref": "#/components/schemas/CreatePodRequest", "components": doc["components"]});
+    let v = jsonschema::validator_for(&schema).unwrap();
+    let errs: Vec<String> = v
+        .iter_errors(&body)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect();
+    if !errs.is_empty() {
+        f.violations.extend(errs.clone());
+        return problem(StatusCode::UNPROCESSABLE_ENTITY, &errs.join("; "));
+    }
+    f.creates.push(body.clone());
+    if f.script.rate_limit_first_create && f.create_calls == 1 {
+        let mut r = problem(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate limit exceeded for the minute window",
+        );
+        r.headers_mut().insert("retry-after", "1".parse().unwrap());
+        return r;
+    }
+    let gpu = body["gpu"]["id"].as_str().unwrap_or_default().to_string();
+    if f.script.no_capacity.contains(&gpu) {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            &format!("There are no instances currently available for {gpu}"),
+        );
+    }
+    f.next += 1;
+    let id = format!("fakepod{:03}", f.next);
+    let mut pod = doc["paths"]["/v2/pods/{id}"]["get"]["responses"]["200"]["content"]
+        ["application/json"]["examples"]["pod"]["value"]
+        .clone();
+    pod["id"] = id.clone().into();
+    pod["name"] = body["name"].clone();
+    pod["image"] = body["image"].clone();
+    pod["args"] = body["args"].clone();
+    pod["env"] = body.get("env").cloned().unwrap_or(json!({}));
+    pod["ports"] = body["ports"].clone();
+    pod["gpu"] = body["gpu"].clone();
+    pod["status"] = "PROVISIONING".into();
+    pod["runtime"] = Value::Null;
+    pod["cost"] = f.script.cost.into();
+    f.pods.insert(id, (pod.clone(), 0));
+    if f.script.garbled_create {
+        pod["env"] = Value::Null;
+    }
+    (StatusCode::CREATED, Json(pod)).into_response()
+}
+
+async fn get_pod(State(f): State<Shared>, h: HeaderMap, UrlPath(id): UrlPath<String>) -> Response {
+    if !authorized(&h) {
+        return problem(StatusCode::UNAUTHORIZED, "invalid or missing API key");
+    }
+    let mut f = f.lock().unwrap();
+    let (never, port) = (f.script.never_running, f.server_port);
+    let Some((pod, gets)) = f.pods.get_mut(&id) else {
+        return problem(StatusCode::NOT_FOUND, "pod not found");
+    };
+    *gets += 1;
+    // PROVISIONING, STARTING, then RUNNING with the port mapped, as the docs describe.
+    if !never && *gets >= 3 {
+        pod["status"] = "RUNNING".into();
+        pod["runtime"] = json!({"uptime": 1, "gpus": [], "ports": [{"private": 8000, "public": port, "type": "tcp", "ip": "127.0.0.1"}]});
+    } else if !never && *gets == 2 {
+        pod["status"] = "STARTING".into();
+    }
+    Json(pod.clone()).into_response()
+}
+
+async fn delete_pod(
+    State(f): State<Shared>,
+    h: HeaderMap,
+    UrlPath(id): UrlPath<String>,
+) -> Response {
+    if !authorized(&h) {
+        return problem(StatusCode::UNAUTHORIZED, "invalid or missing API key");
+    }
+    let mut f = f.lock().unwrap();
+    if f.pods.remove(&id).is_none() {
+        return problem(StatusCode::NOT_FOUND, "pod not found");
+    }
+    f.deleted.push(id);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn gpu(State(_f): State<Shared>, h: HeaderMap, UrlPath(id): UrlPath<String>) -> Response {
+    if !authorized(&h) {
+        return problem(StatusCode::UNAUTHORIZED, "invalid or missing API key");
+    }
+    let mut t = spec()["paths"]["/v2/catalog/gpus"]["get"]["responses"]["200"]["content"]
+        ["application/json"]["examples"]
+        .as_object()
+        .and_then(|m| m.values().next().cloned())
+        .map(|e| e["value"]["gpus"][0].clone())
+        .unwrap();
+    t["id"] = id.into();
+    t["price"] = json!({"secure": 2.0, "community": 1.0});
+    Json(t).into_response()
+}
+
+/// The fake API and a simulator for its pods, alive for the test.
+struct World {
+    api: String,
+    state: Shared,
+    _rt: tokio::runtime::Runtime,
+    _sim: sim::SimHandle,
+}
+
+fn world(script: Script) -> World {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut cfg = SimConfig::new("instant", Personality::Vllm, "m").unwrap();
+    cfg.startup_delay = Some(Duration::ZERO);
+    let s = rt.block_on(sim::start(cfg, "127.0.0.1:0")).unwrap();
+    let state: Shared = Arc::new(Mutex::new(Fake {
+        script,
+        server_port: s.addr.port(),
+        ..Fake::default()
+    }));
+    let app = Router::new()
+        .route("/v2/pods", post(create))
+        .route("/v2/pods/{id}", get(get_pod).delete(delete_pod))
+        .route("/v2/catalog/gpus/{id}", get(gpu))
+        .with_state(state.clone());
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let api = format!("http://{}/v2", listener.local_addr().unwrap());
+    rt.spawn(async move { axum::serve(listener, app).await });
+    World {
+        api,
+        state,
+        _rt: rt,
+        _sim: s,
+    }
+}
+
+fn experiment(dir: &Path, extra: &str) -> PathBuf {
+    let p = dir.join("exp.yaml");
+    std::fs::write(
+        &p,
+        format!(
+            "name: rp\nmodel:\n  id: m\ninfrastructure:\n  provider: runpod\n  gpu_type: \"NVIDIA H100 80GB HBM3\"\n  health_timeout: 30s\n{extra}output:\n  dir: {}\nworkload:\n  concurrency: 2\n  requests: 20\n  dataset: {{ kind: random, input_len: 8, output_len: 4 }}\n",
+            dir.join("out").display()
+        ),
+    )
+    .unwrap();
+    p
+}
+
+fn bin(w: &World) -> Command {
+    let mut c = Command::cargo_bin("llm-inf-bench").unwrap();
+    c.env("LLM_INF_BENCH_CONFIG", "/nonexistent")
+        .env("RUNPOD_API_BASE", &w.api)
+        .env("RUNPOD_API_KEY", KEY)
+        .env_remove("HF_TOKEN")
+        .timeout(Duration::from_secs(120));
+    c
+}
+
+fn result(dir: &Path) -> (Value, String) {
+    let f = std::fs::read_dir(dir.join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "json"))
+        .unwrap();
+    let text = std::fs::read_to_string(&f).unwrap();
+    (serde_json::from_str(&text).unwrap(), text)
+}
+
+#[test]
+fn a_full_run_rents_benchmarks_and_terminates_without_leaking_the_key() {
+    let w = world(Script {
+        cost: 2.99,
+        ..Script::default()
+    });
+    let d = tempfile::tempdir().unwrap();
+    let exp = experiment(d.path(), "");
+    let out = bin(&w).arg("run").arg(&exp).arg("--yes").output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("cost: about $"),
+        "the estimate is shown: {stderr}"
+    );
+    let (r, text) = result(d.path());
+    assert_eq!(r["summary"]["completed"], 20);
+    let f = w.state.lock().unwrap();
+    assert!(f.violations.is_empty(), "{:?}", f.violations);
+    assert_eq!(f.creates.len(), 1);
+    let pod_id = r["environment"]["pod_id"].as_str().unwrap();
+    assert_eq!(
+        f.deleted,
+        vec![pod_id.to_string()],
+        "every created pod terminated"
+    );
+    assert!(f.creates[0]["name"]
+        .as_str()
+        .unwrap()
+        .starts_with("llm-inf-bench-rp-"));
+    assert_eq!(f.creates[0]["ports"], json!(["8000/tcp"]));
+    assert_eq!(
+        r["environment"]["price_per_hour_usd"].as_f64().unwrap(),
+        2.99f32 as f64
+    );
+    assert!(r["cost"]["estimated_usd"].as_f64().unwrap() > 0.0);
+    for (what, s) in [
+        ("stdout", stdout.as_ref()),
+        ("stderr", stderr.as_ref()),
+        ("result", text.as_str()),
+    ] {
+        assert!(!s.contains(KEY), "the API key leaked into {what}");
+    }
+}
+
+#[test]
+fn no_capacity_tries_the_next_gpu_type_and_429_is_retried() {
+    let w = world(Script {
+        no_capacity: vec!["NVIDIA H100 80GB HBM3".into()],
+        rate_limit_first_create: true,
+        cost: 1.0,
+        ..Script::default()
+    });
+    let d = tempfile::tempdir().unwrap();
+    let exp = experiment(d.path(), "  fallback_gpu_types: [\"NVIDIA H200\"]\n");
+    bin(&w).arg("run").arg(&exp).arg("--yes").assert().success();
+    let f = w.state.lock().unwrap();
+    let gpus: Vec<&str> = f
+        .creates
+        .iter()
+        .map(|c| c["gpu"]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        gpus,
+        [
+            "NVIDIA H100 80GB HBM3",
+            "NVIDIA H100 80GB HBM3",
+            "NVIDIA H200"
+        ],
+        "429 retried, then the fallback"
+    );
+    assert_eq!(f.deleted.len(), 1);
+    let (r, _) = result(d.path());
+    assert_eq!(r["environment"]["gpu_type"], "NVIDIA H200");
+}
+
+#[test]
+fn a_bad_key_stops_at_once_with_runpods_own_words() {
+    let w = world(Script::default());
+    let d = tempfile::tempdir().unwrap();
+    let exp = experiment(d.path(), "");
+    bin(&w)
+        .env("RUNPOD_API_KEY", "wrong")
+        .arg("run")
+        .arg(&exp)
+        .arg("--yes")
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("invalid or missing API key"));
+    assert_eq!(w.state.lock().unwrap().create_calls, 0);
+}
+
+#[test]
+fn without_a_terminal_or_yes_nothing_is_rented() {
+    let w = world(Script {
+        cost: 1.0,
+        ..Script::default()
+    });
+    let d = tempfile::tempdir().unwrap();
+    let exp = experiment(d.path(), "");
+    bin(&w)
+        .arg("run")
+        .arg(&exp)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("pass --yes"));
+    assert_eq!(w.state.lock().unwrap().create_calls, 0);
+    bin(&w)
+        .arg("run")
+        .arg(&exp)
+        .arg("--dry-run")
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "$2.00/hour per NVIDIA H100 80GB HBM3",
+        ));
+    assert_eq!(w.state.lock().unwrap().create_calls, 0);
+}
+
+#[test]
+fn sigint_while_the_pod_provisions_terminates_it() {
+    let w = world(Script {
+        never_running: true,
+        cost: 1.0,
+        ..Script::default()
+    });
+    let d = tempfile::tempdir().unwrap();
+    let exp = experiment(d.path(), "");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("llm-inf-bench"))
+        .args(["run", "--yes"])
+        .arg(&exp)
+        .env("LLM_INF_BENCH_CONFIG", "/nonexistent")
+        .env("RUNPOD_API_BASE", &w.api)
+        .env("RUNPOD_API_KEY", KEY)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while w.state.lock().unwrap().pods.is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no pod was created"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let mut code = None;
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(30) {
+        if let Some(s) = child.try_wait().unwrap() {
+            code = s.code();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if code.is_none() {
+        let _ = child.kill();
+    }
+    let _ = child.wait();
+    assert_eq!(code, Some(130));
+    let f = w.state.lock().unwrap();
+    assert_eq!(f.deleted.len(), 1, "the provisioning pod was terminated");
+    assert!(f.pods.is_empty());
+}
+
+#[test]
+fn a_failure_after_the_pod_runs_still_terminates_it() {
+    let w = world(Script {
+        cost: 1.0,
+        ..Script::default()
+    });
+    let d = tempfile::tempdir().unwrap();
+    let exp = experiment(d.path(), "");
+    // The pod's server does not serve this model: pre-flight fails.
+    bin(&w)
+        .arg("run")
+        .arg(&exp)
+        .arg("--yes")
+        .args(["--set", "model.id=other"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("does not serve `other`"));
+    let f = w.state.lock().unwrap();
+    assert_eq!(f.creates.len(), 1);
+    assert_eq!(f.deleted.len(), 1);
+}
+
+#[test]
+fn the_budget_stops_the_run_and_the_pod() {
+    // $36 000/hour: a cent every millisecond.
+    let w = world(Script {
+        cost: 36_000.0,
+        ..Script::default()
+    });
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("exp.yaml");
+    std::fs::write(
+        &p,
+        format!(
+            "name: rp\nmodel:\n  id: m\ninfrastructure:\n  provider: runpod\n  gpu_type: \"NVIDIA H100 80GB HBM3\"\n  max_cost_usd: 30\noutput:\n  dir: {}\nworkload:\n  concurrency: 1\n  duration: 60s\n  dataset: {{ kind: random, input_len: 8, output_len: 4 }}\n",
+            d.path().join("out").display()
+        ),
+    )
+    .unwrap();
+    bin(&w).arg("run").arg(&p).arg("--yes").assert().success();
+    let (r, _) = result(d.path());
+    assert!(
+        r["termination_reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("max_cost_usd"),
+        "{}",
+        r["termination_reason"]
+    );
+    assert!(r["cost"]["actual_usd"].as_f64().unwrap() >= 30.0);
+    assert_eq!(w.state.lock().unwrap().deleted.len(), 1);
+}
+
+#[test]
+fn a_created_pod_whose_answer_does_not_decode_is_still_terminated() {
+    let w = world(Script {
+        garbled_create: true,
+        cost: 1.0,
+        ..Script::default()
+    });
+    let d = tempfile::tempdir().unwrap();
+    let exp = experiment(d.path(), "");
+    bin(&w)
+        .arg("run")
+        .arg(&exp)
+        .arg("--yes")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("unexpected answer"));
+    let f = w.state.lock().unwrap();
+    assert_eq!(f.creates.len(), 1);
+    assert_eq!(f.deleted, vec!["fakepod001".to_string()], "no orphan");
+}
