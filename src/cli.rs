@@ -226,13 +226,23 @@ pub enum ResultsCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum PodsCommand {
-    /// Pods whose name starts with `llm-inf-bench-`.
+    /// RunPod pods whose name starts with `llm-inf-bench-` (this tool's), with age and $/hour.
+    #[command(after_help = "Uses RUNPOD_API_KEY (or api_keys.runpod in the user config).")]
     List,
-    /// Terminate a pod (or all of ours).
+    /// Terminate a pod of ours, or all of them.
+    #[command(
+        after_help = "Examples:\n  llm-inf-bench pods terminate abc123xyz\n  llm-inf-bench pods terminate --all-ours --yes"
+    )]
     Terminate {
+        /// The pod id (`pods list` shows it).
+        #[arg(required_unless_present = "all_ours", conflicts_with = "all_ours")]
         id: Option<String>,
+        /// Every pod whose name starts with `llm-inf-bench-`.
         #[arg(long)]
         all_ours: bool,
+        /// Do not ask for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
 }
 
@@ -332,7 +342,7 @@ pub fn run_command(command: Command) -> Result<i32, CliError> {
         Command::Compare { .. } => Err(CliError::NotYetAvailable("compare")),
         Command::Plot { .. } => Err(CliError::NotYetAvailable("plot")),
         Command::Report { .. } => Err(CliError::NotYetAvailable("report")),
-        Command::Pods(_) => Err(CliError::NotYetAvailable("pods")),
+        Command::Pods(c) => pods_cmd(c),
         Command::Monitor { .. } => Err(CliError::NotYetAvailable("monitor")),
     }
 }
@@ -565,6 +575,96 @@ fn plan_line(e: &config::Experiment, c: &crate::run::CostEstimate) -> String {
         pattern,
         e.workload.warmup_requests
     )
+}
+
+/// The RunPod API for `pods` (key from the environment or the user config).
+fn runpod_api() -> Result<crate::provider::runpod::api::RunPodApi, CliError> {
+    let user = config::load_user_config().map_err(CliError::Config)?;
+    let key = crate::provider::runpod::api::ENV_API_KEY;
+    let key = config::Secret::from_env(key)
+        .or(user.api_keys.runpod)
+        .ok_or_else(|| CliError::Usage(crate::provider::ProviderError::NoRunPodKey.to_string()))?;
+    crate::provider::runpod::api::RunPodApi::new(key, None)
+        .map_err(|e| CliError::RunFailed(e.to_string()))
+}
+
+fn pods_cmd(c: PodsCommand) -> Result<i32, CliError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let api = runpod_api()?;
+    let ours = rt
+        .block_on(crate::provider::runpod::our_pods(&api))
+        .map_err(|e| CliError::RunFailed(e.to_string()))?;
+    match c {
+        PodsCommand::List => {
+            println!(
+                "{:<16} {:<48} {:<13} {:>8} {:>9}",
+                "id", "name", "status", "age", "$/hour"
+            );
+            for p in &ours {
+                println!(
+                    "{:<16} {:<48} {:<13} {:>8} {:>9.2}",
+                    p.id,
+                    p.name,
+                    format!("{:?}", p.status).to_uppercase(),
+                    crate::provider::runpod::age(p),
+                    p.cost
+                );
+            }
+            if ours.is_empty() {
+                println!("(no pods of ours)");
+            }
+        }
+        PodsCommand::Terminate { id, all_ours, yes } => {
+            let targets: Vec<String> = match id {
+                Some(id) => vec![id],
+                None if all_ours => ours.iter().map(|p| p.id.clone()).collect(),
+                None => Vec::new(),
+            };
+            if targets.is_empty() {
+                println!("(no pods of ours to terminate)");
+                return Ok(exit::OK);
+            }
+            if !yes {
+                if !std::io::stdin().is_terminal() {
+                    return Err(CliError::Usage(
+                        "no terminal to confirm on; pass --yes".into(),
+                    ));
+                }
+                let ok = dialoguer::Confirm::new()
+                    .with_prompt(format!(
+                        "Terminate {} pod(s): {}?",
+                        targets.len(),
+                        targets.join(", ")
+                    ))
+                    .default(false)
+                    .interact()
+                    .map_err(|e| CliError::Usage(format!("no confirmation: {e}")))?;
+                if !ok {
+                    return Err(CliError::Usage(
+                        "not confirmed; nothing was terminated".into(),
+                    ));
+                }
+            }
+            let mut failed = 0;
+            for id in &targets {
+                match rt.block_on(api.delete_pod(id)) {
+                    Ok(()) => println!("terminated {id}"),
+                    Err(e) => {
+                        failed += 1;
+                        eprintln!("could not terminate {id}: {e}");
+                    }
+                }
+            }
+            if failed > 0 {
+                return Err(CliError::RunFailed(format!(
+                    "{failed} pod(s) not terminated"
+                )));
+            }
+        }
+    }
+    Ok(exit::OK)
 }
 
 fn results_cmd(c: ResultsCommand) -> Result<i32, CliError> {

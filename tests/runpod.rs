@@ -145,6 +145,16 @@ async fn get_pod(State(f): State<Shared>, h: HeaderMap, UrlPath(id): UrlPath<Str
     Json(pod.clone()).into_response()
 }
 
+async fn list(State(f): State<Shared>, h: HeaderMap) -> Response {
+    if !authorized(&h) {
+        return problem(StatusCode::UNAUTHORIZED, "invalid or missing API key");
+    }
+    let f = f.lock().unwrap();
+    let mut pods: Vec<Value> = f.pods.values().map(|(p, _)| p.clone()).collect();
+    pods.sort_by_key(|p| p["id"].as_str().unwrap_or_default().to_string());
+    Json(json!({ "pods": pods })).into_response()
+}
+
 async fn delete_pod(
     State(f): State<Shared>,
     h: HeaderMap,
@@ -199,7 +209,7 @@ fn world(script: Script) -> World {
         ..Fake::default()
     }));
     let app = Router::new()
-        .route("/v2/pods", post(create))
+        .route("/v2/pods", post(create).get(list))
         .route("/v2/pods/{id}", get(get_pod).delete(delete_pod))
         .route("/v2/catalog/gpus/{id}", get(gpu))
         .with_state(state.clone());
@@ -221,7 +231,7 @@ fn experiment(dir: &Path, extra: &str) -> PathBuf {
     std::fs::write(
         &p,
         format!(
-            "name: rp\nmodel:\n  id: m\ninfrastructure:\n  provider: runpod\n  gpu_type: \"NVIDIA H100 80GB HBM3\"\n  health_timeout: 30s\n{extra}output:\n  dir: {}\nworkload:\n  concurrency: 2\n  requests: 20\n  dataset: {{ kind: random, input_len: 8, output_len: 4 }}\n",
+            "name: rp\nmodel:\n  id: m\ninfrastructure:\n  provider: runpod\n  gpu_type: \"NVIDIA H100 80GB HBM3\"\n  health_timeout: 3s\n{extra}output:\n  dir: {}\nworkload:\n  concurrency: 2\n  requests: 20\n  dataset: {{ kind: random, input_len: 8, output_len: 4 }}\n",
             dir.join("out").display()
         ),
     )
@@ -495,4 +505,56 @@ fn a_created_pod_whose_answer_does_not_decode_is_still_terminated() {
     let f = w.state.lock().unwrap();
     assert_eq!(f.creates.len(), 1);
     assert_eq!(f.deleted, vec!["fakepod001".to_string()], "no orphan");
+}
+
+#[test]
+fn leftovers_are_warned_about_listed_and_terminated() {
+    let w = world(Script {
+        never_running: true,
+        cost: 1.5,
+        ..Script::default()
+    });
+    let d = tempfile::tempdir().unwrap();
+    // kill -9 leaves a pod behind (no cleanup can run): simulate with a pod the fake holds.
+    {
+        let mut f = w.state.lock().unwrap();
+        let mut pod = spec()["paths"]["/v2/pods/{id}"]["get"]["responses"]["200"]["content"]
+            ["application/json"]["examples"]["pod"]["value"]
+            .clone();
+        pod["id"] = "leftover1".into();
+        pod["name"] = "llm-inf-bench-old-20260101-000000".into();
+        pod["cost"] = 1.5.into();
+        f.pods.insert("leftover1".into(), (pod.clone(), 0));
+        pod["id"] = "notours".into();
+        pod["name"] = "someone-elses".into();
+        f.pods.insert("notours".into(), (pod, 0));
+    }
+    bin(&w).args(["pods", "list"]).assert().success().stdout(
+        predicate::str::contains("leftover1").and(predicate::str::contains("notours").not()),
+    );
+    // A new run warns before renting; its own pod never runs, so it fails after
+    // `health_timeout` (and that pod is terminated too).
+    let exp = experiment(d.path(), "");
+    bin(&w)
+        .arg("run")
+        .arg(&exp)
+        .arg("--yes")
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("warning: pod leftover1"));
+    bin(&w)
+        .args(["pods", "terminate", "--all-ours"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--yes"));
+    bin(&w)
+        .args(["pods", "terminate", "--all-ours", "--yes"])
+        .assert()
+        .success();
+    let f = w.state.lock().unwrap();
+    assert!(f.deleted.contains(&"leftover1".to_string()));
+    assert!(
+        !f.deleted.contains(&"notours".to_string()),
+        "never touch pods that are not ours"
+    );
 }

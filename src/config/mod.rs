@@ -539,6 +539,44 @@ fn default_user_config_paths() -> Vec<PathBuf> {
     out
 }
 
+impl ApiKeys {
+    /// Takes the keys `later` sets (a later file wins).
+    fn absorb(&mut self, later: ApiKeys) {
+        let ApiKeys {
+            runpod,
+            huggingface,
+            openai,
+        } = later;
+        self.runpod = runpod.or(self.runpod.take());
+        self.huggingface = huggingface.or(self.huggingface.take());
+        self.openai = openai.or(self.openai.take());
+    }
+}
+
+/// The user config alone (for commands without an experiment, such as `pods`): its API keys,
+/// later files winning, with the same permission warning as `load`.
+pub fn load_user_config() -> Result<UserConfig, ConfigError> {
+    let mut user = UserConfig::default();
+    for p in default_user_config_paths().iter().filter(|p| p.exists()) {
+        let mut warnings = Vec::new();
+        check_permissions(p, &mut warnings);
+        for w in warnings {
+            eprintln!("warning: {w}");
+        }
+        let (_, value) = read_yaml(p)?;
+        let u: UserConfig = serde_json::from_value(value).map_err(|e| ConfigError::Invalid {
+            issues: vec![Issue {
+                source: p.display().to_string(),
+                path: String::new(),
+                pos: None,
+                message: e.to_string(),
+            }],
+        })?;
+        user.api_keys.absorb(u.api_keys);
+    }
+    Ok(user)
+}
+
 /// Where `init` and the docs say the user config lives on this machine.
 pub fn user_config_path() -> Option<PathBuf> {
     default_user_config_paths().pop()
@@ -600,10 +638,7 @@ fn load_files(files: Vec<SourceFile>, opts: &LoadOptions) -> Result<Resolved, Co
                         value: d.clone(),
                     });
                 }
-                let ApiKeys { runpod, huggingface, openai } = u.api_keys;
-                user.api_keys.runpod = runpod.or(user.api_keys.runpod.take());
-                user.api_keys.huggingface = huggingface.or(user.api_keys.huggingface.take());
-                user.api_keys.openai = openai.or(user.api_keys.openai.take());
+                user.api_keys.absorb(u.api_keys);
                 user_config_paths.push(p.clone());
             }
             Err(e) => issues.push(Issue {

@@ -90,6 +90,46 @@ impl Drop for RunPodPod {
     }
 }
 
+/// Pods whose name carries our prefix: what this tool started (or a crash left behind).
+pub async fn our_pods(api: &RunPodApi) -> Result<Vec<Pod>, ApiError> {
+    Ok(api
+        .list_pods()
+        .await?
+        .into_iter()
+        .filter(|p| p.name.starts_with(POD_PREFIX))
+        .collect())
+}
+
+/// How long ago the pod was created, as `3h12m`.
+pub fn age(p: &Pod) -> String {
+    let secs = (chrono::Utc::now() - p.created_at).num_seconds().max(0);
+    match secs {
+        s if s >= 86_400 => format!("{}d{}h", s / 86_400, s % 86_400 / 3600),
+        s if s >= 3600 => format!("{}h{}m", s / 3600, s % 3600 / 60),
+        s => format!("{}m{}s", s / 60, s % 60),
+    }
+}
+
+/// Warns about pods of ours that are still running (left by earlier runs), with age and $/hour.
+pub async fn warn_leftovers(api: &RunPodApi) {
+    if let Ok(pods) = our_pods(api).await {
+        for p in pods
+            .iter()
+            .filter(|p| !matches!(p.status, PodStatus::Terminated))
+        {
+            eprintln!(
+                "warning: pod {} ({}) from an earlier run is {:?}, {} old, ${:.2}/hour; `llm-inf-bench pods terminate {}` ends it",
+                p.id,
+                p.name,
+                p.status,
+                age(p),
+                p.cost,
+                p.id
+            );
+        }
+    }
+}
+
 /// The API key: `$RUNPOD_API_KEY`, else the user config's `api_keys.runpod`.
 pub fn api_key(r: Option<&Resolved>) -> Result<Secret, ProviderError> {
     Secret::from_env(api::ENV_API_KEY)
@@ -152,6 +192,7 @@ pub async fn provision(
 ) -> Result<(RunPodPod, String), ProviderError> {
     let e = &r.experiment;
     let api = Arc::new(RunPodApi::new(api_key(Some(r))?, None).map_err(ProviderError::RunPod)?);
+    warn_leftovers(&api).await;
     let hf = Secret::from_env("HF_TOKEN").or_else(|| r.user.api_keys.huggingface.clone());
     let name = format!("{POD_PREFIX}{run_id}");
     let mut refused = Vec::new();
