@@ -32,6 +32,25 @@ pub struct RunPodPod {
 }
 
 impl RunPodPod {
+    /// Owns pod `id` from now on: whatever happens next, it is terminated (unless `keep`).
+    fn own(
+        api: Arc<RunPodApi>,
+        id: String,
+        gpu_type: String,
+        cost_per_hour_usd: f64,
+        keep: bool,
+    ) -> Self {
+        Self {
+            api,
+            id,
+            gpu_type,
+            cost_per_hour_usd,
+            created: Instant::now(),
+            keep,
+            done: false,
+        }
+    }
+
     /// USD spent so far (from creation).
     pub fn spent_usd(&self) -> f64 {
         self.cost_per_hour_usd * self.created.elapsed().as_secs_f64() / 3600.0
@@ -219,15 +238,7 @@ pub async fn provision(
                 path,
                 message,
             }) => {
-                let mut orphan = RunPodPod {
-                    api: api.clone(),
-                    id: id.clone(),
-                    gpu_type: gpu,
-                    cost_per_hour_usd: 0.0,
-                    created: Instant::now(),
-                    keep: false,
-                    done: false,
-                };
+                let mut orphan = RunPodPod::own(api.clone(), id.clone(), gpu, 0.0, false);
                 let _ = orphan.release().await;
                 return Err(ProviderError::RunPod(ApiError::Undecodable {
                     method,
@@ -242,15 +253,13 @@ pub async fn provision(
     let Some((pod, gpu)) = created else {
         return Err(ProviderError::NoCapacity(refused));
     };
-    let mut guard = RunPodPod {
-        api: api.clone(),
-        id: pod.id.clone(),
-        gpu_type: gpu,
-        cost_per_hour_usd: pod.cost as f64,
-        created: Instant::now(),
-        keep: e.infrastructure.keep_pod,
-        done: false,
-    };
+    let mut guard = RunPodPod::own(
+        api.clone(),
+        pod.id.clone(),
+        gpu,
+        pod.cost as f64,
+        e.infrastructure.keep_pod,
+    );
     eprintln!(
         "created pod {} ({}, ${:.2}/hour); waiting for it to run",
         pod.id, guard.gpu_type, guard.cost_per_hour_usd
