@@ -90,6 +90,14 @@ pub enum Command {
     Pods(PodsCommand),
     /// Live view of any running server's metrics, no workload.
     Monitor { url: String },
+    /// (internal) The detached pod watchdog a RunPod run starts; see the README.
+    #[command(hide = true)]
+    Watchdog {
+        #[arg(long)]
+        pod_name: String,
+        #[arg(long)]
+        max_lifetime_secs: u64,
+    },
 }
 
 #[derive(Debug, Args, Default, Clone)]
@@ -344,6 +352,13 @@ pub fn run_command(command: Command) -> Result<i32, CliError> {
         Command::Report { .. } => Err(CliError::NotYetAvailable("report")),
         Command::Pods(c) => pods_cmd(c),
         Command::Monitor { .. } => Err(CliError::NotYetAvailable("monitor")),
+        Command::Watchdog {
+            pod_name,
+            max_lifetime_secs,
+        } => Ok(crate::provider::runpod::watchdog::serve(
+            &pod_name,
+            std::time::Duration::from_secs(max_lifetime_secs),
+        )),
     }
 }
 

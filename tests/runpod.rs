@@ -41,7 +41,16 @@ struct Script {
     cost: f64,
     /// Create answers 201 with a pod description that breaks the schema (`env: null`).
     garbled_create: bool,
+    /// A running pod maps its port to a port nothing listens on (the server never comes up).
+    dead_server: bool,
 }
+
+/// What the fake pod's log stream says (RunPod's documented event shape).
+const POD_LOG: [&str; 3] = [
+    "INFO Starting vLLM API server",
+    "INFO Loading weights took 41.2 seconds",
+    "ERROR torch.OutOfMemoryError: CUDA out of memory",
+];
 
 #[derive(Default)]
 struct Fake {
@@ -51,6 +60,8 @@ struct Fake {
     pods: HashMap<String, (Value, u32)>,
     creates: Vec<Value>,
     deleted: Vec<String>,
+    /// The `Last-Event-ID` of every log stream request.
+    log_requests: Vec<Option<String>>,
     violations: Vec<String>,
     create_calls: u32,
     next: u32,
@@ -130,7 +141,12 @@ async fn get_pod(State(f): State<Shared>, h: HeaderMap, UrlPath(id): UrlPath<Str
         return problem(StatusCode::UNAUTHORIZED, "invalid or missing API key");
     }
     let mut f = f.lock().unwrap();
-    let (never, port) = (f.script.never_running, f.server_port);
+    let never = f.script.never_running;
+    let port = if f.script.dead_server {
+        closed_port()
+    } else {
+        f.server_port
+    };
     let Some((pod, gets)) = f.pods.get_mut(&id) else {
         return problem(StatusCode::NOT_FOUND, "pod not found");
     };
@@ -169,6 +185,44 @@ async fn delete_pod(
     }
     f.deleted.push(id);
     StatusCode::NO_CONTENT.into_response()
+}
+
+/// `GET /pods/{id}/logs`: the documented SSE stream (`id:` + JSON `data:`), then the end.
+async fn pod_logs(State(f): State<Shared>, h: HeaderMap, UrlPath(id): UrlPath<String>) -> Response {
+    if !authorized(&h) {
+        return problem(StatusCode::UNAUTHORIZED, "invalid or missing API key");
+    }
+    let mut f = f.lock().unwrap();
+    f.log_requests.push(
+        h.get("last-event-id")
+            .and_then(|v| v.to_str().ok())
+            .map(String::from),
+    );
+    if !f.pods.contains_key(&id) {
+        return problem(StatusCode::NOT_FOUND, "pod not found");
+    }
+    // A resumed stream has nothing new to say.
+    if h.contains_key("last-event-id") {
+        return ([("content-type", "text/event-stream")], String::new()).into_response();
+    }
+    let body: String = POD_LOG
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let ts = format!("2026-06-01T12:02:0{i}Z");
+            format!(
+                "id: {ts}/{i:012}\ndata: {}\n\n",
+                json!({"ts": ts, "source": "container", "line": l})
+            )
+        })
+        .collect();
+    ([("content-type", "text/event-stream")], body).into_response()
+}
+
+/// A loopback port nobody listens on.
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
 }
 
 async fn gpu(State(_f): State<Shared>, h: HeaderMap, UrlPath(id): UrlPath<String>) -> Response {
@@ -211,6 +265,7 @@ fn world(script: Script) -> World {
     let app = Router::new()
         .route("/v2/pods", post(create).get(list))
         .route("/v2/pods/{id}", get(get_pod).delete(delete_pod))
+        .route("/v2/pods/{id}/logs", get(pod_logs))
         .route("/v2/catalog/gpus/{id}", get(gpu))
         .with_state(state.clone());
     let listener = rt
@@ -239,6 +294,26 @@ fn experiment(dir: &Path, extra: &str) -> PathBuf {
     p
 }
 
+/// The fake API behaving as `script`, a scratch directory, and an experiment in it.
+fn rig(script: Script, extra: &str) -> (World, tempfile::TempDir, PathBuf) {
+    let w = world(script);
+    let d = tempfile::tempdir().unwrap();
+    let exp = experiment(d.path(), extra);
+    (w, d, exp)
+}
+
+/// `run --yes` on `exp` (plus `args`) fails with exit code 1 and says `says`.
+fn run_fails(w: &World, exp: &Path, args: &[&str], says: &str) {
+    bin(w)
+        .arg("run")
+        .arg(exp)
+        .arg("--yes")
+        .args(args)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(says));
+}
+
 fn bin(w: &World) -> Command {
     let mut c = Command::cargo_bin("llm-inf-bench").unwrap();
     c.env("LLM_INF_BENCH_CONFIG", "/nonexistent")
@@ -247,6 +322,14 @@ fn bin(w: &World) -> Command {
         .env_remove("HF_TOKEN")
         .timeout(Duration::from_secs(120));
     c
+}
+
+/// The result file of a run that a stop rule ended, checked for the rule's name.
+fn stopped_by(dir: &Path, rule: &str) -> Value {
+    let (r, _) = result(dir);
+    let reason = r["termination_reason"].as_str().unwrap_or_default();
+    assert!(reason.starts_with(rule), "stopped by {rule}? {reason}");
+    r
 }
 
 fn result(dir: &Path) -> (Value, String) {
@@ -261,12 +344,13 @@ fn result(dir: &Path) -> (Value, String) {
 
 #[test]
 fn a_full_run_rents_benchmarks_and_terminates_without_leaking_the_key() {
-    let w = world(Script {
-        cost: 2.99,
-        ..Script::default()
-    });
-    let d = tempfile::tempdir().unwrap();
-    let exp = experiment(d.path(), "");
+    let (w, d, exp) = rig(
+        Script {
+            cost: 2.99,
+            ..Script::default()
+        },
+        "",
+    );
     let out = bin(&w).arg("run").arg(&exp).arg("--yes").output().unwrap();
     let (stdout, stderr) = (
         String::from_utf8_lossy(&out.stdout),
@@ -305,6 +389,16 @@ fn a_full_run_rents_benchmarks_and_terminates_without_leaking_the_key() {
     ] {
         assert!(!s.contains(KEY), "the API key leaked into {what}");
     }
+    // Every file the run left (result, pod log, watchdog log) is free of the key too.
+    let mut logs = String::new();
+    for e in std::fs::read_dir(d.path().join("out")).unwrap() {
+        let p = e.unwrap().path();
+        let t = std::fs::read_to_string(&p).unwrap();
+        assert!(!t.contains(KEY), "the API key leaked into {}", p.display());
+        logs.push_str(&t);
+    }
+    // The pod's own log was followed into the run's server log.
+    assert!(logs.contains("Loading weights took 41.2 seconds"), "{logs}");
 }
 
 #[test]
@@ -356,12 +450,13 @@ fn a_bad_key_stops_at_once_with_runpods_own_words() {
 
 #[test]
 fn without_a_terminal_or_yes_nothing_is_rented() {
-    let w = world(Script {
-        cost: 1.0,
-        ..Script::default()
-    });
-    let d = tempfile::tempdir().unwrap();
-    let exp = experiment(d.path(), "");
+    let (w, _d, exp) = rig(
+        Script {
+            cost: 1.0,
+            ..Script::default()
+        },
+        "",
+    );
     bin(&w)
         .arg("run")
         .arg(&exp)
@@ -383,31 +478,16 @@ fn without_a_terminal_or_yes_nothing_is_rented() {
 
 #[test]
 fn sigint_while_the_pod_provisions_terminates_it() {
-    let w = world(Script {
-        never_running: true,
-        cost: 1.0,
-        ..Script::default()
-    });
-    let d = tempfile::tempdir().unwrap();
-    let exp = experiment(d.path(), "");
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("llm-inf-bench"))
-        .args(["run", "--yes"])
-        .arg(&exp)
-        .env("LLM_INF_BENCH_CONFIG", "/nonexistent")
-        .env("RUNPOD_API_BASE", &w.api)
-        .env("RUNPOD_API_KEY", KEY)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = std::time::Instant::now();
-    while w.state.lock().unwrap().pods.is_empty() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "no pod was created"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (w, _d, exp) = rig(
+        Script {
+            never_running: true,
+            cost: 1.0,
+            ..Script::default()
+        },
+        "",
+    );
+    let mut child = spawn_run(&w, &exp, &[]);
+    wait_until(&w, 30, "a pod is created", |f| !f.pods.is_empty());
     std::thread::sleep(Duration::from_millis(300));
     assert!(std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -435,21 +515,20 @@ fn sigint_while_the_pod_provisions_terminates_it() {
 
 #[test]
 fn a_failure_after_the_pod_runs_still_terminates_it() {
-    let w = world(Script {
-        cost: 1.0,
-        ..Script::default()
-    });
-    let d = tempfile::tempdir().unwrap();
-    let exp = experiment(d.path(), "");
+    let (w, _d, exp) = rig(
+        Script {
+            cost: 1.0,
+            ..Script::default()
+        },
+        "",
+    );
     // The pod's server does not serve this model: pre-flight fails.
-    bin(&w)
-        .arg("run")
-        .arg(&exp)
-        .arg("--yes")
-        .args(["--set", "model.id=other"])
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains("does not serve `other`"));
+    run_fails(
+        &w,
+        &exp,
+        &["--set", "model.id=other"],
+        "does not serve `other`",
+    );
     let f = w.state.lock().unwrap();
     assert_eq!(f.creates.len(), 1);
     assert_eq!(f.deleted.len(), 1);
@@ -473,35 +552,22 @@ fn the_budget_stops_the_run_and_the_pod() {
     )
     .unwrap();
     bin(&w).arg("run").arg(&p).arg("--yes").assert().success();
-    let (r, _) = result(d.path());
-    assert!(
-        r["termination_reason"]
-            .as_str()
-            .unwrap()
-            .starts_with("max_cost_usd"),
-        "{}",
-        r["termination_reason"]
-    );
+    let r = stopped_by(d.path(), "max_cost_usd");
     assert!(r["cost"]["actual_usd"].as_f64().unwrap() >= 30.0);
     assert_eq!(w.state.lock().unwrap().deleted.len(), 1);
 }
 
 #[test]
 fn a_created_pod_whose_answer_does_not_decode_is_still_terminated() {
-    let w = world(Script {
-        garbled_create: true,
-        cost: 1.0,
-        ..Script::default()
-    });
-    let d = tempfile::tempdir().unwrap();
-    let exp = experiment(d.path(), "");
-    bin(&w)
-        .arg("run")
-        .arg(&exp)
-        .arg("--yes")
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains("unexpected answer"));
+    let (w, _d, exp) = rig(
+        Script {
+            garbled_create: true,
+            cost: 1.0,
+            ..Script::default()
+        },
+        "",
+    );
+    run_fails(&w, &exp, &[], "unexpected answer");
     let f = w.state.lock().unwrap();
     assert_eq!(f.creates.len(), 1);
     assert_eq!(f.deleted, vec!["fakepod001".to_string()], "no orphan");
@@ -557,4 +623,134 @@ fn leftovers_are_warned_about_listed_and_terminated() {
         !f.deleted.contains(&"notours".to_string()),
         "never touch pods that are not ours"
     );
+}
+
+/// Starts `run --yes` on `exp` in the background, its output discarded.
+fn spawn_run(w: &World, exp: &Path, extra: &[&str]) -> std::process::Child {
+    std::process::Command::new(assert_cmd::cargo::cargo_bin("llm-inf-bench"))
+        .args(["run", "--yes"])
+        .arg(exp)
+        .args(extra)
+        .env("LLM_INF_BENCH_CONFIG", "/nonexistent")
+        .env("RUNPOD_API_BASE", &w.api)
+        .env("RUNPOD_API_KEY", KEY)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits (at most `secs`) until `cond` holds on the fake's state.
+fn wait_until(w: &World, secs: u64, what: &str, cond: impl Fn(&Fake) -> bool) {
+    let start = std::time::Instant::now();
+    while !cond(&w.state.lock().unwrap()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(secs),
+            "timed out waiting for: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `kill -9` leaves no cleanup to the tool: the watchdog must terminate the pod.
+fn kill_9_then_watchdog_terminates(w: &World, mut child: std::process::Child) {
+    child.kill().unwrap(); // SIGKILL
+    let _ = child.wait();
+    wait_until(w, 60, "the watchdog terminates the pod", |f| {
+        f.deleted.len() == 1 && f.pods.is_empty()
+    });
+}
+
+#[test]
+fn kill_9_while_the_pod_provisions_is_cleaned_up_by_the_watchdog() {
+    let (w, d, exp) = rig(
+        Script {
+            never_running: true,
+            cost: 1.0,
+            ..Script::default()
+        },
+        "  health_timeout: 60s\n",
+    );
+    let child = spawn_run(&w, &exp, &[]);
+    wait_until(&w, 30, "a pod is created", |f| !f.pods.is_empty());
+    std::thread::sleep(Duration::from_millis(300));
+    kill_9_then_watchdog_terminates(&w, child);
+    let log = std::fs::read_dir(d.path().join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".watchdog.log"))
+        .expect("a watchdog log");
+    let log = std::fs::read_to_string(log).unwrap();
+    assert!(
+        log.contains("exited without releasing"),
+        "the watchdog says why it acted: {log}"
+    );
+    assert!(!log.contains(KEY));
+}
+
+#[test]
+fn kill_9_during_the_workload_is_cleaned_up_by_the_watchdog() {
+    let (w, _d, exp) = rig(
+        Script {
+            cost: 1.0,
+            ..Script::default()
+        },
+        "",
+    );
+    let child = spawn_run(
+        &w,
+        &exp,
+        &[
+            "--set",
+            "workload.duration=60s",
+            "--set",
+            "workload.requests=100000000",
+        ],
+    );
+    // RUNNING (the third GET) and then some: the workload is under way.
+    wait_until(&w, 30, "the pod runs", |f| {
+        f.pods.values().any(|(p, _)| p["status"] == "RUNNING")
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    kill_9_then_watchdog_terminates(&w, child);
+}
+
+#[test]
+fn max_lifetime_stops_the_run_and_terminates_the_pod() {
+    let (w, d, exp) = rig(
+        Script {
+            cost: 1.0,
+            ..Script::default()
+        },
+        "  max_lifetime: 3s\n",
+    );
+    bin(&w)
+        .arg("run")
+        .arg(&exp)
+        .arg("--yes")
+        .args(["--set", "workload.duration=60s"])
+        .args(["--set", "workload.requests=100000000"])
+        .assert()
+        .success();
+    let r = stopped_by(d.path(), "max_lifetime");
+    assert!(r["summary"]["completed"].as_u64().unwrap() > 0);
+    let f = w.state.lock().unwrap();
+    assert_eq!(f.deleted.len(), 1);
+    assert!(f.pods.is_empty());
+}
+
+#[test]
+fn a_server_that_never_comes_up_is_reported_with_the_pods_own_log() {
+    let (w, _d, exp) = rig(
+        Script {
+            dead_server: true,
+            cost: 1.0,
+            ..Script::default()
+        },
+        "",
+    );
+    run_fails(&w, &exp, &[], "CUDA out of memory");
+    let f = w.state.lock().unwrap();
+    assert_eq!(f.deleted.len(), 1);
+    assert_eq!(f.log_requests.first(), Some(&None), "first: from the start");
 }

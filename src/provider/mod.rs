@@ -85,12 +85,22 @@ impl Handle {
 
     /// What to quote when the server does not become ready (the end of its log).
     pub fn diagnostics(&self) -> Option<String> {
+        let log = match self {
+            Self::Local(l) => &l.log,
+            Self::RunPod(p) => &p.log,
+            _ => return None,
+        };
+        Some(format!(
+            "last lines of {}:\n{}",
+            log.display(),
+            local::tail(log, 20)
+        ))
+    }
+
+    /// `Some(why)` once a pod has lived its `max_lifetime`: the run stops and releases it.
+    pub fn expired(&self) -> Option<String> {
         match self {
-            Self::Local(l) => Some(format!(
-                "last lines of {}:\n{}",
-                l.log.display(),
-                l.log_tail(20)
-            )),
+            Self::RunPod(p) => p.expired(),
             _ => None,
         }
     }
@@ -140,7 +150,7 @@ pub async fn provision(
             })
         }
         ProviderKind::Runpod => {
-            let (pod, base_url) = runpod::provision(r, run_id, control).await?;
+            let (pod, base_url) = runpod::provision(r, run_id, log, control).await?;
             Ok(Provisioned {
                 base_url,
                 api_key: api_key(r),

@@ -274,17 +274,20 @@ pub async fn run(p: &Prepared, opts: &RunOptions) -> Result<Outcome, RunError> {
     let bar = opts.progress.then(|| progress_bar(e.workload.requests));
     let mut interrupted = 0;
     let budget = e.infrastructure.max_cost_usd;
+    let watch_pod = budget.is_some() || handle.pod_id().is_some();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         tokio::select! {
-            _ = tick.tick(), if budget.is_some() => {
+            _ = tick.tick(), if watch_pod => {
                 let spent = handle.spent_usd();
-                if let Some(max) = budget.filter(|m| spent >= *m) {
-                    if col.termination.is_none() {
-                        eprintln!("budget reached: ${spent:.2} of max_cost_usd ${max:.2}; stopping");
-                        col.termination = Some(format!("max_cost_usd: ${spent:.2} spent, budget ${max:.2}"));
-                        control.stop();
-                    }
+                let stop = match budget.filter(|m| spent >= *m) {
+                    Some(max) => Some(format!("max_cost_usd: ${spent:.2} spent, budget ${max:.2}")),
+                    None => handle.expired(),
+                };
+                if let Some(why) = stop.filter(|_| col.termination.is_none()) {
+                    eprintln!("{why}; stopping");
+                    col.termination = Some(why);
+                    control.stop();
                 }
             }
             ev = rx.recv() => match ev {
@@ -554,7 +557,7 @@ fn progress_bar(total: Option<u64>) -> indicatif::ProgressBar {
 }
 
 /// Aborts a background task when the run that started it ends, on every path out.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {

@@ -57,6 +57,7 @@ const RETRIES: u32 = 5;
 
 pub struct RunPodApi {
     http: reqwest::Client,
+    stream_http: reqwest::Client,
     base: String,
     key: Secret,
 }
@@ -67,17 +68,23 @@ impl RunPodApi {
         let base = base
             .or_else(|| std::env::var(ENV_API_BASE).ok().filter(|b| !b.is_empty()))
             .unwrap_or_else(|| DEFAULT_API_BASE.to_string());
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .map_err(|e| ApiError::Transport {
+        let build = |b: reqwest::ClientBuilder| {
+            b.no_proxy().build().map_err(|e| ApiError::Transport {
                 method: "-",
                 path: base.clone(),
                 message: e.to_string(),
-            })?;
+            })
+        };
+        let http = build(reqwest::Client::builder().timeout(Duration::from_secs(60)))?;
+        // A log stream stays open for the whole run: no overall timeout, only one on silence.
+        let stream_http = build(
+            reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(15))
+                .read_timeout(Duration::from_secs(300)),
+        )?;
         Ok(Self {
             http,
+            stream_http,
             base: base.trim_end_matches('/').to_string(),
             key,
         })
@@ -107,6 +114,40 @@ impl RunPodApi {
     pub async fn gpu_type(&self, id: &str) -> Result<GpuType, ApiError> {
         self.json("GET", &format!("/catalog/gpus/{}", encode(id)), None)
             .await
+    }
+
+    /// Opens the pod's log stream (`GET /pods/{id}/logs`, Server-Sent Events), resuming after
+    /// `last_event_id` when given. No retries here: the follower reconnects on its own.
+    pub async fn pod_logs(
+        &self,
+        id: &str,
+        last_event_id: Option<&str>,
+    ) -> Result<reqwest::Response, ApiError> {
+        let path = format!("/pods/{}/logs", encode(id));
+        let mut req = self
+            .stream_http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(self.key.expose())
+            .header(reqwest::header::ACCEPT, "text/event-stream");
+        if let Some(last) = last_event_id {
+            req = req.header("last-event-id", last);
+        }
+        let resp = req.send().await.map_err(|e| ApiError::Transport {
+            method: "GET",
+            path: path.clone(),
+            message: e.without_url().to_string(),
+        })?;
+        let status = resp.status().as_u16();
+        if !(200..300).contains(&status) {
+            return Err(ApiError::Status {
+                method: "GET",
+                path,
+                status,
+                title: String::new(),
+                detail: resp.text().await.unwrap_or_default(),
+            });
+        }
+        Ok(resp)
     }
 
     /// Terminates a pod. A 404 means it is already gone, which is what was wanted.

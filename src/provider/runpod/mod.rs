@@ -3,8 +3,11 @@
 //! moment `POST /pods` answers; its `Drop` terminates the pod if nothing else did.
 
 pub mod api;
+pub mod logs;
 pub mod types;
+pub mod watchdog;
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,7 +16,9 @@ use types::{CreatePodRequest, Pod, PodStatus};
 
 use super::ProviderError;
 use crate::config::{Cloud, PortExposure, Resolved, Secret};
+use crate::run::AbortOnDrop;
 use crate::workload::executor::Control;
+use watchdog::Watchdog;
 
 /// Every pod this tool creates is named with this prefix (the API has no tags), so
 /// `pods list` can find what a crashed run left behind.
@@ -27,27 +32,47 @@ pub struct RunPodPod {
     /// USD per hour, as the pod reports it (`cost`).
     pub cost_per_hour_usd: f64,
     pub created: Instant,
+    /// Where the pod's own log is followed to.
+    pub log: PathBuf,
+    max_lifetime: Duration,
     keep: bool,
     done: bool,
+    watchdog: Option<Watchdog>,
+    _logs: Option<AbortOnDrop>,
+}
+
+/// What a pod is created with, besides its id.
+struct Ownership {
+    gpu_type: String,
+    cost_per_hour_usd: f64,
+    keep: bool,
+    max_lifetime: Duration,
+    log: PathBuf,
 }
 
 impl RunPodPod {
-    /// Owns pod `id` from now on: whatever happens next, it is terminated (unless `keep`).
-    fn own(
-        api: Arc<RunPodApi>,
-        id: String,
-        gpu_type: String,
-        cost_per_hour_usd: f64,
-        keep: bool,
-    ) -> Self {
+    /// Owns pod `id` from now on: whatever happens next, it is terminated (unless `keep`), by
+    /// this guard or, if this process dies, by the watchdog, which is told about it at once.
+    /// The pod's log is followed into `o.log` from now on.
+    fn own(api: Arc<RunPodApi>, id: String, o: Ownership, mut watchdog: Option<Watchdog>) -> Self {
+        if let Some(w) = &mut watchdog {
+            w.watch(&id);
+        }
+        let logs = tokio::runtime::Handle::try_current()
+            .ok()
+            .map(|rt| AbortOnDrop(rt.spawn(logs::follow(api.clone(), id.clone(), o.log.clone()))));
         Self {
             api,
             id,
-            gpu_type,
-            cost_per_hour_usd,
+            gpu_type: o.gpu_type,
+            cost_per_hour_usd: o.cost_per_hour_usd,
             created: Instant::now(),
-            keep,
+            log: o.log,
+            max_lifetime: o.max_lifetime,
+            keep: o.keep,
             done: false,
+            watchdog,
+            _logs: logs,
         }
     }
 
@@ -56,12 +81,29 @@ impl RunPodPod {
         self.cost_per_hour_usd * self.created.elapsed().as_secs_f64() / 3600.0
     }
 
+    /// `Some(why)` once the pod has lived `max_lifetime`.
+    pub fn expired(&self) -> Option<String> {
+        (self.created.elapsed() >= self.max_lifetime).then(|| {
+            format!(
+                "max_lifetime: pod {} has run for {}s",
+                self.id,
+                self.max_lifetime.as_secs()
+            )
+        })
+    }
+
     /// Terminates the pod now (or, with `keep_pod`, says how to).
     pub async fn release(&mut self) -> Result<(), ApiError> {
         if std::mem::replace(&mut self.done, true) {
             return Ok(());
         }
-        end(&self.api, &self.id, self.keep, self.cost_per_hour_usd).await
+        let r = end(&self.api, &self.id, self.keep, self.cost_per_hour_usd).await;
+        if r.is_ok() {
+            if let Some(w) = &mut self.watchdog {
+                w.released();
+            }
+        }
+        r
     }
 }
 
@@ -97,12 +139,17 @@ impl Drop for RunPodPod {
             self.keep,
             self.cost_per_hour_usd,
         );
+        let mut watchdog = self.watchdog.take();
         let t = std::thread::spawn(move || {
             if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
             {
-                let _ = rt.block_on(end(&api, &id, keep, cost));
+                if rt.block_on(end(&api, &id, keep, cost)).is_ok() {
+                    if let Some(w) = &mut watchdog {
+                        w.released();
+                    }
+                }
             }
         });
         let _ = t.join();
@@ -207,17 +254,51 @@ pub fn candidates(r: &Resolved) -> Vec<String> {
 pub async fn provision(
     r: &Resolved,
     run_id: &str,
+    log: &Path,
     control: &Control,
 ) -> Result<(RunPodPod, String), ProviderError> {
     let e = &r.experiment;
-    let api = Arc::new(RunPodApi::new(api_key(Some(r))?, None).map_err(ProviderError::RunPod)?);
+    let key = api_key(Some(r))?;
+    let api = Arc::new(RunPodApi::new(key.clone(), None).map_err(ProviderError::RunPod)?);
     warn_leftovers(&api).await;
     let hf = Secret::from_env("HF_TOKEN").or_else(|| r.user.api_keys.huggingface.clone());
     let name = format!("{POD_PREFIX}{run_id}");
+    // Before anything is created: from here on a dead tool still ends in a terminated pod.
+    let wlog = sibling(log, "watchdog.log");
+    let mut watchdog = Some(
+        Watchdog::spawn(
+            &key,
+            api.base(),
+            &name,
+            e.infrastructure.max_lifetime.as_duration(),
+            &wlog,
+        )
+        .map_err(|err| {
+            ProviderError::PodFailed(format!(
+                "could not start the pod watchdog (log {}): {err}; nothing was rented",
+                wlog.display()
+            ))
+        })?,
+    );
+    let owner = |gpu_type: String, cost: f64, keep: bool| Ownership {
+        gpu_type,
+        cost_per_hour_usd: cost,
+        keep,
+        max_lifetime: e.infrastructure.max_lifetime.as_duration(),
+        log: log.to_path_buf(),
+    };
     let mut refused = Vec::new();
     let mut created: Option<(Pod, String)> = None;
+    // Every answer so far was a definite "no" (HTTP status), so no pod can exist: the
+    // watchdog may stand down. After a transport failure it stays and sweeps by name.
+    let stand_down = |w: &mut Option<Watchdog>| {
+        if let Some(w) = w {
+            w.released();
+        }
+    };
     for gpu in candidates(r) {
         if control.stopped() {
+            stand_down(&mut watchdog);
             return Err(ProviderError::Interrupted);
         }
         let body = create_request(r, &name, &gpu, hf.as_ref())?;
@@ -238,7 +319,12 @@ pub async fn provision(
                 path,
                 message,
             }) => {
-                let mut orphan = RunPodPod::own(api.clone(), id.clone(), gpu, 0.0, false);
+                let mut orphan = RunPodPod::own(
+                    api.clone(),
+                    id.clone(),
+                    owner(gpu, 0.0, false),
+                    watchdog.take(),
+                );
                 let _ = orphan.release().await;
                 return Err(ProviderError::RunPod(ApiError::Undecodable {
                     method,
@@ -247,18 +333,23 @@ pub async fn provision(
                     message,
                 }));
             }
-            Err(err) => return Err(ProviderError::RunPod(err)),
+            Err(err) => {
+                if err.status().is_some() {
+                    stand_down(&mut watchdog);
+                }
+                return Err(ProviderError::RunPod(err));
+            }
         }
     }
     let Some((pod, gpu)) = created else {
+        stand_down(&mut watchdog);
         return Err(ProviderError::NoCapacity(refused));
     };
     let mut guard = RunPodPod::own(
         api.clone(),
         pod.id.clone(),
-        gpu,
-        pod.cost as f64,
-        e.infrastructure.keep_pod,
+        owner(gpu, pod.cost as f64, e.infrastructure.keep_pod),
+        watchdog.take(),
     );
     eprintln!(
         "created pod {} ({}, ${:.2}/hour); waiting for it to run",
@@ -266,6 +357,16 @@ pub async fn provision(
     );
     let url = wait_running(&api, &mut guard, r, control).await?;
     Ok((guard, url))
+}
+
+/// `dir/<stem>.<ext>` for a log named `dir/<stem>.server.log`.
+fn sibling(log: &Path, ext: &str) -> PathBuf {
+    let name = log
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = name.strip_suffix(".server.log").unwrap_or(&name);
+    log.with_file_name(format!("{stem}.{ext}"))
 }
 
 /// Polls the pod until it runs and its port is mapped; the base URL of the server.
