@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Client ceiling, timing truth and pacer lag, as recorded in BENCHMARKS.md.
 # Server pinned to core 0, client to core 1 (needs 2 cores). Loopback only.
-#   scripts/bench.sh [ceiling|truth|pacer|memory|all]
+#   scripts/bench.sh [ceiling|truth|pacer|memory|tui|all]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=target/release/llm-inf-bench
@@ -119,8 +119,31 @@ memory() {
   done
 }
 
+tui() {
+  # Concurrency 256 with the live view drawing (under a pseudo-terminal from util-linux
+  # `script`, 100x30) against the same run with --no-tui; the view's thread shares the
+  # client's core.
+  serve instant
+  y=$(exp tui "  concurrency: 256
+  requests: 20000
+  dataset: { kind: random, input_len: 16, output_len: 128 }
+  ignore_eos: true")
+  for rep in 1 2 3; do
+    for mode in off on; do
+      if [ $mode = off ]; then
+        taskset -c 1 $BIN run "$y" --client-cores 1 --yes --no-tui >/dev/null 2>"$OUT/err" || { cat "$OUT/err"; exit 1; }
+      else
+        TERM=xterm script -q -e -c "stty cols 100 rows 30; taskset -c 1 $BIN run $y --client-cores 1 --yes" /dev/null </dev/null >"$OUT/pty" || { tail -c 2000 "$OUT/pty"; exit 1; }
+      fi
+      f=$(ls -t "$OUT"/results/*.json | head -1)
+      python3 -c "import json,sys; s=json.load(open(sys.argv[1]))['summary']; print('tui %-3s req/s %.0f  output tok/s %.0f' % (sys.argv[2], s['request_throughput'], s['output_throughput']))" "$f" $mode
+      rm -f "$OUT"/results/*.json
+    done
+  done
+}
+
 case "${1:-all}" in
-  ceiling) ceiling ;; truth) truth ;; pacer) pacer ;; memory) memory ;;
-  all) ceiling; truth; pacer; memory ;;
-  *) echo "usage: $0 [ceiling|truth|pacer|memory|all]"; exit 2 ;;
+  ceiling) ceiling ;; truth) truth ;; pacer) pacer ;; memory) memory ;; tui) tui ;;
+  all) ceiling; truth; pacer; memory; tui ;;
+  *) echo "usage: $0 [ceiling|truth|pacer|memory|tui|all]"; exit 2 ;;
 esac

@@ -39,7 +39,7 @@ pub struct Cli {
 pub enum Command {
     /// Run one or more experiments: estimate cost, provision, benchmark, save, clean up.
     #[command(
-        after_help = "Examples:\n  llm-inf-bench run experiments/examples/quickstart.yaml\n  llm-inf-bench run exp.yaml --set workload.concurrency=64 --set workload.requests=500\n  llm-inf-bench run exp.yaml --dry-run          # plan and cost only, spends nothing\n  llm-inf-bench run exp.yaml --yes --no-tui     # unattended (CI, nohup)\n  llm-inf-bench run exp.yaml --json > summary.json"
+        after_help = "Examples:\n  llm-inf-bench run experiments/examples/quickstart.yaml\n  llm-inf-bench run exp.yaml --set workload.concurrency=64 --set workload.requests=500\n  llm-inf-bench run exp.yaml --dry-run          # plan and cost only, spends nothing\n  llm-inf-bench run exp.yaml --yes --no-tui     # unattended (CI, nohup)\n  llm-inf-bench run exp.yaml --json > summary.json\n\nOn a terminal a live view shows progress, latency percentiles and the server's /metrics;\nkeys: q stop sending and save (like Ctrl-C), ? help. --no-tui gives a progress bar instead."
     )]
     Run(RunArgs),
     /// Check experiment files: every key known, every type right, every combination possible.
@@ -88,8 +88,11 @@ pub enum Command {
     /// Find and terminate pods this tool started.
     #[command(subcommand)]
     Pods(PodsCommand),
-    /// Live view of any running server's metrics, no workload.
-    Monitor { url: String },
+    /// Live view of any running server's /metrics (vLLM, SGLang, llama.cpp), no workload.
+    #[command(
+        after_help = "Keys: q quits, ? help. Without a terminal (or with --no-tui) one line per scrape.\n\nExamples:\n  llm-inf-bench monitor http://10.0.0.5:8000\n  llm-inf-bench monitor http://localhost:30000 --framework sglang --interval 500ms\n  llm-inf-bench monitor http://localhost:8000/metrics --no-tui --duration 60s > scrapes.log\n\nExit codes: 0 when at least one scrape succeeded, 1 when none did."
+    )]
+    Monitor(MonitorArgs),
     /// (internal) The detached pod watchdog a RunPod run starts; see the README.
     #[command(hide = true)]
     Watchdog {
@@ -98,6 +101,24 @@ pub enum Command {
         #[arg(long)]
         max_lifetime_secs: u64,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct MonitorArgs {
+    /// The server's base URL (`/metrics` is appended) or its metrics URL.
+    pub url: String,
+    /// Which server to expect; `auto` reads it from the metric names.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "vllm", "sglang", "llamacpp"])]
+    pub framework: String,
+    /// Time between scrapes.
+    #[arg(long, value_parser = parse_dur, default_value = "1s")]
+    pub interval: std::time::Duration,
+    /// Stop after this long (default: until q or Ctrl-C).
+    #[arg(long, value_parser = parse_dur)]
+    pub duration: Option<std::time::Duration>,
+    /// Print one line per scrape instead of the live view.
+    #[arg(long)]
+    pub no_tui: bool,
 }
 
 #[derive(Debug, Args, Default, Clone)]
@@ -351,7 +372,7 @@ pub fn run_command(command: Command) -> Result<i32, CliError> {
         Command::Plot { .. } => Err(CliError::NotYetAvailable("plot")),
         Command::Report { .. } => Err(CliError::NotYetAvailable("report")),
         Command::Pods(c) => pods_cmd(c),
-        Command::Monitor { .. } => Err(CliError::NotYetAvailable("monitor")),
+        Command::Monitor(a) => monitor(a),
         Command::Watchdog {
             pod_name,
             max_lifetime_secs,
@@ -360,6 +381,45 @@ pub fn run_command(command: Command) -> Result<i32, CliError> {
             std::time::Duration::from_secs(max_lifetime_secs),
         )),
     }
+}
+
+fn monitor(a: MonitorArgs) -> Result<i32, CliError> {
+    use crate::metrics::scrape::Framework;
+    if a.interval < std::time::Duration::from_millis(100) {
+        return Err(CliError::Usage("--interval must be at least 100ms".into()));
+    }
+    if !a.url.starts_with("http://") && !a.url.starts_with("https://") {
+        return Err(CliError::Usage(format!(
+            "`{}` is not an http:// or https:// URL (e.g. http://localhost:8000)",
+            a.url
+        )));
+    }
+    let framework = match a.framework.as_str() {
+        "vllm" => Some(Framework::Vllm),
+        "sglang" => Some(Framework::Sglang),
+        "llamacpp" => Some(Framework::Llamacpp),
+        _ => None,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (gaps, scrapes) = rt.block_on(crate::run::monitor::monitor(
+        crate::run::monitor::MonitorOptions {
+            url: a.url.clone(),
+            framework,
+            interval: a.interval,
+            duration: a.duration,
+            tui: !a.no_tui && std::io::stdout().is_terminal() && std::io::stdin().is_terminal(),
+        },
+    ));
+    eprintln!("{scrapes} scrapes, {gaps} failed");
+    if scrapes > 0 && gaps == scrapes {
+        return Err(CliError::RunFailed(format!(
+            "no scrape of {} succeeded",
+            crate::run::monitor::metrics_url(&a.url)
+        )));
+    }
+    Ok(exit::OK)
 }
 
 fn serve_sim(a: ServeSimArgs) -> Result<i32, CliError> {
@@ -519,6 +579,10 @@ fn run(args: RunArgs) -> Result<i32, CliError> {
     for (p, estimate) in plans.iter().zip(&estimates) {
         let opts = crate::run::RunOptions {
             progress: !args.json && std::io::stderr().is_terminal(),
+            tui: !args.no_tui
+                && !args.json
+                && std::io::stdout().is_terminal()
+                && std::io::stdin().is_terminal(),
             client_cores: args.client_cores,
             estimated_cost_usd: estimate.usd(),
         };

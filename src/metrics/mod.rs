@@ -1,4 +1,5 @@
 //! Statistics, aggregation and Prometheus scraping.
 
 pub mod prom;
+pub mod scrape;
 pub mod summary;

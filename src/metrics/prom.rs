@@ -60,6 +60,20 @@ pub fn sum(scrape: &Scrape, name: &str) -> Option<f64> {
     found.then_some(total)
 }
 
+/// Mean of a gauge over its label sets (several engines or ranks report a ratio each).
+pub fn mean(scrape: &Scrape, name: &str) -> Option<f64> {
+    let v: Vec<f64> = scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == name)
+        .filter_map(|s| match s.value {
+            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => Some(v),
+            _ => None,
+        })
+        .collect();
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -144,9 +144,19 @@ pub struct RunResult {
     pub summary: Map<String, Value>,
     pub errors: Errors,
     pub time_series: Vec<Bucket>,
-    pub server_metrics: Vec<Value>,
+    /// The server's `/metrics` over the run (absent when scraping was off or found nothing).
+    #[serde(default, deserialize_with = "lenient_server_metrics")]
+    pub server_metrics: Option<crate::metrics::scrape::ServerMetrics>,
     pub client: ClientHealth,
     pub requests: Vec<RequestRecord>,
+}
+
+/// Files written before scraping existed carry `server_metrics: []`: read that as none.
+fn lenient_server_metrics<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<crate::metrics::scrape::ServerMetrics>, D::Error> {
+    let v = Value::deserialize(d)?;
+    Ok(serde_json::from_value(v).ok())
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -2,20 +2,26 @@
 //! aggregate → save → cleanup. Glue only; each phase lives in its module. The result file is
 //! written on every way out that has measured anything (completed, interrupted, failed).
 
+pub mod monitor;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::client::{self, Endpoint};
 use crate::config::{Dataset, Detail, Experiment, Pattern, ProviderKind, Resolved};
+use crate::metrics::scrape::{self, Framework, ServerMetrics, ServerSample};
 use crate::metrics::summary::{self, RequestRecord};
 use crate::provider::{self, Handle};
 use crate::results::{
     self, Bucket, ClientHealth, Cost, Environment, Errors, RunResult, Stats, Status,
 };
+use crate::ui::live::{Live, Snapshot};
+use crate::ui::say;
+use crate::ui::tui::{self, Tui};
 use crate::workload::dataset::{self, Prompt};
 use crate::workload::executor::{self, Arrivals, Control, Event, Plan};
 
@@ -49,6 +55,8 @@ pub enum RunError {
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
     pub progress: bool,
+    /// The live terminal view (needs a terminal on stdin and stdout).
+    pub tui: bool,
     pub client_cores: Option<usize>,
     /// The estimate shown before renting, recorded in the result (`cost.estimated_usd`).
     pub estimated_cost_usd: f64,
@@ -213,23 +221,61 @@ pub async fn run(p: &Prepared, opts: &RunOptions) -> Result<Outcome, RunError> {
     // Ctrl-C, from before anything is started: before the workload it ends the run (releasing
     // what was started); during it the first stops sending (in-flight requests finish), the
     // second saves at once. Once installed, SIGINT no longer kills the process by default.
-    let (int_tx, mut int_rx) = mpsc::unbounded_channel::<()>();
+    let (int_tx, mut int_rx) = mpsc::unbounded_channel::<Stop>();
     // The listener belongs to this run: a later experiment in the same invocation installs its
     // own, and a stale one would keep stopping a control nobody reads.
     let _sigint = {
         let control = control.clone();
+        let int_tx = int_tx.clone();
         AbortOnDrop(tokio::spawn(async move {
             let mut n = 0;
             while tokio::signal::ctrl_c().await.is_ok() {
                 n += 1;
                 control.stop();
-                let _ = int_tx.send(());
+                let _ = int_tx.send(Stop::Interrupt);
                 if n >= 2 {
                     break;
                 }
             }
         }))
     };
+
+    // The live view: it draws snapshots this function publishes, and its keys act like Ctrl-C.
+    let mut live = Live::new(
+        format!(
+            "{} · {} on {}",
+            e.name,
+            e.model.id,
+            e.infrastructure.provider.as_str()
+        ),
+        e.workload.requests,
+        true,
+    );
+    let (snap_tx, snap_rx) = watch::channel(Snapshot::default());
+    let publish = |live: &mut Live, in_flight: u64| {
+        snap_tx.send_replace(live.snapshot(Instant::now(), in_flight, Vec::new()));
+    };
+    let _tui = if opts.tui {
+        let (control, int_tx) = (control.clone(), int_tx.clone());
+        let keys = move |k: tui::Request| {
+            control.stop();
+            let _ = int_tx.send(match k {
+                tui::Request::Quit => Stop::Quit,
+                tui::Request::Interrupt => Stop::Interrupt,
+            });
+        };
+        match Tui::start(snap_rx, Instant::now(), keys) {
+            Ok(t) => Some(t),
+            Err(err) => {
+                say(format!("no live view ({err}); plain output instead"));
+                None
+            }
+        }
+    } else {
+        None
+    };
+    live.set_phase("provisioning");
+    publish(&mut live, 0);
 
     // Provision: the handle releases the server on every way out of this function.
     let path = results::result_path(&e.output.dir, &e.name, started_at);
@@ -239,10 +285,31 @@ pub async fn run(p: &Prepared, opts: &RunOptions) -> Result<Outcome, RunError> {
         api_key,
         mut handle,
     } = provider::provision(r, &server_log, &run_id(&path), &control).await?;
-    let ep = Endpoint::parse(&base_url, e.workload.api, api_key).map_err(RunError::Endpoint)?;
+    live.set_pod(
+        pod_line(&handle),
+        handle.pod_id().map(|_| handle.spent_usd()),
+    );
+    live.set_phase("waiting for the server");
+    publish(&mut live, 0);
+    let ep =
+        Endpoint::parse(&base_url, e.workload.api, api_key.clone()).map_err(RunError::Endpoint)?;
     let health_timeout = e.infrastructure.health_timeout.as_duration();
     let server_version =
         wait_ready(&ep, &e.model.id, health_timeout, &mut handle, &control).await?;
+
+    // The server's own view, from now until the workload ends, on the run's event channel.
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let metrics_url = format!("{}/metrics", ep.base_url());
+    let _scraper = e.metrics.scrape.then(|| {
+        AbortOnDrop(tokio::spawn(scrape::run(
+            metrics_url.clone(),
+            api_key.clone(),
+            e.metrics.scrape_interval.as_duration(),
+            tx.clone(),
+        )))
+    });
+    live.set_phase("preparing prompts");
+    publish(&mut live, 0);
 
     // Prompts.
     let measured = e.workload.requests.unwrap_or(1000) as usize;
@@ -267,15 +334,24 @@ pub async fn run(p: &Prepared, opts: &RunOptions) -> Result<Outcome, RunError> {
 
     // The measured workload.
     let plan = plan(e, &ep, prompts.clone(), warmup as u64, workers);
-    let (tx, mut rx) = mpsc::unbounded_channel();
     let c = control.clone();
-    let exec = tokio::task::spawn_blocking(move || executor::run(plan, c, tx));
+    let mut exec = tokio::task::spawn_blocking(move || executor::run(plan, c, tx));
     let mut col = Collector::new(e);
-    let bar = opts.progress.then(|| progress_bar(e.workload.requests));
+    let bar = (opts.progress && !opts.tui).then(|| progress_bar(e.workload.requests));
     let mut interrupted = 0;
     let budget = e.infrastructure.max_cost_usd;
     let watch_pod = budget.is_some() || handle.pod_id().is_some();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let mut frame = tokio::time::interval(Duration::from_millis(100));
+    live.set_phase(if warmup > 0 { "warm-up" } else { "connecting" });
+    let view = opts.tui.then_some(&mut live);
+    let mut on = OnEvent {
+        e,
+        control: &control,
+        bar: bar.as_ref(),
+        live: view,
+        metrics_url: &metrics_url,
+    };
     loop {
         tokio::select! {
             _ = tick.tick(), if watch_pod => {
@@ -285,48 +361,45 @@ pub async fn run(p: &Prepared, opts: &RunOptions) -> Result<Outcome, RunError> {
                     None => handle.expired(),
                 };
                 if let Some(why) = stop.filter(|_| col.termination.is_none()) {
-                    eprintln!("{why}; stopping");
+                    say(format!("{why}; stopping"));
                     col.termination = Some(why);
                     control.stop();
                 }
             }
+            _ = frame.tick(), if on.live.is_some() => {
+                if let Some(l) = on.live.as_deref_mut() {
+                    l.set_pod(pod_line(&handle), handle.pod_id().map(|_| handle.spent_usd()));
+                    let finished = col.records.len() as u64;
+                    let sent = control.sent.load(std::sync::atomic::Ordering::Relaxed);
+                    publish(l, sent.saturating_sub(finished));
+                }
+            }
+            // The executor has returned, so every event it sent is queued: take them and stop.
+            _ = &mut exec => {
+                while let Ok(ev) = rx.try_recv() {
+                    on.event(&mut col, ev);
+                }
+                break;
+            }
             ev = rx.recv() => match ev {
-                Some(Event::Started { t0, connect_times, connect_errors }) => {
-                    col.t0 = Some(t0);
-                    col.connect_ms = connect_times.iter().map(|d| d.as_secs_f64() * 1e3).collect();
-                    col.connect_errors = connect_errors;
-                }
-                Some(Event::Request(rec)) => {
-                    col.add(*rec);
-                    if let Some(b) = &bar {
-                        b.set_position(col.records.len() as u64);
-                        b.set_message(format!("{} failed", col.failed()));
-                    }
-                    if let Some(max) = e.workload.max_error_rate {
-                        let n = col.records.len();
-                        if n >= 20 && col.failed() as f64 / n as f64 > max && col.termination.is_none() {
-                            col.termination = Some(format!("max_error_rate: {} of {n} requests failed (limit {:.0}%)", col.failed(), max * 100.0));
-                            control.stop();
-                        }
-                    }
-                }
+                Some(ev) => on.event(&mut col, ev),
                 None => break,
             },
-            Some(()) = int_rx.recv() => {
+            Some(why) = int_rx.recv() => {
                 interrupted += 1;
                 if col.termination.is_none() {
-                    col.termination = Some("interrupted".into());
+                    col.termination = Some(match why {
+                        Stop::Interrupt => "interrupted".into(),
+                        Stop::Quit => "interrupted: q pressed in the live view".into(),
+                    });
                 }
                 if interrupted >= 2 {
-                    eprintln!("second Ctrl-C: saving what was measured and exiting");
+                    say("second Ctrl-C: saving what was measured and exiting");
                     break;
                 }
-                eprintln!("Ctrl-C: no new requests; waiting for those in flight (Ctrl-C again to stop now)");
+                say("stopping: no new requests; waiting for those in flight (Ctrl-C again to stop now)");
             }
         }
-    }
-    if interrupted < 2 {
-        let _ = exec.await;
     }
     let end = Instant::now();
     if let Some(b) = bar {
@@ -368,6 +441,8 @@ pub async fn run(p: &Prepared, opts: &RunOptions) -> Result<Outcome, RunError> {
         client_cores: workers,
         prompt_lengths: lengths,
     };
+    live.set_phase("saving");
+    publish(&mut live, 0);
     let mut result = col.finish(e, end, status, termination, started_at, env);
     result.cost.estimated_usd = opts.estimated_cost_usd;
     result.cost.actual_usd = handle.spent_usd();
@@ -375,6 +450,8 @@ pub async fn run(p: &Prepared, opts: &RunOptions) -> Result<Outcome, RunError> {
     results::write_atomic(&path, &result)?;
     let pod = handle.pod_id().is_some();
     result.cost.actual_usd = handle.spent_usd();
+    live.set_phase("releasing the server");
+    publish(&mut live, 0);
     handle.release().await;
     if pod {
         results::write_atomic(&path, &result)?;
@@ -565,6 +642,84 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// Why the workload is asked to stop early, besides the stop rules.
+enum Stop {
+    /// Ctrl-C (the signal, or the key in the live view).
+    Interrupt,
+    /// `q` in the live view.
+    Quit,
+}
+
+/// The live view's pod line: id, GPU and price, for pod providers.
+fn pod_line(h: &Handle) -> Option<String> {
+    let id = h.pod_id()?;
+    Some(match h.price() {
+        Some((gpu, p)) => format!("pod {id} · {gpu} · ${p:.2}/hour"),
+        None => format!("pod {id}"),
+    })
+}
+
+/// Routes one event to the aggregator and, when they are on, the progress bar and live view;
+/// applies the error-rate stop rule.
+struct OnEvent<'a> {
+    e: &'a Experiment,
+    control: &'a Control,
+    bar: Option<&'a indicatif::ProgressBar>,
+    live: Option<&'a mut Live>,
+    metrics_url: &'a str,
+}
+
+impl OnEvent<'_> {
+    fn event(&mut self, col: &mut Collector, ev: Event) {
+        match ev {
+            Event::Started {
+                t0,
+                connect_times,
+                connect_errors,
+            } => {
+                col.t0 = Some(t0);
+                col.connect_ms = connect_times
+                    .iter()
+                    .map(|d| d.as_secs_f64() * 1e3)
+                    .collect();
+                col.connect_errors = connect_errors;
+                if let Some(l) = self.live.as_deref_mut() {
+                    l.set_phase("running");
+                }
+            }
+            Event::Request(rec) => {
+                let (r, gaps) = col.add(*rec);
+                if let Some(l) = self.live.as_deref_mut() {
+                    l.on_record(r, gaps, Instant::now());
+                }
+                if let Some(b) = self.bar {
+                    b.set_position(col.records.len() as u64);
+                    b.set_message(format!("{} failed", col.failed()));
+                }
+                if let Some(max) = self.e.workload.max_error_rate {
+                    let n = col.records.len();
+                    if n >= 20 && col.failed() as f64 / n as f64 > max && col.termination.is_none()
+                    {
+                        col.termination = Some(format!(
+                            "max_error_rate: {} of {n} requests failed (limit {:.0}%)",
+                            col.failed(),
+                            max * 100.0
+                        ));
+                        self.control.stop();
+                    }
+                }
+            }
+            Event::Server(s) => {
+                if let Some(l) = self.live.as_deref_mut() {
+                    l.on_server(self.metrics_url, s.framework, &s.sample);
+                }
+                col.framework = s.framework;
+                col.server.push((s.at, s.sample));
+            }
+        }
+    }
+}
+
 /// The one owner of measured data during a run.
 struct Collector {
     t0: Option<Instant>,
@@ -578,6 +733,10 @@ struct Collector {
     termination: Option<String>,
     full: bool,
     total_reads: u64,
+    /// Scrapes of the server's `/metrics`, with when each started.
+    server: Vec<(Instant, ServerSample)>,
+    framework: Framework,
+    scrape_interval: Duration,
 }
 
 impl Collector {
@@ -594,10 +753,14 @@ impl Collector {
             termination: None,
             full: e.output.detail == Detail::Full,
             total_reads: 0,
+            server: Vec::new(),
+            framework: Framework::Unknown,
+            scrape_interval: e.metrics.scrape_interval.as_duration(),
         }
     }
 
-    fn add(&mut self, rec: executor::Record) {
+    /// Adds one finished request; returns its record and inter-token gaps (ms).
+    fn add(&mut self, rec: executor::Record) -> (&RequestRecord, &[f64]) {
         let t0 = self.t0.unwrap_or(rec.result.sent);
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         let r = &rec.result;
@@ -615,6 +778,7 @@ impl Collector {
         };
         let input_tokens = r.usage_prompt_tokens.or(rec.expected_input_tokens);
         let gaps: Vec<f64> = r.itl().map(ms).collect();
+        let gaps_at = self.itl_ms.len();
         match &r.error {
             None => self.itl_ms.extend_from_slice(&gaps),
             Some(err) => {
@@ -664,6 +828,37 @@ impl Collector {
             b.failed += 1;
         }
         self.records.push(rec_out);
+        let last = self.records.len() - 1;
+        (&self.records[last], &self.itl_ms[gaps_at..])
+    }
+
+    /// The scrapes, stamped relative to the timed window's start, and their summary.
+    fn server_metrics(&mut self, duration_s: f64) -> Option<ServerMetrics> {
+        if self.server.is_empty() {
+            return None;
+        }
+        let t0 = self.t0.unwrap_or(self.server[0].0);
+        let ms = |at: Instant| {
+            if at >= t0 {
+                (at - t0).as_secs_f64() * 1e3
+            } else {
+                -(t0 - at).as_secs_f64() * 1e3
+            }
+        };
+        let mut m = ServerMetrics {
+            framework: self.framework,
+            interval_ms: self.scrape_interval.as_secs_f64() * 1e3,
+            summary: Default::default(),
+            samples: std::mem::take(&mut self.server)
+                .into_iter()
+                .map(|(at, mut s)| {
+                    s.t_ms = ms(at);
+                    s
+                })
+                .collect(),
+        };
+        m.summarize(duration_s * 1e3);
+        Some(m)
     }
 
     /// Failed requests so far (the sum over error kinds).
@@ -704,6 +899,7 @@ impl Collector {
             e.metrics.slo.as_ref(),
             e.infrastructure.gpu_count,
         );
+        let server_metrics = self.server_metrics(duration_s);
         let mut warnings = Vec::new();
         let lag = (!self.lag_ms.is_empty()).then(|| Stats::of(std::mem::take(&mut self.lag_ms)));
         if let Some(l) = &lag {
@@ -752,7 +948,7 @@ impl Collector {
             summary,
             errors: self.errors,
             time_series,
-            server_metrics: Vec::new(),
+            server_metrics,
             client: ClientHealth {
                 connect_ms: Stats::of(self.connect_ms),
                 pacer_lag_ms: lag,

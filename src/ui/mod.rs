@@ -1,4 +1,10 @@
-//! Rendering: the end-of-run summary table (also `results show`). Reads results, changes nothing.
+//! Rendering: the live view (`live`, `tui`) and the end-of-run summary table (also
+//! `results show`). Reads state and results, changes nothing.
+
+pub mod live;
+pub mod tui;
+
+pub use tui::say;
 
 use std::fmt::Write;
 
@@ -93,6 +99,52 @@ pub fn summary_table(r: &RunResult) -> String {
                 &format!("P{} {key} (ms):", &name[1..]),
                 f(num(r, &format!("{name}_{key}_ms"))),
             );
+        }
+    }
+    if let Some(m) = &r.server_metrics {
+        let s = &m.summary;
+        let _ = writeln!(o, "{:-^50}", format!(" server /metrics ({}) ", m.framework));
+        let f0 = |v: Option<f64>| v.map(|x| format!("{x:.0}")).unwrap_or_else(|| "n/a".into());
+        let pc = |v: Option<f64>| {
+            v.map(|x| format!("{:.1}%", x * 100.0))
+                .unwrap_or_else(|| "n/a".into())
+        };
+        row(
+            &mut o,
+            "Scrapes (gaps):",
+            format!("{} ({})", s.scrapes, s.gaps),
+        );
+        row(
+            &mut o,
+            "Running peak / mean:",
+            format!("{} / {}", f0(s.peak_running), f(s.mean_running)),
+        );
+        row(
+            &mut o,
+            "Waiting peak / mean:",
+            format!("{} / {}", f0(s.peak_waiting), f(s.mean_waiting)),
+        );
+        row(
+            &mut o,
+            "KV cache peak / mean:",
+            format!(
+                "{} / {}",
+                pc(s.peak_kv_cache_usage),
+                pc(s.mean_kv_cache_usage)
+            ),
+        );
+        row(
+            &mut o,
+            "Prefix cache hit rate:",
+            pc(s.mean_prefix_cache_hit_rate),
+        );
+        row(
+            &mut o,
+            "Server generation (tok/s):",
+            f(s.generation_tokens_per_s),
+        );
+        if let Some(p) = s.preemptions {
+            row(&mut o, "Preemptions:", format!("{p:.0}"));
         }
     }
     let _ = writeln!(o, "{:-^50}", " Client ");

@@ -51,6 +51,8 @@ pub struct Plan {
 #[derive(Default)]
 pub struct Control {
     pub stop: AtomicBool,
+    /// Measured requests sent so far (in flight = sent − finished), for the live view.
+    pub sent: AtomicU64,
 }
 
 impl Control {
@@ -81,6 +83,8 @@ pub enum Event {
         connect_errors: Vec<String>,
     },
     Request(Box<Record>),
+    /// A `/metrics` scrape (or a gap), from the scraper.
+    Server(Box<crate::metrics::scrape::Scraped>),
 }
 
 /// Runs the plan on worker threads, blocking until every worker is done.
@@ -265,6 +269,7 @@ fn worker(
                             if plan.count.is_some_and(|c| i >= c) {
                                 break;
                             }
+                            control.sent.fetch_add(1, Ordering::Relaxed);
                             let rec = one(
                                 &plan,
                                 &mut conn,
@@ -308,6 +313,7 @@ fn worker(
                         Some(s) => s.clone().acquire_owned().await.ok(),
                         None => None,
                     };
+                    control.sent.fetch_add(1, Ordering::Relaxed);
                     let (plan, tx, pool) = (plan.clone(), tx.clone(), pool.clone());
                     tasks.spawn(async move {
                         let mut conn = pool.lock().ok().and_then(|mut p| p.pop());

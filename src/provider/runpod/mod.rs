@@ -115,13 +115,13 @@ async fn end(
     cost_per_hour_usd: f64,
 ) -> Result<(), ApiError> {
     if keep {
-        eprintln!("keep_pod: pod {id} keeps running at ${cost_per_hour_usd:.2}/hour; terminate it with `llm-inf-bench pods terminate {id}`");
+        crate::ui::say(format!("keep_pod: pod {id} keeps running at ${cost_per_hour_usd:.2}/hour; terminate it with `llm-inf-bench pods terminate {id}`"));
         return Ok(());
     }
     let r = api.delete_pod(id).await;
     match &r {
-        Ok(()) => eprintln!("terminated pod {id}"),
-        Err(e) => eprintln!("could not terminate pod {id}: {e}\n  terminate it with `llm-inf-bench pods terminate {id}`"),
+        Ok(()) => crate::ui::say(format!("terminated pod {id}")),
+        Err(e) => crate::ui::say(format!("could not terminate pod {id}: {e}\n  terminate it with `llm-inf-bench pods terminate {id}`")),
     }
     r
 }
@@ -183,7 +183,7 @@ pub async fn warn_leftovers(api: &RunPodApi) {
             .iter()
             .filter(|p| !matches!(p.status, PodStatus::Terminated))
         {
-            eprintln!(
+            crate::ui::say(format!(
                 "warning: pod {} ({}) from an earlier run is {:?}, {} old, ${:.2}/hour; `llm-inf-bench pods terminate {}` ends it",
                 p.id,
                 p.name,
@@ -191,7 +191,7 @@ pub async fn warn_leftovers(api: &RunPodApi) {
                 age(p),
                 p.cost,
                 p.id
-            );
+            ));
         }
     }
 }
@@ -309,7 +309,7 @@ pub async fn provision(
             }
             // 400 is a broken rule or no capacity: the spec says try the next candidate.
             Err(err) if err.status() == Some(400) => {
-                eprintln!("RunPod refused {gpu}: {err}");
+                crate::ui::say(format!("RunPod refused {gpu}: {err}"));
                 refused.push(format!("{gpu}: {err}"));
             }
             // The pod may exist although its description did not decode: terminate it.
@@ -351,10 +351,10 @@ pub async fn provision(
         owner(gpu, pod.cost as f64, e.infrastructure.keep_pod),
         watchdog.take(),
     );
-    eprintln!(
+    crate::ui::say(format!(
         "created pod {} ({}, ${:.2}/hour); waiting for it to run",
         pod.id, guard.gpu_type, guard.cost_per_hour_usd
-    );
+    ));
     let url = wait_running(&api, &mut guard, r, control).await?;
     Ok((guard, url))
 }

@@ -1,0 +1,495 @@
+//! The server's own view: a background task polls `/metrics`, maps vLLM, SGLang and llama.cpp
+//! names (old and new) onto one set of concepts, turns counters into rates, and publishes a
+//! [`ServerSample`] per poll on the run's event channel. A failed or slow scrape is a sample
+//! with `error` set — a recorded gap — and never waits longer than one interval, so it cannot
+//! hold the load generator up (which runs on its own threads anyway).
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::prom::{self, Scrape};
+use crate::config::Secret;
+use crate::workload::executor::Event;
+
+/// One scrape, mapped. Gauges as the server reported them; `*_per_s` and the interval means
+/// are computed against the previous successful scrape.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerSample {
+    /// Milliseconds from the benchmark's start (negative: before the timed window).
+    pub t_ms: f64,
+    /// Why this scrape has no data (a gap): HTTP status, timeout, unparseable text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<f64>,
+    /// KV-cache use, 0–1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_cache_usage: Option<f64>,
+    /// Prefix-cache hit rate, 0–1: Δhits/Δqueries over the interval (vLLM), the server's gauge
+    /// (SGLang).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix_cache_hit_rate: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens_total: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation_tokens_total: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens_per_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation_tokens_per_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preemptions_total: Option<f64>,
+    /// Mean of the server's TTFT histogram over the interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttft_mean_ms: Option<f64>,
+    /// Mean of the server's inter-token-latency histogram over the interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub itl_mean_ms: Option<f64>,
+}
+
+/// Which server's names were found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Framework {
+    Vllm,
+    Sglang,
+    Llamacpp,
+    #[default]
+    Unknown,
+}
+
+impl std::fmt::Display for Framework {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Vllm => "vllm",
+            Self::Sglang => "sglang",
+            Self::Llamacpp => "llamacpp",
+            Self::Unknown => "unknown",
+        })
+    }
+}
+
+impl Framework {
+    fn detect(s: &Scrape) -> Self {
+        let has = |p: &str| s.samples.iter().any(|x| x.metric.starts_with(p));
+        if has("vllm:") {
+            Self::Vllm
+        } else if has("sglang:") {
+            Self::Sglang
+        } else if has("llamacpp:") {
+            Self::Llamacpp
+        } else {
+            Self::Unknown
+        }
+    }
+}
+
+/// Names per concept, first found wins: current names before the ones older releases used.
+mod names {
+    pub const RUNNING: &[&str] = &[
+        "vllm:num_requests_running",
+        "sglang:num_running_reqs",
+        "llamacpp:requests_processing",
+    ];
+    pub const WAITING: &[&str] = &[
+        "vllm:num_requests_waiting",
+        "sglang:num_queue_reqs",
+        "llamacpp:requests_deferred",
+    ];
+    pub const KV: &[&str] = &[
+        "vllm:kv_cache_usage_perc",
+        "vllm:gpu_cache_usage_perc",
+        "sglang:token_usage",
+        "llamacpp:kv_cache_usage_ratio",
+    ];
+    pub const PREFIX_HITS: &[&str] = &[
+        "vllm:prefix_cache_hits_total",
+        "vllm:gpu_prefix_cache_hits_total",
+    ];
+    pub const PREFIX_QUERIES: &[&str] = &[
+        "vllm:prefix_cache_queries_total",
+        "vllm:gpu_prefix_cache_queries_total",
+    ];
+    pub const PREFIX_RATE: &[&str] = &["sglang:cache_hit_rate"];
+    pub const PROMPT: &[&str] = &[
+        "vllm:prompt_tokens_total",
+        "sglang:prompt_tokens_total",
+        "llamacpp:prompt_tokens_total",
+    ];
+    pub const GENERATION: &[&str] = &[
+        "vllm:generation_tokens_total",
+        "sglang:generation_tokens_total",
+        "llamacpp:tokens_predicted_total",
+    ];
+    pub const PREEMPTIONS: &[&str] = &["vllm:num_preemptions_total"];
+    pub const TTFT: &[&str] = &[
+        "vllm:time_to_first_token_seconds",
+        "sglang:time_to_first_token_seconds",
+    ];
+    pub const ITL: &[&str] = &[
+        "vllm:inter_token_latency_seconds",
+        "vllm:time_per_output_token_seconds",
+        "sglang:inter_token_latency_seconds",
+        "sglang:time_per_output_token_seconds",
+    ];
+}
+
+fn first(s: &Scrape, names: &[&str], f: fn(&Scrape, &str) -> Option<f64>) -> Option<f64> {
+    names.iter().find_map(|n| f(s, n))
+}
+
+/// Counters and histogram sums as read, for the next interval's rates.
+#[derive(Clone, Copy, Default)]
+struct Raw {
+    prompt: Option<f64>,
+    generation: Option<f64>,
+    hits: Option<f64>,
+    queries: Option<f64>,
+    ttft: Option<(f64, f64)>,
+    itl: Option<(f64, f64)>,
+}
+
+fn histogram(s: &Scrape, names: &[&str]) -> Option<(f64, f64)> {
+    names.iter().find_map(|n| {
+        Some((
+            prom::sum(s, &format!("{n}_sum"))?,
+            prom::sum(s, &format!("{n}_count"))?,
+        ))
+    })
+}
+
+/// Maps scrapes to samples, remembering the previous one for rates.
+#[derive(Default)]
+pub struct Mapper {
+    prev: Option<(Instant, Raw)>,
+    pub framework: Framework,
+}
+
+impl Mapper {
+    /// Maps one `/metrics` text read at `at`. `t_ms` is left for the caller.
+    pub fn sample(&mut self, text: &str, at: Instant) -> Result<ServerSample, String> {
+        let s = prom::parse(text).map_err(|e| format!("unparseable /metrics: {e}"))?;
+        if self.framework == Framework::Unknown {
+            self.framework = Framework::detect(&s);
+        }
+        let raw = Raw {
+            prompt: first(&s, names::PROMPT, prom::sum),
+            generation: first(&s, names::GENERATION, prom::sum),
+            hits: first(&s, names::PREFIX_HITS, prom::sum),
+            queries: first(&s, names::PREFIX_QUERIES, prom::sum),
+            ttft: histogram(&s, names::TTFT),
+            itl: histogram(&s, names::ITL),
+        };
+        let mut out = ServerSample {
+            running: first(&s, names::RUNNING, prom::sum),
+            waiting: first(&s, names::WAITING, prom::sum),
+            kv_cache_usage: first(&s, names::KV, prom::mean),
+            prefix_cache_hit_rate: first(&s, names::PREFIX_RATE, prom::mean),
+            prompt_tokens_total: raw.prompt,
+            generation_tokens_total: raw.generation,
+            preemptions_total: first(&s, names::PREEMPTIONS, prom::sum),
+            ..ServerSample::default()
+        };
+        if let Some((t, p)) = self.prev {
+            let dt = at.duration_since(t).as_secs_f64();
+            // A negative delta is a server restart (counters reset): no rate for that interval.
+            let delta = |a: Option<f64>, b: Option<f64>| Some(a? - b?).filter(|d| *d >= 0.0);
+            let rate = |a, b| delta(a, b).filter(|_| dt > 0.0).map(|d| d / dt);
+            out.prompt_tokens_per_s = rate(raw.prompt, p.prompt);
+            out.generation_tokens_per_s = rate(raw.generation, p.generation);
+            if out.prefix_cache_hit_rate.is_none() {
+                out.prefix_cache_hit_rate =
+                    match (delta(raw.hits, p.hits), delta(raw.queries, p.queries)) {
+                        (Some(h), Some(q)) if q > 0.0 => Some(h / q),
+                        _ => None,
+                    };
+            }
+            let mean_ms = |a: Option<(f64, f64)>, b: Option<(f64, f64)>| {
+                let (sa, ca) = a?;
+                let (sb, cb) = b?;
+                (ca > cb && sa >= sb).then(|| (sa - sb) / (ca - cb) * 1e3)
+            };
+            out.ttft_mean_ms = mean_ms(raw.ttft, p.ttft);
+            out.itl_mean_ms = mean_ms(raw.itl, p.itl);
+        }
+        self.prev = Some((at, raw));
+        Ok(out)
+    }
+}
+
+/// What the run keeps of the server's view: the samples and their summary.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ServerMetrics {
+    pub framework: Framework,
+    pub interval_ms: f64,
+    pub summary: ServerSummary,
+    pub samples: Vec<ServerSample>,
+}
+
+/// The server's view over the timed window.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerSummary {
+    pub scrapes: usize,
+    /// Scrapes that failed or timed out.
+    pub gaps: usize,
+    pub peak_running: Option<f64>,
+    pub mean_running: Option<f64>,
+    pub peak_waiting: Option<f64>,
+    pub mean_waiting: Option<f64>,
+    pub peak_kv_cache_usage: Option<f64>,
+    pub mean_kv_cache_usage: Option<f64>,
+    pub mean_prefix_cache_hit_rate: Option<f64>,
+    /// Generated tokens per second by the server's own counter over the window — to
+    /// cross-check the client's `output_throughput`.
+    pub generation_tokens_per_s: Option<f64>,
+    pub prompt_tokens_per_s: Option<f64>,
+    /// Preemptions during the window (vLLM).
+    pub preemptions: Option<f64>,
+}
+
+impl ServerMetrics {
+    /// Summarises the samples that fall in the timed window `[0, duration_ms]`; counter
+    /// deltas run from the last good sample at or before the start to the last one in it.
+    pub fn summarize(&mut self, duration_ms: f64) {
+        let slack = self.interval_ms;
+        let window: Vec<&ServerSample> = self
+            .samples
+            .iter()
+            .filter(|s| s.t_ms >= 0.0 && s.t_ms <= duration_ms + slack)
+            .collect();
+        let good: Vec<&ServerSample> = window
+            .iter()
+            .copied()
+            .filter(|s| s.error.is_none())
+            .collect();
+        let vals = |f: fn(&ServerSample) -> Option<f64>| -> Vec<f64> {
+            good.iter().filter_map(|s| f(s)).collect()
+        };
+        let peak = |v: &[f64]| v.iter().copied().reduce(f64::max);
+        let mean = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
+        let running = vals(|s| s.running);
+        let waiting = vals(|s| s.waiting);
+        let kv = vals(|s| s.kv_cache_usage);
+        let hit = vals(|s| s.prefix_cache_hit_rate);
+        let start = self
+            .samples
+            .iter()
+            .rfind(|s| s.error.is_none() && s.t_ms <= 0.0)
+            .or_else(|| good.first().copied());
+        let end = good.last().copied();
+        let rate = |f: fn(&ServerSample) -> Option<f64>| {
+            let (a, b) = (start?, end?);
+            let dt = (b.t_ms - a.t_ms) / 1e3;
+            let d = f(b)? - f(a)?;
+            (dt > 0.0 && d >= 0.0).then(|| d / dt)
+        };
+        let delta = |f: fn(&ServerSample) -> Option<f64>| Some(f(end?)? - f(start?)?);
+        self.summary = ServerSummary {
+            scrapes: window.len(),
+            gaps: window.len() - good.len(),
+            peak_running: peak(&running),
+            mean_running: mean(&running),
+            peak_waiting: peak(&waiting),
+            mean_waiting: mean(&waiting),
+            peak_kv_cache_usage: peak(&kv),
+            mean_kv_cache_usage: mean(&kv),
+            mean_prefix_cache_hit_rate: mean(&hit),
+            generation_tokens_per_s: rate(|s| s.generation_tokens_total),
+            prompt_tokens_per_s: rate(|s| s.prompt_tokens_total),
+            preemptions: delta(|s| s.preemptions_total),
+        };
+    }
+}
+
+/// A scraped sample on its way to the aggregator, stamped with when the scrape started.
+#[derive(Debug)]
+pub struct Scraped {
+    pub at: Instant,
+    pub sample: ServerSample,
+    pub framework: Framework,
+}
+
+/// Polls `url` (the server's `/metrics`) every `interval` until the task is dropped, sending
+/// each sample (or gap) as [`Event::Server`]. Stops when the channel closes.
+pub async fn run(
+    url: String,
+    api_key: Option<Secret>,
+    interval: Duration,
+    tx: UnboundedSender<Event>,
+) {
+    let http = match reqwest::Client::builder()
+        .no_proxy()
+        .timeout(interval)
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!("no /metrics client: {e}");
+            return;
+        }
+    };
+    let mut mapper = Mapper::default();
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        let at = Instant::now();
+        let sample = match fetch(&http, &url, api_key.as_ref()).await {
+            Ok(text) => mapper.sample(&text, at),
+            Err(e) => Err(e),
+        }
+        .unwrap_or_else(|e| ServerSample {
+            error: Some(e),
+            ..ServerSample::default()
+        });
+        let ev = Event::Server(Box::new(Scraped {
+            at,
+            sample,
+            framework: mapper.framework,
+        }));
+        if tx.send(ev).is_err() {
+            return;
+        }
+    }
+}
+
+async fn fetch(http: &reqwest::Client, url: &str, key: Option<&Secret>) -> Result<String, String> {
+    let mut req = http.get(url);
+    if let Some(k) = key {
+        req = req.bearer_auth(k.expose());
+    }
+    let resp = req.send().await.map_err(|e| {
+        if e.is_timeout() {
+            "no answer within the scrape interval".to_string()
+        } else {
+            chain(&e.without_url())
+        }
+    })?;
+    let status = resp.status();
+    if !status.is_success() {
+        return Err(format!("HTTP {}", status.as_u16()));
+    }
+    resp.text().await.map_err(|e| e.without_url().to_string())
+}
+
+/// An error with its causes: "error sending request: … : Connection refused".
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reference(file: &str) -> String {
+        let p = format!("{}/../shared/reference/{file}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(p).unwrap()
+    }
+
+    #[test]
+    fn the_captured_vllm_and_sglang_samples_map_onto_the_concepts() {
+        let t = Instant::now();
+        let mut m = Mapper::default();
+        let v = m.sample(&reference("vllm-metrics-sample.txt"), t).unwrap();
+        assert_eq!(m.framework, Framework::Vllm);
+        assert!(v.running.is_some() && v.waiting.is_some());
+        let kv = v.kv_cache_usage.unwrap();
+        assert!((0.0..=1.0).contains(&kv));
+        assert!(v.generation_tokens_total.unwrap() > 0.0);
+        assert!(v.prompt_tokens_total.unwrap() > 0.0);
+        assert!(v.preemptions_total.is_some());
+        // Rates need two scrapes.
+        assert_eq!(v.generation_tokens_per_s, None);
+
+        let mut m = Mapper::default();
+        let s = m
+            .sample(&reference("sglang-metrics-sample.txt"), t)
+            .unwrap();
+        assert_eq!(m.framework, Framework::Sglang);
+        assert!(s.running.is_some() && s.waiting.is_some());
+        assert!(s.kv_cache_usage.is_some());
+        assert!(s.prefix_cache_hit_rate.is_some());
+        assert!(s.generation_tokens_total.unwrap() > 0.0);
+    }
+
+    #[test]
+    fn old_vllm_names_still_work_and_counters_become_rates() {
+        let old = |gen: f64, hits: f64, queries: f64, ttft_sum: f64, ttft_n: f64| {
+            format!(
+                "# TYPE vllm:gpu_cache_usage_perc gauge\nvllm:gpu_cache_usage_perc{{engine=\"0\",model_name=\"m\"}} 0.25\n\
+                 vllm:gpu_cache_usage_perc{{engine=\"1\",model_name=\"m\"}} 0.75\n\
+                 # TYPE vllm:generation_tokens_total counter\nvllm:generation_tokens_total{{model_name=\"m\"}} {gen}\n\
+                 # TYPE vllm:gpu_prefix_cache_hits_total counter\nvllm:gpu_prefix_cache_hits_total {hits}\n\
+                 # TYPE vllm:gpu_prefix_cache_queries_total counter\nvllm:gpu_prefix_cache_queries_total {queries}\n\
+                 # TYPE vllm:time_per_output_token_seconds histogram\n\
+                 vllm:time_per_output_token_seconds_sum {ttft_sum}\nvllm:time_per_output_token_seconds_bucket{{le=\"+Inf\"}} {ttft_n}\n\
+                 vllm:time_per_output_token_seconds_count {ttft_n}\n"
+            )
+        };
+        let t0 = Instant::now();
+        let mut m = Mapper::default();
+        let a = m.sample(&old(100.0, 10.0, 40.0, 1.0, 100.0), t0).unwrap();
+        // Two engines: KV use is their mean, not their sum.
+        assert_eq!(a.kv_cache_usage, Some(0.5));
+        let b = m
+            .sample(
+                &old(600.0, 40.0, 100.0, 1.5, 150.0),
+                t0 + Duration::from_millis(500),
+            )
+            .unwrap();
+        assert_eq!(b.generation_tokens_per_s, Some(1000.0));
+        assert_eq!(b.prefix_cache_hit_rate, Some(0.5));
+        assert!((b.itl_mean_ms.unwrap() - 10.0).abs() < 1e-9);
+        // A restart resets counters: no rate rather than a negative one.
+        let c = m
+            .sample(&old(5.0, 0.0, 0.0, 0.0, 0.0), t0 + Duration::from_secs(1))
+            .unwrap();
+        assert_eq!(c.generation_tokens_per_s, None);
+    }
+
+    #[test]
+    fn the_summary_covers_the_window_and_counts_gaps() {
+        let s = |t_ms: f64, gen: f64, running: f64| ServerSample {
+            t_ms,
+            generation_tokens_total: Some(gen),
+            running: Some(running),
+            ..ServerSample::default()
+        };
+        let mut m = ServerMetrics {
+            interval_ms: 1000.0,
+            samples: vec![
+                s(-500.0, 100.0, 0.0),
+                s(500.0, 600.0, 4.0),
+                ServerSample {
+                    t_ms: 1500.0,
+                    error: Some("HTTP 500".into()),
+                    ..ServerSample::default()
+                },
+                s(2500.0, 2100.0, 8.0),
+                s(9000.0, 9000.0, 1.0),
+            ],
+            ..ServerMetrics::default()
+        };
+        m.summarize(3000.0);
+        let x = &m.summary;
+        assert_eq!((x.scrapes, x.gaps), (3, 1));
+        assert_eq!(x.peak_running, Some(8.0));
+        assert_eq!(x.mean_running, Some(6.0));
+        // (2100 − 100) tokens over 3 s, from the last sample before the start.
+        assert!((x.generation_tokens_per_s.unwrap() - 2000.0 / 3.0).abs() < 1e-9);
+    }
+}

@@ -1,0 +1,498 @@
+//! The live view's state and its rendering. [`Live`] is fed by the aggregator (request records,
+//! scrapes, phases) and turns itself into a [`Snapshot`] of plain numbers; `impl Widget for
+//! &Snapshot` only draws that snapshot, so the view can be tested with ratatui's TestBackend
+//! and never changes anything.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style, Stylize};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{
+    Block, Borders, Cell, Clear, Gauge, Paragraph, Row, Sparkline, Table, Widget, Wrap,
+};
+
+use crate::metrics::scrape::{Framework, ServerSample};
+use crate::metrics::summary::{percentile, RequestRecord};
+
+/// How far back the "recent" latency percentiles look.
+pub const WINDOW: Duration = Duration::from_secs(10);
+/// At most this many values per window series (a bound on memory and redraw cost).
+const WINDOW_CAP: usize = 50_000;
+/// Seconds of throughput history kept for the sparklines.
+const HISTORY_S: u64 = 120;
+
+/// Everything the view shows, as plain values.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Snapshot {
+    pub title: String,
+    pub phase: String,
+    pub elapsed: Duration,
+    pub pod: Option<String>,
+    pub cost_usd: Option<f64>,
+    /// Requests the workload will send, when it is count-bounded.
+    pub planned: Option<u64>,
+    pub done: u64,
+    pub failed: u64,
+    pub in_flight: u64,
+    /// Completed requests and output tokens per second, oldest first (last completed seconds).
+    pub req_per_s: Vec<u64>,
+    pub tok_per_s: Vec<u64>,
+    /// TTFT, ITL, E2EL: (name, recent p50, recent p99, overall p50, overall p99), in ms.
+    pub latency: Vec<(String, [Option<f64>; 4])>,
+    pub server: Option<ServerPanel>,
+    /// The latest request errors, newest last.
+    pub errors: Vec<String>,
+    /// The latest notices (pod created, budget, …), newest last.
+    pub notices: Vec<String>,
+    pub help: bool,
+    /// Whether a workload is part of this view (`monitor` has none).
+    pub workload: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ServerPanel {
+    pub url: String,
+    pub framework: Framework,
+    pub last: ServerSample,
+    pub scrapes: u64,
+    pub gaps: u64,
+    /// Generation tok/s of the recent scrapes, oldest first.
+    pub gen_history: Vec<u64>,
+}
+
+/// The aggregator's side: what has happened so far, bounded in memory.
+pub struct Live {
+    title: String,
+    phase: String,
+    planned: Option<u64>,
+    pod: Option<String>,
+    cost_usd: Option<f64>,
+    done: u64,
+    failed: u64,
+    per_second: BTreeMap<u64, (u64, u64)>,
+    window: VecDeque<(Instant, f64, f64)>,
+    window_itl: VecDeque<(Instant, f64)>,
+    ttft: Histogram<u64>,
+    itl: Histogram<u64>,
+    e2el: Histogram<u64>,
+    server: Option<ServerPanel>,
+    errors: VecDeque<String>,
+    workload: bool,
+}
+
+fn histogram() -> Histogram<u64> {
+    // Microseconds, 3 significant digits (0.1 % precision), auto-resizing.
+    let mut h = Histogram::new(3).unwrap_or_else(|_| Histogram::new(2).expect("2 sigfigs"));
+    h.auto(true);
+    h
+}
+
+fn push_capped<T>(q: &mut VecDeque<T>, v: T) {
+    if q.len() >= WINDOW_CAP {
+        q.pop_front();
+    }
+    q.push_back(v);
+}
+
+impl Live {
+    pub fn new(title: impl Into<String>, planned: Option<u64>, workload: bool) -> Self {
+        Self {
+            title: title.into(),
+            phase: "starting".into(),
+            planned,
+            pod: None,
+            cost_usd: None,
+            done: 0,
+            failed: 0,
+            per_second: BTreeMap::new(),
+            window: VecDeque::new(),
+            window_itl: VecDeque::new(),
+            ttft: histogram(),
+            itl: histogram(),
+            e2el: histogram(),
+            server: None,
+            errors: VecDeque::new(),
+            workload,
+        }
+    }
+
+    pub fn set_phase(&mut self, phase: impl Into<String>) {
+        self.phase = phase.into();
+    }
+
+    pub fn set_pod(&mut self, pod: Option<String>, cost_usd: Option<f64>) {
+        self.pod = pod;
+        self.cost_usd = cost_usd;
+    }
+
+    /// One finished request; `gaps` are its inter-token gaps (ms), `now` when it arrived here.
+    pub fn on_record(&mut self, r: &RequestRecord, gaps: &[f64], now: Instant) {
+        let second = ((r.sent_ms + r.e2el_ms).max(0.0) / 1e3) as u64;
+        let b = self.per_second.entry(second).or_default();
+        match &r.error {
+            Some(e) => {
+                self.failed += 1;
+                if self.errors.len() >= 5 {
+                    self.errors.pop_front();
+                }
+                self.errors
+                    .push_back(format!("#{} {}: {}", r.id, e.kind.as_str(), e.message));
+            }
+            None => {
+                self.done += 1;
+                b.0 += 1;
+                b.1 += r.output_tokens as u64;
+                let us = |ms: f64| (ms * 1e3).max(0.0) as u64;
+                let ttft = r.ttft_ms.unwrap_or(f64::NAN);
+                if r.ttft_ms.is_some() {
+                    let _ = self.ttft.record(us(ttft));
+                }
+                let _ = self.e2el.record(us(r.e2el_ms));
+                push_capped(&mut self.window, (now, ttft, r.e2el_ms));
+                for g in gaps {
+                    let _ = self.itl.record(us(*g));
+                    push_capped(&mut self.window_itl, (now, *g));
+                }
+            }
+        }
+        while self.per_second.len() as u64 > HISTORY_S + 1 {
+            self.per_second.pop_first();
+        }
+    }
+
+    /// One scrape of the server's `/metrics` at `url`.
+    pub fn on_server(&mut self, url: &str, framework: Framework, s: &ServerSample) {
+        let p = self.server.get_or_insert_with(|| ServerPanel {
+            url: url.to_string(),
+            ..ServerPanel::default()
+        });
+        p.framework = framework;
+        p.scrapes += 1;
+        if s.error.is_some() {
+            p.gaps += 1;
+            // Keep the last good gauges on screen, with the gap counted and its reason shown.
+            p.last.error = s.error.clone();
+            return;
+        }
+        p.last = s.clone();
+        if let Some(g) = s.generation_tokens_per_s {
+            if p.gen_history.len() >= HISTORY_S as usize {
+                p.gen_history.remove(0);
+            }
+            p.gen_history.push(g.round() as u64);
+        }
+    }
+
+    /// The numbers to draw now. `in_flight` comes from the executor's counters.
+    pub fn snapshot(&mut self, now: Instant, in_flight: u64, notices: Vec<String>) -> Snapshot {
+        let cutoff = now.checked_sub(WINDOW).unwrap_or(now);
+        while self.window.front().is_some_and(|w| w.0 < cutoff) {
+            self.window.pop_front();
+        }
+        while self.window_itl.front().is_some_and(|w| w.0 < cutoff) {
+            self.window_itl.pop_front();
+        }
+        let recent = |mut v: Vec<f64>| -> [Option<f64>; 2] {
+            v.retain(|x| x.is_finite());
+            v.sort_by(f64::total_cmp);
+            if v.is_empty() {
+                [None, None]
+            } else {
+                [Some(percentile(&v, 50.0)), Some(percentile(&v, 99.0))]
+            }
+        };
+        let overall = |h: &Histogram<u64>| -> [Option<f64>; 2] {
+            if h.is_empty() {
+                [None, None]
+            } else {
+                [
+                    Some(h.value_at_quantile(0.5) as f64 / 1e3),
+                    Some(h.value_at_quantile(0.99) as f64 / 1e3),
+                ]
+            }
+        };
+        let row = |name: &str, r: [Option<f64>; 2], o: [Option<f64>; 2]| {
+            (name.to_string(), [r[0], r[1], o[0], o[1]])
+        };
+        let latency = vec![
+            row(
+                "TTFT",
+                recent(self.window.iter().map(|w| w.1).collect()),
+                overall(&self.ttft),
+            ),
+            row(
+                "ITL",
+                recent(self.window_itl.iter().map(|w| w.1).collect()),
+                overall(&self.itl),
+            ),
+            row(
+                "E2EL",
+                recent(self.window.iter().map(|w| w.2).collect()),
+                overall(&self.e2el),
+            ),
+        ];
+        // The last second is still filling: leave it out of the sparklines.
+        let complete: Vec<(u64, u64)> = match self.per_second.last_key_value() {
+            Some((&last, _)) => {
+                let first = last.saturating_sub(HISTORY_S);
+                (first..last)
+                    .map(|s| self.per_second.get(&s).copied().unwrap_or_default())
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+        Snapshot {
+            title: self.title.clone(),
+            phase: self.phase.clone(),
+            elapsed: Duration::ZERO,
+            pod: self.pod.clone(),
+            cost_usd: self.cost_usd,
+            planned: self.planned,
+            done: self.done,
+            failed: self.failed,
+            in_flight,
+            req_per_s: complete.iter().map(|c| c.0).collect(),
+            tok_per_s: complete.iter().map(|c| c.1).collect(),
+            latency,
+            server: self.server.clone(),
+            errors: self.errors.iter().cloned().collect(),
+            notices,
+            help: false,
+            workload: self.workload,
+        }
+    }
+}
+
+fn ms(v: Option<f64>) -> String {
+    match v {
+        Some(x) if x >= 100.0 => format!("{x:.0}"),
+        Some(x) => format!("{x:.2}"),
+        None => "–".into(),
+    }
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map(|x| format!("{:.1}%", x * 100.0))
+        .unwrap_or_else(|| "–".into())
+}
+
+fn num(v: Option<f64>) -> String {
+    v.map(|x| format!("{x:.0}")).unwrap_or_else(|| "–".into())
+}
+
+fn clock(d: Duration) -> String {
+    let s = d.as_secs();
+    format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+const HELP: &str = "q       stop sending, let requests in flight finish, save (same as Ctrl-C)\n\
+Ctrl-C  the same; a second Ctrl-C saves at once\n\
+?       show or hide this help\n\n\
+recent = the last 10 s; overall = since the timed window started (0.1 % precision).\n\
+Server gauges come from the server's /metrics; a gap is a scrape that failed or was late.";
+
+impl Widget for &Snapshot {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let title = Line::from(vec![
+            Span::styled(" llm-inf-bench ", Style::new().bold()),
+            Span::raw(format!("· {} ", self.title)),
+        ]);
+        let status =
+            Line::from(format!(" {} {} ", self.phase, clock(self.elapsed))).right_aligned();
+        let outer = Block::new()
+            .borders(Borders::ALL)
+            .title(title)
+            .title(status)
+            .title_bottom(Line::from(" q stop & save · ? help ").dim());
+        let inner = outer.inner(area);
+        outer.render(area, buf);
+
+        let server_h = if self.server.is_some() { 5 } else { 0 };
+        let (head_h, mid_h) = if self.workload { (3, 7) } else { (1, 0) };
+        let [head, mid, server, rest] = Layout::vertical([
+            Constraint::Length(head_h),
+            Constraint::Length(mid_h),
+            Constraint::Length(server_h),
+            Constraint::Min(0),
+        ])
+        .areas(inner);
+
+        // Pod, cost, progress.
+        let pod = self.pod.clone().unwrap_or_else(|| "no pod".into());
+        let cost = self
+            .cost_usd
+            .map(|c| format!("${c:.2} so far"))
+            .unwrap_or_default();
+        let [line1, line2, line3] = Layout::vertical([Constraint::Length(1); 3]).areas(head);
+        Paragraph::new(format!("{pod}   {cost}")).render(line1, buf);
+        if self.workload {
+            let finished = self.done + self.failed;
+            let label = match self.planned {
+                Some(n) => format!("{finished}/{n}"),
+                None => format!("{finished}"),
+            };
+            let ratio = self
+                .planned
+                .filter(|n| *n > 0)
+                .map(|n| (finished as f64 / n as f64).min(1.0))
+                .unwrap_or(0.0);
+            Gauge::default()
+                .ratio(ratio)
+                .label(label)
+                .gauge_style(Style::new().fg(Color::Cyan))
+                .render(line2, buf);
+            let failed = Span::styled(
+                format!("failed {}", self.failed),
+                if self.failed > 0 {
+                    Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)
+                } else {
+                    Style::new()
+                },
+            );
+            Paragraph::new(Line::from(vec![
+                Span::raw(format!("done {}   ", self.done)),
+                failed,
+                Span::raw(format!("   in flight {}", self.in_flight)),
+            ]))
+            .render(line3, buf);
+
+            // Throughput sparklines | latency table.
+            let [left, right] =
+                Layout::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)])
+                    .areas(mid);
+            let tb = Block::new()
+                .borders(Borders::TOP)
+                .title(" throughput (per second) ");
+            let t_inner = tb.inner(left);
+            tb.render(left, buf);
+            let [r1, s1, r2, s2] = Layout::vertical([
+                Constraint::Length(1),
+                Constraint::Length(2),
+                Constraint::Length(1),
+                Constraint::Length(2),
+            ])
+            .areas(t_inner);
+            let last = |v: &[u64]| {
+                v.last()
+                    .map(|x| x.to_string())
+                    .unwrap_or_else(|| "–".into())
+            };
+            let width = s1.width as usize;
+            let tail = |v: &[u64]| v[v.len().saturating_sub(width)..].to_vec();
+            Paragraph::new(format!("req/s {}", last(&self.req_per_s))).render(r1, buf);
+            Sparkline::default()
+                .data(tail(&self.req_per_s))
+                .style(Style::new().fg(Color::Green))
+                .render(s1, buf);
+            Paragraph::new(format!("output tok/s {}", last(&self.tok_per_s))).render(r2, buf);
+            Sparkline::default()
+                .data(tail(&self.tok_per_s))
+                .style(Style::new().fg(Color::Blue))
+                .render(s2, buf);
+
+            let header = Row::new(["ms", "p50 recent", "p99 recent", "p50 all", "p99 all"])
+                .style(Style::new().bold());
+            let rows = self.latency.iter().map(|(n, v)| {
+                Row::new(
+                    std::iter::once(Cell::from(n.clone()))
+                        .chain(v.iter().map(|x| Cell::from(ms(*x)))),
+                )
+            });
+            Table::new(
+                rows,
+                [
+                    Constraint::Length(5),
+                    Constraint::Length(11),
+                    Constraint::Length(11),
+                    Constraint::Length(9),
+                    Constraint::Length(9),
+                ],
+            )
+            .header(header)
+            .block(
+                Block::new()
+                    .borders(Borders::TOP | Borders::LEFT)
+                    .title(" latency "),
+            )
+            .render(right, buf);
+        }
+
+        if let Some(s) = &self.server {
+            let b = Block::new().borders(Borders::TOP).title(format!(
+                " server ({}) {} · {} scrapes, {} gaps ",
+                s.framework, s.url, s.scrapes, s.gaps
+            ));
+            let si = b.inner(server);
+            b.render(server, buf);
+            let l = &s.last;
+            let [g1, g2, g3, g4] = Layout::vertical([Constraint::Length(1); 4]).areas(si);
+            Paragraph::new(format!(
+                "running {}   waiting {}   prefix-cache hits {}   preemptions {}",
+                num(l.running),
+                num(l.waiting),
+                pct(l.prefix_cache_hit_rate),
+                num(l.preemptions_total)
+            ))
+            .render(g1, buf);
+            let kv = l.kv_cache_usage.unwrap_or(0.0).clamp(0.0, 1.0);
+            Gauge::default()
+                .ratio(kv)
+                .label(format!("KV cache {}", pct(l.kv_cache_usage)))
+                .gauge_style(Style::new().fg(if kv > 0.9 { Color::Red } else { Color::Magenta }))
+                .render(g2, buf);
+            Paragraph::new(format!(
+                "server tok/s: generation {}   prompt {}   TTFT mean {} ms   ITL mean {} ms",
+                num(l.generation_tokens_per_s),
+                num(l.prompt_tokens_per_s),
+                ms(l.ttft_mean_ms),
+                ms(l.itl_mean_ms),
+            ))
+            .render(g3, buf);
+            if let Some(e) = &l.error {
+                Paragraph::new(format!("last scrape failed: {e}"))
+                    .style(Style::new().fg(Color::Yellow))
+                    .render(g4, buf);
+            }
+        }
+
+        // Errors and notices.
+        let mut lines: Vec<Line> = self
+            .errors
+            .iter()
+            .map(|e| Line::styled(e.clone(), Style::new().fg(Color::Red)))
+            .collect();
+        lines.extend(self.notices.iter().map(|n| Line::raw(n.clone())));
+        if !lines.is_empty() {
+            let keep = rest.height.saturating_sub(1) as usize;
+            let lines = lines.split_off(lines.len().saturating_sub(keep));
+            Paragraph::new(lines)
+                .block(
+                    Block::new()
+                        .borders(Borders::TOP)
+                        .title(" recent errors and notices "),
+                )
+                .wrap(Wrap { trim: true })
+                .render(rest, buf);
+        }
+
+        if self.help {
+            let w = area.width.min(84);
+            let h = area.height.min(10);
+            let popup = Rect::new(
+                area.x + (area.width - w) / 2,
+                area.y + (area.height - h) / 2,
+                w,
+                h,
+            );
+            Clear.render(popup, buf);
+            Paragraph::new(HELP)
+                .wrap(Wrap { trim: false })
+                .block(Block::bordered().title(" help "))
+                .render(popup, buf);
+        }
+    }
+}
