@@ -80,7 +80,11 @@ pub enum Command {
     #[command(subcommand)]
     Results(ResultsCommand),
     /// Compare result files: what changed, and whether it is more than noise.
-    Compare { files: Vec<PathBuf> },
+    #[command(
+        long_about = "Compare result files: every summary figure of each file against the first (the baseline), with the change in absolute and %, its direction (lower latency, higher throughput is better) and a verdict: better, worse, or within noise.\n\nNoise: a 95% bootstrap confidence interval of the difference of each statistic, from 1000 seeded resamples of the per-request values (TTFT, TPOT, E2EL per request; ITL per gap) or, for throughputs, of the per-second buckets. A figure is better or worse only when that interval excludes zero and the change reaches --threshold. Files without per-request data (vLLM files saved without --save-detailed) are judged on the threshold alone, and the verdict says so.\n\nReads llm-inf-bench result files and `vllm bench serve --save-result` files. Warns when the runs differ in model, lengths, load or hardware.",
+        after_help = "Examples:\n  llm-inf-bench compare results/base.json results/patched.json\n  llm-inf-bench compare a.json b.json c.json --format markdown >> pr-comment.md\n  llm-inf-bench compare main.json pr.json --threshold 3% --fail-on-regression   # CI gate\n\nExit codes: 0 no regression (or no --fail-on-regression), 1 a figure got worse with --fail-on-regression, 2 unreadable file or bad arguments."
+    )]
+    Compare(CompareArgs),
     /// Plot a sweep (throughput per GPU against interactivity and TTFT).
     Plot { files: Vec<PathBuf> },
     /// Write a markdown report of a sweep or a set of result files.
@@ -101,6 +105,36 @@ pub enum Command {
         #[arg(long)]
         max_lifetime_secs: u64,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Result files; the first is the baseline.
+    #[arg(required = true, num_args = 2..)]
+    pub files: Vec<PathBuf>,
+    /// Smallest change that counts, as `5%` or `0.05`.
+    #[arg(long, default_value = "5%", value_parser = parse_share)]
+    pub threshold: f64,
+    /// Exit with code 1 when any figure is worse.
+    #[arg(long)]
+    pub fail_on_regression: bool,
+    /// Output format.
+    #[arg(long, default_value = "table", value_parser = ["table", "markdown", "json"])]
+    pub format: String,
+}
+
+/// `5%` → 0.05; `0.05` → 0.05.
+fn parse_share(s: &str) -> Result<f64, String> {
+    let v = match s.trim().strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().map(|x| x / 100.0),
+        None => s.trim().parse::<f64>(),
+    }
+    .map_err(|_| format!("`{s}` is not a share; write e.g. `5%` or `0.05`"))?;
+    if (0.0..1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("`{s}` is outside 0%–100%"))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -368,7 +402,7 @@ pub fn run_command(command: Command) -> Result<i32, CliError> {
         Command::Run(args) => run(args),
         Command::ServeSim(args) => serve_sim(args),
         Command::Results(c) => results_cmd(c),
-        Command::Compare { .. } => Err(CliError::NotYetAvailable("compare")),
+        Command::Compare(a) => compare(a),
         Command::Plot { .. } => Err(CliError::NotYetAvailable("plot")),
         Command::Report { .. } => Err(CliError::NotYetAvailable("report")),
         Command::Pods(c) => pods_cmd(c),
@@ -381,6 +415,42 @@ pub fn run_command(command: Command) -> Result<i32, CliError> {
             std::time::Duration::from_secs(max_lifetime_secs),
         )),
     }
+}
+
+fn compare(a: CompareArgs) -> Result<i32, CliError> {
+    use crate::results::compare;
+    let loaded = a
+        .files
+        .iter()
+        .map(|f| compare::load(f).map_err(|e| CliError::Usage(e.to_string())))
+        .collect::<Result<Vec<_>, _>>()?;
+    let comparisons: Vec<_> = loaded[1..]
+        .iter()
+        .map(|b| compare::compare(&loaded[0], b, a.threshold))
+        .collect();
+    match a.format.as_str() {
+        "json" => println!(
+            "{}",
+            serde_json::to_string_pretty(&comparisons).unwrap_or_default()
+        ),
+        "markdown" => {
+            for c in &comparisons {
+                println!("{}", compare::markdown(c));
+            }
+        }
+        _ => {
+            let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            for c in &comparisons {
+                println!("{}", compare::table(c, color));
+            }
+        }
+    }
+    let worse: usize = comparisons.iter().map(|c| c.regressions()).sum();
+    if a.fail_on_regression && worse > 0 {
+        eprintln!("{worse} figure(s) worse than the baseline");
+        return Ok(exit::RUN_FAILED);
+    }
+    Ok(exit::OK)
 }
 
 fn monitor(a: MonitorArgs) -> Result<i32, CliError> {

@@ -1,5 +1,7 @@
 //! The result file (DESIGN §5): schema, atomic writes, listing, showing, exporting.
 
+pub mod compare;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,629 @@
+//! `compare A.json B.json [C.json …]`: every summary figure of each file against the first,
+//! with the change, its direction (lower latency and higher throughput are better), and
+//! whether it is more than noise.
+//!
+//! Noise: a 95 % bootstrap confidence interval of the difference of each statistic (B − A),
+//! from 1 000 resamples (seeded, so a verdict is reproducible) of the per-request values —
+//! TTFT, TPOT, E2EL per request, ITL per gap — or, for throughputs, of the per-second buckets.
+//! A side with more than 20 000 values is bootstrapped from an evenly spaced subsample of
+//! 20 000, which widens the interval (the verdict errs towards "within noise"). Throughputs
+//! need at least five whole seconds per run (the last, partial, second is left out). A figure is
+//! better or worse only when the interval excludes zero *and* the change is at least the
+//! threshold; otherwise it is within noise. Without per-request data (a vLLM file saved
+//! without `--save-detailed`, a summary-only file) the threshold alone decides, and the
+//! verdict says so.
+//!
+//! Reads this tool's result files and `vllm bench serve --save-result` files (old
+//! `request_goodput:` and new `request_goodput` keys; `ttfts`/`itls` in seconds).
+
+use std::path::{Path, PathBuf};
+
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::ResultsError;
+
+/// One file, reduced to what comparing needs.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub path: PathBuf,
+    /// `llm-inf-bench` or `vllm`.
+    pub format: &'static str,
+    pub summary: Map<String, Value>,
+    /// Per-request values (ms): ttft, tpot, e2el; itl per gap.
+    pub ttft: Vec<f64>,
+    pub tpot: Vec<f64>,
+    pub itl: Vec<f64>,
+    pub e2el: Vec<f64>,
+    /// Per-second completed requests and output tokens.
+    pub req_per_s: Vec<f64>,
+    pub tok_per_s: Vec<f64>,
+    /// What the run was: model, lengths, load, hardware (for the "differs" warning).
+    pub facts: Vec<(&'static str, String)>,
+}
+
+fn f(v: &Value) -> Option<f64> {
+    v.as_f64()
+}
+
+fn floats(v: Option<&Value>) -> Vec<f64> {
+    v.and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_f64).collect())
+        .unwrap_or_default()
+}
+
+fn fact(v: Option<&Value>) -> String {
+    match v {
+        None | Some(Value::Null) => "-".into(),
+        Some(Value::String(s)) => s.clone(),
+        Some(x) => x.to_string(),
+    }
+}
+
+/// Reads one result file of either format.
+pub fn load(path: &Path) -> Result<Loaded, ResultsError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ResultsError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let v: Value = serde_json::from_str(&text).map_err(|e| ResultsError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let parse_err = |message: &str| ResultsError::Parse {
+        path: path.to_path_buf(),
+        message: message.into(),
+    };
+    let obj = v
+        .as_object()
+        .ok_or_else(|| parse_err("the top level is not a JSON object"))?;
+    if let Some(summary) = obj.get("summary").and_then(Value::as_object) {
+        Ok(load_ours(path, obj, summary))
+    } else if obj.contains_key("request_throughput") {
+        Ok(load_vllm(path, obj))
+    } else {
+        Err(parse_err(
+            "neither an llm-inf-bench result (no `summary`) nor a `vllm bench serve --save-result` file (no `request_throughput`)",
+        ))
+    }
+}
+
+fn load_ours(path: &Path, obj: &Map<String, Value>, summary: &Map<String, Value>) -> Loaded {
+    let mut l = Loaded {
+        path: path.to_path_buf(),
+        format: "llm-inf-bench",
+        summary: summary.clone(),
+        ..Loaded::default()
+    };
+    for r in obj
+        .get("requests")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if !r.get("error").is_none_or(Value::is_null) {
+            continue;
+        }
+        let ttft = r.get("ttft_ms").and_then(f);
+        let e2el = r.get("e2el_ms").and_then(f);
+        let out = r.get("output_tokens").and_then(Value::as_u64).unwrap_or(0);
+        if let Some(t) = ttft {
+            l.ttft.push(t);
+        }
+        if let Some(e) = e2el {
+            l.e2el.push(e);
+        }
+        if let (Some(t), Some(e)) = (ttft, e2el) {
+            if out > 1 {
+                l.tpot.push((e - t) / (out - 1) as f64);
+            }
+        }
+        l.itl.extend(floats(r.get("itl_ms")));
+    }
+    for b in obj
+        .get("time_series")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        l.req_per_s
+            .push(b.get("completed").and_then(f).unwrap_or(0.0));
+        l.tok_per_s
+            .push(b.get("output_tokens").and_then(f).unwrap_or(0.0));
+    }
+    let c = obj.get("config").cloned().unwrap_or_default();
+    let env = obj.get("environment").cloned().unwrap_or_default();
+    l.facts = vec![
+        ("model", fact(c.pointer("/model/id"))),
+        ("framework", fact(c.pointer("/framework/kind"))),
+        ("dataset", fact(c.pointer("/workload/dataset/kind"))),
+        ("input_len", fact(c.pointer("/workload/dataset/input_len"))),
+        (
+            "output_len",
+            fact(c.pointer("/workload/dataset/output_len")),
+        ),
+        ("pattern", fact(c.pointer("/workload/pattern"))),
+        ("concurrency", fact(c.pointer("/workload/concurrency"))),
+        ("rate", fact(c.pointer("/workload/rate"))),
+        ("gpu", fact(env.get("gpu_type"))),
+        ("gpu_count", fact(env.get("gpu_count"))),
+        ("image", fact(env.get("image"))),
+    ];
+    l
+}
+
+fn load_vllm(path: &Path, obj: &Map<String, Value>) -> Loaded {
+    let mut summary = Map::new();
+    for (k, v) in obj {
+        if !v.is_number() {
+            continue;
+        }
+        // Older vLLM wrote the goodput key with a trailing colon.
+        let k = if k == "request_goodput:" {
+            "request_goodput"
+        } else {
+            k
+        };
+        summary.insert(k.to_string(), v.clone());
+    }
+    let mut l = Loaded {
+        path: path.to_path_buf(),
+        format: "vllm",
+        summary,
+        ..Loaded::default()
+    };
+    let ttfts = floats(obj.get("ttfts"));
+    let outs = floats(obj.get("output_lens"));
+    let errors: Vec<bool> = obj
+        .get("errors")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|e| e.as_str().is_some_and(|s| !s.is_empty()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let itls: Vec<Vec<f64>> = obj
+        .get("itls")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().map(|x| floats(Some(x))).collect())
+        .unwrap_or_default();
+    for (i, t) in ttfts.iter().enumerate() {
+        if errors.get(i).copied().unwrap_or(false) {
+            continue;
+        }
+        l.ttft.push(t * 1e3);
+        if let Some(gaps) = itls.get(i) {
+            let sum: f64 = gaps.iter().sum();
+            l.e2el.push((t + sum) * 1e3);
+            l.itl.extend(gaps.iter().map(|g| g * 1e3));
+            let n = outs.get(i).copied().unwrap_or(0.0);
+            if n > 1.0 {
+                l.tpot.push(sum * 1e3 / (n - 1.0));
+            }
+        }
+    }
+    l.facts = vec![
+        ("model", fact(obj.get("model_id"))),
+        ("concurrency", fact(obj.get("max_concurrency"))),
+        ("rate", fact(obj.get("request_rate"))),
+        ("prompts", fact(obj.get("num_prompts"))),
+    ];
+    l
+}
+
+/// Which way is better.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Lower,
+    Higher,
+    Neutral,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Better,
+    Worse,
+    WithinNoise,
+    /// Neutral figures (counts, durations): shown, never judged.
+    Info,
+    /// Changed by at least the threshold, but this figure has no data to judge noise by (ITL
+    /// without `output.detail: full`; a throughput over fewer than 5 whole seconds) while
+    /// others do. Never counted as a regression.
+    Unjudged,
+}
+
+/// One figure of one comparison.
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    pub metric: String,
+    pub a: Option<f64>,
+    pub b: Option<f64>,
+    pub delta: Option<f64>,
+    pub delta_pct: Option<f64>,
+    pub direction: Direction,
+    /// 95 % bootstrap interval of B − A, when per-request data allowed one.
+    pub ci: Option<(f64, f64)>,
+    pub verdict: Verdict,
+}
+
+/// `B` against the baseline `A`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Comparison {
+    pub a: PathBuf,
+    pub b: PathBuf,
+    pub rows: Vec<Row>,
+    /// Facts on which the two runs differ: (what, A's, B's).
+    pub differences: Vec<(String, String, String)>,
+}
+
+impl Comparison {
+    pub fn regressions(&self) -> usize {
+        self.rows
+            .iter()
+            .filter(|r| r.verdict == Verdict::Worse)
+            .count()
+    }
+}
+
+const RESAMPLES: usize = 1000;
+/// Whole per-second buckets a throughput verdict needs on each side.
+const MIN_SECONDS: usize = 5;
+const MAX_VALUES: usize = 20_000;
+
+/// What a statistic is computed from.
+#[derive(Clone, Copy)]
+enum Stat {
+    Mean,
+    Percentile(f64),
+    /// 1000 / mean: tokens per second per user from TPOT in ms.
+    PerSecondOfMean,
+}
+
+fn stat(xs: &mut [f64], s: Stat) -> f64 {
+    match s {
+        Stat::Mean => xs.iter().sum::<f64>() / xs.len().max(1) as f64,
+        Stat::PerSecondOfMean => 1000.0 / stat(xs, Stat::Mean),
+        Stat::Percentile(p) => {
+            // numpy's linear interpolation, by selection instead of a full sort.
+            let rank = (p / 100.0).clamp(0.0, 1.0) * (xs.len() - 1) as f64;
+            let lo = rank.floor() as usize;
+            let frac = rank - lo as f64;
+            let (_, x_lo, rest) = xs.select_nth_unstable_by(lo, f64::total_cmp);
+            let x_lo = *x_lo;
+            if frac == 0.0 || rest.is_empty() {
+                x_lo
+            } else {
+                let x_hi = rest.iter().copied().fold(f64::INFINITY, f64::min);
+                x_lo + (x_hi - x_lo) * frac
+            }
+        }
+    }
+}
+
+fn thin(xs: &[f64]) -> Vec<f64> {
+    if xs.len() <= MAX_VALUES {
+        return xs.to_vec();
+    }
+    let step = xs.len() as f64 / MAX_VALUES as f64;
+    (0..MAX_VALUES)
+        .map(|i| xs[(i as f64 * step) as usize])
+        .collect()
+}
+
+/// 95 % bootstrap interval of stat(B) − stat(A).
+fn bootstrap(a: &[f64], b: &[f64], s: Stat, seed: u64) -> Option<(f64, f64)> {
+    if a.len() < 2 || b.len() < 2 {
+        return None;
+    }
+    let (a, b) = (thin(a), thin(b));
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut ra = vec![0.0; a.len()];
+    let mut rb = vec![0.0; b.len()];
+    let mut diffs: Vec<f64> = (0..RESAMPLES)
+        .map(|_| {
+            for x in ra.iter_mut() {
+                *x = a[rng.random_range(0..a.len())];
+            }
+            for x in rb.iter_mut() {
+                *x = b[rng.random_range(0..b.len())];
+            }
+            stat(&mut rb, s) - stat(&mut ra, s)
+        })
+        .collect();
+    diffs.sort_by(f64::total_cmp);
+    Some((
+        crate::metrics::summary::percentile(&diffs, 2.5),
+        crate::metrics::summary::percentile(&diffs, 97.5),
+    ))
+}
+
+/// The figures compared, in order, with their direction and the data that judges them.
+fn figures(a: &Loaded, b: &Loaded) -> Vec<(String, Direction)> {
+    use Direction::*;
+    let mut out: Vec<(String, Direction)> = vec![
+        ("completed".into(), Neutral),
+        ("failed".into(), Lower),
+        ("duration".into(), Neutral),
+        ("request_throughput".into(), Higher),
+        ("request_goodput".into(), Higher),
+        ("output_throughput".into(), Higher),
+        ("total_token_throughput".into(), Higher),
+        ("output_throughput_per_gpu".into(), Higher),
+        ("interactivity_tok_s_user".into(), Higher),
+    ];
+    for m in ["ttft", "tpot", "itl", "e2el"] {
+        // Percentiles both files report, in the order the first lists them.
+        let mut stats: Vec<String> = vec![format!("mean_{m}_ms"), format!("median_{m}_ms")];
+        for k in a.summary.keys() {
+            if k.starts_with('p') && k.ends_with(&format!("_{m}_ms")) && b.summary.contains_key(k) {
+                stats.push(k.clone());
+            }
+        }
+        out.extend(stats.into_iter().map(|s| (s, Lower)));
+    }
+    out.retain(|(k, _)| a.summary.contains_key(k) || b.summary.contains_key(k));
+    out
+}
+
+/// `p99_ttft_ms` → the per-request data and statistic that reproduce it.
+fn source<'a>(l: &'a Loaded, metric: &str) -> Option<(&'a [f64], Stat)> {
+    let (stat, rest) = if let Some(r) = metric.strip_prefix("mean_") {
+        (Stat::Mean, r)
+    } else if let Some(r) = metric.strip_prefix("median_") {
+        (Stat::Percentile(50.0), r)
+    } else if let Some(r) = metric.strip_prefix('p') {
+        let (num, r) = r.split_once('_')?;
+        let p: f64 = num.replacen('_', ".", 1).parse().ok()?;
+        (Stat::Percentile(p), r)
+    } else {
+        // The last per-second bucket is partial by construction: it would only add noise. Fewer
+        // than five whole seconds say too little about the spread to judge by.
+        let whole = |v: &'a [f64]| -> Option<&'a [f64]> {
+            (v.len() > MIN_SECONDS).then(|| &v[..v.len() - 1])
+        };
+        return match metric {
+            "request_throughput" | "request_goodput" => Some((whole(&l.req_per_s)?, Stat::Mean)),
+            "output_throughput" | "total_token_throughput" | "output_throughput_per_gpu" => {
+                Some((whole(&l.tok_per_s)?, Stat::Mean))
+            }
+            "interactivity_tok_s_user" => Some((&l.tpot, Stat::PerSecondOfMean)),
+            _ => None,
+        };
+    };
+    let data: &[f64] = match rest {
+        "ttft_ms" => &l.ttft,
+        "tpot_ms" => &l.tpot,
+        "itl_ms" => &l.itl,
+        "e2el_ms" => &l.e2el,
+        _ => return None,
+    };
+    Some((data, stat))
+}
+
+/// Compares `b` with the baseline `a`; `threshold` is a fraction (0.05 = 5 %).
+pub fn compare(a: &Loaded, b: &Loaded, threshold: f64) -> Comparison {
+    let mut rows = Vec::new();
+    for (i, (metric, direction)) in figures(a, b).into_iter().enumerate() {
+        let va = a.summary.get(&metric).and_then(f);
+        let vb = b.summary.get(&metric).and_then(f);
+        let delta = va.zip(vb).map(|(x, y)| y - x).filter(|d| d.is_finite());
+        let delta_pct = match (va, delta) {
+            (Some(x), Some(d)) if x != 0.0 => Some(d / x.abs() * 100.0),
+            _ => None,
+        };
+        let ci = match (source(a, &metric), source(b, &metric)) {
+            (Some((da, s)), Some((db, _))) => {
+                // The interval is of the statistic's own scale; throughputs are judged on the
+                // per-second mean and rescaled to the summary figure.
+                let raw = bootstrap(da, db, s, 0x5eed + i as u64);
+                match (raw, source_scale(a, &metric, da, s)) {
+                    (Some((lo, hi)), Some(scale)) => Some((lo * scale, hi * scale)),
+                    (r, _) => r,
+                }
+            }
+            _ => None,
+        };
+        // No per-request data on either side at all (summary-only files): the threshold is
+        // all there is to go by, and the verdict says so.
+        let summary_only = a.ttft.is_empty() || b.ttft.is_empty();
+        let verdict = match (direction, delta, delta_pct) {
+            (Direction::Neutral, _, _) | (_, None, _) => Verdict::Info,
+            (dir, Some(d), pct) => {
+                let big = pct.map_or(d != 0.0, |p| p.abs() >= threshold * 100.0);
+                let real = match ci {
+                    Some((lo, hi)) => lo > 0.0 || hi < 0.0,
+                    None => summary_only,
+                };
+                if !big || (ci.is_some() && !real) {
+                    Verdict::WithinNoise
+                } else if !real {
+                    Verdict::Unjudged
+                } else if (d < 0.0) == (dir == Direction::Lower) {
+                    Verdict::Better
+                } else {
+                    Verdict::Worse
+                }
+            }
+        };
+        rows.push(Row {
+            metric,
+            a: va,
+            b: vb,
+            delta,
+            delta_pct,
+            direction,
+            ci,
+            verdict,
+        });
+    }
+    let differences = a
+        .facts
+        .iter()
+        .filter_map(|(k, va)| {
+            let vb = b.facts.iter().find(|(kb, _)| kb == k)?.1.clone();
+            (*va != vb).then(|| (k.to_string(), va.clone(), vb))
+        })
+        .collect();
+    Comparison {
+        a: a.path.clone(),
+        b: b.path.clone(),
+        rows,
+        differences,
+    }
+}
+
+/// For throughputs judged on per-second buckets: the factor from the bucket mean to the
+/// summary figure (e.g. total tokens include input tokens). `None` for per-request figures.
+fn source_scale(l: &Loaded, metric: &str, data: &[f64], s: Stat) -> Option<f64> {
+    if !matches!(
+        metric,
+        "request_throughput"
+            | "request_goodput"
+            | "output_throughput"
+            | "total_token_throughput"
+            | "output_throughput_per_gpu"
+    ) {
+        return None;
+    }
+    let mut d = data.to_vec();
+    let m = stat(&mut d, s);
+    let v = l.summary.get(metric).and_then(f)?;
+    (m > 0.0).then(|| v / m)
+}
+
+/// Which figures were judged on per-request data.
+pub fn has_samples(row: &Row) -> bool {
+    row.ci.is_some()
+}
+
+fn fmt_num(v: Option<f64>) -> String {
+    match v {
+        None => "-".into(),
+        Some(x) if x.abs() >= 1000.0 => format!("{x:.0}"),
+        Some(x) => format!("{x:.2}"),
+    }
+}
+
+/// metric, A, B, Δ, Δ% as printed.
+fn cells(r: &Row) -> [String; 5] {
+    [
+        r.metric.clone(),
+        fmt_num(r.a),
+        fmt_num(r.b),
+        r.delta
+            .map(|d| format!("{d:+.2}"))
+            .unwrap_or_else(|| "-".into()),
+        r.delta_pct
+            .map(|p| format!("{p:+.1}%"))
+            .unwrap_or_else(|| "-".into()),
+    ]
+}
+
+fn verdict_text(r: &Row) -> String {
+    let base = match r.verdict {
+        Verdict::Better => "better",
+        Verdict::Worse => "worse",
+        Verdict::WithinNoise => "within noise",
+        Verdict::Info => "",
+        Verdict::Unjudged => "changed (noise not judged)",
+    };
+    if matches!(r.verdict, Verdict::Better | Verdict::Worse) && r.ci.is_none() {
+        format!("{base} (threshold only)")
+    } else {
+        base.into()
+    }
+}
+
+/// The comparison as a terminal table (`color`: ANSI green/red for better/worse).
+pub fn table(c: &Comparison, color: bool) -> String {
+    use std::fmt::Write;
+    let mut o = String::new();
+    let _ = writeln!(o, "A: {}\nB: {}", c.a.display(), c.b.display());
+    for (k, a, b) in &c.differences {
+        let _ = writeln!(o, "warning: the runs differ in {k}: A {a}, B {b}");
+    }
+    let _ = writeln!(
+        o,
+        "{:<28} {:>12} {:>12} {:>12} {:>9}  verdict",
+        "metric", "A", "B", "Δ", "Δ%"
+    );
+    for r in &c.rows {
+        let v = verdict_text(r);
+        let v = match (color, r.verdict) {
+            (true, Verdict::Better) => format!("\x1b[32m{v}\x1b[0m"),
+            (true, Verdict::Worse) => format!("\x1b[31m{v}\x1b[0m"),
+            _ => v,
+        };
+        let [m, a, b, d, p] = cells(r);
+        let _ = writeln!(o, "{m:<28} {a:>12} {b:>12} {d:>12} {p:>9}  {v}");
+    }
+    o
+}
+
+/// The comparison as a markdown table, for an issue or a pull request.
+pub fn markdown(c: &Comparison) -> String {
+    use std::fmt::Write;
+    let name = |p: &Path| {
+        p.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let mut o = String::new();
+    let _ = writeln!(o, "**A** `{}` → **B** `{}`\n", name(&c.a), name(&c.b));
+    for (k, a, b) in &c.differences {
+        let _ = writeln!(o, "> ⚠️ the runs differ in **{k}**: A `{a}`, B `{b}`\n");
+    }
+    let _ = writeln!(
+        o,
+        "| metric | A | B | Δ | Δ% | verdict |\n|---|---:|---:|---:|---:|---|"
+    );
+    for r in &c.rows {
+        let v = match r.verdict {
+            Verdict::Better => format!("✅ {}", verdict_text(r)),
+            Verdict::Worse => format!("❌ {}", verdict_text(r)),
+            _ => verdict_text(r),
+        };
+        let [m, a, b, d, p] = cells(r);
+        let _ = writeln!(o, "| {m} | {a} | {b} | {d} | {p} | {v} |");
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selection_percentile_matches_the_sorted_one() {
+        let xs: Vec<f64> = (0..101).map(|i| ((i * 37) % 101) as f64 * 0.5).collect();
+        let mut sorted = xs.clone();
+        sorted.sort_by(f64::total_cmp);
+        for p in [0.0, 1.0, 50.0, 90.0, 99.0, 99.9, 100.0] {
+            let mut v = xs.clone();
+            let want = crate::metrics::summary::percentile(&sorted, p);
+            assert!(
+                (stat(&mut v, Stat::Percentile(p)) - want).abs() < 1e-12,
+                "p{p}"
+            );
+        }
+    }
+
+    #[test]
+    fn metric_names_map_to_their_statistic() {
+        let l = Loaded {
+            ttft: vec![1.0, 2.0],
+            ..Loaded::default()
+        };
+        assert!(matches!(source(&l, "p99_ttft_ms"), Some((_, Stat::Percentile(p))) if p == 99.0));
+        assert!(matches!(source(&l, "p99.9_ttft_ms"), Some((_, Stat::Percentile(p))) if p == 99.9));
+        assert!(
+            matches!(source(&l, "median_ttft_ms"), Some((_, Stat::Percentile(p))) if p == 50.0)
+        );
+        assert!(matches!(source(&l, "mean_ttft_ms"), Some((_, Stat::Mean))));
+        assert!(source(&l, "completed").is_none());
+    }
+}
