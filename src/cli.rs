@@ -85,10 +85,16 @@ pub enum Command {
         after_help = "Examples:\n  llm-inf-bench compare results/base.json results/patched.json\n  llm-inf-bench compare a.json b.json c.json --format markdown >> pr-comment.md\n  llm-inf-bench compare main.json pr.json --threshold 3% --fail-on-regression   # CI gate\n\nExit codes: 0 no regression (or no --fail-on-regression), 1 a figure got worse with --fail-on-regression, 2 unreadable file or bad arguments."
     )]
     Compare(CompareArgs),
-    /// Plot a sweep (throughput per GPU against interactivity and TTFT).
-    Plot { files: Vec<PathBuf> },
-    /// Write a markdown report of a sweep or a set of result files.
-    Report { files: Vec<PathBuf> },
+    /// Plot sweeps: throughput per GPU against interactivity and against TTFT (PNG and SVG).
+    #[command(
+        after_help = "Inputs are sweep index files (*.sweep.json, every point) or result files; each sweep (or experiment name) is one series, overlaid in its own colour. One row of panels per ISL/OSL; points are labelled with their concurrency; the dashed line is each series' throughput/interactivity frontier. With an SLO (flags, or the first run's metrics.slo) the best point meeting it is ringed.\n\nExamples:\n  llm-inf-bench plot results/sweep-20261125-120000.sweep.json\n  llm-inf-bench plot before.sweep.json after.sweep.json -o docs/compare.png --slo-ttft-ms 500 --slo-tpot-ms 50"
+    )]
+    Plot(PlotArgs),
+    /// Write a markdown report of sweeps or result files (a table per ISL/OSL).
+    #[command(
+        after_help = "Examples:\n  llm-inf-bench report results/sweep-20261125-120000.sweep.json > report.md\n  llm-inf-bench report results/*.json --slo-ttft-ms 500 --slo-tpot-ms 50"
+    )]
+    Report(ReportArgs),
     /// Find and terminate pods this tool started.
     #[command(subcommand)]
     Pods(PodsCommand),
@@ -105,6 +111,40 @@ pub enum Command {
         #[arg(long)]
         max_lifetime_secs: u64,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct SloArgs {
+    /// SLO on median TTFT in ms (default: the first run's `metrics.slo.ttft_ms`).
+    #[arg(long)]
+    pub slo_ttft_ms: Option<f64>,
+    /// SLO on median TPOT in ms (default: the first run's `metrics.slo.tpot_ms`).
+    #[arg(long)]
+    pub slo_tpot_ms: Option<f64>,
+}
+
+#[derive(Debug, Args)]
+pub struct PlotArgs {
+    /// Sweep index files (*.sweep.json) and/or result files.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Output file; `.png` or `.svg` (default: next to the first input, both formats).
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
+    /// Title above the panels.
+    #[arg(long)]
+    pub title: Option<String>,
+    #[command(flatten)]
+    pub slo: SloArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Sweep index files (*.sweep.json) and/or result files.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub slo: SloArgs,
 }
 
 #[derive(Debug, Args)]
@@ -175,6 +215,9 @@ pub struct RunArgs {
     /// Plain progress output instead of the live terminal view.
     #[arg(long)]
     pub no_tui: bool,
+    /// Continue the newest unfinished sweep of this experiment (finished points are kept).
+    #[arg(long)]
+    pub resume: bool,
     /// Print the summary as JSON on stdout (progress goes to stderr).
     #[arg(long)]
     pub json: bool,
@@ -316,8 +359,6 @@ pub enum CliError {
     Config(#[from] ConfigError),
     #[error("{0}")]
     Usage(String),
-    #[error("`{0}` is not yet available in this version of llm-inf-bench")]
-    NotYetAvailable(&'static str),
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("{0}")]
@@ -329,7 +370,7 @@ pub enum CliError {
 impl CliError {
     pub fn exit_code(&self) -> i32 {
         match self {
-            Self::Config(_) | Self::Usage(_) | Self::NotYetAvailable(_) => exit::USAGE,
+            Self::Config(_) | Self::Usage(_) => exit::USAGE,
             Self::Io(_) | Self::RunFailed(_) => exit::RUN_FAILED,
             Self::Interrupted(_) => exit::INTERRUPTED,
         }
@@ -403,8 +444,8 @@ pub fn run_command(command: Command) -> Result<i32, CliError> {
         Command::ServeSim(args) => serve_sim(args),
         Command::Results(c) => results_cmd(c),
         Command::Compare(a) => compare(a),
-        Command::Plot { .. } => Err(CliError::NotYetAvailable("plot")),
-        Command::Report { .. } => Err(CliError::NotYetAvailable("report")),
+        Command::Plot(a) => plot(a),
+        Command::Report(a) => report(a),
         Command::Pods(c) => pods_cmd(c),
         Command::Monitor(a) => monitor(a),
         Command::Watchdog {
@@ -415,6 +456,63 @@ pub fn run_command(command: Command) -> Result<i32, CliError> {
             std::time::Duration::from_secs(max_lifetime_secs),
         )),
     }
+}
+
+/// Series to plot or report, and the SLO (median TTFT, median TPOT in ms).
+type SweepInputs = (
+    Vec<crate::results::sweeps::Series>,
+    Option<f64>,
+    Option<f64>,
+);
+
+/// The series of `files`, and the SLO: the flags, else the first run's `metrics.slo`.
+fn sweep_inputs(files: &[PathBuf], slo: &SloArgs) -> Result<SweepInputs, CliError> {
+    let series = crate::results::sweeps::load(files).map_err(|e| CliError::Usage(e.to_string()))?;
+    let first = series.iter().flat_map(|s| &s.points).next().map(|p| p.slo);
+    let (ttft, tpot) = first.unwrap_or((None, None));
+    Ok((series, slo.slo_ttft_ms.or(ttft), slo.slo_tpot_ms.or(tpot)))
+}
+
+fn plot(a: PlotArgs) -> Result<i32, CliError> {
+    let (series, slo_ttft_ms, slo_tpot_ms) = sweep_inputs(&a.files, &a.slo)?;
+    let o = crate::ui::plot::PlotOptions {
+        slo_ttft_ms,
+        slo_tpot_ms,
+        title: a.title,
+    };
+    let outputs = match a.output {
+        Some(p) => vec![p],
+        None => {
+            let first = &a.files[0];
+            let name = first
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let stem = name
+                .strip_suffix(".sweep.json")
+                .or_else(|| name.strip_suffix(".json"))
+                .unwrap_or(&name)
+                .to_string();
+            ["png", "svg"]
+                .iter()
+                .map(|x| first.with_file_name(format!("{stem}.{x}")))
+                .collect()
+        }
+    };
+    for out in &outputs {
+        crate::ui::plot::write(&series, &o, out).map_err(|e| CliError::RunFailed(e.to_string()))?;
+        println!("wrote {}", out.display());
+    }
+    Ok(exit::OK)
+}
+
+fn report(a: ReportArgs) -> Result<i32, CliError> {
+    let (series, slo_ttft_ms, slo_tpot_ms) = sweep_inputs(&a.files, &a.slo)?;
+    print!(
+        "{}",
+        crate::ui::report::markdown(&series, slo_ttft_ms, slo_tpot_ms)
+    );
+    Ok(exit::OK)
 }
 
 fn compare(a: CompareArgs) -> Result<i32, CliError> {
@@ -615,8 +713,22 @@ fn run(args: RunArgs) -> Result<i32, CliError> {
         }
         crate::run::RunError::Provider(crate::provider::ProviderError::Interrupted)
         | crate::run::RunError::Interrupted => CliError::Interrupted(e.to_string()),
+        crate::run::RunError::Resume(_) => CliError::Usage(e.to_string()),
         other => CliError::RunFailed(other.to_string()),
     };
+    // A resume needs an unfinished sweep of the same points: checked before anything is spent.
+    if args.resume {
+        for p in &plans {
+            let e = &p.resolved.experiment;
+            if e.workload.sweep.is_none() {
+                return Err(CliError::Usage(format!(
+                    "--resume continues a sweep, and `{}` has no `workload.sweep`",
+                    e.name
+                )));
+            }
+            crate::run::index::SweepIndex::resumable(e).map_err(map_err)?;
+        }
+    }
     // The plan and its cost, shown before anything is started or rented.
     let mut estimates = Vec::new();
     let mut total_usd = 0.0;
@@ -655,29 +767,43 @@ fn run(args: RunArgs) -> Result<i32, CliError> {
                 && std::io::stdin().is_terminal(),
             client_cores: args.client_cores,
             estimated_cost_usd: estimate.usd(),
+            resume: args.resume,
         };
         let outcome = rt.block_on(crate::run::run(p, &opts)).map_err(map_err)?;
-        if args.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&outcome.result.summary).unwrap_or_default()
-            );
-        } else {
-            println!("{}", crate::ui::summary_table(&outcome.result));
-        }
-        eprintln!("saved {}", outcome.path.display());
-        match outcome.result.status {
-            crate::results::Status::Interrupted => return Ok(exit::INTERRUPTED),
-            crate::results::Status::Failed => code = exit::RUN_FAILED,
-            crate::results::Status::Completed => {
-                if outcome
-                    .result
-                    .termination_reason
-                    .starts_with("max_error_rate")
-                {
-                    code = exit::RUN_FAILED;
+        let mut interrupted = false;
+        for (result, path) in &outcome.points {
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&result.summary).unwrap_or_default()
+                );
+            } else {
+                println!("{}", crate::ui::summary_table(result));
+            }
+            eprintln!("saved {}", path.display());
+            match result.status {
+                crate::results::Status::Interrupted => interrupted = true,
+                crate::results::Status::Failed => code = exit::RUN_FAILED,
+                crate::results::Status::Completed => {
+                    if result.termination_reason.starts_with("max_error_rate") {
+                        code = exit::RUN_FAILED;
+                    }
                 }
             }
+        }
+        if let Some(index) = &outcome.index {
+            eprintln!(
+                "sweep index {} ({} point(s) this time); `llm-inf-bench plot {}` draws it",
+                index.display(),
+                outcome.points.len(),
+                index.display()
+            );
+        }
+        if interrupted {
+            if outcome.index.is_some() {
+                eprintln!("the sweep was interrupted; `llm-inf-bench run --resume` with the same experiment finishes it");
+            }
+            return Ok(exit::INTERRUPTED);
         }
     }
     Ok(code)
@@ -687,11 +813,21 @@ fn run(args: RunArgs) -> Result<i32, CliError> {
 fn plan_line(e: &config::Experiment, c: &crate::run::CostEstimate) -> String {
     let bound = match (e.workload.requests, e.workload.duration) {
         (Some(n), Some(d)) => format!("{n} requests or {d}, whichever first"),
+        (Some(n), None) if e.workload.sweep.is_some() => format!("{n} requests per point"),
         (Some(n), None) => format!("{n} requests"),
         (None, Some(d)) => format!("{d}"),
         (None, None) => "unbounded".into(),
     };
+    let points = crate::workload::sweep::expand(e);
     let pattern = match e.workload.pattern {
+        _ if e.workload.sweep.is_some() => {
+            let labels: Vec<&str> = points.iter().map(|p| p.label.as_str()).collect();
+            format!(
+                "sweep of {} points [{}] on one server",
+                points.len(),
+                labels.join(", ")
+            )
+        }
         config::Pattern::Sequential => "sequential".to_string(),
         config::Pattern::Concurrent => {
             format!("concurrency {}", e.workload.concurrency.unwrap_or(1))

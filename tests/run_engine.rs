@@ -1,6 +1,8 @@
 //! `run` end to end through the real binary, against simulators started on 127.0.0.1 by the
 //! test (faults on demand), plus a golden test of the summary arithmetic.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -183,12 +185,10 @@ fn sigint_leaves_an_interrupted_file_with_completed_requests() {
     let s = server("h100-llama8b", Faults::default(), 1.0);
     let d = tempfile::tempdir().unwrap();
     let exp = experiment(d.path(), &s.url, "  concurrency: 4\n  requests: 100000\n  dataset: { kind: random, input_len: 16, output_len: 64 }\n  ignore_eos: true\n");
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("llm-inf-bench"))
+    let mut child = common::background()
         .arg("run")
         .arg(&exp)
         .arg("--no-tui")
-        .env("LLM_INF_BENCH_CONFIG", "/nonexistent")
-        .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -510,14 +510,7 @@ fn sigint_while_a_local_server_loads_stops_it() {
         "[sh, -c, \"echo pid $$; exec sleep 600\"]",
         "  concurrency: 1\n  requests: 2\n",
     );
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("llm-inf-bench"))
-        .arg("run")
-        .arg(&exp)
-        .env("LLM_INF_BENCH_CONFIG", "/nonexistent")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = common::background().arg("run").arg(&exp).spawn().unwrap();
     let start = std::time::Instant::now();
     let pid = loop {
         if let Some(pid) = d

@@ -2,6 +2,8 @@
 //! the documented shapes (the spec's own example pod as the template) and checking every
 //! create body against RunPod's OpenAPI document. The "pod" serves the in-process simulator.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -627,15 +629,12 @@ fn leftovers_are_warned_about_listed_and_terminated() {
 
 /// Starts `run --yes` on `exp` in the background, its output discarded.
 fn spawn_run(w: &World, exp: &Path, extra: &[&str]) -> std::process::Child {
-    std::process::Command::new(assert_cmd::cargo::cargo_bin("llm-inf-bench"))
+    common::background()
         .args(["run", "--yes"])
         .arg(exp)
         .args(extra)
-        .env("LLM_INF_BENCH_CONFIG", "/nonexistent")
         .env("RUNPOD_API_BASE", &w.api)
         .env("RUNPOD_API_KEY", KEY)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap()
 }

@@ -1,6 +1,7 @@
 //! The result file (DESIGN §5): schema, atomic writes, listing, showing, exporting.
 
 pub mod compare;
+pub mod sweeps;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -149,6 +150,9 @@ pub struct RunResult {
     /// The server's `/metrics` over the run (absent when scraping was off or found nothing).
     #[serde(default, deserialize_with = "lenient_server_metrics")]
     pub server_metrics: Option<crate::metrics::scrape::ServerMetrics>,
+    /// The sweep point this run is (`c16`, `1k1k-c16`), when it is part of a sweep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep_point: Option<String>,
     pub client: ClientHealth,
     pub requests: Vec<RequestRecord>,
 }

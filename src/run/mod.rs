@@ -24,6 +24,10 @@ use crate::ui::say;
 use crate::ui::tui::{self, Tui};
 use crate::workload::dataset::{self, Prompt};
 use crate::workload::executor::{self, Arrivals, Control, Event, Plan};
+use crate::workload::sweep;
+
+pub mod index;
+use index::SweepIndex;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -45,6 +49,8 @@ pub enum RunError {
     ServerGone(String),
     #[error("pre-flight request failed: {0}")]
     Preflight(String),
+    #[error("--resume: {0}")]
+    Resume(String),
     #[error(transparent)]
     Results(#[from] results::ResultsError),
     #[error("{0}")]
@@ -60,12 +66,15 @@ pub struct RunOptions {
     pub client_cores: Option<usize>,
     /// The estimate shown before renting, recorded in the result (`cost.estimated_usd`).
     pub estimated_cost_usd: f64,
+    /// Continue the newest unfinished sweep of this experiment instead of starting anew.
+    pub resume: bool,
 }
 
-/// What `run` produced.
+/// What `run` produced: one result per point (one for a run without a sweep).
 pub struct Outcome {
-    pub result: RunResult,
-    pub path: PathBuf,
+    pub points: Vec<(RunResult, PathBuf)>,
+    /// The sweep's index file.
+    pub index: Option<PathBuf>,
 }
 
 /// An experiment checked as far as it can be before anything is started or spent.
@@ -123,9 +132,16 @@ const PROVISION_AND_LOAD: Duration = Duration::from_secs(10 * 60);
 /// Assumed decode speed per stream when nothing better is known (conservative).
 const ASSUMED_TOKENS_PER_S_PER_STREAM: f64 = 20.0;
 
-/// Expected wall time of the workload, from its bounds (a deliberately pessimistic guess when
-/// only a request count is given).
+/// Expected wall time of the workload — of every point, for a sweep — from its bounds (a
+/// deliberately pessimistic guess when only a request count is given).
 pub fn workload_estimate(e: &Experiment) -> Duration {
+    sweep::expand(e)
+        .iter()
+        .map(|p| point_estimate(&p.experiment))
+        .sum()
+}
+
+fn point_estimate(e: &Experiment) -> Duration {
     let w = &e.workload;
     if let Some(d) = w.duration {
         return d.as_duration();
@@ -199,7 +215,6 @@ pub async fn estimate_cost(p: &Prepared) -> Result<CostEstimate, RunError> {
 pub async fn run(p: &Prepared, opts: &RunOptions) -> Result<Outcome, RunError> {
     let r = &p.resolved;
     let e = &r.experiment;
-    let jsonl = p.jsonl.clone();
     let started_at = chrono::Utc::now();
     let local_server = matches!(
         e.infrastructure.provider,
@@ -252,9 +267,6 @@ pub async fn run(p: &Prepared, opts: &RunOptions) -> Result<Outcome, RunError> {
         true,
     );
     let (snap_tx, snap_rx) = watch::channel(Snapshot::default());
-    let publish = |live: &mut Live, in_flight: u64| {
-        snap_tx.send_replace(live.snapshot(Instant::now(), in_flight, Vec::new()));
-    };
     let _tui = if opts.tui {
         let (control, int_tx) = (control.clone(), int_tx.clone());
         let keys = move |k: tui::Request| {
@@ -275,10 +287,22 @@ pub async fn run(p: &Prepared, opts: &RunOptions) -> Result<Outcome, RunError> {
         None
     };
     live.set_phase("provisioning");
-    publish(&mut live, 0);
+    publish(&snap_tx, &mut live, 0);
+
+    // The sweep's points (one, unlabelled, without a sweep), and what a resumed sweep has done.
+    let points = sweep::expand(e);
+    let mut index = if e.workload.sweep.is_some() {
+        Some(match opts.resume {
+            true => SweepIndex::resumable(e)?,
+            false => SweepIndex::new(e, started_at),
+        })
+    } else {
+        None
+    };
+    let stamp = index.as_ref().map(|i| i.started).unwrap_or(started_at);
 
     // Provision: the handle releases the server on every way out of this function.
-    let path = results::result_path(&e.output.dir, &e.name, started_at);
+    let path = results::result_path(&e.output.dir, &e.name, stamp);
     let server_log = path.with_extension("server.log");
     let provider::Provisioned {
         base_url,
@@ -290,12 +314,131 @@ pub async fn run(p: &Prepared, opts: &RunOptions) -> Result<Outcome, RunError> {
         handle.pod_id().map(|_| handle.spent_usd()),
     );
     live.set_phase("waiting for the server");
-    publish(&mut live, 0);
+    publish(&snap_tx, &mut live, 0);
     let ep =
         Endpoint::parse(&base_url, e.workload.api, api_key.clone()).map_err(RunError::Endpoint)?;
     let health_timeout = e.infrastructure.health_timeout.as_duration();
     let server_version =
         wait_ready(&ep, &e.model.id, health_timeout, &mut handle, &control).await?;
+
+    let mut s = Session {
+        p,
+        opts,
+        ep: &ep,
+        api_key,
+        control: &control,
+        int_rx: &mut int_rx,
+        live: &mut live,
+        snap_tx: &snap_tx,
+        handle: &handle,
+        workers,
+        server_version,
+    };
+    let mut outcomes: Vec<(RunResult, PathBuf)> = Vec::new();
+    let mut spent_before = 0.0;
+    let n_points = points.len();
+    for (i, pt) in points.iter().enumerate() {
+        if index.as_ref().is_some_and(|x| x.done(&pt.label)) {
+            say(format!(
+                "resume: point {} already measured; skipping",
+                pt.label
+            ));
+            continue;
+        }
+        if control.stopped() {
+            break;
+        }
+        let ppath = match &index {
+            Some(_) => point_path(&path, &pt.label),
+            None => path.clone(),
+        };
+        if index.is_some() {
+            say(format!("sweep point {}/{n_points}: {}", i + 1, pt.label));
+        }
+        let point_started = chrono::Utc::now();
+        let mut result = run_point(&mut s, pt, point_started, n_points).await?;
+        result.cost.estimated_usd = opts.estimated_cost_usd / n_points as f64;
+        let spent = s.handle.spent_usd();
+        result.cost.actual_usd = spent - spent_before;
+        spent_before = spent;
+        // Measured data first, then the pod: a slow or failing terminate cannot lose the results.
+        results::write_atomic(&ppath, &result)?;
+        if let Some(x) = &mut index {
+            x.record(pt, &ppath, &result);
+            x.write(&path, spent)?;
+        }
+        let stop = result.status != Status::Completed;
+        outcomes.push((result, ppath));
+        if stop {
+            break;
+        }
+    }
+    drop(s);
+    live.set_phase("releasing the server");
+    publish(&snap_tx, &mut live, 0);
+    let pod = handle.pod_id().is_some();
+    handle.release().await;
+    if let Some(x) = &mut index {
+        x.finish(points.len());
+        x.write(&path, spent_before)?;
+    } else if let (true, Some((result, ppath))) = (pod, outcomes.last_mut()) {
+        // One run: its cost includes the pod's whole life, termination included.
+        result.cost.actual_usd = spent_before.max(result.cost.actual_usd);
+        results::write_atomic(ppath, result)?;
+    }
+    Ok(Outcome {
+        points: outcomes,
+        index: index.map(|_| SweepIndex::path(&path)),
+    })
+}
+
+/// What every point of a run shares: the server, the keys, the view.
+struct Session<'a> {
+    p: &'a Prepared,
+    opts: &'a RunOptions,
+    ep: &'a Endpoint,
+    api_key: Option<crate::config::Secret>,
+    control: &'a Arc<Control>,
+    int_rx: &'a mut mpsc::UnboundedReceiver<Stop>,
+    live: &'a mut Live,
+    snap_tx: &'a watch::Sender<Snapshot>,
+    handle: &'a Handle,
+    workers: usize,
+    server_version: Option<String>,
+}
+
+fn publish(tx: &watch::Sender<Snapshot>, live: &mut Live, in_flight: u64) {
+    tx.send_replace(live.snapshot(Instant::now(), in_flight, Vec::new()));
+}
+
+/// `dir/name-stamp.json` → `dir/name-stamp-LABEL.json`.
+fn point_path(path: &std::path::Path, label: &str) -> PathBuf {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!("{stem}-{label}.json"))
+}
+
+/// One workload on the ready server: prompts, pre-flight, the timed window with its scraper,
+/// and the result (not yet written).
+async fn run_point(
+    s: &mut Session<'_>,
+    pt: &sweep::Point,
+    started_at: chrono::DateTime<chrono::Utc>,
+    n_points: usize,
+) -> Result<RunResult, RunError> {
+    let e = &pt.experiment;
+    let (ep, control) = (s.ep, s.control);
+    control.sent.store(0, std::sync::atomic::Ordering::Relaxed);
+    s.live.start_point(
+        if pt.label.is_empty() {
+            None
+        } else {
+            Some(format!("point {} ({} points)", pt.label, n_points))
+        },
+        e.workload.requests,
+    );
 
     // The server's own view, from now until the workload ends, on the run's event channel.
     let (tx, mut rx) = mpsc::unbounded_channel();
@@ -303,23 +446,23 @@ pub async fn run(p: &Prepared, opts: &RunOptions) -> Result<Outcome, RunError> {
     let _scraper = e.metrics.scrape.then(|| {
         AbortOnDrop(tokio::spawn(scrape::run(
             metrics_url.clone(),
-            api_key.clone(),
+            s.api_key.clone(),
             e.metrics.scrape_interval.as_duration(),
             tx.clone(),
         )))
     });
-    live.set_phase("preparing prompts");
-    publish(&mut live, 0);
+    s.live.set_phase("preparing prompts");
+    publish(s.snap_tx, s.live, 0);
 
     // Prompts.
     let measured = e.workload.requests.unwrap_or(1000) as usize;
     let warmup = e.workload.warmup_requests as usize;
-    let (prompts, lengths) = match jsonl {
+    let (prompts, lengths) = match s.p.jsonl.clone() {
         Some(p) => (p, None),
         None => {
             let lengths = dataset::Lengths {
-                cal: dataset::calibrate(&ep, &e.model.id, e.workload.api, e.seed).await,
-                tokenizer: p.tokenizer.as_ref(),
+                cal: dataset::calibrate(ep, &e.model.id, e.workload.api, e.seed).await,
+                tokenizer: s.p.tokenizer.as_ref(),
                 api: e.workload.api,
             };
             let n = (measured + warmup).min(100_000);
@@ -330,26 +473,30 @@ pub async fn run(p: &Prepared, opts: &RunOptions) -> Result<Outcome, RunError> {
     };
     let prompts = Arc::new(prompts);
 
-    preflight(&ep, &e.model.id, e.workload.api).await?;
+    preflight(ep, &e.model.id, e.workload.api).await?;
 
     // The measured workload.
-    let plan = plan(e, &ep, prompts.clone(), warmup as u64, workers);
+    let plan = plan(e, ep, prompts.clone(), warmup as u64, s.workers);
     let c = control.clone();
     let mut exec = tokio::task::spawn_blocking(move || executor::run(plan, c, tx));
     let mut col = Collector::new(e);
-    let bar = (opts.progress && !opts.tui).then(|| progress_bar(e.workload.requests));
+    let bar = (s.opts.progress && !s.opts.tui).then(|| progress_bar(e.workload.requests));
     let mut interrupted = 0;
     let budget = e.infrastructure.max_cost_usd;
+    let handle = s.handle;
     let watch_pod = budget.is_some() || handle.pod_id().is_some();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     let mut frame = tokio::time::interval(Duration::from_millis(100));
-    live.set_phase(if warmup > 0 { "warm-up" } else { "connecting" });
-    let view = opts.tui.then_some(&mut live);
+    s.live
+        .set_phase(if warmup > 0 { "warm-up" } else { "connecting" });
+    let tui = s.opts.tui;
+    let snap_tx = s.snap_tx;
+    let int_rx = &mut *s.int_rx;
     let mut on = OnEvent {
         e,
-        control: &control,
+        control,
         bar: bar.as_ref(),
-        live: view,
+        live: tui.then_some(&mut *s.live),
         metrics_url: &metrics_url,
     };
     loop {
@@ -368,10 +515,10 @@ pub async fn run(p: &Prepared, opts: &RunOptions) -> Result<Outcome, RunError> {
             }
             _ = frame.tick(), if on.live.is_some() => {
                 if let Some(l) = on.live.as_deref_mut() {
-                    l.set_pod(pod_line(&handle), handle.pod_id().map(|_| handle.spent_usd()));
+                    l.set_pod(pod_line(handle), handle.pod_id().map(|_| handle.spent_usd()));
                     let finished = col.records.len() as u64;
                     let sent = control.sent.load(std::sync::atomic::Ordering::Relaxed);
-                    publish(l, sent.saturating_sub(finished));
+                    publish(snap_tx, l, sent.saturating_sub(finished));
                 }
             }
             // The executor has returned, so every event it sent is queued: take them and stop.
@@ -436,27 +583,16 @@ pub async fn run(p: &Prepared, opts: &RunOptions) -> Result<Outcome, RunError> {
         gpu_count: e.infrastructure.gpu_count,
         price_per_hour_usd: handle.price().map(|(_, p)| p),
         image: e.framework.image.clone(),
-        server_version,
+        server_version: s.server_version.clone(),
         client_host: std::env::var("HOSTNAME").ok(),
-        client_cores: workers,
+        client_cores: s.workers,
         prompt_lengths: lengths,
     };
-    live.set_phase("saving");
-    publish(&mut live, 0);
+    s.live.set_phase("saving");
+    publish(s.snap_tx, s.live, 0);
     let mut result = col.finish(e, end, status, termination, started_at, env);
-    result.cost.estimated_usd = opts.estimated_cost_usd;
-    result.cost.actual_usd = handle.spent_usd();
-    // Measured data first, then the pod: a slow or failing terminate cannot lose the results.
-    results::write_atomic(&path, &result)?;
-    let pod = handle.pod_id().is_some();
-    result.cost.actual_usd = handle.spent_usd();
-    live.set_phase("releasing the server");
-    publish(&mut live, 0);
-    handle.release().await;
-    if pod {
-        results::write_atomic(&path, &result)?;
-    }
-    Ok(Outcome { result, path })
+    result.sweep_point = (!pt.label.is_empty()).then(|| pt.label.clone());
+    Ok(result)
 }
 
 fn plan(
@@ -949,6 +1085,7 @@ impl Collector {
             errors: self.errors,
             time_series,
             server_metrics,
+            sweep_point: None,
             client: ClientHealth {
                 connect_ms: Stats::of(self.connect_ms),
                 pacer_lag_ms: lag,

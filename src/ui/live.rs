@@ -120,6 +120,25 @@ impl Live {
         }
     }
 
+    /// A new workload on the same server (the next point of a sweep): counters start over.
+    pub fn start_point(&mut self, point: Option<String>, planned: Option<u64>) {
+        let title = self
+            .title
+            .split(" · point ")
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        *self = Self {
+            title: match point {
+                Some(p) => format!("{title} · {p}"),
+                None => title,
+            },
+            pod: self.pod.take(),
+            cost_usd: self.cost_usd,
+            ..Self::new("", planned, self.workload)
+        };
+    }
+
     pub fn set_phase(&mut self, phase: impl Into<String>) {
         self.phase = phase.into();
     }

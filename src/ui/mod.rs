@@ -2,6 +2,8 @@
 //! `results show`). Reads state and results, changes nothing.
 
 pub mod live;
+pub mod plot;
+pub mod report;
 pub mod tui;
 
 pub use tui::say;

@@ -2,6 +2,7 @@
 
 pub mod dataset;
 pub mod executor;
+pub mod sweep;
 
 use std::time::Duration;
 

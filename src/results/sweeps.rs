@@ -1,0 +1,262 @@
+//! Result files as sweep points, for `plot` and `report`: each input is a sweep index
+//! (`*.sweep.json`, all its points) or a single result file; files of one sweep (or of one
+//! experiment name) form a series.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::{read, ResultsError, RunResult};
+
+/// One measured point, reduced to what the plots and tables show.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PointData {
+    pub file: PathBuf,
+    pub label: String,
+    pub input_len: Option<u64>,
+    pub output_len: Option<u64>,
+    pub concurrency: Option<u64>,
+    pub rate: Option<f64>,
+    pub gpus: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub request_throughput: f64,
+    pub output_throughput: f64,
+    pub output_throughput_per_gpu: f64,
+    /// Tokens per second per user: 1000 / median TPOT.
+    pub interactivity: Option<f64>,
+    pub ttft_p50: Option<f64>,
+    pub ttft_p99: Option<f64>,
+    pub tpot_p50: Option<f64>,
+    pub tpot_p99: Option<f64>,
+    pub e2el_p50: Option<f64>,
+    /// The run's own `metrics.slo` (TTFT, TPOT ms), the default SLO of plots and reports.
+    pub slo: (Option<f64>, Option<f64>),
+}
+
+impl PointData {
+    /// `1k/1k`-style shape of the point (`ISL/OSL`), or `mixed` when unknown.
+    pub fn shape(&self) -> String {
+        let k = |n: u64| {
+            if n.is_multiple_of(1024) {
+                format!("{}k", n / 1024)
+            } else {
+                n.to_string()
+            }
+        };
+        match (self.input_len, self.output_len) {
+            (Some(i), Some(o)) => format!("{}/{}", k(i), k(o)),
+            _ => "mixed lengths".into(),
+        }
+    }
+
+    /// Whether the point meets the SLO (median TTFT and median TPOT, in ms).
+    pub fn meets(&self, ttft_ms: Option<f64>, tpot_ms: Option<f64>) -> bool {
+        let ok = |limit: Option<f64>, v: Option<f64>| match (limit, v) {
+            (None, _) => true,
+            (Some(l), Some(v)) => v <= l,
+            (Some(_), None) => false,
+        };
+        ok(ttft_ms, self.ttft_p50) && ok(tpot_ms, self.tpot_p50)
+    }
+}
+
+/// Points of one sweep (or of one experiment name), in load order.
+#[derive(Clone, Debug)]
+pub struct Series {
+    pub name: String,
+    pub points: Vec<PointData>,
+}
+
+fn num(r: &RunResult, k: &str) -> Option<f64> {
+    r.summary.get(k).and_then(Value::as_f64)
+}
+
+fn point(file: &Path, r: &RunResult) -> PointData {
+    let c = &r.config;
+    let u = |p: &str| c.pointer(p).and_then(Value::as_u64);
+    let gpus = r.environment.gpu_count.max(1) as u64;
+    let out = num(r, "output_throughput").unwrap_or(0.0);
+    let tpot_p50 = num(r, "median_tpot_ms");
+    PointData {
+        file: file.to_path_buf(),
+        label: r.sweep_point.clone().unwrap_or_else(|| r.name.clone()),
+        input_len: u("/workload/dataset/input_len"),
+        output_len: u("/workload/dataset/output_len"),
+        concurrency: u("/workload/concurrency").or_else(|| u("/workload/max_concurrency")),
+        rate: c.pointer("/workload/rate").and_then(Value::as_f64),
+        gpus,
+        completed: num(r, "completed").unwrap_or(0.0) as u64,
+        failed: num(r, "failed").unwrap_or(0.0) as u64,
+        request_throughput: num(r, "request_throughput").unwrap_or(0.0),
+        output_throughput: out,
+        output_throughput_per_gpu: num(r, "output_throughput_per_gpu").unwrap_or(out / gpus as f64),
+        interactivity: tpot_p50.filter(|t| *t > 0.0).map(|t| 1000.0 / t),
+        ttft_p50: num(r, "median_ttft_ms"),
+        ttft_p99: num(r, "p99_ttft_ms"),
+        tpot_p50,
+        tpot_p99: num(r, "p99_tpot_ms"),
+        e2el_p50: num(r, "median_e2el_ms"),
+        slo: (
+            c.pointer("/metrics/slo/ttft_ms").and_then(Value::as_f64),
+            c.pointer("/metrics/slo/tpot_ms").and_then(Value::as_f64),
+        ),
+    }
+}
+
+/// Reads every input; a sweep index contributes all its points as one series.
+pub fn load(files: &[PathBuf]) -> Result<Vec<Series>, ResultsError> {
+    let mut series: Vec<Series> = Vec::new();
+    let mut add = |name: String, p: PointData| match series.iter_mut().find(|s| s.name == name) {
+        Some(s) => s.points.push(p),
+        None => series.push(Series {
+            name,
+            points: vec![p],
+        }),
+    };
+    for f in files {
+        if f.to_string_lossy().ends_with(".sweep.json") {
+            let text = std::fs::read_to_string(f).map_err(|source| ResultsError::Read {
+                path: f.clone(),
+                source,
+            })?;
+            let idx: Value = serde_json::from_str(&text).map_err(|e| ResultsError::Parse {
+                path: f.clone(),
+                message: e.to_string(),
+            })?;
+            let name = format!(
+                "{} ({})",
+                idx["name"].as_str().unwrap_or("sweep"),
+                idx["started_at"].as_str().unwrap_or("")
+            );
+            let dir = f.parent().unwrap_or(Path::new("."));
+            for p in idx["points"].as_array().into_iter().flatten() {
+                let Some(file) = p["file"].as_str() else {
+                    continue;
+                };
+                let path = dir.join(file);
+                let r = read(&path)?;
+                add(name.clone(), point(&path, &r));
+            }
+        } else {
+            let r = read(f)?;
+            add(r.name.clone(), point(f, &r));
+        }
+    }
+    for s in &mut series {
+        s.points.sort_by_key(|p| {
+            (
+                p.input_len,
+                p.output_len,
+                p.concurrency,
+                p.rate.map(|r| (r * 1000.0) as u64),
+            )
+        });
+    }
+    Ok(series)
+}
+
+/// The shapes (ISL/OSL) present, in first-seen order.
+pub fn shapes(series: &[Series]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for p in series.iter().flat_map(|s| &s.points) {
+        let s = p.shape();
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    out
+}
+
+/// Points not beaten on both interactivity and throughput per GPU by another point of the
+/// same series and shape: the throughput/latency frontier, by rising interactivity.
+pub fn frontier<'a>(points: &[&'a PointData]) -> Vec<&'a PointData> {
+    let mut f: Vec<&PointData> = points
+        .iter()
+        .copied()
+        .filter(|p| {
+            let (Some(x), y) = (p.interactivity, p.output_throughput_per_gpu) else {
+                return false;
+            };
+            !points.iter().any(|q| {
+                q.interactivity.is_some_and(|qx| {
+                    let qy = q.output_throughput_per_gpu;
+                    qx >= x && qy >= y && (qx > x || qy > y)
+                })
+            })
+        })
+        .collect();
+    f.sort_by(|a, b| {
+        a.interactivity
+            .partial_cmp(&b.interactivity)
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    f
+}
+
+/// The best throughput per GPU meeting the SLO.
+pub fn best_within<'a>(
+    points: &[&'a PointData],
+    ttft_ms: Option<f64>,
+    tpot_ms: Option<f64>,
+) -> Option<&'a PointData> {
+    points
+        .iter()
+        .copied()
+        .filter(|p| p.meets(ttft_ms, tpot_ms))
+        .max_by(|a, b| {
+            a.output_throughput_per_gpu
+                .partial_cmp(&b.output_throughput_per_gpu)
+                .unwrap_or(std::cmp::Ordering::Equal)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(x: f64, y: f64, ttft: f64) -> PointData {
+        PointData {
+            file: PathBuf::new(),
+            label: String::new(),
+            input_len: Some(1024),
+            output_len: Some(1024),
+            concurrency: None,
+            rate: None,
+            gpus: 1,
+            completed: 1,
+            failed: 0,
+            request_throughput: 0.0,
+            output_throughput: y,
+            output_throughput_per_gpu: y,
+            interactivity: Some(x),
+            ttft_p50: Some(ttft),
+            ttft_p99: None,
+            tpot_p50: Some(1000.0 / x),
+            tpot_p99: None,
+            e2el_p50: None,
+            slo: (None, None),
+        }
+    }
+
+    #[test]
+    fn the_frontier_drops_dominated_points_and_the_slo_picks_the_best_allowed() {
+        let pts = [
+            p(100.0, 500.0, 50.0),
+            p(50.0, 1500.0, 200.0),
+            p(40.0, 1200.0, 300.0),
+            p(20.0, 2000.0, 900.0),
+        ];
+        let refs: Vec<&PointData> = pts.iter().collect();
+        let f: Vec<f64> = frontier(&refs)
+            .iter()
+            .map(|p| p.output_throughput_per_gpu)
+            .collect();
+        assert_eq!(f, [2000.0, 1500.0, 500.0]);
+        // TTFT ≤ 250 ms and ≥ 25 tok/s/user (TPOT ≤ 40 ms): the 1 500 tok/s point.
+        let b = best_within(&refs, Some(250.0), Some(40.0)).unwrap();
+        assert_eq!(b.output_throughput_per_gpu, 1500.0);
+        assert!(best_within(&refs, Some(10.0), None).is_none());
+        assert_eq!(pts[0].shape(), "1k/1k");
+    }
+}

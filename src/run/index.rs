@@ -1,0 +1,175 @@
+//! A sweep's index file, `results/{name}-{stamp}.sweep.json`: which points ran, where their
+//! result files are, how the sweep ended. Written after every point, so an interrupted sweep
+//! keeps what it finished and `run --resume` can skip it.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::RunError;
+use crate::config::Experiment;
+use crate::results::{self, RunResult, Status};
+use crate::workload::sweep::{self, Point};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct IndexPoint {
+    pub label: String,
+    pub concurrency: Option<u32>,
+    pub rate: Option<f64>,
+    pub input_len: Option<u32>,
+    pub output_len: Option<u32>,
+    /// The point's result file, relative to the index.
+    pub file: String,
+    pub status: String,
+    pub termination_reason: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SweepIndex {
+    pub schema_version: u32,
+    pub kind: String,
+    pub name: String,
+    #[serde(with = "chrono::serde::ts_milliseconds")]
+    pub started: chrono::DateTime<chrono::Utc>,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    /// `running` (or interrupted while running), `interrupted`, `completed`.
+    pub status: String,
+    /// Every point's label, in order.
+    pub planned: Vec<String>,
+    pub points: Vec<IndexPoint>,
+    pub spent_usd: f64,
+    pub config: Value,
+}
+
+impl SweepIndex {
+    pub fn new(e: &Experiment, started: chrono::DateTime<chrono::Utc>) -> Self {
+        Self {
+            schema_version: 1,
+            kind: "sweep".into(),
+            name: e.name.clone(),
+            started,
+            started_at: started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            finished_at: None,
+            status: "running".into(),
+            planned: sweep::expand(e).into_iter().map(|p| p.label).collect(),
+            points: Vec::new(),
+            spent_usd: 0.0,
+            config: serde_json::to_value(e).unwrap_or_default(),
+        }
+    }
+
+    /// The newest unfinished sweep of this experiment in its output directory.
+    pub fn resumable(e: &Experiment) -> Result<Self, RunError> {
+        let dir = &e.output.dir;
+        let prefix = format!("{}-", e.name);
+        let entries = match std::fs::read_dir(dir) {
+            Ok(r) => r.collect::<Vec<_>>(),
+            // No output directory yet: nothing was ever started there.
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(err) => {
+                return Err(RunError::Resume(format!(
+                    "cannot read {}: {err}",
+                    dir.display()
+                )))
+            }
+        };
+        let mut found: Vec<Self> = entries
+            .into_iter()
+            .filter_map(|d| d.ok().map(|d| d.path()))
+            .filter(|p| {
+                p.file_name().is_some_and(|n| {
+                    let n = n.to_string_lossy();
+                    n.starts_with(&prefix) && n.ends_with(".sweep.json")
+                })
+            })
+            .filter_map(|p| serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok())
+            .filter(|i: &Self| i.status != "completed")
+            .collect();
+        found.sort_by_key(|i| i.started);
+        let Some(mut idx) = found.pop() else {
+            return Err(RunError::Resume(format!(
+                "no unfinished sweep of `{}` in {}; run without --resume to start one",
+                e.name,
+                dir.display()
+            )));
+        };
+        let planned: Vec<String> = sweep::expand(e).into_iter().map(|p| p.label).collect();
+        if planned != idx.planned {
+            return Err(RunError::Resume(format!(
+                "the sweep of `{}` started at {} had the points [{}]; this experiment has [{}]. Resume with the same sweep, or run without --resume",
+                e.name,
+                idx.started_at,
+                idx.planned.join(", "),
+                planned.join(", ")
+            )));
+        }
+        // Points that did not complete are run again.
+        idx.points.retain(|p| p.status == "completed");
+        idx.status = "running".into();
+        idx.finished_at = None;
+        Ok(idx)
+    }
+
+    pub fn done(&self, label: &str) -> bool {
+        self.points.iter().any(|p| p.label == label)
+    }
+
+    pub fn record(&mut self, pt: &Point, file: &Path, r: &RunResult) {
+        self.points.retain(|p| p.label != pt.label);
+        self.points.push(IndexPoint {
+            label: pt.label.clone(),
+            concurrency: pt.concurrency,
+            rate: pt.rate,
+            input_len: pt.seq.map(|s| s.0),
+            output_len: pt.seq.map(|s| s.1),
+            file: file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            status: r.status.as_str().into(),
+            termination_reason: r.termination_reason.clone(),
+        });
+        if r.status != Status::Completed {
+            self.status = "interrupted".into();
+        }
+    }
+
+    /// The sweep is over (every planned point measured, or stopped).
+    pub fn finish(&mut self, planned: usize) {
+        let complete = self
+            .points
+            .iter()
+            .filter(|p| p.status == "completed")
+            .count();
+        self.status = if complete == planned {
+            "completed".into()
+        } else {
+            "interrupted".into()
+        };
+        self.finished_at =
+            Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    }
+
+    /// The index of the sweep whose first result path is `base`.
+    pub fn path(base: &Path) -> PathBuf {
+        base.with_extension("sweep.json")
+    }
+
+    pub fn write(&mut self, base: &Path, spent_usd: f64) -> Result<(), RunError> {
+        self.spent_usd = spent_usd;
+        // Points in sweep order, whatever order a resumed sweep measured them in.
+        let order = |l: &str| {
+            self.planned
+                .iter()
+                .position(|p| p == l)
+                .unwrap_or(usize::MAX)
+        };
+        let mut points = std::mem::take(&mut self.points);
+        points.sort_by_key(|p| order(&p.label));
+        self.points = points;
+        results::write_atomic(&Self::path(base), self)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,261 @@
+//! `plot`: throughput per GPU against interactivity (1000 / median TPOT) and against median
+//! TTFT, one row of panels per ISL/OSL shape, every series (sweep) overlaid in its own colour,
+//! points labelled with their concurrency (or rate), each series' throughput/interactivity
+//! frontier dashed, and with an SLO the best point meeting it ringed. PNG and SVG through
+//! plotters; text is drawn with DejaVu Sans, embedded, so no system font is needed.
+
+use std::path::Path;
+use std::sync::Once;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use crate::results::sweeps::{self, PointData, Series};
+
+static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+static REGISTER: Once = Once::new();
+
+fn register_font() {
+    REGISTER.call_once(|| {
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+    });
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct PlotOptions {
+    /// SLO on median TTFT (ms).
+    pub slo_ttft_ms: Option<f64>,
+    /// SLO on median TPOT (ms); interactivity ≥ 1000 / this.
+    pub slo_tpot_ms: Option<f64>,
+    pub title: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlotError {
+    #[error("nothing to plot: no point has a throughput and a TPOT")]
+    Empty,
+    #[error("drawing {path}: {message}")]
+    Draw { path: String, message: String },
+}
+
+pub const PANEL_W: u32 = 700;
+pub const PANEL_H: u32 = 480;
+
+/// The image's size for these series: two panels per shape.
+pub fn size(series: &[Series]) -> (u32, u32) {
+    let rows = sweeps::shapes(series).len().max(1) as u32;
+    (2 * PANEL_W, rows * PANEL_H + 40)
+}
+
+/// Writes the plot as PNG (`.png`) or SVG (anything else) to `path`.
+pub fn write(series: &[Series], o: &PlotOptions, path: &Path) -> Result<(), PlotError> {
+    register_font();
+    if !series
+        .iter()
+        .flat_map(|s| &s.points)
+        .any(|p| p.interactivity.is_some())
+    {
+        return Err(PlotError::Empty);
+    }
+    let err = |e: String| PlotError::Draw {
+        path: path.display().to_string(),
+        message: e,
+    };
+    let dims = size(series);
+    if path.extension().is_some_and(|e| e == "png") {
+        let root = BitMapBackend::new(path, dims).into_drawing_area();
+        draw(&root, series, o).map_err(err)?;
+        root.present().map_err(|e| err(e.to_string()))
+    } else {
+        let root = SVGBackend::new(path, dims).into_drawing_area();
+        draw(&root, series, o).map_err(err)?;
+        root.present().map_err(|e| err(e.to_string()))
+    }
+}
+
+/// What a point is called on the plot: its concurrency, else its rate, else its label.
+fn tag(p: &PointData) -> String {
+    match (p.concurrency, p.rate) {
+        (Some(c), _) => format!("c{c}"),
+        (None, Some(r)) => format!("{r}/s"),
+        _ => p.label.clone(),
+    }
+}
+
+fn range(vals: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = vals.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    if !lo.is_finite() {
+        return (0.0, 1.0);
+    }
+    let pad = ((hi - lo) * 0.12).max(hi.abs() * 0.05).max(1e-3);
+    ((lo - pad).max(0.0), hi + pad)
+}
+
+fn draw<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    series: &[Series],
+    o: &PlotOptions,
+) -> Result<(), String> {
+    let e = |x: DrawingAreaErrorKind<DB::ErrorType>| x.to_string();
+    root.fill(&WHITE).map_err(e)?;
+    let title = o
+        .title
+        .clone()
+        .unwrap_or_else(|| "Throughput per GPU against interactivity and TTFT".into());
+    let (top, body) = root.split_vertically(40);
+    top.titled(&title, ("sans-serif", 24)).map_err(e)?;
+    let shapes = sweeps::shapes(series);
+    let rows = body.split_evenly((shapes.len().max(1), 2));
+    for (r, shape) in shapes.iter().enumerate() {
+        for (c, vs_ttft) in [false, true].into_iter().enumerate() {
+            panel(&rows[r * 2 + c], series, shape, vs_ttft, o)?;
+        }
+    }
+    Ok(())
+}
+
+/// One panel: every series' points of `shape`, against interactivity or TTFT.
+fn panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    series: &[Series],
+    shape: &str,
+    vs_ttft: bool,
+    o: &PlotOptions,
+) -> Result<(), String> {
+    let e = |x: DrawingAreaErrorKind<DB::ErrorType>| x.to_string();
+    let x_of = |p: &PointData| if vs_ttft { p.ttft_p50 } else { p.interactivity };
+    let of_shape: Vec<Vec<&PointData>> = series
+        .iter()
+        .map(|s| {
+            s.points
+                .iter()
+                .filter(|p| p.shape() == shape && x_of(p).is_some())
+                .collect()
+        })
+        .collect();
+    let all = || of_shape.iter().flatten();
+    let (x0, x1) = range(all().filter_map(|p| x_of(p)));
+    let (_, y1) = range(all().map(|p| p.output_throughput_per_gpu));
+    let caption = if vs_ttft {
+        format!("ISL/OSL {shape}: throughput per GPU vs TTFT")
+    } else {
+        format!("ISL/OSL {shape}: throughput per GPU vs interactivity")
+    };
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(42)
+        .y_label_area_size(70)
+        .build_cartesian_2d(x0..x1, 0.0..y1)
+        .map_err(e)?;
+    chart
+        .configure_mesh()
+        .x_desc(if vs_ttft {
+            "TTFT p50 (ms)"
+        } else {
+            "interactivity (tok/s per user = 1000 / TPOT p50)"
+        })
+        .y_desc("output tok/s per GPU")
+        .y_label_formatter(&|v| format!("{v:.0}"))
+        .label_style(("sans-serif", 13))
+        .axis_desc_style(("sans-serif", 14))
+        .draw()
+        .map_err(e)?;
+
+    // The SLO's bound on this panel's axis.
+    let bound = if vs_ttft {
+        o.slo_ttft_ms
+    } else {
+        o.slo_tpot_ms.map(|t| 1000.0 / t)
+    };
+    if let Some(b) = bound.filter(|b| (x0..x1).contains(b)) {
+        chart
+            .draw_series(DashedLineSeries::new(
+                vec![(b, 0.0), (b, y1)],
+                6,
+                4,
+                RGBColor(200, 60, 60).stroke_width(1),
+            ))
+            .map_err(e)?
+            .label(if vs_ttft { "TTFT SLO" } else { "TPOT SLO" })
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], RGBColor(200, 60, 60)));
+    }
+
+    for (i, (s, pts)) in series.iter().zip(&of_shape).enumerate() {
+        if pts.is_empty() {
+            continue;
+        }
+        let color = Palette99::pick(i).to_rgba();
+        let line: Vec<(f64, f64)> = pts
+            .iter()
+            .filter_map(|p| Some((x_of(p)?, p.output_throughput_per_gpu)))
+            .collect();
+        chart
+            .draw_series(LineSeries::new(line.clone(), color.stroke_width(2)))
+            .map_err(e)?
+            .label(s.name.clone())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+            });
+        chart
+            .draw_series(
+                line.iter()
+                    .map(|&(x, y)| Circle::new((x, y), 5, color.filled())),
+            )
+            .map_err(e)?;
+        chart
+            .draw_series(pts.iter().filter_map(|p| {
+                let at = (x_of(p)?, p.output_throughput_per_gpu);
+                Some(
+                    EmptyElement::at(at)
+                        + Text::new(tag(p), (7, -16), ("sans-serif", 12).into_font()),
+                )
+            }))
+            .map_err(e)?;
+        if !vs_ttft {
+            let f: Vec<(f64, f64)> = sweeps::frontier(pts)
+                .iter()
+                .filter_map(|p| Some((p.interactivity?, p.output_throughput_per_gpu)))
+                .collect();
+            if f.len() > 1 {
+                chart
+                    .draw_series(DashedLineSeries::new(
+                        f,
+                        4,
+                        4,
+                        color.mix(0.5).stroke_width(1),
+                    ))
+                    .map_err(e)?;
+            }
+        }
+        if o.slo_ttft_ms.is_some() || o.slo_tpot_ms.is_some() {
+            if let Some(b) = sweeps::best_within(pts, o.slo_ttft_ms, o.slo_tpot_ms) {
+                if let Some(x) = x_of(b) {
+                    let at = (x, b.output_throughput_per_gpu);
+                    chart
+                        .draw_series(std::iter::once(
+                            EmptyElement::at(at)
+                                + Circle::new((0, 0), 11, RGBColor(200, 60, 60).stroke_width(2))
+                                + Text::new(
+                                    format!("best in SLO: {:.0}", b.output_throughput_per_gpu),
+                                    (10, 6),
+                                    ("sans-serif", 12).into_font(),
+                                ),
+                        ))
+                        .map_err(e)?;
+                }
+            }
+        }
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .label_font(("sans-serif", 12))
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(e)?;
+    Ok(())
+}

@@ -1,0 +1,101 @@
+//! `report`: a markdown summary of sweeps or result files — one table per ISL/OSL shape, every
+//! point of every series, and the best throughput per GPU meeting the SLO — ready to paste
+//! into an issue or a pull request.
+
+use std::fmt::Write;
+
+use crate::results::sweeps::{self, PointData, Series};
+
+fn ms(v: Option<f64>) -> String {
+    v.map(|x| format!("{x:.1}")).unwrap_or_else(|| "-".into())
+}
+
+fn slo_text(ttft: Option<f64>, tpot: Option<f64>) -> String {
+    let mut parts = Vec::new();
+    if let Some(t) = ttft {
+        parts.push(format!("TTFT p50 ≤ {t} ms"));
+    }
+    if let Some(t) = tpot {
+        parts.push(format!("TPOT p50 ≤ {t} ms"));
+    }
+    parts.join(", ")
+}
+
+/// The report for `series`, judged against the SLO (median TTFT / TPOT in ms), if any.
+pub fn markdown(series: &[Series], slo_ttft_ms: Option<f64>, slo_tpot_ms: Option<f64>) -> String {
+    let mut o = String::new();
+    let has_slo = slo_ttft_ms.is_some() || slo_tpot_ms.is_some();
+    let _ = writeln!(o, "# Benchmark report\n");
+    for s in series {
+        let _ = writeln!(o, "* **{}**: {} point(s)", s.name, s.points.len());
+    }
+    if has_slo {
+        let _ = writeln!(o, "\nSLO: {}.", slo_text(slo_ttft_ms, slo_tpot_ms));
+    }
+    for shape in sweeps::shapes(series) {
+        let _ = writeln!(o, "\n## ISL/OSL {shape}\n");
+        let _ = writeln!(
+            o,
+            "| series | point | req/s | output tok/s | tok/s/GPU | tok/s/user | TTFT p50 | TTFT p99 | TPOT p50 | TPOT p99 | E2EL p50 | failed |{}",
+            if has_slo { " SLO |" } else { "" }
+        );
+        let _ = writeln!(
+            o,
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|{}",
+            if has_slo { "---|" } else { "" }
+        );
+        let mut pts: Vec<(&str, &PointData)> = Vec::new();
+        for s in series {
+            for p in s.points.iter().filter(|p| p.shape() == shape) {
+                pts.push((&s.name, p));
+                let _ = writeln!(
+                    o,
+                    "| {} | {} | {:.2} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {} |{}",
+                    s.name,
+                    p.label,
+                    p.request_throughput,
+                    p.output_throughput,
+                    p.output_throughput_per_gpu,
+                    p.interactivity
+                        .map(|x| format!("{x:.1}"))
+                        .unwrap_or_else(|| "-".into()),
+                    ms(p.ttft_p50),
+                    ms(p.ttft_p99),
+                    ms(p.tpot_p50),
+                    ms(p.tpot_p99),
+                    ms(p.e2el_p50),
+                    p.failed,
+                    match (has_slo, p.meets(slo_ttft_ms, slo_tpot_ms)) {
+                        (false, _) => String::new(),
+                        (true, true) => " ✅ |".into(),
+                        (true, false) => " ❌ |".into(),
+                    }
+                );
+            }
+        }
+        if has_slo {
+            let refs: Vec<&PointData> = pts.iter().map(|(_, p)| *p).collect();
+            match sweeps::best_within(&refs, slo_ttft_ms, slo_tpot_ms) {
+                Some(b) => {
+                    let name = pts
+                        .iter()
+                        .find(|(_, p)| std::ptr::eq(*p, b))
+                        .map(|(n, _)| *n)
+                        .unwrap_or_default();
+                    let _ = writeln!(
+                        o,
+                        "\n**Best within the SLO:** {name} `{}` — {:.0} output tok/s per GPU at {} tok/s per user, TTFT p50 {} ms.",
+                        b.label,
+                        b.output_throughput_per_gpu,
+                        b.interactivity.map(|x| format!("{x:.1}")).unwrap_or_else(|| "-".into()),
+                        ms(b.ttft_p50)
+                    );
+                }
+                None => {
+                    let _ = writeln!(o, "\n**No point meets the SLO** for {shape}.");
+                }
+            }
+        }
+    }
+    o
+}

@@ -1,0 +1,188 @@
+//! `workload.sweep`: the points of a sweep, each the experiment with one combination of the
+//! axes applied. Order: sequence lengths outermost, then concurrency or rate, ascending — so a
+//! sweep climbs the load on one shape before it changes shape.
+
+use crate::config::parse_seq_len;
+use crate::config::{Dataset, Experiment, Pattern, SweepValues};
+
+/// One point of a sweep.
+#[derive(Clone, Debug)]
+pub struct Point {
+    /// Names the point in file names and tables: `c16`, `r2.5`, `1k1k-c16`; empty for a run
+    /// without a sweep.
+    pub label: String,
+    pub concurrency: Option<u32>,
+    pub rate: Option<f64>,
+    pub seq: Option<(u32, u32)>,
+    /// The experiment with this point's values, and no sweep.
+    pub experiment: Experiment,
+}
+
+/// The concurrency values of a list or a geometric range.
+pub fn concurrency_values(v: &SweepValues) -> Vec<u32> {
+    match v {
+        SweepValues::List(l) => l.clone(),
+        SweepValues::Geometric(g) => {
+            let mut out = Vec::new();
+            let mut c = g.start.max(1);
+            while c <= g.end {
+                out.push(c);
+                match c.checked_mul(g.factor.max(2)) {
+                    Some(n) => c = n,
+                    None => break,
+                }
+            }
+            out
+        }
+    }
+}
+
+/// `1024` → `1k`, `1536` → `1536`.
+fn short(n: u32) -> String {
+    if n.is_multiple_of(1024) {
+        format!("{}k", n / 1024)
+    } else {
+        n.to_string()
+    }
+}
+
+/// The points to run: one (the experiment itself, unlabelled) without a sweep.
+pub fn expand(e: &Experiment) -> Vec<Point> {
+    let Some(s) = e.workload.sweep.clone() else {
+        return vec![Point {
+            label: String::new(),
+            concurrency: None,
+            rate: None,
+            seq: None,
+            experiment: e.clone(),
+        }];
+    };
+    let seqs: Vec<Option<(u32, u32)>> = if s.seq_lens.is_empty() {
+        vec![None]
+    } else {
+        s.seq_lens
+            .iter()
+            .filter_map(|x| parse_seq_len(x))
+            .map(Some)
+            .collect()
+    };
+    let mut loads: Vec<(Option<u32>, Option<f64>)> = Vec::new();
+    if let Some(c) = &s.concurrency {
+        loads.extend(concurrency_values(c).into_iter().map(|c| (Some(c), None)));
+    }
+    loads.extend(s.rate.iter().map(|r| (None, Some(*r))));
+    if loads.is_empty() {
+        loads.push((None, None));
+    }
+    let mut out = Vec::new();
+    for seq in &seqs {
+        for (c, r) in &loads {
+            let mut x = e.clone();
+            x.workload.sweep = None;
+            let mut label = Vec::new();
+            if let Some((i, o)) = seq {
+                if let Dataset::Random {
+                    input_len,
+                    output_len,
+                    ..
+                } = &mut x.workload.dataset
+                {
+                    *input_len = *i;
+                    *output_len = *o;
+                }
+                label.push(if i.is_multiple_of(1024) && o.is_multiple_of(1024) {
+                    format!("{}{}", short(*i), short(*o))
+                } else {
+                    format!("{}x{}", short(*i), short(*o))
+                });
+            }
+            if let Some(c) = c {
+                if x.workload.pattern == Pattern::Rate {
+                    x.workload.max_concurrency = Some(*c);
+                } else {
+                    x.workload.pattern = Pattern::Concurrent;
+                    x.workload.concurrency = Some(*c);
+                }
+                label.push(format!("c{c}"));
+            }
+            if let Some(r) = r {
+                x.workload.pattern = Pattern::Rate;
+                x.workload.rate = Some(*r);
+                label.push(format!("r{r}"));
+            }
+            out.push(Point {
+                label: label.join("-"),
+                concurrency: *c,
+                rate: *r,
+                seq: *seq,
+                experiment: x,
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{GeometricRange, Sweep};
+
+    #[test]
+    fn a_geometric_range_and_length_pairs_expand_in_order() {
+        let mut e = Experiment::default();
+        e.workload.sweep = Some(Sweep {
+            concurrency: Some(SweepValues::Geometric(GeometricRange {
+                start: 1,
+                end: 256,
+                factor: 4,
+            })),
+            rate: Vec::new(),
+            seq_lens: vec!["1k1k".into(), "8k1k".into()],
+        });
+        let p = expand(&e);
+        let labels: Vec<&str> = p.iter().map(|p| p.label.as_str()).collect();
+        assert_eq!(
+            labels,
+            [
+                "1k1k-c1",
+                "1k1k-c4",
+                "1k1k-c16",
+                "1k1k-c64",
+                "1k1k-c256",
+                "8k1k-c1",
+                "8k1k-c4",
+                "8k1k-c16",
+                "8k1k-c64",
+                "8k1k-c256"
+            ]
+        );
+        let last = &p[9].experiment.workload;
+        assert_eq!(last.concurrency, Some(256));
+        assert_eq!(last.pattern, Pattern::Concurrent);
+        assert!(last.sweep.is_none());
+        assert!(matches!(
+            last.dataset,
+            Dataset::Random {
+                input_len: 8192,
+                output_len: 1024,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn no_sweep_is_one_unlabelled_point_and_rates_set_the_pattern() {
+        let e = Experiment::default();
+        let p = expand(&e);
+        assert_eq!((p.len(), p[0].label.as_str()), (1, ""));
+        let mut e = Experiment::default();
+        e.workload.sweep = Some(Sweep {
+            rate: vec![0.5, 2.0],
+            ..Sweep::default()
+        });
+        let p = expand(&e);
+        assert_eq!(p[1].label, "r2");
+        assert_eq!(p[1].experiment.workload.pattern, Pattern::Rate);
+        assert_eq!(p[1].experiment.workload.rate, Some(2.0));
+    }
+}

@@ -1,0 +1,237 @@
+//! Sweeps on the simulator: every point on one server, one result per point plus an index;
+//! a plot that is really an image; a report; and an interrupted sweep resumed.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+fn experiment(dir: &Path, requests: u32, sweep: &str) -> PathBuf {
+    let p = dir.join("sweep.yaml");
+    std::fs::write(
+        &p,
+        format!(
+            "name: sw\nmodel: {{ id: m }}\ninfrastructure:\n  provider: simulator\n  simulator: {{ profile: h100-llama8b, speed: 32.0 }}\noutput: {{ dir: {} }}\nmetrics:\n  scrape_interval: 200ms\n  slo: {{ ttft_ms: 1000, tpot_ms: 50 }}\nworkload:\n  pattern: concurrent\n  requests: {requests}\n  dataset: {{ kind: random, input_len: 128, output_len: 32 }}\n  ignore_eos: true\n  sweep:\n{sweep}",
+            dir.join("out").display()
+        ),
+    )
+    .unwrap();
+    p
+}
+
+fn bin() -> Command {
+    let mut c = Command::cargo_bin("llm-inf-bench").unwrap();
+    c.env("LLM_INF_BENCH_CONFIG", "/nonexistent")
+        .timeout(Duration::from_secs(240));
+    c
+}
+
+fn files(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir.join("out")) else {
+        return Vec::new();
+    };
+    let mut v: Vec<PathBuf> = entries
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(suffix))
+        .collect();
+    v.sort();
+    v
+}
+
+fn json(p: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+#[test]
+fn a_sweep_runs_every_point_on_one_server_and_plots_and_reports() {
+    let d = tempfile::tempdir().unwrap();
+    let exp = experiment(
+        d.path(),
+        24,
+        "    concurrency: { start: 1, end: 8, factor: 2 }\n    seq_lens: [256x32, 512x64]\n",
+    );
+    bin()
+        .args(["run", "--no-tui"])
+        .arg(&exp)
+        .assert()
+        .success()
+        .stderr(predicates::str::contains("sweep of 8 points"));
+    let index = files(d.path(), ".sweep.json");
+    assert_eq!(index.len(), 1);
+    let idx = json(&index[0]);
+    assert_eq!(idx["status"], "completed");
+    let labels: Vec<&str> = idx["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            "256x32-c1",
+            "256x32-c2",
+            "256x32-c4",
+            "256x32-c8",
+            "512x64-c1",
+            "512x64-c2",
+            "512x64-c4",
+            "512x64-c8"
+        ]
+    );
+    // One result per point, each saying which point it is and measuring its own load.
+    let results: Vec<PathBuf> = files(d.path(), ".json")
+        .into_iter()
+        .filter(|p| !p.to_string_lossy().ends_with(".sweep.json"))
+        .collect();
+    assert_eq!(results.len(), 8);
+    let mut server_urls = Vec::new();
+    for p in &idx["points"].as_array().unwrap()[..] {
+        let r = json(&d.path().join("out").join(p["file"].as_str().unwrap()));
+        assert_eq!(r["sweep_point"], p["label"]);
+        assert_eq!(r["summary"]["completed"], 24);
+        assert_eq!(r["config"]["workload"]["concurrency"], p["concurrency"]);
+        assert_eq!(
+            r["config"]["workload"]["dataset"]["input_len"],
+            p["input_len"]
+        );
+        server_urls.push(r["environment"]["base_url"].as_str().unwrap().to_string());
+    }
+    server_urls.dedup();
+    assert_eq!(server_urls.len(), 1, "every point on the same server");
+
+    // The plot is a real image of the documented size with something drawn on it.
+    let png = d.path().join("sweep.png");
+    bin()
+        .arg("plot")
+        .arg(&index[0])
+        .arg("-o")
+        .arg(&png)
+        .assert()
+        .success();
+    let img = image::open(&png).unwrap().to_rgb8();
+    assert_eq!(
+        img.dimensions(),
+        (1400, 2 * 480 + 40),
+        "two shapes: two rows"
+    );
+    let mut colours: Vec<[u8; 3]> = img.pixels().map(|p| p.0).collect();
+    colours.sort();
+    colours.dedup();
+    assert!(
+        colours.len() > 20,
+        "{} colours: not a blank image",
+        colours.len()
+    );
+    let non_white = img.pixels().filter(|p| p.0 != [255, 255, 255]).count();
+    assert!(non_white > 10_000, "{non_white} drawn pixels");
+    // The default: PNG and SVG next to the index.
+    bin().arg("plot").arg(&index[0]).assert().success();
+    let svg =
+        std::fs::read_to_string(index[0].to_string_lossy().replace(".sweep.json", ".svg")).unwrap();
+    assert!(svg.contains("<svg") && svg.contains("c8") && svg.contains("256/32"));
+
+    let out = bin().arg("report").arg(&index[0]).output().unwrap();
+    let md = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success());
+    assert!(
+        md.contains("## ISL/OSL 256/32") && md.contains("## ISL/OSL 512/64"),
+        "{md}"
+    );
+    assert!(md.contains("| 256x32-c8 |"));
+    // The SLO comes from the runs' own metrics.slo.
+    assert!(
+        md.contains("SLO: TTFT p50 ≤ 1000 ms, TPOT p50 ≤ 50 ms"),
+        "{md}"
+    );
+    assert!(md.contains("**Best within the SLO:**"), "{md}");
+}
+
+#[test]
+fn an_interrupted_sweep_keeps_its_points_and_resumes() {
+    let d = tempfile::tempdir().unwrap();
+    let exp = experiment(d.path(), 60, "    concurrency: [1, 2, 4]\n");
+    // Nothing to resume yet: refused before anything starts.
+    bin()
+        .args(["run", "--no-tui", "--resume"])
+        .arg(&exp)
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("no unfinished sweep of `sw`"));
+
+    let mut child = common::background()
+        .args(["run", "--no-tui"])
+        .arg(&exp)
+        .spawn()
+        .unwrap();
+    // Once the first point is saved, Ctrl-C.
+    let start = std::time::Instant::now();
+    while files(d.path(), "-c1.json").is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(60), "no first point");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let index = files(d.path(), ".sweep.json");
+    let idx = json(&index[0]);
+    assert_eq!(idx["status"], "interrupted");
+    let done = idx["points"].as_array().unwrap().len();
+    assert!((1..3).contains(&done), "{idx}");
+
+    bin()
+        .args(["run", "--no-tui", "--resume"])
+        .arg(&exp)
+        .assert()
+        .success()
+        .stderr(predicates::str::contains("already measured; skipping"));
+    let after = files(d.path(), ".sweep.json");
+    assert_eq!(after, index, "the same sweep, not a new one");
+    let idx = json(&after[0]);
+    assert_eq!(idx["status"], "completed");
+    let points = idx["points"].as_array().unwrap();
+    assert_eq!(points.len(), 3);
+    assert!(points.iter().all(|p| p["status"] == "completed"));
+    // The first point was not measured again.
+    let first = std::fs::metadata(
+        d.path()
+            .join("out")
+            .join(points[0]["file"].as_str().unwrap()),
+    )
+    .unwrap()
+    .modified()
+    .unwrap();
+    let last = std::fs::metadata(
+        d.path()
+            .join("out")
+            .join(points[2]["file"].as_str().unwrap()),
+    )
+    .unwrap()
+    .modified()
+    .unwrap();
+    assert!(first < last);
+}
+
+#[test]
+fn resume_needs_a_sweep() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("one.yaml");
+    std::fs::write(
+        &p,
+        "name: one\nmodel: { id: m }\ninfrastructure: { provider: simulator }\nworkload: { concurrency: 1, requests: 2 }\n",
+    )
+    .unwrap();
+    bin()
+        .args(["run", "--no-tui", "--resume"])
+        .arg(&p)
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("--resume continues a sweep"));
+}
