@@ -7,7 +7,8 @@ pub fn default_image(kind: FrameworkKind) -> &'static str {
     match kind {
         FrameworkKind::Vllm => "vllm/vllm-openai:v0.11.0",
         FrameworkKind::Sglang => "lmsysorg/sglang:v0.5.4",
-        FrameworkKind::Llamacpp => "ghcr.io/ggml-org/llama.cpp:server",
+        // llama.cpp's CUDA server image at the build the real-server tests run (b11434).
+        FrameworkKind::Llamacpp => "ghcr.io/ggml-org/llama.cpp:server-cuda-b11434",
     }
 }
 
@@ -54,14 +55,22 @@ pub fn container_args(e: &Experiment) -> Vec<String> {
             tp,
             "--enable-metrics".into(),
         ],
+        // `-hf` fetches the GGUF from Hugging Face (`org/repo[:quant]`); `--alias` makes
+        // /v1/models list the experiment's model id (llama.cpp checks no request's model name);
+        // every layer on the GPU(s).
         FrameworkKind::Llamacpp => vec![
             "-hf".into(),
+            model.clone(),
+            "--alias".into(),
             model,
             "--host".into(),
             "0.0.0.0".into(),
             "--port".into(),
             port,
+            "--n-gpu-layers".into(),
+            "999".into(),
             "--metrics".into(),
+            "--no-webui".into(),
         ],
     };
     if let Some(n) = e.model.max_model_len {

@@ -33,6 +33,8 @@ fn rec(
                 status: Some(500),
             })
         },
+        server_prefill_ms: None,
+        server_decode_ms: None,
     }
 }
 

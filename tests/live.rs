@@ -3,11 +3,12 @@
 //! `monitor`; the TUI's rendering (insta snapshots of ratatui's TestBackend) and its terminal
 //! restore after a panic (under a real pseudo-terminal, via `script`).
 
+mod common;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use assert_cmd::Command;
 use llm_inf_bench::config::Personality;
 use llm_inf_bench::metrics::scrape::{self, Framework, ServerSample};
 use llm_inf_bench::metrics::summary::RequestRecord;
@@ -161,32 +162,22 @@ async fn failed_and_stalled_scrapes_are_recorded_gaps_and_never_stop_the_scraper
 }
 
 fn sim_experiment(dir: &std::path::Path, personality: &str) -> std::path::PathBuf {
-    let p = dir.join("exp.yaml");
-    std::fs::write(
-        &p,
-        format!(
+    common::write(
+        dir,
+        "exp.yaml",
+        &format!(
             "name: live\nmodel: {{ id: m }}\ninfrastructure:\n  provider: simulator\n  simulator: {{ profile: h100-llama8b, personality: {personality}, speed: 8.0 }}\nmetrics: {{ scrape_interval: 200ms }}\noutput: {{ dir: {} }}\nworkload:\n  concurrency: 8\n  requests: 160\n  dataset: {{ kind: random, input_len: 64, output_len: 64 }}\n  ignore_eos: true\n",
             dir.join("out").display()
         ),
     )
-    .unwrap();
-    p
 }
 
-fn bin() -> Command {
-    let mut c = Command::cargo_bin("llm-inf-bench").unwrap();
-    c.env("LLM_INF_BENCH_CONFIG", "/nonexistent")
-        .timeout(Duration::from_secs(120));
-    c
+fn bin() -> assert_cmd::Command {
+    common::bin(120)
 }
 
 fn result(dir: &std::path::Path) -> Value {
-    let f = std::fs::read_dir(dir.join("out"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|x| x == "json"))
-        .unwrap();
-    serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap()
+    common::result(dir)
 }
 
 #[test]

@@ -6,27 +6,21 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use assert_cmd::Command;
 use serde_json::Value;
 
 fn experiment(dir: &Path, requests: u32, sweep: &str) -> PathBuf {
-    let p = dir.join("sweep.yaml");
-    std::fs::write(
-        &p,
-        format!(
+    common::write(
+        dir,
+        "sweep.yaml",
+        &format!(
             "name: sw\nmodel: {{ id: m }}\ninfrastructure:\n  provider: simulator\n  simulator: {{ profile: h100-llama8b, speed: 32.0 }}\noutput: {{ dir: {} }}\nmetrics:\n  scrape_interval: 200ms\n  slo: {{ ttft_ms: 1000, tpot_ms: 50 }}\nworkload:\n  pattern: concurrent\n  requests: {requests}\n  dataset: {{ kind: random, input_len: 128, output_len: 32 }}\n  ignore_eos: true\n  sweep:\n{sweep}",
             dir.join("out").display()
         ),
     )
-    .unwrap();
-    p
 }
 
-fn bin() -> Command {
-    let mut c = Command::cargo_bin("llm-inf-bench").unwrap();
-    c.env("LLM_INF_BENCH_CONFIG", "/nonexistent")
-        .timeout(Duration::from_secs(240));
-    c
+fn bin() -> assert_cmd::Command {
+    common::bin(240)
 }
 
 fn files(dir: &Path, suffix: &str) -> Vec<PathBuf> {

@@ -167,6 +167,8 @@ pub struct RequestResult {
     pub usage_prompt_tokens: Option<u32>,
     /// `usage.completion_tokens`, when the server sent usage.
     pub usage_completion_tokens: Option<u32>,
+    /// The server's own prefill and decode time in ms (llama.cpp's `timings`), when sent.
+    pub server_timings: Option<(f64, f64)>,
     pub error: Option<RequestError>,
 }
 
@@ -181,6 +183,7 @@ impl RequestResult {
             reads: 0,
             usage_prompt_tokens: None,
             usage_completion_tokens: None,
+            server_timings: None,
             error: None,
         }
     }
@@ -212,11 +215,19 @@ pub struct Conn {
     sender: SendRequest<Full<Bytes>>,
     /// How long the TCP connect + handshake took (reported apart from TTFT).
     pub connect_time: Duration,
+    /// Requests this connection has already answered (0: fresh).
+    served: u32,
 }
 
 impl Conn {
     pub fn is_usable(&self) -> bool {
         !self.sender.is_closed()
+    }
+
+    /// Waits until the connection can take a request; `false` when the server has closed it
+    /// (an idle keep-alive timeout, say), so the caller can dial again before sending anything.
+    pub async fn ready(&mut self) -> bool {
+        self.sender.ready().await.is_ok()
     }
 }
 
@@ -248,6 +259,7 @@ pub async fn connect(ep: &Endpoint) -> Result<Conn, RequestError> {
     Ok(Conn {
         sender,
         connect_time: t.elapsed(),
+        served: 0,
     })
 }
 
@@ -281,8 +293,19 @@ struct Chunk<'a> {
     choices: Vec<Choice<'a>>,
     #[serde(default)]
     usage: Option<Usage>,
+    /// llama.cpp's own view of the request, next to `usage`.
+    #[serde(default)]
+    timings: Option<Timings>,
     #[serde(default)]
     error: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct Timings {
+    #[serde(default)]
+    prompt_ms: Option<f64>,
+    #[serde(default)]
+    predicted_ms: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -399,6 +422,13 @@ fn parse_event(data: &[u8], r: &mut RequestResult) -> Parsed {
             r.usage_prompt_tokens = u.prompt_tokens;
         }
     }
+    if let Some(Timings {
+        prompt_ms: Some(p),
+        predicted_ms: Some(d),
+    }) = chunk.timings
+    {
+        r.server_timings = Some((p, d));
+    }
     let has_text = chunk.choices.iter().any(|c| {
         let nonempty = |s: &Option<Cow<str>>| s.as_deref().is_some_and(|t| !t.is_empty());
         nonempty(&c.text)
@@ -441,11 +471,19 @@ pub async fn send(
         _ => (limit, ErrorKind::Timeout),
     };
     let outcome = tokio::time::timeout_at(until, exchange(conn, ep, body, &mut r)).await;
-    r.end = Instant::now();
     match outcome {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => r.error = Some(e),
+        // `end` is the `[DONE]` read (or the body's end), not when draining finished.
+        Ok(Ok(())) => {
+            if r.end <= r.sent {
+                r.end = Instant::now();
+            }
+        }
+        Ok(Err(e)) => {
+            r.end = Instant::now();
+            r.error = Some(e);
+        }
         Err(_) => {
+            r.end = Instant::now();
             let msg = match kind {
                 ErrorKind::Aborted => "aborted at the workload deadline".to_string(),
                 _ => format!("no complete answer within {timeout:?}"),
@@ -462,17 +500,46 @@ async fn exchange(
     body: Bytes,
     r: &mut RequestResult,
 ) -> Result<(), RequestError> {
+    let again = body.clone(); // a refcount, for the one retry below
     let req = ep.request(hyper::Method::POST, ep.path(), "text/event-stream", body)?;
     conn.sender
         .ready()
         .await
         .map_err(|e| RequestError::new(ErrorKind::Connect, format!("connection not ready: {e}")))?;
     r.sent = Instant::now();
-    let resp = conn
-        .sender
-        .send_request(req)
-        .await
-        .map_err(|e| RequestError::new(ErrorKind::Connect, format!("sending request: {e}")))?;
+    let resp = match conn.sender.try_send_request(req).await {
+        Ok(resp) => resp,
+        // The server closed a kept connection before it took the request (llama.cpp closes
+        // after every streamed answer, a moment after the last byte). When hyper hands the
+        // request back unsent — or the reused connection died before any answer, which is the
+        // same race seen later — it goes out once more on a fresh connection, with its clock
+        // restarted (what curl does with a stale connection). A fresh connection is not retried.
+        Err(mut e) => match e.take_message().or_else(|| {
+            (conn.served > 0 && e.error().is_incomplete_message())
+                .then(|| {
+                    ep.request(hyper::Method::POST, ep.path(), "text/event-stream", again)
+                        .ok()
+                })
+                .flatten()
+        }) {
+            Some(req) => {
+                *conn = connect(ep).await?;
+                conn.sender.ready().await.map_err(|e| {
+                    RequestError::new(ErrorKind::Connect, format!("connection not ready: {e}"))
+                })?;
+                r.sent = Instant::now();
+                conn.sender.send_request(req).await.map_err(|e| {
+                    RequestError::new(ErrorKind::Connect, format!("sending request: {e}"))
+                })?
+            }
+            None => {
+                return Err(RequestError::new(
+                    ErrorKind::Connect,
+                    format!("sending request: {}", e.into_error()),
+                ))
+            }
+        },
+    };
     let status = resp.status();
     let mut body = resp.into_body();
     if !status.is_success() {
@@ -522,6 +589,7 @@ async fn exchange(
             Parsed::Nothing => true,
             Parsed::Done => {
                 done = true;
+                r.end = now;
                 false
             }
             Parsed::Error(e) => {
@@ -535,6 +603,16 @@ async fn exchange(
     }
     if let Some(f) = failure {
         return Err(f);
+    }
+    conn.served += 1;
+    if done {
+        // Read the body to its end (the last chunk may come in a later read, as llama.cpp's
+        // does): a body dropped unfinished closes the connection, and the next request on
+        // this slot would find it gone. Bounded: a server that never ends it loses the conn.
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while let Some(Ok(_)) = body.frame().await {}
+        })
+        .await;
     }
     if !done {
         return Err(RequestError::new(

@@ -255,7 +255,8 @@ impl ServerMetrics {
     /// Summarises the samples that fall in the timed window `[0, duration_ms]`; counter
     /// deltas run from the last good sample at or before the start to the last one in it.
     pub fn summarize(&mut self, duration_ms: f64) {
-        let slack = self.interval_ms;
+        // The last scrape is taken after the last request, up to two intervals later.
+        let slack = self.interval_ms * 2.0 + 1000.0;
         let window: Vec<&ServerSample> = self
             .samples
             .iter()

@@ -33,6 +33,11 @@ pub struct RequestRecord {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub itl_ms: Option<Vec<f64>>,
     pub error: Option<crate::client::RequestError>,
+    /// The server's own prefill and decode time in ms (llama.cpp's `timings`), when it sent them.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub server_prefill_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub server_decode_ms: Option<f64>,
 }
 
 impl RequestRecord {

@@ -549,6 +549,19 @@ async fn run_point(
         }
     }
     let end = Instant::now();
+    // One more scrape after the last request, so the server's counters cover the whole window.
+    if e.metrics.scrape && interrupted < 2 {
+        let wait = e.metrics.scrape_interval.as_duration() * 2 + Duration::from_secs(1);
+        let _ = tokio::time::timeout(wait, async {
+            while let Some(ev) = rx.recv().await {
+                if matches!(ev, Event::Server(_)) {
+                    on.event(&mut col, ev);
+                    break;
+                }
+            }
+        })
+        .await;
+    }
     if let Some(b) = bar {
         b.finish_and_clear();
     }
@@ -939,6 +952,8 @@ impl Collector {
             reads: r.reads,
             itl_ms: self.full.then_some(gaps),
             error: r.error.clone(),
+            server_prefill_ms: r.server_timings.map(|t| t.0),
+            server_decode_ms: r.server_timings.map(|t| t.1),
         };
         let second = if r.end >= t0 {
             (r.end - t0).as_secs()

@@ -255,6 +255,22 @@ fn as_prompt_json(api: Api, text: &str) -> String {
     }
 }
 
+/// `POST /tokenize` with `body`; the answer when it is a 200 JSON document.
+async fn tokenize(ep: &Endpoint, body: &Value) -> Option<Value> {
+    let (status, bytes) = client::http_call(
+        ep,
+        hyper::Method::POST,
+        "/tokenize",
+        Some(body),
+        Duration::from_secs(30),
+    )
+    .await
+    .ok()?;
+    (status == 200)
+        .then(|| serde_json::from_slice(&bytes).ok())
+        .flatten()
+}
+
 async fn count_tokens(ep: &Endpoint, model: &str, api: Api, text: &str) -> Option<f64> {
     let body = match api {
         Api::Chat => {
@@ -262,22 +278,20 @@ async fn count_tokens(ep: &Endpoint, model: &str, api: Api, text: &str) -> Optio
         }
         Api::Completions => serde_json::json!({"model": model, "prompt": text}),
     };
-    let (status, bytes) = client::http_call(
-        ep,
-        hyper::Method::POST,
-        "/tokenize",
-        Some(&body),
-        Duration::from_secs(30),
-    )
-    .await
-    .ok()?;
-    if status != 200 {
-        return None;
+    // vLLM and SGLang: `{"count": n, …}`.
+    if let Some(n) = tokenize(ep, &body)
+        .await
+        .and_then(|v| v.get("count")?.as_f64())
+    {
+        return Some(n);
     }
-    serde_json::from_slice::<Value>(&bytes)
-        .ok()?
-        .get("count")?
-        .as_f64()
+    // llama.cpp's form: `{"content": …}` → `{"tokens": [...]}` (no chat template applied).
+    let body = serde_json::json!({"content": text, "add_special": true});
+    tokenize(ep, &body)
+        .await?
+        .get("tokens")?
+        .as_array()
+        .map(|t| t.len() as f64)
 }
 
 /// Measures tokens per word and the template overhead with two `/tokenize` probes.
