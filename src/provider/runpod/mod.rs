@@ -204,7 +204,7 @@ pub fn api_key(r: Option<&Resolved>) -> Result<Secret, ProviderError> {
 }
 
 /// The `POST /pods` body for one GPU type.
-fn create_request(
+pub fn create_request(
     r: &Resolved,
     name: &str,
     gpu: &str,
