@@ -45,6 +45,7 @@ case "${1:-}" in
     done ;;
   env)
     echo "export LLMIB_PRISM_URL=http://127.0.0.1:$MOCK/v2"
-    echo "export LLMIB_PRISM_DYNAMIC_URL=http://127.0.0.1:$DYNAMIC/v2" ;;
+    echo "export LLMIB_PRISM_DYNAMIC_URL=http://127.0.0.1:$DYNAMIC/v2"
+    echo "export LLMIB_PRISM_BIN=$(cd "$(dirname "$BIN")" && pwd)/prism" ;;
   *) echo "usage: $0 start | stop | env"; exit 2 ;;
 esac

@@ -4,8 +4,8 @@
 //!
 //! The stream is low-rate, so eventsource-stream parses it (it is the wrong tool only for the
 //! benchmark's token streams). When the stream ends or fails — the pod is still starting, the
-//! proxy closed an idle stream — the follower reconnects with `Last-Event-ID`, so no line is
-//! written twice, backing off up to 10 s.
+//! proxy closed an idle stream — the follower reconnects with `Last-Event-ID` (the last event's
+//! timestamp), backing off up to 10 s.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -49,8 +49,11 @@ pub async fn follow(api: Arc<RunPodApi>, id: String, file: PathBuf) {
                 let mut events = resp.bytes_stream().eventsource();
                 while let Some(ev) = events.next().await {
                     let Ok(ev) = ev else { break };
-                    if !ev.id.is_empty() {
-                        last_id = Some(ev.id.clone());
+                    // Event ids are `<ts>/<seq>`, but the document types `Last-Event-ID` as
+                    // an RFC 3339 date-time (Prism refuses the whole id): resume from the
+                    // timestamp, which may repeat a line of that same instant.
+                    if let Some(ts) = ev.id.split('/').next().filter(|t| !t.is_empty()) {
+                        last_id = Some(ts.to_string());
                     }
                     let text = match serde_json::from_str::<LogLine>(&ev.data) {
                         Ok(l) => format!("{} [{}] {}", l.ts, l.source, l.line),
