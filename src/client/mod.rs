@@ -223,12 +223,6 @@ impl Conn {
     pub fn is_usable(&self) -> bool {
         !self.sender.is_closed()
     }
-
-    /// Waits until the connection can take a request; `false` when the server has closed it
-    /// (an idle keep-alive timeout, say), so the caller can dial again before sending anything.
-    pub async fn ready(&mut self) -> bool {
-        self.sender.ready().await.is_ok()
-    }
 }
 
 /// Bytes per socket read on a benchmark connection.
@@ -494,6 +488,15 @@ pub async fn send(
     r
 }
 
+/// Replaces `conn` with a fresh connection that is ready for a request.
+async fn redial(conn: &mut Conn, ep: &Endpoint) -> Result<(), RequestError> {
+    *conn = connect(ep).await?;
+    conn.sender
+        .ready()
+        .await
+        .map_err(|e| RequestError::new(ErrorKind::Connect, format!("connection not ready: {e}")))
+}
+
 async fn exchange(
     conn: &mut Conn,
     ep: &Endpoint,
@@ -502,10 +505,11 @@ async fn exchange(
 ) -> Result<(), RequestError> {
     let again = body.clone(); // a refcount, for the one retry below
     let req = ep.request(hyper::Method::POST, ep.path(), "text/event-stream", body)?;
-    conn.sender
-        .ready()
-        .await
-        .map_err(|e| RequestError::new(ErrorKind::Connect, format!("connection not ready: {e}")))?;
+    // A kept connection the server has closed meanwhile (its keep-alive timeout) is dialled
+    // again before anything is sent, rather than failing the request.
+    if conn.sender.ready().await.is_err() {
+        redial(conn, ep).await?;
+    }
     r.sent = Instant::now();
     let resp = match conn.sender.try_send_request(req).await {
         Ok(resp) => resp,
@@ -523,10 +527,7 @@ async fn exchange(
                 .flatten()
         }) {
             Some(req) => {
-                *conn = connect(ep).await?;
-                conn.sender.ready().await.map_err(|e| {
-                    RequestError::new(ErrorKind::Connect, format!("connection not ready: {e}"))
-                })?;
+                redial(conn, ep).await?;
                 r.sent = Instant::now();
                 conn.sender.send_request(req).await.map_err(|e| {
                     RequestError::new(ErrorKind::Connect, format!("sending request: {e}"))

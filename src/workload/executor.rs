@@ -359,13 +359,8 @@ async fn one(
 ) -> Record {
     let idx = prompt % plan.prompts.len().max(1);
     let prompt = &plan.prompts[idx];
-    // A kept connection the server has closed meanwhile (its keep-alive timeout) is dialled
-    // again before anything is sent, rather than failing the request.
-    let kept = match conn.take().filter(Conn::is_usable) {
-        Some(mut c) => c.ready().await.then_some(c),
-        None => None,
-    };
-    let result = match kept {
+    // (`client::send` itself re-dials a kept connection the server closed meanwhile.)
+    let result = match conn.take().filter(Conn::is_usable) {
         Some(c) => Ok(c),
         None => client::connect(&plan.endpoint).await,
     };
