@@ -58,6 +58,17 @@ fn experiment(dir: &Path, url: &str, workload: &str) -> PathBuf {
 }
 
 /// The one result file in `dir/out` (a local server's log beside it is not a result).
+/// `run --no-tui` on `exp` succeeds; its result file in `dir`.
+fn run_ok(exp: &Path, dir: &Path) -> Value {
+    let out = bin().arg("run").arg(exp).arg("--no-tui").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    only_result(dir)
+}
+
 fn only_result(dir: &Path) -> Value {
     let files: Vec<PathBuf> = std::fs::read_dir(dir.join("out"))
         .unwrap()
@@ -123,13 +134,7 @@ fn faults_are_counted_by_kind_and_the_run_finishes() {
     let d = tempfile::tempdir().unwrap();
     let exp = experiment(d.path(), &s.url, "  concurrency: 4\n  requests: 200\n  dataset: { kind: random, input_len: 8, output_len: 10 }\n  ignore_eos: true\n");
     // The fault draws are seeded: the pre-flight (request 0) is clean with seed 0.
-    let out = bin().arg("run").arg(&exp).arg("--no-tui").output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let r = only_result(d.path());
+    let r = run_ok(&exp, d.path());
     let kinds = r["errors"]["by_kind"].as_object().unwrap();
     assert!(kinds["status"].as_u64().unwrap() > 10, "{kinds:?}");
     assert!(kinds["stream_cut"].as_u64().unwrap() > 3, "{kinds:?}");
@@ -383,13 +388,7 @@ fn stalls_become_timeouts_and_429s_are_status_errors() {
     let s = server("instant", faults, 1.0);
     let d = tempfile::tempdir().unwrap();
     let exp = experiment(d.path(), &s.url, "  concurrency: 8\n  requests: 60\n  request_timeout: 300ms\n  dataset: { kind: random, input_len: 8, output_len: 6 }\n  ignore_eos: true\n");
-    let out = bin().arg("run").arg(&exp).arg("--no-tui").output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let r = only_result(d.path());
+    let r = run_ok(&exp, d.path());
     let kinds = r["errors"]["by_kind"].as_object().unwrap();
     assert!(kinds["timeout"].as_u64().unwrap() > 5, "{kinds:?}");
     assert!(kinds["status"].as_u64().unwrap() > 3, "{kinds:?}");

@@ -21,7 +21,7 @@ use crate::results::{
 };
 use crate::ui::live::{Live, Snapshot};
 use crate::ui::say;
-use crate::ui::tui::{self, Tui};
+use crate::ui::tui;
 use crate::workload::dataset::{self, Prompt};
 use crate::workload::executor::{self, Arrivals, Control, Event, Plan};
 use crate::workload::sweep;
@@ -276,13 +276,7 @@ pub async fn run(p: &Prepared, opts: &RunOptions) -> Result<Outcome, RunError> {
                 tui::Request::Interrupt => Stop::Interrupt,
             });
         };
-        match Tui::start(snap_rx, Instant::now(), keys) {
-            Ok(t) => Some(t),
-            Err(err) => {
-                say(format!("no live view ({err}); plain output instead"));
-                None
-            }
-        }
+        tui::start_or_plain(snap_rx, Instant::now(), keys)
     } else {
         None
     };
@@ -442,7 +436,7 @@ async fn run_point(
 
     // The server's own view, from now until the workload ends, on the run's event channel.
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let metrics_url = format!("{}/metrics", ep.base_url());
+    let metrics_url = monitor::metrics_url(&ep.base_url());
     let _scraper = e.metrics.scrape.then(|| {
         AbortOnDrop(tokio::spawn(scrape::run(
             metrics_url.clone(),

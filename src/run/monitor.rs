@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, watch};
 use super::AbortOnDrop;
 use crate::metrics::scrape::{self, Framework, ServerSample};
 use crate::ui::live::{Live, Snapshot};
-use crate::ui::tui::Tui;
+use crate::ui::tui;
 use crate::workload::executor::Event;
 
 pub struct MonitorOptions {
@@ -68,15 +68,9 @@ pub async fn monitor(o: MonitorOptions) -> (u64, u64) {
     let (quit_tx, mut quit_rx) = mpsc::unbounded_channel::<()>();
     let started = Instant::now();
     let _tui = if o.tui {
-        match Tui::start(snap_rx, started, move |_| {
+        tui::start_or_plain(snap_rx, started, move |_| {
             let _ = quit_tx.send(());
-        }) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                eprintln!("no live view ({e}); plain output instead");
-                None
-            }
-        }
+        })
     } else {
         None
     };

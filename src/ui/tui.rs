@@ -122,6 +122,18 @@ impl Tui {
     }
 }
 
+/// [`Tui::start`], or `None` with a notice when the terminal cannot be taken over: the caller
+/// goes on with plain output.
+pub fn start_or_plain(
+    rx: watch::Receiver<Snapshot>,
+    started: Instant,
+    on_key: impl Fn(Request) + Send + 'static,
+) -> Option<Tui> {
+    Tui::start(rx, started, on_key)
+        .map_err(|err| say(format!("no live view ({err}); plain output instead")))
+        .ok()
+}
+
 /// Restores the terminal when the drawing thread ends, however it ends.
 struct Restore;
 
