@@ -1,21 +1,23 @@
-//! The benchmark client: one HTTP/1.1 keep-alive connection per in-flight slot (hyper, no
-//! pool, so exactly as many sockets as slots), streaming chat/completions requests, the
-//! in-place SSE splitter, and per-read timing.
+//! The benchmark client: one HTTP/1.1 keep-alive connection per in-flight slot (no pool, so
+//! exactly as many sockets as slots; the HTTP is `wire`'s), streaming chat/completions
+//! requests, the in-place SSE splitter, and per-read timing.
 //!
-//! Timing: each body read is stamped once, on arrival, with a monotonic clock; every SSE event
-//! in that read gets that stamp. When a read carries several token events they share one time,
-//! so their ITL gaps inside the read are 0 — that is what the client really observed, and the
-//! count of reads per request is reported so batching shows.
+//! Timing: each socket read is stamped once with the time its bytes reached the socket (the
+//! kernel's receive timestamp, carried to the monotonic clock; the clock at the read where the
+//! kernel gives none); every SSE event in that read gets that stamp. When a read carries several
+//! token events they share one time, so their ITL gaps inside the read are 0 — that is what
+//! reached the client, and the count of reads per request is reported so batching shows.
 
 pub mod sse;
+pub mod wire;
 
 use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::SendRequest;
 use serde::{Deserialize, Serialize};
+
+use wire::{Flow, Sink, Wire, WireError};
 
 use crate::config::{Api, Secret};
 
@@ -74,29 +76,22 @@ impl Endpoint {
         &self.request_path
     }
 
-    /// A request to `uri` with this endpoint's `Host`, content type and, when a key is set,
-    /// `Authorization` headers.
-    fn request(
-        &self,
-        method: hyper::Method,
-        uri: &str,
-        accept: &str,
-        body: Bytes,
-    ) -> Result<hyper::Request<Full<Bytes>>, RequestError> {
-        let mut req = hyper::Request::builder()
-            .method(method)
-            .uri(uri)
-            .header(hyper::header::HOST, self.authority.as_str())
-            .header(hyper::header::CONTENT_TYPE, "application/json")
-            .header(hyper::header::ACCEPT, accept);
+    /// A whole HTTP/1.1 request to `uri` with this endpoint's `Host`, content type and, when a
+    /// key is set, `Authorization` headers.
+    fn request(&self, method: &str, uri: &str, accept: &str, body: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut out = Vec::with_capacity(256 + body.len());
+        let _ = write!(
+            out,
+            "{method} {uri} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nAccept: {accept}\r\n",
+            self.authority
+        );
         if let Some(k) = &self.api_key {
-            req = req.header(
-                hyper::header::AUTHORIZATION,
-                format!("Bearer {}", k.expose()),
-            );
+            let _ = write!(out, "Authorization: Bearer {}\r\n", k.expose());
         }
-        req.body(Full::new(body))
-            .map_err(|e| RequestError::new(ErrorKind::Connect, format!("building request: {e}")))
+        let _ = write!(out, "Content-Length: {}\r\n\r\n", body.len());
+        out.extend_from_slice(body);
+        out
     }
 
     pub fn base_url(&self) -> String {
@@ -161,8 +156,10 @@ pub struct RequestResult {
     pub token_times: Vec<Instant>,
     /// Last byte (the `[DONE]` event's read, or the end of the body).
     pub end: Instant,
-    /// Body reads (frames) that carried data.
+    /// Socket reads that carried bytes of the answer.
     pub reads: u32,
+    /// Of those, reads stamped with the kernel's receive time (the rest: the clock at the read).
+    pub kernel_reads: u32,
     /// `usage.prompt_tokens`, when the server sent usage.
     pub usage_prompt_tokens: Option<u32>,
     /// `usage.completion_tokens`, when the server sent usage.
@@ -181,6 +178,7 @@ impl RequestResult {
             token_times: Vec::new(),
             end: at,
             reads: 0,
+            kernel_reads: 0,
             usage_prompt_tokens: None,
             usage_completion_tokens: None,
             server_timings: None,
@@ -212,23 +210,22 @@ impl RequestResult {
 
 /// A warmed connection for one slot.
 pub struct Conn {
-    sender: SendRequest<Full<Bytes>>,
-    /// How long the TCP connect + handshake took (reported apart from TTFT).
+    wire: Wire,
+    /// How long the TCP connect took (reported apart from TTFT).
     pub connect_time: Duration,
     /// Requests this connection has already answered (0: fresh).
     served: u32,
 }
 
 impl Conn {
+    /// True when the next request can go out on this connection (the last answer was read to
+    /// its end and the server has not closed it).
     pub fn is_usable(&self) -> bool {
-        !self.sender.is_closed()
+        self.wire.is_reusable()
     }
 }
 
-/// Bytes per socket read on a benchmark connection.
-const READ_BUF_BYTES: usize = 16 * 1024;
-
-/// Opens one HTTP/1.1 connection and spawns its driver on the current runtime.
+/// Opens one HTTP/1.1 connection.
 pub async fn connect(ep: &Endpoint) -> Result<Conn, RequestError> {
     let t = Instant::now();
     let stream = tokio::net::TcpStream::connect((ep.host.as_str(), ep.port))
@@ -240,18 +237,8 @@ pub async fn connect(ep: &Endpoint) -> Result<Conn, RequestError> {
             )
         })?;
     let _ = stream.set_nodelay(true);
-    // A fixed read buffer per connection: hyper's adaptive buffer grows towards the largest
-    // read (a whole bulk answer), which cost ~75 KiB per open stream at 1 024 streams.
-    let (sender, conn) = hyper::client::conn::http1::Builder::new()
-        .max_buf_size(READ_BUF_BYTES)
-        .handshake(hyper_util::rt::TokioIo::new(stream))
-        .await
-        .map_err(|e| RequestError::new(ErrorKind::Connect, format!("HTTP handshake: {e}")))?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
     Ok(Conn {
-        sender,
+        wire: Wire::new(stream),
         connect_time: t.elapsed(),
         served: 0,
     })
@@ -488,13 +475,92 @@ pub async fn send(
     r
 }
 
-/// Replaces `conn` with a fresh connection that is ready for a request.
-async fn redial(conn: &mut Conn, ep: &Endpoint) -> Result<(), RequestError> {
-    *conn = connect(ep).await?;
-    conn.sender
-        .ready()
-        .await
-        .map_err(|e| RequestError::new(ErrorKind::Connect, format!("connection not ready: {e}")))
+/// Feeds a streamed answer into a `RequestResult`; an error status's body is kept for its
+/// message instead.
+struct StreamSink<'a> {
+    r: &'a mut RequestResult,
+    splitter: sse::SseSplitter,
+    status: u16,
+    error_body: Vec<u8>,
+    done: bool,
+    failure: Option<RequestError>,
+}
+
+/// Bytes of an error answer kept for its message.
+const ERROR_BODY_BYTES: usize = 64 * 1024;
+
+impl Sink for StreamSink<'_> {
+    fn head(&mut self, status: u16) {
+        self.status = status;
+    }
+
+    fn data(&mut self, bytes: &[u8], at: Instant) -> bool {
+        if !(200..300).contains(&self.status) {
+            let room = ERROR_BODY_BYTES.saturating_sub(self.error_body.len());
+            self.error_body
+                .extend_from_slice(&bytes[..bytes.len().min(room)]);
+            return self.error_body.len() < ERROR_BODY_BYTES;
+        }
+        let r = &mut *self.r;
+        let (done, failure) = (&mut self.done, &mut self.failure);
+        self.splitter
+            .feed(bytes, |event| match handle_event(event, r) {
+                Parsed::Text => {
+                    if r.first_token.is_none() {
+                        r.first_token = Some(at);
+                    }
+                    r.token_times.push(at);
+                    true
+                }
+                Parsed::Nothing => true,
+                Parsed::Done => {
+                    *done = true;
+                    r.end = at;
+                    false
+                }
+                Parsed::Error(e) => {
+                    *failure = Some(e);
+                    false
+                }
+            });
+        !(self.done || self.failure.is_some())
+    }
+}
+
+/// Writes `request` on `conn` and reads the answer into `sink`. A request the server never
+/// answered on a kept connection (it closed it meanwhile: its keep-alive timeout, or
+/// llama.cpp closing after every streamed answer) goes out once more on a fresh connection,
+/// with its clock restarted — what curl does with a stale connection. A fresh connection is
+/// not retried.
+async fn round_trip<S: Sink>(
+    conn: &mut Conn,
+    ep: &Endpoint,
+    request: &[u8],
+    sink: &mut S,
+    restart: impl Fn(&mut S),
+) -> Result<Flow, RequestError> {
+    if conn.served > 0 && !conn.wire.is_reusable() {
+        *conn = connect(ep).await?;
+        restart(sink);
+    }
+    let attempt = async |conn: &mut Conn, sink: &mut S| {
+        conn.wire.send(request).await?;
+        conn.wire.read(sink).await
+    };
+    let flow = match attempt(conn, sink).await {
+        Err(WireError::Unanswered(_)) if conn.served > 0 => {
+            *conn = connect(ep).await?;
+            restart(sink);
+            attempt(conn, sink).await
+        }
+        other => other,
+    };
+    conn.served += 1;
+    flow.map_err(|e| match e {
+        WireError::Unanswered(m) => RequestError::new(ErrorKind::Connect, m),
+        WireError::Cut(m) => RequestError::new(ErrorKind::StreamCut, m),
+        WireError::Protocol(m) => RequestError::new(ErrorKind::Parse, m),
+    })
 }
 
 async fn exchange(
@@ -503,125 +569,84 @@ async fn exchange(
     body: Bytes,
     r: &mut RequestResult,
 ) -> Result<(), RequestError> {
-    let again = body.clone(); // a refcount, for the one retry below
-    let req = ep.request(hyper::Method::POST, ep.path(), "text/event-stream", body)?;
-    // A kept connection the server has closed meanwhile (its keep-alive timeout) is dialled
-    // again before anything is sent, rather than failing the request.
-    if conn.sender.ready().await.is_err() {
-        redial(conn, ep).await?;
-    }
+    let request = ep.request("POST", ep.path(), "text/event-stream", &body);
     r.sent = Instant::now();
-    let resp = match conn.sender.try_send_request(req).await {
-        Ok(resp) => resp,
-        // The server closed a kept connection before it took the request (llama.cpp closes
-        // after every streamed answer, a moment after the last byte). When hyper hands the
-        // request back unsent — or the reused connection died before any answer, which is the
-        // same race seen later — it goes out once more on a fresh connection, with its clock
-        // restarted (what curl does with a stale connection). A fresh connection is not retried.
-        Err(mut e) => match e.take_message().or_else(|| {
-            (conn.served > 0 && e.error().is_incomplete_message())
-                .then(|| {
-                    ep.request(hyper::Method::POST, ep.path(), "text/event-stream", again)
-                        .ok()
-                })
-                .flatten()
-        }) {
-            Some(req) => {
-                redial(conn, ep).await?;
-                r.sent = Instant::now();
-                conn.sender.send_request(req).await.map_err(|e| {
-                    RequestError::new(ErrorKind::Connect, format!("sending request: {e}"))
-                })?
-            }
-            None => {
-                return Err(RequestError::new(
-                    ErrorKind::Connect,
-                    format!("sending request: {}", e.into_error()),
-                ))
-            }
-        },
+    let mut sink = StreamSink {
+        r,
+        splitter: sse::SseSplitter::new(),
+        status: 0,
+        error_body: Vec::new(),
+        done: false,
+        failure: None,
     };
-    let status = resp.status();
-    let mut body = resp.into_body();
-    if !status.is_success() {
-        let mut bytes = Vec::new();
-        while let Some(Ok(frame)) = body.frame().await {
-            if let Some(d) = frame.data_ref() {
-                bytes.extend_from_slice(d);
-                if bytes.len() > 64 * 1024 {
-                    break;
-                }
-            }
+    let restart = |s: &mut StreamSink| s.r.sent = Instant::now();
+    let flow = round_trip(conn, ep, &request, &mut sink, restart).await;
+    sink.r.reads = conn.wire.reads;
+    sink.r.kernel_reads = conn.wire.kernel_reads;
+    let flow = flow.map_err(|mut e| {
+        if e.kind == ErrorKind::StreamCut {
+            e.message = format!("stream cut after {} reads: {}", conn.wire.reads, e.message);
         }
-        let msg = serde_json::from_slice::<serde_json::Value>(&bytes)
+        e
+    })?;
+    if !(200..300).contains(&sink.status) {
+        if flow == Flow::Stopped {
+            conn.wire.close();
+        }
+        let bytes = &sink.error_body;
+        let msg = serde_json::from_slice::<serde_json::Value>(bytes)
             .map(|v| error_message(&v))
             .unwrap_or_else(|_| {
                 String::from_utf8_lossy(&bytes[..bytes.len().min(500)]).into_owned()
             });
         return Err(RequestError {
             kind: ErrorKind::Status,
-            message: format!("HTTP {}: {msg}", status.as_u16()),
-            status: Some(status.as_u16()),
+            message: format!("HTTP {}: {msg}", sink.status),
+            status: Some(sink.status),
         });
     }
-    let mut splitter = sse::SseSplitter::new();
-    let mut done = false;
-    let mut failure: Option<RequestError> = None;
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| {
-            RequestError::new(
-                ErrorKind::StreamCut,
-                format!("stream cut after {} reads: {e}", r.reads),
-            )
-        })?;
-        let Some(data) = frame.data_ref() else {
-            continue;
-        };
-        let now = Instant::now();
-        r.reads += 1;
-        splitter.feed(data, |event| match handle_event(event, r) {
-            Parsed::Text => {
-                if r.first_token.is_none() {
-                    r.first_token = Some(now);
-                }
-                r.token_times.push(now);
-                true
-            }
-            Parsed::Nothing => true,
-            Parsed::Done => {
-                done = true;
-                r.end = now;
-                false
-            }
-            Parsed::Error(e) => {
-                failure = Some(e);
-                false
-            }
-        });
-        if done || failure.is_some() {
-            break;
-        }
-    }
-    if let Some(f) = failure {
+    if let Some(f) = sink.failure {
+        conn.wire.close();
         return Err(f);
     }
-    conn.served += 1;
-    if done {
-        // Read the body to its end (the last chunk may come in a later read, as llama.cpp's
-        // does): a body dropped unfinished closes the connection, and the next request on
-        // this slot would find it gone. Bounded: a server that never ends it loses the conn.
-        let _ = tokio::time::timeout(Duration::from_secs(2), async {
-            while let Some(Ok(_)) = body.frame().await {}
-        })
-        .await;
-    }
-    if !done {
+    if !sink.done {
         return Err(RequestError::new(
             ErrorKind::StreamCut,
-            format!("stream ended without [DONE] after {} reads", r.reads),
+            format!(
+                "stream ended without [DONE] after {} reads",
+                conn.wire.reads
+            ),
         ));
     }
+    if flow == Flow::Stopped {
+        // Read the body to its end (the last chunk may come in a later read, as llama.cpp's
+        // does): the next request on this slot needs the connection. Bounded: a server that
+        // never ends the body loses the connection, not the request.
+        let finished = tokio::time::timeout(Duration::from_secs(2), conn.wire.finish()).await;
+        if !matches!(finished, Ok(Ok(()))) {
+            conn.wire.close();
+        }
+    }
     Ok(())
+}
+
+/// Collects a whole answer (control-plane calls).
+struct Collect {
+    status: u16,
+    body: Vec<u8>,
+}
+
+/// The largest control-plane answer read.
+const CONTROL_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+impl Sink for Collect {
+    fn head(&mut self, status: u16) {
+        self.status = status;
+    }
+    fn data(&mut self, bytes: &[u8], _: Instant) -> bool {
+        self.body.extend_from_slice(bytes);
+        self.body.len() <= CONTROL_BODY_BYTES
+    }
 }
 
 /// A control-plane call (health, models, tokenize, pre-flight) on a fresh connection: returns
@@ -635,26 +660,27 @@ pub async fn http_call(
 ) -> Result<(u16, Vec<u8>), RequestError> {
     let fut = async {
         let mut conn = connect(ep).await?;
-        let bytes = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
-        let req = ep.request(
-            method,
+        let bytes = body.map(|b| b.to_string()).unwrap_or_default();
+        let request = ep.request(
+            method.as_str(),
             &format!("{}{path}", ep.base_path),
             "application/json",
-            bytes,
-        )?;
-        let resp = conn
-            .sender
-            .send_request(req)
+            bytes.as_bytes(),
+        );
+        let mut sink = Collect {
+            status: 0,
+            body: Vec::new(),
+        };
+        let flow = round_trip(&mut conn, ep, &request, &mut sink, |_| {})
             .await
-            .map_err(|e| RequestError::new(ErrorKind::Connect, format!("{path}: {e}")))?;
-        let status = resp.status().as_u16();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| RequestError::new(ErrorKind::StreamCut, format!("{path}: {e}")))?
-            .to_bytes();
-        Ok((status, body.to_vec()))
+            .map_err(|e| RequestError::new(e.kind, format!("{path}: {}", e.message)))?;
+        if flow == Flow::Stopped {
+            return Err(RequestError::new(
+                ErrorKind::Parse,
+                format!("{path}: answer larger than {CONTROL_BODY_BYTES} bytes"),
+            ));
+        }
+        Ok((sink.status, sink.body))
     };
     tokio::time::timeout(timeout, fut)
         .await

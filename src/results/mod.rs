@@ -125,6 +125,10 @@ pub struct ClientHealth {
     /// How late requests left against their schedule (open loop).
     pub pacer_lag_ms: Option<Stats>,
     pub reads_per_request: f64,
+    /// How reads were stamped: `kernel` (the socket's receive time), `clock` (the time of the
+    /// read), or `kernel for N%` when mixed.
+    #[serde(default)]
+    pub read_stamps: String,
     pub warnings: Vec<String>,
 }
 

@@ -876,6 +876,7 @@ struct Collector {
     termination: Option<String>,
     full: bool,
     total_reads: u64,
+    kernel_reads: u64,
     /// Scrapes of the server's `/metrics`, with when each started.
     server: Vec<(Instant, ServerSample)>,
     framework: Framework,
@@ -896,6 +897,7 @@ impl Collector {
             termination: None,
             full: e.output.detail == Detail::Full,
             total_reads: 0,
+            kernel_reads: 0,
             server: Vec::new(),
             framework: Framework::Unknown,
             scrape_interval: e.metrics.scrape_interval.as_duration(),
@@ -934,6 +936,7 @@ impl Collector {
             }
         }
         self.total_reads += r.reads as u64;
+        self.kernel_reads += r.kernel_reads as u64;
         let rec_out = RequestRecord {
             id: rec.index,
             scheduled_ms: rec.scheduled.map(ms),
@@ -1099,9 +1102,20 @@ impl Collector {
                 connect_ms: Stats::of(self.connect_ms),
                 pacer_lag_ms: lag,
                 reads_per_request: self.total_reads as f64 / n,
+                read_stamps: read_stamps(self.kernel_reads, self.total_reads),
                 warnings,
             },
             requests: self.records,
         }
+    }
+}
+
+/// How the run's reads were stamped, for the result's `client.read_stamps`.
+fn read_stamps(kernel: u64, total: u64) -> String {
+    match (kernel, total) {
+        (_, 0) => String::new(),
+        (k, t) if k == t => "kernel".into(),
+        (0, _) => "clock".into(),
+        (k, t) => format!("kernel for {:.1}%", k as f64 * 100.0 / t as f64),
     }
 }

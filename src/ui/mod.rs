@@ -168,6 +168,9 @@ pub fn summary_table(r: &RunResult) -> String {
         "Reads per request:",
         format!("{:.1}", c.reads_per_request),
     );
+    if !c.read_stamps.is_empty() {
+        row(&mut o, "Read timestamps:", c.read_stamps.clone());
+    }
     for w in &c.warnings {
         let _ = writeln!(o, "warning: {w}");
     }
