@@ -80,7 +80,8 @@ def pct(xs, p):
     xs = sorted(xs); r = p / 100 * (len(xs) - 1); lo, hi = math.floor(r), math.ceil(r)
     return xs[lo] + (xs[hi] - xs[lo]) * (r - lo)
 d = json.load(open(sys.argv[1])); t = json.load(open(sys.argv[2]))
-# The sim's truth also holds the pre-flight and warm-up requests: use the last N.
+# The sim's truth also holds the pre-flight and warm-up requests: use the last N. It runs from
+# the kernel's receive time of the request at the server's socket to the hand-off of each chunk.
 n = len(d["requests"])
 ttft_c = [r["ttft_ms"] for r in d["requests"] if r["ttft_ms"] is not None]
 itl_c = [g for r in d["requests"] for g in (r.get("itl_ms") or [])]
@@ -89,6 +90,9 @@ print(f"{sys.argv[3]}: {n} requests, {len(itl_c)} ITL gaps")
 for name, c, tr in (("TTFT", ttft_c, ttft_t), ("ITL", itl_c, itl_t)):
     print(f"  {name} client p50/p99 {pct(c,50):.3f}/{pct(c,99):.3f} ms, server truth p50/p99 {pct(tr,50):.3f}/{pct(tr,99):.3f} ms,"
           f" error p50/p99 {pct(c,50)-pct(tr,50):+.3f}/{pct(c,99)-pct(tr,99):+.3f} ms")
+h = t.get("handler_delay_ms", [])[-n:]
+if h:
+    print(f"  server socket -> handler p50/p99/max {pct(h,50):.3f}/{pct(h,99):.3f}/{max(h):.3f} ms (inside the truth's TTFT)")
 PY
     rm -f "$OUT"/results/*.json
   done

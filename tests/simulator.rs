@@ -509,6 +509,12 @@ async fn fixed_profile_keeps_its_clock_and_reports_the_truth() {
     assert_eq!(ttft.len(), 1);
     assert_eq!(itl.len(), 9, "10 tokens, 9 gaps");
     assert!(ttft[0].as_f64().unwrap() >= 10.0, "{truth}");
+    // The truth starts at the socket (kernel receive time), before the handler saw the request.
+    if cfg!(target_os = "linux") {
+        let delay = truth["handler_delay_ms"].as_array().unwrap();
+        assert_eq!(delay.len(), 1, "{truth}");
+        assert!(delay[0].as_f64().unwrap() >= 0.0, "{truth}");
+    }
     // Absolute deadlines: the last token is due 10 + 9·2 ms after arrival, never earlier.
     let total: f64 =
         ttft[0].as_f64().unwrap() + itl.iter().map(|g| g.as_f64().unwrap()).sum::<f64>();

@@ -9,6 +9,7 @@ pub mod engine;
 pub mod faults;
 pub mod metrics;
 mod server;
+mod stamped;
 pub mod tokenizer;
 
 use std::net::SocketAddr;

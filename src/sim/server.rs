@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use super::engine::{self, Emit, Profile, Submit};
 use super::faults::{RequestFaults, FAULT_HEADER};
 use super::metrics::SimMetrics;
+use super::stamped::{self, Arrival};
 use super::tokenizer::{self, VOCAB};
 use super::SimConfig;
 use crate::config::Personality;
@@ -38,12 +39,16 @@ struct Sim {
     truth: Mutex<Truth>,
 }
 
-/// Server-side TTFT and ITL of fixed-timing requests, measured when each chunk is handed to
-/// the connection. Bounded: the first `TRUTH_CAP` requests are kept.
+/// Server-side TTFT and ITL of fixed-timing requests: from the kernel's receive time of the
+/// request's bytes (the handler's start where the kernel gives none) to when each chunk is
+/// handed to the connection. Bounded: the first `TRUTH_CAP` requests are kept.
 #[derive(Default, serde::Serialize)]
 struct Truth {
     ttft_ms: Vec<f64>,
     itl_ms: Vec<f64>,
+    /// Per request: socket arrival → handler start (the server's own HTTP parsing and
+    /// scheduling); empty without kernel stamps.
+    handler_delay_ms: Vec<f64>,
 }
 
 const TRUTH_CAP: usize = 1_000_000;
@@ -101,6 +106,7 @@ pub(super) async fn serve(
         .route("/sim/timings", get(timings))
         .with_state(sim.clone());
     let refuse_until = sim.started + sim.cfg.faults.refuse_for;
+    let anchor = stamped::Anchor::now();
     loop {
         let accepted = tokio::select! {
             _ = &mut shutdown => return,
@@ -116,13 +122,46 @@ pub(super) async fn serve(
             continue;
         }
         let _ = stream.set_nodelay(true);
-        let svc = hyper_util::service::TowerToHyperService::new(router.clone());
-        tokio::spawn(async move {
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                .await;
-        });
+        // The fixed-timing profile measures its truth from the socket (`stamped`); the others
+        // take the plain path.
+        let stream = match sim.profile.fixed {
+            Some(_) => stamped::Stamped::new(stream, anchor),
+            None => Err(stream),
+        };
+        match stream {
+            Ok((stream, arrival)) => {
+                let svc = tower::ServiceExt::map_request(
+                    router.clone(),
+                    move |mut req: axum::extract::Request<hyper::body::Incoming>| {
+                        req.extensions_mut().insert(arrival.clone());
+                        req
+                    },
+                );
+                connection(stream, hyper_util::service::TowerToHyperService::new(svc));
+            }
+            Err(stream) => connection(
+                stream,
+                hyper_util::service::TowerToHyperService::new(router.clone()),
+            ),
+        }
     }
+}
+
+/// Serves one connection on its own task.
+fn connection<IO, S>(io: IO, svc: S)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::Service<hyper::Request<hyper::body::Incoming>, Response = Response>
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: std::error::Error + Send + Sync + 'static,
+{
+    tokio::spawn(async move {
+        let _ = hyper::server::conn::http1::Builder::new()
+            .serve_connection(hyper_util::rt::TokioIo::new(io), svc)
+            .await;
+    });
 }
 
 impl Sim {
@@ -174,12 +213,22 @@ fn json_body(body: &[u8]) -> Result<Value, String> {
     serde_json::from_slice(body).map_err(|e| format!("Invalid JSON body: {e}"))
 }
 
-async fn chat(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: Bytes) -> Response {
-    generate(sim, headers, body, Api::Chat).await
+async fn chat(
+    State(sim): State<Arc<Sim>>,
+    socket: Option<axum::Extension<Arrival>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    generate(sim, socket.map(|s| s.0), headers, body, Api::Chat).await
 }
 
-async fn completions(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: Bytes) -> Response {
-    generate(sim, headers, body, Api::Completions).await
+async fn completions(
+    State(sim): State<Arc<Sim>>,
+    socket: Option<axum::Extension<Arrival>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    generate(sim, socket.map(|s| s.0), headers, body, Api::Completions).await
 }
 
 /// What a generation request asked for, after validation.
@@ -248,10 +297,21 @@ fn prompt_of(api: Api, req: &Value, block_size: usize) -> Result<(u32, Vec<u64>,
     }
 }
 
-async fn generate(sim: Arc<Sim>, headers: HeaderMap, body: Bytes, api: Api) -> Response {
+async fn generate(
+    sim: Arc<Sim>,
+    socket: Option<Arrival>,
+    headers: HeaderMap,
+    body: Bytes,
+    api: Api,
+) -> Response {
     // The request's clock starts as soon as the handler has it, before parsing: the fixed
-    // profile's deadlines and its timing truth count the server's own handling time.
+    // profile's deadlines count the server's own handling time. Its timing truth starts
+    // earlier, when the request's last bytes reached the socket (the kernel's stamp).
     let arrived = tokio::time::Instant::now();
+    let reached = socket
+        .and_then(|s| s.latest())
+        .filter(|t| *t <= arrived)
+        .map(|t| (t, arrived - t));
     let n = sim.counter.fetch_add(1, Ordering::Relaxed);
     if sim.loading() {
         return sim.loading_error();
@@ -405,7 +465,17 @@ async fn generate(sim: Arc<Sim>, headers: HeaderMap, body: Bytes, api: Api) -> R
         return sse(Body::from(out));
     }
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(64);
-    tokio::spawn(produce(sim.clone(), chunker, job, faults, arrived, tx));
+    let truth_from = reached.map_or(arrived, |(t, _)| t);
+    let delay = reached.map(|(_, d)| d);
+    tokio::spawn(produce(
+        sim.clone(),
+        chunker,
+        job,
+        faults,
+        arrived,
+        (truth_from, delay),
+        tx,
+    ));
     let mut rx = rx;
     let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
     sse(Body::from_stream(stream))
@@ -467,6 +537,7 @@ async fn produce(
     job: Job,
     faults: RequestFaults,
     arrived: tokio::time::Instant,
+    (truth_from, handler_delay): (tokio::time::Instant, Option<Duration>),
     tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
 ) {
     sim.in_flight.fetch_add(1, Ordering::Relaxed);
@@ -549,7 +620,7 @@ async fn produce(
                         secs(handed.first()),
                         arrived.elapsed().as_secs_f64(),
                     );
-                    record_truth(&sim, arrived, &handed);
+                    record_truth(&sim, truth_from, handler_delay, &handed);
                 }
                 return;
             }
@@ -568,13 +639,21 @@ async fn produce(
     }
 }
 
-fn record_truth(sim: &Sim, arrived: tokio::time::Instant, handed: &[tokio::time::Instant]) {
+fn record_truth(
+    sim: &Sim,
+    from: tokio::time::Instant,
+    handler_delay: Option<Duration>,
+    handed: &[tokio::time::Instant],
+) {
     let Ok(mut t) = sim.truth.lock() else { return };
     let (Some(first), true) = (handed.first(), t.ttft_ms.len() < TRUTH_CAP) else {
         return;
     };
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    t.ttft_ms.push(ms(*first - arrived));
+    t.ttft_ms.push(ms(*first - from));
+    if let Some(d) = handler_delay {
+        t.handler_delay_ms.push(ms(d));
+    }
     let gaps: Vec<f64> = handed.windows(2).map(|w| ms(w[1] - w[0])).collect();
     t.itl_ms.extend(gaps);
 }
