@@ -1,13 +1,13 @@
 //! The client-ceiling load of `scripts/bench.sh ceiling` as a bare loop, through reqwest (HTTP/1
 //! only, no proxy, one pooled connection per stream) or through this project's hot path
-//! (`client::connect` + `client::send`: hyper's connection API, per-read stamps, token
-//! classification), with no executor, aggregation or result file — to see what the HTTP layer
+//! (`client::connect` + `client::send`: its own HTTP/1.1 (`client::wire`), kernel-stamped
+//! reads, token classification), with no executor, aggregation or result file — to see what the HTTP layer
 //! costs. Same request body, same SSE splitter; the reqwest side only counts events (it skips
 //! the classification), which flatters it.
 //!
 //!     taskset -c 0 llm-inf-bench serve-sim --profile instant --port 18556 --model m --startup-delay 0s &
 //!     taskset -c 1 cargo run --release --example reqwest_ceiling -- http://127.0.0.1:18556 256 20000 reqwest
-//!     taskset -c 1 cargo run --release --example reqwest_ceiling -- http://127.0.0.1:18556 256 20000 hyper
+//!     taskset -c 1 cargo run --release --example reqwest_ceiling -- http://127.0.0.1:18556 256 20000 client
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -29,7 +29,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|a| a.parse())
         .transpose()?
         .unwrap_or(20_000);
-    if args.next().as_deref() == Some("hyper") {
+    // `hyper` was this mode's name while the hot path sat on hyper's client.
+    if matches!(args.next().as_deref(), Some("client" | "hyper")) {
         return ours(&base, concurrency, requests).await;
     }
     let client = reqwest::Client::builder()
@@ -154,7 +155,7 @@ async fn ours(
         })
         .collect();
     report(
-        "hyper (client::send)",
+        "client::send (own HTTP/1.1)",
         tasks,
         t0,
         concurrency,

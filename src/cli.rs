@@ -249,7 +249,7 @@ pub struct ServeSimArgs {
     #[arg(long, default_value = "vllm", value_parser = ["vllm", "sglang"])]
     pub personality: String,
     /// Engine profile (timings and capacity): h100-llama8b, a100-llama70b, instant,
-    /// fixed-50ms-10ms (per-request clocks; truth at GET /sim/timings).
+    /// fixed-50ms-10ms (per-request clocks; truth at GET /sim/timings, from the socket).
     #[arg(long, default_value = "h100-llama8b")]
     pub profile: String,
     /// Model name to serve (any name; the experiment's `model.id` works).
