@@ -71,6 +71,9 @@ fn chat_and_completions_at_concurrency_1_and_8_measure_what_the_server_did() {
         let what = format!("{api} c={c}");
         assert_eq!(r["summary"]["completed"], 48, "{what}");
         assert_eq!(r["summary"]["failed"], 0, "{what}");
+        if cfg!(target_os = "linux") {
+            assert_eq!(r["client"]["read_stamps"], "kernel", "{what}");
+        }
         let mut out_tokens = 0.0;
         let (mut ttft_over, mut decode_off) = (Vec::new(), Vec::new());
         for q in r["requests"].as_array().unwrap() {

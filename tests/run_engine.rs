@@ -117,6 +117,10 @@ fn every_pattern_honours_counts_and_excludes_warmup() {
             assert!(r["client"]["pacer_lag_ms"]["count"].as_u64().unwrap() > 0);
         }
         assert_eq!(r["status"], "completed");
+        // Every read carried the kernel's receive time (Linux gives it on loopback).
+        if cfg!(target_os = "linux") {
+            assert_eq!(r["client"]["read_stamps"], "kernel", "{workload}");
+        }
     }
 }
 

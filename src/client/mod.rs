@@ -46,12 +46,20 @@ impl Endpoint {
             Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
             None => (rest, ""),
         };
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) => (
-                h.to_string(),
-                p.parse::<u16>()
-                    .map_err(|_| format!("`{base_url}`: bad port `{p}`"))?,
-            ),
+        // An IPv6 literal keeps its brackets here (`[::1]`, as in URLs and `Host`).
+        let port_sep = match authority.rfind(']') {
+            Some(close) => authority[close..].find(':').map(|i| close + i),
+            None => authority.rfind(':'),
+        };
+        let (host, port) = match port_sep {
+            Some(i) => {
+                let p = &authority[i + 1..];
+                (
+                    authority[..i].to_string(),
+                    p.parse::<u16>()
+                        .map_err(|_| format!("`{base_url}`: bad port `{p}`"))?,
+                )
+            }
             None => (authority.to_string(), 80),
         };
         if host.is_empty() {
@@ -228,7 +236,8 @@ impl Conn {
 /// Opens one HTTP/1.1 connection.
 pub async fn connect(ep: &Endpoint) -> Result<Conn, RequestError> {
     let t = Instant::now();
-    let stream = tokio::net::TcpStream::connect((ep.host.as_str(), ep.port))
+    let host = ep.host.trim_start_matches('[').trim_end_matches(']');
+    let stream = tokio::net::TcpStream::connect((host, ep.port))
         .await
         .map_err(|e| {
             RequestError::new(
@@ -753,6 +762,16 @@ mod tests {
         );
         let e = Endpoint::parse("http://h/prefix/", Api::Completions, None).unwrap();
         assert_eq!((e.port, e.path()), (80, "/prefix/v1/completions"));
+        let e = Endpoint::parse("http://[::1]:8001/p", Api::Chat, None).unwrap();
+        assert_eq!(
+            (e.host.as_str(), e.port, e.base_url()),
+            ("[::1]", 8001, "http://[::1]:8001/p".into())
+        );
+        let e = Endpoint::parse("http://[::1]", Api::Chat, None).unwrap();
+        assert_eq!((e.host.as_str(), e.port), ("[::1]", 80));
+        assert!(Endpoint::parse("http://h:x", Api::Chat, None)
+            .unwrap_err()
+            .contains("bad port"));
         assert!(Endpoint::parse("https://x", Api::Chat, None)
             .unwrap_err()
             .contains("plain http"));
