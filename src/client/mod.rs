@@ -8,6 +8,7 @@
 //! token events they share one time, so their ITL gaps inside the read are 0 — that is what
 //! reached the client, and the count of reads per request is reported so batching shows.
 
+pub mod api;
 pub mod sse;
 pub mod wire;
 
@@ -65,10 +66,7 @@ impl Endpoint {
         if host.is_empty() {
             return Err(format!("`{base_url}`: no host"));
         }
-        let request_path = match api {
-            Api::Chat => format!("{path}/v1/chat/completions"),
-            Api::Completions => format!("{path}/v1/completions"),
-        };
+        let request_path = format!("{path}{}", api::of(api).path());
         Ok(Self {
             authority: format!("{host}:{port}"),
             host,
@@ -253,8 +251,8 @@ pub async fn connect(ep: &Endpoint) -> Result<Conn, RequestError> {
     })
 }
 
-/// The JSON body for one request. `prompt` is a pre-serialized `messages` array (chat) or a
-/// JSON string (completions).
+/// The JSON body for one request. `prompt` is a serialized prompt value of `api` (a
+/// `messages` array for chat, a string for completions).
 pub fn request_body(
     api: Api,
     model: &str,
@@ -262,19 +260,7 @@ pub fn request_body(
     max_tokens: u32,
     ignore_eos: bool,
 ) -> Bytes {
-    let model = serde_json::to_string(model).unwrap_or_else(|_| "\"\"".into());
-    let key = match api {
-        Api::Chat => "messages",
-        Api::Completions => "prompt",
-    };
-    let extra = if ignore_eos {
-        format!(",\"ignore_eos\":true,\"min_tokens\":{max_tokens}")
-    } else {
-        String::new()
-    };
-    Bytes::from(format!(
-        "{{\"model\":{model},\"{key}\":{prompt_json},\"max_tokens\":{max_tokens},\"stream\":true,\"stream_options\":{{\"include_usage\":true}}{extra}}}"
-    ))
+    api::of(api).body(model, prompt_json, max_tokens, ignore_eos)
 }
 
 #[derive(Deserialize)]

@@ -93,15 +93,9 @@ pub fn load_jsonl(path: &Path, api: Api, max_tokens: u32) -> Result<Vec<Prompt>,
                     return Err(bad(format!("message {j}: missing `content`")));
                 }
             }
-            match api {
-                Api::Chat => msgs.to_string(),
-                Api::Completions => Value::String(flatten(arr)).to_string(),
-            }
+            client::api::of(api).conversation_prompt(arr).to_string()
         } else if let Some(p) = v.get("prompt").and_then(Value::as_str) {
-            match api {
-                Api::Chat => serde_json::json!([{"role": "user", "content": p}]).to_string(),
-                Api::Completions => Value::String(p.to_string()).to_string(),
-            }
+            as_prompt_json(api, p)
         } else {
             return Err(bad(
                 "expected `{\"messages\": [...]}` or `{\"prompt\": \"...\"}`".into(),
@@ -117,13 +111,6 @@ pub fn load_jsonl(path: &Path, api: Api, max_tokens: u32) -> Result<Vec<Prompt>,
         return Err(DatasetError::Empty { path: shown });
     }
     Ok(out)
-}
-
-fn flatten(msgs: &[Value]) -> String {
-    msgs.iter()
-        .filter_map(|m| m.get("content").and_then(Value::as_str))
-        .collect::<Vec<_>>()
-        .join("\n\n")
 }
 
 /// Words that are one token each in Llama, Qwen and GPT-style vocabularies (with a leading space).
@@ -249,10 +236,7 @@ fn words(rng: &mut ChaCha8Rng, n: usize) -> String {
 }
 
 fn as_prompt_json(api: Api, text: &str) -> String {
-    match api {
-        Api::Chat => serde_json::json!([{"role": "user", "content": text}]).to_string(),
-        Api::Completions => Value::String(text.to_string()).to_string(),
-    }
+    client::api::of(api).text_prompt(text).to_string()
 }
 
 /// `POST /tokenize` with `body`; the answer when it is a 200 JSON document.
@@ -272,12 +256,7 @@ async fn tokenize(ep: &Endpoint, body: &Value) -> Option<Value> {
 }
 
 async fn count_tokens(ep: &Endpoint, model: &str, api: Api, text: &str) -> Option<f64> {
-    let body = match api {
-        Api::Chat => {
-            serde_json::json!({"model": model, "messages": [{"role": "user", "content": text}], "add_generation_prompt": true})
-        }
-        Api::Completions => serde_json::json!({"model": model, "prompt": text}),
-    };
+    let body = client::api::of(api).tokenize_body(model, text);
     // vLLM and SGLang: `{"count": n, …}`.
     if let Some(n) = tokenize(ep, &body)
         .await
@@ -378,8 +357,9 @@ impl Lengths<'_> {
         };
         // The chat template's tokens come from the server's calibration; a completions prompt
         // is counted with the tokenizer's own special tokens, as the server counts it.
-        let special = whole && self.api == Api::Completions;
-        let template = if whole && self.api == Api::Chat {
+        let templated = client::api::of(self.api).templated();
+        let special = whole && !templated;
+        let template = if whole && templated {
             self.cal.overhead.round() as i64
         } else {
             0
