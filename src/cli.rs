@@ -280,6 +280,9 @@ pub struct ServeSimArgs {
     /// The first N output tokens of each answer are reasoning deltas.
     #[arg(long, default_value_t = 0)]
     pub reasoning_tokens: u32,
+    /// Require `Authorization: Bearer KEY` on /v1/* (401 otherwise), like vLLM's --api-key.
+    #[arg(long)]
+    pub api_key: Option<String>,
     /// Fault: share of requests answered with --error-status.
     #[arg(long, default_value_t = 0.0)]
     pub error_rate: f64,
@@ -605,6 +608,7 @@ fn serve_sim(a: ServeSimArgs) -> Result<i32, CliError> {
     cfg.kv_tokens = a.kv_tokens;
     cfg.startup_delay = a.startup_delay;
     cfg.reasoning_tokens = a.reasoning_tokens;
+    cfg.api_key = a.api_key.filter(|k| !k.is_empty()).map(config::Secret::new);
     for (name, rate) in [
         ("--error-rate", a.error_rate),
         ("--cut-rate", a.cut_rate),

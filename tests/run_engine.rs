@@ -30,15 +30,19 @@ struct Server {
 }
 
 fn server(profile: &str, faults: Faults, speed: f64) -> Server {
+    let mut cfg = SimConfig::new(profile, Personality::Vllm, "m").unwrap();
+    cfg.faults = faults;
+    cfg.speed = speed;
+    server_with(cfg)
+}
+
+fn server_with(mut cfg: SimConfig) -> Server {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .unwrap();
-    let mut cfg = SimConfig::new(profile, Personality::Vllm, "m").unwrap();
     cfg.startup_delay = Some(Duration::ZERO);
-    cfg.faults = faults;
-    cfg.speed = speed;
     let h = rt.block_on(sim::start(cfg, "127.0.0.1:0")).unwrap();
     Server {
         url: h.base_url(),
@@ -253,6 +257,80 @@ fn jsonl_error_is_reported_with_its_line_before_anything_starts() {
         .stderr(predicates::str::contains(
             "p.jsonl:2: `messages` must be a list",
         ));
+}
+
+#[test]
+fn the_api_key_is_sent_from_its_variable_and_written_nowhere() {
+    const KEY: &str = "sk-sim-7f3a9c2e51";
+    let mut cfg = SimConfig::new("instant", Personality::Vllm, "m").unwrap();
+    cfg.api_key = Some(llm_inf_bench::config::Secret::new(KEY));
+    let s = server_with(cfg);
+    let d = tempfile::tempdir().unwrap();
+    let exp = experiment(
+        d.path(),
+        &s.url,
+        "  concurrency: 2\n  requests: 6\n  dataset: { kind: random, input_len: 8, output_len: 4 }\n",
+    );
+    let key_env = ["--set", "infrastructure.api_key_env=LLMIB_TEST_SERVER_KEY"];
+    // A named variable that is not set is a usage error before anything starts.
+    bin()
+        .arg("run")
+        .arg(&exp)
+        .args(key_env)
+        .arg("--no-tui")
+        .env_remove("LLMIB_TEST_SERVER_KEY")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "api_key_env names `LLMIB_TEST_SERVER_KEY`, which is not set",
+        ));
+    // A wrong key: the server's 401 is quoted at once (not after the health timeout).
+    bin()
+        .arg("run")
+        .arg(&exp)
+        .args(key_env)
+        .arg("--no-tui")
+        .env("LLMIB_TEST_SERVER_KEY", "sk-wrong")
+        .assert()
+        .code(1)
+        .stderr(
+            predicate::str::contains("/v1/models answered 401")
+                .and(predicate::str::contains("refused the API key"))
+                .and(predicate::str::contains("sk-wrong").not()),
+        );
+    // No key at all: the same 401, with where a key would come from.
+    let other = tempfile::tempdir().unwrap();
+    let no_key = experiment(other.path(), &s.url, "  concurrency: 1\n  requests: 1\n");
+    bin()
+        .arg("run")
+        .arg(&no_key)
+        .arg("--no-tui")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("wants an API key"));
+    let out = bin()
+        .arg("run")
+        .arg(&exp)
+        .args(key_env)
+        .arg("--no-tui")
+        .env("LLMIB_TEST_SERVER_KEY", KEY)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = only_result(d.path());
+    assert_eq!(r["summary"]["completed"], 6);
+    assert_eq!(r["summary"]["failed"], 0);
+    for text in [
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        r.to_string(),
+    ] {
+        assert!(!text.contains(KEY), "the key leaked: {text}");
+    }
 }
 
 #[test]

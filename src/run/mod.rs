@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
 use crate::client::{self, Endpoint};
-use crate::config::{Dataset, Detail, Experiment, Pattern, ProviderKind, Resolved};
+use crate::config::{Dataset, Detail, Experiment, Pattern, ProviderKind, Resolved, Secret};
 use crate::metrics::scrape::{self, Framework, ServerMetrics, ServerSample};
 use crate::metrics::summary::{self, RequestRecord};
 use crate::provider::{self, Handle};
@@ -49,6 +49,8 @@ pub enum RunError {
     ServerGone(String),
     #[error("pre-flight request failed: {0}")]
     Preflight(String),
+    #[error("{0}")]
+    ApiKey(String),
     #[error("--resume: {0}")]
     Resume(String),
     #[error(transparent)]
@@ -89,6 +91,14 @@ pub struct Prepared {
 /// Reads and checks what the run needs from disk (the JSONL prompts, the tokenizer), so a bad
 /// line or file is reported before any server is started.
 pub fn prepare(resolved: Resolved) -> Result<Prepared, RunError> {
+    if let Some(var) = &resolved.experiment.infrastructure.api_key_env {
+        if Secret::from_env(var).is_none() {
+            return Err(RunError::ApiKey(format!(
+                "infrastructure.api_key_env names `{var}`, which is not set (or empty) in this \
+                 environment: export {var}=<the server's key>, or remove api_key_env to send no key"
+            )));
+        }
+    }
     let w = &resolved.experiment.workload;
     let jsonl = match &w.dataset {
         Dataset::Jsonl { path } => {
@@ -391,7 +401,7 @@ struct Session<'a> {
     p: &'a Prepared,
     opts: &'a RunOptions,
     ep: &'a Endpoint,
-    api_key: Option<crate::config::Secret>,
+    api_key: Option<Secret>,
     control: &'a Arc<Control>,
     int_rx: &'a mut mpsc::UnboundedReceiver<Stop>,
     live: &'a mut Live,
@@ -672,16 +682,38 @@ fn describe_lengths(l: &dataset::Lengths) -> String {
     }
 }
 
+/// Why a `GET` was not a 200.
+enum NotOk {
+    /// 401 or 403: waiting will not change it.
+    Refused(String),
+    Other(String),
+}
+
 /// The body of a 200 answer to `GET path`, or what the server said instead.
-async fn get_ok(ep: &Endpoint, path: &str, timeout: Duration) -> Result<Vec<u8>, String> {
+async fn get_ok(ep: &Endpoint, path: &str, timeout: Duration) -> Result<Vec<u8>, NotOk> {
     match client::http_call(ep, hyper::Method::GET, path, None, timeout).await {
         Ok((200, body)) => Ok(body),
-        Ok((s, body)) => Err(format!(
-            "{path} answered {s}: {}",
-            String::from_utf8_lossy(&body[..body.len().min(300)])
-        )),
-        Err(e) => Err(e.message),
+        Ok((s, body)) => {
+            let said = format!(
+                "{path} answered {s}: {}",
+                String::from_utf8_lossy(&body[..body.len().min(300)])
+            );
+            Err(match s {
+                401 | 403 => NotOk::Refused(said),
+                _ => NotOk::Other(said),
+            })
+        }
+        Err(e) => Err(NotOk::Other(e.message)),
     }
+}
+
+/// A 401/403 with what to do about it.
+fn refused(ep: &Endpoint, said: String) -> RunError {
+    let hint = match ep.api_key {
+        Some(_) => "the server refused the API key that was sent (from `infrastructure.api_key_env`, else `api_keys.openai` in the user config)",
+        None => "the server wants an API key: name the variable that holds it in `infrastructure.api_key_env` (or set `api_keys.openai` in the user config)",
+    };
+    RunError::ApiKey(format!("{said} — {hint}"))
 }
 
 /// `/health` answers 200 and `/v1/models` lists the model; returns the server's version.
@@ -699,7 +731,10 @@ async fn wait_ready(
             get_ok(ep, "/health", Duration::from_secs(10)).await?;
             get_ok(ep, "/v1/models", Duration::from_secs(10)).await
         };
-        let last = match models.await {
+        let last = match models.await.map_err(|e| match e {
+            NotOk::Refused(said) => Err(refused(ep, said)),
+            NotOk::Other(said) => Ok(said),
+        }) {
             Ok(body) => {
                 let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
                 let ids: Vec<&str> = v["data"]
@@ -719,7 +754,8 @@ async fn wait_ready(
                     .and_then(|v| v["version"].as_str().map(String::from));
                 return Ok(version);
             }
-            Err(last) => last,
+            Err(Err(refused)) => return Err(refused),
+            Err(Ok(last)) => last,
         };
         if let Some(reason) = handle.gone() {
             return Err(RunError::ServerGone(reason));
@@ -748,11 +784,8 @@ async fn preflight(ep: &Endpoint, model: &str, api: crate::config::Api) -> Resul
     let mut conn = client::connect(ep)
         .await
         .map_err(|e| RunError::Preflight(e.message))?;
-    let prompt = match api {
-        crate::config::Api::Chat => r#"[{"role":"user","content":"Say hello."}]"#,
-        crate::config::Api::Completions => r#""Say hello.""#,
-    };
-    let body = client::request_body(api, model, prompt, 2, false);
+    let prompt = client::api::of(api).text_prompt("Say hello.").to_string();
+    let body = client::request_body(api, model, &prompt, 2, false);
     let r = client::send(&mut conn, ep, body, Duration::from_secs(120), None).await;
     match r.error {
         None => Ok(()),

@@ -50,6 +50,8 @@ pub struct SimConfig {
     /// `delta.reasoning_content` for SGLang).
     pub reasoning_tokens: u32,
     pub faults: Faults,
+    /// When set, `/v1/*` answers 401 without `Authorization: Bearer <key>` (vLLM's `--api-key`).
+    pub api_key: Option<crate::config::Secret>,
 }
 
 impl SimConfig {
@@ -73,6 +75,7 @@ impl SimConfig {
             startup_delay: None,
             reasoning_tokens: 0,
             faults: Faults::default(),
+            api_key: None,
         })
     }
 

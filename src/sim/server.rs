@@ -103,8 +103,15 @@ pub(super) async fn serve(
         .route("/detokenize", post(detokenize))
         .route("/metrics", get(metrics_page))
         .route("/get_model_info", get(model_info))
-        .route("/sim/timings", get(timings))
-        .with_state(sim.clone());
+        .route("/sim/timings", get(timings));
+    let router = match sim.cfg.api_key {
+        Some(_) => router.layer(axum::middleware::from_fn_with_state(
+            sim.clone(),
+            require_key,
+        )),
+        None => router,
+    }
+    .with_state(sim.clone());
     let refuse_until = sim.started + sim.cfg.faults.refuse_for;
     let anchor = stamped::Anchor::now();
     loop {
@@ -145,6 +152,30 @@ pub(super) async fn serve(
             ),
         }
     }
+}
+
+/// vLLM's `--api-key`: every `/v1` path needs `Authorization: Bearer <key>`; anything else
+/// gets a 401 with vLLM's body. Other paths (health, metrics, tokenize) stay open.
+async fn require_key(
+    State(sim): State<Arc<Sim>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let Some(key) = &sim.cfg.api_key {
+        let given = req
+            .headers()
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if req.uri().path().starts_with("/v1") && given != Some(key.expose()) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                axum::Json(json!({"error": "Unauthorized"})),
+            )
+                .into_response();
+        }
+    }
+    next.run(req).await
 }
 
 /// Serves one connection on its own task.
