@@ -242,6 +242,10 @@ pub async fn run(p: &Prepared, opts: &RunOptions) -> Result<Outcome, RunError> {
         })
         .max(1);
 
+    // Kernel receive stamps on before the first connection, so no read of the run falls back
+    // to the clock while the kernel switches them on (the result says how reads were stamped).
+    let _ = tokio::task::spawn_blocking(client::wire::prime_kernel_stamps).await;
+
     let control = Arc::new(Control::default());
     // Ctrl-C, from before anything is started: before the workload it ends the run (releasing
     // what was started); during it the first stops sending (in-flight requests finish), the

@@ -158,6 +158,11 @@ pub async fn start(cfg: SimConfig, addr: &str) -> Result<SimHandle, SimError> {
         addr: addr.to_string(),
         source,
     })?;
+    // The fixed-timing profile's truth starts at the socket: stamping is on before the first
+    // request can arrive.
+    if cfg.profile.fixed.is_some() {
+        stamped::enable_on_listener(&listener).await;
+    }
     let (tx, rx) = tokio::sync::oneshot::channel();
     let task = tokio::spawn(server::serve(listener, cfg, rx));
     Ok(SimHandle {
