@@ -64,13 +64,25 @@ fn experiment(dir: &Path, url: &str, workload: &str) -> PathBuf {
 /// The one result file in `dir/out` (a local server's log beside it is not a result).
 /// `run --no-tui` on `exp` succeeds; its result file in `dir`.
 fn run_ok(exp: &Path, dir: &Path) -> Value {
-    let out = bin().arg("run").arg(exp).arg("--no-tui").output().unwrap();
+    run_ok_with(exp, dir, |_| {}).1
+}
+
+/// `run --no-tui` on `exp`, set up further by `more`, succeeds; its output and result file.
+fn run_ok_with(
+    exp: &Path,
+    dir: &Path,
+    more: impl FnOnce(&mut Command),
+) -> (std::process::Output, Value) {
+    let mut c = bin();
+    c.arg("run").arg(exp).arg("--no-tui");
+    more(&mut c);
+    let out = c.output().unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    only_result(dir)
+    (out, only_result(dir))
 }
 
 fn only_result(dir: &Path) -> Value {
@@ -308,20 +320,9 @@ fn the_api_key_is_sent_from_its_variable_and_written_nowhere() {
         .assert()
         .code(1)
         .stderr(predicate::str::contains("wants an API key"));
-    let out = bin()
-        .arg("run")
-        .arg(&exp)
-        .args(key_env)
-        .arg("--no-tui")
-        .env("LLMIB_TEST_SERVER_KEY", KEY)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let r = only_result(d.path());
+    let (out, r) = run_ok_with(&exp, d.path(), |c| {
+        c.args(key_env).env("LLMIB_TEST_SERVER_KEY", KEY);
+    });
     assert_eq!(r["summary"]["completed"], 6);
     assert_eq!(r["summary"]["failed"], 0);
     for text in [
@@ -331,6 +332,56 @@ fn the_api_key_is_sent_from_its_variable_and_written_nowhere() {
     ] {
         assert!(!text.contains(KEY), "the key leaked: {text}");
     }
+}
+
+#[test]
+fn https_servers_are_measured_through_tls_with_a_private_ca() {
+    let s = server("instant", Faults::default(), 1.0);
+    let addr: std::net::SocketAddr = s.url.trim_start_matches("http://").parse().unwrap();
+    let url = s._rt.block_on(common::tls_proxy(addr));
+    let d = tempfile::tempdir().unwrap();
+    let exp = experiment(
+        d.path(),
+        &url,
+        "  concurrency: 4\n  requests: 40\n  warmup_requests: 4\n  dataset: { kind: random, input_len: 12, output_len: 16 }\n  ignore_eos: true\n",
+    );
+    // The system's roots do not know the test CA: refused, saying why, before any request.
+    bin()
+        .arg("run")
+        .arg(&exp)
+        .arg("--no-tui")
+        .assert()
+        .code(1)
+        .stderr(
+            predicate::str::contains("invalid peer certificate")
+                .and(predicate::str::contains("tls_ca_file")),
+        );
+    let ca = format!("infrastructure.tls_ca_file={}", common::test_ca().display());
+    let (_, r) = run_ok_with(&exp, d.path(), |c| {
+        c.args(["--set", &ca]);
+    });
+    assert_eq!(r["summary"]["completed"], 40);
+    assert_eq!(r["summary"]["failed"], 0, "{}", r["errors"]);
+    for q in r["requests"].as_array().unwrap() {
+        assert_eq!(q["output_tokens"], 16);
+        assert_eq!(q["input_tokens"], 12, "calibrated over TLS too");
+    }
+    if cfg!(target_os = "linux") {
+        assert_eq!(r["client"]["read_stamps"], "kernel");
+    }
+    // A CA file that is not one is found before anything starts.
+    let not_pem = common::write(d.path(), "not.pem", "hello");
+    bin()
+        .arg("run")
+        .arg(&exp)
+        .args([
+            "--set",
+            &format!("infrastructure.tls_ca_file={}", not_pem.display()),
+        ])
+        .arg("--no-tui")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("tls_ca_file").and(predicate::str::contains("not.pem")));
 }
 
 #[test]

@@ -13,6 +13,7 @@ pub mod sse;
 pub mod wire;
 
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -35,14 +36,29 @@ pub struct Endpoint {
     authority: String,
     /// The generation path for `api`, built once instead of per request.
     request_path: String,
+    /// For `https://`: the TLS settings and the name the certificate must carry.
+    tls: Option<Tls>,
+}
+
+#[derive(Clone, Debug)]
+struct Tls {
+    config: Arc<rustls::ClientConfig>,
+    name: rustls_pki_types::ServerName<'static>,
 }
 
 impl Endpoint {
-    /// Parses `http://host:port[/prefix]`. HTTPS is not supported by the hot-path client.
+    /// Parses `http[s]://host[:port][/prefix]`. `https://` certificates are checked against
+    /// the system's roots (see [`Endpoint::trust_only`] for a private CA).
     pub fn parse(base_url: &str, api: Api, api_key: Option<Secret>) -> Result<Self, String> {
-        let rest = base_url
-            .strip_prefix("http://")
-            .ok_or_else(|| format!("`{base_url}`: the benchmark client speaks plain http:// (use the pod's TCP port, not an https proxy)"))?;
+        let (https, rest) = match base_url.split_once("://") {
+            Some(("http", rest)) => (false, rest),
+            Some(("https", rest)) => (true, rest),
+            _ => {
+                return Err(format!(
+                    "`{base_url}`: expected http://host:port or https://host[:port]"
+                ))
+            }
+        };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
             None => (rest, ""),
@@ -61,13 +77,28 @@ impl Endpoint {
                         .map_err(|_| format!("`{base_url}`: bad port `{p}`"))?,
                 )
             }
-            None => (authority.to_string(), 80),
+            None => (authority.to_string(), if https { 443 } else { 80 }),
         };
         if host.is_empty() {
             return Err(format!("`{base_url}`: no host"));
         }
         let request_path = format!("{path}{}", api::of(api).path());
+        let tls = match https {
+            false => None,
+            true => {
+                use rustls_platform_verifier::BuilderVerifierExt;
+                let config = tls_builder()
+                    .and_then(|b| b.with_platform_verifier())
+                    .map_err(|e| format!("`{base_url}`: TLS set-up: {e}"))?
+                    .with_no_client_auth();
+                Some(Tls {
+                    config: finish_tls(config),
+                    name: server_name(&host).map_err(|e| format!("`{base_url}`: {e}"))?,
+                })
+            }
+        };
         Ok(Self {
+            tls,
             authority: format!("{host}:{port}"),
             host,
             port,
@@ -80,6 +111,38 @@ impl Endpoint {
 
     pub fn path(&self) -> &str {
         &self.request_path
+    }
+
+    /// For `https://`: trust only the CA certificates in the PEM file `ca_file` (a private
+    /// CA, a self-signed server), instead of the system's roots.
+    pub fn trust_only(&mut self, ca_file: &std::path::Path) -> Result<(), String> {
+        use rustls_pki_types::pem::PemObject;
+        let Some(tls) = &mut self.tls else {
+            return Err("a CA file only applies to https:// servers".into());
+        };
+        let shown = ca_file.display();
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_pki_types::CertificateDer::pem_file_iter(ca_file)
+            .map_err(|e| format!("{shown}: {e}"))?
+        {
+            let cert = cert.map_err(|e| format!("{shown}: {e}"))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("{shown}: not a usable CA certificate: {e}"))?;
+        }
+        if roots.is_empty() {
+            return Err(format!("{shown}: no PEM certificate in it"));
+        }
+        let config = tls_builder()
+            .map_err(|e| format!("TLS set-up: {e}"))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        tls.config = finish_tls(config);
+        Ok(())
+    }
+
+    pub fn is_https(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// A whole HTTP/1.1 request to `uri` with this endpoint's `Host`, content type and, when a
@@ -101,8 +164,32 @@ impl Endpoint {
     }
 
     pub fn base_url(&self) -> String {
-        format!("http://{}:{}{}", self.host, self.port, self.base_path)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}:{}{}", self.host, self.port, self.base_path)
     }
+}
+
+/// Starts the message of a connect error that retrying cannot fix (a certificate refused).
+pub const TLS_REFUSED: &str = "TLS handshake refused";
+
+/// rustls with the aws-lc-rs provider (reqwest's too) and safe protocol versions.
+fn tls_builder(
+) -> Result<rustls::ConfigBuilder<rustls::ClientConfig, rustls::WantsVerifier>, rustls::Error> {
+    rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+}
+
+fn finish_tls(mut config: rustls::ClientConfig) -> Arc<rustls::ClientConfig> {
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(config)
+}
+
+fn server_name(host: &str) -> Result<rustls_pki_types::ServerName<'static>, String> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    rustls_pki_types::ServerName::try_from(bare.to_string())
+        .map_err(|e| format!("`{host}` is not a name a certificate can carry: {e}"))
 }
 
 /// Why a request failed. Failures are data: counted per kind, excluded from latencies.
@@ -226,7 +313,7 @@ pub struct Conn {
 impl Conn {
     /// True when the next request can go out on this connection (the last answer was read to
     /// its end and the server has not closed it).
-    pub fn is_usable(&self) -> bool {
+    pub fn is_usable(&mut self) -> bool {
         self.wire.is_reusable()
     }
 }
@@ -244,8 +331,21 @@ pub async fn connect(ep: &Endpoint) -> Result<Conn, RequestError> {
             )
         })?;
     let _ = stream.set_nodelay(true);
+    let wire = match &ep.tls {
+        None => Wire::new(stream),
+        Some(tls) => Wire::tls(stream, tls.config.clone(), tls.name.clone())
+            .await
+            .map_err(|e| {
+                let m = match e {
+                    // The certificate or the protocol was refused: trying again will not help.
+                    WireError::Protocol(m) => format!("{TLS_REFUSED}: {m}"),
+                    WireError::Unanswered(m) | WireError::Cut(m) => m,
+                };
+                RequestError::new(ErrorKind::Connect, format!("{}:{}: {m}", ep.host, ep.port))
+            })?,
+    };
     Ok(Conn {
-        wire: Wire::new(stream),
+        wire,
         connect_time: t.elapsed(),
         served: 0,
     })
@@ -758,9 +858,14 @@ mod tests {
         assert!(Endpoint::parse("http://h:x", Api::Chat, None)
             .unwrap_err()
             .contains("bad port"));
-        assert!(Endpoint::parse("https://x", Api::Chat, None)
+        let e = Endpoint::parse("https://example.org/p", Api::Chat, None).unwrap();
+        assert_eq!(
+            (e.port, e.is_https(), e.base_url()),
+            (443, true, "https://example.org:443/p".into())
+        );
+        assert!(Endpoint::parse("ftp://x", Api::Chat, None)
             .unwrap_err()
-            .contains("plain http"));
+            .contains("expected http://"));
     }
 
     #[test]

@@ -91,6 +91,8 @@ pub struct Wire {
     /// Of those, reads stamped by the kernel.
     pub kernel_reads: u32,
     kernel_stamps: bool,
+    /// TLS (`https://`): the session; the socket carries its records.
+    tls: Option<Box<rustls::ClientConnection>>,
 }
 
 impl Wire {
@@ -106,18 +108,111 @@ impl Wire {
             reads: 0,
             kernel_reads: 0,
             kernel_stamps,
+            tls: None,
         }
+    }
+
+    /// A TLS connection over `stream`: the handshake is done before this returns.
+    pub async fn tls(
+        stream: TcpStream,
+        config: std::sync::Arc<rustls::ClientConfig>,
+        name: rustls_pki_types::ServerName<'static>,
+    ) -> Result<Self, WireError> {
+        let session = rustls::ClientConnection::new(config, name)
+            .map_err(|e| WireError::Protocol(format!("TLS: {e}")))?;
+        let mut w = Self::new(stream);
+        w.tls = Some(Box::new(session));
+        loop {
+            w.flush_tls()
+                .await
+                .map_err(|e| WireError::Unanswered(format!("TLS handshake: writing: {e}")))?;
+            if !w.tls.as_ref().is_some_and(|t| t.is_handshaking()) {
+                return Ok(w);
+            }
+            w.stream
+                .readable()
+                .await
+                .map_err(|e| WireError::Unanswered(format!("TLS handshake: {e}")))?;
+            let fd = raw_fd(&w.stream);
+            let got = READ_BUF.with_borrow_mut(|buf| {
+                let n = match w.stream.try_io(Interest::READABLE, || recv(fd, buf, false)) {
+                    Ok((0, _)) => {
+                        return Err(WireError::Unanswered(
+                            "the server closed the connection during the TLS handshake".into(),
+                        ))
+                    }
+                    Ok((n, _)) => n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                    Err(e) => return Err(WireError::Unanswered(format!("TLS handshake: {e}"))),
+                };
+                let Some(t) = w.tls.as_mut() else {
+                    return Ok(());
+                };
+                let mut input = &buf[..n];
+                while !input.is_empty() {
+                    t.read_tls(&mut input)
+                        .map_err(|e| WireError::Protocol(format!("TLS handshake: {e}")))?;
+                    t.process_new_packets().map_err(|e| match e {
+                        rustls::Error::InvalidMessage(_) => WireError::Protocol(format!(
+                            "the server does not speak TLS on this port (plain http://?): {e}"
+                        )),
+                        _ => WireError::Protocol(e.to_string()),
+                    })?;
+                }
+                Ok(())
+            });
+            got?;
+        }
+    }
+
+    /// Writes whatever TLS records the session has ready.
+    async fn flush_tls(&mut self) -> io::Result<()> {
+        let Some(t) = self.tls.as_mut() else {
+            return Ok(());
+        };
+        let mut out = Vec::new();
+        while t.wants_write() {
+            t.write_tls(&mut out)?;
+        }
+        if !out.is_empty() {
+            self.stream.write_all(&out).await?;
+        }
+        Ok(())
     }
 
     /// True when a request may be written: the last answer was read to its end, the server
     /// did not say it closes, and no end of stream or stray byte is waiting on the socket.
-    pub fn is_reusable(&self) -> bool {
+    pub fn is_reusable(&mut self) -> bool {
         if !matches!(self.state, State::Idle) || !self.keep_alive {
             return false;
         }
-        // tokio answers from its cached readiness without a syscall while nothing arrived.
-        let mut probe = [0u8; 1];
-        matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+        let Some(t) = self.tls.as_mut() else {
+            // tokio answers from its cached readiness without a syscall while nothing arrived.
+            let mut probe = [0u8; 1];
+            return matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock);
+        };
+        // TLS: records may legitimately arrive between answers (TLS 1.3 session tickets);
+        // take them in, and the connection is reusable unless they end it or carry data.
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = match self.stream.try_read(&mut buf) {
+                Ok(0) => return false,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(_) => return false,
+            };
+            let mut input = &buf[..n];
+            while !input.is_empty() {
+                if t.read_tls(&mut input).is_err() || t.process_new_packets().is_err() {
+                    return false;
+                }
+            }
+            let mut probe = [0u8; 1];
+            match std::io::Read::read(&mut t.reader(), &mut probe) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                _ => return false, // data nobody asked for, or close_notify
+            }
+        }
     }
 
     /// Writes a whole request (head and body in one buffer).
@@ -133,7 +228,17 @@ impl Wire {
         self.seen = 0;
         self.reads = 0;
         self.kernel_reads = 0;
-        if let Err(e) = self.stream.write_all(request).await {
+        let written = match self.tls.as_mut() {
+            Some(t) => {
+                let queued = std::io::Write::write_all(&mut t.writer(), request);
+                match queued {
+                    Ok(()) => self.flush_tls().await,
+                    Err(e) => Err(e),
+                }
+            }
+            None => self.stream.write_all(request).await,
+        };
+        if let Err(e) = written {
             self.state = State::Closed;
             return Err(WireError::Unanswered(format!("writing the request: {e}")));
         }
@@ -159,7 +264,10 @@ impl Wire {
                         self.reads += 1;
                         self.kernel_reads += u32::from(stamp.is_some());
                         self.seen += n;
-                        self.process(&buf[..n], at, sink)
+                        match self.tls.is_some() {
+                            true => self.process_tls(&buf[..n], at, sink),
+                            false => self.process(&buf[..n], at, sink),
+                        }
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
                     Err(e) => Err(self.fail_io(e)),
@@ -220,6 +328,55 @@ impl Wire {
             )),
             _ => Err(WireError::Cut("connection closed inside the body".into())),
         }
+    }
+
+    /// Handles the TLS records of one read: every byte of plaintext they carry goes through
+    /// [`Self::process`] (with the read's time), as the bytes of a plain read would.
+    fn process_tls(
+        &mut self,
+        mut input: &[u8],
+        at: Instant,
+        sink: &mut impl Sink,
+    ) -> Result<Option<Flow>, WireError> {
+        let mut plain = [0u8; 16 * 1024];
+        let mut flow = None;
+        while !input.is_empty() {
+            let Some(t) = self.tls.as_mut() else {
+                break;
+            };
+            t.read_tls(&mut input)
+                .map_err(|e| WireError::Protocol(format!("TLS: {e}")))?;
+            t.process_new_packets()
+                .map_err(|e| WireError::Protocol(format!("TLS: {e}")))?;
+            while let Some(t) = self.tls.as_mut() {
+                let m = match std::io::Read::read(&mut t.reader(), &mut plain) {
+                    Ok(m) if m > 0 => m,
+                    // close_notify, or the peer closed without one.
+                    Ok(_) => return self.tls_closed(flow),
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                        return self.tls_closed(flow)
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => return Err(WireError::Cut(format!("TLS: {e}"))),
+                };
+                if matches!(flow, Some(Flow::Complete)) {
+                    // Bytes after the answer were never asked for.
+                    self.state = State::Closed;
+                    continue;
+                }
+                flow = self.process(&plain[..m], at, sink)?.or(flow);
+            }
+        }
+        Ok(flow)
+    }
+
+    /// The TLS session ended: after a complete answer that only ends the connection.
+    fn tls_closed(&mut self, flow: Option<Flow>) -> Result<Option<Flow>, WireError> {
+        if flow == Some(Flow::Complete) {
+            self.state = State::Closed;
+            return Ok(flow);
+        }
+        self.eof().map(Some)
     }
 
     /// Handles the bytes of one read. `Some` when this answer is over (or the sink stopped).
@@ -867,6 +1024,67 @@ mod tests {
             Err(WireError::Unanswered(_)) => {}
             other => panic!("expected unanswered, got {other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn tls_answers_are_read_and_the_session_kept_across_tickets() {
+        use rustls_pki_types::pem::PemObject;
+        use std::sync::Arc;
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls");
+        let provider = || Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let certs = rustls_pki_types::CertificateDer::pem_file_iter(dir.join("server.pem"))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = rustls_pki_types::PrivateKeyDer::from_pem_file(dir.join("server.key")).unwrap();
+        let server = rustls::ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let (tcp, _) = l.accept().await.unwrap();
+            let mut s = acceptor.accept(tcp).await.unwrap();
+            let answer =
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+            for _ in 0..2 {
+                let mut req = [0u8; 1024];
+                if s.read(&mut req).await.unwrap_or(0) == 0 {
+                    return;
+                }
+                s.write_all(&answer[..30]).await.unwrap();
+                s.flush().await.unwrap();
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                s.write_all(&answer[30..]).await.unwrap();
+                s.flush().await.unwrap();
+            }
+        });
+        let mut roots = rustls::RootCertStore::empty();
+        for c in rustls_pki_types::CertificateDer::pem_file_iter(dir.join("ca.pem")).unwrap() {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let client = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let mut w = Wire::tls(stream, Arc::new(client), name).await.unwrap();
+        // TLS 1.3 session tickets arrive after the handshake: taken in, not a reason to redial.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        for _ in 0..2 {
+            assert!(w.is_reusable());
+            w.send(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+            let mut got = Got::default();
+            assert_eq!(w.read(&mut got).await.unwrap(), Flow::Complete);
+            assert_eq!((got.status, got.body.as_slice()), (200, &b"hello"[..]));
+        }
+        task.await.unwrap();
     }
 
     #[test]

@@ -171,6 +171,11 @@ pub struct Infrastructure {
     /// `existing`: name of the environment variable holding the server's API key.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_key_env: Option<String>,
+    /// `existing` over `https://`: a PEM file with the CA certificate(s) that signed the
+    /// server's certificate (a private CA, a self-signed server); only those are trusted.
+    /// Without it the system's roots are.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_ca_file: Option<PathBuf>,
     /// `local`: the server command; `{port}` and `{model}` are substituted.
     pub command: Vec<String>,
     /// `simulator`: the built-in simulated server's settings.
@@ -195,6 +200,7 @@ impl Default for Infrastructure {
             health_timeout: HumanDuration::from_secs(900),
             base_url: None,
             api_key_env: None,
+            tls_ca_file: None,
             command: Vec::new(),
             simulator: SimulatorOptions::default(),
         }

@@ -222,12 +222,18 @@ pub(super) fn cross_field(r: &Resolved) -> Vec<Issue> {
             );
         }
     }
+    if inf.tls_ca_file.is_some() && inf.provider != ProviderKind::Existing {
+        bad(
+            "infrastructure.tls_ca_file",
+            "only applies to `provider: existing` with an https:// base_url".into(),
+        );
+    }
     match inf.provider {
         ProviderKind::Runpod => {
             if inf.expose == super::PortExposure::Http {
                 bad(
                     "infrastructure.expose",
-                    "`expose: http` reaches the pod through RunPod's HTTPS proxy, which the benchmark client (plain http, for timing) does not speak yet; use `expose: tcp`".into(),
+                    "`expose: http` puts RunPod's HTTPS proxy (Cloudflare, 100 s timeout) between the client and the server, and its latency into every figure; use `expose: tcp`".into(),
                 );
             }
             if inf.gpu_type.as_deref().is_none_or(str::is_empty) {
@@ -239,6 +245,10 @@ pub(super) fn cross_field(r: &Resolved) -> Vec<Issue> {
             Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => {
                 bad("infrastructure.base_url", format!("`{u}` must start with http:// or https://"))
             }
+            Some(u) if inf.tls_ca_file.is_some() && !u.starts_with("https://") => bad(
+                "infrastructure.tls_ca_file",
+                format!("only applies to an https:// server, and base_url is `{u}`"),
+            ),
             _ => {}
         },
         ProviderKind::Local => {

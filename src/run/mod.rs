@@ -99,6 +99,12 @@ pub fn prepare(resolved: Resolved) -> Result<Prepared, RunError> {
             )));
         }
     }
+    // A CA file that cannot be read or holds no certificate is found before anything starts.
+    if let Some(url) = &resolved.experiment.infrastructure.base_url {
+        if resolved.experiment.infrastructure.tls_ca_file.is_some() {
+            endpoint(&resolved, url, None)?;
+        }
+    }
     let w = &resolved.experiment.workload;
     let jsonl = match &w.dataset {
         Dataset::Jsonl { path } => {
@@ -118,6 +124,18 @@ pub fn prepare(resolved: Resolved) -> Result<Prepared, RunError> {
         jsonl,
         tokenizer,
     })
+}
+
+/// The benchmark endpoint at `base_url`, trusting only `infrastructure.tls_ca_file` when set.
+fn endpoint(r: &Resolved, base_url: &str, api_key: Option<Secret>) -> Result<Endpoint, RunError> {
+    let e = &r.experiment;
+    let mut ep = Endpoint::parse(base_url, e.workload.api, api_key).map_err(RunError::Endpoint)?;
+    if let Some(ca) = &e.infrastructure.tls_ca_file {
+        let path = r.resolve_path("infrastructure.tls_ca_file", ca);
+        ep.trust_only(&path)
+            .map_err(|m| RunError::Endpoint(format!("infrastructure.tls_ca_file: {m}")))?;
+    }
+    Ok(ep)
 }
 
 /// What a run is expected to cost, shown before anything is rented.
@@ -323,8 +341,7 @@ pub async fn run(p: &Prepared, opts: &RunOptions) -> Result<Outcome, RunError> {
     );
     live.set_phase("waiting for the server");
     publish(&snap_tx, &mut live, 0);
-    let ep =
-        Endpoint::parse(&base_url, e.workload.api, api_key.clone()).map_err(RunError::Endpoint)?;
+    let ep = endpoint(r, &base_url, api_key.clone())?;
     let health_timeout = e.infrastructure.health_timeout.as_duration();
     let server_version =
         wait_ready(&ep, &e.model.id, health_timeout, &mut handle, &control).await?;
@@ -688,7 +705,7 @@ fn describe_lengths(l: &dataset::Lengths) -> String {
 
 /// Why a `GET` was not a 200.
 enum NotOk {
-    /// 401 or 403: waiting will not change it.
+    /// 401 or 403, or a TLS certificate refused: waiting will not change it.
     Refused(String),
     Other(String),
 }
@@ -707,12 +724,23 @@ async fn get_ok(ep: &Endpoint, path: &str, timeout: Duration) -> Result<Vec<u8>,
                 _ => NotOk::Other(said),
             })
         }
+        Err(e) if e.message.contains(client::TLS_REFUSED) => Err(NotOk::Refused(e.message)),
         Err(e) => Err(NotOk::Other(e.message)),
     }
 }
 
-/// A 401/403 with what to do about it.
+/// A 401/403 or a refused TLS certificate, with what to do about it.
 fn refused(ep: &Endpoint, said: String) -> RunError {
+    if said.contains(client::TLS_REFUSED) && said.contains("certificate") {
+        return RunError::Endpoint(format!(
+            "{said} — if the server's certificate comes from a private CA (or is self-signed), \
+             name that CA's PEM file in `infrastructure.tls_ca_file`; otherwise use the host name \
+             the certificate was issued for"
+        ));
+    }
+    if said.contains(client::TLS_REFUSED) {
+        return RunError::Endpoint(said);
+    }
     let hint = match ep.api_key {
         Some(_) => "the server refused the API key that was sent (from `infrastructure.api_key_env`, else `api_keys.openai` in the user config)",
         None => "the server wants an API key: name the variable that holds it in `infrastructure.api_key_env` (or set `api_keys.openai` in the user config)",
