@@ -99,7 +99,12 @@ impl Endpoint {
         };
         Ok(Self {
             tls,
-            authority: format!("{host}:{port}"),
+            // Host without the scheme's default port, as browsers and curl send it (some
+            // virtual hosts and proxies match the bare name).
+            authority: match (https, port) {
+                (false, 80) | (true, 443) => host.clone(),
+                _ => format!("{host}:{port}"),
+            },
             host,
             port,
             base_path: path.to_string(),
@@ -862,6 +867,20 @@ mod tests {
         assert_eq!(
             (e.port, e.is_https(), e.base_url()),
             (443, true, "https://example.org:443/p".into())
+        );
+        let head =
+            String::from_utf8(e.request("POST", e.path(), "text/event-stream", b"{}")).unwrap();
+        assert!(
+            head.starts_with("POST /p/v1/chat/completions HTTP/1.1\r\nHost: example.org\r\n"),
+            "{head}"
+        );
+        assert!(head.ends_with("Content-Length: 2\r\n\r\n{}"), "{head}");
+        let e = Endpoint::parse("http://h:8000", Api::Chat, Some(Secret::new("k"))).unwrap();
+        let head = String::from_utf8(e.request("GET", "/x", "a/b", b"")).unwrap();
+        assert!(
+            head.contains("\r\nHost: h:8000\r\n")
+                && head.contains("\r\nAuthorization: Bearer k\r\n"),
+            "{head}"
         );
         assert!(Endpoint::parse("ftp://x", Api::Chat, None)
             .unwrap_err()
