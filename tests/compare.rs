@@ -90,16 +90,18 @@ fn verdicts(files: &[&Path]) -> Value {
     verdicts_with(files, &[])
 }
 
-fn verdict(c: &Value, metric: &str) -> String {
+/// The row of `metric` in one comparison of the JSON report.
+fn row<'a>(c: &'a Value, metric: &str) -> &'a Value {
     c["rows"]
         .as_array()
         .unwrap()
         .iter()
         .find(|r| r["metric"] == metric)
-        .unwrap_or_else(|| panic!("no {metric}"))["verdict"]
-        .as_str()
-        .unwrap()
-        .to_string()
+        .unwrap_or_else(|| panic!("no {metric} in {c}"))
+}
+
+fn verdict(c: &Value, metric: &str) -> String {
+    row(c, metric)["verdict"].as_str().unwrap().to_string()
 }
 
 #[test]
@@ -138,12 +140,7 @@ fn identical_distributions_are_within_noise_and_shifted_ones_are_judged_by_direc
     }
     assert_eq!(verdict(slower, "completed"), "info");
     // The interval is there and excludes zero on the right side.
-    let row = slower["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["metric"] == "median_ttft_ms")
-        .unwrap();
+    let row = row(slower, "median_ttft_ms");
     assert!(row["ci"][0].as_f64().unwrap() > 0.0, "{row}");
     assert!((row["delta_pct"].as_f64().unwrap() - 30.0).abs() < 1.0);
 }
@@ -217,15 +214,7 @@ fn vllm_files_old_and_new_are_read() {
     let new = vllm("new.json", "request_goodput", 0.150);
     let v = verdicts(&[&old, &new]);
     let c = &v[0];
-    let row = |m: &str| {
-        c["rows"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["metric"] == m)
-            .cloned()
-            .unwrap_or_else(|| panic!("{m} missing: {c}"))
-    };
+    let row = |m: &str| row(c, m);
     // The old colon key is read as request_goodput.
     assert_eq!(row("request_goodput")["a"], 19.0);
     assert_eq!(verdict(c, "median_ttft_ms"), "worse");
