@@ -48,8 +48,19 @@ struct Tls {
 
 impl Endpoint {
     /// Parses `http[s]://host[:port][/prefix]`. `https://` certificates are checked against
-    /// the system's roots (see [`Endpoint::trust_only`] for a private CA).
+    /// the system's roots.
     pub fn parse(base_url: &str, api: Api, api_key: Option<Secret>) -> Result<Self, String> {
+        Self::parse_trusting(base_url, api, api_key, None)
+    }
+
+    /// [`Endpoint::parse`], with `https://` certificates checked against `ca` (from
+    /// [`ca_config`]: a private CA, a self-signed server) instead of the system's roots.
+    pub fn parse_trusting(
+        base_url: &str,
+        api: Api,
+        api_key: Option<Secret>,
+        ca: Option<Arc<rustls::ClientConfig>>,
+    ) -> Result<Self, String> {
         let (https, rest) = match base_url.split_once("://") {
             Some(("http", rest)) => (false, rest),
             Some(("https", rest)) => (true, rest),
@@ -83,16 +94,27 @@ impl Endpoint {
             return Err(format!("`{base_url}`: no host"));
         }
         let request_path = format!("{path}{}", api::of(api).path());
-        let tls = match https {
-            false => None,
-            true => {
-                use rustls_platform_verifier::BuilderVerifierExt;
-                let config = tls_builder()
-                    .and_then(|b| b.with_platform_verifier())
-                    .map_err(|e| format!("`{base_url}`: TLS set-up: {e}"))?
-                    .with_no_client_auth();
+        let tls = match (https, ca) {
+            (false, None) => None,
+            (false, Some(_)) => {
+                return Err(format!(
+                    "`{base_url}`: a CA file only applies to https:// servers"
+                ))
+            }
+            (true, ca) => {
+                let config = match ca {
+                    Some(c) => c,
+                    None => {
+                        use rustls_platform_verifier::BuilderVerifierExt;
+                        let config = tls_builder()
+                            .and_then(|b| b.with_platform_verifier())
+                            .map_err(|e| format!("`{base_url}`: TLS set-up: {e}"))?
+                            .with_no_client_auth();
+                        finish_tls(config)
+                    }
+                };
                 Some(Tls {
-                    config: finish_tls(config),
+                    config,
                     name: server_name(&host).map_err(|e| format!("`{base_url}`: {e}"))?,
                 })
             }
@@ -116,34 +138,6 @@ impl Endpoint {
 
     pub fn path(&self) -> &str {
         &self.request_path
-    }
-
-    /// For `https://`: trust only the CA certificates in the PEM file `ca_file` (a private
-    /// CA, a self-signed server), instead of the system's roots.
-    pub fn trust_only(&mut self, ca_file: &std::path::Path) -> Result<(), String> {
-        use rustls_pki_types::pem::PemObject;
-        let Some(tls) = &mut self.tls else {
-            return Err("a CA file only applies to https:// servers".into());
-        };
-        let shown = ca_file.display();
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls_pki_types::CertificateDer::pem_file_iter(ca_file)
-            .map_err(|e| format!("{shown}: {e}"))?
-        {
-            let cert = cert.map_err(|e| format!("{shown}: {e}"))?;
-            roots
-                .add(cert)
-                .map_err(|e| format!("{shown}: not a usable CA certificate: {e}"))?;
-        }
-        if roots.is_empty() {
-            return Err(format!("{shown}: no PEM certificate in it"));
-        }
-        let config = tls_builder()
-            .map_err(|e| format!("TLS set-up: {e}"))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        tls.config = finish_tls(config);
-        Ok(())
     }
 
     pub fn is_https(&self) -> bool {
@@ -184,6 +178,30 @@ fn tls_builder(
         rustls::crypto::aws_lc_rs::default_provider(),
     ))
     .with_safe_default_protocol_versions()
+}
+
+/// TLS settings that trust only the CA certificates in the PEM file `ca_file` (for
+/// [`Endpoint::parse_trusting`]).
+pub fn ca_config(ca_file: &std::path::Path) -> Result<Arc<rustls::ClientConfig>, String> {
+    use rustls_pki_types::pem::PemObject;
+    let shown = ca_file.display();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::CertificateDer::pem_file_iter(ca_file)
+        .map_err(|e| format!("{shown}: {e}"))?
+    {
+        let cert = cert.map_err(|e| format!("{shown}: {e}"))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("{shown}: not a usable CA certificate: {e}"))?;
+    }
+    if roots.is_empty() {
+        return Err(format!("{shown}: no PEM certificate in it"));
+    }
+    let config = tls_builder()
+        .map_err(|e| format!("TLS set-up: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(finish_tls(config))
 }
 
 fn finish_tls(mut config: rustls::ClientConfig) -> Arc<rustls::ClientConfig> {
@@ -313,14 +331,6 @@ pub struct Conn {
     pub connect_time: Duration,
     /// Requests this connection has already answered (0: fresh).
     served: u32,
-}
-
-impl Conn {
-    /// True when the next request can go out on this connection (the last answer was read to
-    /// its end and the server has not closed it).
-    pub fn is_usable(&mut self) -> bool {
-        self.wire.is_reusable()
-    }
 }
 
 /// Opens one HTTP/1.1 connection.
@@ -639,7 +649,9 @@ async fn round_trip<S: Sink>(
     sink: &mut S,
     restart: impl Fn(&mut S),
 ) -> Result<Flow, RequestError> {
-    if conn.served > 0 && !conn.wire.is_reusable() {
+    // Not reusable: the last answer was not read to its end, the server said it closes, or
+    // it has closed the connection meanwhile (its keep-alive timeout).
+    if !conn.wire.is_reusable() {
         *conn = connect(ep).await?;
         restart(sink);
     }
@@ -753,7 +765,7 @@ impl Sink for Collect {
 /// the status and the body. Not for benchmark traffic.
 pub async fn http_call(
     ep: &Endpoint,
-    method: hyper::Method,
+    method: &str,
     path: &str,
     body: Option<&serde_json::Value>,
     timeout: Duration,
@@ -762,7 +774,7 @@ pub async fn http_call(
         let mut conn = connect(ep).await?;
         let bytes = body.map(|b| b.to_string()).unwrap_or_default();
         let request = ep.request(
-            method.as_str(),
+            method,
             &format!("{}{path}", ep.base_path),
             "application/json",
             bytes.as_bytes(),

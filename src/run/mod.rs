@@ -86,6 +86,8 @@ pub struct Prepared {
     jsonl: Option<Vec<Prompt>>,
     /// `model.tokenizer`, loaded.
     tokenizer: Option<dataset::LocalTokenizer>,
+    /// `infrastructure.tls_ca_file`, read: the TLS settings that trust only it.
+    tls_ca: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// Reads and checks what the run needs from disk (the JSONL prompts, the tokenizer), so a bad
@@ -100,11 +102,13 @@ pub fn prepare(resolved: Resolved) -> Result<Prepared, RunError> {
         }
     }
     // A CA file that cannot be read or holds no certificate is found before anything starts.
-    if let Some(url) = &resolved.experiment.infrastructure.base_url {
-        if resolved.experiment.infrastructure.tls_ca_file.is_some() {
-            endpoint(&resolved, url, None)?;
-        }
-    }
+    let tls_ca = match &resolved.experiment.infrastructure.tls_ca_file {
+        Some(ca) => Some(
+            client::ca_config(&resolved.resolve_path("infrastructure.tls_ca_file", ca))
+                .map_err(|m| RunError::Endpoint(format!("infrastructure.tls_ca_file: {m}")))?,
+        ),
+        None => None,
+    };
     let w = &resolved.experiment.workload;
     let jsonl = match &w.dataset {
         Dataset::Jsonl { path } => {
@@ -123,19 +127,8 @@ pub fn prepare(resolved: Resolved) -> Result<Prepared, RunError> {
         resolved,
         jsonl,
         tokenizer,
+        tls_ca,
     })
-}
-
-/// The benchmark endpoint at `base_url`, trusting only `infrastructure.tls_ca_file` when set.
-fn endpoint(r: &Resolved, base_url: &str, api_key: Option<Secret>) -> Result<Endpoint, RunError> {
-    let e = &r.experiment;
-    let mut ep = Endpoint::parse(base_url, e.workload.api, api_key).map_err(RunError::Endpoint)?;
-    if let Some(ca) = &e.infrastructure.tls_ca_file {
-        let path = r.resolve_path("infrastructure.tls_ca_file", ca);
-        ep.trust_only(&path)
-            .map_err(|m| RunError::Endpoint(format!("infrastructure.tls_ca_file: {m}")))?;
-    }
-    Ok(ep)
 }
 
 /// What a run is expected to cost, shown before anything is rented.
@@ -341,7 +334,8 @@ pub async fn run(p: &Prepared, opts: &RunOptions) -> Result<Outcome, RunError> {
     );
     live.set_phase("waiting for the server");
     publish(&snap_tx, &mut live, 0);
-    let ep = endpoint(r, &base_url, api_key.clone())?;
+    let ep = Endpoint::parse_trusting(&base_url, e.workload.api, api_key.clone(), p.tls_ca.clone())
+        .map_err(RunError::Endpoint)?;
     let health_timeout = e.infrastructure.health_timeout.as_duration();
     let server_version =
         wait_ready(&ep, &e.model.id, health_timeout, &mut handle, &control).await?;
@@ -712,7 +706,7 @@ enum NotOk {
 
 /// The body of a 200 answer to `GET path`, or what the server said instead.
 async fn get_ok(ep: &Endpoint, path: &str, timeout: Duration) -> Result<Vec<u8>, NotOk> {
-    match client::http_call(ep, hyper::Method::GET, path, None, timeout).await {
+    match client::http_call(ep, "GET", path, None, timeout).await {
         Ok((200, body)) => Ok(body),
         Ok((s, body)) => {
             let said = format!(

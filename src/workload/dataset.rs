@@ -241,15 +241,10 @@ fn as_prompt_json(api: Api, text: &str) -> String {
 
 /// `POST /tokenize` with `body`; the answer when it is a 200 JSON document.
 async fn tokenize(ep: &Endpoint, body: &Value) -> Option<Value> {
-    let (status, bytes) = client::http_call(
-        ep,
-        hyper::Method::POST,
-        "/tokenize",
-        Some(body),
-        Duration::from_secs(30),
-    )
-    .await
-    .ok()?;
+    let (status, bytes) =
+        client::http_call(ep, "POST", "/tokenize", Some(body), Duration::from_secs(30))
+            .await
+            .ok()?;
     (status == 200)
         .then(|| serde_json::from_slice(&bytes).ok())
         .flatten()

@@ -360,7 +360,7 @@ async fn one(
     let idx = prompt % plan.prompts.len().max(1);
     let prompt = &plan.prompts[idx];
     // (`client::send` itself re-dials a kept connection the server closed meanwhile.)
-    let result = match conn.take().and_then(|mut c| c.is_usable().then_some(c)) {
+    let result = match conn.take() {
         Some(c) => Ok(c),
         None => client::connect(&plan.endpoint).await,
     };
