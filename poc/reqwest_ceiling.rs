@@ -130,7 +130,7 @@ async fn ours(
     let mut conns = Vec::new();
     for _ in 0..concurrency {
         let mut c = client::connect(&ep).await.map_err(|e| e.message)?;
-        client::send(&mut c, &ep, body.clone(), timeout, None).await;
+        client::send(&mut c, &ep, body.clone(), timeout, None, Instant::now()).await;
         conns.push(c);
     }
     let next = Arc::new(AtomicU64::new(0));
@@ -142,8 +142,8 @@ async fn ours(
             let (ep, body, next, events) = (ep.clone(), body.clone(), next.clone(), events.clone());
             tokio::spawn(async move {
                 while next.fetch_add(1, Ordering::Relaxed) < requests {
-                    let r = client::send(&mut c, &ep, body.clone(), timeout, None).await;
-                    events.fetch_add(r.token_times.len() as u64, Ordering::Relaxed);
+                    let r = client::send(&mut c, &ep, body.clone(), timeout, None, t0).await;
+                    events.fetch_add(r.output_tokens as u64, Ordering::Relaxed);
                     if r.error.is_some() {
                         match client::connect(&ep).await {
                             Ok(n) => c = n,

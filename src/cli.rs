@@ -56,11 +56,16 @@ pub enum Command {
     /// Inspect the resolved configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
-    /// Print the JSON Schema of the experiment file format (for editors).
+    /// Print the JSON Schema of the experiment file format (for editors), or of the files the
+    /// tool writes.
     #[command(
-        after_help = "Example:\n  llm-inf-bench schema > experiment.schema.json\n  # VS Code + YAML extension: `# yaml-language-server: $schema=experiment.schema.json`"
+        after_help = "Examples:\n  llm-inf-bench schema > experiment.schema.json\n  # VS Code + YAML extension: `# yaml-language-server: $schema=experiment.schema.json`\n  llm-inf-bench schema --of result        # the result file (schemas/result.schema.json)\n  llm-inf-bench schema --of sweep-index   # a sweep's index (schemas/sweep-index.schema.json)"
     )]
-    Schema,
+    Schema {
+        /// Which format: `experiment` (what you write), `result` or `sweep-index` (what runs write).
+        #[arg(long, default_value = "experiment", value_parser = ["experiment", "result", "sweep-index"])]
+        of: String,
+    },
     /// Write a commented starter experiment.
     #[command(
         after_help = "Examples:\n  llm-inf-bench init                 # writes experiment.yaml\n  llm-inf-bench init my-run.yaml --force"
@@ -250,8 +255,8 @@ pub struct ServeSimArgs {
     pub personality: String,
     /// Engine profile (timings and capacity): h100-llama8b, a100-llama70b, instant,
     /// fixed-50ms-10ms (per-request clocks; truth at GET /sim/timings, from the socket).
-    #[arg(long, default_value = "h100-llama8b")]
-    pub profile: String,
+    #[arg(long, default_value = "h100-llama8b", value_parser = |s: &str| s.parse::<config::SimProfile>())]
+    pub profile: config::SimProfile,
     /// Model name to serve (any name; the experiment's `model.id` works).
     #[arg(long, default_value = "meta-llama/Llama-3.1-8B-Instruct")]
     pub model: String,
@@ -310,6 +315,13 @@ pub struct ServeSimArgs {
     /// Fault: close connections on accept for this long after start.
     #[arg(long, value_parser = parse_dur)]
     pub refuse_for: Option<std::time::Duration>,
+    /// Fault: the first N generation requests get none of the drawn faults.
+    #[arg(long, default_value_t = 0)]
+    pub spare_first: u64,
+    /// Fault: the server dies at generation request N (0-based): it stops listening and drops
+    /// every connection, like a crashed server.
+    #[arg(long)]
+    pub exit_after: Option<u64>,
 }
 
 fn parse_dur(s: &str) -> Result<std::time::Duration, String> {
@@ -434,8 +446,13 @@ pub fn run_command(command: Command) -> Result<i32, CliError> {
             print!("{}", r.annotated_yaml());
             Ok(exit::OK)
         }
-        Command::Schema => {
-            let schema = schemars::schema_for!(config::Experiment);
+        Command::Schema { of } => {
+            let schema = match of.as_str() {
+                "result" => crate::results::result_schema(),
+                "sweep-index" => crate::results::index_schema(),
+                _ => serde_json::to_value(schemars::schema_for!(config::Experiment))
+                    .unwrap_or_default(),
+            };
             println!(
                 "{}",
                 serde_json::to_string_pretty(&schema).unwrap_or_default()
@@ -555,7 +572,7 @@ fn compare(a: CompareArgs) -> Result<i32, CliError> {
 }
 
 fn monitor(a: MonitorArgs) -> Result<i32, CliError> {
-    use crate::metrics::scrape::Framework;
+    use crate::config::FrameworkKind as Framework;
     if a.interval < std::time::Duration::from_millis(100) {
         return Err(CliError::Usage("--interval must be at least 100ms".into()));
     }
@@ -599,8 +616,7 @@ fn serve_sim(a: ServeSimArgs) -> Result<i32, CliError> {
     } else {
         config::Personality::Vllm
     };
-    let mut cfg = crate::sim::SimConfig::new(&a.profile, personality, a.model.clone())
-        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let mut cfg = crate::sim::SimConfig::new(a.profile, personality, a.model.clone());
     cfg.seed = a.seed;
     cfg.speed = a.speed;
     cfg.max_num_seqs = a.max_num_seqs;
@@ -632,6 +648,8 @@ fn serve_sim(a: ServeSimArgs) -> Result<i32, CliError> {
         malformed_rate: a.malformed_rate,
         delay: a.delay.unwrap_or_default(),
         refuse_for: a.refuse_for.unwrap_or_default(),
+        spare_first: a.spare_first,
+        exit_after: a.exit_after,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -717,7 +735,9 @@ fn run(args: RunArgs) -> Result<i32, CliError> {
         }
         crate::run::RunError::Provider(crate::provider::ProviderError::Interrupted)
         | crate::run::RunError::Interrupted => CliError::Interrupted(e.to_string()),
-        crate::run::RunError::Resume(_) => CliError::Usage(e.to_string()),
+        crate::run::RunError::Results(crate::results::ResultsError::Resume(_)) => {
+            CliError::Usage(e.to_string())
+        }
         other => CliError::RunFailed(other.to_string()),
     };
     // A resume needs an unfinished sweep of the same points: checked before anything is spent.
@@ -730,7 +750,8 @@ fn run(args: RunArgs) -> Result<i32, CliError> {
                     e.name
                 )));
             }
-            crate::run::index::SweepIndex::resumable(e).map_err(map_err)?;
+            crate::results::index::SweepIndex::resumable(e)
+                .map_err(|e| CliError::Usage(e.to_string()))?;
         }
     }
     // The plan and its cost, shown before anything is started or rented.
@@ -787,12 +808,15 @@ fn run(args: RunArgs) -> Result<i32, CliError> {
             eprintln!("saved {}", path.display());
             match result.status {
                 crate::results::Status::Interrupted => interrupted = true,
-                crate::results::Status::Failed => code = exit::RUN_FAILED,
-                crate::results::Status::Completed => {
-                    if result.termination_reason.starts_with("max_error_rate") {
-                        code = exit::RUN_FAILED;
-                    }
+                crate::results::Status::Failed => {
+                    let why = result.error.as_deref().unwrap_or("unknown");
+                    eprintln!(
+                        "error: {} failed: {why}",
+                        result.sweep_point.as_deref().unwrap_or(&result.name)
+                    );
+                    code = exit::RUN_FAILED;
                 }
+                crate::results::Status::Completed => {}
             }
         }
         if let Some(index) = &outcome.index {
@@ -814,7 +838,7 @@ fn run(args: RunArgs) -> Result<i32, CliError> {
 }
 
 /// One line of plan: what runs where, how long, what it costs.
-fn plan_line(e: &config::Experiment, c: &crate::run::CostEstimate) -> String {
+fn plan_line(e: &config::Experiment, c: &crate::provider::CostEstimate) -> String {
     let bound = match (e.workload.requests, e.workload.duration) {
         (Some(n), Some(d)) => format!("{n} requests or {d}, whichever first"),
         (Some(n), None) if e.workload.sweep.is_some() => format!("{n} requests per point"),
@@ -989,12 +1013,7 @@ fn results_cmd(c: ResultsCommand) -> Result<i32, CliError> {
                     .unwrap_or_default();
                 match crate::results::read(&f) {
                     Ok(r) => {
-                        let g = |k: &str| {
-                            r.summary
-                                .get(k)
-                                .and_then(serde_json::Value::as_f64)
-                                .unwrap_or(f64::NAN)
-                        };
+                        let g = |k: &str| r.summary.figure(k).unwrap_or(f64::NAN);
                         println!(
                             "{name:<48} {:<11} {:>9} {:>7} {:>10.2} {:>12.1} {:>10.1}",
                             r.status.as_str(),

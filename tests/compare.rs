@@ -1,64 +1,71 @@
-//! `compare` on hand-made result files: directions, the noise verdict on identical and on
-//! clearly shifted distributions, the exit code of the CI gate, vLLM's file format, and the
-//! warning about runs that differ in what they measured.
+//! `compare` on result files the tool itself writes — records run through its collector and
+//! written by its writer, checked against the result schema — and on a real run's file:
+//! directions, the noise verdict on identical and on clearly shifted distributions, the exit
+//! code of the CI gate, vLLM's file format, and the warning about runs that differ in what
+//! they measured.
+
+mod common;
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
+use llm_inf_bench::config::Experiment;
+use llm_inf_bench::metrics::collector::{Collector, Settings};
+use llm_inf_bench::metrics::event::{Event, RequestRecord, TokensSource};
+use llm_inf_bench::results::{self, Environment, RunResult, Status};
 use serde_json::{json, Value};
 
-/// An llm-inf-bench result file: `n` requests whose TTFT spreads over 100–149 ms (shuffled by
-/// `seed`) times `scale`, 20 s of per-second buckets at `rps` requests/s.
+/// A result file of `n` = 400 requests, 20 per second for 20 s (`rps` per second), whose TTFT
+/// spreads over 100–149 ms (shuffled by `seed`) and TPOT is 10 ms, all times `scale`; through
+/// the collector and the result writer, exactly as a run makes it.
 fn ours(dir: &Path, name: &str, scale: f64, seed: u64, rps: f64, concurrency: u32) -> PathBuf {
-    let n = 400u64;
-    let requests: Vec<Value> = (0..n)
-        .map(|i| {
-            let ttft = (100.0 + ((i * (seed * 2 + 37)) % 50) as f64) * scale;
-            let e2el = ttft + 640.0 * scale;
-            json!({"id": i, "sent_ms": i as f64 * 10.0, "ttft_ms": ttft, "e2el_ms": e2el,
-                   "input_tokens": 512, "output_tokens": 65, "tokens_source": "usage", "reads": 65,
-                   "error": null})
-        })
-        .collect();
-    let mut ttfts: Vec<f64> = requests
-        .iter()
-        .map(|r| r["ttft_ms"].as_f64().unwrap())
-        .collect();
-    ttfts.sort_by(f64::total_cmp);
-    let pct = |p: f64| {
-        let r = p / 100.0 * (ttfts.len() - 1) as f64;
-        let (lo, hi) = (r.floor() as usize, r.ceil() as usize);
-        ttfts[lo] + (ttfts[hi] - ttfts[lo]) * (r - lo as f64)
+    let mut e = Experiment {
+        name: name.into(),
+        ..Experiment::default()
     };
-    let mean = ttfts.iter().sum::<f64>() / ttfts.len() as f64;
-    let tpot = 10.0 * scale;
-    let series: Vec<Value> = (0..21)
-        .map(|s| {
-            // A little jitter per second, and a partial last second.
-            let c = if s == 20 {
-                rps / 4.0
-            } else {
-                rps + [-1.0, 0.0, 1.0][s % 3]
-            };
-            json!({"second": s, "completed": c, "failed": 0, "output_tokens": c * 65.0})
-        })
-        .collect();
-    let v = json!({
-        "schema_version": 1, "name": name, "status": "completed",
-        "config": {"model": {"id": "m"}, "workload": {"concurrency": concurrency, "dataset": {"kind": "random", "input_len": 512, "output_len": 64}}},
-        "environment": {"gpu_type": "NVIDIA H100 80GB HBM3", "gpu_count": 1},
-        "summary": {
-            "completed": n, "failed": 0, "duration": 20.0,
-            "request_throughput": rps, "output_throughput": rps * 65.0,
-            "mean_ttft_ms": mean, "median_ttft_ms": pct(50.0), "p99_ttft_ms": pct(99.0),
-            "mean_tpot_ms": tpot, "median_tpot_ms": tpot, "p99_tpot_ms": tpot,
-            "interactivity_tok_s_user": 1000.0 / tpot
-        },
-        "time_series": series,
-        "requests": requests
+    e.model.id = "m".into();
+    e.workload.concurrency = Some(concurrency);
+    let mut col = Collector::new(Settings::of(&e));
+    col.on(Event::Started {
+        t0: Instant::now(),
+        connect_times: vec![Duration::from_millis(1)],
+        connect_errors: vec![],
     });
+    let n = (rps * 20.0) as u64;
+    for i in 0..n {
+        let ttft = (100.0 + ((i * (seed * 2 + 37)) % 50) as f64) * scale;
+        col.on(Event::Request(Box::new(RequestRecord {
+            id: i,
+            sent_ms: i as f64 * 1000.0 / rps,
+            ttft_ms: Some(ttft),
+            e2el_ms: ttft + 640.0 * scale,
+            input_tokens: Some(256),
+            output_tokens: 65,
+            tokens_source: TokensSource::Usage,
+            reads: 65,
+            itl_ms: Some(vec![10.0 * scale; 64]),
+            ..RequestRecord::default()
+        })));
+    }
+    let env = Environment {
+        provider: "simulator".into(),
+        gpu_type: Some("NVIDIA H100 80GB HBM3".into()),
+        gpu_count: 1,
+        ..Environment::default()
+    };
+    let measured = col.finish(Instant::now());
+    let r = RunResult::new(
+        &e,
+        Some(measured),
+        Status::Completed,
+        None,
+        env,
+        chrono::Utc::now(),
+    );
     let p = dir.join(format!("{name}.json"));
-    std::fs::write(&p, serde_json::to_string(&v).unwrap()).unwrap();
+    results::write_atomic(&p, &r).unwrap();
+    common::assert_valid_result(&p);
     p
 }
 
@@ -130,7 +137,8 @@ fn identical_distributions_are_within_noise_and_shifted_ones_are_judged_by_direc
     ] {
         assert_eq!(verdict(slower, m), "worse", "lower latency is better: {m}");
     }
-    assert_eq!(verdict(slower, "interactivity_tok_s_user"), "worse");
+    assert_eq!(verdict(slower, "mean_interactivity_tok_s_user"), "worse");
+    assert_eq!(verdict(slower, "median_interactivity_tok_s_user"), "worse");
     for m in ["request_throughput", "output_throughput"] {
         assert_eq!(
             verdict(slower, m),
@@ -228,6 +236,66 @@ fn vllm_files_old_and_new_are_read() {
     let ours_file = ours(d.path(), "ours", 1.0, 0, 20.0, 16);
     let v = verdicts(&[&ours_file, &new]);
     assert!(v[0]["rows"].as_array().unwrap().len() > 5);
+}
+
+#[test]
+fn figures_without_data_are_null_in_the_file_and_n_a_in_compare() {
+    let d = tempfile::tempdir().unwrap();
+    let a = ours(d.path(), "a", 1.0, 0, 20.0, 16);
+    // A run in which nothing succeeded, as the tool writes it.
+    let e = Experiment {
+        name: "none".into(),
+        ..Experiment::default()
+    };
+    let r = RunResult::new(
+        &e,
+        None,
+        Status::Failed,
+        Some("every request failed".into()),
+        Environment::default(),
+        chrono::Utc::now(),
+    );
+    let none = d.path().join("none.json");
+    results::write_atomic(&none, &r).unwrap();
+    common::assert_valid_result(&none);
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&none).unwrap()).unwrap();
+    assert!(v["summary"]["mean_ttft_ms"].is_null(), "{}", v["summary"]);
+    assert!(v["summary"]["p99_ttft_ms"].is_null());
+    let c = verdicts(&[&a, &none]);
+    let row = row(&c[0], "mean_ttft_ms");
+    assert!(row["b"].is_null() && row["delta"].is_null(), "{row}");
+    assert_eq!(row["verdict"], "info");
+    let (_, table) = compare(&[&a, &none], &[]);
+    let line = table
+        .lines()
+        .find(|l| l.starts_with("mean_ttft_ms"))
+        .unwrap();
+    assert!(line.contains("n/a"), "{line}");
+}
+
+#[test]
+fn a_real_runs_file_compares_with_itself_as_within_noise() {
+    let s = common::sim_server("fixed-50ms-10ms");
+    let d = tempfile::tempdir().unwrap();
+    let exp = common::write(
+        d.path(),
+        "exp.yaml",
+        &format!(
+            "name: t\nmodel: {{ id: m }}\ninfrastructure: {{ provider: existing, base_url: \"{}\" }}\nworkload:\n  concurrency: 8\n  requests: 64\n  dataset: {{ kind: random, input_len: 8, output_len: 8 }}\n  ignore_eos: true\noutput: {{ dir: out }}\n",
+            s.url
+        ),
+    );
+    common::bin(120)
+        .current_dir(d.path())
+        .args(["run", "--no-tui"])
+        .arg(&exp)
+        .assert()
+        .success();
+    let file = common::result_path(d.path());
+    common::assert_valid_result(&file);
+    let v = verdicts(&[&file, &file]);
+    assert_eq!(verdict(&v[0], "median_ttft_ms"), "within_noise");
+    assert_eq!(row(&v[0], "completed")["a"], 64.0);
 }
 
 #[test]

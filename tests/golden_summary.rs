@@ -2,7 +2,8 @@
 //! population std), to 1e-9. `tests/golden/summary.py` recomputes them with plain Python.
 
 use llm_inf_bench::config::Slo;
-use llm_inf_bench::metrics::summary::{summarize, RequestRecord};
+use llm_inf_bench::metrics::event::{ErrorKind, RequestError, RequestRecord, TokensSource};
+use llm_inf_bench::metrics::summary::summarize;
 
 fn rec(
     id: u64,
@@ -21,14 +22,15 @@ fn rec(
         e2el_ms: e2el,
         input_tokens: Some(input),
         output_tokens: out,
-        tokens_source: "usage".into(),
+        tokens_source: TokensSource::Usage,
         reads: 1,
+        kernel_reads: 1,
         itl_ms: Some(itl.to_vec()),
         error: if ok {
             None
         } else {
-            Some(llm_inf_bench::client::RequestError {
-                kind: llm_inf_bench::client::ErrorKind::Status,
+            Some(RequestError {
+                kind: ErrorKind::Status,
                 message: "HTTP 500".into(),
                 status: Some(500),
             })
@@ -58,7 +60,7 @@ fn summary_matches_hand_computed_figures() {
         e2el_ms: None,
     };
     let s = summarize(&records, itl, 8.0, &[50.0, 90.0, 99.0], Some(&slo), 2);
-    let g = |k: &str| s[k].as_f64().unwrap_or_else(|| panic!("{k}"));
+    let g = |k: &str| s.figure(k).unwrap_or_else(|| panic!("{k}"));
     let close = |k: &str, want: f64| assert!((g(k) - want).abs() < 1e-9, "{k}: {} != {want}", g(k));
 
     close("completed", 4.0);
@@ -90,5 +92,7 @@ fn summary_matches_hand_computed_figures() {
     close("p99_e2el_ms", 3940.0);
     // Goodput: ttft ≤ 250 and tpot ≤ 150 → requests 0 and 1 → 2 / 8 s.
     close("request_goodput", 0.25);
-    close("interactivity_tok_s_user", 1000.0 / 155.0);
+    // Interactivity, both ways: 1000 / mean TPOT and 1000 / median TPOT.
+    close("mean_interactivity_tok_s_user", 1000.0 / 155.0);
+    close("median_interactivity_tok_s_user", 1000.0 / 110.0);
 }

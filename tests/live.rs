@@ -9,24 +9,24 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use llm_inf_bench::config::Personality;
-use llm_inf_bench::metrics::scrape::{self, Framework, ServerSample};
-use llm_inf_bench::metrics::summary::RequestRecord;
+use llm_inf_bench::config::FrameworkKind as Framework;
+use llm_inf_bench::config::{Personality, SimProfile};
+use llm_inf_bench::metrics::event::{Event, RequestRecord, Scraped, ServerSample};
+use llm_inf_bench::metrics::scrape;
 use llm_inf_bench::sim::{self, SimConfig};
 use llm_inf_bench::ui::live::{Live, Snapshot};
-use llm_inf_bench::workload::executor::Event;
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 use serde_json::{json, Value};
 
 fn cfg(personality: Personality) -> SimConfig {
-    let mut c = SimConfig::new("instant", personality, "m").unwrap();
+    let mut c = SimConfig::new(SimProfile::Instant, personality, "m");
     c.startup_delay = Some(Duration::ZERO);
     c
 }
 
 /// Scrapes `url` every `interval` for `for_`, returning the samples.
-async fn scrape_for(url: String, interval: Duration, for_: Duration) -> Vec<scrape::Scraped> {
+async fn scrape_for(url: String, interval: Duration, for_: Duration) -> Vec<Scraped> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let task = tokio::spawn(scrape::run(url, None, interval, tx));
     tokio::time::sleep(for_).await;
@@ -47,7 +47,7 @@ async fn the_simulator_in_both_personalities_maps_onto_the_same_concepts() {
         (Personality::Sglang, Framework::Sglang),
     ] {
         // The engine profile (the instant one has no KV cache or prefix cache to report).
-        let mut c = SimConfig::new("h100-llama8b", p, "m").unwrap();
+        let mut c = SimConfig::new(SimProfile::H100Llama8b, p, "m");
         c.startup_delay = Some(Duration::ZERO);
         c.speed = 8.0;
         let s = sim::start(c, "127.0.0.1:0").await.unwrap();
@@ -90,7 +90,7 @@ async fn the_simulator_in_both_personalities_maps_onto_the_same_concepts() {
         assert!(samples.len() >= 8, "{p:?}: {} scrapes", samples.len());
         assert!(samples.iter().all(|s| s.sample.error.is_none()));
         let last = samples.last().unwrap();
-        assert_eq!(last.framework, fw);
+        assert_eq!(last.framework, Some(fw));
         let x = &last.sample;
         assert!(x.running.is_some() && x.waiting.is_some() && x.kv_cache_usage.is_some());
         assert!(
@@ -305,21 +305,21 @@ fn running_view(now: Instant) -> Live {
     let gaps = [10.0, 12.0, 11.0, 30.0];
     for i in 0..60u64 {
         let ttft = 40.0 + (i % 10) as f64;
-        live.on_record(&record(i, i as f64 * 100.0, ttft, 500.0, None), &gaps, now);
+        let mut r = record(i, i as f64 * 100.0, ttft, 500.0, None);
+        r.itl_ms = Some(gaps.to_vec());
+        live.on_record(&r, now);
     }
     live.on_record(
         &record(60, 6000.0, 0.0, 3.0, Some("HTTP 503: overloaded")),
-        &[],
         now,
     );
     live.on_record(
         &record(61, 6100.0, 0.0, 3.0, Some("HTTP 503: overloaded")),
-        &[],
         now,
     );
     live.on_server(
         "http://127.0.0.1:8000/metrics",
-        Framework::Vllm,
+        Some(Framework::Vllm),
         &ServerSample {
             running: Some(8.0),
             waiting: Some(2.0),
@@ -370,7 +370,7 @@ fn the_view_when_finished_with_help_open_and_a_scrape_gap() {
     let mut live = running_view(now);
     live.on_server(
         "http://127.0.0.1:8000/metrics",
-        Framework::Vllm,
+        Some(Framework::Vllm),
         &ServerSample {
             error: Some("HTTP 500".into()),
             ..ServerSample::default()
@@ -404,7 +404,7 @@ fn under_pty(cmd: &str, env: &[(&str, &str)]) -> Option<(bool, Vec<u8>)> {
 
 /// `run` of a 40-request simulator experiment under a pseudo-terminal 100×30 with `env`; the
 /// scratch directory, whether it succeeded, and everything it wrote.
-fn run_under_pty(env: &[(&str, &str)]) -> Option<(tempfile::TempDir, bool, String)> {
+fn run_under_pty(env: &[(&str, &str)]) -> (tempfile::TempDir, bool, String) {
     let d = tempfile::tempdir().unwrap();
     let exp = sim_experiment(d.path(), "vllm");
     let bin = assert_cmd::cargo::cargo_bin("llm-inf-bench");
@@ -413,18 +413,14 @@ fn run_under_pty(env: &[(&str, &str)]) -> Option<(tempfile::TempDir, bool, Strin
         bin.display(),
         exp.display()
     );
-    let Some((ok, out)) = under_pty(&cmd, env) else {
-        eprintln!("skipped: util-linux `script` is not installed");
-        return None;
-    };
-    Some((d, ok, String::from_utf8_lossy(&out).into_owned()))
+    // util-linux's `script` is part of every Debian (bsdutils): missing, the test fails.
+    let (ok, out) = under_pty(&cmd, env).expect("util-linux `script` is needed for the pty tests");
+    (d, ok, String::from_utf8_lossy(&out).into_owned())
 }
 
 #[test]
 fn a_panic_inside_the_draw_loop_restores_the_terminal_and_the_run_still_saves() {
-    let Some((d, ok, text)) = run_under_pty(&[("LLMIB_TUI_TEST_PANIC", "1")]) else {
-        return;
-    };
+    let (d, ok, text) = run_under_pty(&[("LLMIB_TUI_TEST_PANIC", "1")]);
     let enter = text
         .find("\x1b[?1049h")
         .expect("the view took the terminal");
@@ -446,9 +442,7 @@ fn a_panic_inside_the_draw_loop_restores_the_terminal_and_the_run_still_saves() 
 
 #[test]
 fn the_view_runs_under_a_real_terminal_and_q_is_not_needed_to_finish() {
-    let Some((_d, ok, text)) = run_under_pty(&[]) else {
-        return;
-    };
+    let (_d, ok, text) = run_under_pty(&[]);
     assert!(ok, "{text}");
     assert!(text.contains("llm-inf-bench"), "the view was drawn");
     // ratatui moves the cursor over blanks, so words arrive one by one.

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use assert_cmd::Command;
-use llm_inf_bench::config::Personality;
-use llm_inf_bench::sim::{self, Faults, SimConfig};
+use llm_inf_bench::config::{Personality, SimProfile};
+use llm_inf_bench::sim::{Faults, SimConfig};
 use predicates::prelude::*;
 use serde_json::Value;
 
@@ -22,33 +22,11 @@ fn bin() -> Command {
     c
 }
 
-/// A simulator on its own runtime thread, alive for the test.
-struct Server {
-    url: String,
-    _rt: tokio::runtime::Runtime,
-    _h: sim::SimHandle,
-}
-
-fn server(profile: &str, faults: Faults, speed: f64) -> Server {
-    let mut cfg = SimConfig::new(profile, Personality::Vllm, "m").unwrap();
+fn server(profile: &str, faults: Faults, speed: f64) -> common::Sim {
+    let mut cfg = SimConfig::new(profile.parse().unwrap(), Personality::Vllm, "m");
     cfg.faults = faults;
     cfg.speed = speed;
-    server_with(cfg)
-}
-
-fn server_with(mut cfg: SimConfig) -> Server {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    cfg.startup_delay = Some(Duration::ZERO);
-    let h = rt.block_on(sim::start(cfg, "127.0.0.1:0")).unwrap();
-    Server {
-        url: h.base_url(),
-        _rt: rt,
-        _h: h,
-    }
+    common::sim_with(cfg)
 }
 
 fn experiment(dir: &Path, url: &str, workload: &str) -> PathBuf {
@@ -86,6 +64,7 @@ fn run_ok_with(
 }
 
 fn only_result(dir: &Path) -> Value {
+    common::assert_valid_result(&common::result_path(dir));
     let files: Vec<PathBuf> = std::fs::read_dir(dir.join("out"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -176,11 +155,13 @@ fn faults_are_counted_by_kind_and_the_run_finishes() {
 
 #[test]
 fn max_error_rate_stops_early_and_says_why() {
+    // The pre-flight request is spared; 90 % of the measured ones get a 503.
     let s = server(
         "instant",
         Faults {
             error_rate: 0.9,
             error_status: 503,
+            spare_first: 1,
             ..Faults::default()
         },
         1.0,
@@ -188,21 +169,18 @@ fn max_error_rate_stops_early_and_says_why() {
     let d = tempfile::tempdir().unwrap();
     let exp = experiment(d.path(), &s.url, "  concurrency: 2\n  requests: 5000\n  max_error_rate: 0.5\n  dataset: { kind: random, input_len: 8, output_len: 4 }\n");
     let out = bin().arg("run").arg(&exp).arg("--no-tui").output().unwrap();
-    // Either the pre-flight meets a 503 (run refused) or the rule stops the run with exit 1.
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if d.path().join("out").exists() {
-        let r = only_result(d.path());
-        assert!(r["termination_reason"]
-            .as_str()
-            .unwrap()
-            .starts_with("max_error_rate"));
-        assert!(r["requests"].as_array().unwrap().len() < 5000);
-    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let r = only_result(d.path());
+    assert_eq!(r["status"], "failed", "{stderr}");
+    let why = r["termination_reason"].as_str().unwrap();
+    assert!(why.starts_with("max_error_rate: "), "{why}");
+    assert_eq!(r["error"].as_str(), Some(why));
+    // Stopped at the first request past 50 % once 20 had finished, not at the end: the few
+    // still in flight (concurrency 2) finish after it.
+    let n = r["requests"].as_array().unwrap().len();
+    assert!((20..30).contains(&n), "{n} requests");
+    assert!(stderr.contains("max_error_rate"), "{stderr}");
 }
 
 #[test]
@@ -274,9 +252,9 @@ fn jsonl_error_is_reported_with_its_line_before_anything_starts() {
 #[test]
 fn the_api_key_is_sent_from_its_variable_and_written_nowhere() {
     const KEY: &str = "sk-sim-7f3a9c2e51";
-    let mut cfg = SimConfig::new("instant", Personality::Vllm, "m").unwrap();
+    let mut cfg = SimConfig::new(SimProfile::Instant, Personality::Vllm, "m");
     cfg.api_key = Some(llm_inf_bench::config::Secret::new(KEY));
-    let s = server_with(cfg);
+    let s = common::sim_with(cfg);
     let d = tempfile::tempdir().unwrap();
     let exp = experiment(
         d.path(),
@@ -425,7 +403,7 @@ fn jsonl_prompts_cycle_and_results_show_reads_the_file() {
         .assert()
         .success()
         .stdout(predicates::str::contains(
-            "Successful requests:              45",
+            "Successful requests:                45",
         ));
     bin()
         .args(["results", "list"])
@@ -545,16 +523,14 @@ fn on_deadline_abort_cancels_requests_in_flight() {
     let d = tempfile::tempdir().unwrap();
     // Each answer takes 50 + 199·10 ms ≈ 2 s; the window is 500 ms.
     let exp = experiment(d.path(), &s.url, "  concurrency: 4\n  duration: 500ms\n  on_deadline: abort\n  dataset: { kind: random, input_len: 8, output_len: 200 }\n  ignore_eos: true\n");
-    bin()
-        .arg("run")
-        .arg(&exp)
-        .arg("--no-tui")
-        .assert()
-        .success();
+    // Nothing completed, so nothing was measured: the run says so and fails.
+    bin().arg("run").arg(&exp).arg("--no-tui").assert().code(1);
     let r = only_result(d.path());
     assert_eq!(r["termination_reason"], "duration");
+    assert_eq!(r["status"], "failed");
     assert_eq!(r["errors"]["by_kind"]["aborted"], 4, "{}", r["errors"]);
     assert_eq!(r["summary"]["completed"], 0);
+    assert!(r["summary"]["mean_e2el_ms"].is_null());
 }
 
 /// An experiment with `provider: local` running `command` (YAML flow list).
@@ -678,4 +654,66 @@ fn sigint_while_a_local_server_loads_stops_it() {
         !alive(pid),
         "the loading server {pid} outlived the interrupted run"
     );
+}
+
+#[test]
+fn a_run_with_no_successful_request_writes_null_figures_and_fails() {
+    // The pre-flight request is spared; every measured one gets a 500.
+    let s = server(
+        "instant",
+        Faults {
+            error_rate: 1.0,
+            error_status: 500,
+            spare_first: 1,
+            ..Faults::default()
+        },
+        1.0,
+    );
+    let d = tempfile::tempdir().unwrap();
+    let exp = experiment(d.path(), &s.url, "  concurrency: 2\n  requests: 30\n  dataset: { kind: random, input_len: 8, output_len: 4 }\n");
+    let out = bin().arg("run").arg(&exp).arg("--no-tui").output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("every request failed"), "{stderr}");
+    let r = only_result(d.path());
+    assert_eq!(r["status"], "failed");
+    assert!(r["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("every request failed (30 requests"));
+    let m = &r["summary"];
+    assert_eq!(
+        (m["completed"].as_u64(), m["failed"].as_u64()),
+        (Some(0), Some(30))
+    );
+    for k in [
+        "mean_ttft_ms",
+        "median_tpot_ms",
+        "p99_e2el_ms",
+        "std_itl_ms",
+        "mean_interactivity_tok_s_user",
+    ] {
+        assert!(m[k].is_null(), "{k}: {}", m[k]);
+    }
+    assert_eq!(
+        m["request_throughput"], 0.0,
+        "no success in a real duration is a real zero"
+    );
+    assert!(
+        stdout.contains("Mean ttft (ms):                     n/a"),
+        "{stdout}"
+    );
+    // vLLM's own format has no null: it writes 0 there, and so does the export.
+    let file = common::result_path(d.path());
+    let out = bin()
+        .args(["results", "export", "--format", "vllm"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["mean_ttft_ms"], 0);
+    assert_eq!(v["completed"], 0);
 }

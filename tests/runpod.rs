@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use llm_inf_bench::config::Personality;
+use llm_inf_bench::config::{Personality, SimProfile};
 use llm_inf_bench::sim::{self, SimConfig};
 use predicates::prelude::*;
 use serde_json::{json, Value};
@@ -256,7 +256,7 @@ fn world(script: Script) -> World {
         .enable_all()
         .build()
         .unwrap();
-    let mut cfg = SimConfig::new("instant", Personality::Vllm, "m").unwrap();
+    let mut cfg = SimConfig::new(SimProfile::Instant, Personality::Vllm, "m");
     cfg.startup_delay = Some(Duration::ZERO);
     let s = rt.block_on(sim::start(cfg, "127.0.0.1:0")).unwrap();
     let state: Shared = Arc::new(Mutex::new(Fake {
@@ -759,14 +759,12 @@ fn a_server_that_never_comes_up_is_reported_with_the_pods_own_log() {
 /// API traffic to the fake and turns any request or response that breaks the document into an
 /// error, with none of our code in the checking path.
 #[test]
+#[ignore = "needs Prism (scripts/test.sh installs it)"]
 fn the_fake_behind_prism_proxy_keeps_to_runpods_document() {
-    let Some(prism) = std::env::var("LLMIB_PRISM_BIN")
+    let prism = std::env::var("LLMIB_PRISM_BIN")
         .ok()
         .filter(|p| !p.is_empty())
-    else {
-        eprintln!("skipped: LLMIB_PRISM_BIN is not set (`eval $(scripts/prism.sh env)`; .ci/run does this)");
-        return;
-    };
+        .expect("LLMIB_PRISM_BIN is not set: `eval $(scripts/prism.sh env)` first (scripts/test.sh does this)");
     let (w, d, exp) = rig(
         Script {
             cost: 1.0,

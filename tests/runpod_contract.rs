@@ -1,6 +1,8 @@
 //! The RunPod client's real code against Stoplight Prism serving RunPod's own OpenAPI document
 //! (`scripts/prism.sh start`; `.ci/run` does that and sets `LLMIB_PRISM_URL` and
-//! `LLMIB_PRISM_DYNAMIC_URL`). Without them these tests say so and pass.
+//! `LLMIB_PRISM_DYNAMIC_URL`). They are `#[ignore]`d, so a plain `cargo test` lists them as
+//! ignored; `scripts/test.sh` runs them with `--include-ignored`, and there a missing Prism fails
+//! them.
 //!
 //! Prism checks every request against the document (a violation is a 422 with an
 //! `sl-violations` header) and answers with its examples; `Prefer: code=N` picks a documented
@@ -16,13 +18,11 @@ use llm_inf_bench::config::{self, LoadOptions, Secret, UserConfigSource};
 use llm_inf_bench::provider::runpod::api::{ApiError, RunPodApi};
 use llm_inf_bench::provider::runpod::{self, types::PodStatus};
 
-fn prism(var: &str) -> Option<String> {
+/// Prism's URL from the environment; a test that needs it and does not find it fails.
+fn prism(var: &str) -> String {
     match std::env::var(var) {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ => {
-            eprintln!("skipped: {var} is not set (`scripts/prism.sh start` and `eval $(scripts/prism.sh env)`; .ci/run does this)");
-            None
-        }
+        Ok(u) if !u.is_empty() => u,
+        _ => panic!("{var} is not set: run `scripts/prism.sh start` and `eval $(scripts/prism.sh env)` first (scripts/test.sh does this)"),
     }
 }
 
@@ -58,10 +58,9 @@ fn create_body() -> runpod::types::CreatePodRequest {
 }
 
 #[tokio::test]
+#[ignore = "needs Prism (scripts/test.sh starts it)"]
 async fn every_request_we_send_is_one_runpod_documents() {
-    let Some(base) = prism("LLMIB_PRISM_URL") else {
-        return;
-    };
+    let base = prism("LLMIB_PRISM_URL");
     let api = api(&base);
     // A violation would be a 422 from Prism, which our client turns into an error.
     let pod = api.create_pod(&create_body()).await.expect("create");
@@ -139,10 +138,9 @@ fn split(base: &str) -> (String, String) {
 }
 
 #[tokio::test]
+#[ignore = "needs Prism (scripts/test.sh starts it)"]
 async fn documented_errors_are_handled_as_designed() {
-    let Some(base) = prism("LLMIB_PRISM_URL") else {
-        return;
-    };
+    let base = prism("LLMIB_PRISM_URL");
     let (origin, path) = split(&base);
     // 401, 403, 404: no retry, RunPod's own words in the error.
     for code in [401u16, 403, 404] {
@@ -184,10 +182,9 @@ async fn documented_errors_are_handled_as_designed() {
 }
 
 #[tokio::test]
+#[ignore = "needs Prism (scripts/test.sh starts it)"]
 async fn random_schema_valid_answers_never_break_the_decoder() {
-    let Some(base) = prism("LLMIB_PRISM_DYNAMIC_URL") else {
-        return;
-    };
+    let base = prism("LLMIB_PRISM_DYNAMIC_URL");
     let api = api(&base);
     let mut undecodable = Vec::new();
     for _ in 0..25 {

@@ -36,7 +36,7 @@ async fn start(cfg: SimConfig) -> SimHandle {
 }
 
 fn cfg(profile: &str, personality: Personality) -> SimConfig {
-    let mut c = SimConfig::new(profile, personality, MODEL).unwrap();
+    let mut c = SimConfig::new(profile.parse().unwrap(), personality, MODEL);
     c.startup_delay = Some(Duration::ZERO);
     c
 }

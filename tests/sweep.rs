@@ -229,3 +229,62 @@ fn resume_needs_a_sweep() {
         .code(2)
         .stderr(predicates::str::contains("--resume continues a sweep"));
 }
+
+#[test]
+fn a_sweep_whose_server_dies_keeps_the_points_before_and_records_the_failed_one() {
+    use llm_inf_bench::config::{Personality, SimProfile};
+    // Generation requests: point c1 is its pre-flight (0) and 20 measured (1–20); point c4 is
+    // its pre-flight (21) and measured from 22 on. At request 30 the server dies.
+    let mut cfg = llm_inf_bench::sim::SimConfig::new(SimProfile::Instant, Personality::Vllm, "m");
+    cfg.faults.exit_after = Some(30);
+    let s = common::sim_with(cfg);
+    let d = tempfile::tempdir().unwrap();
+    let exp = common::write(
+        d.path(),
+        "sweep.yaml",
+        &format!(
+            "name: sw\nmodel: {{ id: m }}\ninfrastructure: {{ provider: existing, base_url: \"{}\" }}\noutput: {{ dir: {} }}\nmetrics: {{ scrape: false }}\nworkload:\n  requests: 20\n  dataset: {{ kind: random, input_len: 8, output_len: 4 }}\n  ignore_eos: true\n  sweep: {{ concurrency: [1, 4, 8] }}\n",
+            s.url,
+            d.path().join("out").display()
+        ),
+    );
+    let out = bin().args(["run", "--no-tui"]).arg(&exp).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("the server is gone"), "{stderr}");
+    let index = files(d.path(), ".sweep.json");
+    assert_eq!(index.len(), 1);
+    common::assert_valid(&common::index_schema(), &json(&index[0]), &index[0]);
+    let idx = json(&index[0]);
+    assert_eq!(idx["status"], "failed", "{idx}");
+    let points = idx["points"].as_array().unwrap();
+    let got: Vec<(&str, &str)> = points
+        .iter()
+        .map(|p| (p["label"].as_str().unwrap(), p["status"].as_str().unwrap()))
+        .collect();
+    // The third point never ran: the index says so by not listing it.
+    assert_eq!(got, [("c1", "completed"), ("c4", "failed")]);
+    assert!(points[1]["error"]
+        .as_str()
+        .unwrap()
+        .contains("the server stopped answering"));
+    let dir = index[0].parent().unwrap();
+    let p1 = json(&dir.join(points[0]["file"].as_str().unwrap()));
+    assert_eq!(p1["status"], "completed");
+    assert_eq!(p1["summary"]["completed"], 20);
+    let file2 = dir.join(points[1]["file"].as_str().unwrap());
+    common::assert_valid_result(&file2);
+    let p2 = json(&file2);
+    assert_eq!(p2["status"], "failed");
+    assert!(p2["error"]
+        .as_str()
+        .unwrap()
+        .contains("the server stopped answering"));
+    // Partial records: the requests answered before the death, and the failures after it.
+    let ok = p2["summary"]["completed"].as_u64().unwrap();
+    let failed = p2["summary"]["failed"].as_u64().unwrap();
+    assert!((1..20).contains(&ok), "{ok} completed");
+    assert_eq!(ok + failed, 20);
+    assert_eq!(p2["requests"].as_array().unwrap().len(), 20);
+    assert!(p2["summary"]["mean_ttft_ms"].is_number());
+}

@@ -17,11 +17,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use wire::{Flow, Sink, Wire, WireError};
 
 use crate::config::{Api, Secret};
+use crate::metrics::event::{ErrorKind, RequestError, RequestRecord, TokensSource};
 
 /// Where requests go.
 #[derive(Clone, Debug)]
@@ -215,113 +216,88 @@ fn server_name(host: &str) -> Result<rustls_pki_types::ServerName<'static>, Stri
         .map_err(|e| format!("`{host}` is not a name a certificate can carry: {e}"))
 }
 
-/// Why a request failed. Failures are data: counted per kind, excluded from latencies.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorKind {
-    Connect,
-    Status,
-    Timeout,
-    StreamCut,
-    Parse,
-    ServerError,
-    Aborted,
-}
-
-impl ErrorKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Connect => "connect",
-            Self::Status => "status",
-            Self::Timeout => "timeout",
-            Self::StreamCut => "stream_cut",
-            Self::Parse => "parse",
-            Self::ServerError => "server_error",
-            Self::Aborted => "aborted",
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RequestError {
-    pub kind: ErrorKind,
-    pub message: String,
-    /// HTTP status, for `status` errors.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: Option<u16>,
-}
-
-impl RequestError {
-    fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self {
-            kind,
-            message: message.into(),
-            status: None,
-        }
-    }
-}
-
-/// One request as the client saw it: raw instants; durations are methods.
+/// One request as the client sees it while it is under way: raw instants, turned into a
+/// [`RequestRecord`] (milliseconds from the benchmark's start) when the answer is complete.
 #[derive(Clone, Debug)]
-pub struct RequestResult {
+struct Stamps {
     /// Just before the request head was written.
-    pub sent: Instant,
+    sent: Instant,
     /// Read time of the first event carrying content or reasoning text.
-    pub first_token: Option<Instant>,
-    /// Read time of every event carrying content or reasoning text (the first included).
-    pub token_times: Vec<Instant>,
+    first_token: Option<Instant>,
+    /// Read time of the latest such event.
+    last_token: Option<Instant>,
+    /// Gaps between consecutive content events, ms.
+    gaps_ms: Vec<f64>,
+    /// Content events so far.
+    events: u32,
     /// Last byte (the `[DONE]` event's read, or the end of the body).
-    pub end: Instant,
-    /// Socket reads that carried bytes of the answer.
-    pub reads: u32,
-    /// Of those, reads stamped with the kernel's receive time (the rest: the clock at the read).
-    pub kernel_reads: u32,
-    /// `usage.prompt_tokens`, when the server sent usage.
-    pub usage_prompt_tokens: Option<u32>,
-    /// `usage.completion_tokens`, when the server sent usage.
-    pub usage_completion_tokens: Option<u32>,
+    end: Instant,
+    reads: u32,
+    kernel_reads: u32,
+    usage_prompt_tokens: Option<u32>,
+    usage_completion_tokens: Option<u32>,
     /// The server's own prefill and decode time in ms (llama.cpp's `timings`), when sent.
-    pub server_timings: Option<(f64, f64)>,
-    pub error: Option<RequestError>,
+    server_timings: Option<(f64, f64)>,
 }
 
-impl RequestResult {
-    /// A request about to be sent at `at`, nothing received yet.
-    pub fn new(at: Instant) -> Self {
+impl Stamps {
+    fn new(at: Instant) -> Self {
         Self {
             sent: at,
             first_token: None,
-            token_times: Vec::new(),
+            last_token: None,
+            gaps_ms: Vec::new(),
+            events: 0,
             end: at,
             reads: 0,
             kernel_reads: 0,
             usage_prompt_tokens: None,
             usage_completion_tokens: None,
             server_timings: None,
-            error: None,
         }
     }
 
-    /// A request that failed before anything was sent.
-    pub fn failed(error: RequestError) -> Self {
-        Self {
-            error: Some(error),
-            ..Self::new(Instant::now())
+    /// A content (or reasoning) event read at `at`.
+    fn token(&mut self, at: Instant) {
+        match self.last_token {
+            None => self.first_token = Some(at),
+            Some(last) => self.gaps_ms.push(ms(at - last)),
         }
+        self.last_token = Some(at);
+        self.events += 1;
     }
 
-    /// Sent → first content/reasoning event.
-    pub fn ttft(&self) -> Option<Duration> {
-        self.first_token.map(|t| t - self.sent)
+    /// The record, with times in ms from `t0`.
+    fn into_record(self, t0: Instant, error: Option<RequestError>) -> RequestRecord {
+        let (output_tokens, tokens_source) = match self.usage_completion_tokens {
+            Some(n) => (n, TokensSource::Usage),
+            None => (self.events, TokensSource::Chunks),
+        };
+        RequestRecord {
+            sent_ms: crate::metrics::collector::signed_ms(self.sent, t0),
+            ttft_ms: self.first_token.map(|t| ms(t - self.sent)),
+            e2el_ms: ms(self.end.saturating_duration_since(self.sent)),
+            input_tokens: self.usage_prompt_tokens,
+            output_tokens,
+            tokens_source,
+            reads: self.reads,
+            kernel_reads: self.kernel_reads,
+            itl_ms: Some(self.gaps_ms),
+            error,
+            server_prefill_ms: self.server_timings.map(|t| t.0),
+            server_decode_ms: self.server_timings.map(|t| t.1),
+            ..RequestRecord::default()
+        }
     }
-    /// Sent → last byte.
-    pub fn e2el(&self) -> Duration {
-        self.end - self.sent
-    }
-    /// Gaps between consecutive content events (per event; an event may hold several tokens).
-    pub fn itl(&self) -> impl Iterator<Item = Duration> + '_ {
-        self.token_times.windows(2).map(|w| w[1] - w[0])
-    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// A request that failed before anything was sent, at `t0`-relative now.
+pub fn failed_record(error: RequestError, t0: Instant) -> RequestRecord {
+    Stamps::new(Instant::now()).into_record(t0, Some(error))
 }
 
 /// A warmed connection for one slot.
@@ -433,7 +409,7 @@ enum Parsed {
     Error(RequestError),
 }
 
-fn handle_event(data: &[u8], r: &mut RequestResult) -> Parsed {
+fn handle_event(data: &[u8], r: &mut Stamps) -> Parsed {
     if data == b"[DONE]" {
         return Parsed::Done;
     }
@@ -490,7 +466,7 @@ fn scan_event(data: &[u8]) -> Option<Parsed> {
 }
 
 /// The full parser: usage, error events, and anything the scan is unsure of.
-fn parse_event(data: &[u8], r: &mut RequestResult) -> Parsed {
+fn parse_event(data: &[u8], r: &mut Stamps) -> Parsed {
     let chunk: Chunk = match serde_json::from_slice(data) {
         Ok(c) => c,
         Err(e) => {
@@ -547,31 +523,34 @@ pub fn error_message(v: &serde_json::Value) -> String {
     }
 }
 
-/// Sends one streaming request on `conn` and reads it to the end (or the deadline).
+/// Sends one streaming request on `conn` and reads it to the end (or the deadline). Times in
+/// the record are milliseconds from `t0`, the benchmark's start.
 pub async fn send(
     conn: &mut Conn,
     ep: &Endpoint,
     body: Bytes,
     timeout: Duration,
     deadline: Option<tokio::time::Instant>,
-) -> RequestResult {
-    let mut r = RequestResult::new(Instant::now());
+    t0: Instant,
+) -> RequestRecord {
+    let mut r = Stamps::new(Instant::now());
     let limit = tokio::time::Instant::now() + timeout;
     let (until, kind) = match deadline {
         Some(d) if d < limit => (d, ErrorKind::Aborted),
         _ => (limit, ErrorKind::Timeout),
     };
     let outcome = tokio::time::timeout_at(until, exchange(conn, ep, body, &mut r)).await;
-    match outcome {
+    let error = match outcome {
         // `end` is the `[DONE]` read (or the body's end), not when draining finished.
         Ok(Ok(())) => {
             if r.end <= r.sent {
                 r.end = Instant::now();
             }
+            None
         }
         Ok(Err(e)) => {
             r.end = Instant::now();
-            r.error = Some(e);
+            Some(e)
         }
         Err(_) => {
             r.end = Instant::now();
@@ -579,16 +558,16 @@ pub async fn send(
                 ErrorKind::Aborted => "aborted at the workload deadline".to_string(),
                 _ => format!("no complete answer within {timeout:?}"),
             };
-            r.error = Some(RequestError::new(kind, msg));
+            Some(RequestError::new(kind, msg))
         }
-    }
-    r
+    };
+    r.into_record(t0, error)
 }
 
-/// Feeds a streamed answer into a `RequestResult`; an error status's body is kept for its
+/// Feeds a streamed answer into its `Stamps`; an error status's body is kept for its
 /// message instead.
 struct StreamSink<'a> {
-    r: &'a mut RequestResult,
+    r: &'a mut Stamps,
     splitter: sse::SseSplitter,
     status: u16,
     error_body: Vec<u8>,
@@ -616,10 +595,7 @@ impl Sink for StreamSink<'_> {
         self.splitter
             .feed(bytes, |event| match handle_event(event, r) {
                 Parsed::Text => {
-                    if r.first_token.is_none() {
-                        r.first_token = Some(at);
-                    }
-                    r.token_times.push(at);
+                    r.token(at);
                     true
                 }
                 Parsed::Nothing => true,
@@ -679,7 +655,7 @@ async fn exchange(
     conn: &mut Conn,
     ep: &Endpoint,
     body: Bytes,
-    r: &mut RequestResult,
+    r: &mut Stamps,
 ) -> Result<(), RequestError> {
     let request = ep.request("POST", ep.path(), "text/event-stream", &body);
     r.sent = Instant::now();
@@ -835,8 +811,8 @@ mod tests {
             .map(String::from),
         );
         for e in &events {
-            let mut a = RequestResult::new(Instant::now());
-            let mut b = RequestResult::new(Instant::now());
+            let mut a = Stamps::new(Instant::now());
+            let mut b = Stamps::new(Instant::now());
             let fast = handle_event(e.as_bytes(), &mut a);
             let full = parse_event(e.as_bytes(), &mut b);
             let kind = |p: &Parsed| match p {
@@ -917,7 +893,7 @@ mod tests {
 
     #[test]
     fn events_classified_by_content_reasoning_usage_and_error() {
-        let mut r = RequestResult::new(Instant::now());
+        let mut r = Stamps::new(Instant::now());
         assert!(matches!(
             handle_event(
                 br#"{"choices":[{"delta":{"role":"assistant","content":""}}]}"#,

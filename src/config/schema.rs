@@ -215,11 +215,75 @@ pub enum Personality {
     Sglang,
 }
 
+/// The simulator's engine profile: its timings and capacity (`sim::engine::profile`).
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+pub enum SimProfile {
+    /// Llama-3.1-8B bf16 on one H100 SXM.
+    #[default]
+    #[serde(rename = "h100-llama8b")]
+    H100Llama8b,
+    /// Llama-3.1-70B fp8 on A100s: slower steps, a smaller KV budget.
+    #[serde(rename = "a100-llama70b")]
+    A100Llama70b,
+    /// No delays: answers as fast as the server can write them (client benchmarks).
+    #[serde(rename = "instant")]
+    Instant,
+    /// TTFT 50 ms and ITL 10 ms for every request: the ground truth for timing error.
+    #[serde(rename = "fixed-50ms-10ms")]
+    Fixed50ms10ms,
+}
+
+impl SimProfile {
+    /// Every profile, in the order help texts list them.
+    pub const ALL: [SimProfile; 4] = [
+        Self::H100Llama8b,
+        Self::A100Llama70b,
+        Self::Instant,
+        Self::Fixed50ms10ms,
+    ];
+
+    /// The name used in experiment files and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::H100Llama8b => "h100-llama8b",
+            Self::A100Llama70b => "a100-llama70b",
+            Self::Instant => "instant",
+            Self::Fixed50ms10ms => "fixed-50ms-10ms",
+        }
+    }
+
+    /// `h100-llama8b, a100-llama70b, …`, for error messages.
+    pub fn names() -> String {
+        Self::ALL.map(Self::as_str).join(", ")
+    }
+}
+
+impl std::fmt::Display for SimProfile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for SimProfile {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown simulator profile `{s}`; valid profiles are {}",
+                    Self::names()
+                )
+            })
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct SimulatorOptions {
-    /// Engine profile, e.g. `h100-llama8b`, `a100-llama70b`, `instant`.
-    pub profile: String,
+    /// Engine profile: `h100-llama8b`, `a100-llama70b`, `instant` or `fixed-50ms-10ms`.
+    pub profile: SimProfile,
     /// Which server to look like from the outside: `vllm` or `sglang`.
     pub personality: Personality,
     /// Time scale: 2.0 runs twice as fast as the profile says.
@@ -229,7 +293,7 @@ pub struct SimulatorOptions {
 impl Default for SimulatorOptions {
     fn default() -> Self {
         Self {
-            profile: "h100-llama8b".into(),
+            profile: SimProfile::H100Llama8b,
             personality: Personality::Vllm,
             speed: 1.0,
         }

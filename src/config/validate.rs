@@ -257,15 +257,6 @@ pub(super) fn cross_field(r: &Resolved) -> Vec<Issue> {
             }
         }
         ProviderKind::Simulator => {
-            if !crate::sim::PROFILE_NAMES.contains(&inf.simulator.profile.as_str()) {
-                let hint = super::check::suggest(&inf.simulator.profile, crate::sim::PROFILE_NAMES.iter().copied())
-                    .map(|s| format!(" (did you mean `{s}`?)"))
-                    .unwrap_or_default();
-                bad(
-                    "infrastructure.simulator.profile",
-                    format!("unknown profile `{}`; valid profiles are {}{hint}", inf.simulator.profile, crate::sim::PROFILE_NAMES.join(", ")),
-                );
-            }
             if !(inf.simulator.speed > 0.0 && inf.simulator.speed.is_finite()) {
                 bad("infrastructure.simulator.speed", format!("must be a positive number, found {}", inf.simulator.speed));
             }

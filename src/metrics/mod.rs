@@ -1,5 +1,8 @@
-//! Statistics, aggregation and Prometheus scraping.
+//! Measurement: the events a run's producers send, the collector that owns what they
+//! measured, statistics (percentiles, goodput), and Prometheus scraping.
 
+pub mod collector;
+pub mod event;
 pub mod prom;
 pub mod scrape;
 pub mod summary;

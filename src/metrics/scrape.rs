@@ -6,85 +6,25 @@
 
 use std::time::{Duration, Instant};
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::event::{Event, Scraped, ServerSample};
 use super::prom::{self, Scrape};
-use crate::config::Secret;
-use crate::workload::executor::Event;
+use crate::config::{FrameworkKind, Secret};
 
-/// One scrape, mapped. Gauges as the server reported them; `*_per_s` and the interval means
-/// are computed against the previous successful scrape.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct ServerSample {
-    /// Milliseconds from the benchmark's start (negative: before the timed window).
-    pub t_ms: f64,
-    /// Why this scrape has no data (a gap): HTTP status, timeout, unparseable text.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub running: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub waiting: Option<f64>,
-    /// KV-cache use, 0–1.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kv_cache_usage: Option<f64>,
-    /// Prefix-cache hit rate, 0–1: Δhits/Δqueries over the interval (vLLM), the server's gauge
-    /// (SGLang).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prefix_cache_hit_rate: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prompt_tokens_total: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub generation_tokens_total: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prompt_tokens_per_s: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub generation_tokens_per_s: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub preemptions_total: Option<f64>,
-    /// Mean of the server's TTFT histogram over the interval.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ttft_mean_ms: Option<f64>,
-    /// Mean of the server's inter-token-latency histogram over the interval.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub itl_mean_ms: Option<f64>,
-}
-
-/// Which server's names were found.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Framework {
-    Vllm,
-    Sglang,
-    Llamacpp,
-    #[default]
-    Unknown,
-}
-
-impl std::fmt::Display for Framework {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Vllm => "vllm",
-            Self::Sglang => "sglang",
-            Self::Llamacpp => "llamacpp",
-            Self::Unknown => "unknown",
-        })
-    }
-}
-
-impl Framework {
-    fn detect(s: &Scrape) -> Self {
-        let has = |p: &str| s.samples.iter().any(|x| x.metric.starts_with(p));
-        if has("vllm:") {
-            Self::Vllm
-        } else if has("sglang:") {
-            Self::Sglang
-        } else if has("llamacpp:") {
-            Self::Llamacpp
-        } else {
-            Self::Unknown
-        }
+/// Whose metric names a scrape carries.
+fn detect(s: &Scrape) -> Option<FrameworkKind> {
+    let has = |p: &str| s.samples.iter().any(|x| x.metric.starts_with(p));
+    if has("vllm:") {
+        Some(FrameworkKind::Vllm)
+    } else if has("sglang:") {
+        Some(FrameworkKind::Sglang)
+    } else if has("llamacpp:") {
+        Some(FrameworkKind::Llamacpp)
+    } else {
+        None
     }
 }
 
@@ -166,15 +106,16 @@ fn histogram(s: &Scrape, names: &[&str]) -> Option<(f64, f64)> {
 #[derive(Default)]
 pub struct Mapper {
     prev: Option<(Instant, Raw)>,
-    pub framework: Framework,
+    /// Whose names were found (`None` until a scrape carries known names).
+    pub framework: Option<FrameworkKind>,
 }
 
 impl Mapper {
     /// Maps one `/metrics` text read at `at`. `t_ms` is left for the caller.
     pub fn sample(&mut self, text: &str, at: Instant) -> Result<ServerSample, String> {
         let s = prom::parse(text).map_err(|e| format!("unparseable /metrics: {e}"))?;
-        if self.framework == Framework::Unknown {
-            self.framework = Framework::detect(&s);
+        if self.framework.is_none() {
+            self.framework = detect(&s);
         }
         let raw = Raw {
             prompt: first(&s, names::PROMPT, prom::sum),
@@ -222,16 +163,26 @@ impl Mapper {
 }
 
 /// What the run keeps of the server's view: the samples and their summary.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
 pub struct ServerMetrics {
-    pub framework: Framework,
+    /// Whose metric names were found (`null`: none this tool knows).
+    #[serde(default, deserialize_with = "framework_or_unknown")]
+    pub framework: Option<FrameworkKind>,
     pub interval_ms: f64,
     pub summary: ServerSummary,
     pub samples: Vec<ServerSample>,
 }
 
+/// Files written before `null` meant "unknown" carry `"unknown"`.
+fn framework_or_unknown<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<FrameworkKind>, D::Error> {
+    let s = Option::<String>::deserialize(d)?;
+    Ok(s.and_then(|s| serde_json::from_value(serde_json::Value::String(s)).ok()))
+}
+
 /// The server's view over the timed window.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ServerSummary {
     pub scrapes: usize,
     /// Scrapes that failed or timed out.
@@ -304,14 +255,6 @@ impl ServerMetrics {
             preemptions: delta(|s| s.preemptions_total),
         };
     }
-}
-
-/// A scraped sample on its way to the aggregator, stamped with when the scrape started.
-#[derive(Debug)]
-pub struct Scraped {
-    pub at: Instant,
-    pub sample: ServerSample,
-    pub framework: Framework,
 }
 
 /// Polls `url` (the server's `/metrics`) every `interval` until the task is dropped, sending
@@ -406,7 +349,7 @@ mod tests {
         let t = Instant::now();
         let mut m = Mapper::default();
         let v = m.sample(&reference("vllm-metrics-sample.txt"), t).unwrap();
-        assert_eq!(m.framework, Framework::Vllm);
+        assert_eq!(m.framework, Some(FrameworkKind::Vllm));
         assert!(v.running.is_some() && v.waiting.is_some());
         let kv = v.kv_cache_usage.unwrap();
         assert!((0.0..=1.0).contains(&kv));
@@ -420,7 +363,7 @@ mod tests {
         let s = m
             .sample(&reference("sglang-metrics-sample.txt"), t)
             .unwrap();
-        assert_eq!(m.framework, Framework::Sglang);
+        assert_eq!(m.framework, Some(FrameworkKind::Sglang));
         assert!(s.running.is_some() && s.waiting.is_some());
         assert!(s.kv_cache_usage.is_some());
         assert!(s.prefix_cache_hit_rate.is_some());

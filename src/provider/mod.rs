@@ -6,10 +6,12 @@ pub mod local;
 pub mod runpod;
 
 use std::path::Path;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
 
 use crate::config::{Experiment, ProviderKind, Resolved, Secret};
 use crate::sim;
-use crate::workload::executor::Control;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
@@ -29,6 +31,41 @@ pub enum ProviderError {
     PodFailed(String),
     #[error("interrupted while provisioning; nothing was measured")]
     Interrupted,
+}
+
+/// What a run is expected to cost, shown before anything is rented.
+#[derive(Clone, Debug)]
+pub struct CostEstimate {
+    /// USD per hour for the whole server (all its GPUs); `None` when free (no rented hardware).
+    pub price_per_hour_usd: Option<f64>,
+    /// Where the price came from.
+    pub price_source: String,
+    /// Provisioning + model load + warm-up + workload + margin.
+    pub hours: f64,
+}
+
+impl CostEstimate {
+    pub fn usd(&self) -> f64 {
+        self.price_per_hour_usd.unwrap_or(0.0) * self.hours
+    }
+}
+
+/// Each provider's estimate for `workload` of measured time: RunPod prices its pod (see
+/// `runpod::cost`); the simulator, a local process and an existing server cost nothing here.
+pub async fn estimate_cost(
+    r: &Resolved,
+    workload: Duration,
+) -> Result<CostEstimate, ProviderError> {
+    match r.experiment.infrastructure.provider {
+        ProviderKind::Runpod => runpod::cost::estimate(r, workload).await,
+        ProviderKind::Simulator | ProviderKind::Local | ProviderKind::Existing => {
+            Ok(CostEstimate {
+                price_per_hour_usd: None,
+                price_source: "no rented hardware".into(),
+                hours: workload.as_secs_f64() / 3600.0,
+            })
+        }
+    }
 }
 
 /// What was started, kept alive for the run and released when dropped.
@@ -97,10 +134,10 @@ impl Handle {
         ))
     }
 
-    /// `Some(why)` once a pod has lived its `max_lifetime`: the run stops and releases it.
-    pub fn expired(&self) -> Option<String> {
+    /// How long the pod has lived, for pod providers (the `max_lifetime` rule reads it).
+    pub fn age(&self) -> Option<Duration> {
         match self {
-            Self::RunPod(p) => p.expired(),
+            Self::RunPod(p) => Some(p.created.elapsed()),
             _ => None,
         }
     }
@@ -114,18 +151,18 @@ pub struct Provisioned {
 }
 
 /// Starts (or finds) the experiment's server. `log` is where a local server's output goes,
-/// `run_id` names a pod; `control` carries Ctrl-C into a long provisioning wait.
+/// `run_id` names a pod; `stop` carries Ctrl-C into a long provisioning wait.
 pub async fn provision(
     r: &Resolved,
     log: &Path,
     run_id: &str,
-    control: &Control,
+    stop: &CancellationToken,
 ) -> Result<Provisioned, ProviderError> {
     let e: &Experiment = &r.experiment;
     match e.infrastructure.provider {
         ProviderKind::Simulator => {
             let s = &e.infrastructure.simulator;
-            let mut cfg = sim::SimConfig::new(&s.profile, s.personality, e.model.id.clone())?;
+            let mut cfg = sim::SimConfig::new(s.profile, s.personality, e.model.id.clone());
             cfg.speed = s.speed;
             cfg.seed = e.seed;
             cfg.max_model_len = e.model.max_model_len;
@@ -150,7 +187,7 @@ pub async fn provision(
             })
         }
         ProviderKind::Runpod => {
-            let (pod, base_url) = runpod::provision(r, run_id, log, control).await?;
+            let (pod, base_url) = runpod::provision(r, run_id, log, stop).await?;
             Ok(Provisioned {
                 base_url,
                 api_key: api_key(r),

@@ -19,10 +19,11 @@
 use std::path::{Path, PathBuf};
 
 use rand::{Rng, SeedableRng};
-use serde::Serialize;
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::ResultsError;
+use super::{ResultsError, RunResult, Summary};
 
 /// One file, reduced to what comparing needs.
 #[derive(Debug, Default)]
@@ -30,7 +31,7 @@ pub struct Loaded {
     pub path: PathBuf,
     /// `llm-inf-bench` or `vllm`.
     pub format: &'static str,
-    pub summary: Map<String, Value>,
+    pub summary: Summary,
     /// Per-request values (ms): ttft, tpot, e2el; itl per gap.
     pub ttft: Vec<f64>,
     pub tpot: Vec<f64>,
@@ -43,129 +44,96 @@ pub struct Loaded {
     pub facts: Vec<(&'static str, String)>,
 }
 
-fn f(v: &Value) -> Option<f64> {
-    v.as_f64()
-}
-
 fn floats(v: Option<&Value>) -> Vec<f64> {
     v.and_then(Value::as_array)
         .map(|a| a.iter().filter_map(Value::as_f64).collect())
         .unwrap_or_default()
 }
 
-fn fact(v: Option<&Value>) -> String {
-    match v {
-        None | Some(Value::Null) => "-".into(),
-        Some(Value::String(s)) => s.clone(),
-        Some(x) => x.to_string(),
-    }
+fn fact<T: ToString>(v: Option<T>) -> String {
+    v.map(|x| x.to_string()).unwrap_or_else(|| "-".into())
 }
 
-/// Reads one result file of either format.
+/// Which format a file is in, from its top-level keys alone.
+#[derive(Deserialize)]
+struct Sniff {
+    summary: Option<IgnoredAny>,
+    request_throughput: Option<IgnoredAny>,
+}
+
+/// Reads one result file of either format: ours through the typed reader
+/// (`results::read`), vLLM's by its documented keys.
 pub fn load(path: &Path) -> Result<Loaded, ResultsError> {
     let text = std::fs::read_to_string(path).map_err(|source| ResultsError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    let v: Value = serde_json::from_str(&text).map_err(|e| ResultsError::Parse {
+    let parse_err = |message: String| ResultsError::Parse {
         path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    let parse_err = |message: &str| ResultsError::Parse {
-        path: path.to_path_buf(),
-        message: message.into(),
+        message,
     };
-    let obj = v
-        .as_object()
-        .ok_or_else(|| parse_err("the top level is not a JSON object"))?;
-    if let Some(summary) = obj.get("summary").and_then(Value::as_object) {
-        Ok(load_ours(path, obj, summary))
-    } else if obj.contains_key("request_throughput") {
-        Ok(load_vllm(path, obj))
+    let sniff: Sniff = serde_json::from_str(&text).map_err(|e| parse_err(e.to_string()))?;
+    if sniff.summary.is_some() {
+        let r: RunResult = serde_json::from_str(&text).map_err(|e| parse_err(e.to_string()))?;
+        Ok(load_ours(path, &r))
+    } else if sniff.request_throughput.is_some() {
+        let obj: Map<String, Value> =
+            serde_json::from_str(&text).map_err(|e| parse_err(e.to_string()))?;
+        Ok(load_vllm(path, &obj))
     } else {
         Err(parse_err(
-            "neither an llm-inf-bench result (no `summary`) nor a `vllm bench serve --save-result` file (no `request_throughput`)",
+            "neither an llm-inf-bench result (no `summary`) nor a `vllm bench serve --save-result` file (no `request_throughput`)".into(),
         ))
     }
 }
 
-fn load_ours(path: &Path, obj: &Map<String, Value>, summary: &Map<String, Value>) -> Loaded {
+fn load_ours(path: &Path, r: &RunResult) -> Loaded {
     let mut l = Loaded {
         path: path.to_path_buf(),
         format: "llm-inf-bench",
-        summary: summary.clone(),
+        summary: r.summary.clone(),
         ..Loaded::default()
     };
-    for r in obj
-        .get("requests")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        if !r.get("error").is_none_or(Value::is_null) {
-            continue;
-        }
-        let ttft = r.get("ttft_ms").and_then(f);
-        let e2el = r.get("e2el_ms").and_then(f);
-        let out = r.get("output_tokens").and_then(Value::as_u64).unwrap_or(0);
-        if let Some(t) = ttft {
-            l.ttft.push(t);
-        }
-        if let Some(e) = e2el {
-            l.e2el.push(e);
-        }
-        if let (Some(t), Some(e)) = (ttft, e2el) {
-            if out > 1 {
-                l.tpot.push((e - t) / (out - 1) as f64);
-            }
-        }
-        l.itl.extend(floats(r.get("itl_ms")));
+    for rec in r.requests.iter().filter(|rec| rec.ok()) {
+        l.ttft.extend(rec.ttft_ms);
+        l.e2el.push(rec.e2el_ms);
+        l.tpot.extend(rec.tpot_ms());
+        l.itl.extend(rec.itl_ms.iter().flatten());
     }
-    for b in obj
-        .get("time_series")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        l.req_per_s
-            .push(b.get("completed").and_then(f).unwrap_or(0.0));
-        l.tok_per_s
-            .push(b.get("output_tokens").and_then(f).unwrap_or(0.0));
+    for b in &r.time_series {
+        l.req_per_s.push(b.completed as f64);
+        l.tok_per_s.push(b.output_tokens as f64);
     }
-    let c = obj.get("config").cloned().unwrap_or_default();
-    let env = obj.get("environment").cloned().unwrap_or_default();
+    let f = r.facts();
+    let (w, env) = (&f.workload, &r.environment);
     l.facts = vec![
-        ("model", fact(c.pointer("/model/id"))),
-        ("framework", fact(c.pointer("/framework/kind"))),
-        ("dataset", fact(c.pointer("/workload/dataset/kind"))),
-        ("input_len", fact(c.pointer("/workload/dataset/input_len"))),
-        (
-            "output_len",
-            fact(c.pointer("/workload/dataset/output_len")),
-        ),
-        ("pattern", fact(c.pointer("/workload/pattern"))),
-        ("concurrency", fact(c.pointer("/workload/concurrency"))),
-        ("rate", fact(c.pointer("/workload/rate"))),
-        ("gpu", fact(env.get("gpu_type"))),
-        ("gpu_count", fact(env.get("gpu_count"))),
-        ("image", fact(env.get("image"))),
+        ("model", fact(f.model.id)),
+        ("framework", fact(f.framework.kind)),
+        ("dataset", fact(w.dataset.kind.clone())),
+        ("input_len", fact(w.dataset.input_len)),
+        ("output_len", fact(w.dataset.output_len)),
+        ("pattern", fact(w.pattern.clone())),
+        ("concurrency", fact(w.concurrency)),
+        ("rate", fact(w.rate)),
+        ("gpu", fact(env.gpu_type.clone())),
+        ("gpu_count", fact(Some(env.gpu_count))),
+        ("image", fact(env.image.clone())),
     ];
     l
 }
 
 fn load_vllm(path: &Path, obj: &Map<String, Value>) -> Loaded {
-    let mut summary = Map::new();
+    let mut summary = Summary::default();
     for (k, v) in obj {
-        if !v.is_number() {
-            continue;
-        }
         // Older vLLM wrote the goodput key with a trailing colon.
         let k = if k == "request_goodput:" {
             "request_goodput"
         } else {
             k
         };
-        summary.insert(k.to_string(), v.clone());
+        if let Some(x) = v.as_f64() {
+            summary.set(k, x);
+        }
     }
     let mut l = Loaded {
         path: path.to_path_buf(),
@@ -204,11 +172,16 @@ fn load_vllm(path: &Path, obj: &Map<String, Value>) -> Loaded {
             }
         }
     }
+    let text = |k: &str| match obj.get(k) {
+        None | Some(Value::Null) => "-".to_string(),
+        Some(Value::String(s)) => s.clone(),
+        Some(x) => x.to_string(),
+    };
     l.facts = vec![
-        ("model", fact(obj.get("model_id"))),
-        ("concurrency", fact(obj.get("max_concurrency"))),
-        ("rate", fact(obj.get("request_rate"))),
-        ("prompts", fact(obj.get("num_prompts"))),
+        ("model", text("model_id")),
+        ("concurrency", text("max_concurrency")),
+        ("rate", text("request_rate")),
+        ("prompts", text("num_prompts")),
     ];
     l
 }
@@ -281,12 +254,15 @@ enum Stat {
     Percentile(f64),
     /// 1000 / mean: tokens per second per user from TPOT in ms.
     PerSecondOfMean,
+    /// 1000 / median.
+    PerSecondOfMedian,
 }
 
 fn stat(xs: &mut [f64], s: Stat) -> f64 {
     match s {
         Stat::Mean => xs.iter().sum::<f64>() / xs.len().max(1) as f64,
         Stat::PerSecondOfMean => 1000.0 / stat(xs, Stat::Mean),
+        Stat::PerSecondOfMedian => 1000.0 / stat(xs, Stat::Percentile(50.0)),
         Stat::Percentile(p) => {
             // numpy's linear interpolation, by selection instead of a full sort.
             let rank = (p / 100.0).clamp(0.0, 1.0) * (xs.len() - 1) as f64;
@@ -335,42 +311,43 @@ fn bootstrap(a: &[f64], b: &[f64], s: Stat, seed: u64) -> Option<(f64, f64)> {
         })
         .collect();
     diffs.sort_by(f64::total_cmp);
-    Some((
-        crate::metrics::summary::percentile(&diffs, 2.5),
-        crate::metrics::summary::percentile(&diffs, 97.5),
-    ))
+    let p = |q| crate::metrics::summary::percentile(&diffs, q);
+    Some((p(2.5)?, p(97.5)?))
 }
 
-/// The figures compared, in order, with their direction and the data that judges them.
+/// The figures compared, in order, with their direction: every figure either file has, with
+/// the percentiles both report.
 fn figures(a: &Loaded, b: &Loaded) -> Vec<(String, Direction)> {
-    use Direction::*;
-    let mut out: Vec<(String, Direction)> = vec![
-        ("completed".into(), Neutral),
-        ("failed".into(), Lower),
-        ("duration".into(), Neutral),
-        ("request_throughput".into(), Higher),
-        ("request_goodput".into(), Higher),
-        ("output_throughput".into(), Higher),
-        ("total_token_throughput".into(), Higher),
-        ("output_throughput_per_gpu".into(), Higher),
-        ("interactivity_tok_s_user".into(), Higher),
-    ];
-    for m in ["ttft", "tpot", "itl", "e2el"] {
-        // Percentiles both files report, in the order the first lists them.
-        let mut stats: Vec<String> = vec![format!("mean_{m}_ms"), format!("median_{m}_ms")];
-        for k in a.summary.keys() {
-            if k.starts_with('p') && k.ends_with(&format!("_{m}_ms")) && b.summary.contains_key(k) {
-                stats.push(k.clone());
-            }
-        }
-        out.extend(stats.into_iter().map(|s| (s, Lower)));
+    let names = a.summary.names();
+    let bn = b.summary.names();
+    names
+        .into_iter()
+        .filter(|k| !k.starts_with('p') || bn.contains(k))
+        .filter(|k| a.summary.figure(k).is_some() || b.summary.figure(k).is_some())
+        .map(|k| {
+            let d = direction(&k);
+            (k, d)
+        })
+        .collect()
+}
+
+/// Lower latency and fewer failures are better; more throughput is; counts are neutral.
+fn direction(metric: &str) -> Direction {
+    match metric {
+        "completed" | "duration" | "duration_s" => Direction::Neutral,
+        "failed" => Direction::Lower,
+        m if m.ends_with("_ms") => Direction::Lower,
+        _ => Direction::Higher,
     }
-    out.retain(|(k, _)| a.summary.contains_key(k) || b.summary.contains_key(k));
-    out
 }
 
 /// `p99_ttft_ms` → the per-request data and statistic that reproduce it.
 fn source<'a>(l: &'a Loaded, metric: &str) -> Option<(&'a [f64], Stat)> {
+    match metric {
+        "mean_interactivity_tok_s_user" => return Some((&l.tpot, Stat::PerSecondOfMean)),
+        "median_interactivity_tok_s_user" => return Some((&l.tpot, Stat::PerSecondOfMedian)),
+        _ => {}
+    }
     let (stat, rest) = if let Some(r) = metric.strip_prefix("mean_") {
         (Stat::Mean, r)
     } else if let Some(r) = metric.strip_prefix("median_") {
@@ -390,7 +367,6 @@ fn source<'a>(l: &'a Loaded, metric: &str) -> Option<(&'a [f64], Stat)> {
             "output_throughput" | "total_token_throughput" | "output_throughput_per_gpu" => {
                 Some((whole(&l.tok_per_s)?, Stat::Mean))
             }
-            "interactivity_tok_s_user" => Some((&l.tpot, Stat::PerSecondOfMean)),
             _ => None,
         };
     };
@@ -408,8 +384,8 @@ fn source<'a>(l: &'a Loaded, metric: &str) -> Option<(&'a [f64], Stat)> {
 pub fn compare(a: &Loaded, b: &Loaded, threshold: f64) -> Comparison {
     let mut rows = Vec::new();
     for (i, (metric, direction)) in figures(a, b).into_iter().enumerate() {
-        let va = a.summary.get(&metric).and_then(f);
-        let vb = b.summary.get(&metric).and_then(f);
+        let va = a.summary.figure(&metric);
+        let vb = b.summary.figure(&metric);
         let delta = va.zip(vb).map(|(x, y)| y - x).filter(|d| d.is_finite());
         let delta_pct = match (va, delta) {
             (Some(x), Some(d)) if x != 0.0 => Some(d / x.abs() * 100.0),
@@ -491,7 +467,7 @@ fn source_scale(l: &Loaded, metric: &str, data: &[f64], s: Stat) -> Option<f64> 
     }
     let mut d = data.to_vec();
     let m = stat(&mut d, s);
-    let v = l.summary.get(metric).and_then(f)?;
+    let v = l.summary.figure(metric)?;
     (m > 0.0).then(|| v / m)
 }
 
@@ -502,7 +478,7 @@ pub fn has_samples(row: &Row) -> bool {
 
 fn fmt_num(v: Option<f64>) -> String {
     match v {
-        None => "-".into(),
+        None => "n/a".into(),
         Some(x) if x.abs() >= 1000.0 => format!("{x:.0}"),
         Some(x) => format!("{x:.2}"),
     }
@@ -604,7 +580,7 @@ mod tests {
         sorted.sort_by(f64::total_cmp);
         for p in [0.0, 1.0, 50.0, 90.0, 99.0, 99.9, 100.0] {
             let mut v = xs.clone();
-            let want = crate::metrics::summary::percentile(&sorted, p);
+            let want = crate::metrics::summary::percentile(&sorted, p).unwrap();
             assert!(
                 (stat(&mut v, Stat::Percentile(p)) - want).abs() < 1e-12,
                 "p{p}"

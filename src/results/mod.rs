@@ -1,28 +1,44 @@
 //! The result file (DESIGN §5): schema, atomic writes, listing, showing, exporting.
 
 pub mod compare;
+pub mod index;
 pub mod sweeps;
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use std::time::Instant;
+
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::metrics::summary::RequestRecord;
+use crate::config::Experiment;
+use crate::metrics::collector::{Collector, Measured, Settings};
 
-pub const SCHEMA_VERSION: u32 = 1;
+pub use crate::metrics::collector::{Bucket, ClientHealth, Errors};
+pub use crate::metrics::event::RequestRecord;
+pub use crate::metrics::scrape::ServerMetrics;
+pub use crate::metrics::summary::{Stats, Summary};
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+/// 2: a typed summary with `null` for figures without data, both interactivities by name,
+/// `status: failed` with `error`. Files of version 1 are read too.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// How a run (or sweep point) ended.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
+    /// The workload ran to its bounds (or a budget/lifetime rule stopped it: see
+    /// `termination_reason`).
     Completed,
+    /// Stopped by Ctrl-C, SIGTERM, SIGHUP or `q`: what was measured is kept.
     Interrupted,
+    /// The run failed after it started (`error` says why); what was measured is kept.
     Failed,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct Tool {
     pub name: String,
     pub version: String,
@@ -52,7 +68,8 @@ impl Tool {
     }
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
 pub struct Environment {
     pub provider: String,
     pub base_url: Option<String>,
@@ -68,105 +85,191 @@ pub struct Environment {
     pub prompt_lengths: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
 pub struct Cost {
+    /// The estimate shown before anything was rented (this point's share, in a sweep).
     pub estimated_usd: f64,
+    /// What the server cost while this run (point) had it.
     pub actual_usd: f64,
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct Errors {
-    /// Failed requests per kind (`status`, `timeout`, `stream_cut`, …).
-    pub by_kind: BTreeMap<String, u64>,
-    /// One message per kind.
-    pub samples: BTreeMap<String, String>,
-}
-
-/// Per-second bucket, by completion time.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct Bucket {
-    pub second: u64,
-    pub completed: u64,
-    pub failed: u64,
-    pub output_tokens: u64,
-    pub ttft_p50_ms: Option<f64>,
-    pub ttft_p99_ms: Option<f64>,
-}
-
-/// Latency-style stats in ms.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct Stats {
-    pub count: usize,
-    pub p50: f64,
-    pub p99: f64,
-    pub max: f64,
-    pub mean: f64,
-}
-
-impl Stats {
-    pub fn of(mut xs: Vec<f64>) -> Self {
-        xs.sort_by(f64::total_cmp);
-        use crate::metrics::summary::{mean_std, percentile};
-        Self {
-            count: xs.len(),
-            p50: percentile(&xs, 50.0),
-            p99: percentile(&xs, 99.0),
-            max: xs.last().copied().unwrap_or(0.0),
-            mean: mean_std(&xs).0,
-        }
-    }
-}
-
-/// The client's view of itself: did it distort the figures?
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct ClientHealth {
-    /// TCP connect + HTTP handshake of the pre-warmed connections (never inside TTFT).
-    pub connect_ms: Stats,
-    /// How late requests left against their schedule (open loop).
-    pub pacer_lag_ms: Option<Stats>,
-    pub reads_per_request: f64,
-    /// How reads were stamped: `kernel` (the socket's receive time), `clock` (the time of the
-    /// read), or `kernel for N%` when mixed.
-    #[serde(default)]
-    pub read_stamps: String,
-    pub warnings: Vec<String>,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// One result file: one run, or one point of a sweep (DESIGN §5).
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct RunResult {
     pub schema_version: u32,
     pub tool: Tool,
     pub name: String,
     pub status: Status,
-    /// The error that ended a failed run.
+    /// Why a failed run failed.
+    #[serde(default)]
     pub error: Option<String>,
-    /// Why the workload stopped: `completed`, `duration`, `interrupted`, `max_error_rate`, …
+    /// Why the workload stopped: `completed`, `duration`, `interrupted`, `max_error_rate: …`,
+    /// `max_cost_usd: …`, `max_lifetime: …`, `not started` (nothing ran).
     pub termination_reason: String,
+    /// UTC, RFC 3339.
     pub started_at: String,
     pub finished_at: String,
     pub seed: u64,
+    /// The fully resolved experiment (secrets redacted), as it was run.
     pub config: Value,
     pub environment: Environment,
     pub cost: Cost,
-    pub summary: Map<String, Value>,
+    pub summary: Summary,
     pub errors: Errors,
+    /// Per-second buckets of the timed window.
     pub time_series: Vec<Bucket>,
     /// The server's `/metrics` over the run (absent when scraping was off or found nothing).
     #[serde(default, deserialize_with = "lenient_server_metrics")]
-    pub server_metrics: Option<crate::metrics::scrape::ServerMetrics>,
+    pub server_metrics: Option<ServerMetrics>,
     /// The sweep point this run is (`c16`, `1k1k-c16`), when it is part of a sweep.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sweep_point: Option<String>,
     pub client: ClientHealth,
+    /// One record per measured request (warm-up excluded), by id.
     pub requests: Vec<RequestRecord>,
 }
 
 /// Files written before scraping existed carry `server_metrics: []`: read that as none.
 fn lenient_server_metrics<'de, D: serde::Deserializer<'de>>(
     d: D,
-) -> Result<Option<crate::metrics::scrape::ServerMetrics>, D::Error> {
+) -> Result<Option<ServerMetrics>, D::Error> {
     let v = Value::deserialize(d)?;
     Ok(serde_json::from_value(v).ok())
+}
+
+/// What readers (`compare`, `plot`, `report`, export) need of a result's `config`, decoded
+/// tolerantly: the snapshot is of whatever experiment format wrote it, so unknown keys are
+/// ignored and missing ones are `None`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RunFacts {
+    pub model: ModelFacts,
+    pub framework: FrameworkFacts,
+    pub workload: WorkloadFacts,
+    pub metrics: MetricsFacts,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ModelFacts {
+    pub id: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct FrameworkFacts {
+    pub kind: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct WorkloadFacts {
+    pub pattern: Option<String>,
+    pub concurrency: Option<u64>,
+    pub rate: Option<f64>,
+    pub max_concurrency: Option<u64>,
+    pub dataset: DatasetFacts,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct DatasetFacts {
+    pub kind: Option<String>,
+    pub input_len: Option<u64>,
+    pub output_len: Option<u64>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct MetricsFacts {
+    pub slo: Option<crate::config::Slo>,
+}
+
+/// The JSON Schema of result files, from the types (`schemas/result.schema.json` is this).
+pub fn result_schema() -> Value {
+    serde_json::to_value(schemars::schema_for!(RunResult)).unwrap_or_default()
+}
+
+/// The JSON Schema of sweep index files (`schemas/sweep-index.schema.json` is this).
+pub fn index_schema() -> Value {
+    serde_json::to_value(schemars::schema_for!(index::SweepIndex)).unwrap_or_default()
+}
+
+/// Why the workload stopped: a stop rule or the user, its duration, its request count — or
+/// `not started` when nothing ran.
+fn termination(e: &Experiment, m: Option<&Measured>) -> String {
+    let Some(m) = m else {
+        return "not started".into();
+    };
+    if let Some(why) = &m.stop {
+        return why.to_string();
+    }
+    let w = &e.workload;
+    let short = w.requests.is_none_or(|n| (m.requests.len() as u64) < n);
+    match w.duration.is_some() && short {
+        true => "duration".into(),
+        false => "completed".into(),
+    }
+}
+
+/// The resolved experiment as stored in results and indexes: every `framework.env` value
+/// redacted (they may hold tokens; the names are kept).
+pub fn redacted_config(e: &Experiment) -> Value {
+    let mut config = serde_json::to_value(e).unwrap_or_default();
+    if let Some(m) = config
+        .pointer_mut("/framework/env")
+        .and_then(|v| v.as_object_mut())
+    {
+        for v in m.values_mut() {
+            *v = "<redacted>".into();
+        }
+    }
+    config
+}
+
+impl RunResult {
+    /// The result file's content for one run (or point) of `e`; `measured` is `None` when
+    /// nothing ran (the server never became ready, the pre-flight request failed).
+    pub fn new(
+        e: &Experiment,
+        measured: Option<Measured>,
+        status: Status,
+        error: Option<String>,
+        environment: Environment,
+        started_at: chrono::DateTime<chrono::Utc>,
+    ) -> Self {
+        let stamp = |t: chrono::DateTime<chrono::Utc>| {
+            t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        };
+        let termination_reason = termination(e, measured.as_ref());
+        let m = measured.unwrap_or_else(|| Collector::new(Settings::of(e)).finish(Instant::now()));
+        Self {
+            schema_version: SCHEMA_VERSION,
+            tool: Tool::current(),
+            name: e.name.clone(),
+            status,
+            error,
+            termination_reason,
+            started_at: stamp(started_at),
+            finished_at: stamp(chrono::Utc::now()),
+            seed: e.seed,
+            config: redacted_config(e),
+            environment,
+            cost: Cost::default(),
+            summary: m.summary,
+            errors: m.errors,
+            time_series: m.time_series,
+            server_metrics: m.server_metrics,
+            sweep_point: None,
+            client: m.client,
+            requests: m.requests,
+        }
+    }
+
+    /// The facts of the run's `config` that readers need.
+    pub fn facts(&self) -> RunFacts {
+        RunFacts::deserialize(&self.config).unwrap_or_default()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -185,6 +288,8 @@ pub enum ResultsError {
     },
     #[error("{} is not a result file: {message}", path.display())]
     Parse { path: PathBuf, message: String },
+    #[error("--resume: {0}")]
+    Resume(String),
 }
 
 /// `{dir}/{name}-{YYYYMMDD-HHMMSS}.json`, with a numeric suffix if that exists already.
@@ -234,78 +339,54 @@ pub fn read(path: &Path) -> Result<RunResult, ResultsError> {
 }
 
 /// The flat JSON `vllm bench serve --save-result` writes (summary keys at the top level).
+/// vLLM writes 0 where a figure has no data, so `null` figures become 0 here.
 pub fn export_vllm(r: &RunResult) -> Value {
+    let facts = r.facts();
     let mut m = Map::new();
     m.insert("date".into(), r.started_at.clone().into());
     m.insert("backend".into(), "openai-chat".into());
-    m.insert(
-        "model_id".into(),
-        r.config
-            .pointer("/model/id")
-            .cloned()
-            .unwrap_or(Value::Null),
-    );
-    m.insert(
-        "tokenizer_id".into(),
-        r.config
-            .pointer("/model/id")
-            .cloned()
-            .unwrap_or(Value::Null),
-    );
+    m.insert("model_id".into(), facts.model.id.clone().into());
+    m.insert("tokenizer_id".into(), facts.model.id.into());
     m.insert("num_prompts".into(), (r.requests.len() as u64).into());
-    m.insert(
-        "max_concurrency".into(),
-        r.config
-            .pointer("/workload/concurrency")
-            .cloned()
-            .unwrap_or(Value::Null),
-    );
+    m.insert("max_concurrency".into(), facts.workload.concurrency.into());
     m.insert(
         "request_rate".into(),
-        r.config
-            .pointer("/workload/rate")
-            .cloned()
-            .unwrap_or("inf".into()),
+        match facts.workload.rate {
+            Some(x) => x.into(),
+            None => "inf".into(),
+        },
     );
-    for (k, v) in &r.summary {
-        if k != "percentiles" && k != "duration_s" {
-            m.insert(k.clone(), v.clone());
+    if let Ok(Value::Object(summary)) = serde_json::to_value(&r.summary) {
+        for (k, v) in summary {
+            if k == "percentiles" || k == "duration_s" {
+                continue;
+            }
+            m.insert(k, if v.is_null() { 0.into() } else { v });
         }
     }
     // Per-request lists cover every measured request, failed ones included, as vLLM's do.
     let reqs = &r.requests;
+    let list = |f: &dyn Fn(&RequestRecord) -> Value| -> Value {
+        Value::Array(reqs.iter().map(f).collect())
+    };
     m.insert(
         "input_lens".into(),
-        reqs.iter()
-            .map(|x| x.input_tokens.unwrap_or(0))
-            .collect::<Vec<_>>()
-            .into(),
+        list(&|x| x.input_tokens.unwrap_or(0).into()),
     );
-    m.insert(
-        "output_lens".into(),
-        reqs.iter()
-            .map(|x| x.output_tokens)
-            .collect::<Vec<_>>()
-            .into(),
-    );
+    m.insert("output_lens".into(), list(&|x| x.output_tokens.into()));
     m.insert(
         "ttfts".into(),
-        reqs.iter()
-            .map(|x| x.ttft_ms.map(|t| t / 1000.0).unwrap_or(0.0))
-            .collect::<Vec<_>>()
-            .into(),
+        list(&|x| x.ttft_ms.map(|t| t / 1000.0).unwrap_or(0.0).into()),
     );
     m.insert(
         "errors".into(),
-        reqs.iter()
-            .map(|x| {
-                x.error
-                    .as_ref()
-                    .map(|e| e.message.clone())
-                    .unwrap_or_default()
-            })
-            .collect::<Vec<_>>()
-            .into(),
+        list(&|x| {
+            x.error
+                .as_ref()
+                .map(|e| e.message.clone())
+                .unwrap_or_default()
+                .into()
+        }),
     );
     Value::Object(m)
 }

@@ -4,8 +4,6 @@
 
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
-
 use super::{read, ResultsError, RunResult};
 
 /// One measured point, reduced to what the plots and tables show.
@@ -23,7 +21,7 @@ pub struct PointData {
     pub request_throughput: f64,
     pub output_throughput: f64,
     pub output_throughput_per_gpu: f64,
-    /// Tokens per second per user: 1000 / median TPOT.
+    /// Tokens per second per user: the summary's median interactivity (1000 / median TPOT).
     pub interactivity: Option<f64>,
     pub ttft_p50: Option<f64>,
     pub ttft_p99: Option<f64>,
@@ -68,39 +66,33 @@ pub struct Series {
     pub points: Vec<PointData>,
 }
 
-fn num(r: &RunResult, k: &str) -> Option<f64> {
-    r.summary.get(k).and_then(Value::as_f64)
-}
-
 fn point(file: &Path, r: &RunResult) -> PointData {
-    let c = &r.config;
-    let u = |p: &str| c.pointer(p).and_then(Value::as_u64);
+    let f = r.facts();
+    let w = &f.workload;
+    let m = &r.summary;
     let gpus = r.environment.gpu_count.max(1) as u64;
-    let out = num(r, "output_throughput").unwrap_or(0.0);
-    let tpot_p50 = num(r, "median_tpot_ms");
+    let out = m.output_throughput.unwrap_or(0.0);
+    let slo = f.metrics.slo.unwrap_or_default();
     PointData {
         file: file.to_path_buf(),
         label: r.sweep_point.clone().unwrap_or_else(|| r.name.clone()),
-        input_len: u("/workload/dataset/input_len"),
-        output_len: u("/workload/dataset/output_len"),
-        concurrency: u("/workload/concurrency").or_else(|| u("/workload/max_concurrency")),
-        rate: c.pointer("/workload/rate").and_then(Value::as_f64),
+        input_len: w.dataset.input_len,
+        output_len: w.dataset.output_len,
+        concurrency: w.concurrency.or(w.max_concurrency),
+        rate: w.rate,
         gpus,
-        completed: num(r, "completed").unwrap_or(0.0) as u64,
-        failed: num(r, "failed").unwrap_or(0.0) as u64,
-        request_throughput: num(r, "request_throughput").unwrap_or(0.0),
+        completed: m.completed,
+        failed: m.failed,
+        request_throughput: m.request_throughput.unwrap_or(0.0),
         output_throughput: out,
-        output_throughput_per_gpu: num(r, "output_throughput_per_gpu").unwrap_or(out / gpus as f64),
-        interactivity: tpot_p50.filter(|t| *t > 0.0).map(|t| 1000.0 / t),
-        ttft_p50: num(r, "median_ttft_ms"),
-        ttft_p99: num(r, "p99_ttft_ms"),
-        tpot_p50,
-        tpot_p99: num(r, "p99_tpot_ms"),
-        e2el_p50: num(r, "median_e2el_ms"),
-        slo: (
-            c.pointer("/metrics/slo/ttft_ms").and_then(Value::as_f64),
-            c.pointer("/metrics/slo/tpot_ms").and_then(Value::as_f64),
-        ),
+        output_throughput_per_gpu: m.output_throughput_per_gpu.unwrap_or(out / gpus as f64),
+        interactivity: m.median_interactivity(),
+        ttft_p50: m.median_ttft_ms,
+        ttft_p99: m.figure("p99_ttft_ms"),
+        tpot_p50: m.median_tpot_ms,
+        tpot_p99: m.figure("p99_tpot_ms"),
+        e2el_p50: m.median_e2el_ms,
+        slo: (slo.ttft_ms, slo.tpot_ms),
     }
 }
 
@@ -120,21 +112,15 @@ pub fn load(files: &[PathBuf]) -> Result<Vec<Series>, ResultsError> {
                 path: f.clone(),
                 source,
             })?;
-            let idx: Value = serde_json::from_str(&text).map_err(|e| ResultsError::Parse {
-                path: f.clone(),
-                message: e.to_string(),
-            })?;
-            let name = format!(
-                "{} ({})",
-                idx["name"].as_str().unwrap_or("sweep"),
-                idx["started_at"].as_str().unwrap_or("")
-            );
+            let idx: super::index::SweepIndex =
+                serde_json::from_str(&text).map_err(|e| ResultsError::Parse {
+                    path: f.clone(),
+                    message: e.to_string(),
+                })?;
+            let name = format!("{} ({})", idx.name, idx.started_at);
             let dir = f.parent().unwrap_or(Path::new("."));
-            for p in idx["points"].as_array().into_iter().flatten() {
-                let Some(file) = p["file"].as_str() else {
-                    continue;
-                };
-                let path = dir.join(file);
+            for p in idx.points {
+                let path = dir.join(p.file);
                 let r = read(&path)?;
                 add(name.clone(), point(&path, &r));
             }

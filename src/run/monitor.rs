@@ -5,18 +5,19 @@
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
+use tokio_util::task::AbortOnDropHandle;
 
-use super::AbortOnDrop;
-use crate::metrics::scrape::{self, Framework, ServerSample};
+use crate::config::FrameworkKind;
+use crate::metrics::event::{Event, ServerSample};
+use crate::metrics::scrape;
 use crate::ui::live::{Live, Snapshot};
 use crate::ui::tui;
-use crate::workload::executor::Event;
 
 pub struct MonitorOptions {
     /// The server's base URL, or its `/metrics` URL.
     pub url: String,
     /// What the server is expected to be; `None` is auto-detection.
-    pub framework: Option<Framework>,
+    pub framework: Option<FrameworkKind>,
     pub interval: Duration,
     /// Stop after this long (`None`: until `q` or Ctrl-C).
     pub duration: Option<Duration>,
@@ -61,7 +62,8 @@ pub fn line(t: Duration, s: &ServerSample) -> String {
 pub async fn monitor(o: MonitorOptions) -> (u64, u64) {
     let url = metrics_url(&o.url);
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let _scraper = AbortOnDrop(tokio::spawn(scrape::run(url.clone(), None, o.interval, tx)));
+    let scraper = scrape::run(url.clone(), None, o.interval, tx);
+    let _scraper = AbortOnDropHandle::new(tokio::spawn(scraper));
     let mut live = Live::new(format!("monitor · {url}"), None, false);
     live.set_phase("monitoring");
     let (snap_tx, snap_rx) = watch::channel(Snapshot::default());
@@ -84,14 +86,15 @@ pub async fn monitor(o: MonitorOptions) -> (u64, u64) {
                 let Some(Event::Server(s)) = ev else { break };
                 scrapes += 1;
                 gaps += u64::from(s.sample.error.is_some());
-                if let Some(want) = o.framework.filter(|w| {
-                    !warned && s.framework != Framework::Unknown && s.framework != *w
-                }) {
-                    warned = true;
-                    crate::ui::say(format!(
-                        "warning: {url} exposes {} metrics, not {want}",
-                        s.framework
-                    ));
+                if let (Some(want), Some(found)) = (o.framework, s.framework) {
+                    if !warned && found != want {
+                        warned = true;
+                        crate::ui::say(format!(
+                            "warning: {url} exposes {} metrics, not {}",
+                            found.as_str(),
+                            want.as_str()
+                        ));
+                    }
                 }
                 if plain {
                     println!("{}", line(s.at.duration_since(started), &s.sample));

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use super::metrics::SimMetrics;
+use crate::config::SimProfile;
 
 /// Timing and capacity of a simulated GPU + model.
 #[derive(Clone, Debug, PartialEq)]
@@ -65,10 +66,10 @@ impl Profile {
 }
 
 /// Looks a profile up by name.
-pub fn profile(name: &str) -> Option<Profile> {
-    Some(match name {
+pub fn profile(which: SimProfile) -> Profile {
+    match which {
         // Llama-3.1-8B bf16 on one H100 SXM: ~20k tok/s prefill, ~7 ms decode steps at low batch.
-        "h100-llama8b" => Profile {
+        SimProfile::H100Llama8b => Profile {
             name: "h100-llama8b",
             max_num_seqs: 256,
             kv_tokens: 450_000,
@@ -84,7 +85,7 @@ pub fn profile(name: &str) -> Option<Profile> {
             fixed: None,
         },
         // Llama-3.1-70B fp8 on A100s (TP): slower steps, smaller KV budget.
-        "a100-llama70b" => Profile {
+        SimProfile::A100Llama70b => Profile {
             name: "a100-llama70b",
             max_num_seqs: 128,
             kv_tokens: 120_000,
@@ -100,7 +101,7 @@ pub fn profile(name: &str) -> Option<Profile> {
             fixed: None,
         },
         // No delays: answers are written as fast as the server can format them.
-        "instant" => Profile {
+        SimProfile::Instant => Profile {
             name: "instant",
             max_num_seqs: usize::MAX,
             kv_tokens: u64::MAX / 4,
@@ -117,13 +118,12 @@ pub fn profile(name: &str) -> Option<Profile> {
         },
         // TTFT 50 ms and ITL 10 ms for every request (divided by `--speed`), on per-request
         // timers: the ground truth for a client's timing error.
-        "fixed-50ms-10ms" => Profile {
+        SimProfile::Fixed50ms10ms => Profile {
             fixed: Some((Duration::from_millis(50), Duration::from_millis(10))),
             name: "fixed-50ms-10ms",
-            ..profile("instant")?
+            ..profile(SimProfile::Instant)
         },
-        _ => return None,
-    })
+    }
 }
 
 /// A request handed to the engine.

@@ -31,6 +31,12 @@ pub struct Faults {
     pub delay: Duration,
     /// Connections are closed on accept for this long after start.
     pub refuse_for: Duration,
+    /// The first N generation requests get none of the drawn faults (so a run's pre-flight
+    /// request passes and its measured requests meet the faults).
+    pub spare_first: u64,
+    /// The server dies at generation request N (0-based): it stops listening and drops every
+    /// connection, as a crashed vLLM does.
+    pub exit_after: Option<u64>,
 }
 
 /// What happens to one request.
@@ -44,12 +50,15 @@ pub struct RequestFaults {
 }
 
 impl Faults {
-    /// Draws this request's faults from the server-wide rates.
-    pub fn draw(&self, rng: &mut impl Rng) -> RequestFaults {
+    /// Draws the faults of generation request `n` from the server-wide rates.
+    pub fn draw(&self, n: u64, rng: &mut impl Rng) -> RequestFaults {
         let mut f = RequestFaults {
             delay: self.delay,
             ..Default::default()
         };
+        if n < self.spare_first {
+            return f;
+        }
         if self.error_rate > 0.0 && rng.random_bool(self.error_rate.min(1.0)) {
             f.error = Some(if self.error_status == 0 {
                 500

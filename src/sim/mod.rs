@@ -18,15 +18,7 @@ use std::time::Duration;
 pub use engine::{profile, Profile};
 pub use faults::Faults;
 
-use crate::config::Personality;
-
-/// Engine profiles the simulator knows.
-pub const PROFILE_NAMES: &[&str] = &[
-    "h100-llama8b",
-    "a100-llama70b",
-    "instant",
-    "fixed-50ms-10ms",
-];
+use crate::config::{Personality, SimProfile};
 
 /// Everything that shapes a simulator instance.
 #[derive(Clone, Debug)]
@@ -55,17 +47,11 @@ pub struct SimConfig {
 }
 
 impl SimConfig {
-    /// A simulator for `profile` (see [`PROFILE_NAMES`]).
-    pub fn new(
-        profile_name: &str,
-        personality: Personality,
-        model: impl Into<String>,
-    ) -> Result<Self, SimError> {
-        let profile = profile(profile_name)
-            .ok_or_else(|| SimError::UnknownProfile(profile_name.to_string()))?;
-        Ok(Self {
+    /// A simulator with `which` engine profile.
+    pub fn new(which: SimProfile, personality: Personality, model: impl Into<String>) -> Self {
+        Self {
             personality,
-            profile,
+            profile: profile(which),
             model: model.into(),
             speed: 1.0,
             seed: 0,
@@ -76,7 +62,7 @@ impl SimConfig {
             reasoning_tokens: 0,
             faults: Faults::default(),
             api_key: None,
-        })
+        }
     }
 
     fn effective_profile(&self) -> Profile {
@@ -96,10 +82,6 @@ impl SimConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
-    #[error(
-        "unknown simulator profile `{0}`; valid profiles are {profiles}", profiles = PROFILE_NAMES.join(", ")
-    )]
-    UnknownProfile(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,

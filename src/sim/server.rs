@@ -37,6 +37,9 @@ struct Sim {
     created: u64,
     /// What the fixed-timing profile really did, per request (the truth a client is judged by).
     truth: Mutex<Truth>,
+    /// Cancelled when the server dies (`Faults::exit_after`): no more accepts, every
+    /// connection dropped.
+    dead: tokio_util::sync::CancellationToken,
 }
 
 /// Server-side TTFT and ITL of fixed-timing requests: from the kernel's receive time of the
@@ -91,6 +94,7 @@ pub(super) async fn serve(
         counter: AtomicU64::new(0),
         in_flight: AtomicU64::new(0),
         truth: Mutex::new(Truth::default()),
+        dead: tokio_util::sync::CancellationToken::new(),
     });
     let router = Router::new()
         .route("/v1/chat/completions", post(chat))
@@ -117,6 +121,7 @@ pub(super) async fn serve(
     loop {
         let accepted = tokio::select! {
             _ = &mut shutdown => return,
+            _ = sim.dead.cancelled() => return,
             a = listener.accept() => a,
         };
         let Ok((stream, _)) = accepted else {
@@ -144,11 +149,13 @@ pub(super) async fn serve(
                         req
                     },
                 );
-                connection(stream, hyper_util::service::TowerToHyperService::new(svc));
+                let svc = hyper_util::service::TowerToHyperService::new(svc);
+                connection(stream, svc, sim.dead.clone());
             }
             Err(stream) => connection(
                 stream,
                 hyper_util::service::TowerToHyperService::new(router.clone()),
+                sim.dead.clone(),
             ),
         }
     }
@@ -178,8 +185,8 @@ async fn require_key(
     next.run(req).await
 }
 
-/// Serves one connection on its own task.
-fn connection<IO, S>(io: IO, svc: S)
+/// Serves one connection on its own task, until it ends or the server dies.
+fn connection<IO, S>(io: IO, svc: S, dead: tokio_util::sync::CancellationToken)
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     S: hyper::service::Service<hyper::Request<hyper::body::Incoming>, Response = Response>
@@ -189,9 +196,12 @@ where
     S::Error: std::error::Error + Send + Sync + 'static,
 {
     tokio::spawn(async move {
-        let _ = hyper::server::conn::http1::Builder::new()
-            .serve_connection(hyper_util::rt::TokioIo::new(io), svc)
-            .await;
+        let conn = hyper::server::conn::http1::Builder::new()
+            .serve_connection(hyper_util::rt::TokioIo::new(io), svc);
+        tokio::select! {
+            _ = conn => {}
+            _ = dead.cancelled() => {}
+        }
     });
 }
 
@@ -344,6 +354,10 @@ async fn generate(
         .filter(|t| *t <= arrived)
         .map(|t| (t, arrived - t));
     let n = sim.counter.fetch_add(1, Ordering::Relaxed);
+    if sim.cfg.faults.exit_after.is_some_and(|k| n >= k) {
+        sim.dead.cancel();
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
     if sim.loading() {
         return sim.loading_error();
     }
@@ -423,7 +437,7 @@ async fn generate(
 
     let mut fault_rng =
         ChaCha8Rng::seed_from_u64(sim.cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ n);
-    let mut faults = sim.cfg.faults.draw(&mut fault_rng);
+    let mut faults = sim.cfg.faults.draw(n, &mut fault_rng);
     if let Some(h) = headers.get(FAULT_HEADER).and_then(|h| h.to_str().ok()) {
         if let Err(e) = faults.apply_header(h) {
             return sim.bad_request(&format!("{FAULT_HEADER}: {e}"));

@@ -15,8 +15,9 @@ use ratatui::widgets::{
     Block, Borders, Cell, Clear, Gauge, Paragraph, Row, Sparkline, Table, Widget, Wrap,
 };
 
-use crate::metrics::scrape::{Framework, ServerSample};
-use crate::metrics::summary::{percentile, RequestRecord};
+use crate::config::FrameworkKind;
+use crate::metrics::event::{RequestRecord, ServerSample};
+use crate::metrics::summary::percentile;
 
 /// How far back the "recent" latency percentiles look.
 pub const WINDOW: Duration = Duration::from_secs(10);
@@ -56,7 +57,8 @@ pub struct Snapshot {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ServerPanel {
     pub url: String,
-    pub framework: Framework,
+    /// Whose metric names were found (`None`: not recognised yet).
+    pub framework: Option<FrameworkKind>,
     pub last: ServerSample,
     pub scrapes: u64,
     pub gaps: u64,
@@ -149,7 +151,9 @@ impl Live {
     }
 
     /// One finished request; `gaps` are its inter-token gaps (ms), `now` when it arrived here.
-    pub fn on_record(&mut self, r: &RequestRecord, gaps: &[f64], now: Instant) {
+    /// One finished request (its gaps still in `itl_ms`, as the collector has not taken them).
+    pub fn on_record(&mut self, r: &RequestRecord, now: Instant) {
+        let gaps = r.itl_ms.as_deref().unwrap_or_default();
         let second = ((r.sent_ms + r.e2el_ms).max(0.0) / 1e3) as u64;
         let b = self.per_second.entry(second).or_default();
         match &r.error {
@@ -184,7 +188,7 @@ impl Live {
     }
 
     /// One scrape of the server's `/metrics` at `url`.
-    pub fn on_server(&mut self, url: &str, framework: Framework, s: &ServerSample) {
+    pub fn on_server(&mut self, url: &str, framework: Option<FrameworkKind>, s: &ServerSample) {
         let p = self.server.get_or_insert_with(|| ServerPanel {
             url: url.to_string(),
             ..ServerPanel::default()
@@ -218,11 +222,7 @@ impl Live {
         let recent = |mut v: Vec<f64>| -> [Option<f64>; 2] {
             v.retain(|x| x.is_finite());
             v.sort_by(f64::total_cmp);
-            if v.is_empty() {
-                [None, None]
-            } else {
-                [Some(percentile(&v, 50.0)), Some(percentile(&v, 99.0))]
-            }
+            [percentile(&v, 50.0), percentile(&v, 99.0)]
         };
         let overall = |h: &Histogram<u64>| -> [Option<f64>; 2] {
             if h.is_empty() {
@@ -299,7 +299,7 @@ fn pct(v: Option<f64>) -> String {
         .unwrap_or_else(|| "–".into())
 }
 
-fn num(v: Option<f64>) -> String {
+fn whole(v: Option<f64>) -> String {
     v.map(|x| format!("{x:.0}")).unwrap_or_else(|| "–".into())
 }
 
@@ -443,7 +443,10 @@ impl Widget for &Snapshot {
         if let Some(s) = &self.server {
             let b = Block::new().borders(Borders::TOP).title(format!(
                 " server ({}) {} · {} scrapes, {} gaps ",
-                s.framework, s.url, s.scrapes, s.gaps
+                s.framework.map_or("unknown", FrameworkKind::as_str),
+                s.url,
+                s.scrapes,
+                s.gaps
             ));
             let si = b.inner(server);
             b.render(server, buf);
@@ -451,10 +454,10 @@ impl Widget for &Snapshot {
             let [g1, g2, g3, g4] = Layout::vertical([Constraint::Length(1); 4]).areas(si);
             Paragraph::new(format!(
                 "running {}   waiting {}   prefix-cache hits {}   preemptions {}",
-                num(l.running),
-                num(l.waiting),
+                whole(l.running),
+                whole(l.waiting),
                 pct(l.prefix_cache_hit_rate),
-                num(l.preemptions_total)
+                whole(l.preemptions_total)
             ))
             .render(g1, buf);
             let kv = l.kv_cache_usage.unwrap_or(0.0).clamp(0.0, 1.0);
@@ -465,8 +468,8 @@ impl Widget for &Snapshot {
                 .render(g2, buf);
             Paragraph::new(format!(
                 "server tok/s: generation {}   prompt {}   TTFT mean {} ms   ITL mean {} ms",
-                num(l.generation_tokens_per_s),
-                num(l.prompt_tokens_per_s),
+                whole(l.generation_tokens_per_s),
+                whole(l.prompt_tokens_per_s),
                 ms(l.ttft_mean_ms),
                 ms(l.itl_mean_ms),
             ))

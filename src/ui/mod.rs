@@ -10,102 +10,105 @@ pub use tui::say;
 
 use std::fmt::Write;
 
-use serde_json::Value;
-
-use crate::metrics::summary::pname;
+use crate::metrics::summary::LATENCIES;
 use crate::results::RunResult;
-
-fn num(r: &RunResult, k: &str) -> Option<f64> {
-    r.summary.get(k).and_then(Value::as_f64)
-}
 
 /// `label` padded to the value column, then `value`.
 fn row(o: &mut String, label: &str, value: impl std::fmt::Display) {
-    let _ = writeln!(o, "{label:<34}{value}");
+    let _ = writeln!(o, "{label:<36}{value}");
 }
 
 /// The summary a run prints at its end.
 pub fn summary_table(r: &RunResult) -> String {
     let mut o = String::new();
     let f = |v: Option<f64>| v.map(|x| format!("{x:.2}")).unwrap_or_else(|| "n/a".into());
-    let raw = |k: &str| r.summary.get(k).cloned().unwrap_or_default();
+    let s = &r.summary;
+    let num = |k: &str| s.figure(k);
     let _ = writeln!(
         o,
         "============ {} ({:?}, {}) ============",
         r.name, r.status, r.termination_reason
     );
+    if let Some(e) = &r.error {
+        row(&mut o, "Failed:", e);
+    }
     row(
         &mut o,
         "Server:",
         r.environment.base_url.clone().unwrap_or_default(),
     );
-    row(&mut o, "Successful requests:", raw("completed"));
-    row(&mut o, "Failed requests:", raw("failed"));
+    row(&mut o, "Successful requests:", s.completed);
+    row(&mut o, "Failed requests:", s.failed);
     for (k, n) in &r.errors.by_kind {
         let _ = writeln!(
             o,
-            "  {:<32}{n}  e.g. {}",
+            "  {:<34}{n}  e.g. {}",
             format!("{k}:"),
             r.errors.samples.get(k).cloned().unwrap_or_default()
         );
     }
-    row(&mut o, "Benchmark duration (s):", f(num(r, "duration_s")));
-    row(&mut o, "Total input tokens:", raw("total_input_tokens"));
-    row(
-        &mut o,
-        "Total generated tokens:",
-        raw("total_output_tokens"),
-    );
+    row(&mut o, "Benchmark duration (s):", f(Some(s.duration_s)));
+    row(&mut o, "Total input tokens:", s.total_input_tokens);
+    row(&mut o, "Total generated tokens:", s.total_output_tokens);
     row(
         &mut o,
         "Request throughput (req/s):",
-        f(num(r, "request_throughput")),
+        f(s.request_throughput),
     );
-    if let Some(g) = num(r, "request_goodput") {
-        row(&mut o, "Request goodput (req/s):", format!("{g:.2}"));
+    if s.request_goodput.is_some() {
+        row(&mut o, "Request goodput (req/s):", f(s.request_goodput));
     }
-    for (label, key) in [
-        ("Output token throughput (tok/s):", "output_throughput"),
-        ("Total token throughput (tok/s):", "total_token_throughput"),
-        ("Interactivity (tok/s/user):", "interactivity_tok_s_user"),
-    ] {
-        row(&mut o, label, f(num(r, key)));
-    }
-    let pcts: Vec<f64> = r
-        .summary
-        .get("percentiles")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_f64).collect())
-        .unwrap_or_default();
-    for (title, key) in [
-        ("Time to First Token", "ttft"),
-        ("Time per Output Token (excl. 1st token)", "tpot"),
-        ("Inter-token Latency (per chunk)", "itl"),
-        ("End-to-end Latency", "e2el"),
-    ] {
+    row(
+        &mut o,
+        "Output token throughput (tok/s):",
+        f(s.output_throughput),
+    );
+    row(
+        &mut o,
+        "Total token throughput (tok/s):",
+        f(s.total_token_throughput),
+    );
+    row(
+        &mut o,
+        "Mean interactivity (tok/s/user):",
+        f(s.mean_interactivity_tok_s_user),
+    );
+    row(
+        &mut o,
+        "Median interactivity (tok/s/user):",
+        f(s.median_interactivity()),
+    );
+    let titles = [
+        "Time to First Token",
+        "Time per Output Token (excl. 1st token)",
+        "Inter-token Latency (per chunk)",
+        "End-to-end Latency",
+    ];
+    for (title, key) in titles.into_iter().zip(LATENCIES) {
         let _ = writeln!(o, "{:-^50}", format!(" {title} "));
         row(
             &mut o,
             &format!("Mean {key} (ms):"),
-            f(num(r, &format!("mean_{key}_ms"))),
+            f(num(&format!("mean_{key}_ms"))),
         );
         row(
             &mut o,
             &format!("Median {key} (ms):"),
-            f(num(r, &format!("median_{key}_ms"))),
+            f(num(&format!("median_{key}_ms"))),
         );
-        for p in &pcts {
-            let name = pname(*p);
-            row(
-                &mut o,
-                &format!("P{} {key} (ms):", &name[1..]),
-                f(num(r, &format!("{name}_{key}_ms"))),
-            );
+        for name in s.percentile_names(key) {
+            let p = name
+                .split('_')
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches('p');
+            row(&mut o, &format!("P{p} {key} (ms):"), f(num(&name)));
         }
     }
     if let Some(m) = &r.server_metrics {
         let s = &m.summary;
-        let _ = writeln!(o, "{:-^50}", format!(" server /metrics ({}) ", m.framework));
+        let fw = m.framework.map_or("unknown", |f| f.as_str());
+        let _ = writeln!(o, "{:-^50}", format!(" server /metrics ({fw}) "));
         let f0 = |v: Option<f64>| v.map(|x| format!("{x:.0}")).unwrap_or_else(|| "n/a".into());
         let pc = |v: Option<f64>| {
             v.map(|x| format!("{:.1}%", x * 100.0))
@@ -154,13 +157,14 @@ pub fn summary_table(r: &RunResult) -> String {
     row(
         &mut o,
         "Connect p50 / max (ms):",
-        format!("{:.2} / {:.2}", c.connect_ms.p50, c.connect_ms.max),
+        format!("{} / {}", f(c.connect_ms.p50), f(c.connect_ms.max)),
     );
     if let Some(l) = &c.pacer_lag_ms {
+        let f3 = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "n/a".into());
         row(
             &mut o,
             "Pacer lag p50 / p99 / max (ms):",
-            format!("{:.3} / {:.3} / {:.3}", l.p50, l.p99, l.max),
+            format!("{} / {} / {}", f3(l.p50), f3(l.p99), f3(l.max)),
         );
     }
     row(

@@ -440,6 +440,23 @@ pub fn synthesize(
     }
 }
 
+/// How random prompt lengths were made, for the result file.
+pub fn describe_lengths(l: &Lengths) -> String {
+    let c = &l.cal;
+    let server = if c.calibrated {
+        format!(
+            "calibrated via /tokenize ({:.3} tokens/word, {:.1} template tokens)",
+            c.tokens_per_word, c.overhead
+        )
+    } else {
+        "estimated (no /tokenize: 1 word = 1 token)".into()
+    };
+    match l.tokenizer {
+        Some(t) => format!("exact with tokenizer {}; template: {server}", t.path()),
+        None => server,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

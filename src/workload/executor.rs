@@ -4,15 +4,17 @@
 //! concurrent) or open loop (a precomputed schedule paced with `sleep_until` on an absolute
 //! timeline, optionally capped in flight).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::UnboundedSender;
+use tokio_util::sync::CancellationToken;
 
 use super::dataset::Prompt;
-use crate::client::{self, Conn, Endpoint, RequestResult};
+use crate::client::{self, Conn, Endpoint};
 use crate::config::{Api, OnDeadline};
+use crate::metrics::event::{Event, RequestRecord};
 
 /// Closed or open loop.
 #[derive(Clone, Debug)]
@@ -45,50 +47,13 @@ pub struct Plan {
     pub duration: Option<Duration>,
     pub on_deadline: OnDeadline,
     pub workers: usize,
-}
-
-/// Shared stop flags: set by Ctrl-C, `q`, the error-rate rule or the budget.
-#[derive(Default)]
-pub struct Control {
-    pub stop: AtomicBool,
     /// Measured requests sent so far (in flight = sent − finished), for the live view.
-    pub sent: AtomicU64,
-}
-
-impl Control {
-    pub fn stop(&self) {
-        self.stop.store(true, Ordering::SeqCst);
-    }
-    pub fn stopped(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
-    }
-}
-
-/// One finished request.
-#[derive(Debug)]
-pub struct Record {
-    pub index: u64,
-    pub prompt: usize,
-    /// Intended send offset (open loop only).
-    pub scheduled: Option<Duration>,
-    pub result: RequestResult,
-    pub expected_input_tokens: Option<u32>,
-}
-
-pub enum Event {
-    /// Connections are warm; the timed window starts at `t0`.
-    Started {
-        t0: Instant,
-        connect_times: Vec<Duration>,
-        connect_errors: Vec<String>,
-    },
-    Request(Box<Record>),
-    /// A `/metrics` scrape (or a gap), from the scraper.
-    Server(Box<crate::metrics::scrape::Scraped>),
+    pub sent: Arc<AtomicU64>,
 }
 
 /// Runs the plan on worker threads, blocking until every worker is done.
-pub fn run(plan: Plan, control: Arc<Control>, tx: UnboundedSender<Event>) -> Instant {
+/// `stop` (Ctrl-C, `q`, a stop rule) ends sending; requests in flight finish.
+pub fn run(plan: Plan, stop: CancellationToken, tx: UnboundedSender<Event>) -> Instant {
     let workers = plan.workers.max(1);
     let next = Arc::new(AtomicU64::new(0));
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<(Vec<Duration>, Vec<String>)>();
@@ -98,7 +63,7 @@ pub fn run(plan: Plan, control: Arc<Control>, tx: UnboundedSender<Event>) -> Ins
         let (t0_tx, t0_rx) = std::sync::mpsc::channel::<Instant>();
         t0_senders.push(t0_tx);
         let plan = plan.clone();
-        let control = control.clone();
+        let stop = stop.clone();
         let tx = tx.clone();
         let next = next.clone();
         let ready_tx = ready_tx.clone();
@@ -119,7 +84,7 @@ pub fn run(plan: Plan, control: Arc<Control>, tx: UnboundedSender<Event>) -> Ins
                             return;
                         }
                     };
-                    worker(rt, w, workers, plan, control, tx, next, ready_tx, t0_rx);
+                    worker(rt, w, workers, plan, stop, tx, next, ready_tx, t0_rx);
                 }),
         );
     }
@@ -149,18 +114,24 @@ pub fn run(plan: Plan, control: Arc<Control>, tx: UnboundedSender<Event>) -> Ins
 
 /// Sends warm-up requests on `conns` until `plan.warmup` have been taken (by all workers,
 /// through `next`); returns the connections still usable.
-async fn warm_up(plan: &Plan, conns: Vec<Conn>, next: &AtomicU64, control: &Control) -> Vec<Conn> {
+async fn warm_up(
+    plan: &Plan,
+    conns: Vec<Conn>,
+    next: &AtomicU64,
+    stop: &CancellationToken,
+) -> Vec<Conn> {
     if plan.warmup == 0 {
         return conns;
     }
     let slots = conns.into_iter().map(|c| async move {
         let mut conn = Some(c);
-        while !control.stopped() {
+        let t0 = Instant::now();
+        while !stop.is_cancelled() {
             let i = next.fetch_add(1, Ordering::Relaxed);
             if i >= plan.warmup {
                 break;
             }
-            one(plan, &mut conn, i, i as usize, None, None).await;
+            one(plan, &mut conn, i, i as usize, None, None, t0).await;
         }
         conn
     });
@@ -198,7 +169,7 @@ fn worker(
     w: usize,
     workers: usize,
     plan: Plan,
-    control: Arc<Control>,
+    stop: CancellationToken,
     tx: UnboundedSender<Event>,
     next: Arc<AtomicU64>,
     ready: std::sync::mpsc::Sender<(Vec<Duration>, Vec<String>)>,
@@ -239,7 +210,7 @@ fn worker(
     // Warm-up on these very connections, so the first measured request on each is not the
     // first the server (and this client) handle on it.
     let warm_next = AtomicU64::new(0);
-    let conns = rt.block_on(warm_up(&plan, conns, &warm_next, &control));
+    let conns = rt.block_on(warm_up(&plan, conns, &warm_next, &stop));
     let _ = ready.send((times, errors));
     let Ok(t0) = t0_rx.recv() else { return };
     rt.block_on(async move {
@@ -255,12 +226,12 @@ fn worker(
             Arrivals::Closed { .. } => {
                 let mut tasks = tokio::task::JoinSet::new();
                 for conn in conns {
-                    let (plan, control, tx, next) =
-                        (plan.clone(), control.clone(), tx.clone(), next.clone());
+                    let (plan, stop, tx, next) =
+                        (plan.clone(), stop.clone(), tx.clone(), next.clone());
                     tasks.spawn(async move {
                         let mut conn = Some(conn);
                         loop {
-                            if control.stopped()
+                            if stop.is_cancelled()
                                 || deadline.is_some_and(|d| tokio::time::Instant::now() >= d)
                             {
                                 break;
@@ -269,7 +240,7 @@ fn worker(
                             if plan.count.is_some_and(|c| i >= c) {
                                 break;
                             }
-                            control.sent.fetch_add(1, Ordering::Relaxed);
+                            plan.sent.fetch_add(1, Ordering::Relaxed);
                             let rec = one(
                                 &plan,
                                 &mut conn,
@@ -277,6 +248,7 @@ fn worker(
                                 measured_prompt(&plan, i),
                                 None,
                                 abort_at,
+                                t0,
                             )
                             .await;
                             if tx.send(Event::Request(Box::new(rec))).is_err() {
@@ -304,7 +276,7 @@ fn worker(
                         break;
                     }
                     pace_until(t0_tokio + offset).await;
-                    if control.stopped()
+                    if stop.is_cancelled()
                         || deadline.is_some_and(|d| tokio::time::Instant::now() >= d)
                     {
                         break;
@@ -313,7 +285,7 @@ fn worker(
                         Some(s) => s.clone().acquire_owned().await.ok(),
                         None => None,
                     };
-                    control.sent.fetch_add(1, Ordering::Relaxed);
+                    plan.sent.fetch_add(1, Ordering::Relaxed);
                     let (plan, tx, pool) = (plan.clone(), tx.clone(), pool.clone());
                     tasks.spawn(async move {
                         let mut conn = pool.lock().ok().and_then(|mut p| p.pop());
@@ -324,6 +296,7 @@ fn worker(
                             measured_prompt(&plan, i),
                             Some(offset),
                             abort_at,
+                            t0,
                         )
                         .await;
                         if let (Some(c), Ok(mut p)) = (conn, pool.lock()) {
@@ -356,15 +329,16 @@ async fn one(
     prompt: usize,
     scheduled: Option<Duration>,
     abort_at: Option<tokio::time::Instant>,
-) -> Record {
+    t0: Instant,
+) -> RequestRecord {
     let idx = prompt % plan.prompts.len().max(1);
     let prompt = &plan.prompts[idx];
     // (`client::send` itself re-dials a kept connection the server closed meanwhile.)
-    let result = match conn.take() {
+    let connected = match conn.take() {
         Some(c) => Ok(c),
         None => client::connect(&plan.endpoint).await,
     };
-    let result = match result {
+    let mut rec = match connected {
         Ok(mut c) => {
             let body = client::request_body(
                 plan.api,
@@ -373,22 +347,19 @@ async fn one(
                 prompt.max_tokens,
                 plan.ignore_eos,
             );
-            let r =
-                client::send(&mut c, &plan.endpoint, body, plan.request_timeout, abort_at).await;
-            if r.error.is_none() {
+            let ep = &plan.endpoint;
+            let r = client::send(&mut c, ep, body, plan.request_timeout, abort_at, t0).await;
+            if r.ok() {
                 *conn = Some(c);
             }
             r
         }
-        Err(e) => RequestResult::failed(e),
+        Err(e) => client::failed_record(e, t0),
     };
-    Record {
-        index: i,
-        prompt: idx,
-        scheduled,
-        result,
-        expected_input_tokens: prompt.expected_input_tokens,
-    }
+    rec.id = i;
+    rec.scheduled_ms = scheduled.map(|s| s.as_secs_f64() * 1e3);
+    rec.input_tokens = rec.input_tokens.or(prompt.expected_input_tokens);
+    rec
 }
 
 #[cfg(test)]

@@ -10,7 +10,41 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Exp, Gamma};
 
-use crate::config::ArrivalKind;
+use crate::config::{ArrivalKind, Dataset, Experiment, Pattern};
+
+/// Assumed decode speed per stream when nothing better is known (conservative).
+const ASSUMED_TOKENS_PER_S_PER_STREAM: f64 = 20.0;
+
+/// Expected wall time of the workload — of every point, for a sweep — from its bounds (a
+/// deliberately pessimistic guess when only a request count is given). The cost estimate
+/// prices this.
+pub fn expected_duration(e: &Experiment) -> Duration {
+    sweep::expand(e)
+        .iter()
+        .map(|p| point_duration(&p.experiment))
+        .sum()
+}
+
+fn point_duration(e: &Experiment) -> Duration {
+    let w = &e.workload;
+    if let Some(d) = w.duration {
+        return d.as_duration();
+    }
+    let n = (w.requests.unwrap_or(0) + w.warmup_requests as u64) as f64;
+    let out = match &w.dataset {
+        Dataset::Random { output_len, .. } | Dataset::SharedPrefix { output_len, .. } => {
+            *output_len as f64
+        }
+        Dataset::Jsonl { .. } => w.max_tokens as f64,
+    };
+    let per_stream = out / ASSUMED_TOKENS_PER_S_PER_STREAM;
+    let secs = match w.pattern {
+        Pattern::Rate => n / w.rate.unwrap_or(1.0).max(1e-3) + per_stream,
+        Pattern::Sequential => n * per_stream,
+        Pattern::Concurrent => n * per_stream / w.concurrency.unwrap_or(1).max(1) as f64,
+    };
+    Duration::from_secs_f64(secs.min(1e7))
+}
 
 /// Send offsets from the benchmark start for an open-loop (`rate`) workload, computed up front
 /// from the seed so the schedule is the same on every run. Request *i* leaves at `t0 + offsets[i]`.

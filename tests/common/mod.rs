@@ -92,3 +92,87 @@ pub async fn tls_proxy(backend: std::net::SocketAddr) -> String {
 pub fn test_ca() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls/ca.pem")
 }
+
+/// A simulator on its own runtime thread, alive as long as this value.
+#[allow(dead_code)]
+pub struct Sim {
+    pub url: String,
+    pub _rt: tokio::runtime::Runtime,
+    pub _h: llm_inf_bench::sim::SimHandle,
+}
+
+/// A simulator with `profile` (`instant`, `fixed-50ms-10ms`, …), healthy at once.
+#[allow(dead_code)]
+pub fn sim_server(profile: &str) -> Sim {
+    use llm_inf_bench::config::Personality;
+    let cfg = llm_inf_bench::sim::SimConfig::new(profile.parse().unwrap(), Personality::Vllm, "m");
+    sim_with(cfg)
+}
+
+/// A simulator with `cfg` (its start-up delay set to zero).
+#[allow(dead_code)]
+pub fn sim_with(mut cfg: llm_inf_bench::sim::SimConfig) -> Sim {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    cfg.startup_delay = Some(std::time::Duration::ZERO);
+    let h = rt
+        .block_on(llm_inf_bench::sim::start(cfg, "127.0.0.1:0"))
+        .unwrap();
+    Sim {
+        url: h.base_url(),
+        _rt: rt,
+        _h: h,
+    }
+}
+
+/// The one result file (not an index, not a log) a run left in `dir/out`.
+#[allow(dead_code)]
+pub fn result_path(dir: &std::path::Path) -> std::path::PathBuf {
+    let files: Vec<std::path::PathBuf> = std::fs::read_dir(dir.join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let n = p.to_string_lossy();
+            n.ends_with(".json") && !n.ends_with(".sweep.json")
+        })
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    files[0].clone()
+}
+
+/// The checked-in JSON Schema of result files (`schemas/result.schema.json`).
+#[allow(dead_code)]
+pub fn result_schema() -> serde_json::Value {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/result.schema.json");
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+/// `path` is a result file the checked-in schema accepts (every error listed if not).
+#[allow(dead_code)]
+pub fn assert_valid_result(path: &std::path::Path) {
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_valid(&result_schema(), &v, path);
+}
+
+/// `v` passes `schema`; the failure lists every error, with `what` it was.
+#[allow(dead_code)]
+pub fn assert_valid(schema: &serde_json::Value, v: &serde_json::Value, what: &std::path::Path) {
+    let validator = jsonschema::validator_for(schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(v)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{}: {errors:#?}", what.display());
+}
+
+/// The checked-in JSON Schema of sweep index files (`schemas/sweep-index.schema.json`).
+#[allow(dead_code)]
+pub fn index_schema() -> serde_json::Value {
+    let p =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/sweep-index.schema.json");
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}

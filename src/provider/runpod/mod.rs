@@ -3,6 +3,7 @@
 //! moment `POST /pods` answers; its `Drop` terminates the pod if nothing else did.
 
 pub mod api;
+pub mod cost;
 pub mod logs;
 pub mod types;
 pub mod watchdog;
@@ -16,8 +17,8 @@ use types::{CreatePodRequest, Pod, PodStatus};
 
 use super::ProviderError;
 use crate::config::{Cloud, PortExposure, Resolved, Secret};
-use crate::run::AbortOnDrop;
-use crate::workload::executor::Control;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 use watchdog::Watchdog;
 
 /// Every pod this tool creates is named with this prefix (the API has no tags), so
@@ -34,11 +35,10 @@ pub struct RunPodPod {
     pub created: Instant,
     /// Where the pod's own log is followed to.
     pub log: PathBuf,
-    max_lifetime: Duration,
     keep: bool,
     done: bool,
     watchdog: Option<Watchdog>,
-    _logs: Option<AbortOnDrop>,
+    _logs: Option<AbortOnDropHandle<()>>,
 }
 
 /// What a pod is created with, besides its id.
@@ -46,7 +46,6 @@ struct Ownership {
     gpu_type: String,
     cost_per_hour_usd: f64,
     keep: bool,
-    max_lifetime: Duration,
     log: PathBuf,
 }
 
@@ -58,9 +57,10 @@ impl RunPodPod {
         if let Some(w) = &mut watchdog {
             w.watch(&id);
         }
-        let logs = tokio::runtime::Handle::try_current()
-            .ok()
-            .map(|rt| AbortOnDrop(rt.spawn(logs::follow(api.clone(), id.clone(), o.log.clone()))));
+        let logs = tokio::runtime::Handle::try_current().ok().map(|rt| {
+            let follow = logs::follow(api.clone(), id.clone(), o.log.clone());
+            AbortOnDropHandle::new(rt.spawn(follow))
+        });
         Self {
             api,
             id,
@@ -68,7 +68,6 @@ impl RunPodPod {
             cost_per_hour_usd: o.cost_per_hour_usd,
             created: Instant::now(),
             log: o.log,
-            max_lifetime: o.max_lifetime,
             keep: o.keep,
             done: false,
             watchdog,
@@ -79,17 +78,6 @@ impl RunPodPod {
     /// USD spent so far (from creation).
     pub fn spent_usd(&self) -> f64 {
         self.cost_per_hour_usd * self.created.elapsed().as_secs_f64() / 3600.0
-    }
-
-    /// `Some(why)` once the pod has lived `max_lifetime`.
-    pub fn expired(&self) -> Option<String> {
-        (self.created.elapsed() >= self.max_lifetime).then(|| {
-            format!(
-                "max_lifetime: pod {} has run for {}s",
-                self.id,
-                self.max_lifetime.as_secs()
-            )
-        })
     }
 
     /// Terminates the pod now (or, with `keep_pod`, says how to).
@@ -255,7 +243,7 @@ pub async fn provision(
     r: &Resolved,
     run_id: &str,
     log: &Path,
-    control: &Control,
+    stop: &CancellationToken,
 ) -> Result<(RunPodPod, String), ProviderError> {
     let e = &r.experiment;
     let key = api_key(Some(r))?;
@@ -284,7 +272,6 @@ pub async fn provision(
         gpu_type,
         cost_per_hour_usd: cost,
         keep,
-        max_lifetime: e.infrastructure.max_lifetime.as_duration(),
         log: log.to_path_buf(),
     };
     let mut refused = Vec::new();
@@ -297,7 +284,7 @@ pub async fn provision(
         }
     };
     for gpu in candidates(r) {
-        if control.stopped() {
+        if stop.is_cancelled() {
             stand_down(&mut watchdog);
             return Err(ProviderError::Interrupted);
         }
@@ -355,7 +342,7 @@ pub async fn provision(
         "created pod {} ({}, ${:.2}/hour); waiting for it to run",
         pod.id, guard.gpu_type, guard.cost_per_hour_usd
     ));
-    let url = wait_running(&api, &mut guard, r, control).await?;
+    let url = wait_running(&api, &mut guard, r, stop).await?;
     Ok((guard, url))
 }
 
@@ -374,14 +361,14 @@ async fn wait_running(
     api: &RunPodApi,
     guard: &mut RunPodPod,
     r: &Resolved,
-    control: &Control,
+    stop: &CancellationToken,
 ) -> Result<String, ProviderError> {
     let e = &r.experiment;
     let timeout = e.infrastructure.health_timeout.as_duration();
     let start = Instant::now();
     let mut delay = Duration::from_millis(200);
     loop {
-        if control.stopped() {
+        if stop.is_cancelled() {
             return Err(ProviderError::Interrupted);
         }
         let pod = api
@@ -411,7 +398,11 @@ async fn wait_running(
                 pod.id, e.framework.port, pod.status
             )));
         }
-        tokio::time::sleep(delay).await;
+        // A Ctrl-C during the wait is seen at once, not after the next poll.
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = stop.cancelled() => return Err(ProviderError::Interrupted),
+        }
         delay = (delay * 2).min(Duration::from_secs(5));
     }
 }

@@ -4,15 +4,15 @@
 
 use std::path::{Path, PathBuf};
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::RunError;
+use super::{ResultsError, RunResult, Status};
 use crate::config::Experiment;
-use crate::results::{self, RunResult, Status};
 use crate::workload::sweep::{self, Point};
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct IndexPoint {
     pub label: String,
     pub concurrency: Option<u32>,
@@ -21,20 +21,26 @@ pub struct IndexPoint {
     pub output_len: Option<u32>,
     /// The point's result file, relative to the index.
     pub file: String,
+    /// `completed`, `interrupted` or `failed`.
     pub status: String,
     pub termination_reason: String,
+    /// Why a failed point failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct SweepIndex {
     pub schema_version: u32,
     pub kind: String,
     pub name: String,
     #[serde(with = "chrono::serde::ts_milliseconds")]
+    #[schemars(with = "i64")]
     pub started: chrono::DateTime<chrono::Utc>,
     pub started_at: String,
     pub finished_at: Option<String>,
-    /// `running` (or interrupted while running), `interrupted`, `completed`.
+    /// `running` (or killed while running), `interrupted` (stopped by the user), `failed`
+    /// (a point failed: see its `error`), `completed` (every planned point completed).
     pub status: String,
     /// Every point's label, in order.
     pub planned: Vec<String>,
@@ -56,12 +62,12 @@ impl SweepIndex {
             planned: sweep::expand(e).into_iter().map(|p| p.label).collect(),
             points: Vec::new(),
             spent_usd: 0.0,
-            config: serde_json::to_value(e).unwrap_or_default(),
+            config: super::redacted_config(e),
         }
     }
 
     /// The newest unfinished sweep of this experiment in its output directory.
-    pub fn resumable(e: &Experiment) -> Result<Self, RunError> {
+    pub fn resumable(e: &Experiment) -> Result<Self, ResultsError> {
         let dir = &e.output.dir;
         let prefix = format!("{}-", e.name);
         let entries = match std::fs::read_dir(dir) {
@@ -69,7 +75,7 @@ impl SweepIndex {
             // No output directory yet: nothing was ever started there.
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(err) => {
-                return Err(RunError::Resume(format!(
+                return Err(ResultsError::Resume(format!(
                     "cannot read {}: {err}",
                     dir.display()
                 )))
@@ -89,7 +95,7 @@ impl SweepIndex {
             .collect();
         found.sort_by_key(|i| i.started);
         let Some(mut idx) = found.pop() else {
-            return Err(RunError::Resume(format!(
+            return Err(ResultsError::Resume(format!(
                 "no unfinished sweep of `{}` in {}; run without --resume to start one",
                 e.name,
                 dir.display()
@@ -97,7 +103,7 @@ impl SweepIndex {
         };
         let planned: Vec<String> = sweep::expand(e).into_iter().map(|p| p.label).collect();
         if planned != idx.planned {
-            return Err(RunError::Resume(format!(
+            return Err(ResultsError::Resume(format!(
                 "the sweep of `{}` started at {} had the points [{}]; this experiment has [{}]. Resume with the same sweep, or run without --resume",
                 e.name,
                 idx.started_at,
@@ -130,9 +136,12 @@ impl SweepIndex {
                 .unwrap_or_default(),
             status: r.status.as_str().into(),
             termination_reason: r.termination_reason.clone(),
+            error: r.error.clone(),
         });
-        if r.status != Status::Completed {
-            self.status = "interrupted".into();
+        match r.status {
+            Status::Completed => {}
+            Status::Interrupted => self.status = "interrupted".into(),
+            Status::Failed => self.status = "failed".into(),
         }
     }
 
@@ -143,10 +152,11 @@ impl SweepIndex {
             .iter()
             .filter(|p| p.status == "completed")
             .count();
-        self.status = if complete == planned {
-            "completed".into()
-        } else {
-            "interrupted".into()
+        let failed = self.points.iter().any(|p| p.status == "failed");
+        self.status = match (complete == planned, failed) {
+            (true, _) => "completed".into(),
+            (false, true) => "failed".into(),
+            (false, false) => "interrupted".into(),
         };
         self.finished_at =
             Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
@@ -157,7 +167,7 @@ impl SweepIndex {
         base.with_extension("sweep.json")
     }
 
-    pub fn write(&mut self, base: &Path, spent_usd: f64) -> Result<(), RunError> {
+    pub fn write(&mut self, base: &Path, spent_usd: f64) -> Result<(), ResultsError> {
         self.spent_usd = spent_usd;
         // Points in sweep order, whatever order a resumed sweep measured them in.
         let order = |l: &str| {
@@ -169,7 +179,7 @@ impl SweepIndex {
         let mut points = std::mem::take(&mut self.points);
         points.sort_by_key(|p| order(&p.label));
         self.points = points;
-        results::write_atomic(&Self::path(base), self)?;
+        super::write_atomic(&Self::path(base), self)?;
         Ok(())
     }
 }

@@ -1,0 +1,605 @@
+//! The one owner of a run's measured data. It reads every [`Event`] of the timed window —
+//! request records, `/metrics` scrapes, the run's clock — keeps the records, the ITL gaps, the
+//! per-second buckets, the server's samples and the client's own health, applies the stop
+//! rules (error rate, budget, lifetime), and at the end hands everything over as [`Measured`].
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::event::{Event, RequestRecord, ServerSample};
+use super::scrape::ServerMetrics;
+use super::summary::{self, Stats, Summary};
+use crate::config::{Detail, Experiment, FrameworkKind, Slo};
+
+/// Failed requests by kind.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Errors {
+    /// Failed requests per kind (`status`, `timeout`, `stream_cut`, …).
+    pub by_kind: BTreeMap<String, u64>,
+    /// One message per kind.
+    pub samples: BTreeMap<String, String>,
+}
+
+/// One second of the timed window, by completion time.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Bucket {
+    /// Seconds since the benchmark's start (this bucket covers `[second, second + 1)`).
+    pub second: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub output_tokens: u64,
+    pub ttft_p50_ms: Option<f64>,
+    pub ttft_p99_ms: Option<f64>,
+}
+
+/// The client's view of itself: did it distort the figures?
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ClientHealth {
+    /// TCP connect + HTTP handshake of the pre-warmed connections (never inside TTFT).
+    pub connect_ms: Stats,
+    /// How late requests left against their schedule (open loop).
+    pub pacer_lag_ms: Option<Stats>,
+    pub reads_per_request: f64,
+    /// How reads were stamped: `kernel` (the socket's receive time), `clock` (the time of the
+    /// read), or `kernel for N%` when mixed.
+    #[serde(default)]
+    pub read_stamps: String,
+    pub warnings: Vec<String>,
+}
+
+/// Why a point stopped before its workload's own bounds.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StopReason {
+    /// `workload.max_error_rate`: more than `limit` of the requests so far failed.
+    ErrorRate { failed: u64, of: u64, limit: f64 },
+    /// `infrastructure.max_cost_usd` reached.
+    Budget { spent_usd: f64, max_usd: f64 },
+    /// The pod has lived `infrastructure.max_lifetime`.
+    Lifetime { max: Duration },
+    /// Ctrl-C, SIGTERM or SIGHUP.
+    Interrupted,
+    /// `q` in the live view.
+    Quit,
+}
+
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::ErrorRate { failed, of, limit } => write!(
+                f,
+                "max_error_rate: {failed} of {of} requests failed (limit {:.0}%)",
+                limit * 100.0
+            ),
+            Self::Budget { spent_usd, max_usd } => write!(
+                f,
+                "max_cost_usd: ${spent_usd:.2} spent, budget ${max_usd:.2}"
+            ),
+            Self::Lifetime { max } => {
+                write!(f, "max_lifetime: the pod has run for {}s", max.as_secs())
+            }
+            Self::Interrupted => f.write_str("interrupted"),
+            Self::Quit => f.write_str("interrupted: q pressed in the live view"),
+        }
+    }
+}
+
+impl StopReason {
+    /// The user stopped the run (the result is `interrupted`).
+    pub fn is_interrupt(&self) -> bool {
+        matches!(self, Self::Interrupted | Self::Quit)
+    }
+}
+
+/// The rules that stop a point early.
+#[derive(Clone, Debug, Default)]
+pub struct StopRules {
+    pub max_error_rate: Option<f64>,
+    pub max_cost_usd: Option<f64>,
+    pub max_lifetime: Option<Duration>,
+}
+
+/// The error-rate rule waits for this many requests, so one early failure cannot stop a run.
+pub const ERROR_RATE_MIN_REQUESTS: u64 = 20;
+
+/// What the collector computes, from the experiment.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub percentiles: Vec<f64>,
+    pub slo: Option<Slo>,
+    pub gpu_count: u32,
+    /// Keep every ITL gap in each record (`output.detail: full`).
+    pub full: bool,
+    pub scrape_interval: Duration,
+    pub rules: StopRules,
+}
+
+impl Settings {
+    pub fn of(e: &Experiment) -> Self {
+        Self {
+            percentiles: e.metrics.percentiles.clone(),
+            slo: e.metrics.slo.clone(),
+            gpu_count: e.infrastructure.gpu_count,
+            full: e.output.detail == Detail::Full,
+            scrape_interval: e.metrics.scrape_interval.as_duration(),
+            rules: StopRules {
+                max_error_rate: e.workload.max_error_rate,
+                max_cost_usd: e.infrastructure.max_cost_usd,
+                max_lifetime: Some(e.infrastructure.max_lifetime.as_duration()),
+            },
+        }
+    }
+}
+
+/// Everything one point measured, ready for its result file.
+#[derive(Debug)]
+pub struct Measured {
+    pub summary: Summary,
+    pub requests: Vec<RequestRecord>,
+    pub errors: Errors,
+    pub time_series: Vec<Bucket>,
+    pub server_metrics: Option<ServerMetrics>,
+    pub client: ClientHealth,
+    /// Why the point stopped early, if a rule or the user stopped it.
+    pub stop: Option<StopReason>,
+}
+
+/// The one owner of measured data during a point.
+pub struct Collector {
+    settings: Settings,
+    t0: Option<Instant>,
+    records: Vec<RequestRecord>,
+    itl_ms: Vec<f64>,
+    lag_ms: Vec<f64>,
+    connect_ms: Vec<f64>,
+    connect_errors: Vec<String>,
+    errors: Errors,
+    failed: u64,
+    /// Per completion second: the bucket and its successful requests' TTFTs.
+    buckets: BTreeMap<u64, (Bucket, Vec<f64>)>,
+    stop: Option<StopReason>,
+    total_reads: u64,
+    kernel_reads: u64,
+    /// Scrapes of the server's `/metrics`, with when each started.
+    server: Vec<(Instant, ServerSample)>,
+    framework: Option<FrameworkKind>,
+}
+
+impl Collector {
+    pub fn new(settings: Settings) -> Self {
+        Self {
+            settings,
+            t0: None,
+            records: Vec::new(),
+            itl_ms: Vec::new(),
+            lag_ms: Vec::new(),
+            connect_ms: Vec::new(),
+            connect_errors: Vec::new(),
+            errors: Errors::default(),
+            failed: 0,
+            buckets: BTreeMap::new(),
+            stop: None,
+            total_reads: 0,
+            kernel_reads: 0,
+            server: Vec::new(),
+            framework: None,
+        }
+    }
+
+    /// Takes one event; returns the reason when a stop rule fires now (once per point).
+    pub fn on(&mut self, ev: Event) -> Option<StopReason> {
+        let fired = match ev {
+            Event::Started {
+                t0,
+                connect_times,
+                connect_errors,
+            } => {
+                self.t0 = Some(t0);
+                self.connect_ms = connect_times.iter().map(|d| ms(*d)).collect();
+                self.connect_errors = connect_errors;
+                None
+            }
+            Event::Request(rec) => {
+                self.add(*rec);
+                self.error_rate_rule()
+            }
+            Event::Server(s) => {
+                self.framework = s.framework.or(self.framework);
+                self.server.push((s.at, s.sample));
+                None
+            }
+            Event::Tick { spent_usd, pod_age } => self.clock_rules(spent_usd, pod_age),
+        };
+        match fired {
+            Some(why) if self.stop.is_none() => {
+                self.stop = Some(why.clone());
+                Some(why)
+            }
+            _ => None,
+        }
+    }
+
+    /// A stop from outside (Ctrl-C, `q`); the first reason of a point is the one kept.
+    pub fn stop(&mut self, why: StopReason) {
+        self.stop.get_or_insert(why);
+    }
+
+    pub fn stopped(&self) -> Option<&StopReason> {
+        self.stop.as_ref()
+    }
+
+    /// Requests finished so far (failed ones included).
+    pub fn finished(&self) -> u64 {
+        self.records.len() as u64
+    }
+
+    /// Failed requests so far.
+    pub fn failed(&self) -> u64 {
+        self.failed
+    }
+
+    fn error_rate_rule(&self) -> Option<StopReason> {
+        let limit = self.settings.rules.max_error_rate?;
+        let n = self.finished();
+        (n >= ERROR_RATE_MIN_REQUESTS && self.failed as f64 / n as f64 > limit).then_some(
+            StopReason::ErrorRate {
+                failed: self.failed,
+                of: n,
+                limit,
+            },
+        )
+    }
+
+    fn clock_rules(&self, spent_usd: f64, pod_age: Option<Duration>) -> Option<StopReason> {
+        let r = &self.settings.rules;
+        if let Some(max_usd) = r.max_cost_usd.filter(|m| spent_usd >= *m) {
+            return Some(StopReason::Budget { spent_usd, max_usd });
+        }
+        match (pod_age, r.max_lifetime) {
+            (Some(age), Some(max)) if age >= max => Some(StopReason::Lifetime { max }),
+            _ => None,
+        }
+    }
+
+    /// Keeps one finished request: its gaps (successful requests only), its error, its
+    /// second's bucket, and the record itself (gaps dropped unless `output.detail: full`).
+    fn add(&mut self, mut rec: RequestRecord) {
+        if let Some(s) = rec.scheduled_ms {
+            self.lag_ms.push((rec.sent_ms - s).max(0.0));
+        }
+        let gaps = rec.itl_ms.take().unwrap_or_default();
+        match &rec.error {
+            None => self.itl_ms.extend_from_slice(&gaps),
+            Some(err) => {
+                let k = err.kind.as_str().to_string();
+                *self.errors.by_kind.entry(k.clone()).or_default() += 1;
+                self.errors
+                    .samples
+                    .entry(k)
+                    .or_insert_with(|| err.message.clone());
+                self.failed += 1;
+            }
+        }
+        self.total_reads += rec.reads as u64;
+        self.kernel_reads += rec.kernel_reads as u64;
+        let second = (rec.end_ms().max(0.0) / 1e3) as u64;
+        let (b, ttfts) = self.buckets.entry(second).or_insert_with(|| {
+            let b = Bucket {
+                second,
+                ..Bucket::default()
+            };
+            (b, Vec::new())
+        });
+        if rec.ok() {
+            b.completed += 1;
+            b.output_tokens += rec.output_tokens as u64;
+            ttfts.extend(rec.ttft_ms);
+        } else {
+            b.failed += 1;
+        }
+        if self.settings.full {
+            rec.itl_ms = Some(gaps);
+        }
+        self.records.push(rec);
+    }
+
+    /// Everything measured. `end` is when the point stopped waiting for requests.
+    pub fn finish(mut self, end: Instant) -> Measured {
+        // Throughput divides by the time to the last completion, not to the collector's wake-up.
+        let last_end_ms = self
+            .records
+            .iter()
+            .map(RequestRecord::end_ms)
+            .fold(0.0, f64::max);
+        let duration_s = match self.t0 {
+            _ if last_end_ms > 0.0 => last_end_ms / 1e3,
+            Some(t) => end.saturating_duration_since(t).as_secs_f64(),
+            None => 0.0,
+        };
+        self.records.sort_by_key(|r| r.id);
+        let s = &self.settings;
+        let summary = summary::summarize(
+            &self.records,
+            std::mem::take(&mut self.itl_ms),
+            duration_s,
+            &s.percentiles,
+            s.slo.as_ref(),
+            s.gpu_count,
+        );
+        let server_metrics = self.server_metrics(duration_s);
+        let client = self.client_health();
+        Measured {
+            summary,
+            requests: self.records,
+            errors: self.errors,
+            time_series: buckets(self.buckets),
+            server_metrics,
+            client,
+            stop: self.stop,
+        }
+    }
+
+    fn client_health(&mut self) -> ClientHealth {
+        let mut warnings = Vec::new();
+        let lag = (!self.lag_ms.is_empty()).then(|| Stats::of(std::mem::take(&mut self.lag_ms)));
+        if let Some(p99) = lag.as_ref().and_then(|l| l.p99).filter(|p| *p > 10.0) {
+            warnings.push(format!("requests left up to {p99:.1} ms late (p99) against the schedule: the client or this machine was saturated; rates are lower than asked"));
+        }
+        for c in &self.connect_errors {
+            warnings.push(format!("pre-warm connect failed: {c}"));
+        }
+        ClientHealth {
+            connect_ms: Stats::of(std::mem::take(&mut self.connect_ms)),
+            pacer_lag_ms: lag,
+            reads_per_request: self.total_reads as f64 / self.records.len().max(1) as f64,
+            read_stamps: read_stamps(self.kernel_reads, self.total_reads),
+            warnings,
+        }
+    }
+
+    /// The scrapes, stamped relative to the timed window's start, and their summary.
+    fn server_metrics(&mut self, duration_s: f64) -> Option<ServerMetrics> {
+        let first = self.server.first()?.0;
+        let t0 = self.t0.unwrap_or(first);
+        let mut m = ServerMetrics {
+            framework: self.framework,
+            interval_ms: ms(self.settings.scrape_interval),
+            summary: Default::default(),
+            samples: std::mem::take(&mut self.server)
+                .into_iter()
+                .map(|(at, mut s)| {
+                    s.t_ms = signed_ms(at, t0);
+                    s
+                })
+                .collect(),
+        };
+        m.summarize(duration_s * 1e3);
+        Some(m)
+    }
+}
+
+/// The per-second buckets with their TTFT percentiles.
+fn buckets(b: BTreeMap<u64, (Bucket, Vec<f64>)>) -> Vec<Bucket> {
+    b.into_values()
+        .map(|(mut b, mut t)| {
+            t.sort_by(f64::total_cmp);
+            b.ttft_p50_ms = summary::percentile(&t, 50.0);
+            b.ttft_p99_ms = summary::percentile(&t, 99.0);
+            b
+        })
+        .collect()
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// `at − t0` in ms, negative when `at` is earlier.
+pub fn signed_ms(at: Instant, t0: Instant) -> f64 {
+    if at >= t0 {
+        ms(at - t0)
+    } else {
+        -ms(t0 - at)
+    }
+}
+
+/// How the run's reads were stamped, for the result's `client.read_stamps`.
+fn read_stamps(kernel: u64, total: u64) -> String {
+    match (kernel, total) {
+        (_, 0) => String::new(),
+        (k, t) if k == t => "kernel".into(),
+        (0, _) => "clock".into(),
+        (k, t) => format!("kernel for {:.1}%", k as f64 * 100.0 / t as f64),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::event::{ErrorKind, RequestError};
+
+    fn settings(max_error_rate: Option<f64>, full: bool) -> Settings {
+        Settings {
+            percentiles: vec![50.0, 99.0],
+            slo: None,
+            gpu_count: 1,
+            full,
+            scrape_interval: Duration::from_secs(1),
+            rules: StopRules {
+                max_error_rate,
+                max_cost_usd: Some(1.0),
+                max_lifetime: Some(Duration::from_secs(60)),
+            },
+        }
+    }
+
+    /// Request `id`, sent at `sent_ms`, 10 ms to its first token, then three 5 ms gaps.
+    fn ok(id: u64, sent_ms: f64) -> Event {
+        Event::Request(Box::new(RequestRecord {
+            id,
+            sent_ms,
+            ttft_ms: Some(10.0),
+            e2el_ms: 25.0,
+            output_tokens: 4,
+            itl_ms: Some(vec![5.0, 5.0, 5.0]),
+            reads: 4,
+            kernel_reads: 4,
+            ..RequestRecord::default()
+        }))
+    }
+
+    /// A request that failed after two gaps of 1000 ms (a stall): they must not count.
+    fn failed(id: u64, sent_ms: f64) -> Event {
+        Event::Request(Box::new(RequestRecord {
+            id,
+            sent_ms,
+            ttft_ms: Some(10.0),
+            e2el_ms: 2010.0,
+            output_tokens: 3,
+            itl_ms: Some(vec![1000.0, 1000.0]),
+            error: Some(RequestError::new(ErrorKind::StreamCut, "cut")),
+            ..RequestRecord::default()
+        }))
+    }
+
+    fn started() -> Event {
+        Event::Started {
+            t0: Instant::now(),
+            connect_times: vec![Duration::from_millis(2)],
+            connect_errors: vec![],
+        }
+    }
+
+    #[test]
+    fn failed_requests_gaps_are_excluded_from_itl() {
+        let mut c = Collector::new(settings(None, false));
+        c.on(started());
+        c.on(ok(0, 0.0));
+        c.on(failed(1, 0.0));
+        let m = c.finish(Instant::now());
+        assert_eq!(m.summary.figure("p99_itl_ms"), Some(5.0));
+        assert_eq!(m.summary.mean_itl_ms, Some(5.0));
+        assert_eq!((m.summary.completed, m.summary.failed), (1, 1));
+        assert_eq!(m.errors.by_kind.get("stream_cut"), Some(&1));
+        // `detail: summary` keeps no gaps in the records.
+        assert!(m.requests.iter().all(|r| r.itl_ms.is_none()));
+        assert_eq!(m.client.read_stamps, "kernel");
+    }
+
+    #[test]
+    fn full_detail_keeps_every_gap_and_records_come_out_in_id_order() {
+        let mut c = Collector::new(settings(None, true));
+        c.on(started());
+        c.on(ok(1, 30.0));
+        c.on(ok(0, 0.0));
+        let m = c.finish(Instant::now());
+        let ids: Vec<u64> = m.requests.iter().map(|r| r.id).collect();
+        assert_eq!(ids, [0, 1]);
+        assert_eq!(m.requests[0].itl_ms.as_deref(), Some(&[5.0, 5.0, 5.0][..]));
+    }
+
+    #[test]
+    fn warm_up_is_not_counted_because_it_never_reaches_the_collector() {
+        // The executor sends warm-up requests before `Started` and never as events; what the
+        // collector counts is exactly the requests it was given, from `Started` on.
+        let mut c = Collector::new(settings(None, false));
+        c.on(started());
+        for i in 0..3 {
+            c.on(ok(i, i as f64 * 10.0));
+        }
+        let m = c.finish(Instant::now());
+        assert_eq!(m.summary.completed, 3);
+        assert_eq!(m.requests.len(), 3);
+        assert_eq!(m.client.connect_ms.count, 1);
+    }
+
+    #[test]
+    fn per_second_buckets_count_by_completion_time() {
+        let mut c = Collector::new(settings(None, false));
+        c.on(started());
+        c.on(ok(0, 0.0)); // ends at 25 ms: second 0
+        c.on(ok(1, 980.0)); // ends at 1005 ms: second 1
+        c.on(ok(2, 1500.0)); // second 1
+        c.on(failed(3, 500.0)); // ends at 2510 ms: second 2
+        let m = c.finish(Instant::now());
+        let got: Vec<(u64, u64, u64, u64)> = m
+            .time_series
+            .iter()
+            .map(|b| (b.second, b.completed, b.failed, b.output_tokens))
+            .collect();
+        assert_eq!(got, [(0, 1, 0, 4), (1, 2, 0, 8), (2, 0, 1, 0)]);
+        assert_eq!(m.time_series[1].ttft_p50_ms, Some(10.0));
+        assert_eq!(m.time_series[2].ttft_p50_ms, None);
+        // Throughput divides by the time to the last completion.
+        assert!((m.summary.duration_s - 2.51).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_error_rate_rule_fires_on_the_first_request_past_its_threshold() {
+        // Limit 10 %: 2 of 20 is exactly at the limit (no stop); the 21st, failed, makes 3 of
+        // 21 (14 %) and stops.
+        let mut c = Collector::new(settings(Some(0.10), false));
+        c.on(started());
+        for i in 0..18 {
+            assert_eq!(c.on(ok(i, 0.0)), None, "request {i}");
+        }
+        assert_eq!(c.on(failed(18, 0.0)), None);
+        assert_eq!(c.on(failed(19, 0.0)), None, "2 of 20 is not more than 10 %");
+        let fired = c.on(failed(20, 0.0));
+        assert_eq!(
+            fired,
+            Some(StopReason::ErrorRate {
+                failed: 3,
+                of: 21,
+                limit: 0.10
+            })
+        );
+        // It fires once; later events do not repeat it.
+        assert_eq!(c.on(failed(21, 0.0)), None);
+        assert_eq!(
+            c.stopped().map(|s| s.to_string()).as_deref(),
+            Some("max_error_rate: 3 of 21 requests failed (limit 10%)")
+        );
+    }
+
+    #[test]
+    fn the_error_rate_rule_waits_for_twenty_requests() {
+        let mut c = Collector::new(settings(Some(0.10), false));
+        for i in 0..19 {
+            assert_eq!(c.on(failed(i, 0.0)), None);
+        }
+        assert!(matches!(
+            c.on(failed(19, 0.0)),
+            Some(StopReason::ErrorRate { of: 20, .. })
+        ));
+    }
+
+    #[test]
+    fn budget_and_lifetime_stop_on_the_clock() {
+        let mut c = Collector::new(settings(None, false));
+        let tick = |usd: f64, age: u64| Event::Tick {
+            spent_usd: usd,
+            pod_age: Some(Duration::from_secs(age)),
+        };
+        assert_eq!(c.on(tick(0.5, 10)), None);
+        assert_eq!(
+            c.on(tick(1.0, 10)),
+            Some(StopReason::Budget {
+                spent_usd: 1.0,
+                max_usd: 1.0
+            })
+        );
+        let mut c = Collector::new(settings(None, false));
+        assert_eq!(
+            c.on(tick(0.1, 60)),
+            Some(StopReason::Lifetime {
+                max: Duration::from_secs(60)
+            })
+        );
+        // A user's stop that comes later does not replace the rule's reason.
+        c.stop(StopReason::Interrupted);
+        assert!(matches!(c.stopped(), Some(StopReason::Lifetime { .. })));
+    }
+}

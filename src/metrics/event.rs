@@ -1,0 +1,206 @@
+//! What a run's producers tell its consumers: the executor and the `/metrics` scraper send
+//! [`Event`]s on one channel; the collector, the live view and the progress bar read them.
+//! The per-request record is made by the client, completed by the executor, kept by the
+//! collector and written to the result file — one type, [`RequestRecord`], all the way.
+
+use std::time::{Duration, Instant};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::config::FrameworkKind;
+
+/// One thing that happened during a run's timed window (or just before it).
+#[derive(Debug)]
+pub enum Event {
+    /// Connections are warm; the timed window starts at `t0`.
+    Started {
+        t0: Instant,
+        connect_times: Vec<Duration>,
+        connect_errors: Vec<String>,
+    },
+    /// A measured request finished (successfully or not).
+    Request(Box<RequestRecord>),
+    /// A `/metrics` scrape (or a gap), from the scraper.
+    Server(Box<Scraped>),
+    /// The run's clock: what the server has cost so far and how long it has lived, for the
+    /// budget and lifetime rules (sent every half second while a pod is watched).
+    Tick {
+        spent_usd: f64,
+        /// Time since the pod was created, for pod providers.
+        pod_age: Option<Duration>,
+    },
+}
+
+/// Why a request failed. Failures are data: counted per kind, excluded from latencies.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// No connection, or none that answered.
+    Connect,
+    /// An HTTP error status (its body's message is kept).
+    Status,
+    /// No complete answer within `request_timeout`.
+    Timeout,
+    /// The stream ended (or the connection closed) before `[DONE]`.
+    StreamCut,
+    /// A chunk or frame that could not be read.
+    Parse,
+    /// An error event inside the stream.
+    ServerError,
+    /// Cancelled at the workload's deadline (`on_deadline: abort`).
+    Aborted,
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connect => "connect",
+            Self::Status => "status",
+            Self::Timeout => "timeout",
+            Self::StreamCut => "stream_cut",
+            Self::Parse => "parse",
+            Self::ServerError => "server_error",
+            Self::Aborted => "aborted",
+        }
+    }
+}
+
+/// A failed request's error: its kind, the message to show, and the HTTP status if any.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RequestError {
+    pub kind: ErrorKind,
+    pub message: String,
+    /// HTTP status, for `status` errors.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub status: Option<u16>,
+}
+
+impl RequestError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            status: None,
+        }
+    }
+}
+
+/// Where `output_tokens` came from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TokensSource {
+    /// The server's `usage` (asked for with `stream_options.include_usage`).
+    Usage,
+    /// A local tokenizer.
+    Tokenizer,
+    /// Content events counted (no usage sent).
+    #[default]
+    Chunks,
+}
+
+/// One request, measured (warm-up excluded from the result file). Times are milliseconds
+/// from the benchmark's start (`t0`, when the warmed connections begin the timed window),
+/// each taken from the read that carried the bytes (see `client`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RequestRecord {
+    /// The request's number in the run's order (0-based, warm-up not counted).
+    pub id: u64,
+    /// Intended send time (open loop only).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub scheduled_ms: Option<f64>,
+    /// Actual send time: just before the request head was written.
+    pub sent_ms: f64,
+    /// Send → first chunk with content or reasoning text.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ttft_ms: Option<f64>,
+    /// Send → last byte (the `[DONE]` event's read).
+    pub e2el_ms: f64,
+    /// Prompt tokens: the server's `usage`, else what the prompt was built to hold.
+    pub input_tokens: Option<u32>,
+    /// Output tokens (see `tokens_source`).
+    pub output_tokens: u32,
+    pub tokens_source: TokensSource,
+    /// Body reads that carried data.
+    pub reads: u32,
+    /// Of those, reads stamped with the kernel's receive time (summed into `client.read_stamps`).
+    #[serde(skip)]
+    pub kernel_reads: u32,
+    /// Gaps between consecutive content events, ms (per event; one event may hold several
+    /// tokens). Always filled while the record travels; kept in the file only with
+    /// `output.detail: full`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub itl_ms: Option<Vec<f64>>,
+    pub error: Option<RequestError>,
+    /// The server's own prefill and decode time in ms (llama.cpp's `timings`), when it sent them.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub server_prefill_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub server_decode_ms: Option<f64>,
+}
+
+impl RequestRecord {
+    pub fn ok(&self) -> bool {
+        self.error.is_none()
+    }
+
+    /// (E2EL − TTFT) / (output_tokens − 1), for answers of more than one token.
+    pub fn tpot_ms(&self) -> Option<f64> {
+        let ttft = self.ttft_ms?;
+        (self.output_tokens > 1).then(|| (self.e2el_ms - ttft) / (self.output_tokens - 1) as f64)
+    }
+
+    /// When the last byte arrived, ms from the benchmark's start.
+    pub fn end_ms(&self) -> f64 {
+        self.sent_ms + self.e2el_ms
+    }
+}
+
+/// A scraped sample on its way to the collector, stamped with when the scrape started.
+#[derive(Debug)]
+pub struct Scraped {
+    pub at: Instant,
+    pub sample: ServerSample,
+    /// Whose metric names the scraper found (`None` until it recognises them).
+    pub framework: Option<FrameworkKind>,
+}
+
+/// One scrape, mapped. Gauges as the server reported them; `*_per_s` and the interval means
+/// are computed against the previous successful scrape.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ServerSample {
+    /// Milliseconds from the benchmark's start (negative: before the timed window).
+    pub t_ms: f64,
+    /// Why this scrape has no data (a gap): HTTP status, timeout, unparseable text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<f64>,
+    /// KV-cache use, 0–1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_cache_usage: Option<f64>,
+    /// Prefix-cache hit rate, 0–1: Δhits/Δqueries over the interval (vLLM), the server's gauge
+    /// (SGLang).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix_cache_hit_rate: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens_total: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation_tokens_total: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens_per_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation_tokens_per_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preemptions_total: Option<f64>,
+    /// Mean of the server's TTFT histogram over the interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttft_mean_ms: Option<f64>,
+    /// Mean of the server's inter-token-latency histogram over the interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub itl_mean_ms: Option<f64>,
+}

@@ -1,0 +1,293 @@
+//! One point of a run on the ready server: its prompts, the pre-flight request, the timed
+//! window (executor and scraper feeding the collector and the live view), and its result —
+//! `completed`, `interrupted` or `failed` with why, always with whatever was measured.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
+
+use super::view::{self, Screen, Watchers};
+use super::{ready, Prepared, RunOptions};
+use crate::client::Endpoint;
+use crate::config::{Experiment, Pattern, ProviderKind, Secret};
+use crate::metrics::collector::{Collector, Measured, Settings, StopReason};
+use crate::metrics::event::Event;
+use crate::metrics::scrape;
+use crate::provider::Handle;
+use crate::results::{Environment, RunResult, Status};
+use crate::ui::say;
+use crate::workload::dataset::{self, Prompt};
+use crate::workload::executor::{self, Arrivals, Plan};
+use crate::workload::sweep::Point;
+
+/// What every point of a run shares: the server, its key, the screen, the stop signals.
+pub struct Session<'a> {
+    pub p: &'a Prepared,
+    pub opts: &'a RunOptions,
+    pub ep: &'a Endpoint,
+    pub api_key: Option<Secret>,
+    /// Cancelled by Ctrl-C or `q`: ends the run.
+    pub stop: &'a CancellationToken,
+    /// Why the user stopped (one message per Ctrl-C / key).
+    pub stops: &'a mut mpsc::UnboundedReceiver<StopReason>,
+    pub screen: &'a mut Screen,
+    pub handle: &'a mut Handle,
+    pub workers: usize,
+    pub server_version: Option<String>,
+}
+
+/// One point's result, and whether the server was found gone after it.
+pub struct PointOutcome {
+    pub result: RunResult,
+    pub server_gone: bool,
+}
+
+/// Runs one point: prompts, pre-flight, the timed window; then judges how it ended.
+pub async fn run_point(s: &mut Session<'_>, pt: &Point, n_points: usize) -> PointOutcome {
+    let e = &pt.experiment;
+    let started_at = chrono::Utc::now();
+    let label = (!pt.label.is_empty()).then(|| format!("point {} ({n_points} points)", pt.label));
+    s.screen.live.start_point(label, e.workload.requests);
+    s.screen.phase("preparing prompts");
+    let (prompts, lengths) = prompts(s, e).await;
+    let env = environment(s, e, lengths);
+    let outcome = match ready::preflight(s.ep, &e.model.id, e.workload.api).await {
+        Ok(()) => Ok(drive(s, e, prompts).await),
+        Err(err) => Err(err.to_string()),
+    };
+    s.screen.phase("saving");
+    let (status, error, measured) = match outcome {
+        Err(why) => (Status::Failed, Some(why), None),
+        Ok(m) => {
+            let (status, error) = judge(&m);
+            (status, error, Some(m))
+        }
+    };
+    // A point with failures may have lost its server: look before the sweep goes on.
+    let suspect = status == Status::Failed || failures(&measured) > 0;
+    let gone = match status != Status::Interrupted && suspect {
+        true => ready::still_there(s.ep, &e.model.id, s.handle).await,
+        false => None,
+    };
+    let (status, error) = match &gone {
+        Some(why) => (
+            Status::Failed,
+            Some(format!("the server stopped answering: {why}")),
+        ),
+        None => (status, error),
+    };
+    let mut result = RunResult::new(e, measured, status, error, env, started_at);
+    result.sweep_point = (!pt.label.is_empty()).then(|| pt.label.clone());
+    PointOutcome {
+        result,
+        server_gone: gone.is_some(),
+    }
+}
+
+fn failures(m: &Option<Measured>) -> u64 {
+    m.as_ref().map_or(0, |m| m.summary.failed)
+}
+
+/// How a point that ran ended: interrupted by the user, failed (its error-rate rule fired, or
+/// no request succeeded), or completed.
+fn judge(m: &Measured) -> (Status, Option<String>) {
+    if let Some(why) = &m.stop {
+        if why.is_interrupt() {
+            return (Status::Interrupted, None);
+        }
+        if matches!(why, StopReason::ErrorRate { .. }) {
+            return (Status::Failed, Some(why.to_string()));
+        }
+    }
+    let s = &m.summary;
+    if s.completed == 0 {
+        let why = match m.errors.by_kind.iter().max_by_key(|(_, n)| **n) {
+            Some((kind, n)) => format!(
+                "every request failed ({} requests; most often {kind} ×{n}, e.g. {})",
+                s.failed,
+                m.errors.samples.get(kind).cloned().unwrap_or_default()
+            ),
+            None => "no request finished in the timed window".to_string(),
+        };
+        return (Status::Failed, Some(why));
+    }
+    (Status::Completed, None)
+}
+
+/// The point's prompts (JSONL as read, or synthesized for its lengths), and how random prompt
+/// lengths were made.
+async fn prompts(s: &Session<'_>, e: &Experiment) -> (Arc<Vec<Prompt>>, Option<String>) {
+    if let Some(p) = &s.p.jsonl {
+        return (Arc::new(p.clone()), None);
+    }
+    let w = &e.workload;
+    let lengths = dataset::Lengths {
+        cal: dataset::calibrate(s.ep, &e.model.id, w.api, e.seed).await,
+        tokenizer: s.p.tokenizer.as_ref(),
+        api: w.api,
+    };
+    let n = (w.requests.unwrap_or(1000) as usize + w.warmup_requests as usize).min(100_000);
+    let prompts = dataset::synthesize(&w.dataset, w.api, n, e.seed, &lengths);
+    (Arc::new(prompts), Some(dataset::describe_lengths(&lengths)))
+}
+
+/// The timed window: the executor on its threads, the scraper, and the collector reading their
+/// events until the executor returns (or a second Ctrl-C says to save at once).
+async fn drive(s: &mut Session<'_>, e: &Experiment, prompts: Arc<Vec<Prompt>>) -> Measured {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let metrics_url = super::monitor::metrics_url(&s.ep.base_url());
+    let _scraper = e.metrics.scrape.then(|| {
+        let interval = e.metrics.scrape_interval.as_duration();
+        let scraper = scrape::run(metrics_url.clone(), s.api_key.clone(), interval, tx.clone());
+        AbortOnDropHandle::new(tokio::spawn(scraper))
+    });
+    let warmup = e.workload.warmup_requests as u64;
+    let plan = plan(e, s.ep, prompts, warmup, s.workers);
+    // This point's own stop: a rule ends the point; Ctrl-C (the run's stop) ends it too.
+    let point_stop = s.stop.child_token();
+    let mut watchers = Watchers {
+        screen: &mut *s.screen,
+        bar: (s.opts.progress && !s.opts.tui).then(|| view::progress_bar(e.workload.requests)),
+        metrics_url,
+        sent: plan.sent.clone(),
+    };
+    let stop = point_stop.clone();
+    let mut exec = tokio::task::spawn_blocking(move || executor::run(plan, stop, tx.clone()));
+    let mut col = Collector::new(Settings::of(e));
+    let handle = &*s.handle;
+    let watch_pod = e.infrastructure.max_cost_usd.is_some() || handle.pod_id().is_some();
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let mut frame = tokio::time::interval(Duration::from_millis(100));
+    watchers
+        .screen
+        .phase(if warmup > 0 { "warm-up" } else { "connecting" });
+    let mut interrupts = 0;
+    let take = |col: &mut Collector, w: &mut Watchers, ev: Event| {
+        w.show(&ev);
+        if let Some(why) = col.on(ev) {
+            say(format!("{why}; stopping"));
+            point_stop.cancel();
+        }
+        w.progress(col.finished(), col.failed());
+    };
+    loop {
+        tokio::select! {
+            _ = tick.tick(), if watch_pod => {
+                let ev = Event::Tick { spent_usd: handle.spent_usd(), pod_age: handle.age() };
+                take(&mut col, &mut watchers, ev);
+            }
+            _ = frame.tick(), if watchers.screen.tui => watchers.frame(handle, col.finished()),
+            // The executor has returned, so every event it sent is queued: take them and stop.
+            _ = &mut exec => {
+                while let Ok(ev) = rx.try_recv() {
+                    take(&mut col, &mut watchers, ev);
+                }
+                break;
+            }
+            ev = rx.recv() => match ev {
+                Some(ev) => take(&mut col, &mut watchers, ev),
+                None => break,
+            },
+            Some(why) = s.stops.recv() => {
+                interrupts += 1;
+                col.stop(why);
+                if interrupts >= 2 {
+                    say("second Ctrl-C: saving what was measured and exiting");
+                    break;
+                }
+                say("stopping: no new requests; waiting for those in flight (Ctrl-C again to stop now)");
+            }
+        }
+    }
+    let end = Instant::now();
+    // One more scrape after the last request, so the server's counters cover the whole window.
+    if e.metrics.scrape && interrupts < 2 {
+        let wait = e.metrics.scrape_interval.as_duration() * 2 + Duration::from_secs(1);
+        let _ = tokio::time::timeout(wait, async {
+            while let Some(ev) = rx.recv().await {
+                if matches!(ev, Event::Server(_)) {
+                    take(&mut col, &mut watchers, ev);
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+    watchers.done();
+    col.finish(end)
+}
+
+/// The executor's plan for this point.
+fn plan(
+    e: &Experiment,
+    ep: &Endpoint,
+    prompts: Arc<Vec<Prompt>>,
+    warmup: u64,
+    workers: usize,
+) -> Plan {
+    let w = &e.workload;
+    let arrivals = match w.pattern {
+        Pattern::Sequential => Arrivals::Closed { concurrency: 1 },
+        Pattern::Concurrent => Arrivals::Closed {
+            concurrency: w.concurrency.unwrap_or(1),
+        },
+        Pattern::Rate => Arrivals::Open {
+            offsets: Arc::new(crate::workload::arrival_offsets(
+                w.arrival,
+                w.rate.unwrap_or(1.0),
+                w.burstiness,
+                w.requests,
+                w.duration.map(|d| d.as_duration()),
+                e.seed,
+            )),
+            max_in_flight: w.max_concurrency,
+        },
+    };
+    let conc = match &arrivals {
+        Arrivals::Closed { concurrency } => *concurrency as usize,
+        Arrivals::Open { max_in_flight, .. } => max_in_flight.unwrap_or(workers as u32) as usize,
+    };
+    Plan {
+        endpoint: ep.clone(),
+        model: e.model.id.clone(),
+        api: w.api,
+        prompts,
+        warmup,
+        ignore_eos: w.ignore_eos,
+        request_timeout: w.request_timeout.as_duration(),
+        arrivals,
+        count: w.requests,
+        duration: w.duration.map(|d| d.as_duration()),
+        on_deadline: w.on_deadline,
+        // Never more worker threads than slots.
+        workers: workers.min(conc.max(1)),
+        sent: Arc::new(AtomicU64::new(0)),
+    }
+}
+
+/// Where the point ran: provider, server, pod, GPU, price, client.
+fn environment(s: &Session<'_>, e: &Experiment, prompt_lengths: Option<String>) -> Environment {
+    let inf = &e.infrastructure;
+    let price = s.handle.price();
+    Environment {
+        provider: inf.provider.as_str().into(),
+        base_url: Some(s.ep.base_url()),
+        pod_id: s.handle.pod_id(),
+        gpu_type: match (inf.provider, &price) {
+            (ProviderKind::Simulator, _) => Some(format!("simulated ({})", inf.simulator.profile)),
+            (_, Some((gpu, _))) => Some(gpu.clone()),
+            _ => inf.gpu_type.clone(),
+        },
+        gpu_count: inf.gpu_count,
+        price_per_hour_usd: price.map(|(_, p)| p),
+        image: e.framework.image.clone(),
+        server_version: s.server_version.clone(),
+        client_host: std::env::var("HOSTNAME").ok(),
+        client_cores: s.workers,
+        prompt_lengths,
+    }
+}

@@ -1,0 +1,175 @@
+//! Is the server ready, and still there? `/health` then `/v1/models` until the model is listed
+//! (with the server's version), one pre-flight request through the benchmark client, and the
+//! answers that waiting will not change (401/403, a refused certificate) reported at once with
+//! what to do.
+
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::RunError;
+use crate::client::{self, Endpoint};
+use crate::provider::Handle;
+
+/// Why a `GET` was not a 200.
+enum NotOk {
+    /// 401 or 403, or a TLS certificate refused: waiting will not change it.
+    Refused(String),
+    Other(String),
+}
+
+/// The body of a 200 answer to `GET path`, or what the server said instead.
+async fn get_ok(ep: &Endpoint, path: &str, timeout: Duration) -> Result<Vec<u8>, NotOk> {
+    match client::http_call(ep, "GET", path, None, timeout).await {
+        Ok((200, body)) => Ok(body),
+        Ok((s, body)) => {
+            let said = format!(
+                "{path} answered {s}: {}",
+                String::from_utf8_lossy(&body[..body.len().min(300)])
+            );
+            Err(match s {
+                401 | 403 => NotOk::Refused(said),
+                _ => NotOk::Other(said),
+            })
+        }
+        Err(e) if e.message.contains(client::TLS_REFUSED) => Err(NotOk::Refused(e.message)),
+        Err(e) => Err(NotOk::Other(e.message)),
+    }
+}
+
+/// A 401/403 or a refused TLS certificate, with what to do about it.
+fn refused(ep: &Endpoint, said: String) -> RunError {
+    if said.contains(client::TLS_REFUSED) && said.contains("certificate") {
+        return RunError::Endpoint(format!(
+            "{said} — if the server's certificate comes from a private CA (or is self-signed), \
+             name that CA's PEM file in `infrastructure.tls_ca_file`; otherwise use the host name \
+             the certificate was issued for"
+        ));
+    }
+    if said.contains(client::TLS_REFUSED) {
+        return RunError::Endpoint(said);
+    }
+    let hint = match ep.api_key {
+        Some(_) => "the server refused the API key that was sent (from `infrastructure.api_key_env`, else `api_keys.openai` in the user config)",
+        None => "the server wants an API key: name the variable that holds it in `infrastructure.api_key_env` (or set `api_keys.openai` in the user config)",
+    };
+    RunError::ApiKey(format!("{said} — {hint}"))
+}
+
+/// What one look at the server found.
+enum Probe {
+    /// The model is served; the server's version, if it says.
+    Ready(Option<String>),
+    /// Not (yet): what it last answered.
+    NotYet(String),
+}
+
+/// One look: `/health`, then `/v1/models` must list `model`.
+async fn probe(ep: &Endpoint, model: &str) -> Result<Probe, RunError> {
+    let models = async {
+        get_ok(ep, "/health", Duration::from_secs(10)).await?;
+        get_ok(ep, "/v1/models", Duration::from_secs(10)).await
+    };
+    let body = match models.await {
+        Ok(body) => body,
+        Err(NotOk::Refused(said)) => return Err(refused(ep, said)),
+        Err(NotOk::Other(said)) => return Ok(Probe::NotYet(said)),
+    };
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let ids: Vec<&str> = v["data"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|m| m["id"].as_str()).collect())
+        .unwrap_or_default();
+    if !ids.contains(&model) {
+        return Err(RunError::Preflight(format!(
+            "the server does not serve `{model}`; it serves: {}",
+            ids.join(", ")
+        )));
+    }
+    let version = get_ok(ep, "/version", Duration::from_secs(5))
+        .await
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["version"].as_str().map(String::from));
+    Ok(Probe::Ready(version))
+}
+
+/// `/health` answers 200 and `/v1/models` lists the model; returns the server's version.
+pub async fn wait_ready(
+    ep: &Endpoint,
+    model: &str,
+    timeout: Duration,
+    handle: &mut Handle,
+    stop: &CancellationToken,
+) -> Result<Option<String>, RunError> {
+    let start = Instant::now();
+    let mut delay = Duration::from_millis(50);
+    loop {
+        let last = match probe(ep, model).await? {
+            Probe::Ready(version) => return Ok(version),
+            Probe::NotYet(last) => last,
+        };
+        if let Some(reason) = handle.gone() {
+            return Err(RunError::ServerGone(reason));
+        }
+        if stop.is_cancelled() {
+            return Err(RunError::Interrupted);
+        }
+        if start.elapsed() >= timeout {
+            let last = match handle.diagnostics() {
+                Some(d) => format!("{last}\n{d}"),
+                None => last,
+            };
+            return Err(RunError::Health {
+                url: ep.base_url(),
+                timeout,
+                last,
+            });
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = stop.cancelled() => return Err(RunError::Interrupted),
+        }
+        delay = (delay * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// After a failed point: does the server still answer? `None` when it does, else what it (or
+/// the provider) said. A few tries over about ten seconds, so a server that is only busy
+/// draining its queue is not declared dead.
+pub async fn still_there(ep: &Endpoint, model: &str, handle: &mut Handle) -> Option<String> {
+    let mut last = String::new();
+    for attempt in 0..4 {
+        if let Some(reason) = handle.gone() {
+            return Some(reason);
+        }
+        match probe(ep, model).await {
+            Ok(Probe::Ready(_)) => return None,
+            Ok(Probe::NotYet(said)) => last = said,
+            Err(e) => last = e.to_string(),
+        }
+        if attempt < 3 {
+            tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
+        }
+    }
+    Some(last)
+}
+
+/// One small streaming request through the benchmark client; quotes the server's error.
+pub async fn preflight(
+    ep: &Endpoint,
+    model: &str,
+    api: crate::config::Api,
+) -> Result<(), RunError> {
+    let mut conn = client::connect(ep)
+        .await
+        .map_err(|e| RunError::Preflight(e.message))?;
+    let prompt = client::api::of(api).text_prompt("Say hello.").to_string();
+    let body = client::request_body(api, model, &prompt, 2, false);
+    let timeout = Duration::from_secs(120);
+    let r = client::send(&mut conn, ep, body, timeout, None, Instant::now()).await;
+    match r.error {
+        None => Ok(()),
+        Some(e) => Err(RunError::Preflight(e.message)),
+    }
+}

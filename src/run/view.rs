@@ -1,0 +1,165 @@
+//! What a run shows while it runs, wired: the live view's state (drawn by `ui::tui` from the
+//! snapshots published here) or, without a terminal, a progress bar. Keys and signals reach
+//! the run as stop reasons on its channel; nothing here changes what is measured.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Experiment;
+use crate::metrics::collector::StopReason;
+use crate::metrics::event::Event;
+use crate::provider::Handle;
+use crate::ui::live::{Live, Snapshot};
+use crate::ui::tui;
+
+/// The run's screen: the live view's state and the thread drawing it (when there is one).
+pub struct Screen {
+    pub live: Live,
+    snap_tx: watch::Sender<Snapshot>,
+    /// Whether the live view is up (else records are not fed to it).
+    pub tui: bool,
+    _tui: Option<tui::Tui>,
+}
+
+impl Screen {
+    /// Starts the live view when `tui`; its keys stop the run like Ctrl-C does.
+    pub fn start(
+        e: &Experiment,
+        tui: bool,
+        stop: &CancellationToken,
+        stops: &mpsc::UnboundedSender<StopReason>,
+    ) -> Self {
+        let title = format!(
+            "{} · {} on {}",
+            e.name,
+            e.model.id,
+            e.infrastructure.provider.as_str()
+        );
+        let live = Live::new(title, e.workload.requests, true);
+        let (snap_tx, snap_rx) = watch::channel(Snapshot::default());
+        let view = if tui {
+            let (stop, stops) = (stop.clone(), stops.clone());
+            let keys = move |k: tui::Request| {
+                stop.cancel();
+                let _ = stops.send(match k {
+                    tui::Request::Quit => StopReason::Quit,
+                    tui::Request::Interrupt => StopReason::Interrupted,
+                });
+            };
+            tui::start_or_plain(snap_rx, Instant::now(), keys)
+        } else {
+            None
+        };
+        Self {
+            live,
+            snap_tx,
+            tui: view.is_some(),
+            _tui: view,
+        }
+    }
+
+    pub fn phase(&mut self, phase: &str) {
+        self.live.set_phase(phase);
+        self.publish(0);
+    }
+
+    /// The pod line: id, GPU and price, and what it has cost, for pod providers.
+    pub fn pod(&mut self, h: &Handle) {
+        let line = h.pod_id().map(|id| match h.price() {
+            Some((gpu, p)) => format!("pod {id} · {gpu} · ${p:.2}/hour"),
+            None => format!("pod {id}"),
+        });
+        self.live.set_pod(line, h.pod_id().map(|_| h.spent_usd()));
+    }
+
+    pub fn publish(&mut self, in_flight: u64) {
+        self.snap_tx
+            .send_replace(self.live.snapshot(Instant::now(), in_flight, Vec::new()));
+    }
+}
+
+/// Listens for Ctrl-C while the run lasts (the handle aborts it on every way out): the first
+/// stops sending, the second saves at once. Once installed, SIGINT no longer kills the process.
+pub fn listen_for_signals(
+    stop: &CancellationToken,
+    stops: &mpsc::UnboundedSender<StopReason>,
+) -> tokio_util::task::AbortOnDropHandle<()> {
+    let (stop, stops) = (stop.clone(), stops.clone());
+    tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
+        for _ in 0..2 {
+            if tokio::signal::ctrl_c().await.is_err() {
+                return;
+            }
+            stop.cancel();
+            let _ = stops.send(StopReason::Interrupted);
+        }
+    }))
+}
+
+/// A progress bar on stderr (for runs without the live view).
+pub fn progress_bar(total: Option<u64>) -> indicatif::ProgressBar {
+    let b = match total {
+        Some(n) => indicatif::ProgressBar::new(n),
+        None => indicatif::ProgressBar::new_spinner(),
+    };
+    b.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} requests  {per_sec}  {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    b.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    b.enable_steady_tick(Duration::from_millis(200));
+    b
+}
+
+/// Where one point's events are shown: the live view, the progress bar, or neither.
+pub struct Watchers<'a> {
+    pub screen: &'a mut Screen,
+    pub bar: Option<indicatif::ProgressBar>,
+    pub metrics_url: String,
+    pub sent: Arc<AtomicU64>,
+}
+
+impl Watchers<'_> {
+    /// Shows `ev` (before the collector takes it: a record still carries its gaps).
+    pub fn show(&mut self, ev: &Event) {
+        if !self.screen.tui {
+            return;
+        }
+        let live = &mut self.screen.live;
+        match ev {
+            Event::Started { .. } => live.set_phase("running"),
+            Event::Request(r) => live.on_record(r, Instant::now()),
+            Event::Server(s) => live.on_server(&self.metrics_url, s.framework, &s.sample),
+            Event::Tick { .. } => {}
+        }
+    }
+
+    /// The counts after an event: the bar's position and failures.
+    pub fn progress(&self, finished: u64, failed: u64) {
+        if let Some(b) = &self.bar {
+            b.set_position(finished);
+            b.set_message(format!("{failed} failed"));
+        }
+    }
+
+    /// One frame of the live view: the pod line and requests in flight.
+    pub fn frame(&mut self, handle: &Handle, finished: u64) {
+        if self.screen.tui {
+            self.screen.pod(handle);
+            let sent = self.sent.load(Ordering::Relaxed);
+            self.screen.publish(sent.saturating_sub(finished));
+        }
+    }
+
+    pub fn done(&mut self) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+    }
+}
