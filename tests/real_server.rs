@@ -147,9 +147,10 @@ fn chat_and_completions_at_concurrency_1_and_8_measure_what_the_server_did() {
             .filter_map(|s| s["generation_tokens_total"].as_f64())
             .collect();
         let delta = gen.last().unwrap() - gen.first().unwrap();
+        // The scrapes start after the pre-flight request: the window holds exactly the
+        // measured requests' tokens.
         assert_eq!(
-            delta,
-            out_tokens + 2.0,
+            delta, out_tokens,
             "{what}: server counter delta vs client tokens"
         );
     }
@@ -162,12 +163,15 @@ fn an_over_long_prompt_is_a_recorded_error_with_the_servers_words() {
     let d = tempfile::tempdir().unwrap();
     // Each of the server's 8 slots has 2 048 tokens of context.
     let exp = experiment(d.path(), &url, "completions", 2, 4000);
+    // Nothing succeeded: the run is recorded as failed, with the server's words.
     bin()
         .args(["run", "--no-tui", "--set", "workload.requests=4"])
         .arg(&exp)
         .assert()
-        .success();
+        .code(1)
+        .stderr(predicates::str::contains("every request failed"));
     let r = result(d.path());
+    assert_eq!(r["status"], "failed");
     assert_eq!(r["summary"]["failed"], 4);
     let sample = r["errors"]["samples"]["status"]
         .as_str()

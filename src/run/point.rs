@@ -145,6 +145,14 @@ async fn drive(s: &mut Session<'_>, e: &Experiment, prompts: Arc<Vec<Prompt>>) -
         let scraper = scrape::run(metrics_url.clone(), s.api_key.clone(), interval, tx.clone());
         AbortOnDropHandle::new(tokio::spawn(scraper))
     });
+    let mut col = Collector::new(Settings::of(e));
+    // The server's counters before the first request of the window (or of its warm-up).
+    if e.metrics.scrape {
+        let wait = e.metrics.scrape_interval.as_duration() + Duration::from_millis(500);
+        if let Ok(Some(ev)) = tokio::time::timeout(wait, rx.recv()).await {
+            col.on(ev);
+        }
+    }
     let warmup = e.workload.warmup_requests as u64;
     let plan = plan(e, s.ep, prompts, warmup, s.workers);
     // This point's own stop: a rule ends the point; Ctrl-C (the run's stop) ends it too.
@@ -157,7 +165,6 @@ async fn drive(s: &mut Session<'_>, e: &Experiment, prompts: Arc<Vec<Prompt>>) -
     };
     let stop = point_stop.clone();
     let mut exec = tokio::task::spawn_blocking(move || executor::run(plan, stop, tx.clone()));
-    let mut col = Collector::new(Settings::of(e));
     let handle = &*s.handle;
     let watch_pod = e.infrastructure.max_cost_usd.is_some() || handle.pod_id().is_some();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
