@@ -126,11 +126,16 @@ async fn ours(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let ep = Arc::new(Endpoint::parse(base, Api::Chat, None)?);
     let body = body();
-    let timeout = std::time::Duration::from_secs(60);
+    let bounds = client::Bounds {
+        timeout: std::time::Duration::from_secs(60),
+        deadline: None,
+        max_tokens: 128,
+        max_event_bytes: 1 << 20,
+    };
     let mut conns = Vec::new();
     for _ in 0..concurrency {
         let mut c = client::connect(&ep).await.map_err(|e| e.message)?;
-        client::send(&mut c, &ep, body.clone(), timeout, None, Instant::now()).await;
+        client::send(&mut c, &ep, body.clone(), &bounds, Instant::now()).await;
         conns.push(c);
     }
     let next = Arc::new(AtomicU64::new(0));
@@ -142,7 +147,7 @@ async fn ours(
             let (ep, body, next, events) = (ep.clone(), body.clone(), next.clone(), events.clone());
             tokio::spawn(async move {
                 while next.fetch_add(1, Ordering::Relaxed) < requests {
-                    let r = client::send(&mut c, &ep, body.clone(), timeout, None, t0).await;
+                    let r = client::send(&mut c, &ep, body.clone(), &bounds, t0).await;
                     events.fetch_add(r.output_tokens as u64, Ordering::Relaxed);
                     if r.error.is_some() {
                         match client::connect(&ep).await {

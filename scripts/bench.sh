@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Client ceiling, timing truth and pacer lag, as recorded in BENCHMARKS.md.
 # Server pinned to core 0, client to core 1 (needs 2 cores). Loopback only.
-#   scripts/bench.sh [ceiling|truth|pacer|memory|tui|all]
+#   scripts/bench.sh [ceiling|truth|pacer|memory|tui|hostile|all]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=target/release/llm-inf-bench
@@ -10,9 +10,10 @@ OUT=$(mktemp -d)
 PORT=18555
 trap 'kill $SIM 2>/dev/null || true; rm -rf "$OUT"' EXIT
 
-serve() { # profile
+serve() { # profile [more serve-sim flags]
   kill ${SIM:-} 2>/dev/null || true; sleep 0.3
-  taskset -c 0 $BIN serve-sim --profile "$1" --port $PORT --model m --startup-delay 0s >/dev/null 2>&1 &
+  local profile=$1; shift
+  taskset -c 0 $BIN serve-sim --profile "$profile" --port $PORT --model m --startup-delay 0s "$@" >/dev/null 2>&1 &
   SIM=$!
   for _ in $(seq 50); do curl -fs localhost:$PORT/health >/dev/null 2>&1 && return; sleep 0.1; done
 }
@@ -146,8 +147,31 @@ tui() {
   done
 }
 
+hostile() {
+  # 256 streams of each hostile answer at once (the simulator's --hostile on every measured
+  # request; the pre-flight is spared): the client's peak RSS, and what every request became.
+  # The runs fail (nothing succeeds), so `run` is not used: exit 1 is the expected outcome.
+  for h in flood "flood timeout" huge-event html gzip; do
+    local kind=${h%% *} out_len=128 timeout=""
+    if [ "$h" = "flood timeout" ]; then out_len=50000000; timeout="  request_timeout: 2s"; fi
+    serve instant --hostile "$kind" --spare-first 1 --max-model-len 4000000000
+    y=$(exp "hostile" "  concurrency: 256
+  requests: 512
+$timeout
+  dataset: { kind: random, input_len: 16, output_len: $out_len }")
+    /usr/bin/time -f "%e %U %S %M" -o "$OUT/time" taskset -c 1 $BIN run "$y" --client-cores 1 --json --yes >/dev/null 2>"$OUT/err" || true
+    f=$(ls -t "$OUT"/results/*.json | head -1)
+    python3 - "$f" "$h" $(tail -1 "$OUT/time") <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1])); wall, rss = float(sys.argv[3]), int(sys.argv[6])
+print(f"{sys.argv[2]:>13}: {len(d['requests'])} requests, errors {d['errors']['by_kind']}, wall {wall:.1f} s, peak RSS {rss // 1024} MiB")
+PY
+    rm -f "$OUT"/results/*.json
+  done
+}
+
 case "${1:-all}" in
-  ceiling) ceiling ;; truth) truth ;; pacer) pacer ;; memory) memory ;; tui) tui ;;
-  all) ceiling; truth; pacer; memory; tui ;;
-  *) echo "usage: $0 [ceiling|truth|pacer|memory|tui|all]"; exit 2 ;;
+  ceiling) ceiling ;; truth) truth ;; pacer) pacer ;; memory) memory ;; tui) tui ;; hostile) hostile ;;
+  all) ceiling; truth; pacer; memory; tui; hostile ;;
+  *) echo "usage: $0 [ceiling|truth|pacer|memory|tui|hostile|all]"; exit 2 ;;
 esac

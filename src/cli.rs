@@ -80,7 +80,7 @@ pub enum Command {
     },
     /// Serve the built-in simulated inference server (vLLM or SGLang look-alike).
     #[command(name = "serve-sim")]
-    ServeSim(ServeSimArgs),
+    ServeSim(Box<ServeSimArgs>),
     /// List, show and export result files.
     #[command(subcommand)]
     Results(ResultsCommand),
@@ -322,6 +322,11 @@ pub struct ServeSimArgs {
     /// every connection, like a crashed server.
     #[arg(long)]
     pub exit_after: Option<u64>,
+    /// Fault: every streaming answer is hostile: `flood` (tokens forever, max_tokens ignored),
+    /// `huge-event[:BYTES]` (one SSE event of 16 MiB or BYTES), `html` (200 text/html), `gzip`
+    /// (an unasked-for Content-Encoding).
+    #[arg(long, value_parser = |s: &str| s.parse::<crate::sim::Hostile>())]
+    pub hostile: Option<crate::sim::Hostile>,
 }
 
 fn parse_dur(s: &str) -> Result<std::time::Duration, String> {
@@ -461,7 +466,7 @@ pub fn run_command(command: Command) -> Result<i32, CliError> {
         }
         Command::Init { path, force } => init(&path, force),
         Command::Run(args) => run(args),
-        Command::ServeSim(args) => serve_sim(args),
+        Command::ServeSim(args) => serve_sim(*args),
         Command::Results(c) => results_cmd(c),
         Command::Compare(a) => compare(a),
         Command::Plot(a) => plot(a),
@@ -650,6 +655,7 @@ fn serve_sim(a: ServeSimArgs) -> Result<i32, CliError> {
         refuse_for: a.refuse_for.unwrap_or_default(),
         spare_first: a.spare_first,
         exit_after: a.exit_after,
+        hostile: a.hostile,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

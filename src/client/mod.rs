@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde::Deserialize;
 
-use wire::{Flow, Sink, Wire, WireError};
+use wire::{Flow, ResponseHead, Sink, Wire, WireError};
 
 use crate::config::{Api, Secret};
 use crate::metrics::event::{ErrorKind, RequestError, RequestRecord, TokensSource};
@@ -523,23 +523,49 @@ pub fn error_message(v: &serde_json::Value) -> String {
     }
 }
 
-/// Sends one streaming request on `conn` and reads it to the end (or the deadline). Times in
-/// the record are milliseconds from `t0`, the benchmark's start.
+/// What one streaming request may take: time, tokens and bytes. A server past any of them
+/// ends the request with a classified error, and the client's memory stays bounded.
+#[derive(Clone, Copy, Debug)]
+pub struct Bounds {
+    /// `request_timeout`: no complete answer within it is a `timeout`.
+    pub timeout: Duration,
+    /// The workload's deadline with `on_deadline: abort`: reaching it is `aborted`.
+    pub deadline: Option<tokio::time::Instant>,
+    /// The request's `max_tokens`: more content events than this (and a tolerance) is an
+    /// `overrun`.
+    pub max_tokens: u32,
+    /// The largest single SSE event read (`workload.max_event_bytes`); a longer one is `parse`.
+    pub max_event_bytes: usize,
+}
+
+/// Content events allowed past `max_tokens` before a stream is an overrun: a server may send a
+/// token or two of its own (a stop string, a role chunk with text), never a flood.
+pub fn overrun_limit(max_tokens: u32) -> u32 {
+    max_tokens.saturating_add((max_tokens / 10).max(16))
+}
+
+/// Sends one streaming request on `conn` and reads it to the end (or until a bound ends it).
+/// Times in the record are milliseconds from `t0`, the benchmark's start.
 pub async fn send(
     conn: &mut Conn,
     ep: &Endpoint,
     body: Bytes,
-    timeout: Duration,
-    deadline: Option<tokio::time::Instant>,
+    bounds: &Bounds,
     t0: Instant,
 ) -> RequestRecord {
     let mut r = Stamps::new(Instant::now());
-    let limit = tokio::time::Instant::now() + timeout;
-    let (until, kind) = match deadline {
+    let limit = tokio::time::Instant::now() + bounds.timeout;
+    let (until, kind) = match bounds.deadline {
         Some(d) if d < limit => (d, ErrorKind::Aborted),
         _ => (limit, ErrorKind::Timeout),
     };
-    let outcome = tokio::time::timeout_at(until, exchange(conn, ep, body, &mut r)).await;
+    let late = Late {
+        kind,
+        timeout: bounds.timeout,
+        at: until.into_std(),
+    };
+    let outcome =
+        tokio::time::timeout_at(until, exchange(conn, ep, body, &mut r, bounds, late)).await;
     let error = match outcome {
         // `end` is the `[DONE]` read (or the body's end), not when draining finished.
         Ok(Ok(())) => {
@@ -554,18 +580,36 @@ pub async fn send(
         }
         Err(_) => {
             r.end = Instant::now();
-            let msg = match kind {
-                ErrorKind::Aborted => "aborted at the workload deadline".to_string(),
-                _ => format!("no complete answer within {timeout:?}"),
-            };
-            Some(RequestError::new(kind, msg))
+            Some(late.error())
         }
     };
     r.into_record(t0, error)
 }
 
-/// Feeds a streamed answer into its `Stamps`; an error status's body is kept for its
-/// message instead.
+/// When a request is too late, and what that is called: `timeout` at `request_timeout`, or
+/// `aborted` at the workload's deadline when that comes first.
+#[derive(Clone, Copy)]
+struct Late {
+    kind: ErrorKind,
+    timeout: Duration,
+    at: Instant,
+}
+
+impl Late {
+    fn error(&self) -> RequestError {
+        match self.kind {
+            ErrorKind::Aborted => RequestError::new(self.kind, "aborted at the workload deadline"),
+            _ => RequestError::new(
+                self.kind,
+                format!("no complete answer within {:?}", self.timeout),
+            ),
+        }
+    }
+}
+
+/// Feeds a streamed answer into its `Stamps`; an error status's body (or the start of an
+/// answer that is not an event stream) is kept for its message instead. Enforces the bounds
+/// between reads: a flood cannot outlive the deadline by more than one read.
 struct StreamSink<'a> {
     r: &'a mut Stamps,
     splitter: sse::SseSplitter,
@@ -573,27 +617,76 @@ struct StreamSink<'a> {
     error_body: Vec<u8>,
     done: bool,
     failure: Option<RequestError>,
+    /// A 2xx answer that is not an event stream: what it is (its content type or encoding);
+    /// its first bytes go to `error_body` for the message.
+    not_sse: Option<String>,
+    max_tokens: u32,
+    /// Content events allowed (see [`overrun_limit`]).
+    max_events: u32,
+    max_event_bytes: usize,
+    late: Late,
 }
+
+/// Bytes of an answer that is not an event stream quoted in its error.
+const NOT_SSE_QUOTE: usize = 200;
 
 /// Bytes of an error answer kept for its message.
 const ERROR_BODY_BYTES: usize = 64 * 1024;
 
 impl Sink for StreamSink<'_> {
-    fn head(&mut self, status: u16) {
-        self.status = status;
+    fn head(&mut self, head: &ResponseHead) {
+        self.status = head.status;
+        if !(200..300).contains(&head.status) {
+            return;
+        }
+        // We ask for no encoding; a compressed stream cannot be timed per chunk (or read).
+        if let Some(enc) = head
+            .content_encoding
+            .as_deref()
+            .filter(|e| !e.eq_ignore_ascii_case("identity"))
+        {
+            self.not_sse = Some(format!(
+                "the server compressed the answer (Content-Encoding: {enc}) though the request asked for no encoding"
+            ));
+        } else if let Some(ct) = head
+            .content_type
+            .as_deref()
+            .filter(|ct| !is_event_stream(ct))
+        {
+            self.not_sse = Some(format!("the answer is `{ct}`, not `text/event-stream`"));
+        }
     }
 
     fn data(&mut self, bytes: &[u8], at: Instant) -> bool {
-        if !(200..300).contains(&self.status) {
-            let room = ERROR_BODY_BYTES.saturating_sub(self.error_body.len());
+        if !(200..300).contains(&self.status) || self.not_sse.is_some() {
+            let cap = match self.not_sse {
+                Some(_) => NOT_SSE_QUOTE,
+                None => ERROR_BODY_BYTES,
+            };
+            let room = cap.saturating_sub(self.error_body.len());
             self.error_body
                 .extend_from_slice(&bytes[..bytes.len().min(room)]);
-            return self.error_body.len() < ERROR_BODY_BYTES;
+            return self.error_body.len() < cap;
+        }
+        // The deadline between reads: a stream that never pauses still ends on time.
+        if Instant::now() >= self.late.at {
+            self.failure = Some(self.late.error());
+            return false;
         }
         let r = &mut *self.r;
+        let (max_events, max_tokens) = (self.max_events, self.max_tokens);
         let (done, failure) = (&mut self.done, &mut self.failure);
         self.splitter
             .feed(bytes, |event| match handle_event(event, r) {
+                Parsed::Text if r.events >= max_events => {
+                    *failure = Some(RequestError::new(
+                        ErrorKind::Overrun,
+                        format!(
+                            "the server sent more than {max_events} content events for max_tokens {max_tokens} and did not stop; the stream was closed"
+                        ),
+                    ));
+                    false
+                }
                 Parsed::Text => {
                     r.token(at);
                     true
@@ -609,8 +702,25 @@ impl Sink for StreamSink<'_> {
                     false
                 }
             });
+        if self.failure.is_none() && self.splitter.pending() > self.max_event_bytes {
+            self.failure = Some(RequestError::new(
+                ErrorKind::Parse,
+                format!(
+                    "one SSE event is longer than {} bytes (workload.max_event_bytes) and has not ended",
+                    self.max_event_bytes
+                ),
+            ));
+        }
         !(self.done || self.failure.is_some())
     }
+}
+
+/// `text/event-stream`, with or without parameters (`; charset=utf-8`), in any letter case.
+fn is_event_stream(content_type: &str) -> bool {
+    content_type
+        .split(';')
+        .next()
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("text/event-stream"))
 }
 
 /// Writes `request` on `conn` and reads the answer into `sink`. A request the server never
@@ -656,6 +766,8 @@ async fn exchange(
     ep: &Endpoint,
     body: Bytes,
     r: &mut Stamps,
+    bounds: &Bounds,
+    late: Late,
 ) -> Result<(), RequestError> {
     let request = ep.request("POST", ep.path(), "text/event-stream", &body);
     r.sent = Instant::now();
@@ -666,6 +778,11 @@ async fn exchange(
         error_body: Vec::new(),
         done: false,
         failure: None,
+        not_sse: None,
+        max_tokens: bounds.max_tokens,
+        max_events: overrun_limit(bounds.max_tokens),
+        max_event_bytes: bounds.max_event_bytes,
+        late,
     };
     let restart = |s: &mut StreamSink| s.r.sent = Instant::now();
     let flow = round_trip(conn, ep, &request, &mut sink, restart).await;
@@ -677,6 +794,15 @@ async fn exchange(
         }
         e
     })?;
+    if let Some(what) = sink.not_sse.take() {
+        conn.wire.close();
+        let quoted = String::from_utf8_lossy(&sink.error_body);
+        return Err(RequestError {
+            kind: ErrorKind::NotSse,
+            message: format!("HTTP {}: {what}; it begins: {quoted:?}", sink.status),
+            status: Some(sink.status),
+        });
+    }
     if !(200..300).contains(&sink.status) {
         if flow == Flow::Stopped {
             conn.wire.close();
@@ -728,8 +854,8 @@ struct Collect {
 const CONTROL_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 impl Sink for Collect {
-    fn head(&mut self, status: u16) {
-        self.status = status;
+    fn head(&mut self, head: &ResponseHead) {
+        self.status = head.status;
     }
     fn data(&mut self, bytes: &[u8], _: Instant) -> bool {
         self.body.extend_from_slice(bytes);

@@ -19,6 +19,11 @@ impl SseSplitter {
         Self::default()
     }
 
+    /// Bytes of an unfinished event held for the next read (bounded by the caller).
+    pub fn pending(&self) -> usize {
+        self.carry.len()
+    }
+
     /// True when no partial event is pending (a stream ending here ended cleanly).
     pub fn is_empty(&self) -> bool {
         self.carry.iter().all(|b| b.is_ascii_whitespace())

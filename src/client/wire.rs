@@ -41,10 +41,20 @@ pub enum WireError {
     Protocol(String),
 }
 
+/// What the client needs of a response head besides its framing.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ResponseHead {
+    pub status: u16,
+    /// `Content-Type`, as sent.
+    pub content_type: Option<String>,
+    /// `Content-Encoding`, as sent (the client asks for none).
+    pub content_encoding: Option<String>,
+}
+
 /// Receives one answer.
 pub trait Sink {
     /// The status line and headers have been read.
-    fn head(&mut self, status: u16);
+    fn head(&mut self, head: &ResponseHead);
     /// Body bytes (framing removed) that arrived at `at`. Return false to stop being fed; the
     /// rest of the body is then read and discarded by [`Wire::finish`].
     fn data(&mut self, bytes: &[u8], at: Instant) -> bool;
@@ -289,7 +299,7 @@ impl Wire {
     pub async fn finish(&mut self) -> Result<(), WireError> {
         struct Discard;
         impl Sink for Discard {
-            fn head(&mut self, _: u16) {}
+            fn head(&mut self, _: &ResponseHead) {}
             fn data(&mut self, _: &[u8], _: Instant) -> bool {
                 true
             }
@@ -414,10 +424,11 @@ impl Wire {
         while let Some((head, n)) = parse_head(&data[used..])? {
             used += n;
             // 1xx (100 Continue, 103 Early Hints): another head follows.
-            if (100..200).contains(&head.status) && head.status != 101 {
+            let status = head.response.status;
+            if (100..200).contains(&status) && status != 101 {
                 continue;
             }
-            sink.head(head.status);
+            sink.head(&head.response);
             self.keep_alive = head.keep_alive;
             self.state = State::Body(head.framing);
             return Ok((used, true));
@@ -483,7 +494,7 @@ impl Wire {
 }
 
 struct Head {
-    status: u16,
+    response: ResponseHead,
     framing: Framing,
     keep_alive: bool,
 }
@@ -506,9 +517,17 @@ fn parse_head(data: &[u8]) -> Result<Option<(Head, usize)>, WireError> {
     let mut keep_alive = resp.version == Some(1);
     let mut chunked = false;
     let mut length: Option<u64> = None;
+    let mut response = ResponseHead {
+        status,
+        ..ResponseHead::default()
+    };
     for h in resp.headers.iter() {
         let value = String::from_utf8_lossy(h.value);
-        if h.name.eq_ignore_ascii_case("transfer-encoding") {
+        if h.name.eq_ignore_ascii_case("content-type") {
+            response.content_type = Some(value.trim().to_string());
+        } else if h.name.eq_ignore_ascii_case("content-encoding") {
+            response.content_encoding = Some(value.trim().to_string());
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
             chunked = value
                 .rsplit(',')
                 .next()
@@ -545,7 +564,7 @@ fn parse_head(data: &[u8]) -> Result<Option<(Head, usize)>, WireError> {
     };
     Ok(Some((
         Head {
-            status,
+            response,
             framing,
             keep_alive,
         },
@@ -887,8 +906,19 @@ mod tests {
     fn heads_give_framing_and_keep_alive() {
         let head = |s: &str| parse_head(s.as_bytes()).unwrap();
         let (h, n) = head("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nrest").unwrap();
-        assert!(matches!(h.framing, Framing::Chunked(_)) && h.keep_alive && h.status == 200);
+        assert!(
+            matches!(h.framing, Framing::Chunked(_)) && h.keep_alive && h.response.status == 200
+        );
         assert_eq!(n, 47);
+        let (h, _) = head(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\ncontent-encoding: gzip\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(
+            h.response.content_type.as_deref(),
+            Some("text/html; charset=utf-8")
+        );
+        assert_eq!(h.response.content_encoding.as_deref(), Some("gzip"));
         let (h, _) =
             head("HTTP/1.1 404 Not Found\r\ncontent-length: 12\r\nConnection: close\r\n\r\n")
                 .unwrap();
@@ -919,8 +949,8 @@ mod tests {
         stop_after: Option<usize>,
     }
     impl Sink for Got {
-        fn head(&mut self, status: u16) {
-            self.status = status;
+        fn head(&mut self, head: &ResponseHead) {
+            self.status = head.status;
         }
         fn data(&mut self, bytes: &[u8], _: Instant) -> bool {
             self.body.extend_from_slice(bytes);

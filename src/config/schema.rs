@@ -378,6 +378,9 @@ pub struct Workload {
     pub ignore_eos: bool,
     /// A request that takes longer is cancelled and counted as a timeout.
     pub request_timeout: HumanDuration,
+    /// The largest single SSE event a stream may send, in bytes (default 1 MiB); a longer one
+    /// fails its request (`parse`) instead of growing the client's memory.
+    pub max_event_bytes: u64,
     /// Stop early when the share of failed requests exceeds this (0–1), after 20 requests.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_error_rate: Option<f64>,
@@ -404,6 +407,7 @@ impl Default for Workload {
             max_tokens: 256,
             ignore_eos: false,
             request_timeout: HumanDuration::from_secs(600),
+            max_event_bytes: 1 << 20,
             max_error_rate: None,
             sweep: None,
         }

@@ -52,6 +52,11 @@ pub enum ErrorKind {
     ServerError,
     /// Cancelled at the workload's deadline (`on_deadline: abort`).
     Aborted,
+    /// More content than `max_tokens` asked for (a server that does not stop): closed.
+    Overrun,
+    /// A 2xx answer that is not an event stream (an HTML error page of a proxy, a compressed
+    /// body): its content type or encoding and first bytes are quoted.
+    NotSse,
 }
 
 impl ErrorKind {
@@ -64,6 +69,8 @@ impl ErrorKind {
             Self::Parse => "parse",
             Self::ServerError => "server_error",
             Self::Aborted => "aborted",
+            Self::Overrun => "overrun",
+            Self::NotSse => "not_sse",
         }
     }
 }

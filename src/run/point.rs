@@ -266,6 +266,7 @@ fn plan(
         warmup,
         ignore_eos: w.ignore_eos,
         request_timeout: w.request_timeout.as_duration(),
+        max_event_bytes: usize::try_from(w.max_event_bytes).unwrap_or(usize::MAX),
         arrivals,
         count: w.requests,
         duration: w.duration.map(|d| d.as_duration()),

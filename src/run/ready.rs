@@ -166,8 +166,13 @@ pub async fn preflight(
         .map_err(|e| RunError::Preflight(e.message))?;
     let prompt = client::api::of(api).text_prompt("Say hello.").to_string();
     let body = client::request_body(api, model, &prompt, 2, false);
-    let timeout = Duration::from_secs(120);
-    let r = client::send(&mut conn, ep, body, timeout, None, Instant::now()).await;
+    let bounds = client::Bounds {
+        timeout: Duration::from_secs(120),
+        deadline: None,
+        max_tokens: 2,
+        max_event_bytes: 1 << 20,
+    };
+    let r = client::send(&mut conn, ep, body, &bounds, Instant::now()).await;
     match r.error {
         None => Ok(()),
         Some(e) => Err(RunError::Preflight(e.message)),

@@ -11,6 +11,41 @@ use crate::config::duration::parse_duration;
 /// Header that asks the simulator for faults on one request.
 pub const FAULT_HEADER: &str = "x-sim-fault";
 
+/// An answer no well-behaved server gives, to test that the client stays bounded and says
+/// what happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hostile {
+    /// Token chunks at full speed, forever: `max_tokens` ignored.
+    Flood,
+    /// One SSE event of this many bytes (a `data:` line that goes on and on), then the end.
+    HugeEvent(u64),
+    /// `200 text/html`: a proxy's error page instead of the stream.
+    Html,
+    /// `Content-Encoding: gzip` that nobody asked for.
+    Gzip,
+}
+
+impl std::str::FromStr for Hostile {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (k, v) = s.split_once([':', '=']).unwrap_or((s, ""));
+        match k.trim() {
+            "flood" => Ok(Self::Flood),
+            "huge-event" | "huge" => Ok(Self::HugeEvent(match v.trim() {
+                "" => 16 << 20,
+                n => n
+                    .parse()
+                    .map_err(|_| format!("`{s}`: the size is a whole number of bytes"))?,
+            })),
+            "html" => Ok(Self::Html),
+            "gzip" => Ok(Self::Gzip),
+            _ => Err(format!(
+                "unknown hostile answer `{s}`; valid: flood, huge-event[:BYTES], html, gzip"
+            )),
+        }
+    }
+}
+
 /// Server-wide fault settings.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Faults {
@@ -37,6 +72,8 @@ pub struct Faults {
     /// The server dies at generation request N (0-based): it stops listening and drops every
     /// connection, as a crashed vLLM does.
     pub exit_after: Option<u64>,
+    /// Every streaming request (after `spare_first`) gets this answer instead.
+    pub hostile: Option<Hostile>,
 }
 
 /// What happens to one request.
@@ -47,6 +84,7 @@ pub struct RequestFaults {
     pub stall: Option<(Duration, u32)>,
     pub malformed_at: Option<u32>,
     pub delay: Duration,
+    pub hostile: Option<Hostile>,
 }
 
 impl Faults {
@@ -59,6 +97,7 @@ impl Faults {
         if n < self.spare_first {
             return f;
         }
+        f.hostile = self.hostile;
         if self.error_rate > 0.0 && rng.random_bool(self.error_rate.min(1.0)) {
             f.error = Some(if self.error_status == 0 {
                 500
@@ -108,7 +147,8 @@ impl RequestFaults {
                     self.stall = Some((parse_duration(d)?, num(at)?));
                 }
                 "delay" => self.delay = parse_duration(v)?,
-                other => return Err(format!("unknown fault `{other}`; valid: error=STATUS, cut=N, stall=DUR@N, malformed=N, delay=DUR")),
+                "hostile" => self.hostile = Some(v.parse()?),
+                other => return Err(format!("unknown fault `{other}`; valid: error=STATUS, cut=N, stall=DUR@N, malformed=N, delay=DUR, hostile=flood|huge-event:BYTES|html|gzip")),
             }
         }
         Ok(())
@@ -129,6 +169,11 @@ mod tests {
         assert_eq!(f.stall, Some((Duration::from_secs(2), 3)));
         assert_eq!(f.malformed_at, Some(2));
         assert_eq!(f.delay, Duration::from_millis(500));
+        f.apply_header("hostile=huge-event:1024").unwrap();
+        assert_eq!(f.hostile, Some(Hostile::HugeEvent(1024)));
+        f.apply_header("hostile=html").unwrap();
+        assert_eq!(f.hostile, Some(Hostile::Html));
+        assert!(f.apply_header("hostile=rude").is_err());
         assert!(f
             .apply_header("explode=1")
             .unwrap_err()

@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 pub use engine::{profile, Profile};
-pub use faults::Faults;
+pub use faults::{Faults, Hostile};
 
 use crate::config::{Personality, SimProfile};
 

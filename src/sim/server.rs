@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use super::engine::{self, Emit, Profile, Submit};
-use super::faults::{RequestFaults, FAULT_HEADER};
+use super::faults::{Hostile, RequestFaults, FAULT_HEADER};
 use super::metrics::SimMetrics;
 use super::stamped::{self, Arrival};
 use super::tokenizer::{self, VOCAB};
@@ -489,6 +489,9 @@ async fn generate(
         );
         r
     };
+    if let Some(h) = faults.hostile {
+        return hostile(h, chunker, sse);
+    }
     let faultless = faults
         == RequestFaults {
             delay: faults.delay,
@@ -524,6 +527,54 @@ async fn generate(
     let mut rx = rx;
     let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
     sse(Body::from_stream(stream))
+}
+
+/// A hostile answer (`Faults::hostile`): what the client must survive without unbounded
+/// memory, and name.
+fn hostile(h: Hostile, chunker: Chunker, sse: impl Fn(Body) -> Response) -> Response {
+    let piece = |n: usize| Bytes::from(vec![b'x'; n]);
+    match h {
+        Hostile::Html => {
+            let page = "<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1><p>The upstream server is not reachable.</p></body></html>\n";
+            let mut r = Response::new(Body::from(page));
+            r.headers_mut()
+                .insert("content-type", HeaderValue::from_static("text/html"));
+            r
+        }
+        Hostile::Gzip => {
+            // The gzip magic, then bytes that are no stream at all.
+            let mut body = vec![0x1f, 0x8b, 0x08, 0x00];
+            body.extend_from_slice(&[0x55; 256]);
+            let mut r = sse(Body::from(body));
+            r.headers_mut()
+                .insert("content-encoding", HeaderValue::from_static("gzip"));
+            r
+        }
+        Hostile::HugeEvent(n) => {
+            let head = Bytes::from_static(b"data: {\"choices\":[{\"delta\":{\"content\":\"");
+            let pieces = (n / 65_536) as usize;
+            let stream = futures_util::stream::iter(
+                std::iter::once(head)
+                    .chain(std::iter::repeat_with(move || piece(65_536)).take(pieces))
+                    .map(Ok::<_, std::io::Error>),
+            );
+            sse(Body::from_stream(stream))
+        }
+        Hostile::Flood => {
+            // Batches of 64 token chunks, as fast as the connection takes them, until the client
+            // goes away.
+            let mut i = 0u32;
+            let stream = futures_util::stream::repeat_with(move || {
+                let mut out = Vec::with_capacity(64 * 200);
+                for _ in 0..64 {
+                    chunker.token(i % 1_000_000, &mut out);
+                    i = i.wrapping_add(1);
+                }
+                Ok::<_, std::io::Error>(Bytes::from(out))
+            });
+            sse(Body::from_stream(stream))
+        }
+    }
 }
 
 /// Counts a request served without the engine; `ttft` and `e2e` in seconds (0 when instant).

@@ -40,6 +40,8 @@ pub struct Plan {
     pub warmup: u64,
     pub ignore_eos: bool,
     pub request_timeout: Duration,
+    /// The largest single SSE event read (`workload.max_event_bytes`).
+    pub max_event_bytes: usize,
     pub arrivals: Arrivals,
     /// Stop after this many requests.
     pub count: Option<u64>,
@@ -347,8 +349,13 @@ async fn one(
                 prompt.max_tokens,
                 plan.ignore_eos,
             );
-            let ep = &plan.endpoint;
-            let r = client::send(&mut c, ep, body, plan.request_timeout, abort_at, t0).await;
+            let bounds = client::Bounds {
+                timeout: plan.request_timeout,
+                deadline: abort_at,
+                max_tokens: prompt.max_tokens,
+                max_event_bytes: plan.max_event_bytes,
+            };
+            let r = client::send(&mut c, &plan.endpoint, body, &bounds, t0).await;
             if r.ok() {
                 *conn = Some(c);
             }
