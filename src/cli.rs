@@ -801,46 +801,65 @@ fn run(args: RunArgs) -> Result<i32, CliError> {
             resume: args.resume,
         };
         let outcome = rt.block_on(crate::run::run(p, &opts)).map_err(map_err)?;
-        let mut interrupted = false;
-        for (result, path) in &outcome.points {
-            if args.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&result.summary).unwrap_or_default()
-                );
-            } else {
-                println!("{}", crate::ui::summary_table(result));
-            }
-            eprintln!("saved {}", path.display());
-            match result.status {
-                crate::results::Status::Interrupted => interrupted = true,
-                crate::results::Status::Failed => {
-                    let why = result.error.as_deref().unwrap_or("unknown");
-                    eprintln!(
-                        "error: {} failed: {why}",
-                        result.sweep_point.as_deref().unwrap_or(&result.name)
-                    );
-                    code = exit::RUN_FAILED;
-                }
-                crate::results::Status::Completed => {}
-            }
-        }
-        if let Some(index) = &outcome.index {
-            eprintln!(
-                "sweep index {} ({} point(s) this time); `llm-inf-bench plot {}` draws it",
-                index.display(),
-                outcome.points.len(),
-                index.display()
-            );
-        }
+        let (c, interrupted) = report_outcome(&outcome, args.json);
+        code = code.max(c);
         if interrupted {
-            if outcome.index.is_some() {
-                eprintln!("the sweep was interrupted; `llm-inf-bench run --resume` with the same experiment finishes it");
-            }
             return Ok(exit::INTERRUPTED);
         }
     }
     Ok(code)
+}
+
+/// Writes to stdout, ignoring a closed one (a terminal gone after SIGHUP, a closed pipe): the
+/// results are saved already, and a print must not turn that into a panic.
+fn out(text: &str) {
+    let _ = writeln!(std::io::stdout(), "{text}");
+}
+
+/// The same for stderr.
+fn err(text: &str) {
+    let _ = writeln!(std::io::stderr(), "{text}");
+}
+
+/// Prints each point's summary, where it was saved, and what failed; the exit code it makes
+/// and whether the run was interrupted.
+fn report_outcome(outcome: &crate::run::Outcome, json: bool) -> (i32, bool) {
+    use crate::results::Status;
+    let mut code = exit::OK;
+    let mut interrupted = false;
+    for (result, path) in &outcome.points {
+        match json {
+            true => out(&serde_json::to_string_pretty(&result.summary).unwrap_or_default()),
+            false => out(&crate::ui::summary_table(result)),
+        }
+        err(&format!("saved {}", path.display()));
+        match result.status {
+            Status::Interrupted => interrupted = true,
+            Status::Failed => {
+                let why = result.error.as_deref().unwrap_or("unknown");
+                let name = result.sweep_point.as_deref().unwrap_or(&result.name);
+                err(&format!("error: {name} failed: {why}"));
+                code = exit::RUN_FAILED;
+            }
+            Status::Completed => {}
+        }
+    }
+    for n in &outcome.notes {
+        err(&format!("warning: {n}"));
+        code = exit::RUN_FAILED;
+    }
+    if let Some(index) = &outcome.index {
+        err(&format!(
+            "sweep index {} ({} point(s) this time); `llm-inf-bench plot {}` draws it",
+            index.display(),
+            outcome.points.len(),
+            index.display()
+        ));
+        if interrupted {
+            err("the sweep was interrupted; `llm-inf-bench run --resume` with the same experiment finishes it");
+        }
+    }
+    (code, interrupted)
 }
 
 /// One line of plan: what runs where, how long, what it costs.

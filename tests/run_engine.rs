@@ -717,3 +717,219 @@ fn a_run_with_no_successful_request_writes_null_figures_and_fails() {
     assert_eq!(v["mean_ttft_ms"], 0);
     assert_eq!(v["completed"], 0);
 }
+
+/// `kill -SIG pid`.
+fn signal(pid: u32, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+#[test]
+fn sigterm_and_sighup_save_what_was_measured_and_stop_the_local_server() {
+    let me = assert_cmd::cargo::cargo_bin("llm-inf-bench");
+    for sig in ["TERM", "HUP"] {
+        let d = tempfile::tempdir().unwrap();
+        // A local simulator whose answers take ~0.65 s: the run is mid-workload when signalled.
+        let command = format!("[\"{}\", serve-sim, --port, \"{{port}}\", --model, \"{{model}}\", --profile, fixed-50ms-10ms, --startup-delay, 0s]", me.display());
+        let exp = local_experiment(d.path(), &command, "  concurrency: 4\n  requests: 100000\n  dataset: { kind: random, input_len: 8, output_len: 60 }\n  ignore_eos: true\n");
+        let mut child = common::background()
+            .args(["run", "--no-tui"])
+            .arg(&exp)
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(3000));
+        signal(child.id(), sig);
+        // Requests in flight get the grace period (5 s) at most, then the run saves.
+        assert_eq!(
+            wait_bounded(&mut child, Duration::from_secs(20)),
+            Some(130),
+            "SIG{sig}"
+        );
+        let r = only_result(d.path());
+        assert_eq!(r["status"], "interrupted", "SIG{sig}");
+        let done = r["summary"]["completed"].as_u64().unwrap();
+        assert!(done > 0, "SIG{sig}: {done} completed");
+        // The local server is gone with the run.
+        let log = server_log(d.path());
+        let url = log
+            .lines()
+            .find_map(|l| l.strip_prefix("serve-sim: "))
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string();
+        let addr = url.trim_start_matches("http://").to_string();
+        let start = std::time::Instant::now();
+        while std::net::TcpStream::connect(&addr).is_ok()
+            && start.elapsed() < Duration::from_secs(10)
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(
+            std::net::TcpStream::connect(&addr).is_err(),
+            "SIG{sig}: the local server still listens on {addr}"
+        );
+    }
+}
+
+#[test]
+fn an_output_dir_that_cannot_take_files_is_refused_before_anything_starts() {
+    let s = server("instant", Faults::default(), 1.0);
+    let d = tempfile::tempdir().unwrap();
+    // `out` is a file: no directory can be made there.
+    std::fs::write(d.path().join("out"), "a file").unwrap();
+    let exp = experiment(d.path(), &s.url, "  concurrency: 1\n  requests: 3\n");
+    bin()
+        .args(["run", "--no-tui"])
+        .arg(&exp)
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("output.dir")
+                .and(predicate::str::contains("cannot be created"))
+                .and(predicate::str::contains("--set output.dir=")),
+        );
+}
+
+#[test]
+fn a_write_that_fails_at_the_end_lands_in_the_fallback_and_the_summary_is_printed() {
+    // Answers of ~2 s: the run is still measuring when its output directory goes away.
+    let s = server("fixed-50ms-10ms", Faults::default(), 1.0);
+    let d = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = experiment(d.path(), &s.url, "  concurrency: 2\n  requests: 2\n  dataset: { kind: random, input_len: 8, output_len: 200 }\n  ignore_eos: true\n");
+    let child = common::background()
+        .args(["run", "--no-tui"])
+        .arg(&exp)
+        .env("TMPDIR", tmp.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // After the pre-start check made `out`, its place is taken by a file.
+    let out_dir = d.path().join("out");
+    let start = std::time::Instant::now();
+    while !out_dir.is_dir() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the run never made out/"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::remove_dir_all(&out_dir).unwrap();
+    std::fs::write(&out_dir, "no longer a directory").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stdout.contains("Successful requests:                2"),
+        "{stdout}"
+    );
+    let fallback = tmp.path().join("llm-inf-bench");
+    let files: Vec<_> = std::fs::read_dir(&fallback).unwrap().collect();
+    assert_eq!(files.len(), 1, "{stderr}");
+    let saved = files[0].as_ref().unwrap().path();
+    assert!(
+        stderr.contains(&format!("saved to {} instead", saved.display())),
+        "{stderr}"
+    );
+    common::assert_valid_result(&saved);
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
+    assert_eq!(r["summary"]["completed"], 2);
+}
+
+/// A tmpfs of `size` mounted at `dir` for the life of the value (root only).
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .unwrap();
+        assert!(
+            ok.success(),
+            "mounting a tmpfs needs root (scripts/test.sh runs as root in CI)"
+        );
+        Self(dir.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+#[ignore = "needs root to mount a tmpfs (scripts/test.sh runs it)"]
+fn a_full_disk_is_refused_up_front_and_a_disk_that_fills_loses_nothing() {
+    let s = server("fixed-50ms-10ms", Faults::default(), 1.0);
+    let d = tempfile::tempdir().unwrap();
+    let _fs = Tmpfs::mount(&d.path().join("out"), "256k");
+    // Too small for what 100 000 requests write: refused before anything starts.
+    let big = experiment(d.path(), &s.url, "  concurrency: 1\n  requests: 100000\n");
+    bin()
+        .args(["run", "--no-tui"])
+        .arg(&big)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("free").and(predicate::str::contains("need about")));
+    // Room at the start; the disk fills while the run measures (every ITL gap kept).
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = experiment(d.path(), &s.url, "  concurrency: 4\n  requests: 8\n  dataset: { kind: random, input_len: 8, output_len: 200 }\n  ignore_eos: true\n");
+    let mut text = std::fs::read_to_string(&exp).unwrap();
+    text = text.replace("output:\n", "output:\n  detail: full\n");
+    std::fs::write(&exp, text).unwrap();
+    let child = common::background()
+        .args(["run", "--no-tui"])
+        .arg(&exp)
+        .env("TMPDIR", tmp.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    let free = llm_inf_bench::results::storage::free_bytes(&d.path().join("out")).unwrap();
+    std::fs::write(
+        d.path().join("out/filler"),
+        vec![0u8; (free - 4096) as usize],
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    assert!(
+        stdout.contains("Successful requests:                8"),
+        "{stdout}"
+    );
+    let saved: Vec<_> = std::fs::read_dir(tmp.path().join("llm-inf-bench"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(saved.len(), 1, "{stderr}");
+    common::assert_valid_result(&saved[0]);
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&saved[0]).unwrap()).unwrap();
+    assert_eq!(r["summary"]["completed"], 8);
+    // Nothing half-written was left on the full disk.
+    let left: Vec<_> = std::fs::read_dir(d.path().join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "filler" && !n.ends_with(".server.log"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

@@ -122,7 +122,8 @@ impl SweepIndex {
         self.points.iter().any(|p| p.label == label)
     }
 
-    pub fn record(&mut self, pt: &Point, file: &Path, r: &RunResult) {
+    /// Records `pt`'s result, saved at `file`, for an index in `index_dir`.
+    pub fn record(&mut self, pt: &Point, file: &Path, index_dir: &Path, r: &RunResult) {
         self.points.retain(|p| p.label != pt.label);
         self.points.push(IndexPoint {
             label: pt.label.clone(),
@@ -130,10 +131,7 @@ impl SweepIndex {
             rate: pt.rate,
             input_len: pt.seq.map(|s| s.0),
             output_len: pt.seq.map(|s| s.1),
-            file: file
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
+            file: relative_to(file, index_dir),
             status: r.status.as_str().into(),
             termination_reason: r.termination_reason.clone(),
             error: r.error.clone(),
@@ -167,7 +165,8 @@ impl SweepIndex {
         base.with_extension("sweep.json")
     }
 
-    pub fn write(&mut self, base: &Path, spent_usd: f64) -> Result<(), ResultsError> {
+    /// Updates the spend and puts the points in sweep order, before the index is saved.
+    pub fn prepare_write(&mut self, spent_usd: f64) {
         self.spent_usd = spent_usd;
         // Points in sweep order, whatever order a resumed sweep measured them in.
         let order = |l: &str| {
@@ -179,7 +178,15 @@ impl SweepIndex {
         let mut points = std::mem::take(&mut self.points);
         points.sort_by_key(|p| order(&p.label));
         self.points = points;
-        super::write_atomic(&Self::path(base), self)?;
-        Ok(())
+    }
+}
+
+/// `file` as the index names it: its name when it sits beside the index, else its whole path
+/// (a point that went to a fallback directory).
+fn relative_to(file: &Path, index_dir: &Path) -> String {
+    let beside = file.parent().is_some_and(|p| p == index_dir);
+    match (beside, file.file_name()) {
+        (true, Some(n)) => n.to_string_lossy().into_owned(),
+        _ => file.display().to_string(),
     }
 }

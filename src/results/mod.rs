@@ -2,9 +2,11 @@
 
 pub mod compare;
 pub mod index;
+pub mod storage;
 pub mod sweeps;
 
-use std::io::Write;
+pub use storage::{save, write_atomic, Saved};
+
 use std::path::{Path, PathBuf};
 
 use std::time::Instant;
@@ -302,29 +304,6 @@ pub fn result_path(dir: &Path, name: &str, at: chrono::DateTime<chrono::Utc>) ->
         n += 1;
     }
     p
-}
-
-/// Writes `value` as pretty JSON atomically: a temp file in the same directory, then rename.
-pub fn write_atomic(path: &Path, value: &impl Serialize) -> Result<(), ResultsError> {
-    let err = |source| ResultsError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(err)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
-    // serde_json writes token by token: unbuffered, that was one syscall per JSON token.
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, tmp.as_file_mut());
-    serde_json::to_writer_pretty(&mut out, value).map_err(|e| err(e.into()))?;
-    out.write_all(b"\n").map_err(err)?;
-    out.flush().map_err(err)?;
-    drop(out);
-    tmp.as_file().sync_all().map_err(err)?;
-    tmp.persist(path).map_err(|e| err(e.error))?;
-    Ok(())
 }
 
 pub fn read(path: &Path) -> Result<RunResult, ResultsError> {

@@ -7,6 +7,7 @@
 pub mod monitor;
 mod point;
 mod ready;
+mod save;
 mod view;
 
 use std::path::{Path, PathBuf};
@@ -50,6 +51,9 @@ pub enum RunError {
     Preflight(String),
     #[error("{0}")]
     ApiKey(String),
+    /// The output directory cannot take the results (checked before anything starts).
+    #[error("{0}")]
+    Output(String),
     #[error(transparent)]
     Results(#[from] results::ResultsError),
     #[error("{0}")]
@@ -69,11 +73,14 @@ pub struct RunOptions {
     pub resume: bool,
 }
 
-/// What `run` produced: one result per point that started (one for a run without a sweep).
+/// What `run` produced: one result per point that started (one for a run without a sweep),
+/// with where each was saved.
 pub struct Outcome {
     pub points: Vec<(RunResult, PathBuf)>,
     /// The sweep's index file.
     pub index: Option<PathBuf>,
+    /// Files that could not go where they belong (saved to a fallback, or nowhere).
+    pub notes: Vec<String>,
 }
 
 /// An experiment checked as far as it can be before anything is started or spent.
@@ -106,6 +113,10 @@ pub fn prepare(resolved: Resolved) -> Result<Prepared, RunError> {
         ),
         None => None,
     };
+    // Where the results go can take them: checked before anything is rented or started.
+    let e = &resolved.experiment;
+    let needed = results::storage::expected_bytes(e);
+    results::storage::check_output_dir(&e.output.dir, needed).map_err(RunError::Output)?;
     let w = &resolved.experiment.workload;
     let jsonl = match &w.dataset {
         Dataset::Jsonl { path } => {
@@ -217,23 +228,31 @@ pub async fn run(p: &Prepared, opts: &RunOptions) -> Result<Outcome, RunError> {
         workers: client_workers(p, opts),
         server_version,
     };
-    let (mut outcomes, spent) = sweep_points(&mut s, &points, &mut index, &path).await?;
+    let mut saver = save::Saver::default();
+    let (mut outcomes, spent) = sweep_points(&mut s, &points, &mut index, &path, &mut saver).await;
     drop(s);
     screen.phase("releasing the server");
     let pod = handle.pod_id().is_some();
     let spent = handle.spent_usd().max(spent);
     handle.release().await;
-    if let Some(x) = &mut index {
-        x.finish(points.len());
-        x.write(&path, spent)?;
-    } else if let (true, Some((result, ppath))) = (pod, outcomes.last_mut()) {
-        // One run: its cost includes the pod's whole life, termination included.
-        result.cost.actual_usd = spent.max(result.cost.actual_usd);
-        results::write_atomic(ppath, result)?;
-    }
+    let index_path = match &mut index {
+        Some(x) => {
+            x.finish(points.len());
+            Some(saver.index(x, &path, spent))
+        }
+        None => {
+            if let (true, Some((result, ppath))) = (pod, outcomes.last_mut()) {
+                // One run: its cost includes the pod's whole life, termination included.
+                result.cost.actual_usd = spent.max(result.cost.actual_usd);
+                *ppath = saver.result(ppath, result);
+            }
+            None
+        }
+    };
     Ok(Outcome {
         points: outcomes,
-        index: index.map(|_| SweepIndex::path(&path)),
+        index: index_path,
+        notes: saver.notes,
     })
 }
 
@@ -246,7 +265,8 @@ async fn sweep_points(
     points: &[sweep::Point],
     index: &mut Option<SweepIndex>,
     path: &Path,
-) -> Result<(Vec<(RunResult, PathBuf)>, f64), RunError> {
+    saver: &mut save::Saver,
+) -> (Vec<(RunResult, PathBuf)>, f64) {
     let mut outcomes = Vec::new();
     let mut spent_before = 0.0;
     let n = points.len();
@@ -272,8 +292,8 @@ async fn sweep_points(
         let spent = s.handle.spent_usd();
         result.cost.actual_usd = spent - spent_before;
         spent_before = spent;
-        let ppath = point_file(path, index.is_some(), &pt.label);
-        save_point(&ppath, &result, index, pt, path, spent)?;
+        let intended = point_file(path, index.is_some(), &pt.label);
+        let ppath = save_point(saver, &intended, &result, index, pt, path, spent);
         let go_on = match result.status {
             Status::Completed => true,
             Status::Interrupted => false,
@@ -287,25 +307,27 @@ async fn sweep_points(
             break;
         }
     }
-    Ok((outcomes, spent_before))
+    (outcomes, spent_before)
 }
 
 /// Writes a point's result and, in a sweep, the index after it: measured data before anything
-/// else can go wrong (a slow or failing terminate cannot lose it).
+/// else can go wrong (a slow or failing terminate cannot lose it). Returns where the result is.
 fn save_point(
-    ppath: &Path,
+    saver: &mut save::Saver,
+    intended: &Path,
     result: &RunResult,
     index: &mut Option<SweepIndex>,
     pt: &sweep::Point,
-    path: &Path,
+    base: &Path,
     spent: f64,
-) -> Result<(), RunError> {
-    results::write_atomic(ppath, result)?;
+) -> PathBuf {
+    let saved = saver.result(intended, result);
     if let Some(x) = index {
-        x.record(pt, ppath, result);
-        x.write(path, spent)?;
+        let dir = base.parent().unwrap_or(Path::new(""));
+        x.record(pt, &saved, dir, result);
+        saver.index(x, base, spent);
     }
-    Ok(())
+    saved
 }
 
 /// The server never became ready: the first point still to run is recorded as failed with the
@@ -336,15 +358,18 @@ fn not_ready(
     let mut result = RunResult::new(e, None, Status::Failed, Some(err.to_string()), env, started);
     result.sweep_point = (!pt.label.is_empty()).then(|| pt.label.clone());
     result.cost.actual_usd = handle.spent_usd();
-    let ppath = point_file(path, index.is_some(), &pt.label);
-    save_point(&ppath, &result, index, pt, path, handle.spent_usd())?;
-    if let Some(x) = index {
+    let mut saver = save::Saver::default();
+    let intended = point_file(path, index.is_some(), &pt.label);
+    let spent = handle.spent_usd();
+    let ppath = save_point(&mut saver, &intended, &result, index, pt, path, spent);
+    let index_path = index.as_mut().map(|x| {
         x.finish(points.len());
-        x.write(path, handle.spent_usd())?;
-    }
+        saver.index(x, path, spent)
+    });
     Ok(Outcome {
         points: vec![(result, ppath)],
-        index: index.as_ref().map(|_| SweepIndex::path(path)),
+        index: index_path,
+        notes: saver.notes,
     })
 }
 

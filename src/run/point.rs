@@ -203,7 +203,7 @@ async fn drive(s: &mut Session<'_>, e: &Experiment, prompts: Arc<Vec<Prompt>>) -
                 interrupts += 1;
                 col.stop(why);
                 if interrupts >= 2 {
-                    say("second Ctrl-C: saving what was measured and exiting");
+                    say("stopping now: saving what was measured");
                     break;
                 }
                 say("stopping: no new requests; waiting for those in flight (Ctrl-C again to stop now)");

@@ -82,22 +82,58 @@ impl Screen {
     }
 }
 
-/// Listens for Ctrl-C while the run lasts (the handle aborts it on every way out): the first
-/// stops sending, the second saves at once. Once installed, SIGINT no longer kills the process.
+/// How long requests in flight may finish after SIGTERM or SIGHUP before the run saves at once
+/// (a cluster's job kill, `timeout`, a closed terminal: the sender will not wait for long).
+pub const TERM_GRACE: Duration = Duration::from_secs(5);
+
+/// Listens for Ctrl-C, SIGTERM and SIGHUP while the run lasts (the handle aborts it on every
+/// way out). Ctrl-C: the first stops sending, the second saves at once. SIGTERM / SIGHUP: stop
+/// sending, and save at once after [`TERM_GRACE`]. Each is a stop reason on `stops`; `stop` is
+/// cancelled at the first. Once installed, these signals no longer kill the process.
 pub fn listen_for_signals(
     stop: &CancellationToken,
     stops: &mpsc::UnboundedSender<StopReason>,
 ) -> tokio_util::task::AbortOnDropHandle<()> {
+    use tokio::signal::unix::{signal, SignalKind};
     let (stop, stops) = (stop.clone(), stops.clone());
     tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
-        for _ in 0..2 {
-            if tokio::signal::ctrl_c().await.is_err() {
-                return;
-            }
+        let mut term = signal(SignalKind::terminate()).ok();
+        let mut hup = signal(SignalKind::hangup()).ok();
+        let mut interrupts = 0;
+        loop {
+            let polite = tokio::select! {
+                r = tokio::signal::ctrl_c() => match r {
+                    Ok(()) => true,
+                    Err(_) => return,
+                },
+                Some(()) = next(&mut term) => false,
+                Some(()) = next(&mut hup) => false,
+            };
             stop.cancel();
             let _ = stops.send(StopReason::Interrupted);
+            interrupts += 1;
+            if !polite {
+                crate::ui::say(format!(
+                    "terminating: no new requests; saving within {}s",
+                    TERM_GRACE.as_secs()
+                ));
+                tokio::time::sleep(TERM_GRACE).await;
+                let _ = stops.send(StopReason::Interrupted);
+                return;
+            }
+            if interrupts >= 2 {
+                return;
+            }
         }
     }))
+}
+
+/// The next delivery of a signal that could be installed (never, if it could not).
+async fn next(s: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
+    match s {
+        Some(s) => s.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// A progress bar on stderr (for runs without the live view).

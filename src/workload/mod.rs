@@ -25,18 +25,48 @@ pub fn expected_duration(e: &Experiment) -> Duration {
         .sum()
 }
 
+/// How many requests each point is expected to measure, in sweep order, from its bounds (the
+/// request count, else the duration at the rate or at the assumed decode speed).
+pub fn expected_requests(e: &Experiment) -> Vec<(u64, u32)> {
+    sweep::expand(e)
+        .iter()
+        .map(|p| {
+            let w = &p.experiment.workload;
+            let out = output_len(&p.experiment);
+            let n = w.requests.unwrap_or_else(|| {
+                let secs = w.duration.map_or(0.0, |d| d.as_duration().as_secs_f64());
+                let per_s = match w.pattern {
+                    Pattern::Rate => w.rate.unwrap_or(1.0),
+                    Pattern::Sequential => ASSUMED_TOKENS_PER_S_PER_STREAM / out.max(1) as f64,
+                    Pattern::Concurrent => {
+                        w.concurrency.unwrap_or(1) as f64 * ASSUMED_TOKENS_PER_S_PER_STREAM
+                            / out.max(1) as f64
+                    }
+                };
+                (secs * per_s).min(1e9) as u64
+            });
+            (n, out)
+        })
+        .collect()
+}
+
+/// Output tokens per request the dataset asks for.
+fn output_len(e: &Experiment) -> u32 {
+    match &e.workload.dataset {
+        Dataset::Random { output_len, .. } | Dataset::SharedPrefix { output_len, .. } => {
+            *output_len
+        }
+        Dataset::Jsonl { .. } => e.workload.max_tokens,
+    }
+}
+
 fn point_duration(e: &Experiment) -> Duration {
     let w = &e.workload;
     if let Some(d) = w.duration {
         return d.as_duration();
     }
     let n = (w.requests.unwrap_or(0) + w.warmup_requests as u64) as f64;
-    let out = match &w.dataset {
-        Dataset::Random { output_len, .. } | Dataset::SharedPrefix { output_len, .. } => {
-            *output_len as f64
-        }
-        Dataset::Jsonl { .. } => w.max_tokens as f64,
-    };
+    let out = output_len(e) as f64;
     let per_stream = out / ASSUMED_TOKENS_PER_S_PER_STREAM;
     let secs = match w.pattern {
         Pattern::Rate => n / w.rate.unwrap_or(1.0).max(1e-3) + per_stream,

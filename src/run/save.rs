@@ -1,0 +1,57 @@
+//! Writing a run's files as soon as they exist, without ever losing one: a write that fails
+//! goes to a fallback directory (`results::save`), and what happened is kept as a note for the
+//! end of the run — the summary is printed either way.
+
+use std::path::{Path, PathBuf};
+
+use crate::results::index::SweepIndex;
+use crate::results::{self, RunResult};
+
+/// The run's writer and what it had to say.
+#[derive(Default)]
+pub struct Saver {
+    /// Files that went to a fallback, or nowhere: one line each, for the end of the run.
+    pub notes: Vec<String>,
+}
+
+impl Saver {
+    /// Saves one result; returns where it is (the intended path when nothing took it).
+    pub fn result(&mut self, intended: &Path, r: &RunResult) -> PathBuf {
+        self.save(intended, r)
+    }
+
+    /// Records `pt`'s result (saved at `file`) in the index and saves the index.
+    pub fn index(&mut self, x: &mut SweepIndex, base: &Path, spent_usd: f64) -> PathBuf {
+        x.prepare_write(spent_usd);
+        self.save(&SweepIndex::path(base), x)
+    }
+
+    fn save(&mut self, intended: &Path, value: &impl serde::Serialize) -> PathBuf {
+        match results::save(intended, value) {
+            Ok(saved) => {
+                if let Some(why) = saved.fallback_because {
+                    let note = format!(
+                        "{why}; saved to {} instead (nothing measured is lost)",
+                        saved.path.display()
+                    );
+                    crate::ui::say(format!("warning: {note}"));
+                    self.notes.push(note);
+                }
+                saved.path
+            }
+            Err(e) => {
+                let tried: Vec<String> = results::storage::fallback_dirs()
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect();
+                let note = format!(
+                    "{e}, nor in {}: the result is only in this output",
+                    tried.join(" or ")
+                );
+                crate::ui::say(format!("warning: {note}"));
+                self.notes.push(note);
+                intended.to_path_buf()
+            }
+        }
+    }
+}
