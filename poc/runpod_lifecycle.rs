@@ -11,8 +11,9 @@
 use std::time::{Duration, Instant};
 
 use llm_inf_bench::config::Secret;
+use llm_inf_bench::provider::runpod::answers::PodStatus;
 use llm_inf_bench::provider::runpod::api::RunPodApi;
-use llm_inf_bench::provider::runpod::types::{CreatePodRequest, PodStatus};
+use llm_inf_bench::provider::runpod::types::CreatePodRequest;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -31,7 +32,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "cloud": "SECURE",
     }))?;
     let pod = api.create_pod(&body).await?;
-    println!("created {} (${:.2}/hour)", pod.id, pod.cost);
+    println!("created {} (${:.2}/hour)", pod.id, pod.cost());
     let start = Instant::now();
     let waited = tokio::select! {
         r = wait(&api, &pod.id) => r,
@@ -63,9 +64,7 @@ async fn wait(api: &RunPodApi, id: &str) -> Result<String, Box<dyn std::error::E
                     return Ok(url);
                 }
             }
-            PodStatus::Exited | PodStatus::Error | PodStatus::Terminated => {
-                return Err(format!("pod is {:?}", p.status).into())
-            }
+            ref s if s.is_final() => return Err(format!("pod is {}", s.as_str()).into()),
             _ => {}
         }
         tokio::time::sleep(delay).await;

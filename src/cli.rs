@@ -944,10 +944,10 @@ fn pods_cmd(c: PodsCommand) -> Result<i32, CliError> {
                 println!(
                     "{:<16} {:<48} {:<13} {:>8} {:>9.2}",
                     p.id,
-                    p.name,
-                    format!("{:?}", p.status).to_uppercase(),
+                    p.name(),
+                    p.status.as_str(),
                     crate::provider::runpod::age(p),
-                    p.cost
+                    p.cost()
                 );
             }
             if ours.is_empty() {

@@ -41,8 +41,11 @@ struct Script {
     never_running: bool,
     /// USD per hour of a pod.
     cost: f64,
-    /// Create answers 201 with a pod description that breaks the schema (`env: null`).
+    /// Create answers 201 with a pod description the tool cannot use (`status: null`).
     garbled_create: bool,
+    /// Every answer drifts from the document where the tool does not look: letter case of
+    /// the status, `null` for promised objects, display fields missing, new keys.
+    drift: bool,
     /// A running pod maps its port to a port nothing listens on (the server never comes up).
     dead_server: bool,
 }
@@ -134,6 +137,10 @@ async fn create(State(f): State<Shared>, h: HeaderMap, Json(body): Json<Value>) 
     f.pods.insert(id, (pod.clone(), 0));
     if f.script.garbled_create {
         pod["env"] = Value::Null;
+        pod["status"] = Value::Null;
+    }
+    if f.script.drift {
+        pod = drifted(pod);
     }
     (StatusCode::CREATED, Json(pod)).into_response()
 }
@@ -160,7 +167,30 @@ async fn get_pod(State(f): State<Shared>, h: HeaderMap, UrlPath(id): UrlPath<Str
     } else if !never && *gets == 2 {
         pod["status"] = "STARTING".into();
     }
-    Json(pod.clone()).into_response()
+    let pod = pod.clone();
+    match f.script.drift {
+        true => Json(drifted(pod)).into_response(),
+        false => Json(pod).into_response(),
+    }
+}
+
+/// A pod answer as a live API might drift from its document, only where the tool does not
+/// look (or looks tolerantly).
+fn drifted(mut pod: Value) -> Value {
+    let o = pod.as_object_mut().unwrap();
+    let status = o["status"].as_str().unwrap_or_default().to_lowercase();
+    o.insert("status".into(), status.into());
+    o.insert("ssh".into(), Value::Null);
+    o.remove("template");
+    o.remove("actions");
+    o.remove("image");
+    o.insert("createdAt".into(), "a while ago".into());
+    o.insert("newField".into(), json!({"nested": [1, 2, 3]}));
+    if let Some(rt) = o.get_mut("runtime").and_then(Value::as_object_mut) {
+        rt.insert("gpus".into(), Value::Null);
+        rt.insert("cpu".into(), "busy".into());
+    }
+    pod
 }
 
 async fn list(State(f): State<Shared>, h: HeaderMap) -> Response {
@@ -168,7 +198,14 @@ async fn list(State(f): State<Shared>, h: HeaderMap) -> Response {
         return problem(StatusCode::UNAUTHORIZED, "invalid or missing API key");
     }
     let f = f.lock().unwrap();
-    let mut pods: Vec<Value> = f.pods.values().map(|(p, _)| p.clone()).collect();
+    let mut pods: Vec<Value> = f
+        .pods
+        .values()
+        .map(|(p, _)| match f.script.drift {
+            true => drifted(p.clone()),
+            false => p.clone(),
+        })
+        .collect();
     pods.sort_by_key(|p| p["id"].as_str().unwrap_or_default().to_string());
     Json(json!({ "pods": pods })).into_response()
 }
@@ -227,7 +264,7 @@ fn closed_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
-async fn gpu(State(_f): State<Shared>, h: HeaderMap, UrlPath(id): UrlPath<String>) -> Response {
+async fn gpu(State(f): State<Shared>, h: HeaderMap, UrlPath(id): UrlPath<String>) -> Response {
     if !authorized(&h) {
         return problem(StatusCode::UNAUTHORIZED, "invalid or missing API key");
     }
@@ -239,6 +276,12 @@ async fn gpu(State(_f): State<Shared>, h: HeaderMap, UrlPath(id): UrlPath<String
         .unwrap();
     t["id"] = id.into();
     t["price"] = json!({"secure": 2.0, "community": 1.0});
+    if f.lock().unwrap().script.drift {
+        let o = t.as_object_mut().unwrap();
+        o.remove("maxCount");
+        o.insert("manufacturer".into(), Value::Null);
+        o.insert("newPricing".into(), json!({"spot": 0.5}));
+    }
     Json(t).into_response()
 }
 
@@ -381,7 +424,7 @@ fn a_full_run_rents_benchmarks_and_terminates_without_leaking_the_key() {
     assert_eq!(f.creates[0]["ports"], json!(["8000/tcp"]));
     assert_eq!(
         r["environment"]["price_per_hour_usd"].as_f64().unwrap(),
-        2.99f32 as f64
+        2.99
     );
     assert!(r["cost"]["estimated_usd"].as_f64().unwrap() > 0.0);
     for (what, s) in [
@@ -401,6 +444,39 @@ fn a_full_run_rents_benchmarks_and_terminates_without_leaking_the_key() {
     }
     // The pod's own log was followed into the run's server log.
     assert!(logs.contains("Loading weights took 41.2 seconds"), "{logs}");
+}
+
+#[test]
+fn an_api_that_drifts_from_its_document_where_we_do_not_look_costs_no_run() {
+    let (w, d, exp) = rig(
+        Script {
+            cost: 2.0,
+            drift: true,
+            ..Script::default()
+        },
+        "",
+    );
+    let out = bin(&w).arg("run").arg(&exp).arg("--yes").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let (r, _) = result(d.path());
+    assert_eq!(r["status"], "completed");
+    assert_eq!(r["summary"]["completed"], 20);
+    // The drift is said once per run, naming where the answer differs, not once per poll.
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("differs from its document"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(warnings[0].contains("at `"), "{}", warnings[0]);
+    // And what the run's own client saw is kept with the result.
+    assert!(r["environment"]["provider_drift"]
+        .as_str()
+        .unwrap()
+        .contains("differs from its document"));
+    let f = w.state.lock().unwrap();
+    assert_eq!(f.deleted.len(), 1, "the pod was terminated");
+    assert!(f.pods.is_empty());
 }
 
 #[test]

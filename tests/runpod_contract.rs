@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use llm_inf_bench::config::{self, LoadOptions, Secret, UserConfigSource};
 use llm_inf_bench::provider::runpod::api::{ApiError, RunPodApi};
-use llm_inf_bench::provider::runpod::{self, types::PodStatus};
+use llm_inf_bench::provider::runpod::{self, answers::PodStatus};
 
 /// Prism's URL from the environment; a test that needs it and does not find it fails.
 fn prism(var: &str) -> String {
@@ -72,7 +72,7 @@ async fn every_request_we_send_is_one_runpod_documents() {
         .gpu_type("NVIDIA GeForce RTX 4090")
         .await
         .expect("catalog");
-    assert!(gpu.price.secure > 0.0);
+    assert!(gpu.price.secure.is_some_and(|p| p > 0.0));
     api.delete_pod(&pod.id).await.expect("terminate");
     let logs = api.pod_logs(&pod.id, None).await.expect("logs");
     let text = logs.text().await.unwrap();

@@ -134,6 +134,14 @@ impl Handle {
         ))
     }
 
+    /// The first way the provider's API answered differently from its document, if it did.
+    pub fn drift(&self) -> Option<String> {
+        match self {
+            Self::RunPod(p) => p.api_drift(),
+            _ => None,
+        }
+    }
+
     /// How long the pod has lived, for pod providers (the `max_lifetime` rule reads it).
     pub fn age(&self) -> Option<Duration> {
         match self {

@@ -85,6 +85,10 @@ pub struct Environment {
     pub client_cores: usize,
     /// How random prompt lengths were made: `calibrated` via the server's /tokenize, `estimated`.
     pub prompt_lengths: Option<String>,
+    /// The first way the provider's API answered differently from its document (the run went
+    /// on: only fields the tool does not need differed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_drift: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]

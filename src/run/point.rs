@@ -297,5 +297,6 @@ fn environment(s: &Session<'_>, e: &Experiment, prompt_lengths: Option<String>) 
         client_host: std::env::var("HOSTNAME").ok(),
         client_cores: s.workers,
         prompt_lengths,
+        provider_drift: s.handle.drift(),
     }
 }

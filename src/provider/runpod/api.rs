@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
-use super::types::{CreatePodRequest, ErrorResponse, GpuType, ListPodsResponse, Pod};
+use super::answers::{Drift, GpuType, Pod, PodList};
+use super::types::{self, CreatePodRequest, ErrorResponse};
 use crate::config::Secret;
 
 /// Overrides the API base URL (tests point it at a fake on 127.0.0.1).
@@ -60,6 +61,8 @@ pub struct RunPodApi {
     stream_http: reqwest::Client,
     base: String,
     key: Secret,
+    /// The first way an answer differed from the document (reported once).
+    drift: Drift,
 }
 
 impl RunPodApi {
@@ -87,6 +90,7 @@ impl RunPodApi {
             stream_http,
             base: base.trim_end_matches('/').to_string(),
             key,
+            drift: Drift::default(),
         })
     }
 
@@ -94,25 +98,32 @@ impl RunPodApi {
         &self.base
     }
 
-    pub async fn create_pod(&self, req: &CreatePodRequest) -> Result<Pod, ApiError> {
-        let body = serde_json::to_value(req).unwrap_or_default();
-        self.json("POST", "/pods", Some(body)).await
+    /// The first way an answer differed from RunPod's document, if one did.
+    pub fn drift(&self) -> Option<String> {
+        self.drift.first()
     }
 
-    pub async fn get_pod(&self, id: &str) -> Result<Pod, ApiError> {
-        self.json("GET", &format!("/pods/{}", encode(id)), None)
+    pub async fn create_pod(&self, req: &CreatePodRequest) -> Result<Pod, ApiError> {
+        let body = serde_json::to_value(req).unwrap_or_default();
+        self.json::<Pod, types::Pod>("POST", "/pods", Some(body))
             .await
     }
 
+    pub async fn get_pod(&self, id: &str) -> Result<Pod, ApiError> {
+        let path = format!("/pods/{}", encode(id));
+        self.json::<Pod, types::Pod>("GET", &path, None).await
+    }
+
     pub async fn list_pods(&self) -> Result<Vec<Pod>, ApiError> {
-        Ok(self
-            .json::<ListPodsResponse>("GET", "/pods", None)
-            .await?
-            .pods)
+        let list = self
+            .json::<PodList, types::ListPodsResponse>("GET", "/pods", None)
+            .await?;
+        Ok(list.pods)
     }
 
     pub async fn gpu_type(&self, id: &str) -> Result<GpuType, ApiError> {
-        self.json("GET", &format!("/catalog/gpus/{}", encode(id)), None)
+        let path = format!("/catalog/gpus/{}", encode(id));
+        self.json::<GpuType, types::GpuType>("GET", &path, None)
             .await
     }
 
@@ -162,13 +173,21 @@ impl RunPodApi {
         }
     }
 
-    async fn json<T: DeserializeOwned>(
+    /// One call whose answer is read into the tool's view `T` (tolerant: see `answers`) and
+    /// checked once against the document's type `Strict`, any difference said once.
+    async fn json<T: DeserializeOwned, Strict: DeserializeOwned>(
         &self,
         method: &'static str,
         path: &str,
         body: Option<serde_json::Value>,
     ) -> Result<T, ApiError> {
         let bytes = self.send(method, path, body).await?;
+        if let Some(msg) = self
+            .drift
+            .check::<Strict>(&format!("{method} {path}"), &bytes)
+        {
+            crate::ui::say(format!("warning: {msg}"));
+        }
         serde_json::from_slice(&bytes).map_err(|e| ApiError::Undecodable {
             method,
             path: path.to_string(),

@@ -25,7 +25,8 @@ pub async fn estimate(r: &Resolved, workload: Duration) -> Result<CostEstimate, 
             let per_gpu = match inf.cloud {
                 Cloud::Secure => t.price.secure,
                 Cloud::Community => t.price.community,
-            } as f64;
+            }
+            .unwrap_or(0.0);
             (
                 per_gpu * inf.gpu_count as f64,
                 format!(

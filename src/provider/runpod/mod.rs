@@ -2,6 +2,7 @@
 //! reachable, and terminate the pod on every way out. The pod id is held by a guard from the
 //! moment `POST /pods` answers; its `Drop` terminates the pod if nothing else did.
 
+pub mod answers;
 pub mod api;
 pub mod cost;
 pub mod logs;
@@ -12,8 +13,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use answers::{Pod, PodStatus};
 use api::{ApiError, RunPodApi};
-use types::{CreatePodRequest, Pod, PodStatus};
+use types::CreatePodRequest;
 
 use super::ProviderError;
 use crate::config::{Cloud, PortExposure, Resolved, Secret};
@@ -78,6 +80,11 @@ impl RunPodPod {
     /// USD spent so far (from creation).
     pub fn spent_usd(&self) -> f64 {
         self.cost_per_hour_usd * self.created.elapsed().as_secs_f64() / 3600.0
+    }
+
+    /// The first way RunPod's answers differed from its document, if they did.
+    pub fn api_drift(&self) -> Option<String> {
+        self.api.drift()
     }
 
     /// Terminates the pod now (or, with `keep_pod`, says how to).
@@ -150,13 +157,16 @@ pub async fn our_pods(api: &RunPodApi) -> Result<Vec<Pod>, ApiError> {
         .list_pods()
         .await?
         .into_iter()
-        .filter(|p| p.name.starts_with(POD_PREFIX))
+        .filter(|p| p.name().starts_with(POD_PREFIX))
         .collect())
 }
 
-/// How long ago the pod was created, as `3h12m`.
+/// How long ago the pod was created, as `3h12m` (`?` when the answer did not say).
 pub fn age(p: &Pod) -> String {
-    let secs = (chrono::Utc::now() - p.created_at).num_seconds().max(0);
+    let Some(created) = p.created_at else {
+        return "?".into();
+    };
+    let secs = (chrono::Utc::now() - created).num_seconds().max(0);
     match secs {
         s if s >= 86_400 => format!("{}d{}h", s / 86_400, s % 86_400 / 3600),
         s if s >= 3600 => format!("{}h{}m", s / 3600, s % 3600 / 60),
@@ -167,17 +177,14 @@ pub fn age(p: &Pod) -> String {
 /// Warns about pods of ours that are still running (left by earlier runs), with age and $/hour.
 pub async fn warn_leftovers(api: &RunPodApi) {
     if let Ok(pods) = our_pods(api).await {
-        for p in pods
-            .iter()
-            .filter(|p| !matches!(p.status, PodStatus::Terminated))
-        {
+        for p in pods.iter().filter(|p| p.status != PodStatus::Terminated) {
             crate::ui::say(format!(
-                "warning: pod {} ({}) from an earlier run is {:?}, {} old, ${:.2}/hour; `llm-inf-bench pods terminate {}` ends it",
+                "warning: pod {} ({}) from an earlier run is {}, {} old, ${:.2}/hour; `llm-inf-bench pods terminate {}` ends it",
                 p.id,
-                p.name,
-                p.status,
+                p.name(),
+                p.status.as_str(),
                 age(p),
-                p.cost,
+                p.cost(),
                 p.id
             ));
         }
@@ -335,7 +342,7 @@ pub async fn provision(
     let mut guard = RunPodPod::own(
         api.clone(),
         pod.id.clone(),
-        owner(gpu, pod.cost as f64, e.infrastructure.keep_pod),
+        owner(gpu, pod.cost(), e.infrastructure.keep_pod),
         watchdog.take(),
     );
     crate::ui::say(format!(
@@ -375,27 +382,27 @@ async fn wait_running(
             .get_pod(&guard.id)
             .await
             .map_err(ProviderError::RunPod)?;
-        if pod.cost > 0.0 {
-            guard.cost_per_hour_usd = pod.cost as f64;
+        if pod.cost() > 0.0 {
+            guard.cost_per_hour_usd = pod.cost();
         }
-        match pod.status {
-            PodStatus::Running => {
-                if let Some(url) = server_url(&pod, e.framework.port, e.infrastructure.expose) {
-                    return Ok(url);
-                }
+        if pod.status == PodStatus::Running {
+            if let Some(url) = server_url(&pod, e.framework.port, e.infrastructure.expose) {
+                return Ok(url);
             }
-            PodStatus::Exited | PodStatus::Error | PodStatus::Terminated => {
-                return Err(ProviderError::PodFailed(format!(
-                    "pod {} is {:?}",
-                    pod.id, pod.status
-                )));
-            }
-            _ => {}
+        }
+        if pod.status.is_final() {
+            return Err(ProviderError::PodFailed(format!(
+                "pod {} is {}",
+                pod.id,
+                pod.status.as_str()
+            )));
         }
         if start.elapsed() >= timeout {
             return Err(ProviderError::PodFailed(format!(
-                "pod {} not running with port {} mapped after {timeout:?} (status {:?})",
-                pod.id, e.framework.port, pod.status
+                "pod {} not running with port {} mapped after {timeout:?} (status {})",
+                pod.id,
+                e.framework.port,
+                pod.status.as_str()
             )));
         }
         // A Ctrl-C during the wait is seen at once, not after the next poll.
@@ -412,7 +419,10 @@ fn server_url(pod: &Pod, port: u16, expose: PortExposure) -> Option<String> {
     match expose {
         PortExposure::Http => Some(format!("https://{}-{port}.proxy.runpod.net", pod.id)),
         PortExposure::Tcp => pod.runtime.as_ref()?.ports.iter().find_map(|p| {
-            let tcp = p.type_.as_deref().is_none_or(|t| t == "tcp");
+            let tcp = p
+                .kind
+                .as_deref()
+                .is_none_or(|t| t.eq_ignore_ascii_case("tcp"));
             (tcp && p.private == Some(port as i64))
                 .then(|| Some(format!("http://{}:{}", p.ip.as_deref()?, p.public?)))?
         }),

@@ -21,8 +21,8 @@ use std::path::Path;
 use std::process::{ChildStdin, Command, Stdio};
 use std::time::Duration;
 
+use super::answers::PodStatus;
 use super::api::{RunPodApi, ENV_API_BASE, ENV_API_KEY};
-use super::types::PodStatus;
 use crate::config::Secret;
 
 /// The tool's end of the line to its watchdog.
@@ -192,7 +192,7 @@ async fn terminate(api: &RunPodApi, pod_name: &str, mut ids: Vec<String>) -> i32
         match api.list_pods().await {
             Ok(pods) => ids.extend(
                 pods.into_iter()
-                    .filter(|p| p.name == pod_name && !matches!(p.status, PodStatus::Terminated))
+                    .filter(|p| p.name() == pod_name && p.status != PodStatus::Terminated)
                     .map(|p| p.id),
             ),
             Err(e) => {
