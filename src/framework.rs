@@ -86,6 +86,33 @@ pub fn container_args(e: &Experiment) -> Vec<String> {
     a
 }
 
+/// The environment variable through which the server reads its API key: vLLM's
+/// `VLLM_API_KEY` and llama.cpp's `LLAMA_API_KEY` (each the same as `--api-key`, and not on the
+/// command line anyone can read); SGLang reads its key only from `--api-key`, so
+/// [`container_command`] passes this variable's value there through a shell.
+pub fn api_key_env(kind: FrameworkKind) -> &'static str {
+    match kind {
+        FrameworkKind::Vllm => "VLLM_API_KEY",
+        FrameworkKind::Llamacpp => "LLAMA_API_KEY",
+        FrameworkKind::Sglang => "LLMIB_SERVER_API_KEY",
+    }
+}
+
+/// The container's command line (RunPod's `args`, one string). With `protected` the server
+/// requires the API key in [`api_key_env`]; for SGLang that means `--api-key "$VAR"`, expanded
+/// by a shell inside the container, so the key itself never appears in the pod's `args`.
+pub fn container_command(e: &Experiment, protected: bool) -> String {
+    let args = join_args(&container_args(e));
+    match (e.framework.kind, protected) {
+        (FrameworkKind::Sglang, true) => {
+            let var = api_key_env(FrameworkKind::Sglang);
+            let script = format!("exec {args} --api-key \"${var}\"");
+            join_args(&["sh".into(), "-c".into(), script])
+        }
+        _ => args,
+    }
+}
+
 /// One shell-safe string of arguments (RunPod's `args` is a single string).
 pub fn join_args(args: &[String]) -> String {
     args.iter()
@@ -124,5 +151,21 @@ mod tests {
             join_args(&["a b".into(), "it's".into()]),
             r"'a b' 'it'\''s'"
         );
+    }
+
+    #[test]
+    fn a_protected_server_reads_its_key_from_the_environment() {
+        let mut e = Experiment::default();
+        e.model.id = "m".into();
+        // vLLM and llama.cpp take the key from their own variable: the command is unchanged.
+        assert_eq!(container_command(&e, true), container_command(&e, false));
+        assert_eq!(api_key_env(FrameworkKind::Vllm), "VLLM_API_KEY");
+        e.framework.kind = FrameworkKind::Sglang;
+        let c = container_command(&e, true);
+        assert!(
+            c.starts_with("sh -c 'exec python3 -m sglang.launch_server"),
+            "{c}"
+        );
+        assert!(c.ends_with(r#"--api-key "$LLMIB_SERVER_API_KEY"'"#), "{c}");
     }
 }

@@ -68,6 +68,9 @@ struct Fake {
     /// The `Last-Event-ID` of every log stream request.
     log_requests: Vec<Option<String>>,
     violations: Vec<String>,
+    /// Each pod's server: started at create, with the API key the pod's environment carries
+    /// (`VLLM_API_KEY`), as vLLM would be.
+    pod_servers: HashMap<String, (u16, Option<String>, sim::SimHandle)>,
     create_calls: u32,
     next: u32,
 }
@@ -89,7 +92,17 @@ async fn create(State(f): State<Shared>, h: HeaderMap, Json(body): Json<Value>) 
     if !authorized(&h) {
         return problem(StatusCode::UNAUTHORIZED, "invalid or missing API key");
     }
+    // The pod's server, as the image would start it: vLLM with the key from its environment.
+    let key = body["env"]["VLLM_API_KEY"].as_str().map(String::from);
+    let mut cfg = SimConfig::new(SimProfile::Instant, Personality::Vllm, "m");
+    cfg.startup_delay = Some(Duration::ZERO);
+    cfg.api_key = key.clone().map(llm_inf_bench::config::Secret::new);
+    let server = sim::start(cfg, "127.0.0.1:0").await.unwrap();
     let mut f = f.lock().unwrap();
+    if key.is_none() {
+        f.violations
+            .push("a pod's server was started without an API key".into());
+    }
     f.create_calls += 1;
     // RunPod's own document decides whether the body is acceptable (unevaluatedProperties too).
     let doc = spec();
@@ -121,6 +134,8 @@ async fn create(State(f): State<Shared>, h: HeaderMap, Json(body): Json<Value>) 
     }
     f.next += 1;
     let id = format!("fakepod{:03}", f.next);
+    f.pod_servers
+        .insert(id.clone(), (server.addr.port(), key, server));
     let mut pod = doc["paths"]["/v2/pods/{id}"]["get"]["responses"]["200"]["content"]
         ["application/json"]["examples"]["pod"]["value"]
         .clone();
@@ -151,10 +166,10 @@ async fn get_pod(State(f): State<Shared>, h: HeaderMap, UrlPath(id): UrlPath<Str
     }
     let mut f = f.lock().unwrap();
     let never = f.script.never_running;
-    let port = if f.script.dead_server {
-        closed_port()
-    } else {
-        f.server_port
+    let port = match (f.script.dead_server, f.pod_servers.get(&id)) {
+        (true, _) => closed_port(),
+        (false, Some((port, _, _))) => *port,
+        (false, None) => f.server_port,
     };
     let Some((pod, gets)) = f.pods.get_mut(&id) else {
         return problem(StatusCode::NOT_FOUND, "pod not found");
@@ -256,6 +271,26 @@ async fn pod_logs(State(f): State<Shared>, h: HeaderMap, UrlPath(id): UrlPath<St
         })
         .collect();
     ([("content-type", "text/event-stream")], body).into_response()
+}
+
+/// The status a chat request without an API key gets from the server on `port`.
+fn unauthenticated_status(port: u16) -> u16 {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let body = r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":2}"#;
+    write!(
+        s,
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
 }
 
 /// A loopback port nobody listens on.
@@ -412,6 +447,15 @@ fn a_full_run_rents_benchmarks_and_terminates_without_leaking_the_key() {
     assert!(f.violations.is_empty(), "{:?}", f.violations);
     assert_eq!(f.creates.len(), 1);
     let pod_id = r["environment"]["pod_id"].as_str().unwrap();
+    // The pod's public server took requests only with the run's own key; without it, nobody.
+    let (port, server_key, _) = &f.pod_servers[pod_id];
+    let server_key = server_key.clone().expect("the pod's server had a key");
+    assert!(server_key.starts_with("llmib-") && server_key.len() > 40);
+    assert_eq!(unauthenticated_status(*port), 401);
+    assert!(
+        !f.creates[0]["args"].as_str().unwrap().contains(&server_key),
+        "the key is not on the pod's visible command line"
+    );
     assert_eq!(
         f.deleted,
         vec![pod_id.to_string()],
@@ -433,13 +477,22 @@ fn a_full_run_rents_benchmarks_and_terminates_without_leaking_the_key() {
         ("result", text.as_str()),
     ] {
         assert!(!s.contains(KEY), "the API key leaked into {what}");
+        assert!(
+            !s.contains(&server_key),
+            "the server's key leaked into {what}"
+        );
     }
-    // Every file the run left (result, pod log, watchdog log) is free of the key too.
+    // Every file the run left (result, pod log, watchdog log) is free of both keys too.
     let mut logs = String::new();
     for e in std::fs::read_dir(d.path().join("out")).unwrap() {
         let p = e.unwrap().path();
         let t = std::fs::read_to_string(&p).unwrap();
         assert!(!t.contains(KEY), "the API key leaked into {}", p.display());
+        assert!(
+            !t.contains(&server_key),
+            "the server key leaked into {}",
+            p.display()
+        );
         logs.push_str(&t);
     }
     // The pod's own log was followed into the run's server log.
@@ -908,4 +961,33 @@ fn the_fake_behind_prism_proxy_keeps_to_runpods_document() {
     let f = w.state.lock().unwrap();
     assert_eq!(f.creates.len(), 1);
     assert_eq!(f.deleted.len(), 1);
+}
+
+#[test]
+fn keep_pod_leaves_the_pod_and_its_server_key_in_a_private_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let (w, d, exp) = rig(
+        Script {
+            cost: 1.0,
+            ..Script::default()
+        },
+        "  keep_pod: true\n",
+    );
+    let out = bin(&w).arg("run").arg(&exp).arg("--yes").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let f = w.state.lock().unwrap();
+    assert!(f.deleted.is_empty(), "a kept pod is not terminated");
+    let (_, key, _) = f.pod_servers.values().next().unwrap();
+    let key = key.clone().unwrap();
+    let file = std::fs::read_dir(d.path().join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".api-key"))
+        .expect("the key file");
+    assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), key);
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "only the user reads the key");
+    assert!(stderr.contains(&file.display().to_string()), "{stderr}");
+    assert!(!stderr.contains(&key), "the key itself is never printed");
 }

@@ -53,6 +53,7 @@ fn create_body() -> runpod::types::CreatePodRequest {
         "llm-inf-bench-contract-20261125-000000",
         "NVIDIA GeForce RTX 4090",
         Some(&Secret::new("hf_contract")),
+        Some(&Secret::random_key()),
     )
     .unwrap()
 }

@@ -20,6 +20,14 @@ impl Secret {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+    /// A fresh random key (`llmib-` and 48 hex digits from the thread's CSPRNG, seeded by the
+    /// OS): for a server this tool starts where others could reach it.
+    pub fn random_key() -> Self {
+        let bytes: [u8; 24] = rand::random();
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        Self(format!("llmib-{hex}"))
+    }
+
     /// Reads a secret from an environment variable; empty counts as unset.
     pub fn from_env(var: &str) -> Option<Self> {
         std::env::var(var).ok().filter(|v| !v.is_empty()).map(Self)

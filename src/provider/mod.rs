@@ -195,10 +195,10 @@ pub async fn provision(
             })
         }
         ProviderKind::Runpod => {
-            let (pod, base_url) = runpod::provision(r, run_id, log, stop).await?;
+            let (pod, base_url, key) = runpod::provision(r, run_id, log, stop).await?;
             Ok(Provisioned {
                 base_url,
-                api_key: api_key(r),
+                api_key: Some(key),
                 handle: Handle::RunPod(pod),
             })
         }

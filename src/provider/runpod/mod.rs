@@ -199,11 +199,14 @@ pub fn api_key(r: Option<&Resolved>) -> Result<Secret, ProviderError> {
 }
 
 /// The `POST /pods` body for one GPU type.
+/// `server_key` is the per-run key the server is started with (in its environment), so nobody
+/// else can use a server published on a public port.
 pub fn create_request(
     r: &Resolved,
     name: &str,
     gpu: &str,
     hf_token: Option<&Secret>,
+    server_key: Option<&Secret>,
 ) -> Result<CreatePodRequest, ProviderError> {
     let e = &r.experiment;
     let inf = &e.infrastructure;
@@ -216,6 +219,12 @@ pub fn create_request(
     if let Some(t) = hf_token {
         env.insert("HF_TOKEN".into(), t.expose().into());
     }
+    if let Some(k) = server_key {
+        env.insert(
+            crate::framework::api_key_env(e.framework.kind).into(),
+            k.expose().into(),
+        );
+    }
     let port = match inf.expose {
         PortExposure::Tcp => format!("{}/tcp", e.framework.port),
         PortExposure::Http => format!("{}/http", e.framework.port),
@@ -223,7 +232,7 @@ pub fn create_request(
     let body = serde_json::json!({
         "name": name,
         "image": crate::framework::image(e),
-        "args": crate::framework::join_args(&crate::framework::container_args(e)),
+        "args": crate::framework::container_command(e, server_key.is_some()),
         "disk": inf.container_disk_gb,
         "env": env,
         "ports": [port],
@@ -245,19 +254,21 @@ pub fn candidates(r: &Resolved) -> Vec<String> {
 }
 
 /// Creates the pod (trying each GPU type on "no capacity"), waits until its port is reachable,
-/// and returns it with the server's base URL.
+/// and returns it with the server's base URL and the per-run key its server requires.
 pub async fn provision(
     r: &Resolved,
     run_id: &str,
     log: &Path,
     stop: &CancellationToken,
-) -> Result<(RunPodPod, String), ProviderError> {
+) -> Result<(RunPodPod, String, Secret), ProviderError> {
     let e = &r.experiment;
     let key = api_key(Some(r))?;
     let api = Arc::new(RunPodApi::new(key.clone(), None).map_err(ProviderError::RunPod)?);
     warn_leftovers(&api).await;
     let hf = Secret::from_env("HF_TOKEN").or_else(|| r.user.api_keys.huggingface.clone());
     let name = format!("{POD_PREFIX}{run_id}");
+    // The server is published on a public IP:port: only this run may use it.
+    let server_key = Secret::random_key();
     // Before anything is created: from here on a dead tool still ends in a terminated pod.
     let wlog = sibling(log, "watchdog.log");
     let mut watchdog = Some(
@@ -295,7 +306,7 @@ pub async fn provision(
             stand_down(&mut watchdog);
             return Err(ProviderError::Interrupted);
         }
-        let body = create_request(r, &name, &gpu, hf.as_ref())?;
+        let body = create_request(r, &name, &gpu, hf.as_ref(), Some(&server_key))?;
         match api.create_pod(&body).await {
             Ok(p) => {
                 created = Some((p, gpu));
@@ -350,7 +361,38 @@ pub async fn provision(
         pod.id, guard.gpu_type, guard.cost_per_hour_usd
     ));
     let url = wait_running(&api, &mut guard, r, stop).await?;
-    Ok((guard, url))
+    if e.infrastructure.keep_pod {
+        keep_key(log, &server_key, &guard.id);
+    }
+    Ok((guard, url, server_key))
+}
+
+/// A kept pod's server wants its key after the run too: it goes to `<run>.api-key` (mode 0600,
+/// never printed), and the run says where.
+fn keep_key(log: &Path, key: &Secret, id: &str) {
+    let path = sibling(log, "api-key");
+    let written = {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .and_then(|mut f| writeln!(f, "{}", key.expose()))
+    };
+    match written {
+        Ok(()) => crate::ui::say(format!(
+            "keep_pod: pod {id}'s server requires the API key in {} (Authorization: Bearer $(cat {}))",
+            path.display(),
+            path.display()
+        )),
+        Err(err) => crate::ui::say(format!(
+            "keep_pod: could not write the server's API key to {}: {err}; the kept server will refuse requests",
+            path.display()
+        )),
+    }
 }
 
 /// `dir/<stem>.<ext>` for a log named `dir/<stem>.server.log`.
