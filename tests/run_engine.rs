@@ -545,12 +545,17 @@ fn local_experiment(dir: &Path, command: &str, workload: &str) -> PathBuf {
 }
 
 fn server_log(dir: &Path) -> String {
+    server_log_now(dir).expect("a server log")
+}
+
+/// The local server's log, once there is one (the output directory exists before it: the
+/// run checks it first).
+fn server_log_now(dir: &Path) -> Option<String> {
     let log = std::fs::read_dir(dir.join("out"))
-        .unwrap()
+        .ok()?
         .map(|e| e.unwrap().path())
-        .find(|p| p.to_string_lossy().ends_with(".server.log"))
-        .expect("a server log");
-    std::fs::read_to_string(log).unwrap()
+        .find(|p| p.to_string_lossy().ends_with(".server.log"))?;
+    std::fs::read_to_string(log).ok()
 }
 
 /// Alive and not a zombie.
@@ -623,18 +628,12 @@ fn sigint_while_a_local_server_loads_stops_it() {
     let mut child = common::background().arg("run").arg(&exp).spawn().unwrap();
     let start = std::time::Instant::now();
     let pid = loop {
-        if let Some(pid) = d
-            .path()
-            .join("out")
-            .exists()
-            .then(|| server_log(d.path()))
-            .and_then(|l| {
-                l.lines().find_map(|l| {
-                    l.strip_prefix("pid ")
-                        .map(|p| p.trim().parse::<u32>().unwrap())
-                })
+        if let Some(pid) = server_log_now(d.path()).and_then(|l| {
+            l.lines().find_map(|l| {
+                l.strip_prefix("pid ")
+                    .map(|p| p.trim().parse::<u32>().unwrap())
             })
-        {
+        }) {
             break pid;
         }
         assert!(
