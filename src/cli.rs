@@ -724,6 +724,10 @@ fn init(path: &Path, force: bool) -> Result<i32, CliError> {
 }
 
 fn run(args: RunArgs) -> Result<i32, CliError> {
+    // A pod an earlier run's watchdog could not confirm gone may be billing: said first, loudly.
+    for u in crate::provider::runpod::watchdog::unconfirmed() {
+        err(&u.warning());
+    }
     let mut plans = Vec::new();
     for f in &args.files {
         let r = config::load(f, &load_opts(&args.overrides))?;
@@ -930,10 +934,29 @@ fn pods_cmd(c: PodsCommand) -> Result<i32, CliError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    use crate::provider::runpod::{answers::PodStatus, watchdog};
     let api = runpod_api()?;
+    // Pods a watchdog could not confirm gone are said first, even when the API is down.
+    let unconfirmed = watchdog::unconfirmed();
+    for u in &unconfirmed {
+        err(&u.warning());
+    }
     let ours = rt
         .block_on(crate::provider::runpod::our_pods(&api))
         .map_err(|e| CliError::RunFailed(e.to_string()))?;
+    // The listing worked: a marked pod that is no longer live is confirmed gone.
+    for u in &unconfirmed {
+        let live = ours
+            .iter()
+            .any(|p| p.name() == u.pod_name && p.status != PodStatus::Terminated);
+        if !live {
+            watchdog::clear_unconfirmed(&u.pod_name);
+            err(&format!(
+                "{}: no longer live at RunPod; the warning is cleared",
+                u.pod_name
+            ));
+        }
+    }
     match c {
         PodsCommand::List => {
             println!(

@@ -71,6 +71,8 @@ struct Fake {
     /// Each pod's server: started at create, with the API key the pod's environment carries
     /// (`VLLM_API_KEY`), as vLLM would be.
     pod_servers: HashMap<String, (u16, Option<String>, sim::SimHandle)>,
+    /// The API is down: every call answers 503.
+    down: bool,
     create_calls: u32,
     next: u32,
 }
@@ -88,7 +90,18 @@ fn authorized(h: &HeaderMap) -> bool {
     h.get("authorization").and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {KEY}"))
 }
 
+/// The fake's answer when it is down (an outage, not a refusal).
+fn down(f: &Shared) -> Option<Response> {
+    f.lock()
+        .unwrap()
+        .down
+        .then(|| problem(StatusCode::SERVICE_UNAVAILABLE, "upstream unavailable"))
+}
+
 async fn create(State(f): State<Shared>, h: HeaderMap, Json(body): Json<Value>) -> Response {
+    if let Some(r) = down(&f) {
+        return r;
+    }
     if !authorized(&h) {
         return problem(StatusCode::UNAUTHORIZED, "invalid or missing API key");
     }
@@ -161,6 +174,9 @@ async fn create(State(f): State<Shared>, h: HeaderMap, Json(body): Json<Value>) 
 }
 
 async fn get_pod(State(f): State<Shared>, h: HeaderMap, UrlPath(id): UrlPath<String>) -> Response {
+    if let Some(r) = down(&f) {
+        return r;
+    }
     if !authorized(&h) {
         return problem(StatusCode::UNAUTHORIZED, "invalid or missing API key");
     }
@@ -209,6 +225,9 @@ fn drifted(mut pod: Value) -> Value {
 }
 
 async fn list(State(f): State<Shared>, h: HeaderMap) -> Response {
+    if let Some(r) = down(&f) {
+        return r;
+    }
     if !authorized(&h) {
         return problem(StatusCode::UNAUTHORIZED, "invalid or missing API key");
     }
@@ -230,6 +249,9 @@ async fn delete_pod(
     h: HeaderMap,
     UrlPath(id): UrlPath<String>,
 ) -> Response {
+    if let Some(r) = down(&f) {
+        return r;
+    }
     if !authorized(&h) {
         return problem(StatusCode::UNAUTHORIZED, "invalid or missing API key");
     }
@@ -300,6 +322,9 @@ fn closed_port() -> u16 {
 }
 
 async fn gpu(State(f): State<Shared>, h: HeaderMap, UrlPath(id): UrlPath<String>) -> Response {
+    if let Some(r) = down(&f) {
+        return r;
+    }
     if !authorized(&h) {
         return problem(StatusCode::UNAUTHORIZED, "invalid or missing API key");
     }
@@ -990,4 +1015,82 @@ fn keep_pod_leaves_the_pod_and_its_server_key_in_a_private_file() {
     assert_eq!(mode, 0o600, "only the user reads the key");
     assert!(stderr.contains(&file.display().to_string()), "{stderr}");
     assert!(!stderr.contains(&key), "the key itself is never printed");
+}
+
+#[test]
+fn an_api_that_is_down_keeps_the_watchdog_trying_and_every_command_warns_until_the_pod_is_gone() {
+    let (w, _d, exp) = rig(
+        Script {
+            cost: 1.0,
+            ..Script::default()
+        },
+        "",
+    );
+    let state = tempfile::tempdir().unwrap();
+    let mut child = common::background()
+        .args(["run", "--yes"])
+        .arg(&exp)
+        .args([
+            "--set",
+            "workload.duration=60s",
+            "--set",
+            "workload.requests=100000000",
+        ])
+        .env("RUNPOD_API_BASE", &w.api)
+        .env("RUNPOD_API_KEY", KEY)
+        .env("LLM_INF_BENCH_STATE_DIR", state.path())
+        .spawn()
+        .unwrap();
+    wait_until(&w, 30, "the pod runs", |f| {
+        f.pods.values().any(|(p, _)| p["status"] == "RUNNING")
+    });
+    std::thread::sleep(Duration::from_millis(1000));
+    // RunPod goes down, then the tool dies: only the watchdog is left, and it cannot reach it.
+    w.state.lock().unwrap().down = true;
+    child.kill().unwrap();
+    let _ = child.wait();
+    let markers = state.path().join("unconfirmed-pods");
+    let start = std::time::Instant::now();
+    while std::fs::read_dir(&markers).map_or(true, |mut d| d.next().is_none()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no unconfirmed-pod marker"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Every command says so, loudly, while the API is down.
+    let with_state = |c: &mut Command| {
+        c.env("LLM_INF_BENCH_STATE_DIR", state.path());
+    };
+    let mut list = bin(&w);
+    with_state(&mut list);
+    let out = list.args(["pods", "list"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("may still be billing"), "{stderr}");
+    assert!(stderr.contains("fakepod001"), "{stderr}");
+    let mut again = bin(&w);
+    with_state(&mut again);
+    let out = again.args(["run", "--dry-run"]).arg(&exp).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("may still be billing"),
+        "the next run warns"
+    );
+    assert!(w.state.lock().unwrap().deleted.is_empty());
+    // RunPod is back: the watchdog, still trying, terminates the pod and clears the marker.
+    w.state.lock().unwrap().down = false;
+    wait_until(&w, 60, "the watchdog terminates the pod", |f| {
+        f.deleted == ["fakepod001"] && f.pods.is_empty()
+    });
+    let start = std::time::Instant::now();
+    while std::fs::read_dir(&markers).is_ok_and(|mut d| d.next().is_some()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the marker stays"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut list = bin(&w);
+    with_state(&mut list);
+    let out = list.args(["pods", "list"]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("may still be billing"));
 }

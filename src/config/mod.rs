@@ -31,7 +31,11 @@ pub const ENV_PREFIX: &str = "LLM_INF_BENCH_";
 /// Points at a user config file instead of the default location.
 pub const ENV_USER_CONFIG: &str = "LLM_INF_BENCH_CONFIG";
 /// Variables with the prefix that are not experiment keys.
-const ENV_RESERVED: &[&str] = &["LLM_INF_BENCH_CONFIG", "LLM_INF_BENCH_LOG"];
+const ENV_RESERVED: &[&str] = &[
+    "LLM_INF_BENCH_CONFIG",
+    "LLM_INF_BENCH_LOG",
+    "LLM_INF_BENCH_STATE_DIR",
+];
 
 /// One problem in the configuration, located as precisely as the layer allows.
 #[derive(Clone, Debug, PartialEq)]
@@ -521,6 +525,21 @@ fn remove_path(v: &mut Value, path: &str) {
     if let Some(m) = cur.as_object_mut() {
         m.remove(last);
     }
+}
+
+/// Where the tool keeps state between runs (markers of pods that may still be billing, results
+/// that could not go where they belonged): `$LLM_INF_BENCH_STATE_DIR`, else the user's state
+/// directory (`~/.local/state/llm-inf-bench` on Linux).
+pub fn state_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("LLM_INF_BENCH_STATE_DIR").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(d));
+    }
+    let p = directories::ProjectDirs::from("", "", "llm-inf-bench")?;
+    Some(
+        p.state_dir()
+            .unwrap_or_else(|| p.data_local_dir())
+            .to_path_buf(),
+    )
 }
 
 fn default_user_config_paths() -> Vec<PathBuf> {

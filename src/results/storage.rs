@@ -47,16 +47,10 @@ pub struct Saved {
 }
 
 /// The directories a file goes to when its own cannot take it: `$TMPDIR/llm-inf-bench`, then
-/// the state directory (`~/.local/state/llm-inf-bench` on Linux).
+/// `results/` in the state directory (`config::state_dir`).
 pub fn fallback_dirs() -> Vec<PathBuf> {
     let mut v = vec![std::env::temp_dir().join("llm-inf-bench")];
-    if let Some(p) = directories::ProjectDirs::from("", "", "llm-inf-bench") {
-        v.push(
-            p.state_dir()
-                .unwrap_or_else(|| p.data_local_dir())
-                .join("results"),
-        );
-    }
+    v.extend(crate::config::state_dir().map(|d| d.join("results")));
     v
 }
 

@@ -63,6 +63,8 @@ pub struct RunPodApi {
     key: Secret,
     /// The first way an answer differed from the document (reported once).
     drift: Drift,
+    /// How many times a retryable failure is retried (the watchdog retries on its own).
+    retries: u32,
 }
 
 impl RunPodApi {
@@ -91,7 +93,14 @@ impl RunPodApi {
             base: base.trim_end_matches('/').to_string(),
             key,
             drift: Drift::default(),
+            retries: RETRIES,
         })
+    }
+
+    /// The same client, retrying a failed call `n` times (0: every failure is returned at once).
+    pub fn with_retries(mut self, n: u32) -> Self {
+        self.retries = n;
+        self
     }
 
     pub fn base(&self) -> &str {
@@ -225,7 +234,7 @@ impl RunPodApi {
             };
             let resp = match req.send().await {
                 Ok(r) => r,
-                Err(e) if attempt <= RETRIES => {
+                Err(e) if attempt <= self.retries => {
                     tracing::warn!("RunPod API {method} {path}: {e}; retrying in {backoff:?}");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(8));
@@ -247,7 +256,7 @@ impl RunPodApi {
             if (200..300).contains(&status) {
                 return Ok(bytes);
             }
-            if attempt <= RETRIES && (status == 429 || status >= 500) {
+            if attempt <= self.retries && (status == 429 || status >= 500) {
                 let wait = match (status, retry_after) {
                     (429, Some(s)) => Duration::from_secs(s.min(120)),
                     _ => backoff,
