@@ -5,6 +5,8 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod framework;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod metrics;
 pub mod provider;
 pub mod results;

@@ -1094,3 +1094,53 @@ fn an_api_that_is_down_keeps_the_watchdog_trying_and_every_command_warns_until_t
     let out = list.args(["pods", "list"]).output().unwrap();
     assert!(!String::from_utf8_lossy(&out.stderr).contains("may still be billing"));
 }
+
+#[test]
+fn sigterm_during_the_workload_saves_and_terminates_the_pod() {
+    let (w, d, exp) = rig(
+        Script {
+            cost: 1.0,
+            ..Script::default()
+        },
+        "",
+    );
+    let mut child = spawn_run(
+        &w,
+        &exp,
+        &[
+            "--set",
+            "workload.duration=60s",
+            "--set",
+            "workload.requests=100000000",
+        ],
+    );
+    wait_until(&w, 30, "the pod runs", |f| {
+        f.pods.values().any(|(p, _)| p["status"] == "RUNNING")
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let start = std::time::Instant::now();
+    let code = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s.code();
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(code, Some(130));
+    // The tool itself terminated the pod (not its watchdog: it said `released`).
+    let f = w.state.lock().unwrap();
+    assert_eq!(f.deleted.len(), 1);
+    assert!(f.pods.is_empty());
+    drop(f);
+    let (r, _) = result(d.path());
+    assert_eq!(r["status"], "interrupted");
+    assert!(r["summary"]["completed"].as_u64().unwrap() > 0);
+}

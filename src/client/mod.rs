@@ -9,6 +9,7 @@
 //! reached the client, and the count of reads per request is reported so batching shows.
 
 pub mod api;
+pub mod scan;
 pub mod sse;
 pub mod wire;
 
@@ -422,47 +423,31 @@ fn handle_event(data: &[u8], r: &mut Stamps) -> Parsed {
     }
 }
 
-/// Keys whose non-empty string value makes an event a token event.
-static TEXT_KEYS: std::sync::LazyLock<[memchr::memmem::Finder<'static>; 4]> =
-    std::sync::LazyLock::new(|| {
-        [
-            memchr::memmem::Finder::new(b"\"content\":"),
-            memchr::memmem::Finder::new(b"\"text\":"),
-            memchr::memmem::Finder::new(b"\"reasoning\":"),
-            memchr::memmem::Finder::new(b"\"reasoning_content\":"),
-        ]
-    });
-/// Keys the scan leaves to the full parser.
-static SLOW_KEYS: std::sync::LazyLock<[memchr::memmem::Finder<'static>; 2]> =
-    std::sync::LazyLock::new(|| {
-        [
-            memchr::memmem::Finder::new(b"\"error\""),
-            memchr::memmem::Finder::new(b"\"usage\""),
-        ]
-    });
+/// How the hot-path scan and the full parser classify one event's data: `None` from the scan
+/// when it leaves the event to the parser. For the fuzzer (`crate::fuzz`), which checks that
+/// they agree on every event serde_json accepts.
+#[doc(hidden)]
+pub fn classify_both(data: &[u8]) -> (Option<&'static str>, &'static str) {
+    let name = |p: &Parsed| match p {
+        Parsed::Text => "text",
+        Parsed::Nothing => "nothing",
+        Parsed::Done => "done",
+        Parsed::Error(_) => "error",
+    };
+    let mut r = Stamps::new(Instant::now());
+    (
+        scan_event(data).as_ref().map(name),
+        name(&parse_event(data, &mut r)),
+    )
+}
 
-/// The hot path: classifies a chunk by scanning for its text keys, without parsing the
-/// envelope (serde was about a third of the client's CPU). Inside a JSON string every `"` is
-/// escaped, so `"content":` can only match a real key. Returns `None` whenever it is not sure
-/// — an error or usage event, a body that is not one `{…}` object, a key followed by anything
-/// but a string or `null` — and the full parser decides.
+/// The hot path: the in-place walk of `scan` decides where it is sure (almost every token
+/// chunk); the full parser decides the rest.
 fn scan_event(data: &[u8]) -> Option<Parsed> {
-    let body = data.trim_ascii();
-    if body.first() != Some(&b'{') || body.last() != Some(&b'}') {
-        return None;
-    }
-    if SLOW_KEYS.iter().any(|f| f.find(body).is_some()) {
-        return None;
-    }
-    for key in TEXT_KEYS.iter() {
-        let Some(at) = key.find(body) else { continue };
-        match body.get(at + key.needle().len()..) {
-            Some([b'"', b'"', ..]) | Some([b'n', b'u', b'l', b'l', ..]) => {}
-            Some([b'"', rest @ ..]) if rest.contains(&b'"') => return Some(Parsed::Text),
-            _ => return None,
-        }
-    }
-    Some(Parsed::Nothing)
+    Some(match scan::classify(data)? {
+        scan::Class::Text => Parsed::Text,
+        scan::Class::Nothing => Parsed::Nothing,
+    })
 }
 
 /// The full parser: usage, error events, and anything the scan is unsure of.

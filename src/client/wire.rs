@@ -499,6 +499,38 @@ struct Head {
     keep_alive: bool,
 }
 
+/// For the fuzzer (`crate::fuzz`): reads `data` as one HTTP/1.x answer, head then body, as
+/// two reads split at `split`; the body through its framing. Returns the body bytes decoded,
+/// or the protocol error. Must never panic, loop or grow without bound.
+#[doc(hidden)]
+pub fn read_answer(data: &[u8], split: usize) -> Result<Vec<u8>, String> {
+    let err = |e: WireError| match e {
+        WireError::Protocol(m) | WireError::Cut(m) | WireError::Unanswered(m) => m,
+    };
+    let Some((head, used)) = parse_head(data).map_err(err)? else {
+        return Err("incomplete head".into());
+    };
+    let rest = &data[used..];
+    let split = split.min(rest.len());
+    let mut body = Vec::new();
+    match head.framing {
+        Framing::Length(n) => {
+            let take = rest.len().min(usize::try_from(n).unwrap_or(usize::MAX));
+            body.extend_from_slice(&rest[..take]);
+        }
+        Framing::UntilClose => body.extend_from_slice(rest),
+        Framing::Chunked(mut c) => {
+            for piece in [&rest[..split], &rest[split..]] {
+                c.decode(piece, &mut |d: &[u8]| body.extend_from_slice(d))?;
+                if c.is_done() {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(body)
+}
+
 /// Parses a response head; `None` while it is incomplete.
 fn parse_head(data: &[u8]) -> Result<Option<(Head, usize)>, WireError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];

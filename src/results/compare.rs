@@ -68,17 +68,22 @@ pub fn load(path: &Path) -> Result<Loaded, ResultsError> {
         path: path.to_path_buf(),
         source,
     })?;
+    parse(path, &text)
+}
+
+/// [`load`] on text already read; `path` names it in errors.
+pub fn parse(path: &Path, text: &str) -> Result<Loaded, ResultsError> {
     let parse_err = |message: String| ResultsError::Parse {
         path: path.to_path_buf(),
         message,
     };
-    let sniff: Sniff = serde_json::from_str(&text).map_err(|e| parse_err(e.to_string()))?;
+    let sniff: Sniff = serde_json::from_str(text).map_err(|e| parse_err(e.to_string()))?;
     if sniff.summary.is_some() {
-        let r: RunResult = serde_json::from_str(&text).map_err(|e| parse_err(e.to_string()))?;
+        let r: RunResult = serde_json::from_str(text).map_err(|e| parse_err(e.to_string()))?;
         Ok(load_ours(path, &r))
     } else if sniff.request_throughput.is_some() {
         let obj: Map<String, Value> =
-            serde_json::from_str(&text).map_err(|e| parse_err(e.to_string()))?;
+            serde_json::from_str(text).map_err(|e| parse_err(e.to_string()))?;
         Ok(load_vllm(path, &obj))
     } else {
         Err(parse_err(

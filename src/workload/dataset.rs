@@ -56,6 +56,17 @@ pub fn load_jsonl(path: &Path, api: Api, max_tokens: u32) -> Result<Vec<Prompt>,
         path: shown.clone(),
         source,
     })?;
+    parse_jsonl(&text, &shown, api, max_tokens)
+}
+
+/// [`load_jsonl`] on text already read; `shown` names the file in errors.
+pub fn parse_jsonl(
+    text: &str,
+    shown: &str,
+    api: Api,
+    max_tokens: u32,
+) -> Result<Vec<Prompt>, DatasetError> {
+    let shown = shown.to_string();
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
