@@ -16,14 +16,17 @@ pub fn http_response(data: &[u8]) {
 }
 
 /// The SSE splitter over input split in two reads, and the event classifier: on every event
-/// serde_json accepts as JSON, the hot-path scan (when it decides) agrees with the full parser.
+/// serde_json accepts as JSON, the hot-path scan (when it decides, its stream template carried
+/// from event to event) agrees with the full parser.
 pub fn sse(data: &[u8]) {
     let split = (data.first().copied().unwrap_or(0) as usize).min(data.len());
     let (a, b) = data.split_at(split);
     let mut s = crate::client::sse::SseSplitter::new();
+    // One stream: the scan's template carries from event to event, as in a request.
+    let mut template = None;
     let mut check = |event: &[u8]| {
         if event != b"[DONE]" && serde_json::from_slice::<serde_json::Value>(event).is_ok() {
-            let (scan, full) = crate::client::classify_both(event);
+            let (scan, full) = crate::client::classify_both(event, &mut template);
             if let Some(scan) = scan {
                 assert_eq!(
                     scan,

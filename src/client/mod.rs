@@ -239,6 +239,8 @@ struct Stamps {
     usage_completion_tokens: Option<u32>,
     /// The server's own prefill and decode time in ms (llama.cpp's `timings`), when sent.
     server_timings: Option<(f64, f64)>,
+    /// The shape of this stream's chunks, once the scan has verified one (`scan::Template`).
+    template: Option<scan::Template>,
 }
 
 impl Stamps {
@@ -255,6 +257,7 @@ impl Stamps {
             usage_prompt_tokens: None,
             usage_completion_tokens: None,
             server_timings: None,
+            template: None,
         }
     }
 
@@ -417,17 +420,20 @@ fn handle_event(data: &[u8], r: &mut Stamps) -> Parsed {
     if data.is_empty() {
         return Parsed::Nothing;
     }
-    match scan_event(data) {
-        Some(p) => p,
+    match scan::classify_in_stream(data, &mut r.template) {
+        Some(c) => Parsed::from(c),
         None => parse_event(data, r),
     }
 }
 
-/// How the hot-path scan and the full parser classify one event's data: `None` from the scan
-/// when it leaves the event to the parser. For the fuzzer (`crate::fuzz`), which checks that
-/// they agree on every event serde_json accepts.
+/// How the hot-path scan (with the stream's `template` so far) and the full parser classify
+/// one event's data: `None` from the scan when it leaves the event to the parser. For the
+/// fuzzer (`crate::fuzz`), which checks that they agree on every event serde_json accepts.
 #[doc(hidden)]
-pub fn classify_both(data: &[u8]) -> (Option<&'static str>, &'static str) {
+pub fn classify_both(
+    data: &[u8],
+    template: &mut Option<scan::Template>,
+) -> (Option<&'static str>, &'static str) {
     let name = |p: &Parsed| match p {
         Parsed::Text => "text",
         Parsed::Nothing => "nothing",
@@ -435,19 +441,17 @@ pub fn classify_both(data: &[u8]) -> (Option<&'static str>, &'static str) {
         Parsed::Error(_) => "error",
     };
     let mut r = Stamps::new(Instant::now());
-    (
-        scan_event(data).as_ref().map(name),
-        name(&parse_event(data, &mut r)),
-    )
+    let scanned = scan::classify_in_stream(data, template).map(Parsed::from);
+    (scanned.as_ref().map(name), name(&parse_event(data, &mut r)))
 }
 
-/// The hot path: the in-place walk of `scan` decides where it is sure (almost every token
-/// chunk); the full parser decides the rest.
-fn scan_event(data: &[u8]) -> Option<Parsed> {
-    Some(match scan::classify(data)? {
-        scan::Class::Text => Parsed::Text,
-        scan::Class::Nothing => Parsed::Nothing,
-    })
+impl From<scan::Class> for Parsed {
+    fn from(c: scan::Class) -> Self {
+        match c {
+            scan::Class::Content | scan::Class::Reasoning => Parsed::Text,
+            scan::Class::Nothing => Parsed::Nothing,
+        }
+    }
 }
 
 /// The full parser: usage, error events, and anything the scan is unsure of.
