@@ -131,6 +131,7 @@ async fn ours(
         deadline: None,
         max_tokens: 128,
         max_event_bytes: 1 << 20,
+        keep_text: false,
     };
     let mut conns = Vec::new();
     for _ in 0..concurrency {

@@ -285,6 +285,14 @@ pub struct ServeSimArgs {
     /// The first N output tokens of each answer are reasoning deltas.
     #[arg(long, default_value_t = 0)]
     pub reasoning_tokens: u32,
+    /// This share (0–1) of each answer's tokens are reasoning deltas, sent first (as vLLM's
+    /// and SGLang's reasoning parsers emit them); with --reasoning-tokens, the larger wins.
+    #[arg(long, default_value_t = 0.0)]
+    pub reasoning_share: f64,
+    /// Keep the last N request bodies' `messages` (or `prompt`) and show them at
+    /// GET /sim/requests (for tests of what a client sent; off by default).
+    #[arg(long, default_value_t = 0)]
+    pub record_requests: usize,
     /// Require `Authorization: Bearer KEY` on /v1/* (401 otherwise), like vLLM's --api-key.
     #[arg(long)]
     pub api_key: Option<String>,
@@ -629,6 +637,8 @@ fn serve_sim(a: ServeSimArgs) -> Result<i32, CliError> {
     cfg.kv_tokens = a.kv_tokens;
     cfg.startup_delay = a.startup_delay;
     cfg.reasoning_tokens = a.reasoning_tokens;
+    cfg.reasoning_share = a.reasoning_share.clamp(0.0, 1.0);
+    cfg.record_requests = a.record_requests;
     cfg.api_key = a.api_key.filter(|k| !k.is_empty()).map(config::Secret::new);
     for (name, rate) in [
         ("--error-rate", a.error_rate),
@@ -869,6 +879,15 @@ fn report_outcome(outcome: &crate::run::Outcome, json: bool) -> (i32, bool) {
 /// One line of plan: what runs where, how long, what it costs.
 fn plan_line(e: &config::Experiment, c: &crate::provider::CostEstimate) -> String {
     let bound = match (e.workload.requests, e.workload.duration) {
+        _ if matches!(e.workload.dataset, config::Dataset::Trace { .. }) => {
+            match e.workload.requests {
+                Some(n) => format!("the trace's first {n} requests"),
+                None => "the whole trace".into(),
+            }
+        }
+        (None, None) if e.workload.sessions.is_some() => {
+            format!("{} sessions", e.workload.sessions.unwrap_or(0))
+        }
         (Some(n), Some(d)) => format!("{n} requests or {d}, whichever first"),
         (Some(n), None) if e.workload.sweep.is_some() => format!("{n} requests per point"),
         (Some(n), None) => format!("{n} requests"),
@@ -885,7 +904,18 @@ fn plan_line(e: &config::Experiment, c: &crate::provider::CostEstimate) -> Strin
                 labels.join(", ")
             )
         }
+        _ if matches!(e.workload.dataset, config::Dataset::Trace { .. }) => {
+            "at the trace's timestamps".to_string()
+        }
         config::Pattern::Sequential => "sequential".to_string(),
+        config::Pattern::Concurrent
+            if matches!(e.workload.dataset, config::Dataset::Conversation { .. }) =>
+        {
+            format!(
+                "{} concurrent sessions",
+                e.workload.concurrency.unwrap_or(1)
+            )
+        }
         config::Pattern::Concurrent => {
             format!("concurrency {}", e.workload.concurrency.unwrap_or(1))
         }

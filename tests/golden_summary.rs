@@ -37,6 +37,7 @@ fn rec(
         },
         server_prefill_ms: None,
         server_decode_ms: None,
+        ..RequestRecord::default()
     }
 }
 

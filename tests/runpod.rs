@@ -421,7 +421,11 @@ fn run_fails(w: &World, exp: &Path, args: &[&str], says: &str) {
 
 fn bin(w: &World) -> Command {
     let mut c = Command::cargo_bin("llm-inf-bench").unwrap();
+    // Watchdog markers of these tests never reach the user's own state directory.
+    let state =
+        std::env::temp_dir().join(format!("llm-inf-bench-test-state-{}", std::process::id()));
     c.env("LLM_INF_BENCH_CONFIG", "/nonexistent")
+        .env("LLM_INF_BENCH_STATE_DIR", state)
         .env("RUNPOD_API_BASE", &w.api)
         .env("RUNPOD_API_KEY", KEY)
         .env_remove("HF_TOKEN")

@@ -227,6 +227,12 @@ struct Stamps {
     first_token: Option<Instant>,
     /// Read time of the latest such event.
     last_token: Option<Instant>,
+    /// Read time of the first content event (not reasoning).
+    first_content: Option<Instant>,
+    /// Reasoning events so far.
+    reasoning_events: u32,
+    /// The answer's content, when the caller keeps it (`Bounds::keep_text`).
+    text: Option<String>,
     /// Gaps between consecutive content events, ms.
     gaps_ms: Vec<f64>,
     /// Content events so far.
@@ -237,6 +243,7 @@ struct Stamps {
     kernel_reads: u32,
     usage_prompt_tokens: Option<u32>,
     usage_completion_tokens: Option<u32>,
+    usage_reasoning_tokens: Option<u32>,
     /// The server's own prefill and decode time in ms (llama.cpp's `timings`), when sent.
     server_timings: Option<(f64, f64)>,
     /// The shape of this stream's chunks, once the scan has verified one (`scan::Template`).
@@ -249,6 +256,9 @@ impl Stamps {
             sent: at,
             first_token: None,
             last_token: None,
+            first_content: None,
+            reasoning_events: 0,
+            text: None,
             gaps_ms: Vec::new(),
             events: 0,
             end: at,
@@ -256,6 +266,7 @@ impl Stamps {
             kernel_reads: 0,
             usage_prompt_tokens: None,
             usage_completion_tokens: None,
+            usage_reasoning_tokens: None,
             server_timings: None,
             template: None,
         }
@@ -271,15 +282,38 @@ impl Stamps {
         self.events += 1;
     }
 
+    /// A content event (`token` too): the first one is the first output token.
+    fn content(&mut self, at: Instant) {
+        self.token(at);
+        self.first_content.get_or_insert(at);
+    }
+
+    /// A reasoning event (`token` too).
+    fn reasoning(&mut self, at: Instant) {
+        self.token(at);
+        self.reasoning_events += 1;
+    }
+
     /// The record, with times in ms from `t0`.
     fn into_record(self, t0: Instant, error: Option<RequestError>) -> RequestRecord {
         let (output_tokens, tokens_source) = match self.usage_completion_tokens {
             Some(n) => (n, TokensSource::Usage),
             None => (self.events, TokensSource::Chunks),
         };
+        let reasoned =
+            self.reasoning_events > 0 || self.usage_reasoning_tokens.is_some_and(|n| n > 0);
         RequestRecord {
             sent_ms: crate::metrics::collector::signed_ms(self.sent, t0),
             ttft_ms: self.first_token.map(|t| ms(t - self.sent)),
+            ttfo_ms: match reasoned {
+                true => self.first_content.map(|t| ms(t - self.sent)),
+                false => None,
+            },
+            reasoning_tokens: match reasoned {
+                true => Some(self.usage_reasoning_tokens.unwrap_or(self.reasoning_events)),
+                false => None,
+            },
+            text: self.text,
             e2el_ms: ms(self.end.saturating_duration_since(self.sent)),
             input_tokens: self.usage_prompt_tokens,
             output_tokens,
@@ -403,11 +437,23 @@ struct Usage {
     prompt_tokens: Option<u32>,
     #[serde(default)]
     completion_tokens: Option<u32>,
+    #[serde(default)]
+    completion_tokens_details: Option<CompletionDetails>,
+    /// SGLang's place for it.
+    #[serde(default)]
+    reasoning_tokens: Option<u32>,
+}
+
+#[derive(Deserialize)]
+struct CompletionDetails {
+    #[serde(default)]
+    reasoning_tokens: Option<u32>,
 }
 
 /// What one event meant.
 enum Parsed {
-    Text,
+    Content,
+    Reasoning,
     Nothing,
     Done,
     Error(RequestError),
@@ -435,7 +481,7 @@ pub fn classify_both(
     template: &mut Option<scan::Template>,
 ) -> (Option<&'static str>, &'static str) {
     let name = |p: &Parsed| match p {
-        Parsed::Text => "text",
+        Parsed::Content | Parsed::Reasoning => "text",
         Parsed::Nothing => "nothing",
         Parsed::Done => "done",
         Parsed::Error(_) => "error",
@@ -448,7 +494,8 @@ pub fn classify_both(
 impl From<scan::Class> for Parsed {
     fn from(c: scan::Class) -> Self {
         match c {
-            scan::Class::Content | scan::Class::Reasoning => Parsed::Text,
+            scan::Class::Content => Parsed::Content,
+            scan::Class::Reasoning => Parsed::Reasoning,
             scan::Class::Nothing => Parsed::Nothing,
         }
     }
@@ -476,6 +523,11 @@ fn parse_event(data: &[u8], r: &mut Stamps) -> Parsed {
         if u.completion_tokens.is_some() {
             r.usage_completion_tokens = u.completion_tokens;
             r.usage_prompt_tokens = u.prompt_tokens;
+            // vLLM nests it (and only with a reasoning parser); SGLang puts it at the top.
+            r.usage_reasoning_tokens = u
+                .completion_tokens_details
+                .and_then(|d| d.reasoning_tokens)
+                .or(u.reasoning_tokens);
         }
     }
     if let Some(Timings {
@@ -485,17 +537,20 @@ fn parse_event(data: &[u8], r: &mut Stamps) -> Parsed {
     {
         r.server_timings = Some((p, d));
     }
-    let has_text = chunk.choices.iter().any(|c| {
-        let nonempty = |s: &Option<Cow<str>>| s.as_deref().is_some_and(|t| !t.is_empty());
-        nonempty(&c.text)
-            || c.delta.as_ref().is_some_and(|d| {
-                nonempty(&d.content) || nonempty(&d.reasoning) || nonempty(&d.reasoning_content)
-            })
+    let nonempty = |s: &Option<Cow<str>>| s.as_deref().is_some_and(|t| !t.is_empty());
+    let content = chunk
+        .choices
+        .iter()
+        .any(|c| nonempty(&c.text) || c.delta.as_ref().is_some_and(|d| nonempty(&d.content)));
+    let reasoning = chunk.choices.iter().any(|c| {
+        c.delta
+            .as_ref()
+            .is_some_and(|d| nonempty(&d.reasoning) || nonempty(&d.reasoning_content))
     });
-    if has_text {
-        Parsed::Text
-    } else {
-        Parsed::Nothing
+    match (content, reasoning) {
+        (true, _) => Parsed::Content,
+        (false, true) => Parsed::Reasoning,
+        _ => Parsed::Nothing,
     }
 }
 
@@ -525,6 +580,23 @@ pub struct Bounds {
     pub max_tokens: u32,
     /// The largest single SSE event read (`workload.max_event_bytes`); a longer one is `parse`.
     pub max_event_bytes: usize,
+    /// Keep the answer's content text in the record (`RequestRecord::text`), for a
+    /// conversation's history. Off on the plain benchmark path: it costs a parse per event.
+    pub keep_text: bool,
+}
+
+/// Appends the content of one event (`delta.content` or `text`) to `text`.
+fn append_content(data: &[u8], text: &mut String) {
+    if let Ok(chunk) = serde_json::from_slice::<Chunk>(data) {
+        for c in &chunk.choices {
+            if let Some(t) = c.delta.as_ref().and_then(|d| d.content.as_deref()) {
+                text.push_str(t);
+            }
+            if let Some(t) = c.text.as_deref() {
+                text.push_str(t);
+            }
+        }
+    }
 }
 
 /// Content events allowed past `max_tokens` before a stream is an overrun: a server may send a
@@ -543,6 +615,9 @@ pub async fn send(
     t0: Instant,
 ) -> RequestRecord {
     let mut r = Stamps::new(Instant::now());
+    if bounds.keep_text {
+        r.text = Some(String::new());
+    }
     let limit = tokio::time::Instant::now() + bounds.timeout;
     let (until, kind) = match bounds.deadline {
         Some(d) if d < limit => (d, ErrorKind::Aborted),
@@ -667,7 +742,7 @@ impl Sink for StreamSink<'_> {
         let (done, failure) = (&mut self.done, &mut self.failure);
         self.splitter
             .feed(bytes, |event| match handle_event(event, r) {
-                Parsed::Text if r.events >= max_events => {
+                Parsed::Content | Parsed::Reasoning if r.events >= max_events => {
                     *failure = Some(RequestError::new(
                         ErrorKind::Overrun,
                         format!(
@@ -676,8 +751,15 @@ impl Sink for StreamSink<'_> {
                     ));
                     false
                 }
-                Parsed::Text => {
-                    r.token(at);
+                Parsed::Content => {
+                    r.content(at);
+                    if let Some(text) = r.text.as_mut() {
+                        append_content(event, text);
+                    }
+                    true
+                }
+                Parsed::Reasoning => {
+                    r.reasoning(at);
                     true
                 }
                 Parsed::Nothing => true,
@@ -931,7 +1013,8 @@ mod tests {
             let fast = handle_event(e.as_bytes(), &mut a);
             let full = parse_event(e.as_bytes(), &mut b);
             let kind = |p: &Parsed| match p {
-                Parsed::Text => "text".to_string(),
+                Parsed::Content => "content".to_string(),
+                Parsed::Reasoning => "reasoning".to_string(),
                 Parsed::Nothing => "nothing".into(),
                 Parsed::Done => "done".into(),
                 Parsed::Error(e) => format!("error {:?}", e.kind),
@@ -1018,25 +1101,25 @@ mod tests {
         ));
         assert!(matches!(
             handle_event(br#"{"choices":[{"delta":{"content":"x"}}]}"#, &mut r),
-            Parsed::Text
+            Parsed::Content
         ));
         assert!(matches!(
             handle_event(br#"{"choices":[{"delta":{"reasoning":"x"}}]}"#, &mut r),
-            Parsed::Text
+            Parsed::Reasoning
         ));
         assert!(matches!(
             handle_event(
                 br#"{"choices":[{"delta":{"reasoning_content":"x"}}]}"#,
                 &mut r
             ),
-            Parsed::Text
+            Parsed::Reasoning
         ));
         assert!(matches!(
             handle_event(
                 br#"{"choices":[{"text":"x","finish_reason":null}]}"#,
                 &mut r
             ),
-            Parsed::Text
+            Parsed::Content
         ));
         assert!(matches!(handle_event(br#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":5,"total_tokens":8}}"#, &mut r), Parsed::Nothing));
         assert_eq!(

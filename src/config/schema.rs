@@ -288,6 +288,14 @@ pub struct SimulatorOptions {
     pub personality: Personality,
     /// Time scale: 2.0 runs twice as fast as the profile says.
     pub speed: f64,
+    /// A reasoning model: this share (0–1) of every answer's tokens are reasoning deltas, sent
+    /// before the content.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub reasoning_share: f64,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 impl Default for SimulatorOptions {
@@ -296,6 +304,7 @@ impl Default for SimulatorOptions {
             profile: SimProfile::H100Llama8b,
             personality: Personality::Vllm,
             speed: 1.0,
+            reasoning_share: 0.0,
         }
     }
 }
@@ -384,6 +393,12 @@ pub struct Workload {
     /// Stop early when the share of failed requests exceeds this (0–1), after 20 requests.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_error_rate: Option<f64>,
+    /// Conversations: stop starting sessions after this many (`dataset: {kind: conversation}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sessions: Option<u64>,
+    /// Ramp-up: reach `rate` (open loop) or `concurrency` (closed loop) gradually.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ramp: Option<Ramp>,
     /// Run several points (one result file each, plus an index).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sweep: Option<Sweep>,
@@ -409,6 +424,8 @@ impl Default for Workload {
             request_timeout: HumanDuration::from_secs(600),
             max_event_bytes: 1 << 20,
             max_error_rate: None,
+            sessions: None,
+            ramp: None,
             sweep: None,
         }
     }
@@ -441,6 +458,142 @@ pub enum Dataset {
         groups: u32,
         output_len: u32,
     },
+    /// Multi-turn sessions: each turn re-sends the whole history, with the assistant's earlier
+    /// answers as the server streamed them. Synthetic (`turns`, `input_len`, `output_len`) or
+    /// read from `path`.
+    Conversation {
+        /// Turns per session: `3` or `[2, 6]` (synthetic sessions).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        turns: Option<Count>,
+        /// New user tokens per turn (synthetic sessions).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        input_len: Option<u32>,
+        /// Tokens of each session's first user turn, when it differs (an agent's task, tools
+        /// and files up front, short turns after); default `input_len`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        first_input_len: Option<u32>,
+        /// Output tokens per turn (`max_tokens`); for files, overrides the recorded answers' lengths.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        output_len: Option<u32>,
+        /// A system prompt of this many tokens, the same for every session (0: none).
+        #[serde(default)]
+        system_prompt_len: u32,
+        /// Recorded conversations (relative to the experiment file), instead of synthetic ones.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        path: Option<PathBuf>,
+        /// `sharegpt` or `messages`, for `path`.
+        #[serde(default)]
+        format: ConversationFormat,
+        /// Pause between an answer and the session's next turn.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        think_time: Option<HumanDuration>,
+        /// `constant`, `exponential` or `uniform` around `think_time`.
+        #[serde(default)]
+        think_distribution: ThinkDistribution,
+    },
+    /// Replay of a timestamped request trace: requests leave at the trace's times.
+    Trace {
+        /// The trace file (relative to the experiment file).
+        path: PathBuf,
+        /// `mooncake` or `jsonl`.
+        #[serde(default)]
+        format: TraceFormat,
+        /// Multiplies every gap: 2.0 replays at half speed, 0.5 at twice the speed.
+        #[serde(default = "default_time_scale")]
+        time_scale: f64,
+        /// Tokens per `hash_ids` block (Mooncake: 512).
+        #[serde(default = "default_block_size")]
+        block_size: u32,
+    },
+}
+
+/// How a ramp climbs to its target.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RampStrategy {
+    /// The rate (or the number of open slots) rises by the same amount every second.
+    #[default]
+    Linear,
+    /// It multiplies by the same factor every second (needs `from` > 0).
+    Exponential,
+}
+
+/// A ramp from `from` to the workload's `rate` or `concurrency` over `over`, measured from the
+/// timed window's start; the target holds afterwards.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Ramp {
+    /// How long the climb takes, e.g. `30s`.
+    pub over: HumanDuration,
+    /// `linear` (default) or `exponential`.
+    #[serde(default)]
+    pub strategy: RampStrategy,
+    /// Where it starts: requests per second for `rate` (default 0 for linear, 1 for
+    /// exponential), sessions or requests in flight for closed loops (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<f64>,
+}
+
+/// A count that is fixed or drawn uniformly from `[min, max]` per session: `3` or `[2, 6]`.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum Count {
+    Fixed(u32),
+    Range([u32; 2]),
+}
+
+impl Count {
+    /// `(min, max)`.
+    pub fn bounds(self) -> (u32, u32) {
+        match self {
+            Self::Fixed(n) => (n, n),
+            Self::Range([a, b]) => (a.min(b), a.max(b)),
+        }
+    }
+}
+
+/// The file format of recorded conversations.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ConversationFormat {
+    /// One `{"conversations": [{"from": "human"|"gpt", "value": …}, …]}` per line (or a JSON
+    /// array of them, as ShareGPT ships).
+    #[default]
+    Sharegpt,
+    /// One `{"messages": [{"role", "content"}, …]}` per line, with several user turns.
+    Messages,
+}
+
+/// How think time between a session's turns is drawn.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ThinkDistribution {
+    /// Exactly `think_time`.
+    #[default]
+    Constant,
+    /// Exponential with mean `think_time` (a user who sometimes answers at once).
+    Exponential,
+    /// Uniform in `[0, 2·think_time]`.
+    Uniform,
+}
+
+/// The file format of a request trace.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TraceFormat {
+    /// Mooncake: `{"timestamp": ms, "input_length", "output_length", "hash_ids": [...]}`.
+    #[default]
+    Mooncake,
+    /// `{"timestamp_ms", "messages": [...] | "prompt": "..." | "input_len", "output_len"}`.
+    Jsonl,
+}
+
+fn default_block_size() -> u32 {
+    512
+}
+
+fn default_time_scale() -> f64 {
+    1.0
 }
 
 fn default_groups() -> u32 {
@@ -463,6 +616,8 @@ impl Dataset {
             Self::Random { .. } => "random",
             Self::Jsonl { .. } => "jsonl",
             Self::SharedPrefix { .. } => "shared_prefix",
+            Self::Conversation { .. } => "conversation",
+            Self::Trace { .. } => "trace",
         }
     }
 }

@@ -4,7 +4,9 @@
 // `!(x > 0.0)` is deliberate throughout: it also rejects NaN.
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
 
-use super::{Dataset, Issue, Pattern, ProviderKind, Resolved, SweepValues};
+use super::{
+    Api, Count, Dataset, Issue, Pattern, ProviderKind, RampStrategy, Resolved, SweepValues,
+};
 
 pub(super) fn cross_field(r: &Resolved) -> Vec<Issue> {
     let e = &r.experiment;
@@ -28,7 +30,9 @@ pub(super) fn cross_field(r: &Resolved) -> Vec<Issue> {
     }
 
     let w = &e.workload;
+    let trace = matches!(w.dataset, Dataset::Trace { .. });
     match w.pattern {
+        _ if trace => {}
         Pattern::Concurrent => match w.concurrency {
             None if w.sweep.as_ref().and_then(|s| s.concurrency.as_ref()).is_none() => bad(
                 "workload.pattern",
@@ -60,7 +64,7 @@ pub(super) fn cross_field(r: &Resolved) -> Vec<Issue> {
             ),
         );
     }
-    if w.max_concurrency.is_some() && w.pattern != Pattern::Rate {
+    if w.max_concurrency.is_some() && w.pattern != Pattern::Rate && !trace {
         bad(
             "workload.max_concurrency",
             "caps `pattern: rate`; with a closed loop use `concurrency`".into(),
@@ -78,10 +82,10 @@ pub(super) fn cross_field(r: &Resolved) -> Vec<Issue> {
             ),
         );
     }
-    if w.requests.is_none() && w.duration.is_none() {
+    if w.requests.is_none() && w.duration.is_none() && w.sessions.is_none() && !trace {
         bad(
             "workload",
-            "needs a bound: `requests: N` and/or `duration: 10m`".into(),
+            "needs a bound: `requests: N` and/or `duration: 10m` (or `sessions: N` for conversations)".into(),
         );
     }
     if w.requests == Some(0) {
@@ -153,6 +157,88 @@ pub(super) fn cross_field(r: &Resolved) -> Vec<Issue> {
                 }
             }
         }
+        Dataset::Conversation {
+            turns,
+            input_len,
+            first_input_len,
+            output_len,
+            path,
+            think_time,
+            ..
+        } => {
+            if first_input_len == &Some(0) {
+                bad(
+                    "workload.dataset.first_input_len",
+                    "must be at least 1".into(),
+                );
+            }
+            if path.is_some() && first_input_len.is_some() {
+                bad(
+                    "workload.dataset.first_input_len",
+                    "is for synthetic sessions; recorded conversations have their own first turns"
+                        .into(),
+                );
+            }
+            if w.api != Api::Chat {
+                bad(
+                    "workload.api",
+                    "conversations need `api: chat` (the history is a list of messages)".into(),
+                );
+            }
+            match path {
+                Some(p) if p.as_os_str().is_empty() => bad("workload.dataset.path", "is empty: name the conversations file, or remove `path` for synthetic sessions".into()),
+                Some(_) => {
+                    if turns.is_some() || input_len.is_some() {
+                        bad("workload.dataset.path", "recorded conversations have their own turns: remove `turns` and `input_len`, or remove `path` for synthetic sessions".into());
+                    }
+                }
+                None => {
+                    if turns.is_none() || input_len.is_none() || output_len.is_none() {
+                        bad("workload.dataset", "synthetic sessions need `turns` (e.g. 3 or [2, 6]), `input_len` and `output_len`; or give `path` to recorded conversations".into());
+                    }
+                    if let Some(Count::Fixed(0) | Count::Range([0, _] | [_, 0])) = turns {
+                        bad("workload.dataset.turns", "every session needs at least 1 turn".into());
+                    }
+                    if input_len == &Some(0) {
+                        bad("workload.dataset.input_len", "must be at least 1".into());
+                    }
+                }
+            }
+            if output_len == &Some(0) {
+                bad("workload.dataset.output_len", "must be at least 1".into());
+            }
+            if think_time.is_some_and(|t| t.0 > std::time::Duration::from_secs(3600)) {
+                bad(
+                    "workload.dataset.think_time",
+                    "is more than an hour; is the unit right (e.g. `2s`)?".into(),
+                );
+            }
+        }
+        Dataset::Trace {
+            path,
+            time_scale,
+            block_size,
+            ..
+        } => {
+            if path.as_os_str().is_empty() {
+                bad("workload.dataset.path", "missing: the trace file".into());
+            }
+            if !(*time_scale > 0.0 && time_scale.is_finite()) {
+                bad(
+                    "workload.dataset.time_scale",
+                    format!("must be a positive number (2.0 = half speed), found {time_scale}"),
+                );
+            }
+            if *block_size == 0 {
+                bad(
+                    "workload.dataset.block_size",
+                    "must be at least 1 token".into(),
+                );
+            }
+            if w.rate.is_some() || w.concurrency.is_some() || w.pattern == Pattern::Sequential {
+                bad("workload.dataset", "a trace sends at its own timestamps: remove `rate`, `concurrency` and `pattern: sequential` (`max_concurrency` caps requests in flight)".into());
+            }
+        }
         Dataset::Jsonl { path } => {
             if path.as_os_str().is_empty() {
                 bad(
@@ -172,6 +258,55 @@ pub(super) fn cross_field(r: &Resolved) -> Vec<Issue> {
                 }
             }
         }
+    }
+    if let Some(r) = &w.ramp {
+        if r.over.0.is_zero() {
+            bad(
+                "workload.ramp.over",
+                "must be longer than 0s, e.g. `over: 30s`".into(),
+            );
+        }
+        let target = match (w.pattern, &w.dataset) {
+            (_, Dataset::Trace { .. }) => {
+                bad(
+                    "workload.ramp",
+                    "a trace sets its own send times; remove `ramp`".into(),
+                );
+                None
+            }
+            (Pattern::Rate, _) => w.rate,
+            (Pattern::Concurrent, _) => w.concurrency.map(f64::from),
+            (Pattern::Sequential, _) => {
+                bad(
+                    "workload.ramp",
+                    "has nothing to ramp with `pattern: sequential`".into(),
+                );
+                None
+            }
+        };
+        if let (Some(from), Some(to)) = (r.from, target) {
+            if !(from >= 0.0 && from <= to) {
+                bad(
+                    "workload.ramp.from",
+                    format!("must be between 0 and the target ({to}), found {from}"),
+                );
+            }
+        }
+        if r.strategy == RampStrategy::Exponential && r.from.is_some_and(|f| !(f > 0.0)) {
+            bad(
+                "workload.ramp.from",
+                "an exponential ramp starts above 0".into(),
+            );
+        }
+    }
+    if w.sessions == Some(0) {
+        bad("workload.sessions", "must be at least 1".into());
+    }
+    if w.sessions.is_some() && !matches!(w.dataset, Dataset::Conversation { .. }) {
+        bad(
+            "workload.sessions",
+            "counts conversations: it needs `dataset: {kind: conversation}`".into(),
+        );
     }
     if let Some(s) = &w.sweep {
         if let Some(SweepValues::Geometric(g)) = &s.concurrency {

@@ -3,12 +3,15 @@
 //! per-second buckets, the server's samples and the client's own health, applies the stop
 //! rules (error rate, budget, lifetime), and at the end hands everything over as [`Measured`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::columns::{Brief, Gaps};
 use super::event::{Event, RequestRecord, ServerSample};
 use super::scrape::ServerMetrics;
 use super::summary::{self, Stats, Summary};
@@ -28,11 +31,21 @@ pub struct Errors {
 pub struct Bucket {
     /// Seconds since the benchmark's start (this bucket covers `[second, second + 1)`).
     pub second: u64,
+    /// Requests sent in this second (the offered load: shows a ramp, or a trace's shape).
+    #[serde(default)]
+    pub sent: u64,
     pub completed: u64,
     pub failed: u64,
     pub output_tokens: u64,
     pub ttft_p50_ms: Option<f64>,
     pub ttft_p99_ms: Option<f64>,
+    /// Mean ITL of the requests completed in this second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub itl_mean_ms: Option<f64>,
+    /// How late requests sent in this second left against their schedule, worst case (open
+    /// loop and traces).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pacer_lag_max_ms: Option<f64>,
 }
 
 /// The client's view of itself: did it distort the figures?
@@ -114,7 +127,14 @@ pub struct Settings {
     pub full: bool,
     pub scrape_interval: Duration,
     pub rules: StopRules,
+    /// Where records go once a point has more than [`INLINE_RECORDS`] (a side file next to
+    /// the results); `None` keeps every record in memory.
+    pub spill_dir: Option<PathBuf>,
 }
+
+/// Records a result file holds inline; past this they are written to a side file as they
+/// come (`<result>.requests.jsonl`), so memory does not grow with them.
+pub const INLINE_RECORDS: usize = 100_000;
 
 impl Settings {
     pub fn of(e: &Experiment) -> Self {
@@ -129,6 +149,7 @@ impl Settings {
                 max_cost_usd: e.infrastructure.max_cost_usd,
                 max_lifetime: Some(e.infrastructure.max_lifetime.as_duration()),
             },
+            spill_dir: Some(e.output.dir.clone()),
         }
     }
 }
@@ -137,7 +158,10 @@ impl Settings {
 #[derive(Debug)]
 pub struct Measured {
     pub summary: Summary,
+    /// The records kept in memory, by id (all of them unless some went to `requests_file`).
     pub requests: Vec<RequestRecord>,
+    /// The side file holding the other records (JSON Lines), and how many it holds.
+    pub requests_file: Option<(PathBuf, u64)>,
     pub errors: Errors,
     pub time_series: Vec<Bucket>,
     pub server_metrics: Option<ServerMetrics>,
@@ -151,14 +175,23 @@ pub struct Collector {
     settings: Settings,
     t0: Option<Instant>,
     records: Vec<RequestRecord>,
-    itl_ms: Vec<f64>,
+    briefs: Vec<Brief>,
+    itl: Gaps,
+    /// Per turn index: ITL gap sum and count.
+    itl_by_turn: Vec<(f64, u64)>,
+    /// Per session: first send, last end (ms), turns, all ok.
+    sessions: HashMap<u64, (f64, f64, u32, bool)>,
+    spill: Option<Spill>,
+    /// A side file closed after a write failed: its path and the records it holds.
+    spilled: Option<(PathBuf, u64)>,
+    spill_failed: Option<String>,
     lag_ms: Vec<f64>,
     connect_ms: Vec<f64>,
     connect_errors: Vec<String>,
     errors: Errors,
     failed: u64,
-    /// Per completion second: the bucket and its successful requests' TTFTs.
-    buckets: BTreeMap<u64, (Bucket, Vec<f64>)>,
+    /// Per second: the bucket, its successful requests' TTFTs, and ITL gap sum and count.
+    buckets: BTreeMap<u64, (Bucket, Vec<f64>, f64, u64)>,
     stop: Option<StopReason>,
     total_reads: u64,
     kernel_reads: u64,
@@ -173,7 +206,13 @@ impl Collector {
             settings,
             t0: None,
             records: Vec::new(),
-            itl_ms: Vec::new(),
+            briefs: Vec::new(),
+            itl: Gaps::default(),
+            itl_by_turn: Vec::new(),
+            sessions: HashMap::new(),
+            spill: None,
+            spilled: None,
+            spill_failed: None,
             lag_ms: Vec::new(),
             connect_ms: Vec::new(),
             connect_errors: Vec::new(),
@@ -232,7 +271,7 @@ impl Collector {
 
     /// Requests finished so far (failed ones included).
     pub fn finished(&self) -> u64 {
-        self.records.len() as u64
+        self.briefs.len() as u64
     }
 
     /// Failed requests so far.
@@ -264,14 +303,25 @@ impl Collector {
     }
 
     /// Keeps one finished request: its gaps (successful requests only), its error, its
-    /// second's bucket, and the record itself (gaps dropped unless `output.detail: full`).
+    /// second's bucket, its brief, and the record itself — in memory, or in the side file past
+    /// [`INLINE_RECORDS`] (gaps dropped unless `output.detail: full`).
     fn add(&mut self, mut rec: RequestRecord) {
-        if let Some(s) = rec.scheduled_ms {
-            self.lag_ms.push((rec.sent_ms - s).max(0.0));
-        }
+        let lag = rec.scheduled_ms.map(|s| (rec.sent_ms - s).max(0.0));
+        self.lag_ms.extend(lag);
         let gaps = rec.itl_ms.take().unwrap_or_default();
+        let gap_sum: f64 = gaps.iter().sum();
         match &rec.error {
-            None => self.itl_ms.extend_from_slice(&gaps),
+            None => {
+                self.itl.extend(&gaps);
+                if let Some(t) = rec.turn {
+                    let t = t as usize;
+                    if self.itl_by_turn.len() <= t {
+                        self.itl_by_turn.resize(t + 1, (0.0, 0));
+                    }
+                    self.itl_by_turn[t].0 += gap_sum;
+                    self.itl_by_turn[t].1 += gaps.len() as u64;
+                }
+            }
             Some(err) => {
                 let k = err.kind.as_str().to_string();
                 *self.errors.by_kind.entry(k.clone()).or_default() += 1;
@@ -282,37 +332,103 @@ impl Collector {
                 self.failed += 1;
             }
         }
+        if let Some(n) = rec.session {
+            let e = self
+                .sessions
+                .entry(n)
+                .or_insert((rec.sent_ms, rec.end_ms(), 0, true));
+            e.0 = e.0.min(rec.sent_ms);
+            e.1 = e.1.max(rec.end_ms());
+            e.2 += 1;
+            e.3 &= rec.ok();
+        }
         self.total_reads += rec.reads as u64;
         self.kernel_reads += rec.kernel_reads as u64;
-        let second = (rec.end_ms().max(0.0) / 1e3) as u64;
-        let (b, ttfts) = self.buckets.entry(second).or_insert_with(|| {
-            let b = Bucket {
-                second,
-                ..Bucket::default()
-            };
-            (b, Vec::new())
-        });
+        self.bucket(&rec, lag, gap_sum, gaps.len() as u64);
+        self.briefs.push(Brief::of(&rec));
+        if self.settings.full {
+            rec.itl_ms = Some(gaps);
+        }
+        self.keep(rec);
+    }
+
+    /// Counts `rec` in the bucket of the second it ended in (and the one it was sent in).
+    fn bucket(&mut self, rec: &RequestRecord, lag: Option<f64>, gap_sum: f64, gaps: u64) {
+        let at = |ms: f64| (ms.max(0.0) / 1e3) as u64;
+        let new = |second| {
+            (
+                Bucket {
+                    second,
+                    ..Bucket::default()
+                },
+                Vec::new(),
+                0.0,
+                0,
+            )
+        };
+        let sent = self
+            .buckets
+            .entry(at(rec.sent_ms))
+            .or_insert_with_key(|s| new(*s));
+        sent.0.sent += 1;
+        if let Some(l) = lag {
+            sent.0.pacer_lag_max_ms = Some(sent.0.pacer_lag_max_ms.map_or(l, |m: f64| m.max(l)));
+        }
+        let (b, ttfts, sum, n) = self
+            .buckets
+            .entry(at(rec.end_ms()))
+            .or_insert_with_key(|s| new(*s));
         if rec.ok() {
             b.completed += 1;
             b.output_tokens += rec.output_tokens as u64;
             ttfts.extend(rec.ttft_ms);
+            (*sum, *n) = (*sum + gap_sum, *n + gaps);
         } else {
             b.failed += 1;
         }
-        if self.settings.full {
-            rec.itl_ms = Some(gaps);
+    }
+
+    /// Holds `rec` in memory, or writes it to the side file once there are too many to hold.
+    fn keep(&mut self, rec: RequestRecord) {
+        if self.spill.is_none()
+            && self.records.len() >= INLINE_RECORDS
+            && self.spill_failed.is_none()
+        {
+            if let Some(dir) = self.settings.spill_dir.clone() {
+                match Spill::create(&dir) {
+                    Ok(s) => self.spill = Some(s),
+                    Err(e) => self.spill_failed = Some(e),
+                }
+                // The records so far go first.
+                for r in std::mem::take(&mut self.records) {
+                    self.spill_one(r);
+                }
+            }
         }
-        self.records.push(rec);
+        self.spill_one(rec);
+    }
+
+    fn spill_one(&mut self, rec: RequestRecord) {
+        let Some(s) = self.spill.as_mut() else {
+            self.records.push(rec);
+            return;
+        };
+        if let Err(e) = s.write(&rec) {
+            // Disk full or gone: keep the rest in memory; what was written stays written.
+            self.spill_failed = Some(format!("writing {}: {e}", s.path.display()));
+            self.records.push(rec);
+            let mut s = self.spill.take();
+            if let Some(s) = s.as_mut() {
+                let _ = s.out.flush();
+            }
+            self.spilled = s.map(|s| (s.path, s.count));
+        }
     }
 
     /// Everything measured. `end` is when the point stopped waiting for requests.
     pub fn finish(mut self, end: Instant) -> Measured {
         // Throughput divides by the time to the last completion, not to the collector's wake-up.
-        let last_end_ms = self
-            .records
-            .iter()
-            .map(RequestRecord::end_ms)
-            .fold(0.0, f64::max);
+        let last_end_ms = self.briefs.iter().map(|b| b.end_ms).fold(0.0, f64::max);
         let duration_s = match self.t0 {
             _ if last_end_ms > 0.0 => last_end_ms / 1e3,
             Some(t) => end.saturating_duration_since(t).as_secs_f64(),
@@ -320,19 +436,26 @@ impl Collector {
         };
         self.records.sort_by_key(|r| r.id);
         let s = &self.settings;
-        let summary = summary::summarize(
-            &self.records,
-            std::mem::take(&mut self.itl_ms),
+        let mut summary = summary::summarize_briefs(
+            &self.briefs,
+            std::mem::take(&mut self.itl),
             duration_s,
             &s.percentiles,
             s.slo.as_ref(),
             s.gpu_count,
         );
+        summary.by_turn = summary::by_turn(&self.briefs, &self.itl_by_turn);
+        summary.sessions = summary::sessions(self.sessions.values().copied());
         let server_metrics = self.server_metrics(duration_s);
         let client = self.client_health();
+        let requests_file = match self.spill.take() {
+            Some(s) => s.close(),
+            None => self.spilled.take(),
+        };
         Measured {
             summary,
             requests: self.records,
+            requests_file,
             errors: self.errors,
             time_series: buckets(self.buckets),
             server_metrics,
@@ -350,10 +473,13 @@ impl Collector {
         for c in &self.connect_errors {
             warnings.push(format!("pre-warm connect failed: {c}"));
         }
+        if let Some(why) = &self.spill_failed {
+            warnings.push(format!("request records could not all go to the side file ({why}); the rest are in the result file"));
+        }
         ClientHealth {
             connect_ms: Stats::of(std::mem::take(&mut self.connect_ms)),
             pacer_lag_ms: lag,
-            reads_per_request: self.total_reads as f64 / self.records.len().max(1) as f64,
+            reads_per_request: self.total_reads as f64 / self.briefs.len().max(1) as f64,
             read_stamps: read_stamps(self.kernel_reads, self.total_reads),
             warnings,
         }
@@ -380,16 +506,58 @@ impl Collector {
     }
 }
 
-/// The per-second buckets with their TTFT percentiles.
-fn buckets(b: BTreeMap<u64, (Bucket, Vec<f64>)>) -> Vec<Bucket> {
+/// The per-second buckets with their TTFT percentiles and mean ITL.
+fn buckets(b: BTreeMap<u64, (Bucket, Vec<f64>, f64, u64)>) -> Vec<Bucket> {
     b.into_values()
-        .map(|(mut b, mut t)| {
+        .map(|(mut b, mut t, sum, n)| {
             t.sort_by(f64::total_cmp);
             b.ttft_p50_ms = summary::percentile(&t, 50.0);
             b.ttft_p99_ms = summary::percentile(&t, 99.0);
+            b.itl_mean_ms = (n > 0).then(|| sum / n as f64);
             b
         })
         .collect()
+}
+
+/// The side file of a point's records while it runs: JSON Lines in the output directory,
+/// hidden until the result is saved (then renamed next to it). If the run dies, what it holds
+/// is still on disk.
+struct Spill {
+    path: PathBuf,
+    out: std::io::BufWriter<std::fs::File>,
+    count: u64,
+}
+
+impl Spill {
+    fn create(dir: &std::path::Path) -> Result<Self, String> {
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = dir.join(format!(
+            ".requests-{}-{n}.partial.jsonl",
+            std::process::id()
+        ));
+        let f = std::fs::create_dir_all(dir)
+            .and_then(|_| std::fs::File::create(&path))
+            .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+        Ok(Self {
+            path,
+            out: std::io::BufWriter::with_capacity(1 << 20, f),
+            count: 0,
+        })
+    }
+
+    fn write(&mut self, r: &RequestRecord) -> std::io::Result<()> {
+        serde_json::to_writer(&mut self.out, r)?;
+        self.out.write_all(b"\n")?;
+        self.count += 1;
+        Ok(())
+    }
+
+    /// Flushes and closes; the path and the record count.
+    fn close(mut self) -> Option<(PathBuf, u64)> {
+        let _ = self.out.flush();
+        Some((self.path, self.count))
+    }
 }
 
 fn ms(d: Duration) -> f64 {
@@ -432,6 +600,7 @@ mod tests {
                 max_cost_usd: Some(1.0),
                 max_lifetime: Some(Duration::from_secs(60)),
             },
+            spill_dir: None,
         }
     }
 

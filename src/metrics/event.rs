@@ -120,9 +120,24 @@ pub struct RequestRecord {
     pub scheduled_ms: Option<f64>,
     /// Actual send time: just before the request head was written.
     pub sent_ms: f64,
-    /// Send → first chunk with content or reasoning text.
+    /// Send → first chunk with content or reasoning text (the first token of any kind).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub ttft_ms: Option<f64>,
+    /// Send → first chunk with content (time to first output token), when reasoning came
+    /// first; absent when the stream had no reasoning (then it equals `ttft_ms`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ttfo_ms: Option<f64>,
+    /// Reasoning tokens among `output_tokens`: the server's usage
+    /// (`completion_tokens_details.reasoning_tokens`, or SGLang's `usage.reasoning_tokens`),
+    /// else reasoning events counted; absent without reasoning.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reasoning_tokens: Option<u32>,
+    /// The session this request is a turn of (`dataset: {kind: conversation}`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub session: Option<u64>,
+    /// The turn's index in its session (0 = first).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub turn: Option<u32>,
     /// Send → last byte (the `[DONE]` event's read).
     pub e2el_ms: f64,
     /// Prompt tokens: the server's `usage`, else what the prompt was built to hold.
@@ -146,6 +161,11 @@ pub struct RequestRecord {
     pub server_prefill_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub server_decode_ms: Option<f64>,
+    /// The answer's content text, kept only when a conversation needs it for its history;
+    /// taken out by the executor, never stored.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub text: Option<String>,
 }
 
 impl RequestRecord {

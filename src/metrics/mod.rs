@@ -2,6 +2,7 @@
 //! measured, statistics (percentiles, goodput), and Prometheus scraping.
 
 pub mod collector;
+pub mod columns;
 pub mod event;
 pub mod prom;
 pub mod scrape;

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::columns::{Brief, Gaps};
 use super::event::RequestRecord;
 use crate::config::Slo;
 
@@ -84,6 +85,59 @@ pub struct Summary {
     pub percentiles_ms: BTreeMap<String, Option<f64>>,
     /// Which percentiles were computed (`metrics.percentiles`).
     pub percentiles: Vec<f64>,
+    /// Time to first output token (content, after any reasoning), when a stream reasoned;
+    /// its percentiles are `p99_ttfo_ms` and the like. Without reasoning TTFO equals TTFT and
+    /// these are absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mean_ttfo_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub median_ttfo_ms: Option<f64>,
+    /// Reasoning tokens of successful requests (part of `total_output_tokens`), when any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_reasoning_tokens: Option<u64>,
+    /// `false` when the run had more ITL gaps than are kept exactly: ITL percentiles then come
+    /// from a histogram (within 0.1 %); mean and std stay exact.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub itl_from_histogram: bool,
+    /// Conversations: the figures of each turn index (turn 0 first), to see the prefix cache.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub by_turn: Vec<TurnSummary>,
+    /// Conversations: whole sessions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sessions: Option<SessionSummary>,
+}
+
+/// One turn index of a conversation workload, over its successful requests.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TurnSummary {
+    /// 0 for the first turn of every session.
+    pub turn: u32,
+    pub completed: u64,
+    pub failed: u64,
+    /// Prompt tokens per request at this turn (the history grows with the turns).
+    pub mean_input_tokens: Option<f64>,
+    pub mean_ttft_ms: Option<f64>,
+    pub p50_ttft_ms: Option<f64>,
+    pub p99_ttft_ms: Option<f64>,
+    pub mean_itl_ms: Option<f64>,
+    pub p50_tpot_ms: Option<f64>,
+    pub p99_tpot_ms: Option<f64>,
+    pub mean_e2el_ms: Option<f64>,
+    pub p50_e2el_ms: Option<f64>,
+    pub p99_e2el_ms: Option<f64>,
+}
+
+/// Whole sessions of a conversation workload: first send to last byte.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SessionSummary {
+    /// Sessions with at least one measured turn.
+    pub count: u64,
+    /// Of those, sessions whose every measured turn succeeded.
+    pub all_turns_ok: u64,
+    pub mean_turns: Option<f64>,
+    pub mean_duration_s: Option<f64>,
+    pub p50_duration_s: Option<f64>,
+    pub p99_duration_s: Option<f64>,
 }
 
 /// The latencies every summary reports, in the order tables show them.
@@ -192,6 +246,8 @@ impl Summary {
         std_e2el_ms,
         mean_interactivity_tok_s_user,
         median_interactivity_tok_s_user,
+        mean_ttfo_ms,
+        median_ttfo_ms,
     );
 
     /// Mean, median and std of `metric` (`ttft`, …), to be filled.
@@ -297,15 +353,46 @@ impl Stats {
 
 fn put_stats(s: &mut Summary, metric: &str, mut xs: Vec<f64>, percentiles: &[f64]) {
     xs.sort_by(f64::total_cmp);
-    let ms = mean_std(&xs);
-    let median = percentile(&xs, 50.0);
-    let [mean, med, std] = s.moments_mut(metric);
-    *mean = ms.map(|m| m.0);
-    *med = median;
-    *std = ms.map(|m| m.1);
+    put_sorted(
+        s,
+        metric,
+        mean_std(&xs),
+        &|p| percentile(&xs, p),
+        percentiles,
+    );
+}
+
+/// Fills `metric`'s mean, median, std and percentiles from its moments and a percentile
+/// function.
+fn put_sorted(
+    s: &mut Summary,
+    metric: &str,
+    ms: Option<(f64, f64)>,
+    pct: &dyn Fn(f64) -> Option<f64>,
+    percentiles: &[f64],
+) {
+    let median = pct(50.0);
+    if metric == "ttfo" {
+        (s.mean_ttfo_ms, s.median_ttfo_ms) = (ms.map(|m| m.0), median);
+    } else {
+        let [mean, med, std] = s.moments_mut(metric);
+        *mean = ms.map(|m| m.0);
+        *med = median;
+        *std = ms.map(|m| m.1);
+    }
     for p in percentiles {
         s.percentiles_ms
-            .insert(format!("{}_{metric}_ms", pname(*p)), percentile(&xs, *p));
+            .insert(format!("{}_{metric}_ms", pname(*p)), pct(*p));
+    }
+}
+
+/// The ITL figures, exact or from the histogram.
+fn put_gaps(s: &mut Summary, mut gaps: Gaps, percentiles: &[f64]) {
+    let ms = gaps.mean_std();
+    s.itl_from_histogram = !gaps.is_exact();
+    match gaps.sorted() {
+        Some(sorted) => put_sorted(s, "itl", ms, &|p| percentile(sorted, p), percentiles),
+        None => put_sorted(s, "itl", ms, &|p| gaps.hist_percentile(p), percentiles),
     }
 }
 
@@ -314,9 +401,8 @@ fn per_s(n: f64, duration_s: f64) -> Option<f64> {
     (duration_s > 0.0).then(|| n / duration_s)
 }
 
-/// Every figure of DESIGN §3 over `records`, with `duration_s` the benchmark's wall time.
-/// `itl_gaps_ms` are all ITL gaps of successful requests (kept apart so records stay small;
-/// taken by value because they are sorted in place and may be most of a run's memory).
+/// Every figure of DESIGN §3 over `records` (tests and tools; a run uses
+/// [`summarize_briefs`]).
 pub fn summarize(
     records: &[RequestRecord],
     itl_gaps_ms: Vec<f64>,
@@ -325,14 +411,35 @@ pub fn summarize(
     slo: Option<&Slo>,
     gpu_count: u32,
 ) -> Summary {
-    let ok: Vec<&RequestRecord> = records.iter().filter(|r| r.ok()).collect();
-    let input: u64 = ok.iter().map(|r| r.input_tokens.unwrap_or(0) as u64).sum();
+    let briefs: Vec<Brief> = records.iter().map(Brief::of).collect();
+    summarize_briefs(
+        &briefs,
+        Gaps::from_vec(itl_gaps_ms),
+        duration_s,
+        percentiles,
+        slo,
+        gpu_count,
+    )
+}
+
+/// Every figure of DESIGN §3 over the run's requests, with `duration_s` the benchmark's wall
+/// time. `itl` holds the ITL gaps of successful requests (kept apart so records stay small).
+pub fn summarize_briefs(
+    briefs: &[Brief],
+    itl: Gaps,
+    duration_s: f64,
+    percentiles: &[f64],
+    slo: Option<&Slo>,
+    gpu_count: u32,
+) -> Summary {
+    let ok: Vec<&Brief> = briefs.iter().filter(|r| r.ok).collect();
+    let input: u64 = ok.iter().map(|r| r.input_tokens as u64).sum();
     let output: u64 = ok.iter().map(|r| r.output_tokens as u64).sum();
     let good = slo.map(|s| {
         ok.iter()
             .filter(|r| {
-                s.ttft_ms.is_none_or(|l| r.ttft_ms.is_some_and(|t| t <= l))
-                    && s.tpot_ms.is_none_or(|l| r.tpot_ms().is_none_or(|t| t <= l))
+                s.ttft_ms.is_none_or(|l| r.ttft().is_some_and(|t| t <= l))
+                    && s.tpot_ms.is_none_or(|l| r.tpot().is_none_or(|t| t <= l))
                     && s.e2el_ms.is_none_or(|l| r.e2el_ms <= l)
             })
             .count()
@@ -343,7 +450,7 @@ pub fn summarize(
         duration_s,
         duration: duration_s,
         completed: ok.len() as u64,
-        failed: (records.len() - ok.len()) as u64,
+        failed: (briefs.len() - ok.len()) as u64,
         total_input_tokens: input,
         total_output_tokens: output,
         request_throughput: per_s(ok.len() as f64, d),
@@ -356,16 +463,101 @@ pub fn summarize(
         percentiles: percentiles.to_vec(),
         ..Summary::default()
     };
-    let ttfts = ok.iter().filter_map(|r| r.ttft_ms).collect();
-    put_stats(&mut s, "ttft", ttfts, percentiles);
-    let tpots = ok.iter().filter_map(|r| r.tpot_ms()).collect();
-    put_stats(&mut s, "tpot", tpots, percentiles);
-    put_stats(&mut s, "itl", itl_gaps_ms, percentiles);
-    let e2els = ok.iter().map(|r| r.e2el_ms).collect();
-    put_stats(&mut s, "e2el", e2els, percentiles);
+    put_stats(
+        &mut s,
+        "ttft",
+        ok.iter().filter_map(|r| r.ttft()).collect(),
+        percentiles,
+    );
+    put_stats(
+        &mut s,
+        "tpot",
+        ok.iter().filter_map(|r| r.tpot()).collect(),
+        percentiles,
+    );
+    put_gaps(&mut s, itl, percentiles);
+    put_stats(
+        &mut s,
+        "e2el",
+        ok.iter().map(|r| r.e2el_ms).collect(),
+        percentiles,
+    );
+    if ok.iter().any(|r| r.reasoned) {
+        let ttfos = ok.iter().filter_map(|r| some(r.ttfo_ms)).collect();
+        put_stats(&mut s, "ttfo", ttfos, percentiles);
+        s.total_reasoning_tokens = Some(ok.iter().map(|r| r.reasoning_tokens as u64).sum());
+    }
     s.mean_interactivity_tok_s_user = interactivity(s.mean_tpot_ms);
     s.median_interactivity_tok_s_user = interactivity(s.median_tpot_ms);
     s
+}
+
+fn some(x: f64) -> Option<f64> {
+    (!x.is_nan()).then_some(x)
+}
+
+/// Per-turn figures over `briefs`; `itl_by_turn` holds each turn's (gap sum, gap count).
+pub fn by_turn(briefs: &[Brief], itl_by_turn: &[(f64, u64)]) -> Vec<TurnSummary> {
+    let turns = briefs
+        .iter()
+        .filter_map(Brief::turn)
+        .max()
+        .map_or(0, |t| t as usize + 1);
+    (0..turns)
+        .map(|t| {
+            let of: Vec<&Brief> = briefs.iter().filter(|b| b.turn == t as u32).collect();
+            let ok: Vec<&Brief> = of.iter().copied().filter(|b| b.ok).collect();
+            let sorted = |mut v: Vec<f64>| {
+                v.sort_by(f64::total_cmp);
+                v
+            };
+            let ttft = sorted(ok.iter().filter_map(|b| b.ttft()).collect());
+            let tpot = sorted(ok.iter().filter_map(|b| b.tpot()).collect());
+            let e2el = sorted(ok.iter().map(|b| b.e2el_ms).collect());
+            let inputs: Vec<f64> = ok.iter().map(|b| b.input_tokens as f64).collect();
+            let itl = itl_by_turn
+                .get(t)
+                .filter(|(_, n)| *n > 0)
+                .map(|(s, n)| s / *n as f64);
+            TurnSummary {
+                turn: t as u32,
+                completed: ok.len() as u64,
+                failed: (of.len() - ok.len()) as u64,
+                mean_input_tokens: mean_std(&inputs).map(|m| m.0),
+                mean_ttft_ms: mean_std(&ttft).map(|m| m.0),
+                p50_ttft_ms: percentile(&ttft, 50.0),
+                p99_ttft_ms: percentile(&ttft, 99.0),
+                mean_itl_ms: itl,
+                p50_tpot_ms: percentile(&tpot, 50.0),
+                p99_tpot_ms: percentile(&tpot, 99.0),
+                mean_e2el_ms: mean_std(&e2el).map(|m| m.0),
+                p50_e2el_ms: percentile(&e2el, 50.0),
+                p99_e2el_ms: percentile(&e2el, 99.0),
+            }
+        })
+        .collect()
+}
+
+/// Session figures from each session's (first send ms, last end ms, turns, all ok).
+pub fn sessions(spans: impl Iterator<Item = (f64, f64, u32, bool)>) -> Option<SessionSummary> {
+    let spans: Vec<_> = spans.collect();
+    if spans.is_empty() {
+        return None;
+    }
+    let mut durations: Vec<f64> = spans
+        .iter()
+        .map(|(a, b, _, _)| (b - a).max(0.0) / 1e3)
+        .collect();
+    durations.sort_by(f64::total_cmp);
+    let turns: Vec<f64> = spans.iter().map(|s| s.2 as f64).collect();
+    Some(SessionSummary {
+        count: spans.len() as u64,
+        all_turns_ok: spans.iter().filter(|s| s.3).count() as u64,
+        mean_turns: mean_std(&turns).map(|m| m.0),
+        mean_duration_s: mean_std(&durations).map(|m| m.0),
+        p50_duration_s: percentile(&durations, 50.0),
+        p99_duration_s: percentile(&durations, 99.0),
+    })
 }
 
 #[cfg(test)]

@@ -172,6 +172,7 @@ pub async fn provision(
             let s = &e.infrastructure.simulator;
             let mut cfg = sim::SimConfig::new(s.profile, s.personality, e.model.id.clone());
             cfg.speed = s.speed;
+            cfg.reasoning_share = s.reasoning_share.clamp(0.0, 1.0);
             cfg.seed = e.seed;
             cfg.max_model_len = e.model.max_model_len;
             let h = sim::start(cfg, "127.0.0.1:0").await?;

@@ -131,8 +131,46 @@ pub struct RunResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sweep_point: Option<String>,
     pub client: ClientHealth,
-    /// One record per measured request (warm-up excluded), by id.
+    /// One record per measured request (warm-up excluded), by id — or, for a run of more
+    /// than 100 000 requests, the records not in `requests_file`.
     pub requests: Vec<RequestRecord>,
+    /// The side file holding the records (JSON Lines, one record per line, in the order they
+    /// finished), named relative to this file, when there were too many to hold inline.
+    /// `results::read` (and so `compare`, `report`, `results`) reads it back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_file: Option<String>,
+    /// Records in `requests_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_in_file: Option<u64>,
+    /// Where the side file is while the result is being saved (not stored).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub spill: Option<PathBuf>,
+}
+
+/// The side file's name for a result at `result`: `x.json` → `x.requests.jsonl`.
+pub fn requests_file_for(result: &Path) -> PathBuf {
+    result.with_extension("requests.jsonl")
+}
+
+/// The records of a side file, every line checked.
+fn read_requests_file(result: &Path, name: &str) -> Result<Vec<RequestRecord>, ResultsError> {
+    let dir = result.parent().unwrap_or(Path::new("."));
+    let path = dir.join(name);
+    let text = std::fs::read_to_string(&path).map_err(|source| ResultsError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| ResultsError::Parse {
+                path: path.clone(),
+                message: format!("line {}: {e}", i + 1),
+            })
+        })
+        .collect()
 }
 
 /// Files written before scraping existed carry `server_metrics: []`: read that as none.
@@ -211,7 +249,8 @@ fn termination(e: &Experiment, m: Option<&Measured>) -> String {
         return why.to_string();
     }
     let w = &e.workload;
-    let short = w.requests.is_none_or(|n| (m.requests.len() as u64) < n);
+    let finished = m.summary.completed + m.summary.failed;
+    let short = w.requests.is_none_or(|n| finished < n);
     match w.duration.is_some() && short {
         true => "duration".into(),
         false => "completed".into(),
@@ -269,6 +308,9 @@ impl RunResult {
             sweep_point: None,
             client: m.client,
             requests: m.requests,
+            requests_file: None,
+            requests_in_file: m.requests_file.as_ref().map(|f| f.1),
+            spill: m.requests_file.map(|f| f.0),
         }
     }
 
@@ -310,15 +352,23 @@ pub fn result_path(dir: &Path, name: &str, at: chrono::DateTime<chrono::Utc>) ->
     p
 }
 
+/// Reads a result file, with the records of its side file (if it has one) merged in by id.
 pub fn read(path: &Path) -> Result<RunResult, ResultsError> {
     let text = std::fs::read_to_string(path).map_err(|source| ResultsError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    serde_json::from_str(&text).map_err(|e| ResultsError::Parse {
+    let mut r: RunResult = serde_json::from_str(&text).map_err(|e| ResultsError::Parse {
         path: path.to_path_buf(),
         message: e.to_string(),
-    })
+    })?;
+    if let Some(name) = r.requests_file.clone() {
+        let mut all = read_requests_file(path, &name)?;
+        all.append(&mut r.requests);
+        all.sort_by_key(|q| q.id);
+        r.requests = all;
+    }
+    Ok(r)
 }
 
 /// The flat JSON `vllm bench serve --save-result` writes (summary keys at the top level).

@@ -18,14 +18,14 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::client::{self, Endpoint};
-use crate::config::{Dataset, ProviderKind, Resolved, Secret};
+use crate::config::{ProviderKind, Resolved, Secret};
 use crate::metrics::collector::StopReason;
 use crate::provider::{self, CostEstimate, Handle};
 use crate::results::index::SweepIndex;
 use crate::results::{self, RunResult, Status};
 use crate::ui::say;
-use crate::workload::dataset::{self, Prompt};
 use crate::workload::sweep;
+use crate::workload::{dataset, source};
 use point::{PointOutcome, Session};
 use view::Screen;
 
@@ -86,10 +86,11 @@ pub struct Outcome {
 /// An experiment checked as far as it can be before anything is started or spent.
 pub struct Prepared {
     pub resolved: Resolved,
-    /// The JSONL prompts, read and checked line by line (`None` for generated datasets).
-    jsonl: Option<Vec<Prompt>>,
+    /// The dataset's files (JSONL prompts, a trace, recorded conversations), read and checked
+    /// line by line.
+    loaded: source::Loaded,
     /// `model.tokenizer`, loaded.
-    tokenizer: Option<dataset::LocalTokenizer>,
+    tokenizer: Option<Arc<dataset::LocalTokenizer>>,
     /// `infrastructure.tls_ca_file`, read: the TLS settings that trust only it.
     tls_ca: Option<Arc<rustls::ClientConfig>>,
 }
@@ -117,23 +118,16 @@ pub fn prepare(resolved: Resolved) -> Result<Prepared, RunError> {
     let e = &resolved.experiment;
     let needed = results::storage::expected_bytes(e);
     results::storage::check_output_dir(&e.output.dir, needed).map_err(RunError::Output)?;
-    let w = &resolved.experiment.workload;
-    let jsonl = match &w.dataset {
-        Dataset::Jsonl { path } => {
-            let p = resolved.resolve_path("workload.dataset.path", path);
-            Some(dataset::load_jsonl(&p, w.api, w.max_tokens)?)
-        }
-        _ => None,
-    };
+    let loaded = source::load(&resolved)?;
     let tokenizer = match &resolved.experiment.model.tokenizer {
-        Some(p) => Some(dataset::LocalTokenizer::load(
+        Some(p) => Some(Arc::new(dataset::LocalTokenizer::load(
             &resolved.resolve_path("model.tokenizer", p),
-        )?),
+        )?)),
         None => None,
     };
     Ok(Prepared {
         resolved,
-        jsonl,
+        loaded,
         tokenizer,
         tls_ca,
     })
@@ -293,7 +287,7 @@ async fn sweep_points(
         result.cost.actual_usd = spent - spent_before;
         spent_before = spent;
         let intended = point_file(path, index.is_some(), &pt.label);
-        let ppath = save_point(saver, &intended, &result, index, pt, path, spent);
+        let ppath = save_point(saver, &intended, &mut result, index, pt, path, spent);
         let go_on = match result.status {
             Status::Completed => true,
             Status::Interrupted => false,
@@ -315,7 +309,7 @@ async fn sweep_points(
 fn save_point(
     saver: &mut save::Saver,
     intended: &Path,
-    result: &RunResult,
+    result: &mut RunResult,
     index: &mut Option<SweepIndex>,
     pt: &sweep::Point,
     base: &Path,
@@ -361,7 +355,7 @@ fn not_ready(
     let mut saver = save::Saver::default();
     let intended = point_file(path, index.is_some(), &pt.label);
     let spent = handle.spent_usd();
-    let ppath = save_point(&mut saver, &intended, &result, index, pt, path, spent);
+    let ppath = save_point(&mut saver, &intended, &mut result, index, pt, path, spent);
     let index_path = index.as_mut().map(|x| {
         x.finish(points.len());
         saver.index(x, path, spent)

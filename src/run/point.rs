@@ -13,16 +13,18 @@ use tokio_util::task::AbortOnDropHandle;
 use super::view::{self, Screen, Watchers};
 use super::{ready, Prepared, RunOptions};
 use crate::client::Endpoint;
-use crate::config::{Experiment, Pattern, ProviderKind, Secret};
+use crate::config::{Experiment, Pattern, ProviderKind, RampStrategy, Secret};
 use crate::metrics::collector::{Collector, Measured, Settings, StopReason};
 use crate::metrics::event::Event;
 use crate::metrics::scrape;
 use crate::provider::Handle;
 use crate::results::{Environment, RunResult, Status};
 use crate::ui::say;
-use crate::workload::dataset::{self, Prompt};
+use crate::workload::dataset;
 use crate::workload::executor::{self, Arrivals, Plan};
+use crate::workload::source::{self, Feed, Source};
 use crate::workload::sweep::Point;
+use crate::workload::{RateCurve, Schedule};
 
 /// What every point of a run shares: the server, its key, the screen, the stop signals.
 pub struct Session<'a> {
@@ -53,10 +55,10 @@ pub async fn run_point(s: &mut Session<'_>, pt: &Point, n_points: usize) -> Poin
     let label = (!pt.label.is_empty()).then(|| format!("point {} ({n_points} points)", pt.label));
     s.screen.live.start_point(label, e.workload.requests);
     s.screen.phase("preparing prompts");
-    let (prompts, lengths) = prompts(s, e).await;
+    let (feed, lengths) = sources(s, e).await;
     let env = environment(s, e, lengths);
     let outcome = match ready::preflight(s.ep, &e.model.id, e.workload.api).await {
-        Ok(()) => Ok(drive(s, e, prompts).await),
+        Ok(()) => Ok(drive(s, e, feed).await),
         Err(err) => Err(err.to_string()),
     };
     s.screen.phase("saving");
@@ -118,26 +120,24 @@ fn judge(m: &Measured) -> (Status, Option<String>) {
     (Status::Completed, None)
 }
 
-/// The point's prompts (JSONL as read, or synthesized for its lengths), and how random prompt
-/// lengths were made.
-async fn prompts(s: &Session<'_>, e: &Experiment) -> (Arc<Vec<Prompt>>, Option<String>) {
-    if let Some(p) = &s.p.jsonl {
-        return (Arc::new(p.clone()), None);
-    }
+/// Where the point's requests come from (the measured feed and the warm-up's prompts), and
+/// how prompt lengths were made.
+async fn sources(s: &Session<'_>, e: &Experiment) -> ((Feed, Arc<dyn Source>), Option<String>) {
     let w = &e.workload;
     let lengths = dataset::Lengths {
         cal: dataset::calibrate(s.ep, &e.model.id, w.api, e.seed).await,
-        tokenizer: s.p.tokenizer.as_ref(),
+        tokenizer: s.p.tokenizer.clone(),
         api: w.api,
     };
-    let n = (w.requests.unwrap_or(1000) as usize + w.warmup_requests as usize).min(100_000);
-    let prompts = dataset::synthesize(&w.dataset, w.api, n, e.seed, &lengths);
-    (Arc::new(prompts), Some(dataset::describe_lengths(&lengths)))
+    let described = dataset::describe_lengths(&lengths);
+    let warmup = w.warmup_requests as u64;
+    let feed = source::sources(&w.dataset, &s.p.loaded, e.seed, warmup, lengths);
+    (feed, Some(described))
 }
 
 /// The timed window: the executor on its threads, the scraper, and the collector reading their
 /// events until the executor returns (or a second Ctrl-C says to save at once).
-async fn drive(s: &mut Session<'_>, e: &Experiment, prompts: Arc<Vec<Prompt>>) -> Measured {
+async fn drive(s: &mut Session<'_>, e: &Experiment, feed: (Feed, Arc<dyn Source>)) -> Measured {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let metrics_url = super::monitor::metrics_url(&s.ep.base_url());
     let _scraper = e.metrics.scrape.then(|| {
@@ -154,7 +154,7 @@ async fn drive(s: &mut Session<'_>, e: &Experiment, prompts: Arc<Vec<Prompt>>) -
         }
     }
     let warmup = e.workload.warmup_requests as u64;
-    let plan = plan(e, s.ep, prompts, warmup, s.workers);
+    let plan = plan(e, s.ep, feed, &s.p.loaded, s.workers);
     // This point's own stop: a rule ends the point; Ctrl-C (the run's stop) ends it too.
     let point_stop = s.stop.child_token();
     let mut watchers = Watchers {
@@ -232,48 +232,74 @@ async fn drive(s: &mut Session<'_>, e: &Experiment, prompts: Arc<Vec<Prompt>>) -
 fn plan(
     e: &Experiment,
     ep: &Endpoint,
-    prompts: Arc<Vec<Prompt>>,
-    warmup: u64,
+    (feed, warm): (Feed, Arc<dyn Source>),
+    loaded: &source::Loaded,
     workers: usize,
 ) -> Plan {
     let w = &e.workload;
-    let arrivals = match w.pattern {
-        Pattern::Sequential => Arrivals::Closed { concurrency: 1 },
-        Pattern::Concurrent => Arrivals::Closed {
-            concurrency: w.concurrency.unwrap_or(1),
+    let closed = |concurrency: u32| Arrivals::Closed {
+        concurrency,
+        starts: Arc::new(crate::workload::slot_starts(concurrency, w.ramp.as_ref())),
+    };
+    let arrivals = match (&loaded.trace, w.pattern) {
+        (Some(t), _) => Arrivals::Open {
+            schedule: Schedule::Fixed(Arc::new(t.times())),
+            max_in_flight: w.max_concurrency,
         },
-        Pattern::Rate => Arrivals::Open {
-            offsets: Arc::new(crate::workload::arrival_offsets(
-                w.arrival,
-                w.rate.unwrap_or(1.0),
-                w.burstiness,
-                w.requests,
-                w.duration.map(|d| d.as_duration()),
-                e.seed,
-            )),
+        (None, Pattern::Sequential) => closed(1),
+        (None, Pattern::Concurrent) => closed(w.concurrency.unwrap_or(1)),
+        (None, Pattern::Rate) => Arrivals::Open {
+            schedule: Schedule::Process {
+                kind: w.arrival,
+                curve: rate_curve(w.rate.unwrap_or(1.0), w.ramp.as_ref()),
+                burstiness: w.burstiness,
+                seed: e.seed,
+            },
             max_in_flight: w.max_concurrency,
         },
     };
     let conc = match &arrivals {
-        Arrivals::Closed { concurrency } => *concurrency as usize,
+        Arrivals::Closed { concurrency, .. } => *concurrency as usize,
         Arrivals::Open { max_in_flight, .. } => max_in_flight.unwrap_or(workers as u32) as usize,
+    };
+    // A trace plays once: no more requests than it has.
+    let trace_len = loaded.trace.as_ref().map(|t| t.requests.len() as u64);
+    let count = match (w.requests, trace_len) {
+        (Some(n), Some(t)) => Some(n.min(t)),
+        (n, t) => n.or(t),
     };
     Plan {
         endpoint: ep.clone(),
         model: e.model.id.clone(),
         api: w.api,
-        prompts,
-        warmup,
+        feed,
+        warmup: w.warmup_requests as u64,
+        warm,
         ignore_eos: w.ignore_eos,
         request_timeout: w.request_timeout.as_duration(),
         max_event_bytes: usize::try_from(w.max_event_bytes).unwrap_or(usize::MAX),
         arrivals,
-        count: w.requests,
+        count,
+        sessions: w.sessions,
         duration: w.duration.map(|d| d.as_duration()),
         on_deadline: w.on_deadline,
         // Never more worker threads than slots.
         workers: workers.min(conc.max(1)),
         sent: Arc::new(AtomicU64::new(0)),
+    }
+}
+
+/// The open loop's rate over time: `rate`, or a ramp to it.
+fn rate_curve(rate: f64, ramp: Option<&crate::config::Ramp>) -> RateCurve {
+    RateCurve {
+        to: rate,
+        ramp: ramp.map(|r| {
+            let from = match r.strategy {
+                RampStrategy::Linear => r.from.unwrap_or(0.0),
+                RampStrategy::Exponential => r.from.unwrap_or(1.0_f64.min(rate)),
+            };
+            (from, r.over.as_duration().as_secs_f64(), r.strategy)
+        }),
     }
 }
 

@@ -171,6 +171,7 @@ pub async fn preflight(
         deadline: None,
         max_tokens: 2,
         max_event_bytes: 1 << 20,
+        keep_text: false,
     };
     let r = client::send(&mut conn, ep, body, &bounds, Instant::now()).await;
     match r.error {

@@ -7,6 +7,13 @@ use std::path::{Path, PathBuf};
 use crate::results::index::SweepIndex;
 use crate::results::{self, RunResult};
 
+fn absolute(p: &Path) -> String {
+    std::path::absolute(p)
+        .unwrap_or_else(|_| p.to_path_buf())
+        .display()
+        .to_string()
+}
+
 /// The run's writer and what it had to say.
 #[derive(Default)]
 pub struct Saver {
@@ -15,9 +22,39 @@ pub struct Saver {
 }
 
 impl Saver {
-    /// Saves one result; returns where it is (the intended path when nothing took it).
-    pub fn result(&mut self, intended: &Path, r: &RunResult) -> PathBuf {
-        self.save(intended, r)
+    /// Saves one result; returns where it is (the intended path when nothing took it). A
+    /// side file of records is renamed next to it first (`x.json` → `x.requests.jsonl`).
+    pub fn result(&mut self, intended: &Path, r: &mut RunResult) -> PathBuf {
+        if let Some(spill) = r.spill.take() {
+            let target = results::requests_file_for(intended);
+            r.requests_file = Some(match std::fs::rename(&spill, &target) {
+                Ok(()) => target.file_name().map_or_else(
+                    || target.display().to_string(),
+                    |n| n.to_string_lossy().into_owned(),
+                ),
+                Err(e) => {
+                    let note = format!(
+                        "could not rename {} to {}: {e}; the result names it where it is",
+                        spill.display(),
+                        target.display()
+                    );
+                    crate::ui::say(format!("warning: {note}"));
+                    self.notes.push(note);
+                    absolute(&spill)
+                }
+            });
+        }
+        let saved = self.save(intended, r);
+        // A result that went to a fallback names its side file by its whole path.
+        let moved = saved.parent() != intended.parent();
+        if let (true, Some(name)) = (moved, r.requests_file.clone()) {
+            if Path::new(&name).is_relative() {
+                let dir = intended.parent().unwrap_or(Path::new("."));
+                r.requests_file = Some(absolute(&dir.join(name)));
+                return self.save(&saved, r);
+            }
+        }
+        saved
     }
 
     /// Records `pt`'s result (saved at `file`) in the index and saves the index.

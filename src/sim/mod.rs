@@ -41,6 +41,10 @@ pub struct SimConfig {
     /// The first N output tokens of each answer are reasoning (`delta.reasoning` for vLLM,
     /// `delta.reasoning_content` for SGLang).
     pub reasoning_tokens: u32,
+    /// This share of each answer's tokens are reasoning (the larger of the two counts wins).
+    pub reasoning_share: f64,
+    /// Keep the last N requests' `messages` / `prompt` for `GET /sim/requests` (0: none).
+    pub record_requests: usize,
     pub faults: Faults,
     /// When set, `/v1/*` answers 401 without `Authorization: Bearer <key>` (vLLM's `--api-key`).
     pub api_key: Option<crate::config::Secret>,
@@ -60,6 +64,8 @@ impl SimConfig {
             kv_tokens: None,
             startup_delay: None,
             reasoning_tokens: 0,
+            reasoning_share: 0.0,
+            record_requests: 0,
             faults: Faults::default(),
             api_key: None,
         }

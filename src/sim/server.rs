@@ -40,6 +40,8 @@ struct Sim {
     /// Cancelled when the server dies (`Faults::exit_after`): no more accepts, every
     /// connection dropped.
     dead: tokio_util::sync::CancellationToken,
+    /// The last `record_requests` requests' `messages` (or `prompt`), oldest first.
+    received: Mutex<std::collections::VecDeque<Value>>,
 }
 
 /// Server-side TTFT and ITL of fixed-timing requests: from the kernel's receive time of the
@@ -95,6 +97,7 @@ pub(super) async fn serve(
         in_flight: AtomicU64::new(0),
         truth: Mutex::new(Truth::default()),
         dead: tokio_util::sync::CancellationToken::new(),
+        received: Mutex::new(std::collections::VecDeque::new()),
     });
     let router = Router::new()
         .route("/v1/chat/completions", post(chat))
@@ -107,7 +110,8 @@ pub(super) async fn serve(
         .route("/detokenize", post(detokenize))
         .route("/metrics", get(metrics_page))
         .route("/get_model_info", get(model_info))
-        .route("/sim/timings", get(timings));
+        .route("/sim/timings", get(timings))
+        .route("/sim/requests", get(received));
     let router = match sim.cfg.api_key {
         Some(_) => router.layer(axum::middleware::from_fn_with_state(
             sim.clone(),
@@ -383,6 +387,7 @@ async fn generate(
             Some("n"),
         );
     }
+    sim.record(&req);
     let (prompt_tokens, block_hashes, prompt_seed) =
         match prompt_of(api, &req, sim.profile.block_size) {
             Ok(p) => p,
@@ -755,6 +760,35 @@ fn record_truth(
 }
 
 /// `GET /sim/timings`: the fixed-timing profile's own TTFT and ITL of every request so far.
+/// `GET /sim/requests`: the last requests' `messages` (or `prompt`), oldest first.
+async fn received(State(sim): State<Arc<Sim>>) -> Response {
+    match sim.received.lock() {
+        Ok(r) => axum::Json(&*r).into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+impl Sim {
+    /// Keeps what `req` asked, when `record_requests` says to.
+    fn record(&self, req: &Value) {
+        let keep = self.cfg.record_requests;
+        if keep == 0 {
+            return;
+        }
+        let what = req
+            .get("messages")
+            .or_else(|| req.get("prompt"))
+            .cloned()
+            .unwrap_or_default();
+        if let Ok(mut r) = self.received.lock() {
+            r.push_back(what);
+            while r.len() > keep {
+                r.pop_front();
+            }
+        }
+    }
+}
+
 async fn timings(State(sim): State<Arc<Sim>>) -> Response {
     match sim.truth.lock() {
         Ok(t) => axum::Json(&*t).into_response(),
@@ -822,6 +856,7 @@ struct Chunker {
     head: String,
     reasoning_tokens: u32,
     reasoning_key: &'static str,
+    personality: Personality,
     words_seed: u64,
     prompt_tokens: u32,
     output_tokens: u32,
@@ -839,7 +874,12 @@ impl Chunker {
             id: id.to_string(),
             api,
             head: format!("data: {{\"id\":\"{id}\",\"object\":\"{object}\",\"created\":{},\"model\":{},\"choices\":[", sim.created, sim.model_json),
-            reasoning_tokens: sim.cfg.reasoning_tokens.min(job.output_tokens.saturating_sub(1)),
+            reasoning_tokens: sim
+                .cfg
+                .reasoning_tokens
+                .max((sim.cfg.reasoning_share * job.output_tokens as f64).round() as u32)
+                .min(job.output_tokens.saturating_sub(1)),
+            personality: sim.cfg.personality,
             reasoning_key: match sim.cfg.personality {
                 Personality::Vllm => "reasoning",
                 Personality::Sglang => "reasoning_content",
@@ -924,12 +964,26 @@ impl Chunker {
         let _ = std::io::Write::write_fmt(
             out,
             format_args!(
-                "],\"usage\":{{\"prompt_tokens\":{},\"total_tokens\":{},\"completion_tokens\":{}}}}}\n\n",
+                "],\"usage\":{{\"prompt_tokens\":{},\"total_tokens\":{},\"completion_tokens\":{}{}}}}}\n\n",
                 self.prompt_tokens,
                 self.prompt_tokens + completion,
-                completion
+                completion,
+                self.reasoning_usage(completion),
             ),
         );
+    }
+
+    /// Reasoning tokens in `usage` where each server puts them: vLLM nests them in
+    /// `completion_tokens_details`, SGLang puts `reasoning_tokens` at the top.
+    fn reasoning_usage(&self, completion: u32) -> String {
+        let n = self.reasoning_tokens.min(completion);
+        match (n, self.personality) {
+            (0, _) => String::new(),
+            (_, Personality::Vllm) => {
+                format!(",\"completion_tokens_details\":{{\"reasoning_tokens\":{n}}}")
+            }
+            (_, Personality::Sglang) => format!(",\"reasoning_tokens\":{n}"),
+        }
     }
 }
 

@@ -16,7 +16,32 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
 
 use crate::client::{self, Endpoint};
-use crate::config::{Api, Dataset};
+use crate::config::Api;
+
+/// The prompts of a workload, request by request.
+pub trait Source: Send + Sync {
+    /// Request `n`'s prompt (0-based over the whole point: warm-up requests first).
+    fn prompt(&self, n: u64) -> Prompt;
+}
+
+/// The generator of request `n`: its own stream of the seeded ChaCha, so requests are
+/// independent of each other and of the order they are made in.
+pub fn rng_for(seed: u64, n: u64) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(n);
+    rng
+}
+
+/// The prompt text inside a prompt value (the one message of chat, the string of completions).
+pub fn text_of(api: Api, json: &str) -> String {
+    match api {
+        Api::Completions => serde_json::from_str::<String>(json).unwrap_or_default(),
+        Api::Chat => serde_json::from_str::<serde_json::Value>(json)
+            .ok()
+            .and_then(|v| v[0]["content"].as_str().map(String::from))
+            .unwrap_or_default(),
+    }
+}
 
 /// One prompt, pre-serialized for the request body.
 #[derive(Clone, Debug)]
@@ -125,7 +150,7 @@ pub fn parse_jsonl(
 }
 
 /// Words that are one token each in Llama, Qwen and GPT-style vocabularies (with a leading space).
-const WORDS: &[&str] = &[
+pub const WORDS: &[&str] = &[
     "time",
     "people",
     "way",
@@ -246,7 +271,9 @@ fn words(rng: &mut ChaCha8Rng, n: usize) -> String {
     s
 }
 
-fn as_prompt_json(api: Api, text: &str) -> String {
+/// The prompt value of `api` (a `messages` array for chat, a string for completions) holding
+/// `text`, serialized.
+pub fn as_prompt_json(api: Api, text: &str) -> String {
     client::api::of(api).text_prompt(text).to_string()
 }
 
@@ -337,20 +364,35 @@ impl LocalTokenizer {
 
 /// How prompt text is sized: a calibration against the server, and optionally the model's own
 /// tokenizer, which makes every prompt's length exact.
-pub struct Lengths<'a> {
+#[derive(Clone)]
+pub struct Lengths {
     pub cal: Calibration,
-    pub tokenizer: Option<&'a LocalTokenizer>,
+    pub tokenizer: Option<Arc<LocalTokenizer>>,
     pub api: Api,
 }
 
-impl Lengths<'_> {
+impl Lengths {
+    /// One word per token, no template overhead, no tokenizer: what a run without `/tokenize`
+    /// assumes (and what tests use for countable prompts).
+    pub fn words_only(api: Api) -> Self {
+        Self {
+            cal: Calibration {
+                tokens_per_word: 1.0,
+                overhead: 0.0,
+                calibrated: false,
+            },
+            tokenizer: None,
+            api,
+        }
+    }
+
     /// Text that makes a prompt of `tokens` tokens, the chat template's overhead included.
-    fn prompt(&self, rng: &mut ChaCha8Rng, tokens: u32) -> String {
+    pub fn prompt(&self, rng: &mut ChaCha8Rng, tokens: u32) -> String {
         self.text(rng, tokens, true)
     }
 
     /// Text of `tokens` tokens appended to another (no template overhead, no BOS).
-    fn continuation(&self, rng: &mut ChaCha8Rng, tokens: u32) -> String {
+    pub fn continuation(&self, rng: &mut ChaCha8Rng, tokens: u32) -> String {
         self.text(rng, tokens, false)
     }
 
@@ -358,7 +400,7 @@ impl Lengths<'_> {
         let overhead = if whole { self.cal.overhead } else { 0.0 };
         let estimate =
             (((tokens as f64 - overhead) / self.cal.tokens_per_word).round()).max(1.0) as usize;
-        let Some(tok) = self.tokenizer else {
+        let Some(tok) = self.tokenizer.as_deref() else {
             return words(rng, estimate);
         };
         // The chat template's tokens come from the server's calibration; a completions prompt
@@ -388,69 +430,6 @@ impl Lengths<'_> {
     }
 }
 
-/// Builds `count` prompts for a random or shared-prefix dataset (deterministic under `seed`).
-pub fn synthesize(
-    dataset: &Dataset,
-    api: Api,
-    count: usize,
-    seed: u64,
-    lengths: &Lengths,
-) -> Vec<Prompt> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let count = count.max(1);
-    match dataset {
-        Dataset::Random {
-            input_len,
-            output_len,
-            range_ratio,
-        } => (0..count)
-            .map(|_| {
-                let draw = |rng: &mut ChaCha8Rng, len: u32| -> u32 {
-                    if *range_ratio <= 0.0 {
-                        return len;
-                    }
-                    let lo = ((len as f64) * (1.0 - range_ratio)).floor().max(1.0) as u32;
-                    let hi = ((len as f64) * (1.0 + range_ratio)).ceil() as u32;
-                    rng.random_range(lo..=hi.max(lo))
-                };
-                let inp = draw(&mut rng, *input_len);
-                let out = draw(&mut rng, *output_len);
-                let text = lengths.prompt(&mut rng, inp);
-                Prompt {
-                    json: as_prompt_json(api, &text).into(),
-                    max_tokens: out,
-                    expected_input_tokens: Some(inp),
-                }
-            })
-            .collect(),
-        Dataset::SharedPrefix {
-            prefix_len,
-            suffix_len,
-            groups,
-            output_len,
-        } => {
-            let prefixes: Vec<String> = (0..*groups)
-                .map(|_| lengths.prompt(&mut rng, *prefix_len))
-                .collect();
-            (0..count)
-                .map(|i| {
-                    let text = format!(
-                        "{} {}",
-                        prefixes[i % prefixes.len()],
-                        lengths.continuation(&mut rng, *suffix_len)
-                    );
-                    Prompt {
-                        json: as_prompt_json(api, &text).into(),
-                        max_tokens: *output_len,
-                        expected_input_tokens: Some(prefix_len + suffix_len),
-                    }
-                })
-                .collect()
-        }
-        Dataset::Jsonl { .. } => Vec::new(),
-    }
-}
-
 /// How random prompt lengths were made, for the result file.
 pub fn describe_lengths(l: &Lengths) -> String {
     let c = &l.cal;
@@ -462,7 +441,7 @@ pub fn describe_lengths(l: &Lengths) -> String {
     } else {
         "estimated (no /tokenize: 1 word = 1 token)".into()
     };
-    match l.tokenizer {
+    match &l.tokenizer {
         Some(t) => format!("exact with tokenizer {}; template: {server}", t.path()),
         None => server,
     }
@@ -472,7 +451,6 @@ pub fn describe_lengths(l: &Lengths) -> String {
 mod tests {
     use super::*;
     use std::io::Write;
-    use std::path::PathBuf;
 
     #[test]
     fn jsonl_errors_name_the_line() {
@@ -509,117 +487,6 @@ mod tests {
             assert_eq!(chat.len(), comp.len());
             assert!(serde_json::from_str::<Vec<Value>>(&chat[0].json).is_ok());
             assert!(serde_json::from_str::<String>(&comp[0].json).is_ok());
-        }
-    }
-
-    #[test]
-    fn random_lengths_follow_the_range_and_seed() {
-        let ds = Dataset::Random {
-            input_len: 100,
-            output_len: 20,
-            range_ratio: 0.5,
-        };
-        let cal = Lengths {
-            cal: Calibration {
-                tokens_per_word: 1.0,
-                overhead: 0.0,
-                calibrated: true,
-            },
-            tokenizer: None,
-            api: Api::Completions,
-        };
-        let a = synthesize(&ds, Api::Completions, 200, 1, &cal);
-        let b = synthesize(&ds, Api::Completions, 200, 1, &cal);
-        assert_eq!(
-            a.iter().map(|p| p.json.clone()).collect::<Vec<_>>(),
-            b.iter().map(|p| p.json.clone()).collect::<Vec<_>>()
-        );
-        assert!(a
-            .iter()
-            .all(|p| (50..=150).contains(&p.expected_input_tokens.unwrap())
-                && (10..=30).contains(&p.max_tokens)));
-        let exact = synthesize(
-            &Dataset::Random {
-                input_len: 37,
-                output_len: 5,
-                range_ratio: 0.0,
-            },
-            Api::Completions,
-            3,
-            1,
-            &cal,
-        );
-        let text: String = serde_json::from_str(&exact[0].json).unwrap();
-        assert_eq!(text.split_whitespace().count(), 37);
-    }
-
-    /// A word-level tokenizer.json over a few of the prompt words, where every other word is
-    /// unknown and splits into characters: lengths are only exact if the tokenizer is used.
-    fn tiny_tokenizer(dir: &Path) -> PathBuf {
-        let mut vocab = serde_json::Map::new();
-        vocab.insert("[UNK]".into(), 0.into());
-        vocab.insert("<s>".into(), 1.into());
-        for (i, w) in WORDS.iter().enumerate().filter(|(i, _)| i % 2 == 0) {
-            vocab.insert((*w).into(), (i + 2).into());
-        }
-        let t = serde_json::json!({
-            "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
-            "normalizer": null,
-            "pre_tokenizer": {"type": "Whitespace"},
-            "post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
-                "pair": [{"Sequence": {"id": "A", "type_id": 0}}], "special_tokens": {"<s>": {"id": "<s>", "ids": [1], "tokens": ["<s>"]}}},
-            "decoder": null,
-            "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "[UNK]"}
-        });
-        let p = dir.join("tokenizer.json");
-        std::fs::write(&p, t.to_string()).unwrap();
-        p
-    }
-
-    #[test]
-    fn a_local_tokenizer_makes_lengths_exact() {
-        let d = tempfile::tempdir().unwrap();
-        let tok = LocalTokenizer::load(&tiny_tokenizer(d.path())).unwrap();
-        assert_eq!(tok.count("time people", false), 2);
-        assert_eq!(
-            tok.count("time people", true),
-            3,
-            "BOS from the post-processor"
-        );
-        for (api, overhead) in [(Api::Completions, 0.0), (Api::Chat, 9.0)] {
-            let lengths = Lengths {
-                // A deliberately poor estimate: the tokenizer must correct it.
-                cal: Calibration {
-                    tokens_per_word: 1.7,
-                    overhead,
-                    calibrated: true,
-                },
-                tokenizer: Some(&tok),
-                api,
-            };
-            let ds = Dataset::Random {
-                input_len: 200,
-                output_len: 5,
-                range_ratio: 0.3,
-            };
-            for p in synthesize(&ds, api, 40, 3, &lengths) {
-                let text = match api {
-                    Api::Completions => serde_json::from_str::<String>(&p.json).unwrap(),
-                    Api::Chat => serde_json::from_str::<Value>(&p.json).unwrap()[0]["content"]
-                        .as_str()
-                        .unwrap()
-                        .to_string(),
-                };
-                let counted = match api {
-                    Api::Completions => tok.count(&text, true),
-                    Api::Chat => tok.count(&text, false) + overhead as usize,
-                };
-                assert_eq!(counted as u32, p.expected_input_tokens.unwrap(), "{api:?}");
-            }
-        }
-        match LocalTokenizer::load(d.path()) {
-            Err(e) => assert!(e.to_string().contains("not a tokenizer.json"), "{e}"),
-            Ok(_) => panic!("a directory loaded as a tokenizer"),
         }
     }
 }

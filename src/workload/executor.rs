@@ -1,8 +1,10 @@
 //! Runs a workload: N worker threads, each a current-thread tokio runtime with its share of the
 //! connections (opened and warmed before the timed window at a bounded dial rate), all sending
 //! their records on one channel. One loop serves every pattern: closed loop (sequential,
-//! concurrent) or open loop (a precomputed schedule paced with `sleep_until` on an absolute
-//! timeline, optionally capped in flight).
+//! concurrent) or open loop (a seeded schedule, generated as it is consumed, paced on an
+//! absolute timeline, optionally capped in flight). A unit of work is one request, or — for
+//! conversations — one session: its turns one after another on the same slot, each re-sending
+//! the history with the server's own answers.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -12,6 +14,9 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
 use super::dataset::Prompt;
+use super::session::Conversation;
+use super::source::{Feed, Source};
+use super::Schedule;
 use crate::client::{self, Conn, Endpoint};
 use crate::config::{Api, OnDeadline};
 use crate::metrics::event::{Event, RequestRecord};
@@ -19,11 +24,15 @@ use crate::metrics::event::{Event, RequestRecord};
 /// Closed or open loop.
 #[derive(Clone, Debug)]
 pub enum Arrivals {
-    /// `concurrency` requests in flight at all times.
-    Closed { concurrency: u32 },
-    /// Request *i* leaves at `t0 + offsets[i]`, at most `max_in_flight` at once.
+    /// `concurrency` requests (or sessions) in flight; slot *k* opens at `starts[k]` (all at
+    /// 0 without a ramp).
+    Closed {
+        concurrency: u32,
+        starts: Arc<Vec<Duration>>,
+    },
+    /// Unit *i* leaves at `t0 + schedule[i]`, at most `max_in_flight` at once.
     Open {
-        offsets: Arc<Vec<Duration>>,
+        schedule: Schedule,
         max_in_flight: Option<u32>,
     },
 }
@@ -34,10 +43,12 @@ pub struct Plan {
     pub endpoint: Endpoint,
     pub model: String,
     pub api: Api,
-    pub prompts: Arc<Vec<Prompt>>,
+    /// What the measured window sends.
+    pub feed: Feed,
     /// Requests sent on the measured window's own connections before it starts, never
-    /// recorded; they use the first prompts, measured requests the ones after.
+    /// recorded, with prompts from `warm` (never a measured prompt).
     pub warmup: u64,
+    pub warm: Arc<dyn Source>,
     pub ignore_eos: bool,
     pub request_timeout: Duration,
     /// The largest single SSE event read (`workload.max_event_bytes`).
@@ -45,12 +56,32 @@ pub struct Plan {
     pub arrivals: Arrivals,
     /// Stop after this many requests.
     pub count: Option<u64>,
+    /// Start no more than this many sessions (conversations).
+    pub sessions: Option<u64>,
     /// Stop sending after this long.
     pub duration: Option<Duration>,
     pub on_deadline: OnDeadline,
     pub workers: usize,
-    /// Measured requests sent so far (in flight = sent − finished), for the live view.
+    /// Measured requests sent so far (in flight = sent − finished), for the live view; with
+    /// sessions, also the id of the next turn.
     pub sent: Arc<AtomicU64>,
+}
+
+/// Where a unit of work stands against the workload's bounds.
+struct Bounds<'a> {
+    stop: &'a CancellationToken,
+    deadline: Option<tokio::time::Instant>,
+    abort_at: Option<tokio::time::Instant>,
+    t0: Instant,
+}
+
+impl Bounds<'_> {
+    fn over(&self) -> bool {
+        self.stop.is_cancelled()
+            || self
+                .deadline
+                .is_some_and(|d| tokio::time::Instant::now() >= d)
+    }
 }
 
 /// Runs the plan on worker threads, blocking until every worker is done.
@@ -133,7 +164,8 @@ async fn warm_up(
             if i >= plan.warmup {
                 break;
             }
-            one(plan, &mut conn, i, i as usize, None, None, t0).await;
+            let prompt = plan.warm.prompt(i);
+            one(plan, &mut conn, &prompt, None, None, t0, false).await;
         }
         conn
     });
@@ -178,7 +210,7 @@ fn worker(
     t0_rx: std::sync::mpsc::Receiver<Instant>,
 ) {
     let slots = match &plan.arrivals {
-        Arrivals::Closed { concurrency } => share(*concurrency, w, workers),
+        Arrivals::Closed { concurrency, .. } => share(*concurrency, w, workers),
         Arrivals::Open { max_in_flight, .. } => {
             share(max_in_flight.unwrap_or(32).min(256), w, workers)
         }
@@ -224,117 +256,245 @@ fn worker(
             OnDeadline::Wait => None,
         };
         let plan = Arc::new(plan);
+        let bounds = Bounds {
+            stop: &stop,
+            deadline,
+            abort_at,
+            t0,
+        };
         match plan.arrivals.clone() {
-            Arrivals::Closed { .. } => {
-                let mut tasks = tokio::task::JoinSet::new();
-                for conn in conns {
-                    let (plan, stop, tx, next) =
-                        (plan.clone(), stop.clone(), tx.clone(), next.clone());
-                    tasks.spawn(async move {
-                        let mut conn = Some(conn);
-                        loop {
-                            if stop.is_cancelled()
-                                || deadline.is_some_and(|d| tokio::time::Instant::now() >= d)
-                            {
-                                break;
-                            }
-                            let i = next.fetch_add(1, Ordering::Relaxed);
-                            if plan.count.is_some_and(|c| i >= c) {
-                                break;
-                            }
-                            plan.sent.fetch_add(1, Ordering::Relaxed);
-                            let rec = one(
-                                &plan,
-                                &mut conn,
-                                i,
-                                measured_prompt(&plan, i),
-                                None,
-                                abort_at,
-                                t0,
-                            )
-                            .await;
-                            if tx.send(Event::Request(Box::new(rec))).is_err() {
-                                break;
-                            }
-                        }
-                    });
-                }
-                while tasks.join_next().await.is_some() {}
+            Arrivals::Closed { starts, .. } => {
+                let slots = conns.into_iter().enumerate().map(|(j, conn)| {
+                    // This worker's slot j is the run's slot j·workers + w (see `share`).
+                    let start = starts.get(j * workers + w).copied().unwrap_or_default();
+                    closed_slot(&plan, conn, t0_tokio + start, &next, &bounds, &tx)
+                });
+                futures_util::future::join_all(slots).await;
             }
             Arrivals::Open {
-                offsets,
+                schedule,
                 max_in_flight,
             } => {
-                let pool = Arc::new(Mutex::new(conns));
-                let cap = max_in_flight.map(|m| {
-                    Arc::new(tokio::sync::Semaphore::new(
-                        share(m, w, workers).max(1) as usize
-                    ))
-                });
-                let mut tasks = tokio::task::JoinSet::new();
-                let mut i = w as u64;
-                while let Some(offset) = offsets.get(i as usize).copied() {
-                    if plan.count.is_some_and(|c| i >= c) {
-                        break;
-                    }
-                    pace_until(t0_tokio + offset).await;
-                    if stop.is_cancelled()
-                        || deadline.is_some_and(|d| tokio::time::Instant::now() >= d)
-                    {
-                        break;
-                    }
-                    let permit = match &cap {
-                        Some(s) => s.clone().acquire_owned().await.ok(),
-                        None => None,
-                    };
-                    plan.sent.fetch_add(1, Ordering::Relaxed);
-                    let (plan, tx, pool) = (plan.clone(), tx.clone(), pool.clone());
-                    tasks.spawn(async move {
-                        let mut conn = pool.lock().ok().and_then(|mut p| p.pop());
-                        let rec = one(
-                            &plan,
-                            &mut conn,
-                            i,
-                            measured_prompt(&plan, i),
-                            Some(offset),
-                            abort_at,
-                            t0,
-                        )
-                        .await;
-                        if let (Some(c), Ok(mut p)) = (conn, pool.lock()) {
-                            p.push(c);
-                        }
-                        drop(permit);
-                        let _ = tx.send(Event::Request(Box::new(rec)));
-                    });
-                    // Reap finished tasks so the set does not grow with the run.
-                    while tasks.try_join_next().is_some() {}
-                    i += workers as u64;
-                }
-                while tasks.join_next().await.is_some() {}
+                open_loop(
+                    &plan,
+                    conns,
+                    &schedule,
+                    max_in_flight,
+                    (w, workers),
+                    &bounds,
+                    &tx,
+                )
+                .await
             }
         }
     });
 }
 
-/// The prompt of measured request `i`: the ones after the warm-up's.
-fn measured_prompt(plan: &Plan, i: u64) -> usize {
-    (plan.warmup + i) as usize
+/// One closed-loop slot: from `start`, unit after unit until a bound is reached.
+async fn closed_slot(
+    plan: &Plan,
+    conn: Conn,
+    start: tokio::time::Instant,
+    next: &AtomicU64,
+    b: &Bounds<'_>,
+    tx: &UnboundedSender<Event>,
+) {
+    let mut conn = Some(conn);
+    if start > tokio::time::Instant::now() {
+        tokio::select! {
+            _ = tokio::time::sleep_until(start) => {}
+            _ = b.stop.cancelled() => return,
+        }
+    }
+    while !b.over() {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        if !unit(plan, &mut conn, i, None, b, tx).await {
+            break;
+        }
+    }
 }
 
-/// Sends request `i` on `conn`, reconnecting when it is gone; a failed request leaves `conn`
+/// The open loop on one worker: every `workers`-th unit of the schedule, from unit `w`.
+async fn open_loop(
+    plan: &Arc<Plan>,
+    conns: Vec<Conn>,
+    schedule: &Schedule,
+    max_in_flight: Option<u32>,
+    (w, workers): (usize, usize),
+    b: &Bounds<'_>,
+    tx: &UnboundedSender<Event>,
+) {
+    let t0_tokio = tokio::time::Instant::from_std(b.t0);
+    let pool = Arc::new(Mutex::new(conns));
+    let cap = max_in_flight.map(|m| {
+        Arc::new(tokio::sync::Semaphore::new(
+            share(m, w, workers).max(1) as usize
+        ))
+    });
+    let mut tasks = tokio::task::JoinSet::new();
+    let offsets = schedule.offsets().enumerate().skip(w).step_by(workers);
+    for (i, offset) in offsets {
+        let i = i as u64;
+        if exhausted(plan, i) {
+            break;
+        }
+        pace_until(t0_tokio + offset).await;
+        if b.over() {
+            break;
+        }
+        let permit = match &cap {
+            Some(s) => s.clone().acquire_owned().await.ok(),
+            None => None,
+        };
+        let (plan, tx, pool) = (plan.clone(), tx.clone(), pool.clone());
+        let owned = OwnedBounds {
+            stop: b.stop.clone(),
+            deadline: b.deadline,
+            abort_at: b.abort_at,
+            t0: b.t0,
+        };
+        tasks.spawn(async move {
+            let mut conn = pool.lock().ok().and_then(|mut p| p.pop());
+            let bounds = owned.borrowed();
+            unit(&plan, &mut conn, i, Some(offset), &bounds, &tx).await;
+            if let (Some(c), Ok(mut p)) = (conn, pool.lock()) {
+                p.push(c);
+            }
+            drop(permit);
+        });
+        // Reap finished tasks so the set does not grow with the run.
+        while tasks.try_join_next().is_some() {}
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+/// [`Bounds`] owned by a spawned task.
+struct OwnedBounds {
+    stop: CancellationToken,
+    deadline: Option<tokio::time::Instant>,
+    abort_at: Option<tokio::time::Instant>,
+    t0: Instant,
+}
+
+impl OwnedBounds {
+    fn borrowed(&self) -> Bounds<'_> {
+        Bounds {
+            stop: &self.stop,
+            deadline: self.deadline,
+            abort_at: self.abort_at,
+            t0: self.t0,
+        }
+    }
+}
+
+/// Whether unit `i` is past the workload's request or session count.
+fn exhausted(plan: &Plan, i: u64) -> bool {
+    match plan.feed {
+        Feed::Requests(_) => plan.count.is_some_and(|c| i >= c),
+        Feed::Sessions(_) => {
+            plan.sessions.is_some_and(|c| i >= c)
+                || plan
+                    .count
+                    .is_some_and(|c| plan.sent.load(Ordering::Relaxed) >= c)
+        }
+    }
+}
+
+/// Runs unit `i` (a request, or a whole session) and sends its records; false when the
+/// workload's counts are used up (or the collector is gone).
+async fn unit(
+    plan: &Plan,
+    conn: &mut Option<Conn>,
+    i: u64,
+    scheduled: Option<Duration>,
+    b: &Bounds<'_>,
+    tx: &UnboundedSender<Event>,
+) -> bool {
+    if exhausted(plan, i) {
+        return false;
+    }
+    match &plan.feed {
+        Feed::Requests(source) => {
+            plan.sent.fetch_add(1, Ordering::Relaxed);
+            let prompt = source.prompt(i);
+            let mut rec = one(plan, conn, &prompt, scheduled, b.abort_at, b.t0, false).await;
+            rec.id = i;
+            tx.send(Event::Request(Box::new(rec))).is_ok()
+        }
+        Feed::Sessions(sessions) => {
+            let conversation = sessions.session(i);
+            session(plan, conn, i, conversation, scheduled, b, tx).await
+        }
+    }
+}
+
+/// Plays session `n`: each turn re-sends the history so far, with the server's own answers;
+/// think time before every turn after the first. A failed turn ends the session (its history
+/// is broken); a bound reached ends it between turns.
+async fn session(
+    plan: &Plan,
+    conn: &mut Option<Conn>,
+    n: u64,
+    c: Conversation,
+    scheduled: Option<Duration>,
+    b: &Bounds<'_>,
+    tx: &UnboundedSender<Event>,
+) -> bool {
+    let mut history: Vec<serde_json::Value> = Vec::new();
+    if let Some(system) = c.system {
+        history.push(serde_json::json!({"role": "system", "content": system}));
+    }
+    for (k, turn) in c.turns.into_iter().enumerate() {
+        if !turn.think.is_zero() {
+            tokio::select! {
+                _ = tokio::time::sleep(turn.think) => {}
+                _ = b.stop.cancelled() => return true,
+            }
+        }
+        if b.over() {
+            return true;
+        }
+        let id = plan.sent.fetch_add(1, Ordering::Relaxed);
+        if plan.count.is_some_and(|c| id >= c) {
+            return false;
+        }
+        history.push(serde_json::json!({"role": "user", "content": turn.user}));
+        let prompt = Prompt {
+            json: serde_json::Value::Array(history).to_string().into(),
+            max_tokens: turn.max_tokens,
+            expected_input_tokens: None,
+        };
+        let first = (k == 0).then_some(scheduled).flatten();
+        let mut rec = one(plan, conn, &prompt, first, b.abort_at, b.t0, true).await;
+        (rec.id, rec.session, rec.turn) = (id, Some(n), Some(k as u32));
+        let answer = rec.text.take().unwrap_or_default();
+        let ok = rec.ok();
+        if tx.send(Event::Request(Box::new(rec))).is_err() {
+            return false;
+        }
+        if !ok {
+            return true;
+        }
+        history = match serde_json::from_str(&prompt.json) {
+            Ok(serde_json::Value::Array(h)) => h,
+            _ => return true,
+        };
+        history.push(serde_json::json!({"role": "assistant", "content": answer}));
+    }
+    true
+}
+
+/// Sends `prompt` on `conn`, reconnecting when it is gone; a failed request leaves `conn`
 /// empty, since the connection's state is unknown after a failure.
 async fn one(
     plan: &Plan,
     conn: &mut Option<Conn>,
-    i: u64,
-    prompt: usize,
+    prompt: &Prompt,
     scheduled: Option<Duration>,
     abort_at: Option<tokio::time::Instant>,
     t0: Instant,
+    keep_text: bool,
 ) -> RequestRecord {
-    let idx = prompt % plan.prompts.len().max(1);
-    let prompt = &plan.prompts[idx];
     // (`client::send` itself re-dials a kept connection the server closed meanwhile.)
     let connected = match conn.take() {
         Some(c) => Ok(c),
@@ -354,6 +514,7 @@ async fn one(
                 deadline: abort_at,
                 max_tokens: prompt.max_tokens,
                 max_event_bytes: plan.max_event_bytes,
+                keep_text,
             };
             let r = client::send(&mut c, &plan.endpoint, body, &bounds, t0).await;
             if r.ok() {
@@ -363,7 +524,6 @@ async fn one(
         }
         Err(e) => client::failed_record(e, t0),
     };
-    rec.id = i;
     rec.scheduled_ms = scheduled.map(|s| s.as_secs_f64() * 1e3);
     rec.input_tokens = rec.input_tokens.or(prompt.expected_input_tokens);
     rec

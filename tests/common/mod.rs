@@ -17,7 +17,10 @@ pub fn background() -> Command {
 #[allow(dead_code)]
 pub fn bin(timeout_s: u64) -> assert_cmd::Command {
     let mut c = assert_cmd::Command::cargo_bin("llm-inf-bench").unwrap();
+    let state =
+        std::env::temp_dir().join(format!("llm-inf-bench-test-state-{}", std::process::id()));
     c.env("LLM_INF_BENCH_CONFIG", "/nonexistent")
+        .env("LLM_INF_BENCH_STATE_DIR", state)
         .timeout(std::time::Duration::from_secs(timeout_s));
     c
 }

@@ -1,0 +1,433 @@
+//! Where requests come from: request *n*'s prompt is made when it is needed, from the seed and
+//! *n* alone — the same experiment and seed give the same requests in whatever order they
+//! complete, a run holds only the prompts in flight (memory grows with concurrency, not with
+//! the run's length), and random prompts never repeat: each request draws its words from its
+//! own stream of the seeded generator (`ChaCha8Rng::set_stream(n)`). JSONL prompts cycle
+//! through the file, as documented; shared prefixes repeat by design.
+
+use std::sync::Arc;
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use super::dataset::{as_prompt_json, DatasetError, Lengths, Prompt};
+pub use super::dataset::{rng_for, text_of, Source};
+use crate::config::Dataset;
+
+/// Random prompts of controlled token length (`dataset: {kind: random}`).
+pub struct RandomSource {
+    pub input_len: u32,
+    pub output_len: u32,
+    pub range_ratio: f64,
+    pub seed: u64,
+    pub lengths: Lengths,
+}
+
+/// A length drawn uniformly from `[len·(1−r), len·(1+r)]` (exactly `len` when r = 0).
+fn draw(rng: &mut ChaCha8Rng, len: u32, range_ratio: f64) -> u32 {
+    if range_ratio <= 0.0 {
+        return len;
+    }
+    let lo = ((len as f64) * (1.0 - range_ratio)).ceil().max(1.0) as u32;
+    let hi = ((len as f64) * (1.0 + range_ratio)).floor() as u32;
+    rng.random_range(lo..=hi.max(lo))
+}
+
+impl Source for RandomSource {
+    fn prompt(&self, n: u64) -> Prompt {
+        let mut rng = rng_for(self.seed, n);
+        let inp = draw(&mut rng, self.input_len, self.range_ratio);
+        let out = draw(&mut rng, self.output_len, self.range_ratio);
+        let text = self.lengths.prompt(&mut rng, inp);
+        Prompt {
+            json: as_prompt_json(self.lengths.api, &text).into(),
+            max_tokens: out,
+            expected_input_tokens: Some(inp),
+        }
+    }
+}
+
+/// `groups` shared prefixes, each request a fresh suffix after one of them, round robin.
+pub struct SharedPrefixSource {
+    prefixes: Vec<String>,
+    suffix_len: u32,
+    prefix_len: u32,
+    output_len: u32,
+    seed: u64,
+    lengths: Lengths,
+}
+
+impl SharedPrefixSource {
+    pub fn new(
+        prefix_len: u32,
+        suffix_len: u32,
+        groups: u32,
+        output_len: u32,
+        seed: u64,
+        lengths: Lengths,
+    ) -> Self {
+        // The prefixes come from a stream no request uses (requests use 0, 1, 2, …).
+        let mut rng = rng_for(seed, u64::MAX);
+        let prefixes = (0..groups.max(1))
+            .map(|_| lengths.prompt(&mut rng, prefix_len))
+            .collect();
+        Self {
+            prefixes,
+            suffix_len,
+            prefix_len,
+            output_len,
+            seed,
+            lengths,
+        }
+    }
+}
+
+impl Source for SharedPrefixSource {
+    fn prompt(&self, n: u64) -> Prompt {
+        let mut rng = rng_for(self.seed, n);
+        let prefix = &self.prefixes[(n % self.prefixes.len() as u64) as usize];
+        let text = format!(
+            "{prefix} {}",
+            self.lengths.continuation(&mut rng, self.suffix_len)
+        );
+        Prompt {
+            json: as_prompt_json(self.lengths.api, &text).into(),
+            max_tokens: self.output_len,
+            expected_input_tokens: Some(self.prefix_len + self.suffix_len),
+        }
+    }
+}
+
+/// A JSONL file's prompts, read and checked before the run; request `n` is line
+/// `(skip + n) mod lines` — the measured window goes on where the warm-up stopped.
+pub struct JsonlSource {
+    pub lines: Arc<Vec<Prompt>>,
+    pub skip: u64,
+}
+
+impl Source for JsonlSource {
+    fn prompt(&self, n: u64) -> Prompt {
+        let len = self.lines.len().max(1) as u64;
+        self.lines[((self.skip + n) % len) as usize].clone()
+    }
+}
+
+/// The seed of warm-up prompts: a generator no measured request uses, so warm-up never primes
+/// the prefix cache with a measured prompt.
+const WARMUP_SEED: u64 = 0x5741_524D_5550;
+
+/// The measured source and the warm-up source of a point. `jsonl` holds the JSONL prompts,
+/// `trace` the trace's requests, `sessions` the recorded conversations, when the dataset has
+/// them; `warmup` is the number of warm-up requests.
+pub fn sources(
+    dataset: &Dataset,
+    loaded: &Loaded,
+    seed: u64,
+    warmup: u64,
+    lengths: Lengths,
+) -> (Feed, Arc<dyn Source>) {
+    let random = |input_len: u32, output_len: u32, seed: u64| -> Arc<dyn Source> {
+        Arc::new(RandomSource {
+            input_len,
+            output_len,
+            range_ratio: 0.0,
+            seed,
+            lengths: lengths.clone(),
+        })
+    };
+    match dataset {
+        Dataset::Random {
+            input_len,
+            output_len,
+            range_ratio,
+        } => {
+            let of = |seed| -> Arc<dyn Source> {
+                Arc::new(RandomSource {
+                    input_len: *input_len,
+                    output_len: *output_len,
+                    range_ratio: *range_ratio,
+                    seed,
+                    lengths: lengths.clone(),
+                })
+            };
+            (Feed::Requests(of(seed)), of(seed ^ WARMUP_SEED))
+        }
+        Dataset::SharedPrefix {
+            prefix_len,
+            suffix_len,
+            groups,
+            output_len,
+        } => {
+            let s = Arc::new(SharedPrefixSource::new(
+                *prefix_len,
+                *suffix_len,
+                *groups,
+                *output_len,
+                seed,
+                lengths.clone(),
+            ));
+            // Warm-up on the same prefixes (what a server serving them would have cached).
+            (Feed::Requests(s.clone()), s)
+        }
+        Dataset::Jsonl { .. } => {
+            let lines = loaded.jsonl.clone().unwrap_or_default();
+            let warm = Arc::new(JsonlSource {
+                lines: lines.clone(),
+                skip: 0,
+            });
+            (
+                Feed::Requests(Arc::new(JsonlSource {
+                    lines,
+                    skip: warmup,
+                })),
+                warm,
+            )
+        }
+        Dataset::Trace { block_size, .. } => {
+            let trace = loaded.trace.clone().unwrap_or_default();
+            let typical = trace
+                .requests
+                .first()
+                .map_or(256, |r| r.input_len.clamp(1, 4096));
+            let src = super::trace::TraceSource::new(trace, *block_size, seed, lengths.clone());
+            (
+                Feed::Requests(Arc::new(src)),
+                random(typical, 16, seed ^ WARMUP_SEED),
+            )
+        }
+        Dataset::Conversation {
+            turns,
+            input_len,
+            first_input_len,
+            output_len,
+            system_prompt_len,
+            think_time,
+            think_distribution,
+            ..
+        } => {
+            let think = super::session::Think {
+                mean: think_time.map(|t| t.as_duration()).unwrap_or_default(),
+                distribution: *think_distribution,
+            };
+            let sessions: Arc<dyn super::session::Sessions> = match &loaded.conversations {
+                Some(recorded) => Arc::new(super::session::Recorded {
+                    conversations: recorded.clone(),
+                    output_len: *output_len,
+                    think,
+                    seed,
+                    lengths: lengths.clone(),
+                }),
+                None => Arc::new(super::session::Synthetic::new(
+                    turns.unwrap_or(crate::config::Count::Fixed(1)),
+                    (
+                        first_input_len.or(*input_len).unwrap_or(256),
+                        input_len.unwrap_or(256),
+                    ),
+                    output_len.unwrap_or(128),
+                    *system_prompt_len,
+                    think,
+                    seed,
+                    lengths.clone(),
+                )),
+            };
+            let warm = random(input_len.unwrap_or(256), 16, seed ^ WARMUP_SEED);
+            (Feed::Sessions(sessions), warm)
+        }
+    }
+}
+
+/// What a point's workload hands the executor: one prompt per request, or sessions of turns.
+#[derive(Clone)]
+pub enum Feed {
+    Requests(Arc<dyn Source>),
+    Sessions(Arc<dyn super::session::Sessions>),
+}
+
+/// Reads the dataset's files (JSONL prompts, a trace, recorded conversations), every line
+/// checked, before anything is started.
+pub fn load(resolved: &crate::config::Resolved) -> Result<Loaded, DatasetError> {
+    let w = &resolved.experiment.workload;
+    let path = |p| resolved.resolve_path("workload.dataset.path", p);
+    let mut loaded = Loaded::default();
+    match &w.dataset {
+        Dataset::Jsonl { path: p } => {
+            let prompts = super::dataset::load_jsonl(&path(p), w.api, w.max_tokens)?;
+            loaded.jsonl = Some(Arc::new(prompts));
+        }
+        Dataset::Trace {
+            path: p,
+            format,
+            time_scale,
+            ..
+        } => {
+            let t = super::trace::load(&path(p), *format, *time_scale, w.api, w.max_tokens)?;
+            loaded.trace = Some(Arc::new(t));
+        }
+        Dataset::Conversation {
+            path: Some(p),
+            format,
+            ..
+        } => {
+            loaded.conversations = Some(Arc::new(super::session::load(&path(p), *format)?));
+        }
+        _ => {}
+    }
+    Ok(loaded)
+}
+
+/// Datasets read from disk before the run (checked line by line).
+#[derive(Clone, Default)]
+pub struct Loaded {
+    pub jsonl: Option<Arc<Vec<Prompt>>>,
+    pub trace: Option<Arc<super::trace::Trace>>,
+    pub conversations: Option<Arc<Vec<super::session::RecordedConversation>>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Api;
+    use crate::workload::dataset::{Calibration, LocalTokenizer};
+    use std::collections::HashSet;
+    use std::path::{Path, PathBuf};
+
+    fn words_only(api: Api) -> Lengths {
+        Lengths::words_only(api)
+    }
+
+    fn random(range_ratio: f64, input_len: u32) -> RandomSource {
+        RandomSource {
+            input_len,
+            output_len: 20,
+            range_ratio,
+            seed: 1,
+            lengths: words_only(Api::Completions),
+        }
+    }
+
+    #[test]
+    fn request_n_is_the_same_whatever_order_requests_are_made_in() {
+        let s = random(0.5, 100);
+        let forward: Vec<Arc<str>> = (0..200).map(|n| s.prompt(n).json).collect();
+        let backward: Vec<Arc<str>> = (0..200).rev().map(|n| s.prompt(n).json).collect();
+        assert!(forward.iter().eq(backward.iter().rev()));
+        assert!((0..200).all(|n| {
+            let p = s.prompt(n);
+            (50..=150).contains(&p.expected_input_tokens.unwrap())
+                && (10..=30).contains(&p.max_tokens)
+        }));
+        // Another seed, other prompts.
+        let other = RandomSource {
+            seed: 2,
+            ..random(0.5, 100)
+        };
+        assert_ne!(other.prompt(0).json, s.prompt(0).json);
+        let exact = random(0.0, 37).prompt(3);
+        assert_eq!(
+            text_of(Api::Completions, &exact.json)
+                .split_whitespace()
+                .count(),
+            37
+        );
+    }
+
+    #[test]
+    fn random_prompts_never_repeat_and_not_even_their_first_block() {
+        let s = random(0.0, 64);
+        let mut whole = HashSet::new();
+        let mut first16 = HashSet::new();
+        for n in 0..20_000 {
+            let text = text_of(Api::Completions, &s.prompt(n).json);
+            let head: Vec<&str> = text.split_whitespace().take(16).collect();
+            assert!(whole.insert(text.clone()), "request {n} repeats a prompt");
+            // A prefix cache works in blocks of 16 tokens: not even one is shared by accident.
+            assert!(
+                first16.insert(head.join(" ")),
+                "request {n} repeats a first block"
+            );
+        }
+    }
+
+    #[test]
+    fn shared_prefixes_repeat_by_design_and_suffixes_do_not() {
+        let s = SharedPrefixSource::new(32, 8, 4, 16, 7, words_only(Api::Completions));
+        let texts: Vec<String> = (0..8)
+            .map(|n| text_of(Api::Completions, &s.prompt(n).json))
+            .collect();
+        let prefix = |t: &str| t.split_whitespace().take(32).collect::<Vec<_>>().join(" ");
+        assert_eq!(prefix(&texts[0]), prefix(&texts[4]));
+        assert_ne!(prefix(&texts[0]), prefix(&texts[1]));
+        assert_ne!(texts[0], texts[4]);
+        assert_eq!(s.prompt(3).expected_input_tokens, Some(40));
+    }
+
+    /// A word-level tokenizer.json over a few of the prompt words, where every other word is
+    /// unknown and splits into characters: lengths are only exact if the tokenizer is used.
+    fn tiny_tokenizer(dir: &Path) -> PathBuf {
+        let mut vocab = serde_json::Map::new();
+        vocab.insert("[UNK]".into(), 0.into());
+        vocab.insert("<s>".into(), 1.into());
+        for (i, w) in crate::workload::dataset::WORDS
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 2 == 0)
+        {
+            vocab.insert((*w).into(), (i + 2).into());
+        }
+        let t = serde_json::json!({
+            "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
+            "normalizer": null,
+            "pre_tokenizer": {"type": "Whitespace"},
+            "post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+                "pair": [{"Sequence": {"id": "A", "type_id": 0}}], "special_tokens": {"<s>": {"id": "<s>", "ids": [1], "tokens": ["<s>"]}}},
+            "decoder": null,
+            "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "[UNK]"}
+        });
+        let p = dir.join("tokenizer.json");
+        std::fs::write(&p, t.to_string()).unwrap();
+        p
+    }
+
+    #[test]
+    fn a_local_tokenizer_makes_lengths_exact() {
+        let d = tempfile::tempdir().unwrap();
+        let tok = Arc::new(LocalTokenizer::load(&tiny_tokenizer(d.path())).unwrap());
+        assert_eq!(tok.count("time people", false), 2);
+        assert_eq!(
+            tok.count("time people", true),
+            3,
+            "BOS from the post-processor"
+        );
+        for (api, overhead) in [(Api::Completions, 0.0), (Api::Chat, 9.0)] {
+            let s = RandomSource {
+                input_len: 200,
+                output_len: 5,
+                range_ratio: 0.3,
+                seed: 3,
+                lengths: Lengths {
+                    // A deliberately poor estimate: the tokenizer must correct it.
+                    cal: Calibration {
+                        tokens_per_word: 1.7,
+                        overhead,
+                        calibrated: true,
+                    },
+                    tokenizer: Some(tok.clone()),
+                    api,
+                },
+            };
+            for n in 0..40 {
+                let p = s.prompt(n);
+                let text = text_of(api, &p.json);
+                let counted = match api {
+                    Api::Completions => tok.count(&text, true),
+                    Api::Chat => tok.count(&text, false) + overhead as usize,
+                };
+                assert_eq!(counted as u32, p.expected_input_tokens.unwrap(), "{api:?}");
+            }
+        }
+        match LocalTokenizer::load(d.path()) {
+            Err(e) => assert!(e.to_string().contains("not a tokenizer.json"), "{e}"),
+            Ok(_) => panic!("a directory loaded as a tokenizer"),
+        }
+    }
+}

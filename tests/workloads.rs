@@ -1,0 +1,303 @@
+//! Workloads as the field runs them, end to end through the binary against simulators on
+//! 127.0.0.1: multi-turn sessions (history asserted on what the simulator received), trace
+//! replay (send times and prefix-cache hits), ramps, reasoning streams, and long runs that
+//! never repeat a prompt.
+
+mod common;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use llm_inf_bench::config::{Personality, SimProfile};
+use llm_inf_bench::sim::SimConfig;
+use serde_json::Value;
+
+fn sim(profile: SimProfile, speed: f64, more: impl FnOnce(&mut SimConfig)) -> common::Sim {
+    let mut cfg = SimConfig::new(profile, Personality::Vllm, "m");
+    cfg.speed = speed;
+    more(&mut cfg);
+    common::sim_with(cfg)
+}
+
+fn experiment(dir: &Path, url: &str, workload: &str) -> PathBuf {
+    let text = format!(
+        "name: t\nseed: 11\nmodel:\n  id: m\ninfrastructure:\n  provider: existing\n  base_url: {url}\n  health_timeout: 10s\nmetrics:\n  scrape_interval: 200ms\noutput:\n  dir: {}\nworkload:\n{workload}",
+        dir.join("out").display()
+    );
+    common::write(dir, "exp.yaml", &text)
+}
+
+fn run(exp: &Path) -> Value {
+    let out = common::bin(240)
+        .arg("run")
+        .arg(exp)
+        .args(["--no-tui", "--yes"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = exp.parent().unwrap();
+    let path = common::result_path(dir);
+    common::assert_valid_result(&path);
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// GET `path` on the simulator.
+fn get(s: &common::Sim, path: &str) -> String {
+    let url = format!("{}{path}", s.url);
+    s._rt
+        .block_on(async { reqwest::get(url).await.unwrap().text().await.unwrap() })
+}
+
+/// What the simulator received after the pre-flight request ("Say hello.").
+fn measured_requests(s: &common::Sim) -> Vec<Value> {
+    let all: Vec<Value> = serde_json::from_str(&get(s, "/sim/requests")).unwrap();
+    assert_eq!(all[0][0]["content"], "Say hello.");
+    all[1..].to_vec()
+}
+
+/// A counter's value in the simulator's `/metrics`.
+fn counter(s: &common::Sim, name: &str) -> f64 {
+    get(s, "/metrics")
+        .lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[test]
+fn a_conversation_resends_its_history_and_later_turns_hit_the_prefix_cache() {
+    let s = sim(SimProfile::H100Llama8b, 4.0, |c| c.record_requests = 64);
+    let d = tempfile::tempdir().unwrap();
+    // One session at a time, so what the simulator received is one session's turns in order.
+    let exp = experiment(
+        d.path(),
+        &s.url,
+        "  pattern: sequential\n  sessions: 4\n  dataset:\n    kind: conversation\n    turns: 3\n    first_input_len: 3000\n    input_len: 40\n    output_len: 24\n",
+    );
+    let before = counter(&s, "vllm:prefix_cache_hits_total");
+    let r = run(&exp);
+    let sum = &r["summary"];
+    assert_eq!(sum["completed"], 12, "4 sessions × 3 turns");
+    let turns = sum["by_turn"].as_array().unwrap();
+    assert_eq!(turns.len(), 3);
+    let ttft = |t: usize| turns[t]["mean_ttft_ms"].as_f64().unwrap();
+    let input = |t: usize| turns[t]["mean_input_tokens"].as_f64().unwrap();
+    // Later turns carry more tokens, yet start sooner: their history is in the prefix cache.
+    assert!(input(2) > input(1) && input(1) > input(0), "{turns:?}");
+    assert!(
+        ttft(1) < ttft(0) * 0.6 && ttft(2) < ttft(0) * 0.6,
+        "{turns:?}"
+    );
+    assert_eq!(sum["sessions"]["count"], 4);
+    assert_eq!(sum["sessions"]["all_turns_ok"], 4);
+    assert!(counter(&s, "vllm:prefix_cache_hits_total") > before + 3.0 * 2000.0);
+    // What the simulator received: turn k holds 2k + 1 messages, the earlier turns' messages
+    // exactly, and the assistant's answers as the server streamed them.
+    let received = measured_requests(&s);
+    assert_eq!(received.len(), 12);
+    for session in received.chunks(3) {
+        for (k, msgs) in session.iter().enumerate() {
+            let msgs = msgs.as_array().unwrap();
+            assert_eq!(msgs.len(), 2 * k + 1, "{msgs:?}");
+            if k > 0 {
+                let prev = session[k - 1].as_array().unwrap();
+                assert_eq!(
+                    &msgs[..prev.len()],
+                    &prev[..],
+                    "turn {k} re-sends turn {}",
+                    k - 1
+                );
+                let answer = &msgs[2 * k - 1];
+                assert_eq!(answer["role"], "assistant");
+                assert!(!answer["content"].as_str().unwrap().is_empty());
+            }
+        }
+    }
+    let recs = r["requests"].as_array().unwrap();
+    assert!(recs
+        .iter()
+        .all(|q| q["session"].is_u64() && q["turn"].is_u64()));
+}
+
+#[test]
+fn recorded_sharegpt_conversations_play_their_user_turns() {
+    let s = sim(SimProfile::Instant, 1.0, |c| c.record_requests = 64);
+    let d = tempfile::tempdir().unwrap();
+    let conv = r#"[{"id": "a", "conversations": [{"from": "human", "value": "first question here"}, {"from": "gpt", "value": "an answer of six words here"}, {"from": "human", "value": "second question"}]}]"#;
+    common::write(d.path(), "conv.json", conv);
+    let exp = experiment(
+        d.path(),
+        &s.url,
+        "  pattern: sequential\n  sessions: 2\n  dataset: { kind: conversation, path: conv.json, format: sharegpt }\n",
+    );
+    let r = run(&exp);
+    assert_eq!(r["summary"]["completed"], 4);
+    let received = measured_requests(&s);
+    assert_eq!(received[0][0]["content"], "first question here");
+    assert_eq!(received[1][2]["content"], "second question");
+    // The recorded answer sized max_tokens (6 words ≈ 6 tokens on the simulator).
+    assert!(r["requests"][0]["output_tokens"].as_u64().unwrap() <= 7);
+}
+
+#[test]
+fn a_trace_replays_at_its_timestamps_and_its_shared_blocks_hit_the_cache() {
+    let s = sim(SimProfile::H100Llama8b, 4.0, |_| {});
+    let d = tempfile::tempdir().unwrap();
+    // Three conversations' turns: later rows share their first blocks with earlier ones.
+    let rows = [
+        (0, 1200, &[1, 2, 3][..]),
+        (150, 700, &[7, 8]),
+        (400, 1500, &[1, 2, 3]),
+        (420, 1000, &[7, 8]),
+        (800, 2000, &[1, 2, 3, 4]),
+        (1000, 300, &[9]),
+        (1300, 1100, &[7, 8, 10]),
+    ];
+    let trace: String = rows
+        .iter()
+        .map(|(t, n, ids)| {
+            format!("{{\"timestamp\": {t}, \"input_length\": {n}, \"output_length\": 8, \"hash_ids\": {ids:?}}}\n")
+        })
+        .collect();
+    common::write(d.path(), "trace.jsonl", &trace);
+    let exp = experiment(
+        d.path(),
+        &s.url,
+        "  max_concurrency: 32\n  dataset: { kind: trace, path: trace.jsonl, time_scale: 2.0, block_size: 512 }\n",
+    );
+    let before = counter(&s, "vllm:prefix_cache_hits_total");
+    let r = run(&exp);
+    let recs = r["requests"].as_array().unwrap();
+    assert_eq!(recs.len(), rows.len(), "a trace plays once");
+    let lag_p99 = r["client"]["pacer_lag_ms"]["p99"].as_f64().unwrap();
+    for (q, (t, n, _)) in recs.iter().zip(rows) {
+        let scheduled = q["scheduled_ms"].as_f64().unwrap();
+        assert!((scheduled - 2.0 * t as f64).abs() < 1e-6, "{q}");
+        let lag = q["sent_ms"].as_f64().unwrap() - scheduled;
+        assert!((-0.5..=lag_p99 + 0.5).contains(&lag), "{q}");
+        // The trace's length, give or take the chat template (the server's count is kept).
+        let got = q["input_tokens"].as_u64().unwrap() as i64;
+        assert!((got - n as i64).abs() <= 4, "{q}");
+    }
+    // Rows 3–7 reuse earlier blocks: at least their shared full blocks are hits.
+    let hits = counter(&s, "vllm:prefix_cache_hits_total") - before;
+    assert!(hits >= 3.0 * 512.0, "prefix-cache hits {hits}");
+}
+
+#[test]
+fn a_rate_ramp_shows_in_the_per_second_series() {
+    let s = sim(SimProfile::Instant, 1.0, |_| {});
+    let d = tempfile::tempdir().unwrap();
+    let exp = experiment(
+        d.path(),
+        &s.url,
+        "  pattern: rate\n  rate: 80\n  arrival: constant\n  duration: 4s\n  ramp: { over: 4s, strategy: linear, from: 0 }\n  dataset: { kind: random, input_len: 8, output_len: 4 }\n",
+    );
+    let r = run(&exp);
+    let sent: Vec<u64> = r["time_series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["sent"].as_u64().unwrap())
+        .collect();
+    // Λ(t) = 10 t²: 10, 30, 50, 70 requests in seconds 0–3.
+    assert!(sent.len() >= 4, "{sent:?}");
+    for (k, want) in [10.0, 30.0, 50.0, 70.0].iter().enumerate() {
+        assert!((sent[k] as f64 - want).abs() <= 2.0, "second {k}: {sent:?}");
+    }
+}
+
+#[test]
+fn a_reasoning_stream_reports_ttfo_after_ttft_and_counts_reasoning_tokens() {
+    for personality in [Personality::Vllm, Personality::Sglang] {
+        let s = sim(SimProfile::Fixed50ms10ms, 1.0, |c| {
+            c.reasoning_share = 0.5;
+            c.personality = personality;
+        });
+        let d = tempfile::tempdir().unwrap();
+        let exp = experiment(
+            d.path(),
+            &s.url,
+            "  concurrency: 4\n  requests: 8\n  ignore_eos: true\n  dataset: { kind: random, input_len: 16, output_len: 20 }\n",
+        );
+        let r = run(&exp);
+        for q in r["requests"].as_array().unwrap() {
+            let (ttft, ttfo) = (
+                q["ttft_ms"].as_f64().unwrap(),
+                q["ttfo_ms"].as_f64().unwrap(),
+            );
+            // 10 reasoning tokens 10 ms apart come before the first content token.
+            assert!(ttfo > ttft + 80.0, "{personality:?}: {q}");
+            assert_eq!(q["reasoning_tokens"], 10, "{personality:?}: from usage");
+            assert_eq!(q["output_tokens"], 20);
+        }
+        let sum = &r["summary"];
+        assert_eq!(sum["total_reasoning_tokens"], 80);
+        assert!(sum["p99_ttfo_ms"].as_f64().unwrap() > sum["p99_ttft_ms"].as_f64().unwrap());
+    }
+}
+
+#[test]
+fn a_long_duration_run_never_repeats_a_random_prompt() {
+    let s = sim(SimProfile::Instant, 1.0, |c| c.record_requests = 25_000);
+    let d = tempfile::tempdir().unwrap();
+    // Bounded by time first: the prompts are made as they are needed, none cycles.
+    let exp = experiment(
+        d.path(),
+        &s.url,
+        "  concurrency: 64\n  duration: 120s\n  requests: 20000\n  dataset: { kind: random, input_len: 16, output_len: 2 }\n",
+    );
+    let r = run(&exp);
+    assert_eq!(r["summary"]["completed"], 20_000);
+    let received: Vec<Value> = serde_json::from_str(&get(&s, "/sim/requests")).unwrap();
+    let preflight_and_calibration = received.len() - 20_000;
+    let distinct: HashSet<String> = received.iter().map(|m| m.to_string()).collect();
+    assert_eq!(
+        distinct.len(),
+        received.len(),
+        "{} repeats among {} prompts ({} pre-flight)",
+        received.len() - distinct.len(),
+        received.len(),
+        preflight_and_calibration
+    );
+}
+
+#[test]
+fn records_past_the_inline_limit_go_to_a_side_file_that_readers_merge() {
+    let s = sim(SimProfile::Instant, 1.0, |_| {});
+    let d = tempfile::tempdir().unwrap();
+    let exp = experiment(
+        d.path(),
+        &s.url,
+        "  concurrency: 64\n  requests: 100500\n  dataset: { kind: random, input_len: 4, output_len: 1 }\n",
+    );
+    let r = run(&exp);
+    assert_eq!(r["summary"]["completed"], 100_500);
+    let file = r["requests_file"].as_str().expect("a side file");
+    assert_eq!(r["requests_in_file"], 100_500);
+    assert!(r["requests"].as_array().unwrap().is_empty());
+    let path = common::result_path(d.path());
+    assert_eq!(
+        path.with_extension("requests.jsonl").file_name().unwrap(),
+        file
+    );
+    let read = llm_inf_bench::results::read(&path).unwrap();
+    assert_eq!(read.requests.len(), 100_500);
+    assert!(read.requests.windows(2).all(|w| w[0].id < w[1].id));
+    // `compare` reads it too.
+    let out = common::bin(120)
+        .arg("compare")
+        .arg(&path)
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
