@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Client ceiling, timing truth and pacer lag, as recorded in BENCHMARKS.md.
 # Server pinned to core 0, client to core 1 (needs 2 cores). Loopback only.
-#   scripts/bench.sh [ceiling|truth|pacer|memory|tui|hostile|all]
+#   scripts/bench.sh [ceiling|truth|pacer|memory|longrun|tui|hostile|all]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=target/release/llm-inf-bench
@@ -124,6 +124,29 @@ memory() {
   done
 }
 
+longrun() {
+  # Peak RSS against the request count: concurrency 256, 1 024-token random prompts, 16-token
+  # answers, the instant simulator, `output.detail: summary`. Records past 100 000 go to the
+  # result's side file; the figure to watch is that RSS stops growing with the count.
+  serve instant
+  echo "requests wall_s req/s maxrss_MiB side_file_records"
+  for n in 20000 200000 1000000; do
+    y=$(exp "long$n" "  concurrency: 256
+  requests: $n
+  dataset: { kind: random, input_len: 1024, output_len: 16 }
+  ignore_eos: true")
+    sed -i 's/detail: full/detail: summary/' "$y"
+    mapfile -t r < <(run "$y")
+    python3 - "${r[1]}" $n ${r[0]} <<'PY'
+import json, sys
+f, n, wall, user, sys_, rss = sys.argv[1], sys.argv[2], *map(float, sys.argv[3:7])
+d = json.load(open(f)); s = d["summary"]
+print(n, round(wall, 1), round(s["request_throughput"]), round(rss / 1024), d.get("requests_in_file", 0))
+PY
+    rm -f "$OUT"/results/*
+  done
+}
+
 tui() {
   # Concurrency 256 with the live view drawing (under a pseudo-terminal from util-linux
   # `script`, 100x30) against the same run with --no-tui; the view's thread shares the
@@ -171,7 +194,7 @@ PY
 }
 
 case "${1:-all}" in
-  ceiling) ceiling ;; truth) truth ;; pacer) pacer ;; memory) memory ;; tui) tui ;; hostile) hostile ;;
-  all) ceiling; truth; pacer; memory; tui; hostile ;;
-  *) echo "usage: $0 [ceiling|truth|pacer|memory|tui|hostile|all]"; exit 2 ;;
+  ceiling) ceiling ;; truth) truth ;; pacer) pacer ;; memory) memory ;; longrun) longrun ;; tui) tui ;; hostile) hostile ;;
+  all) ceiling; truth; pacer; memory; longrun; tui; hostile ;;
+  *) echo "usage: $0 [ceiling|truth|pacer|memory|longrun|tui|hostile|all]"; exit 2 ;;
 esac

@@ -141,6 +141,23 @@ fn recorded_sharegpt_conversations_play_their_user_turns() {
     assert_eq!(received[1][2]["content"], "second question");
     // The recorded answer sized max_tokens (6 words ≈ 6 tokens on the simulator).
     assert!(r["requests"][0]["output_tokens"].as_u64().unwrap() <= 7);
+    // `compare` and `report` know the turns.
+    let path = common::result_path(d.path());
+    let out = |args: &[&str]| {
+        let o = common::bin(60).args(args).arg(&path).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let compared = common::bin(60)
+        .arg("compare")
+        .arg(&path)
+        .arg(&path)
+        .output()
+        .unwrap();
+    let compared = String::from_utf8_lossy(&compared.stdout).into_owned();
+    assert!(compared.contains("turn1_p50_ttft_ms"), "{compared}");
+    let report = out(&["report"]);
+    assert!(report.contains("TTFT p50 ms by turn"), "{report}");
 }
 
 #[test]
@@ -300,4 +317,25 @@ fn records_past_the_inline_limit_go_to_a_side_file_that_readers_merge() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn an_open_loop_of_sessions_schedules_each_session_s_first_turn() {
+    let s = sim(SimProfile::Instant, 1.0, |_| {});
+    let d = tempfile::tempdir().unwrap();
+    let exp = experiment(
+        d.path(),
+        &s.url,
+        "  pattern: rate\n  rate: 20\n  arrival: constant\n  sessions: 6\n  dataset: { kind: conversation, turns: 2, input_len: 8, output_len: 4, think_time: 100ms }\n",
+    );
+    let r = run(&exp);
+    assert_eq!(r["summary"]["completed"], 12);
+    assert_eq!(r["summary"]["sessions"]["count"], 6);
+    for q in r["requests"].as_array().unwrap() {
+        let first = q["turn"] == 0;
+        assert_eq!(q["scheduled_ms"].is_f64(), first, "{q}");
+    }
+    // The second turn waits its think time after the first answer.
+    let min_session = r["summary"]["sessions"]["p50_duration_s"].as_f64().unwrap();
+    assert!(min_session >= 0.1, "{min_session}");
 }

@@ -127,6 +127,40 @@ pub struct TurnSummary {
     pub p99_e2el_ms: Option<f64>,
 }
 
+impl TurnSummary {
+    /// The figures `compare` and `report` show per turn (`turn1_p99_ttft_ms`, …).
+    pub const FIGURES: [&'static str; 5] = [
+        "mean_input_tokens",
+        "mean_ttft_ms",
+        "p50_ttft_ms",
+        "p99_ttft_ms",
+        "mean_e2el_ms",
+    ];
+
+    pub fn figure(&self, name: &str) -> Option<f64> {
+        match name {
+            "mean_input_tokens" => self.mean_input_tokens,
+            "mean_ttft_ms" => self.mean_ttft_ms,
+            "p50_ttft_ms" => self.p50_ttft_ms,
+            "p99_ttft_ms" => self.p99_ttft_ms,
+            "mean_itl_ms" => self.mean_itl_ms,
+            "p50_tpot_ms" => self.p50_tpot_ms,
+            "p99_tpot_ms" => self.p99_tpot_ms,
+            "mean_e2el_ms" => self.mean_e2el_ms,
+            "p50_e2el_ms" => self.p50_e2el_ms,
+            "p99_e2el_ms" => self.p99_e2el_ms,
+            _ => None,
+        }
+    }
+}
+
+/// `turn2_p99_ttft_ms` → (2, "p99_ttft_ms").
+pub fn turn_figure(name: &str) -> Option<(u32, &str)> {
+    let rest = name.strip_prefix("turn")?;
+    let (n, figure) = rest.split_once('_')?;
+    Some((n.parse().ok()?, figure))
+}
+
 /// Whole sessions of a conversation workload: first send to last byte.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SessionSummary {
@@ -166,9 +200,13 @@ impl Summary {
             "failed" => Some(self.failed as f64),
             "total_input_tokens" => Some(self.total_input_tokens as f64),
             "total_output_tokens" => Some(self.total_output_tokens as f64),
+            "total_reasoning_tokens" => self.total_reasoning_tokens.map(|n| n as f64),
             _ => match self.named(name) {
                 Some(v) => v,
-                None => self.percentiles_ms.get(name).copied().flatten(),
+                None => match turn_figure(name) {
+                    Some((t, f)) => self.by_turn.iter().find(|x| x.turn == t)?.figure(f),
+                    None => self.percentiles_ms.get(name).copied().flatten(),
+                },
             },
         }
     }
@@ -206,6 +244,16 @@ impl Summary {
             out.push(format!("mean_{m}_ms"));
             out.push(format!("median_{m}_ms"));
             out.extend(self.percentile_names(m));
+        }
+        if self.mean_ttfo_ms.is_some() {
+            out.extend(["mean_ttfo_ms".into(), "median_ttfo_ms".into()]);
+            out.extend(self.percentile_names("ttfo"));
+            out.push("total_reasoning_tokens".into());
+        }
+        for t in &self.by_turn {
+            for f in TurnSummary::FIGURES {
+                out.push(format!("turn{}_{f}", t.turn));
+            }
         }
         out
     }

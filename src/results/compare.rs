@@ -37,6 +37,10 @@ pub struct Loaded {
     pub tpot: Vec<f64>,
     pub itl: Vec<f64>,
     pub e2el: Vec<f64>,
+    /// Time to first output token, where a stream reasoned (else its TTFT).
+    pub ttfo: Vec<f64>,
+    /// TTFT and E2EL of each turn index (conversations).
+    pub by_turn: std::collections::BTreeMap<u32, (Vec<f64>, Vec<f64>)>,
     /// Per-second completed requests and output tokens.
     pub req_per_s: Vec<f64>,
     pub tok_per_s: Vec<f64>,
@@ -79,7 +83,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Loaded, ResultsError> {
     };
     let sniff: Sniff = serde_json::from_str(text).map_err(|e| parse_err(e.to_string()))?;
     if sniff.summary.is_some() {
-        let r: RunResult = serde_json::from_str(text).map_err(|e| parse_err(e.to_string()))?;
+        let mut r: RunResult = serde_json::from_str(text).map_err(|e| parse_err(e.to_string()))?;
+        super::attach_requests_file(path, &mut r)?;
         Ok(load_ours(path, &r))
     } else if sniff.request_throughput.is_some() {
         let obj: Map<String, Value> =
@@ -104,6 +109,12 @@ fn load_ours(path: &Path, r: &RunResult) -> Loaded {
         l.e2el.push(rec.e2el_ms);
         l.tpot.extend(rec.tpot_ms());
         l.itl.extend(rec.itl_ms.iter().flatten());
+        l.ttfo.extend(rec.ttfo_ms.or(rec.ttft_ms));
+        if let Some(t) = rec.turn {
+            let (ttft, e2el) = l.by_turn.entry(t).or_default();
+            ttft.extend(rec.ttft_ms);
+            e2el.push(rec.e2el_ms);
+        }
     }
     for b in &r.time_series {
         l.req_per_s.push(b.completed as f64);
@@ -348,6 +359,15 @@ fn direction(metric: &str) -> Direction {
 
 /// `p99_ttft_ms` → the per-request data and statistic that reproduce it.
 fn source<'a>(l: &'a Loaded, metric: &str) -> Option<(&'a [f64], Stat)> {
+    if let Some((t, figure)) = crate::metrics::summary::turn_figure(metric) {
+        let (ttft, e2el) = l.by_turn.get(&t)?;
+        let (stat, rest) = stat_of(figure)?;
+        return match rest {
+            "ttft_ms" => Some((ttft, stat)),
+            "e2el_ms" => Some((e2el, stat)),
+            _ => None,
+        };
+    }
     match metric {
         "mean_interactivity_tok_s_user" => return Some((&l.tpot, Stat::PerSecondOfMean)),
         "median_interactivity_tok_s_user" => return Some((&l.tpot, Stat::PerSecondOfMedian)),
@@ -380,9 +400,22 @@ fn source<'a>(l: &'a Loaded, metric: &str) -> Option<(&'a [f64], Stat)> {
         "tpot_ms" => &l.tpot,
         "itl_ms" => &l.itl,
         "e2el_ms" => &l.e2el,
+        "ttfo_ms" => &l.ttfo,
         _ => return None,
     };
     Some((data, stat))
+}
+
+/// `p99_ttft_ms` → (99th percentile, `ttft_ms`); `mean_…` and `median_…` likewise.
+fn stat_of(figure: &str) -> Option<(Stat, &str)> {
+    if let Some(r) = figure.strip_prefix("mean_") {
+        return Some((Stat::Mean, r));
+    }
+    if let Some(r) = figure.strip_prefix("median_") {
+        return Some((Stat::Percentile(50.0), r));
+    }
+    let (num, r) = figure.strip_prefix('p')?.split_once('_')?;
+    Some((Stat::Percentile(num.replacen('_', ".", 1).parse().ok()?), r))
 }
 
 /// Compares `b` with the baseline `a`; `threshold` is a fraction (0.05 = 5 %).

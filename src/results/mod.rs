@@ -362,13 +362,19 @@ pub fn read(path: &Path) -> Result<RunResult, ResultsError> {
         path: path.to_path_buf(),
         message: e.to_string(),
     })?;
+    attach_requests_file(path, &mut r)?;
+    Ok(r)
+}
+
+/// Merges the records of `r`'s side file (if it names one) into `r.requests`, by id.
+pub fn attach_requests_file(path: &Path, r: &mut RunResult) -> Result<(), ResultsError> {
     if let Some(name) = r.requests_file.clone() {
         let mut all = read_requests_file(path, &name)?;
         all.append(&mut r.requests);
         all.sort_by_key(|q| q.id);
         r.requests = all;
     }
-    Ok(r)
+    Ok(())
 }
 
 /// The flat JSON `vllm bench serve --save-result` writes (summary keys at the top level).

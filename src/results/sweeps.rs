@@ -30,6 +30,10 @@ pub struct PointData {
     pub e2el_p50: Option<f64>,
     /// The run's own `metrics.slo` (TTFT, TPOT ms), the default SLO of plots and reports.
     pub slo: (Option<f64>, Option<f64>),
+    /// Median time to first output token, where streams reasoned.
+    pub ttfo_p50: Option<f64>,
+    /// Conversations: the figures of each turn index.
+    pub by_turn: Vec<crate::metrics::summary::TurnSummary>,
 }
 
 impl PointData {
@@ -93,6 +97,8 @@ fn point(file: &Path, r: &RunResult) -> PointData {
         tpot_p99: m.figure("p99_tpot_ms"),
         e2el_p50: m.median_e2el_ms,
         slo: (slo.ttft_ms, slo.tpot_ms),
+        ttfo_p50: m.median_ttfo_ms,
+        by_turn: m.by_turn.clone(),
     }
 }
 
@@ -222,6 +228,8 @@ mod tests {
             tpot_p99: None,
             e2el_p50: None,
             slo: (None, None),
+            ttfo_p50: None,
+            by_turn: vec![],
         }
     }
 

@@ -135,7 +135,11 @@ pub fn prepare(resolved: Resolved) -> Result<Prepared, RunError> {
 
 /// The cost estimate for the whole experiment (every point), from its provider.
 pub async fn estimate_cost(p: &Prepared) -> Result<CostEstimate, RunError> {
-    let workload = crate::workload::expected_duration(&p.resolved.experiment);
+    let mut workload = crate::workload::expected_duration(&p.resolved.experiment);
+    // A trace lasts as long as its timestamps say (and its last answers).
+    if let Some(last) = p.loaded.trace.as_ref().and_then(|t| t.requests.last()) {
+        workload = workload.max(last.at + Duration::from_secs(60));
+    }
     Ok(provider::estimate_cost(&p.resolved, workload).await?)
 }
 

@@ -52,6 +52,8 @@ pub struct Snapshot {
     pub help: bool,
     /// Whether a workload is part of this view (`monitor` has none).
     pub workload: bool,
+    /// TTFT / ITL over time, offered load, TTFT by turn.
+    pub charts: super::charts::Charts,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -84,6 +86,7 @@ pub struct Live {
     server: Option<ServerPanel>,
     errors: VecDeque<String>,
     workload: bool,
+    series: super::charts::Series,
 }
 
 fn histogram() -> Histogram<u64> {
@@ -119,6 +122,7 @@ impl Live {
             server: None,
             errors: VecDeque::new(),
             workload,
+            series: super::charts::Series::default(),
         }
     }
 
@@ -156,6 +160,7 @@ impl Live {
         let gaps = r.itl_ms.as_deref().unwrap_or_default();
         let second = ((r.sent_ms + r.e2el_ms).max(0.0) / 1e3) as u64;
         let b = self.per_second.entry(second).or_default();
+        self.series.on_record(r);
         match &r.error {
             Some(e) => {
                 self.failed += 1;
@@ -282,6 +287,7 @@ impl Live {
             notices,
             help: false,
             workload: self.workload,
+            charts: self.series.charts(),
         }
     }
 }
@@ -312,6 +318,7 @@ const HELP: &str = "q       stop sending, let requests in flight finish, save (s
 Ctrl-C  the same; a second Ctrl-C saves at once\n\
 ?       show or hide this help\n\n\
 recent = the last 10 s; overall = since the timed window started (0.1 % precision).\n\
+Charts: per second, p50 green, p99 red; sent req/s cyan, the pacer's worst lag yellow.\n\
 Server gauges come from the server's /metrics; a gap is a scrape that failed or was late.";
 
 impl Widget for &Snapshot {
@@ -488,6 +495,20 @@ impl Widget for &Snapshot {
             .map(|e| Line::styled(e.clone(), Style::new().fg(Color::Red)))
             .collect();
         lines.extend(self.notices.iter().map(|n| Line::raw(n.clone())));
+        // Charts take what the panels leave, above a few lines of errors and notices.
+        let notes_h = if lines.is_empty() {
+            0
+        } else {
+            (lines.len() as u16 + 1).min(6)
+        };
+        let rest = if self.workload && !self.charts.is_empty() && rest.height >= notes_h + 8 {
+            let [charts, notes] =
+                Layout::vertical([Constraint::Min(8), Constraint::Length(notes_h)]).areas(rest);
+            self.charts.render(charts, buf);
+            notes
+        } else {
+            rest
+        };
         if !lines.is_empty() {
             let keep = rest.height.saturating_sub(1) as usize;
             let lines = lines.split_off(lines.len().saturating_sub(keep));
@@ -503,7 +524,7 @@ impl Widget for &Snapshot {
 
         if self.help {
             let w = area.width.min(84);
-            let h = area.height.min(10);
+            let h = area.height.min(12);
             let popup = Rect::new(
                 area.x + (area.width - w) / 2,
                 area.y + (area.height - h) / 2,

@@ -1,6 +1,7 @@
 //! Rendering: the live view (`live`, `tui`) and the end-of-run summary table (also
 //! `results show`). Reads state and results, changes nothing.
 
+pub mod charts;
 pub mod live;
 pub mod plot;
 pub mod report;
@@ -103,6 +104,53 @@ pub fn summary_table(r: &RunResult) -> String {
                 .unwrap_or_default()
                 .trim_start_matches('p');
             row(&mut o, &format!("P{p} {key} (ms):"), f(num(&name)));
+        }
+    }
+    if s.mean_ttfo_ms.is_some() {
+        let _ = writeln!(o, "{:-^50}", " Time to First Output (content) Token ");
+        row(&mut o, "Mean ttfo (ms):", f(s.mean_ttfo_ms));
+        row(&mut o, "Median ttfo (ms):", f(s.median_ttfo_ms));
+        for name in s.percentile_names("ttfo") {
+            let p = name
+                .split('_')
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches('p');
+            row(&mut o, &format!("P{p} ttfo (ms):"), f(num(&name)));
+        }
+        let reasoning = s.total_reasoning_tokens.map(|n| n.to_string());
+        row(
+            &mut o,
+            "Reasoning tokens:",
+            reasoning.unwrap_or_else(|| "n/a".into()),
+        );
+    }
+    if !s.by_turn.is_empty() {
+        let _ = writeln!(o, "{:-^50}", " By turn: TTFT p50 / p99 (ms), input tok ");
+        for t in &s.by_turn {
+            row(
+                &mut o,
+                &format!("Turn {} ({} ok):", t.turn, t.completed),
+                format!(
+                    "{} / {}, {}",
+                    f(t.p50_ttft_ms),
+                    f(t.p99_ttft_ms),
+                    t.mean_input_tokens
+                        .map_or("n/a".into(), |n| format!("{n:.0}"))
+                ),
+            );
+        }
+        if let Some(x) = &s.sessions {
+            row(
+                &mut o,
+                "Sessions (all turns ok):",
+                format!("{} ({})", x.count, x.all_turns_ok),
+            );
+            row(
+                &mut o,
+                "Session p50 / p99 (s):",
+                format!("{} / {}", f(x.p50_duration_s), f(x.p99_duration_s)),
+            );
         }
     }
     if let Some(m) = &r.server_metrics {

@@ -21,6 +21,43 @@ fn slo_text(ttft: Option<f64>, tpot: Option<f64>) -> String {
     parts.join(", ")
 }
 
+/// Conversations: TTFT p50 (and mean input tokens) by turn index, per point; reasoning: TTFO.
+fn turns_table(o: &mut String, pts: &[(&str, &PointData)]) {
+    let turns = pts.iter().map(|(_, p)| p.by_turn.len()).max().unwrap_or(0);
+    if turns > 0 {
+        let head: String = (0..turns).map(|t| format!(" turn {t} |")).collect();
+        let _ = writeln!(
+            o,
+            "\nTTFT p50 ms by turn (mean input tokens), conversations:\n"
+        );
+        let _ = writeln!(o, "| series | point |{head}");
+        let _ = writeln!(o, "|---|---|{}", "---:|".repeat(turns));
+        for (name, p) in pts.iter().filter(|(_, p)| !p.by_turn.is_empty()) {
+            let cells: String = (0..turns)
+                .map(|t| match p.by_turn.iter().find(|x| x.turn as usize == t) {
+                    Some(x) => format!(
+                        " {} ({}) |",
+                        ms(x.p50_ttft_ms),
+                        x.mean_input_tokens
+                            .map_or("-".into(), |n| format!("{n:.0}"))
+                    ),
+                    None => " - |".into(),
+                })
+                .collect();
+            let _ = writeln!(o, "| {name} | {} |{cells}", p.label);
+        }
+    }
+    for (name, p) in pts.iter().filter(|(_, p)| p.ttfo_p50.is_some()) {
+        let _ = writeln!(
+            o,
+            "\nReasoning: {name} `{}` — first content token (TTFO) p50 {} ms after a first token (TTFT) p50 {} ms.",
+            p.label,
+            ms(p.ttfo_p50),
+            ms(p.ttft_p50)
+        );
+    }
+}
+
 /// The report for `series`, judged against the SLO (median TTFT / TPOT in ms), if any.
 pub fn markdown(series: &[Series], slo_ttft_ms: Option<f64>, slo_tpot_ms: Option<f64>) -> String {
     let mut o = String::new();
@@ -73,6 +110,7 @@ pub fn markdown(series: &[Series], slo_ttft_ms: Option<f64>, slo_tpot_ms: Option
                 );
             }
         }
+        turns_table(&mut o, &pts);
         if has_slo {
             let refs: Vec<&PointData> = pts.iter().map(|(_, p)| *p).collect();
             match sweeps::best_within(&refs, slo_ttft_ms, slo_tpot_ms) {

@@ -69,9 +69,27 @@ fn point_duration(e: &Experiment) -> Duration {
     if let Some(d) = w.duration {
         return d.as_duration();
     }
-    let n = (w.requests.unwrap_or(0) + w.warmup_requests as u64) as f64;
     let out = output_len(e) as f64;
     let per_stream = out / ASSUMED_TOKENS_PER_S_PER_STREAM;
+    // Conversations bounded by `sessions`: every turn is a request, with think time between.
+    let (turns, think) = match &w.dataset {
+        Dataset::Conversation {
+            turns, think_time, ..
+        } => {
+            let (lo, hi) = turns.map_or((1, 1), |t| t.bounds());
+            let think = think_time.map_or(0.0, |t| t.as_duration().as_secs_f64());
+            ((lo + hi) as f64 / 2.0, think)
+        }
+        _ => (1.0, 0.0),
+    };
+    let measured = match (w.requests, w.sessions) {
+        (Some(n), _) => n as f64,
+        (None, Some(s)) => s as f64 * turns,
+        (None, None) => 0.0,
+    };
+    let n = measured + w.warmup_requests as f64;
+    // Each turn after the first waits its think time on its slot.
+    let per_stream = per_stream + think * (turns - 1.0) / turns;
     let secs = match w.pattern {
         Pattern::Rate => n / w.rate.unwrap_or(1.0).max(1e-3) + per_stream,
         Pattern::Sequential => n * per_stream,

@@ -8,9 +8,15 @@ use std::process::{Command, Stdio};
 pub fn background() -> Command {
     let mut c = Command::new(assert_cmd::cargo::cargo_bin("llm-inf-bench"));
     c.env("LLM_INF_BENCH_CONFIG", "/nonexistent")
+        .env("LLM_INF_BENCH_STATE_DIR", test_state_dir())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     c
+}
+
+/// Where the tests' watchdog markers go: never the user's own state directory.
+pub fn test_state_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("llm-inf-bench-test-state-{}", std::process::id()))
 }
 
 /// The binary for one command, no user config, bounded in time.
