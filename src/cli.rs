@@ -139,6 +139,10 @@ pub struct PlotArgs {
     /// Title above the panels.
     #[arg(long)]
     pub title: Option<String>,
+    /// Output tokens per USD on the y axis (throughput ÷ the server's price per hour) instead
+    /// of output tok/s per GPU; the ringed point is then the cheapest meeting the SLO.
+    #[arg(long)]
+    pub per_dollar: bool,
     #[command(flatten)]
     pub slo: SloArgs,
 }
@@ -512,6 +516,7 @@ fn plot(a: PlotArgs) -> Result<i32, CliError> {
         slo_ttft_ms,
         slo_tpot_ms,
         title: a.title,
+        per_dollar: a.per_dollar,
     };
     let outputs = match a.output {
         Some(p) => vec![p],
@@ -840,7 +845,7 @@ fn err(text: &str) {
 fn report_outcome(outcome: &crate::run::Outcome, json: bool) -> (i32, bool) {
     use crate::results::Status;
     let mut code = exit::OK;
-    let mut interrupted = false;
+    let mut interrupted = outcome.interrupted;
     for (result, path) in &outcome.points {
         match json {
             true => out(&serde_json::to_string_pretty(&result.summary).unwrap_or_default()),

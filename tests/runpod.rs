@@ -194,7 +194,11 @@ async fn get_pod(State(f): State<Shared>, h: HeaderMap, UrlPath(id): UrlPath<Str
     // PROVISIONING, STARTING, then RUNNING with the port mapped, as the docs describe.
     if !never && *gets >= 3 {
         pod["status"] = "RUNNING".into();
-        pod["runtime"] = json!({"uptime": 1, "gpus": [], "ports": [{"private": 8000, "public": port, "type": "tcp", "ip": "127.0.0.1"}]});
+        // Gauges as RunPod reports them (integers, percent), one per GPU.
+        let gpus: Vec<Value> = (0..pod["gpu"]["count"].as_u64().unwrap_or(1))
+            .map(|i| json!({"util": 90 + i, "memoryUtil": 70 + i}))
+            .collect();
+        pod["runtime"] = json!({"uptime": 1, "gpus": gpus, "ports": [{"private": 8000, "public": port, "type": "tcp", "ip": "127.0.0.1"}]});
     } else if !never && *gets == 2 {
         pod["status"] = "STARTING".into();
     }
@@ -296,6 +300,25 @@ async fn pod_logs(State(f): State<Shared>, h: HeaderMap, UrlPath(id): UrlPath<St
 }
 
 /// The status a chat request without an API key gets from the server on `port`.
+/// Requests the pod's server has answered (its `/metrics`, which needs no key).
+fn served(port: u16) -> f64 {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return 0.0;
+    };
+    let _ = write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    );
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    answer
+        .lines()
+        .filter(|l| l.starts_with("vllm:request_success_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 fn unauthenticated_status(port: u16) -> u16 {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -472,6 +495,18 @@ fn a_full_run_rents_benchmarks_and_terminates_without_leaking_the_key() {
     );
     let (r, text) = result(d.path());
     assert_eq!(r["summary"]["completed"], 20);
+    // The pod's GPU gauges (read at the start of the timed window, then every 5 s) and the
+    // cost of the work at the pod's price.
+    let gpu = &r["gpu_telemetry"];
+    assert_eq!(gpu["samples"][0]["util_pct"], json!([90.0]), "{gpu}");
+    assert_eq!(gpu["peak_memory_pct"], 70.0);
+    assert_eq!(r["summary"]["mean_gpu_util_pct"], 90.0);
+    assert!(
+        r["summary"]["usd_per_million_output_tokens"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
     let f = w.state.lock().unwrap();
     assert!(f.violations.is_empty(), "{:?}", f.violations);
     assert_eq!(f.creates.len(), 1);
@@ -864,11 +899,15 @@ fn kill_9_during_the_workload_is_cleaned_up_by_the_watchdog() {
             "workload.requests=100000000",
         ],
     );
-    // RUNNING (the third GET) and then some: the workload is under way.
+    // RUNNING (the third GET), and measured requests flowing: the workload is under way.
     wait_until(&w, 30, "the pod runs", |f| {
         f.pods.values().any(|(p, _)| p["status"] == "RUNNING")
     });
-    std::thread::sleep(Duration::from_millis(1500));
+    wait_until(&w, 60, "the workload runs", |f| {
+        f.pod_servers
+            .values()
+            .any(|(port, _, _)| served(*port) > 5.0)
+    });
     kill_9_then_watchdog_terminates(&w, child);
 }
 
@@ -1121,7 +1160,12 @@ fn sigterm_during_the_workload_saves_and_terminates_the_pod() {
     wait_until(&w, 30, "the pod runs", |f| {
         f.pods.values().any(|(p, _)| p["status"] == "RUNNING")
     });
-    std::thread::sleep(Duration::from_millis(1500));
+    // Measured requests are flowing (past the pre-flight), however slow this machine is.
+    wait_until(&w, 60, "the workload runs", |f| {
+        f.pod_servers
+            .values()
+            .any(|(port, _, _)| served(*port) > 5.0)
+    });
     assert!(std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

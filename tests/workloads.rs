@@ -28,21 +28,7 @@ fn experiment(dir: &Path, url: &str, workload: &str) -> PathBuf {
 }
 
 fn run(exp: &Path) -> Value {
-    let out = common::bin(240)
-        .arg("run")
-        .arg(exp)
-        .args(["--no-tui", "--yes"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let dir = exp.parent().unwrap();
-    let path = common::result_path(dir);
-    common::assert_valid_result(&path);
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    common::run_ok(exp, 240).1
 }
 
 /// GET `path` on the simulator.

@@ -154,7 +154,9 @@ pub struct Infrastructure {
     /// Hard budget in USD: the run stops and cleans up when the running cost reaches it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_cost_usd: Option<f64>,
-    /// Price per hour to assume when the provider's catalog has none.
+    /// The server's price per hour in USD, for the cost of work ($ per million tokens): on
+    /// RunPod the catalog's price wins and this is the fallback; for `local`, `existing` and
+    /// the simulator it is the price of your own hardware (nothing is billed by this tool).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub price_per_hour_usd: Option<f64>,
     /// Keep the pod after the run (prints how to terminate it).

@@ -12,7 +12,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::columns::{Brief, Gaps};
-use super::event::{Event, RequestRecord, ServerSample};
+use super::event::{Event, GpuReading, GpuTelemetry, RequestRecord, ServerSample};
 use super::scrape::ServerMetrics;
 use super::summary::{self, Stats, Summary};
 use crate::config::{Detail, Experiment, FrameworkKind, Slo};
@@ -46,6 +46,9 @@ pub struct Bucket {
     /// loop and traces).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pacer_lag_max_ms: Option<f64>,
+    /// Mean GPU utilisation (percent, all GPUs) of the provider's readings in this second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_util_pct: Option<f64>,
 }
 
 /// The client's view of itself: did it distort the figures?
@@ -162,6 +165,8 @@ pub struct Measured {
     pub requests: Vec<RequestRecord>,
     /// The side file holding the other records (JSON Lines), and how many it holds.
     pub requests_file: Option<(PathBuf, u64)>,
+    /// The provider's GPU gauges, where it has them.
+    pub gpu: Option<GpuTelemetry>,
     pub errors: Errors,
     pub time_series: Vec<Bucket>,
     pub server_metrics: Option<ServerMetrics>,
@@ -198,6 +203,7 @@ pub struct Collector {
     /// Scrapes of the server's `/metrics`, with when each started.
     server: Vec<(Instant, ServerSample)>,
     framework: Option<FrameworkKind>,
+    gpu: Vec<GpuReading>,
 }
 
 impl Collector {
@@ -224,6 +230,7 @@ impl Collector {
             kernel_reads: 0,
             server: Vec::new(),
             framework: None,
+            gpu: Vec::new(),
         }
     }
 
@@ -247,6 +254,10 @@ impl Collector {
             Event::Server(s) => {
                 self.framework = s.framework.or(self.framework);
                 self.server.push((s.at, s.sample));
+                None
+            }
+            Event::Gpu(g) => {
+                self.gpu.push(g);
                 None
             }
             Event::Tick { spent_usd, pod_age } => self.clock_rules(spent_usd, pod_age),
@@ -448,6 +459,15 @@ impl Collector {
         summary.sessions = summary::sessions(self.sessions.values().copied());
         let server_metrics = self.server_metrics(duration_s);
         let client = self.client_health();
+        let gpu = self.gpu_telemetry();
+        if let Some(g) = &gpu {
+            summary.mean_gpu_util_pct = g.mean_util_pct;
+            summary.peak_gpu_memory_pct = g.peak_memory_pct;
+        }
+        let mut time_series = buckets(std::mem::take(&mut self.buckets));
+        for b in &mut time_series {
+            b.gpu_util_pct = gpu.as_ref().and_then(|g| second_util(g, b.second));
+        }
         let requests_file = match self.spill.take() {
             Some(s) => s.close(),
             None => self.spilled.take(),
@@ -456,12 +476,27 @@ impl Collector {
             summary,
             requests: self.records,
             requests_file,
+            gpu,
             errors: self.errors,
-            time_series: buckets(self.buckets),
+            time_series,
             server_metrics,
             client,
             stop: self.stop,
         }
+    }
+
+    /// The GPU readings, stamped from the timed window's start.
+    fn gpu_telemetry(&mut self) -> Option<GpuTelemetry> {
+        let first = self.gpu.first()?.at;
+        let t0 = self.t0.unwrap_or(first);
+        let readings = std::mem::take(&mut self.gpu);
+        let interval = ms(GPU_POLL);
+        Some(GpuTelemetry::of(
+            "runpod runtime.gpus",
+            interval,
+            readings,
+            t0,
+        ))
     }
 
     fn client_health(&mut self) -> ClientHealth {
@@ -504,6 +539,20 @@ impl Collector {
         m.summarize(duration_s * 1e3);
         Some(m)
     }
+}
+
+/// How often a provider's GPU gauges are read.
+pub const GPU_POLL: Duration = Duration::from_secs(5);
+
+/// Mean utilisation of every GPU in the readings of `second`.
+fn second_util(g: &GpuTelemetry, second: u64) -> Option<f64> {
+    let v: Vec<f64> = g
+        .samples
+        .iter()
+        .filter(|s| s.t_ms >= 0.0 && (s.t_ms / 1e3) as u64 == second)
+        .flat_map(|s| s.util_pct.iter().flatten().copied())
+        .collect();
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
 }
 
 /// The per-second buckets with their TTFT percentiles and mean ITL.

@@ -23,6 +23,8 @@ pub enum Event {
     Request(Box<RequestRecord>),
     /// A `/metrics` scrape (or a gap), from the scraper.
     Server(Box<Scraped>),
+    /// The provider's GPU gauges (RunPod's `runtime.gpus`), one reading of every GPU.
+    Gpu(GpuReading),
     /// The run's clock: what the server has cost so far and how long it has lived, for the
     /// budget and lifetime rules (sent every half second while a pod is watched).
     Tick {
@@ -182,6 +184,72 @@ impl RequestRecord {
     /// When the last byte arrived, ms from the benchmark's start.
     pub fn end_ms(&self) -> f64 {
         self.sent_ms + self.e2el_ms
+    }
+}
+
+/// One reading of a server's GPUs, as the provider reports them: (utilisation, memory use) in
+/// percent per GPU, each `None` where the provider left it out.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GpuReading {
+    pub at: Instant,
+    pub gpus: Vec<(Option<f64>, Option<f64>)>,
+}
+
+/// A GPU reading in the result file: ms from the benchmark's start, percent per GPU.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct GpuSample {
+    pub t_ms: f64,
+    pub util_pct: Vec<Option<f64>>,
+    pub memory_pct: Vec<Option<f64>>,
+}
+
+/// The provider's GPU gauges over the run (RunPod's `runtime.gpus`, read with the pod polls).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct GpuTelemetry {
+    /// Where they come from, e.g. `runpod runtime.gpus`.
+    pub source: String,
+    pub interval_ms: f64,
+    /// Utilisation of all GPUs, mean and peak over the samples, percent.
+    pub mean_util_pct: Option<f64>,
+    pub peak_util_pct: Option<f64>,
+    /// Memory use of all GPUs, mean and peak, percent.
+    pub mean_memory_pct: Option<f64>,
+    pub peak_memory_pct: Option<f64>,
+    pub samples: Vec<GpuSample>,
+}
+
+impl GpuTelemetry {
+    /// The samples, stamped from `t0`, with their means and peaks.
+    pub fn of(source: &str, interval_ms: f64, readings: Vec<GpuReading>, t0: Instant) -> Self {
+        let samples: Vec<GpuSample> = readings
+            .into_iter()
+            .map(|r| GpuSample {
+                t_ms: match r.at >= t0 {
+                    true => (r.at - t0).as_secs_f64() * 1e3,
+                    false => -(t0 - r.at).as_secs_f64() * 1e3,
+                },
+                util_pct: r.gpus.iter().map(|g| g.0).collect(),
+                memory_pct: r.gpus.iter().map(|g| g.1).collect(),
+            })
+            .collect();
+        let all = |f: fn(&GpuSample) -> &Vec<Option<f64>>| -> Vec<f64> {
+            samples
+                .iter()
+                .flat_map(|s| f(s).iter().flatten().copied())
+                .collect()
+        };
+        let mean = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
+        let peak = |v: &[f64]| v.iter().copied().reduce(f64::max);
+        let (u, m) = (all(|s| &s.util_pct), all(|s| &s.memory_pct));
+        Self {
+            source: source.to_string(),
+            interval_ms,
+            mean_util_pct: mean(&u),
+            peak_util_pct: peak(&u),
+            mean_memory_pct: mean(&m),
+            peak_memory_pct: peak(&m),
+            samples,
+        }
     }
 }
 

@@ -80,6 +80,21 @@ pub struct Summary {
     /// Tokens per second per user from the median TPOT: 1000 / `median_tpot_ms` (what `plot`
     /// and `report` put on their axis).
     pub median_interactivity_tok_s_user: Option<f64>,
+    /// USD per million output tokens at the measured throughput: the server's price per hour
+    /// (`environment.price_per_hour_usd`) ÷ (`output_throughput` × 3600) × 10⁶; `null`
+    /// without a price.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usd_per_million_output_tokens: Option<f64>,
+    /// The same per million tokens in and out (`total_token_throughput`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usd_per_million_total_tokens: Option<f64>,
+    /// Mean GPU utilisation over the run, percent, where the provider reports it
+    /// (`gpu_telemetry`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mean_gpu_util_pct: Option<f64>,
+    /// Peak GPU memory use, percent (`gpu_telemetry`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_gpu_memory_pct: Option<f64>,
     /// The configured percentiles of every latency: `p99_ttft_ms`, `p50_itl_ms`, …
     #[serde(flatten)]
     pub percentiles_ms: BTreeMap<String, Option<f64>>,
@@ -178,7 +193,7 @@ pub struct SessionSummary {
 pub const LATENCIES: [&str; 4] = ["ttft", "tpot", "itl", "e2el"];
 
 /// The summary's figures other than latencies and counts, by name, in table order.
-const RATES: [&str; 9] = [
+const RATES: [&str; 13] = [
     "request_throughput",
     "request_goodput",
     "input_throughput",
@@ -188,6 +203,10 @@ const RATES: [&str; 9] = [
     "total_token_throughput_per_gpu",
     "mean_interactivity_tok_s_user",
     "median_interactivity_tok_s_user",
+    "usd_per_million_output_tokens",
+    "usd_per_million_total_tokens",
+    "mean_gpu_util_pct",
+    "peak_gpu_memory_pct",
 ];
 
 impl Summary {
@@ -296,6 +315,10 @@ impl Summary {
         median_interactivity_tok_s_user,
         mean_ttfo_ms,
         median_ttfo_ms,
+        usd_per_million_output_tokens,
+        usd_per_million_total_tokens,
+        mean_gpu_util_pct,
+        peak_gpu_memory_pct,
     );
 
     /// Mean, median and std of `metric` (`ttft`, …), to be filled.
@@ -322,6 +345,16 @@ impl Summary {
                 &mut self.std_e2el_ms,
             ],
         }
+    }
+
+    /// Sets the cost of work from the server's price per hour (`None`: no price, no figure).
+    pub fn price(&mut self, usd_per_hour: Option<f64>) {
+        let per_mtok = |tok_s: Option<f64>| {
+            let (p, t) = (usd_per_hour?, tok_s?);
+            (t > 0.0).then(|| p / (t * 3600.0) * 1e6)
+        };
+        self.usd_per_million_output_tokens = per_mtok(self.output_throughput);
+        self.usd_per_million_total_tokens = per_mtok(self.total_token_throughput);
     }
 
     /// The median interactivity, also for files written before it was stored (from their

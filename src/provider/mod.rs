@@ -96,6 +96,14 @@ impl Handle {
         }
     }
 
+    /// What reads the server's GPU gauges, where the provider reports them (RunPod).
+    pub fn gpu_probe(&self) -> Option<runpod::GpuProbe> {
+        match self {
+            Self::RunPod(p) => Some(p.gpu_probe()),
+            _ => None,
+        }
+    }
+
     /// GPU type and USD per hour, for pod providers.
     pub fn price(&self) -> Option<(String, f64)> {
         match self {

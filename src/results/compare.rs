@@ -351,8 +351,9 @@ fn figures(a: &Loaded, b: &Loaded) -> Vec<(String, Direction)> {
 fn direction(metric: &str) -> Direction {
     match metric {
         "completed" | "duration" | "duration_s" => Direction::Neutral,
+        "mean_gpu_util_pct" | "peak_gpu_memory_pct" => Direction::Neutral,
         "failed" => Direction::Lower,
-        m if m.ends_with("_ms") => Direction::Lower,
+        m if m.ends_with("_ms") || m.starts_with("usd_per_") => Direction::Lower,
         _ => Direction::Higher,
     }
 }

@@ -127,6 +127,9 @@ pub struct RunResult {
     /// The server's `/metrics` over the run (absent when scraping was off or found nothing).
     #[serde(default, deserialize_with = "lenient_server_metrics")]
     pub server_metrics: Option<ServerMetrics>,
+    /// The provider's GPU gauges over the run (RunPod's `runtime.gpus`), where it has them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_telemetry: Option<crate::metrics::event::GpuTelemetry>,
     /// The sweep point this run is (`c16`, `1k1k-c16`), when it is part of a sweep.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sweep_point: Option<String>,
@@ -287,7 +290,9 @@ impl RunResult {
             t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
         };
         let termination_reason = termination(e, measured.as_ref());
-        let m = measured.unwrap_or_else(|| Collector::new(Settings::of(e)).finish(Instant::now()));
+        let mut m =
+            measured.unwrap_or_else(|| Collector::new(Settings::of(e)).finish(Instant::now()));
+        m.summary.price(environment.price_per_hour_usd);
         Self {
             schema_version: SCHEMA_VERSION,
             tool: Tool::current(),
@@ -305,6 +310,7 @@ impl RunResult {
             errors: m.errors,
             time_series: m.time_series,
             server_metrics: m.server_metrics,
+            gpu_telemetry: m.gpu,
             sweep_point: None,
             client: m.client,
             requests: m.requests,

@@ -34,6 +34,8 @@ pub struct PointData {
     pub ttfo_p50: Option<f64>,
     /// Conversations: the figures of each turn index.
     pub by_turn: Vec<crate::metrics::summary::TurnSummary>,
+    /// USD per million output tokens at this point's throughput, where a price is known.
+    pub usd_per_mtok_output: Option<f64>,
 }
 
 impl PointData {
@@ -99,6 +101,11 @@ fn point(file: &Path, r: &RunResult) -> PointData {
         slo: (slo.ttft_ms, slo.tpot_ms),
         ttfo_p50: m.median_ttfo_ms,
         by_turn: m.by_turn.clone(),
+        // Files written before the figure existed: from their price and throughput.
+        usd_per_mtok_output: m.usd_per_million_output_tokens.or_else(|| {
+            let p = r.environment.price_per_hour_usd?;
+            (out > 0.0).then(|| p / (out * 3600.0) * 1e6)
+        }),
     }
 }
 
@@ -186,21 +193,50 @@ pub fn frontier<'a>(points: &[&'a PointData]) -> Vec<&'a PointData> {
     f
 }
 
+impl PointData {
+    /// Output tokens per USD (10⁶ / `usd_per_mtok_output`), where a price is known.
+    pub fn tokens_per_usd(&self) -> Option<f64> {
+        self.usd_per_mtok_output
+            .filter(|c| *c > 0.0)
+            .map(|c| 1e6 / c)
+    }
+}
+
+/// The cheapest point per output token meeting the SLO.
+pub fn cheapest_within<'a>(
+    points: &[&'a PointData],
+    ttft_ms: Option<f64>,
+    tpot_ms: Option<f64>,
+) -> Option<&'a PointData> {
+    // The most tokens per dollar is the cheapest per token.
+    best_by(points, ttft_ms, tpot_ms, PointData::tokens_per_usd)
+}
+
+/// The point meeting the SLO with the highest `key` (points without one left out).
+fn best_by<'a>(
+    points: &[&'a PointData],
+    ttft_ms: Option<f64>,
+    tpot_ms: Option<f64>,
+    key: impl Fn(&PointData) -> Option<f64>,
+) -> Option<&'a PointData> {
+    points
+        .iter()
+        .copied()
+        .filter(|p| p.meets(ttft_ms, tpot_ms))
+        .filter_map(|p| Some((key(p)?, p)))
+        .max_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal))
+        .map(|(_, p)| p)
+}
+
 /// The best throughput per GPU meeting the SLO.
 pub fn best_within<'a>(
     points: &[&'a PointData],
     ttft_ms: Option<f64>,
     tpot_ms: Option<f64>,
 ) -> Option<&'a PointData> {
-    points
-        .iter()
-        .copied()
-        .filter(|p| p.meets(ttft_ms, tpot_ms))
-        .max_by(|a, b| {
-            a.output_throughput_per_gpu
-                .partial_cmp(&b.output_throughput_per_gpu)
-                .unwrap_or(std::cmp::Ordering::Equal)
-        })
+    best_by(points, ttft_ms, tpot_ms, |p| {
+        Some(p.output_throughput_per_gpu)
+    })
 }
 
 #[cfg(test)]
@@ -230,6 +266,7 @@ mod tests {
             slo: (None, None),
             ttfo_p50: None,
             by_turn: vec![],
+            usd_per_mtok_output: None,
         }
     }
 

@@ -81,6 +81,8 @@ pub struct Outcome {
     pub index: Option<PathBuf>,
     /// Files that could not go where they belong (saved to a fallback, or nowhere).
     pub notes: Vec<String>,
+    /// Stopped by the user (Ctrl-C, SIGTERM, `q`) between points: the points after were not run.
+    pub interrupted: bool,
 }
 
 /// An experiment checked as far as it can be before anything is started or spent.
@@ -233,6 +235,10 @@ pub async fn run(p: &Prepared, opts: &RunOptions) -> Result<Outcome, RunError> {
     let pod = handle.pod_id().is_some();
     let spent = handle.spent_usd().max(spent);
     handle.release().await;
+    // Stopped after the server was ready but before any point started: nothing was measured.
+    if outcomes.is_empty() && stop.is_cancelled() {
+        return Err(RunError::Interrupted);
+    }
     let index_path = match &mut index {
         Some(x) => {
             x.finish(points.len());
@@ -251,6 +257,7 @@ pub async fn run(p: &Prepared, opts: &RunOptions) -> Result<Outcome, RunError> {
         points: outcomes,
         index: index_path,
         notes: saver.notes,
+        interrupted: stop.is_cancelled(),
     })
 }
 
@@ -290,7 +297,7 @@ async fn sweep_points(
         let spent = s.handle.spent_usd();
         result.cost.actual_usd = spent - spent_before;
         spent_before = spent;
-        let intended = point_file(path, index.is_some(), &pt.label);
+        let intended = save::point_file(path, index.is_some(), &pt.label);
         let ppath = save_point(saver, &intended, &mut result, index, pt, path, spent);
         let go_on = match result.status {
             Status::Completed => true,
@@ -348,7 +355,10 @@ fn not_ready(
         provider: e.infrastructure.provider.as_str().into(),
         pod_id: handle.pod_id(),
         gpu_count: e.infrastructure.gpu_count,
-        price_per_hour_usd: handle.price().map(|(_, p)| p),
+        price_per_hour_usd: handle
+            .price()
+            .map(|(_, p)| p)
+            .or(e.infrastructure.price_per_hour_usd),
         image: e.framework.image.clone(),
         ..Default::default()
     };
@@ -357,7 +367,7 @@ fn not_ready(
     result.sweep_point = (!pt.label.is_empty()).then(|| pt.label.clone());
     result.cost.actual_usd = handle.spent_usd();
     let mut saver = save::Saver::default();
-    let intended = point_file(path, index.is_some(), &pt.label);
+    let intended = save::point_file(path, index.is_some(), &pt.label);
     let spent = handle.spent_usd();
     let ppath = save_point(&mut saver, &intended, &mut result, index, pt, path, spent);
     let index_path = index.as_mut().map(|x| {
@@ -368,19 +378,8 @@ fn not_ready(
         points: vec![(result, ppath)],
         index: index_path,
         notes: saver.notes,
+        interrupted: false,
     })
-}
-
-/// A point's result file: the run's path, or `dir/name-stamp-LABEL.json` in a sweep.
-fn point_file(path: &Path, sweep: bool, label: &str) -> PathBuf {
-    if !sweep {
-        return path.to_path_buf();
-    }
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!("{stem}-{label}.json"))
 }
 
 /// `name-YYYYMMDD-HHMMSS` of a result path: names the run's pod and logs.

@@ -145,6 +145,11 @@ async fn drive(s: &mut Session<'_>, e: &Experiment, feed: (Feed, Arc<dyn Source>
         let scraper = scrape::run(metrics_url.clone(), s.api_key.clone(), interval, tx.clone());
         AbortOnDropHandle::new(tokio::spawn(scraper))
     });
+    // The provider's GPU gauges, read on their own task (an API call never holds the loop).
+    let _gpu = s.handle.gpu_probe().map(|probe| {
+        let poll = probe.poll(crate::metrics::collector::GPU_POLL, tx.clone());
+        AbortOnDropHandle::new(tokio::spawn(poll))
+    });
     let mut col = Collector::new(Settings::of(e));
     // The server's counters before the first request of the window (or of its warm-up).
     if e.metrics.scrape {
@@ -317,7 +322,8 @@ fn environment(s: &Session<'_>, e: &Experiment, prompt_lengths: Option<String>) 
             _ => inf.gpu_type.clone(),
         },
         gpu_count: inf.gpu_count,
-        price_per_hour_usd: price.map(|(_, p)| p),
+        // RunPod's price is the pod's; elsewhere the user's own (for the cost of work).
+        price_per_hour_usd: price.map(|(_, p)| p).or(inf.price_per_hour_usd),
         image: e.framework.image.clone(),
         server_version: s.server_version.clone(),
         client_host: std::env::var("HOSTNAME").ok(),

@@ -92,3 +92,15 @@ impl Saver {
         }
     }
 }
+
+/// A point's result file: the run's path, or `dir/name-stamp-LABEL.json` in a sweep.
+pub fn point_file(path: &Path, sweep: bool, label: &str) -> PathBuf {
+    if !sweep {
+        return path.to_path_buf();
+    }
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!("{stem}-{label}.json"))
+}

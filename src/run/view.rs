@@ -172,6 +172,7 @@ impl Watchers<'_> {
             Event::Started { .. } => live.set_phase("running"),
             Event::Request(r) => live.on_record(r, Instant::now()),
             Event::Server(s) => live.on_server(&self.metrics_url, s.framework, &s.sample),
+            Event::Gpu(g) => live.on_gpu(&g.gpus),
             Event::Tick { .. } => {}
         }
     }

@@ -54,6 +54,8 @@ pub struct Snapshot {
     pub workload: bool,
     /// TTFT / ITL over time, offered load, TTFT by turn.
     pub charts: super::charts::Charts,
+    /// The provider's latest GPU gauges: (utilisation, memory use) percent per GPU.
+    pub gpus: Vec<(Option<f64>, Option<f64>)>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -87,6 +89,7 @@ pub struct Live {
     errors: VecDeque<String>,
     workload: bool,
     series: super::charts::Series,
+    gpus: Vec<(Option<f64>, Option<f64>)>,
 }
 
 fn histogram() -> Histogram<u64> {
@@ -123,6 +126,7 @@ impl Live {
             errors: VecDeque::new(),
             workload,
             series: super::charts::Series::default(),
+            gpus: Vec::new(),
         }
     }
 
@@ -190,6 +194,11 @@ impl Live {
         while self.per_second.len() as u64 > HISTORY_S + 1 {
             self.per_second.pop_first();
         }
+    }
+
+    /// The provider's GPU gauges (RunPod's `runtime.gpus`).
+    pub fn on_gpu(&mut self, gpus: &[(Option<f64>, Option<f64>)]) {
+        self.gpus = gpus.to_vec();
     }
 
     /// One scrape of the server's `/metrics` at `url`.
@@ -288,6 +297,7 @@ impl Live {
             help: false,
             workload: self.workload,
             charts: self.series.charts(),
+            gpus: self.gpus.clone(),
         }
     }
 }
@@ -303,6 +313,11 @@ fn ms(v: Option<f64>) -> String {
 fn pct(v: Option<f64>) -> String {
     v.map(|x| format!("{:.1}%", x * 100.0))
         .unwrap_or_else(|| "–".into())
+}
+
+/// A percentage already in percent (the provider's gauges).
+fn pct100(v: Option<f64>) -> String {
+    v.map(|x| format!("{x:.0}%")).unwrap_or_else(|| "–".into())
 }
 
 fn whole(v: Option<f64>) -> String {
@@ -485,6 +500,13 @@ impl Widget for &Snapshot {
                 Paragraph::new(format!("last scrape failed: {e}"))
                     .style(Style::new().fg(Color::Yellow))
                     .render(g4, buf);
+            } else if !self.gpus.is_empty() {
+                let each: Vec<String> = self
+                    .gpus
+                    .iter()
+                    .map(|(u, m)| format!("{} util, {} mem", pct100(*u), pct100(*m)))
+                    .collect();
+                Paragraph::new(format!("GPUs (provider): {}", each.join(" · "))).render(g4, buf);
             }
         }
 

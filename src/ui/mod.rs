@@ -79,6 +79,14 @@ pub fn summary_table(r: &RunResult) -> String {
         "Median interactivity (tok/s/user):",
         f(s.median_interactivity()),
     );
+    if let Some(c) = s.usd_per_million_output_tokens {
+        let total = f(s.usd_per_million_total_tokens);
+        row(
+            &mut o,
+            "Cost ($/M output, $/M total tok):",
+            format!("{c:.4} / {total}"),
+        );
+    }
     let titles = [
         "Time to First Token",
         "Time per Output Token (excl. 1st token)",

@@ -28,12 +28,26 @@ pub struct PlotOptions {
     /// SLO on median TPOT (ms); interactivity ≥ 1000 / this.
     pub slo_tpot_ms: Option<f64>,
     pub title: Option<String>,
+    /// Output tokens per USD on the y axis instead of output tok/s per GPU.
+    pub per_dollar: bool,
+}
+
+impl PlotOptions {
+    /// The y value of `p`: tok/s per GPU, or output tokens per USD.
+    fn y(&self, p: &PointData) -> Option<f64> {
+        match self.per_dollar {
+            true => p.tokens_per_usd(),
+            false => Some(p.output_throughput_per_gpu),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlotError {
     #[error("nothing to plot: no point has a throughput and a TPOT")]
     Empty,
+    #[error("nothing to plot per dollar: no point has a price (RunPod's, or `infrastructure.price_per_hour_usd`)")]
+    NoPrice,
     #[error("drawing {path}: {message}")]
     Draw { path: String, message: String },
 }
@@ -56,6 +70,14 @@ pub fn write(series: &[Series], o: &PlotOptions, path: &Path) -> Result<(), Plot
         .any(|p| p.interactivity.is_some())
     {
         return Err(PlotError::Empty);
+    }
+    if o.per_dollar
+        && !series
+            .iter()
+            .flat_map(|s| &s.points)
+            .any(|p| p.tokens_per_usd().is_some())
+    {
+        return Err(PlotError::NoPrice);
     }
     let err = |e: String| PlotError::Draw {
         path: path.display().to_string(),
@@ -100,10 +122,10 @@ fn draw<DB: DrawingBackend>(
 ) -> Result<(), String> {
     let e = |x: DrawingAreaErrorKind<DB::ErrorType>| x.to_string();
     root.fill(&WHITE).map_err(e)?;
-    let title = o
-        .title
-        .clone()
-        .unwrap_or_else(|| "Throughput per GPU against interactivity and TTFT".into());
+    let title = o.title.clone().unwrap_or_else(|| match o.per_dollar {
+        true => "Output tokens per dollar against interactivity and TTFT".into(),
+        false => "Throughput per GPU against interactivity and TTFT".into(),
+    });
     let (top, body) = root.split_vertically(40);
     top.titled(&title, ("sans-serif", 24)).map_err(e)?;
     let shapes = sweeps::shapes(series);
@@ -131,17 +153,22 @@ fn panel<DB: DrawingBackend>(
         .map(|s| {
             s.points
                 .iter()
-                .filter(|p| p.shape() == shape && x_of(p).is_some())
+                .filter(|p| p.shape() == shape && x_of(p).is_some() && o.y(p).is_some())
                 .collect()
         })
         .collect();
     let all = || of_shape.iter().flatten();
     let (x0, x1) = range(all().filter_map(|p| x_of(p)));
-    let (_, y1) = range(all().map(|p| p.output_throughput_per_gpu));
-    let caption = if vs_ttft {
-        format!("ISL/OSL {shape}: throughput per GPU vs TTFT")
+    let (_, y1) = range(all().filter_map(|p| o.y(p)));
+    let what = if o.per_dollar {
+        "tokens per $"
     } else {
-        format!("ISL/OSL {shape}: throughput per GPU vs interactivity")
+        "throughput per GPU"
+    };
+    let caption = if vs_ttft {
+        format!("ISL/OSL {shape}: {what} vs TTFT")
+    } else {
+        format!("ISL/OSL {shape}: {what} vs interactivity")
     };
     let mut chart = ChartBuilder::on(area)
         .caption(caption, ("sans-serif", 18))
@@ -157,7 +184,11 @@ fn panel<DB: DrawingBackend>(
         } else {
             "interactivity (tok/s per user = 1000 / TPOT p50)"
         })
-        .y_desc("output tok/s per GPU")
+        .y_desc(if o.per_dollar {
+            "output tokens per USD"
+        } else {
+            "output tok/s per GPU"
+        })
         .y_label_formatter(&|v| format!("{v:.0}"))
         .label_style(("sans-serif", 13))
         .axis_desc_style(("sans-serif", 14))
@@ -190,7 +221,7 @@ fn panel<DB: DrawingBackend>(
         let color = Palette99::pick(i).to_rgba();
         let line: Vec<(f64, f64)> = pts
             .iter()
-            .filter_map(|p| Some((x_of(p)?, p.output_throughput_per_gpu)))
+            .filter_map(|p| Some((x_of(p)?, o.y(p)?)))
             .collect();
         chart
             .draw_series(LineSeries::new(line.clone(), color.stroke_width(2)))
@@ -207,14 +238,14 @@ fn panel<DB: DrawingBackend>(
             .map_err(e)?;
         chart
             .draw_series(pts.iter().filter_map(|p| {
-                let at = (x_of(p)?, p.output_throughput_per_gpu);
+                let at = (x_of(p)?, o.y(p)?);
                 Some(
                     EmptyElement::at(at)
                         + Text::new(tag(p), (7, -16), ("sans-serif", 12).into_font()),
                 )
             }))
             .map_err(e)?;
-        if !vs_ttft {
+        if !vs_ttft && !o.per_dollar {
             let f: Vec<(f64, f64)> = sweeps::frontier(pts)
                 .iter()
                 .filter_map(|p| Some((p.interactivity?, p.output_throughput_per_gpu)))
@@ -231,15 +262,19 @@ fn panel<DB: DrawingBackend>(
             }
         }
         if o.slo_ttft_ms.is_some() || o.slo_tpot_ms.is_some() {
-            if let Some(b) = sweeps::best_within(pts, o.slo_ttft_ms, o.slo_tpot_ms) {
-                if let Some(x) = x_of(b) {
-                    let at = (x, b.output_throughput_per_gpu);
+            let best = match o.per_dollar {
+                true => sweeps::cheapest_within(pts, o.slo_ttft_ms, o.slo_tpot_ms),
+                false => sweeps::best_within(pts, o.slo_ttft_ms, o.slo_tpot_ms),
+            };
+            if let Some(b) = best {
+                if let (Some(x), Some(y)) = (x_of(b), o.y(b)) {
+                    let at = (x, y);
                     chart
                         .draw_series(std::iter::once(
                             EmptyElement::at(at)
                                 + Circle::new((0, 0), 11, RGBColor(200, 60, 60).stroke_width(2))
                                 + Text::new(
-                                    format!("best in SLO: {:.0}", b.output_throughput_per_gpu),
+                                    format!("best in SLO: {y:.0}"),
                                     (10, 6),
                                     ("sans-serif", 12).into_font(),
                                 ),

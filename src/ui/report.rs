@@ -73,12 +73,12 @@ pub fn markdown(series: &[Series], slo_ttft_ms: Option<f64>, slo_tpot_ms: Option
         let _ = writeln!(o, "\n## ISL/OSL {shape}\n");
         let _ = writeln!(
             o,
-            "| series | point | req/s | output tok/s | tok/s/GPU | tok/s/user | TTFT p50 | TTFT p99 | TPOT p50 | TPOT p99 | E2EL p50 | failed |{}",
+            "| series | point | req/s | output tok/s | tok/s/GPU | tok/s/user | TTFT p50 | TTFT p99 | TPOT p50 | TPOT p99 | E2EL p50 | $/M out | failed |{}",
             if has_slo { " SLO |" } else { "" }
         );
         let _ = writeln!(
             o,
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|{}",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|{}",
             if has_slo { "---|" } else { "" }
         );
         let mut pts: Vec<(&str, &PointData)> = Vec::new();
@@ -87,7 +87,7 @@ pub fn markdown(series: &[Series], slo_ttft_ms: Option<f64>, slo_tpot_ms: Option
                 pts.push((&s.name, p));
                 let _ = writeln!(
                     o,
-                    "| {} | {} | {:.2} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {} |{}",
+                    "| {} | {} | {:.2} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} |{}",
                     s.name,
                     p.label,
                     p.request_throughput,
@@ -101,6 +101,8 @@ pub fn markdown(series: &[Series], slo_ttft_ms: Option<f64>, slo_tpot_ms: Option
                     ms(p.tpot_p50),
                     ms(p.tpot_p99),
                     ms(p.e2el_p50),
+                    p.usd_per_mtok_output
+                        .map_or("-".into(), |c| format!("{c:.3}")),
                     p.failed,
                     match (has_slo, p.meets(slo_ttft_ms, slo_tpot_ms)) {
                         (false, _) => String::new(),
@@ -133,6 +135,23 @@ pub fn markdown(series: &[Series], slo_ttft_ms: Option<f64>, slo_tpot_ms: Option
                     let _ = writeln!(o, "\n**No point meets the SLO** for {shape}.");
                 }
             }
+        }
+        let refs: Vec<&PointData> = pts.iter().map(|(_, p)| *p).collect();
+        if let Some(b) = sweeps::cheapest_within(&refs, slo_ttft_ms, slo_tpot_ms) {
+            let name = pts
+                .iter()
+                .find(|(_, p)| std::ptr::eq(*p, b))
+                .map(|(n, _)| *n)
+                .unwrap_or_default();
+            let within = if has_slo { " within the SLO" } else { "" };
+            let _ = writeln!(
+                o,
+                "\n**Cheapest per token{within}:** {name} `{}` — ${:.3} per million output tokens at {:.0} output tok/s, {} tok/s per user.",
+                b.label,
+                b.usd_per_mtok_output.unwrap_or_default(),
+                b.output_throughput,
+                b.interactivity.map(|x| format!("{x:.1}")).unwrap_or_else(|| "-".into()),
+            );
         }
     }
     o

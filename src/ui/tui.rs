@@ -56,7 +56,14 @@ pub enum Request {
 pub struct Tui {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    /// Says when the drawing thread has ended (its sender is dropped with the thread).
+    ended: std::sync::mpsc::Receiver<()>,
 }
+
+/// How long closing the view waits for the drawing thread. A terminal that went away (a
+/// closed window: SIGHUP) leaves crossterm reading an endless EOF inside `poll`, and the
+/// thread never looks at its stop flag again; the run must still end and exit.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 /// Set by a test to check the panic path (`LLMIB_TUI_TEST_PANIC=1` panics in draw).
 const TEST_PANIC: &str = "LLMIB_TUI_TEST_PANIC";
@@ -75,9 +82,11 @@ impl Tui {
         let stop = Arc::new(AtomicBool::new(false));
         let s = stop.clone();
         let test_panic = std::env::var_os(TEST_PANIC).is_some();
+        let (ended_tx, ended) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("tui".into())
             .spawn(move || {
+                let _ended = ended_tx;
                 let _restore = Restore;
                 let mut help = false;
                 while !s.load(Ordering::Relaxed) {
@@ -118,6 +127,7 @@ impl Tui {
         Ok(Self {
             stop,
             thread: Some(thread),
+            ended,
         })
     }
 }
@@ -147,8 +157,15 @@ impl Drop for Restore {
 impl Drop for Tui {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        // Disconnected = the thread has ended (normally or by a panic): join it. A timeout =
+        // it is stuck on a terminal that is gone: leave it, restore what can be restored.
+        match self.ended.recv_timeout(CLOSE_WAIT) {
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => ratatui::restore(),
+            _ => {
+                if let Some(t) = self.thread.take() {
+                    let _ = t.join();
+                }
+            }
         }
         // Everything said while the view was up, now where it stays readable.
         let queued = NOTICES.lock().ok().and_then(|mut q| q.take());

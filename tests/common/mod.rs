@@ -185,3 +185,24 @@ pub fn index_schema() -> serde_json::Value {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/sweep-index.schema.json");
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
 }
+
+/// `run EXP --no-tui --yes` must succeed; its result file (checked against the schema) and
+/// the file's JSON.
+#[allow(dead_code)]
+pub fn run_ok(exp: &std::path::Path, timeout_s: u64) -> (std::path::PathBuf, serde_json::Value) {
+    let out = bin(timeout_s)
+        .arg("run")
+        .arg(exp)
+        .args(["--no-tui", "--yes"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let path = result_path(exp.parent().unwrap());
+    assert_valid_result(&path);
+    let r = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    (path, r)
+}

@@ -43,6 +43,45 @@ pub struct RunPodPod {
     _logs: Option<AbortOnDropHandle<()>>,
 }
 
+/// Reads a pod's `runtime.gpus` (utilisation and memory use per GPU) with `GET /pods/{id}`.
+#[derive(Clone)]
+pub struct GpuProbe {
+    api: Arc<RunPodApi>,
+    id: String,
+}
+
+impl GpuProbe {
+    /// Reads the gauges every `every` and sends them as events until `tx` closes; a failed read
+    /// is skipped (the pod's own health is watched elsewhere).
+    pub async fn poll(
+        self,
+        every: Duration,
+        tx: tokio::sync::mpsc::UnboundedSender<crate::metrics::event::Event>,
+    ) {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            let Ok(pod) = self.api.get_pod(&self.id).await else {
+                continue;
+            };
+            let gpus: Vec<(Option<f64>, Option<f64>)> = pod
+                .runtime
+                .map(|r| r.gpus.iter().map(|g| (g.util, g.memory_util)).collect())
+                .unwrap_or_default();
+            if gpus.is_empty() {
+                continue;
+            }
+            let reading = crate::metrics::event::GpuReading {
+                at: Instant::now(),
+                gpus,
+            };
+            if tx.send(crate::metrics::event::Event::Gpu(reading)).is_err() {
+                return;
+            }
+        }
+    }
+}
+
 /// What a pod is created with, besides its id.
 struct Ownership {
     gpu_type: String,
@@ -80,6 +119,14 @@ impl RunPodPod {
     /// USD spent so far (from creation).
     pub fn spent_usd(&self) -> f64 {
         self.cost_per_hour_usd * self.created.elapsed().as_secs_f64() / 3600.0
+    }
+
+    /// What reads this pod's GPU gauges, for a poller of its own.
+    pub fn gpu_probe(&self) -> GpuProbe {
+        GpuProbe {
+            api: self.api.clone(),
+            id: self.id.clone(),
+        }
     }
 
     /// The first way RunPod's answers differed from its document, if they did.
