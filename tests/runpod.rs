@@ -300,12 +300,15 @@ async fn pod_logs(State(f): State<Shared>, h: HeaderMap, UrlPath(id): UrlPath<St
 }
 
 /// The status a chat request without an API key gets from the server on `port`.
-/// Requests the pod's server has answered (its `/metrics`, which needs no key).
+/// Requests the pod's server has answered (its `/metrics`, which needs no key). Bounded in
+/// time, and never called with the fake's lock held: the pod servers share the fake's runtime.
 fn served(port: u16) -> f64 {
     use std::io::{Read, Write};
     let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
         return 0.0;
     };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let _ = s.set_write_timeout(Some(Duration::from_secs(2)));
     let _ = write!(
         s,
         "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
@@ -832,6 +835,31 @@ fn spawn_run(w: &World, exp: &Path, extra: &[&str]) -> std::process::Child {
         .unwrap()
 }
 
+/// Waits (at most 60 s) until some pod's server has answered more than a few requests: the
+/// measured workload is under way, however slow this machine is.
+fn wait_for_the_workload(w: &World) {
+    let start = std::time::Instant::now();
+    loop {
+        // The ports first, then the requests to them with the lock released.
+        let ports: Vec<u16> = w
+            .state
+            .lock()
+            .unwrap()
+            .pod_servers
+            .values()
+            .map(|v| v.0)
+            .collect();
+        if ports.into_iter().any(|p| served(p) > 5.0) {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "timed out waiting for the workload"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Waits (at most `secs`) until `cond` holds on the fake's state.
 fn wait_until(w: &World, secs: u64, what: &str, cond: impl Fn(&Fake) -> bool) {
     let start = std::time::Instant::now();
@@ -903,11 +931,7 @@ fn kill_9_during_the_workload_is_cleaned_up_by_the_watchdog() {
     wait_until(&w, 30, "the pod runs", |f| {
         f.pods.values().any(|(p, _)| p["status"] == "RUNNING")
     });
-    wait_until(&w, 60, "the workload runs", |f| {
-        f.pod_servers
-            .values()
-            .any(|(port, _, _)| served(*port) > 5.0)
-    });
+    wait_for_the_workload(&w);
     kill_9_then_watchdog_terminates(&w, child);
 }
 
@@ -1161,11 +1185,7 @@ fn sigterm_during_the_workload_saves_and_terminates_the_pod() {
         f.pods.values().any(|(p, _)| p["status"] == "RUNNING")
     });
     // Measured requests are flowing (past the pre-flight), however slow this machine is.
-    wait_until(&w, 60, "the workload runs", |f| {
-        f.pod_servers
-            .values()
-            .any(|(port, _, _)| served(*port) > 5.0)
-    });
+    wait_for_the_workload(&w);
     assert!(std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

@@ -460,7 +460,7 @@ async fn session(
         }
         history.push(serde_json::json!({"role": "user", "content": turn.user}));
         let prompt = Prompt {
-            json: serde_json::Value::Array(history).to_string().into(),
+            json: serde_json::to_string(&history).unwrap_or_default().into(),
             max_tokens: turn.max_tokens,
             expected_input_tokens: None,
         };
@@ -475,10 +475,6 @@ async fn session(
         if !ok {
             return true;
         }
-        history = match serde_json::from_str(&prompt.json) {
-            Ok(serde_json::Value::Array(h)) => h,
-            _ => return true,
-        };
         history.push(serde_json::json!({"role": "assistant", "content": answer}));
     }
     true
