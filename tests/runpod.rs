@@ -835,6 +835,26 @@ fn spawn_run(w: &World, exp: &Path, extra: &[&str]) -> std::process::Child {
         .unwrap()
 }
 
+/// Starts a run of `exp` with a workload far longer than any test, and returns once its pod
+/// is RUNNING (the third GET) and measured requests flow.
+fn start_a_long_workload(w: &World, exp: &Path) -> std::process::Child {
+    let child = spawn_run(
+        w,
+        exp,
+        &[
+            "--set",
+            "workload.duration=60s",
+            "--set",
+            "workload.requests=100000000",
+        ],
+    );
+    wait_until(w, 30, "the pod runs", |f| {
+        f.pods.values().any(|(p, _)| p["status"] == "RUNNING")
+    });
+    wait_for_the_workload(w);
+    child
+}
+
 /// Waits (at most 60 s) until some pod's server has answered more than a few requests: the
 /// measured workload is under way, however slow this machine is.
 fn wait_for_the_workload(w: &World) {
@@ -917,21 +937,7 @@ fn kill_9_during_the_workload_is_cleaned_up_by_the_watchdog() {
         },
         "",
     );
-    let child = spawn_run(
-        &w,
-        &exp,
-        &[
-            "--set",
-            "workload.duration=60s",
-            "--set",
-            "workload.requests=100000000",
-        ],
-    );
-    // RUNNING (the third GET), and measured requests flowing: the workload is under way.
-    wait_until(&w, 30, "the pod runs", |f| {
-        f.pods.values().any(|(p, _)| p["status"] == "RUNNING")
-    });
-    wait_for_the_workload(&w);
+    let child = start_a_long_workload(&w, &exp);
     kill_9_then_watchdog_terminates(&w, child);
 }
 
@@ -1171,21 +1177,7 @@ fn sigterm_during_the_workload_saves_and_terminates_the_pod() {
         },
         "",
     );
-    let mut child = spawn_run(
-        &w,
-        &exp,
-        &[
-            "--set",
-            "workload.duration=60s",
-            "--set",
-            "workload.requests=100000000",
-        ],
-    );
-    wait_until(&w, 30, "the pod runs", |f| {
-        f.pods.values().any(|(p, _)| p["status"] == "RUNNING")
-    });
-    // Measured requests are flowing (past the pre-flight), however slow this machine is.
-    wait_for_the_workload(&w);
+    let mut child = start_a_long_workload(&w, &exp);
     assert!(std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

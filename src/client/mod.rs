@@ -303,7 +303,7 @@ impl Stamps {
         let reasoned =
             self.reasoning_events > 0 || self.usage_reasoning_tokens.is_some_and(|n| n > 0);
         RequestRecord {
-            sent_ms: crate::metrics::collector::signed_ms(self.sent, t0),
+            sent_ms: crate::metrics::event::signed_ms(self.sent, t0),
             ttft_ms: self.first_token.map(|t| ms(t - self.sent)),
             ttfo_ms: match reasoned {
                 true => self.first_content.map(|t| ms(t - self.sent)),

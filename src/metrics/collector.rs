@@ -12,6 +12,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::columns::{Brief, Gaps};
+use super::event::signed_ms;
 use super::event::{Event, GpuReading, GpuTelemetry, RequestRecord, ServerSample};
 use super::scrape::ServerMetrics;
 use super::summary::{self, Stats, Summary};
@@ -611,15 +612,6 @@ impl Spill {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
-}
-
-/// `at − t0` in ms, negative when `at` is earlier.
-pub fn signed_ms(at: Instant, t0: Instant) -> f64 {
-    if at >= t0 {
-        ms(at - t0)
-    } else {
-        -ms(t0 - at)
-    }
 }
 
 /// How the run's reads were stamped, for the result's `client.read_stamps`.

@@ -224,10 +224,7 @@ impl GpuTelemetry {
         let samples: Vec<GpuSample> = readings
             .into_iter()
             .map(|r| GpuSample {
-                t_ms: match r.at >= t0 {
-                    true => (r.at - t0).as_secs_f64() * 1e3,
-                    false => -(t0 - r.at).as_secs_f64() * 1e3,
-                },
+                t_ms: signed_ms(r.at, t0),
                 util_pct: r.gpus.iter().map(|g| g.0).collect(),
                 memory_pct: r.gpus.iter().map(|g| g.1).collect(),
             })
@@ -298,4 +295,13 @@ pub struct ServerSample {
     /// Mean of the server's inter-token-latency histogram over the interval.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub itl_mean_ms: Option<f64>,
+}
+
+/// `at − t0` in ms, negative when `at` is earlier.
+pub fn signed_ms(at: Instant, t0: Instant) -> f64 {
+    if at >= t0 {
+        (at - t0).as_secs_f64() * 1e3
+    } else {
+        -(t0 - at).as_secs_f64() * 1e3
+    }
 }

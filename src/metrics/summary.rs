@@ -349,12 +349,9 @@ impl Summary {
 
     /// Sets the cost of work from the server's price per hour (`None`: no price, no figure).
     pub fn price(&mut self, usd_per_hour: Option<f64>) {
-        let per_mtok = |tok_s: Option<f64>| {
-            let (p, t) = (usd_per_hour?, tok_s?);
-            (t > 0.0).then(|| p / (t * 3600.0) * 1e6)
-        };
-        self.usd_per_million_output_tokens = per_mtok(self.output_throughput);
-        self.usd_per_million_total_tokens = per_mtok(self.total_token_throughput);
+        self.usd_per_million_output_tokens = usd_per_million(usd_per_hour, self.output_throughput);
+        self.usd_per_million_total_tokens =
+            usd_per_million(usd_per_hour, self.total_token_throughput);
     }
 
     /// The median interactivity, also for files written before it was stored (from their
@@ -363,6 +360,13 @@ impl Summary {
         self.median_interactivity_tok_s_user
             .or_else(|| interactivity(self.median_tpot_ms))
     }
+}
+
+/// USD per million tokens at `tokens_per_s` for a server costing `usd_per_hour`; `None` without
+/// a price or a throughput.
+pub fn usd_per_million(usd_per_hour: Option<f64>, tokens_per_s: Option<f64>) -> Option<f64> {
+    let (p, t) = (usd_per_hour?, tokens_per_s?);
+    (t > 0.0).then(|| p / (t * 3600.0) * 1e6)
 }
 
 /// `p99_ttft_ms` → (99, "ttft"); `p99.9_itl_ms` → (99.9, "itl").

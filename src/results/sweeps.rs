@@ -103,8 +103,7 @@ fn point(file: &Path, r: &RunResult) -> PointData {
         by_turn: m.by_turn.clone(),
         // Files written before the figure existed: from their price and throughput.
         usd_per_mtok_output: m.usd_per_million_output_tokens.or_else(|| {
-            let p = r.environment.price_per_hour_usd?;
-            (out > 0.0).then(|| p / (out * 3600.0) * 1e6)
+            crate::metrics::summary::usd_per_million(r.environment.price_per_hour_usd, Some(out))
         }),
     }
 }

@@ -93,7 +93,11 @@ pub fn summary_table(r: &RunResult) -> String {
         "Inter-token Latency (per chunk)",
         "End-to-end Latency",
     ];
-    for (title, key) in titles.into_iter().zip(LATENCIES) {
+    let mut sections: Vec<(&str, &str)> = titles.into_iter().zip(LATENCIES).collect();
+    if s.mean_ttfo_ms.is_some() {
+        sections.push(("Time to First Output (content) Token", "ttfo"));
+    }
+    for (title, key) in sections {
         let _ = writeln!(o, "{:-^50}", format!(" {title} "));
         row(
             &mut o,
@@ -115,17 +119,6 @@ pub fn summary_table(r: &RunResult) -> String {
         }
     }
     if s.mean_ttfo_ms.is_some() {
-        let _ = writeln!(o, "{:-^50}", " Time to First Output (content) Token ");
-        row(&mut o, "Mean ttfo (ms):", f(s.mean_ttfo_ms));
-        row(&mut o, "Median ttfo (ms):", f(s.median_ttfo_ms));
-        for name in s.percentile_names("ttfo") {
-            let p = name
-                .split('_')
-                .next()
-                .unwrap_or_default()
-                .trim_start_matches('p');
-            row(&mut o, &format!("P{p} ttfo (ms):"), f(num(&name)));
-        }
         let reasoning = s.total_reasoning_tokens.map(|n| n.to_string());
         row(
             &mut o,

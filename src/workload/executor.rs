@@ -67,15 +67,16 @@ pub struct Plan {
     pub sent: Arc<AtomicU64>,
 }
 
-/// Where a unit of work stands against the workload's bounds.
-struct Bounds<'a> {
-    stop: &'a CancellationToken,
+/// Where a unit of work stands against the workload's bounds (cloned into each open-loop task).
+#[derive(Clone)]
+struct Bounds {
+    stop: CancellationToken,
     deadline: Option<tokio::time::Instant>,
     abort_at: Option<tokio::time::Instant>,
     t0: Instant,
 }
 
-impl Bounds<'_> {
+impl Bounds {
     fn over(&self) -> bool {
         self.stop.is_cancelled()
             || self
@@ -257,7 +258,7 @@ fn worker(
         };
         let plan = Arc::new(plan);
         let bounds = Bounds {
-            stop: &stop,
+            stop: stop.clone(),
             deadline,
             abort_at,
             t0,
@@ -296,7 +297,7 @@ async fn closed_slot(
     conn: Conn,
     start: tokio::time::Instant,
     next: &AtomicU64,
-    b: &Bounds<'_>,
+    b: &Bounds,
     tx: &UnboundedSender<Event>,
 ) {
     let mut conn = Some(conn);
@@ -321,7 +322,7 @@ async fn open_loop(
     schedule: &Schedule,
     max_in_flight: Option<u32>,
     (w, workers): (usize, usize),
-    b: &Bounds<'_>,
+    b: &Bounds,
     tx: &UnboundedSender<Event>,
 ) {
     let t0_tokio = tokio::time::Instant::from_std(b.t0);
@@ -347,15 +348,9 @@ async fn open_loop(
             None => None,
         };
         let (plan, tx, pool) = (plan.clone(), tx.clone(), pool.clone());
-        let owned = OwnedBounds {
-            stop: b.stop.clone(),
-            deadline: b.deadline,
-            abort_at: b.abort_at,
-            t0: b.t0,
-        };
+        let bounds = b.clone();
         tasks.spawn(async move {
             let mut conn = pool.lock().ok().and_then(|mut p| p.pop());
-            let bounds = owned.borrowed();
             unit(&plan, &mut conn, i, Some(offset), &bounds, &tx).await;
             if let (Some(c), Ok(mut p)) = (conn, pool.lock()) {
                 p.push(c);
@@ -366,25 +361,6 @@ async fn open_loop(
         while tasks.try_join_next().is_some() {}
     }
     while tasks.join_next().await.is_some() {}
-}
-
-/// [`Bounds`] owned by a spawned task.
-struct OwnedBounds {
-    stop: CancellationToken,
-    deadline: Option<tokio::time::Instant>,
-    abort_at: Option<tokio::time::Instant>,
-    t0: Instant,
-}
-
-impl OwnedBounds {
-    fn borrowed(&self) -> Bounds<'_> {
-        Bounds {
-            stop: &self.stop,
-            deadline: self.deadline,
-            abort_at: self.abort_at,
-            t0: self.t0,
-        }
-    }
 }
 
 /// Whether unit `i` is past the workload's request or session count.
@@ -407,7 +383,7 @@ async fn unit(
     conn: &mut Option<Conn>,
     i: u64,
     scheduled: Option<Duration>,
-    b: &Bounds<'_>,
+    b: &Bounds,
     tx: &UnboundedSender<Event>,
 ) -> bool {
     if exhausted(plan, i) {
@@ -437,7 +413,7 @@ async fn session(
     n: u64,
     c: Conversation,
     scheduled: Option<Duration>,
-    b: &Bounds<'_>,
+    b: &Bounds,
     tx: &UnboundedSender<Event>,
 ) -> bool {
     let mut history: Vec<serde_json::Value> = Vec::new();

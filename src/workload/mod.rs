@@ -215,26 +215,6 @@ impl Schedule {
     }
 }
 
-/// The first `count` offsets of a schedule that end before `horizon` (for tests and estimates).
-pub fn arrival_offsets(
-    kind: ArrivalKind,
-    rate: f64,
-    burstiness: f64,
-    count: Option<u64>,
-    horizon: Option<Duration>,
-    seed: u64,
-) -> Vec<Duration> {
-    let s = Schedule::Process {
-        kind,
-        curve: RateCurve::constant(rate),
-        burstiness,
-        seed,
-    };
-    let cap = count.unwrap_or(u64::MAX) as usize;
-    let end = horizon.unwrap_or(Duration::MAX);
-    s.offsets().take(cap).take_while(|t| *t < end).collect()
-}
-
 /// When each of `total` closed-loop slots opens: all at once, or along the ramp (slot *k*
 /// opens when the ramp's level reaches k + 1).
 pub fn slot_starts(total: u32, ramp: Option<&crate::config::Ramp>) -> Vec<Duration> {
@@ -263,6 +243,26 @@ pub fn slot_starts(total: u32, ramp: Option<&crate::config::Ramp>) -> Vec<Durati
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The first `count` offsets of a schedule that end before `horizon` .
+    fn arrival_offsets(
+        kind: ArrivalKind,
+        rate: f64,
+        burstiness: f64,
+        count: Option<u64>,
+        horizon: Option<Duration>,
+        seed: u64,
+    ) -> Vec<Duration> {
+        let s = Schedule::Process {
+            kind,
+            curve: RateCurve::constant(rate),
+            burstiness,
+            seed,
+        };
+        let cap = count.unwrap_or(u64::MAX) as usize;
+        let end = horizon.unwrap_or(Duration::MAX);
+        s.offsets().take(cap).take_while(|t| *t < end).collect()
+    }
 
     #[test]
     fn schedules_are_seeded_and_have_the_right_mean_rate() {

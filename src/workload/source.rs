@@ -126,30 +126,23 @@ pub fn sources(
     warmup: u64,
     lengths: Lengths,
 ) -> (Feed, Arc<dyn Source>) {
-    let random = |input_len: u32, output_len: u32, seed: u64| -> Arc<dyn Source> {
-        Arc::new(RandomSource {
-            input_len,
-            output_len,
-            range_ratio: 0.0,
-            seed,
-            lengths: lengths.clone(),
-        })
-    };
+    let random =
+        |input_len: u32, output_len: u32, range_ratio: f64, seed: u64| -> Arc<dyn Source> {
+            Arc::new(RandomSource {
+                input_len,
+                output_len,
+                range_ratio,
+                seed,
+                lengths: lengths.clone(),
+            })
+        };
     match dataset {
         Dataset::Random {
             input_len,
             output_len,
             range_ratio,
         } => {
-            let of = |seed| -> Arc<dyn Source> {
-                Arc::new(RandomSource {
-                    input_len: *input_len,
-                    output_len: *output_len,
-                    range_ratio: *range_ratio,
-                    seed,
-                    lengths: lengths.clone(),
-                })
-            };
+            let of = |seed| random(*input_len, *output_len, *range_ratio, seed);
             (Feed::Requests(of(seed)), of(seed ^ WARMUP_SEED))
         }
         Dataset::SharedPrefix {
@@ -192,7 +185,7 @@ pub fn sources(
             let src = super::trace::TraceSource::new(trace, *block_size, seed, lengths.clone());
             (
                 Feed::Requests(Arc::new(src)),
-                random(typical, 16, seed ^ WARMUP_SEED),
+                random(typical, 16, 0.0, seed ^ WARMUP_SEED),
             )
         }
         Dataset::Conversation {
@@ -230,7 +223,7 @@ pub fn sources(
                     lengths.clone(),
                 )),
             };
-            let warm = random(input_len.unwrap_or(256), 16, seed ^ WARMUP_SEED);
+            let warm = random(input_len.unwrap_or(256), 16, 0.0, seed ^ WARMUP_SEED);
             (Feed::Sessions(sessions), warm)
         }
     }
