@@ -767,27 +767,37 @@ fn run(args: RunArgs) -> Result<i32, CliError> {
     };
     // A resume needs an unfinished sweep of the same points: checked before anything is spent.
     if args.resume {
-        for p in &plans {
-            let e = &p.resolved.experiment;
-            if e.workload.sweep.is_none() {
+        for m in &plans {
+            let e = &m.experiment;
+            if e.workload.sweep.is_none() && !m.is_matrix() {
                 return Err(CliError::Usage(format!(
-                    "--resume continues a sweep, and `{}` has no `workload.sweep`",
+                    "--resume continues a sweep or a deployment matrix, and `{}` has neither `workload.sweep` nor `deployments`",
                     e.name
                 )));
             }
-            crate::results::index::SweepIndex::resumable(e)
+            let planned: Vec<String> = m.points().iter().map(|p| p.key()).collect();
+            crate::results::index::SweepIndex::resumable(e, &planned)
                 .map_err(|e| CliError::Usage(e.to_string()))?;
         }
     }
     // The plan and its cost, shown before anything is started or rented.
     let mut estimates = Vec::new();
     let mut total_usd = 0.0;
-    for p in &plans {
-        let e = &p.resolved.experiment;
-        let estimate = rt.block_on(crate::run::estimate_cost(p)).map_err(map_err)?;
-        total_usd += estimate.usd();
-        eprintln!("{}", plan_line(e, &estimate));
-        estimates.push(estimate);
+    for m in &plans {
+        let each = rt.block_on(crate::run::estimate_cost(m)).map_err(map_err)?;
+        for (p, estimate) in m.deployments.iter().zip(&each) {
+            let line = plan_line(&p.resolved.experiment, estimate);
+            match &p.deployment {
+                Some(d) => eprintln!("  deployment {d}: {line}"),
+                None => eprintln!("{line}"),
+            }
+        }
+        let usd: f64 = each.iter().map(|c| c.usd()).sum();
+        if m.is_matrix() {
+            eprintln!("{}", matrix_line(m, &each));
+        }
+        total_usd += usd;
+        estimates.push(each);
     }
     if args.dry_run {
         return Ok(exit::OK);
@@ -816,7 +826,7 @@ fn run(args: RunArgs) -> Result<i32, CliError> {
                 && std::io::stdout().is_terminal()
                 && std::io::stdin().is_terminal(),
             client_cores: args.client_cores,
-            estimated_cost_usd: estimate.usd(),
+            estimated_cost_usd: estimate.iter().map(|c| c.usd()).collect(),
             resume: args.resume,
         };
         let outcome = rt.block_on(crate::run::run(p, &opts)).map_err(map_err)?;
@@ -879,6 +889,25 @@ fn report_outcome(outcome: &crate::run::Outcome, json: bool) -> (i32, bool) {
         }
     }
     (code, interrupted)
+}
+
+/// A matrix's plan: how many deployments, how many at once, the whole cost and the most per
+/// hour at any moment, and the one budget.
+fn matrix_line(m: &crate::run::Matrix, each: &[crate::provider::CostEstimate]) -> String {
+    let usd: f64 = each.iter().map(|c| c.usd()).sum();
+    let peak = crate::run::peak_usd_per_hour(each, m.max_parallel);
+    let at_once = m.max_parallel.min(m.deployments.len());
+    let budget = m
+        .experiment
+        .infrastructure
+        .max_cost_usd
+        .map(|b| format!("; one budget of ${b:.2} for all of them stops every server"))
+        .unwrap_or_default();
+    format!(
+        "plan: {} — a matrix of {} deployments, at most {at_once} at once: about ${usd:.2} in all, at most ${peak:.2}/hour while {at_once} run{budget}",
+        m.experiment.name,
+        m.deployments.len()
+    )
 }
 
 /// One line of plan: what runs where, how long, what it costs.

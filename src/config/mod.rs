@@ -3,6 +3,7 @@
 //! that names the file, key path, line and column of every problem, all at once.
 
 pub mod check;
+pub mod deploy;
 pub mod duration;
 pub mod locate;
 pub mod schema;
@@ -112,7 +113,7 @@ pub struct SourceFile {
 }
 
 /// Keys that may live in the user config file.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct UserConfig {
     pub api_keys: ApiKeys,
@@ -120,7 +121,7 @@ pub struct UserConfig {
     pub defaults: Option<Value>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ApiKeys {
     pub runpod: Option<Secret>,
@@ -172,6 +173,18 @@ impl fmt::Debug for Resolved {
 }
 
 impl Resolved {
+    /// The same layers with another experiment (a deployment of a matrix).
+    pub fn with_experiment(&self, experiment: Experiment) -> Resolved {
+        Resolved {
+            experiment,
+            files: self.files.clone(),
+            user: self.user.clone(),
+            user_config_paths: self.user_config_paths.clone(),
+            warnings: self.warnings.clone(),
+            figment: self.figment.clone(),
+        }
+    }
+
     /// Which layer set `path` (a file path, `environment`, `--set`, `user config` or `built-in default`).
     pub fn provenance(&self, path: &str) -> String {
         match self.figment.find_metadata(path) {
@@ -769,10 +782,16 @@ fn load_files(files: Vec<SourceFile>, opts: &LoadOptions) -> Result<Resolved, Co
         warnings,
         figment,
     };
-    let issues = validate::cross_field(&resolved);
+    let mut issues = validate::cross_field(&resolved);
+    // What a deployment may change is checked per deployment (a matrix may supply the GPU).
+    if resolved.experiment.deployments.is_some() {
+        issues.retain(|i| !deploy::varies(&i.path));
+    }
     if !issues.is_empty() {
         return Err(ConfigError::invalid(issues));
     }
+    // Every deployment of a matrix is checked as the experiment is.
+    deploy::expand(&resolved)?;
     Ok(resolved)
 }
 

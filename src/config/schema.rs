@@ -29,9 +29,38 @@ pub struct Experiment {
     pub model: Model,
     pub framework: Framework,
     pub infrastructure: Infrastructure,
+    /// Compare deployments: a matrix of what is deployed (framework, GPU, TP, model, server
+    /// arguments), each combination its own server running the same load points.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployments: Option<Deployments>,
     pub workload: Workload,
     pub metrics: MetricsConfig,
     pub output: Output,
+}
+
+/// `deployments`: every combination of one value per axis is a deployment — its own server
+/// (pod, local process, Slurm job, simulator) running the experiment's load points.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Deployments {
+    /// How many deployments run at once, each with its own server (and, on RunPod, its own
+    /// watchdog). One budget (`infrastructure.max_cost_usd`) covers them all.
+    pub max_parallel: u32,
+    /// Axes, in order: `axis: {value-name: {what this value changes}}`. A value changes only
+    /// `model`, `framework` and `infrastructure` keys, merged over the experiment like
+    /// `extends` (maps merge, lists and scalars replace). The deployment's name joins its value
+    /// names with `-` (`vllm-h100`), in result file names, `sweep_point` and the index.
+    #[schemars(with = "BTreeMap<String, BTreeMap<String, serde_json::Value>>")]
+    pub matrix: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Default for Deployments {
+    fn default() -> Self {
+        Self {
+            max_parallel: 1,
+            matrix: serde_json::Map::new(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq)]

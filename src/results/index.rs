@@ -10,11 +10,15 @@ use serde_json::Value;
 
 use super::{ResultsError, RunResult, Status};
 use crate::config::Experiment;
-use crate::workload::sweep::{self, Point};
+use crate::workload::sweep::Point;
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct IndexPoint {
+    /// The point's key: `c16`, or `vllm-h100/c16` in a deployment matrix.
     pub label: String,
+    /// The deployment it ran on, in a matrix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<String>,
     pub concurrency: Option<u32>,
     pub rate: Option<f64>,
     pub input_len: Option<u32>,
@@ -45,12 +49,35 @@ pub struct SweepIndex {
     /// Every point's label, in order.
     pub planned: Vec<String>,
     pub points: Vec<IndexPoint>,
+    /// A deployment matrix: how each deployment went (its points are in `points`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deployments: Vec<IndexDeployment>,
     pub spent_usd: f64,
     pub config: Value,
 }
 
+/// One deployment of a matrix, as the index records it.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct IndexDeployment {
+    pub name: String,
+    /// `pending` (not started), `running`, `completed`, `interrupted`, or `failed` (it could
+    /// not be deployed or lost its server: see `error`; the others went on).
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// What its server cost, where it was rented.
+    pub spent_usd: f64,
+}
+
 impl SweepIndex {
-    pub fn new(e: &Experiment, started: chrono::DateTime<chrono::Utc>) -> Self {
+    /// A new index for `e`'s points (`planned`: every point's key, in order) and, in a
+    /// matrix, its deployments.
+    pub fn new(
+        e: &Experiment,
+        planned: Vec<String>,
+        deployments: &[String],
+        started: chrono::DateTime<chrono::Utc>,
+    ) -> Self {
         Self {
             schema_version: 1,
             kind: "sweep".into(),
@@ -59,15 +86,24 @@ impl SweepIndex {
             started_at: started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             finished_at: None,
             status: "running".into(),
-            planned: sweep::expand(e).into_iter().map(|p| p.label).collect(),
+            planned,
             points: Vec::new(),
+            deployments: deployments
+                .iter()
+                .map(|name| IndexDeployment {
+                    name: name.clone(),
+                    status: "pending".into(),
+                    error: None,
+                    spent_usd: 0.0,
+                })
+                .collect(),
             spent_usd: 0.0,
             config: super::redacted_config(e),
         }
     }
 
     /// The newest unfinished sweep of this experiment in its output directory.
-    pub fn resumable(e: &Experiment) -> Result<Self, ResultsError> {
+    pub fn resumable(e: &Experiment, planned: &[String]) -> Result<Self, ResultsError> {
         let dir = &e.output.dir;
         let prefix = format!("{}-", e.name);
         let entries = match std::fs::read_dir(dir) {
@@ -101,7 +137,6 @@ impl SweepIndex {
                 dir.display()
             )));
         };
-        let planned: Vec<String> = sweep::expand(e).into_iter().map(|p| p.label).collect();
         if planned != idx.planned {
             return Err(ResultsError::Resume(format!(
                 "the sweep of `{}` started at {} had the points [{}]; this experiment has [{}]. Resume with the same sweep, or run without --resume",
@@ -113,20 +148,37 @@ impl SweepIndex {
         }
         // Points that did not complete are run again.
         idx.points.retain(|p| p.status == "completed");
+        for d in &mut idx.deployments {
+            if d.status != "completed" {
+                d.status = "pending".into();
+                d.error = None;
+            }
+        }
         idx.status = "running".into();
         idx.finished_at = None;
         Ok(idx)
     }
 
-    pub fn done(&self, label: &str) -> bool {
-        self.points.iter().any(|p| p.label == label)
+    pub fn done(&self, key: &str) -> bool {
+        self.points.iter().any(|p| p.label == key)
+    }
+
+    /// Records how a deployment of the matrix stands.
+    pub fn deployment(&mut self, name: &str, status: &str, error: Option<String>, spent_usd: f64) {
+        if let Some(d) = self.deployments.iter_mut().find(|d| d.name == name) {
+            d.status = status.into();
+            d.error = error;
+            d.spent_usd = spent_usd;
+        }
     }
 
     /// Records `pt`'s result, saved at `file`, for an index in `index_dir`.
     pub fn record(&mut self, pt: &Point, file: &Path, index_dir: &Path, r: &RunResult) {
-        self.points.retain(|p| p.label != pt.label);
+        let key = pt.key();
+        self.points.retain(|p| p.label != key);
         self.points.push(IndexPoint {
-            label: pt.label.clone(),
+            label: key,
+            deployment: pt.deployment.clone(),
             concurrency: pt.concurrency,
             rate: pt.rate,
             input_len: pt.seq.map(|s| s.0),

@@ -130,9 +130,13 @@ pub struct RunResult {
     /// The provider's GPU gauges over the run (RunPod's `runtime.gpus`), where it has them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu_telemetry: Option<crate::metrics::event::GpuTelemetry>,
-    /// The sweep point this run is (`c16`, `1k1k-c16`), when it is part of a sweep.
+    /// The sweep point this run is (`c16`, `1k1k-c16`; `vllm-h100/c16` in a deployment
+    /// matrix), when it is part of a sweep or a matrix.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sweep_point: Option<String>,
+    /// The deployment of a matrix it ran on (`deployments`), by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<String>,
     pub client: ClientHealth,
     /// One record per measured request (warm-up excluded), by id — or, for a run of more
     /// than 100 000 requests, the records not in `requests_file`.
@@ -312,6 +316,7 @@ impl RunResult {
             server_metrics: m.server_metrics,
             gpu_telemetry: m.gpu,
             sweep_point: None,
+            deployment: None,
             client: m.client,
             requests: m.requests,
             requests_file: None,

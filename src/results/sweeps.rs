@@ -10,7 +10,10 @@ use super::{read, ResultsError, RunResult};
 #[derive(Clone, Debug, PartialEq)]
 pub struct PointData {
     pub file: PathBuf,
+    /// The load point (`c16`), without its deployment.
     pub label: String,
+    /// The deployment of a matrix it ran on.
+    pub deployment: Option<String>,
     pub input_len: Option<u64>,
     pub output_len: Option<u64>,
     pub concurrency: Option<u64>,
@@ -81,7 +84,12 @@ fn point(file: &Path, r: &RunResult) -> PointData {
     let slo = f.metrics.slo.unwrap_or_default();
     PointData {
         file: file.to_path_buf(),
-        label: r.sweep_point.clone().unwrap_or_else(|| r.name.clone()),
+        label: match (&r.sweep_point, &r.deployment) {
+            (Some(k), Some(d)) => k.strip_prefix(&format!("{d}/")).unwrap_or(k).to_string(),
+            (Some(k), None) => k.clone(),
+            (None, _) => r.name.clone(),
+        },
+        deployment: r.deployment.clone(),
         input_len: w.dataset.input_len,
         output_len: w.dataset.output_len,
         concurrency: w.concurrency.or(w.max_concurrency),
@@ -134,7 +142,12 @@ pub fn load(files: &[PathBuf]) -> Result<Vec<Series>, ResultsError> {
             for p in idx.points {
                 let path = dir.join(p.file);
                 let r = read(&path)?;
-                add(name.clone(), point(&path, &r));
+                // A matrix: each deployment is a series of its own.
+                let series = match &p.deployment {
+                    Some(d) => format!("{d} ({})", idx.name),
+                    None => name.clone(),
+                };
+                add(series, point(&path, &r));
             }
         } else {
             let r = read(f)?;
@@ -246,6 +259,7 @@ mod tests {
         PointData {
             file: PathBuf::new(),
             label: String::new(),
+            deployment: None,
             input_len: Some(1024),
             output_len: Some(1024),
             concurrency: None,

@@ -38,6 +38,10 @@ pub struct Session<'a> {
     pub stops: &'a mut mpsc::UnboundedReceiver<StopReason>,
     pub screen: &'a mut Screen,
     pub handle: &'a mut Handle,
+    /// The run's spend across every deployment (one budget for all).
+    pub ledger: &'a super::shared::Ledger,
+    /// This deployment's name in the ledger (empty without a matrix).
+    pub who: &'a str,
     pub workers: usize,
     pub server_version: Option<String>,
 }
@@ -52,7 +56,8 @@ pub struct PointOutcome {
 pub async fn run_point(s: &mut Session<'_>, pt: &Point, n_points: usize) -> PointOutcome {
     let e = &pt.experiment;
     let started_at = chrono::Utc::now();
-    let label = (!pt.label.is_empty()).then(|| format!("point {} ({n_points} points)", pt.label));
+    let key = pt.key();
+    let label = (!key.is_empty()).then(|| format!("point {key} ({n_points} points)"));
     s.screen.live.start_point(label, e.workload.requests);
     s.screen.phase("preparing prompts");
     let (feed, lengths) = sources(s, e).await;
@@ -83,7 +88,8 @@ pub async fn run_point(s: &mut Session<'_>, pt: &Point, n_points: usize) -> Poin
         None => (status, error),
     };
     let mut result = RunResult::new(e, measured, status, error, env, started_at);
-    result.sweep_point = (!pt.label.is_empty()).then(|| pt.label.clone());
+    result.sweep_point = (!key.is_empty()).then_some(key);
+    result.deployment = pt.deployment.clone();
     PointOutcome {
         result,
         server_gone: gone.is_some(),
@@ -171,6 +177,7 @@ async fn drive(s: &mut Session<'_>, e: &Experiment, feed: (Feed, Arc<dyn Source>
     let stop = point_stop.clone();
     let mut exec = tokio::task::spawn_blocking(move || executor::run(plan, stop, tx.clone()));
     let handle = &*s.handle;
+    let (ledger, who) = (s.ledger, s.who);
     let watch_pod = e.infrastructure.max_cost_usd.is_some() || handle.pod_id().is_some();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     let mut frame = tokio::time::interval(Duration::from_millis(100));
@@ -189,7 +196,9 @@ async fn drive(s: &mut Session<'_>, e: &Experiment, feed: (Feed, Arc<dyn Source>
     loop {
         tokio::select! {
             _ = tick.tick(), if watch_pod => {
-                let ev = Event::Tick { spent_usd: handle.spent_usd(), pod_age: handle.age() };
+                // The budget is the run's: every deployment's spend counts.
+                let spent_usd = ledger.report(who, handle.spent_usd());
+                let ev = Event::Tick { spent_usd, pod_age: handle.age() };
                 take(&mut col, &mut watchers, ev);
             }
             _ = frame.tick(), if watchers.screen.tui => watchers.frame(handle, col.finished()),

@@ -58,6 +58,78 @@ fn turns_table(o: &mut String, pts: &[(&str, &PointData)]) {
     }
 }
 
+/// A point as the report names it: `` `h100-vllm` at `c16` `` in a matrix, else
+/// `` series `c16` ``.
+fn who(series: &str, p: &PointData) -> String {
+    match &p.deployment {
+        Some(d) => format!("`{d}` at `{}`", p.label),
+        None => format!("{series} `{}`", p.label),
+    }
+}
+
+/// A deployment matrix: each deployment's best point within the SLO (most output tok/s per
+/// GPU) with its cost per token, best first — the answer to "which deployment".
+fn deployments_table(
+    o: &mut String,
+    pts: &[(&str, &PointData)],
+    ttft: Option<f64>,
+    tpot: Option<f64>,
+) {
+    let mut names: Vec<&str> = Vec::new();
+    for (_, p) in pts {
+        if let Some(d) = p.deployment.as_deref().filter(|d| !names.contains(d)) {
+            names.push(d);
+        }
+    }
+    if names.len() < 2 {
+        return;
+    }
+    let mut rows: Vec<(&str, Option<&PointData>)> = names
+        .iter()
+        .map(|d| {
+            let own: Vec<&PointData> = pts
+                .iter()
+                .map(|(_, p)| *p)
+                .filter(|p| p.deployment.as_deref() == Some(*d))
+                .collect();
+            (*d, sweeps::best_within(&own, ttft, tpot))
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        let t = |r: &(&str, Option<&PointData>)| r.1.map_or(-1.0, |p| p.output_throughput_per_gpu);
+        t(b).total_cmp(&t(a))
+    });
+    let _ = writeln!(
+        o,
+        "\nDeployments, each at its best point within the SLO (most tok/s per GPU):\n"
+    );
+    let _ = writeln!(
+        o,
+        "| deployment | point | tok/s/GPU | tok/s/user | TTFT p50 | TPOT p50 | $/M out |"
+    );
+    let _ = writeln!(o, "|---|---|---:|---:|---:|---:|---:|");
+    for (d, best) in rows {
+        match best {
+            Some(p) => {
+                let _ = writeln!(
+                    o,
+                    "| {d} | {} | {:.0} | {} | {} | {} | {} |",
+                    p.label,
+                    p.output_throughput_per_gpu,
+                    p.interactivity.map_or("-".into(), |x| format!("{x:.1}")),
+                    ms(p.ttft_p50),
+                    ms(p.tpot_p50),
+                    p.usd_per_mtok_output
+                        .map_or("-".into(), |c| format!("{c:.3}")),
+                );
+            }
+            None => {
+                let _ = writeln!(o, "| {d} | no point meets the SLO | - | - | - | - | - |");
+            }
+        }
+    }
+}
+
 /// The report for `series`, judged against the SLO (median TTFT / TPOT in ms), if any.
 pub fn markdown(series: &[Series], slo_ttft_ms: Option<f64>, slo_tpot_ms: Option<f64>) -> String {
     let mut o = String::new();
@@ -113,6 +185,7 @@ pub fn markdown(series: &[Series], slo_ttft_ms: Option<f64>, slo_tpot_ms: Option
             }
         }
         turns_table(&mut o, &pts);
+        deployments_table(&mut o, &pts, slo_ttft_ms, slo_tpot_ms);
         if has_slo {
             let refs: Vec<&PointData> = pts.iter().map(|(_, p)| *p).collect();
             match sweeps::best_within(&refs, slo_ttft_ms, slo_tpot_ms) {
@@ -124,8 +197,9 @@ pub fn markdown(series: &[Series], slo_ttft_ms: Option<f64>, slo_tpot_ms: Option
                         .unwrap_or_default();
                     let _ = writeln!(
                         o,
-                        "\n**Best within the SLO:** {name} `{}` — {:.0} output tok/s per GPU at {} tok/s per user, TTFT p50 {} ms.",
-                        b.label,
+                        "\n**Best {}within the SLO:** {} — {:.0} output tok/s per GPU at {} tok/s per user, TTFT p50 {} ms.",
+                        if b.deployment.is_some() { "deployment " } else { "" },
+                        who(name, b),
                         b.output_throughput_per_gpu,
                         b.interactivity.map(|x| format!("{x:.1}")).unwrap_or_else(|| "-".into()),
                         ms(b.ttft_p50)
@@ -146,8 +220,9 @@ pub fn markdown(series: &[Series], slo_ttft_ms: Option<f64>, slo_tpot_ms: Option
             let within = if has_slo { " within the SLO" } else { "" };
             let _ = writeln!(
                 o,
-                "\n**Cheapest per token{within}:** {name} `{}` — ${:.3} per million output tokens at {:.0} output tok/s, {} tok/s per user.",
-                b.label,
+                "\n**Cheapest {}per token{within}:** {} — ${:.3} per million output tokens at {:.0} output tok/s, {} tok/s per user.",
+                if b.deployment.is_some() { "deployment " } else { "" },
+                who(name, b),
                 b.usd_per_mtok_output.unwrap_or_default(),
                 b.output_throughput,
                 b.interactivity.map(|x| format!("{x:.1}")).unwrap_or_else(|| "-".into()),

@@ -14,8 +14,36 @@ pub struct Point {
     pub concurrency: Option<u32>,
     pub rate: Option<f64>,
     pub seq: Option<(u32, u32)>,
+    /// The deployment of a matrix this point runs on (`deployments`), by name.
+    pub deployment: Option<String>,
     /// The experiment with this point's values, and no sweep.
     pub experiment: Experiment,
+}
+
+impl Point {
+    /// The point's name in the index and `sweep_point`: `vllm-h100/c16` in a matrix (the
+    /// deployment alone when it has no sweep), else the label.
+    pub fn key(&self) -> String {
+        match (&self.deployment, self.label.is_empty()) {
+            (Some(d), true) => d.clone(),
+            (Some(d), false) => format!("{d}/{}", self.label),
+            (None, _) => self.label.clone(),
+        }
+    }
+
+    /// The key as it goes in a file name (`vllm-h100-c16`).
+    pub fn file_label(&self) -> String {
+        self.key().replace('/', "-")
+    }
+}
+
+/// The points of one deployment of a matrix (`name`), or of the experiment without one.
+pub fn expand_on(e: &Experiment, deployment: Option<&str>) -> Vec<Point> {
+    let mut points = expand(e);
+    for p in &mut points {
+        p.deployment = deployment.map(str::to_string);
+    }
+    points
 }
 
 /// The concurrency values of a list or a geometric range.
@@ -54,6 +82,7 @@ pub fn expand(e: &Experiment) -> Vec<Point> {
             concurrency: None,
             rate: None,
             seq: None,
+            deployment: None,
             experiment: e.clone(),
         }];
     };
@@ -115,6 +144,7 @@ pub fn expand(e: &Experiment) -> Vec<Point> {
                 concurrency: *c,
                 rate: *r,
                 seq: *seq,
+                deployment: None,
                 experiment: x,
             });
         }

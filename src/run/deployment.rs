@@ -1,0 +1,200 @@
+//! One deployment, end to end: provision its server, wait until it is ready, run its points in
+//! order (each saved as it ends), release the server on every way out.
+
+use super::point::{self, PointOutcome, Session};
+use super::shared::Shared;
+use super::view::Screen;
+use super::{client_workers, ready, Prepared, RunError, RunOptions};
+use crate::client::Endpoint;
+use crate::provider::{self, Handle};
+use crate::results::{self, RunResult, Status};
+use crate::ui::say;
+use crate::workload::sweep;
+
+/// A deployment's results, in point order, with where each was saved.
+pub type Saved = Vec<(RunResult, std::path::PathBuf)>;
+
+/// Runs `p`'s points on a server of its own. An error means nothing was recorded (a stop
+/// before the workload, a configuration the server refused, a server that could not be had);
+/// a server that never became ready is recorded as a failed point.
+pub async fn run(p: &Prepared, opts: &RunOptions, sh: &Shared) -> Result<Saved, RunError> {
+    let e = &p.resolved.experiment;
+    let dep = p.deployment.as_deref();
+    let who = dep.unwrap_or("");
+    let points = sweep::expand_on(e, dep);
+    let mut stops = sh.stops.subscribe();
+    let mut screen = Screen::start(e, opts.tui, &sh.stop, &sh.stops.tx);
+    screen.phase("provisioning");
+    if let Some(d) = dep {
+        say(format!("deployment {d}: provisioning"));
+        sh.deployment_status(d, "running", None, 0.0);
+    }
+    // Provision: the handle releases the server on every way out of this function.
+    let server_log = sh.deployment_file(dep, "server.log");
+    let provider::Provisioned {
+        base_url,
+        api_key,
+        mut handle,
+    } = provider::provision(&p.resolved, &server_log, &sh.run_id(dep), &sh.stop).await?;
+    screen.pod(&handle);
+    screen.phase("waiting for the server");
+    let ep = Endpoint::parse_trusting(&base_url, e.workload.api, api_key.clone(), p.tls_ca.clone())
+        .map_err(RunError::Endpoint)?;
+    let timeout = e.infrastructure.health_timeout.as_duration();
+    let server_version =
+        match ready::wait_ready(&ep, &e.model.id, timeout, &mut handle, &sh.stop).await {
+            Ok(v) => v,
+            // Stopped, or refused for a reason of the configuration (a key, a certificate): nothing
+            // was measured and there is nothing to record but the error.
+            Err(err @ (RunError::Interrupted | RunError::ApiKey(_) | RunError::Endpoint(_))) => {
+                handle.release().await;
+                return Err(err);
+            }
+            // The server did not become ready: recorded as failed, with why.
+            Err(err) => {
+                let failed = record_failure(p, sh, Some(&handle), &err.to_string());
+                sh.ledger.report(who, handle.spent_usd());
+                handle.release().await;
+                return Ok(failed);
+            }
+        };
+    if let Some(d) = dep {
+        say(format!("deployment {d}: ready at {base_url}"));
+    }
+    let mut s = Session {
+        p,
+        opts,
+        ep: &ep,
+        api_key,
+        stop: &sh.stop,
+        stops: &mut stops,
+        screen: &mut screen,
+        handle: &mut handle,
+        ledger: &sh.ledger,
+        who,
+        workers: client_workers(p, opts),
+        server_version,
+    };
+    let mut saved = sweep_points(&mut s, &points, sh).await;
+    drop(s);
+    screen.phase("releasing the server");
+    let pod = handle.pod_id().is_some();
+    let spent = sh.ledger.report(who, handle.spent_usd());
+    let own = handle.spent_usd();
+    handle.release().await;
+    if let (false, true, Some((result, path))) = (sh.indexed(), pod, saved.last_mut()) {
+        // One run: its cost includes the pod's whole life, termination included.
+        result.cost.actual_usd = spent.max(result.cost.actual_usd);
+        *path = sh.saver.borrow_mut().result(path, result);
+    }
+    if let Some(d) = dep {
+        let status = deployment_status(&saved, points.len(), sh);
+        let error = saved.iter().find_map(|(r, _)| r.error.clone());
+        sh.deployment_status(d, status, error, own);
+        say(format!("deployment {d}: {status}"));
+    }
+    Ok(saved)
+}
+
+/// A deployment's status in the index, from its points.
+fn deployment_status(saved: &Saved, planned: usize, sh: &Shared) -> &'static str {
+    if saved.iter().any(|(r, _)| r.status == Status::Failed) {
+        "failed"
+    } else if saved.len() == planned && saved.iter().all(|(r, _)| r.status == Status::Completed) {
+        "completed"
+    } else if sh.stop.is_cancelled() || sh.ledger.exhausted() || !saved.is_empty() {
+        "interrupted"
+    } else {
+        "completed"
+    }
+}
+
+/// Runs the points in order, writing each result (and the index) as soon as it exists.
+/// Rule: after an interrupted point the deployment stops; after a failed point it goes on when
+/// the server still answers, and stops when the server is gone; once the run's budget is
+/// spent no new point starts.
+async fn sweep_points(s: &mut Session<'_>, points: &[sweep::Point], sh: &Shared) -> Saved {
+    let mut outcomes = Vec::new();
+    let mut spent_before = 0.0;
+    let n = points.len();
+    let estimate = s.opts.estimated_cost_usd.first().copied().unwrap_or(0.0);
+    for (i, pt) in points.iter().enumerate() {
+        if sh.done(pt) {
+            say(format!(
+                "resume: point {} already measured; skipping",
+                pt.key()
+            ));
+            continue;
+        }
+        if s.stop.is_cancelled() {
+            break;
+        }
+        if sh.ledger.exhausted() {
+            say(format!(
+                "the budget is spent: point {} and those after it are not run",
+                pt.key()
+            ));
+            break;
+        }
+        if sh.indexed() {
+            say(format!("sweep point {}/{n}: {}", i + 1, pt.key()));
+        }
+        let PointOutcome {
+            mut result,
+            server_gone,
+        } = point::run_point(s, pt, n).await;
+        result.cost.estimated_usd = estimate / n as f64;
+        let spent = s.handle.spent_usd();
+        result.cost.actual_usd = spent - spent_before;
+        spent_before = spent;
+        sh.ledger.report(s.who, spent);
+        let path = sh.save_point(pt, &mut result);
+        let go_on = match result.status {
+            Status::Completed => true,
+            Status::Interrupted => false,
+            Status::Failed => !server_gone,
+        };
+        outcomes.push((result, path));
+        if !go_on {
+            if server_gone && i + 1 < n {
+                say("the server is gone: the remaining points are not run (`run --resume` runs them on a new server)");
+            }
+            break;
+        }
+    }
+    outcomes
+}
+
+/// The deployment could not run (no server, or one that never became ready): the first point
+/// still to run is recorded as failed with the reason (nothing measured), so its result and
+/// the index say what happened.
+pub fn record_failure(p: &Prepared, sh: &Shared, handle: Option<&Handle>, why: &str) -> Saved {
+    let points = sweep::expand_on(&p.resolved.experiment, p.deployment.as_deref());
+    let Some(pt) = points.iter().find(|pt| !sh.done(pt)) else {
+        return Vec::new();
+    };
+    let e = &pt.experiment;
+    let spent = handle.map_or(0.0, Handle::spent_usd);
+    let env = results::Environment {
+        provider: e.infrastructure.provider.as_str().into(),
+        pod_id: handle.and_then(Handle::pod_id),
+        gpu_type: e.infrastructure.gpu_type.clone(),
+        gpu_count: e.infrastructure.gpu_count,
+        price_per_hour_usd: handle
+            .and_then(Handle::price)
+            .map(|(_, p)| p)
+            .or(e.infrastructure.price_per_hour_usd),
+        image: e.framework.image.clone(),
+        ..Default::default()
+    };
+    let started = chrono::Utc::now();
+    let mut result = RunResult::new(e, None, Status::Failed, Some(why.to_string()), env, started);
+    result.sweep_point = (!pt.key().is_empty()).then(|| pt.key());
+    result.deployment = pt.deployment.clone();
+    result.cost.actual_usd = spent;
+    let path = sh.save_point(pt, &mut result);
+    if let Some(d) = &pt.deployment {
+        sh.deployment_status(d, "failed", Some(why.to_string()), spent);
+    }
+    vec![(result, path)]
+}

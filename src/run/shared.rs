@@ -1,0 +1,179 @@
+//! What every deployment of a run shares: the stop (Ctrl-C, `q`, SIGTERM reach every one), the
+//! budget's ledger (one `max_cost_usd` across every server), the sweep index and the writer.
+//! Deployments run as futures of one task, so the index and the writer are borrowed only for
+//! the moment of a write, never across an await.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
+
+use super::save::{self, Saver};
+use crate::metrics::collector::StopReason;
+use crate::results::index::SweepIndex;
+use crate::results::RunResult;
+use crate::workload::sweep::Point;
+
+/// USD spent by each deployment's server, against the run's one budget.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    spent: Mutex<BTreeMap<String, f64>>,
+    pub max_usd: Option<f64>,
+}
+
+impl Ledger {
+    pub fn new(max_usd: Option<f64>) -> Self {
+        Self {
+            spent: Mutex::default(),
+            max_usd,
+        }
+    }
+
+    /// `who` has spent `usd` so far (its server's whole cost): returns the run's total.
+    pub fn report(&self, who: &str, usd: f64) -> f64 {
+        let mut spent = self.spent.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = spent.entry(who.to_string()).or_default();
+        *slot = slot.max(usd);
+        spent.values().sum()
+    }
+
+    pub fn total(&self) -> f64 {
+        let spent = self.spent.lock().unwrap_or_else(|p| p.into_inner());
+        spent.values().sum()
+    }
+
+    /// The budget is spent: no new point or deployment starts.
+    pub fn exhausted(&self) -> bool {
+        self.max_usd.is_some_and(|m| self.total() >= m)
+    }
+}
+
+/// Stop reasons from the one listener (signals, the live view's keys) to every deployment.
+pub struct Fanout {
+    subscribers: Arc<Mutex<Vec<mpsc::UnboundedSender<StopReason>>>>,
+    /// Where stop reasons are sent (the signal listener, the live view's keys).
+    pub tx: mpsc::UnboundedSender<StopReason>,
+    _task: AbortOnDropHandle<()>,
+}
+
+impl Fanout {
+    pub fn new() -> Self {
+        let (tx, mut rx) = mpsc::unbounded_channel::<StopReason>();
+        let subscribers: Arc<Mutex<Vec<mpsc::UnboundedSender<StopReason>>>> = Arc::default();
+        let subs = subscribers.clone();
+        let task = tokio::spawn(async move {
+            while let Some(why) = rx.recv().await {
+                let subs = subs.lock().unwrap_or_else(|p| p.into_inner());
+                for s in subs.iter() {
+                    let _ = s.send(why.clone());
+                }
+            }
+        });
+        Self {
+            subscribers,
+            tx,
+            _task: AbortOnDropHandle::new(task),
+        }
+    }
+
+    /// A deployment's own receiver of every stop reason from now on.
+    pub fn subscribe(&self) -> mpsc::UnboundedReceiver<StopReason> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut subs = self.subscribers.lock().unwrap_or_else(|p| p.into_inner());
+        subs.retain(|s| !s.is_closed());
+        subs.push(tx);
+        rx
+    }
+}
+
+/// The run's shared state.
+pub struct Shared {
+    /// Cancelled by Ctrl-C, `q` or SIGTERM: ends every deployment.
+    pub stop: CancellationToken,
+    pub stops: Fanout,
+    pub ledger: Ledger,
+    /// The sweep (or matrix) index, when the run has more than one point.
+    pub index: RefCell<Option<SweepIndex>>,
+    pub saver: RefCell<Saver>,
+    /// `results/{name}-{stamp}.json`: every file of the run is named from it.
+    pub base: PathBuf,
+    /// Deployments run side by side (no live view, no progress bar: plain lines).
+    pub parallel: bool,
+}
+
+impl Shared {
+    /// Whether the run writes an index (a sweep, or a matrix).
+    pub fn indexed(&self) -> bool {
+        self.index.borrow().is_some()
+    }
+
+    pub fn done(&self, pt: &Point) -> bool {
+        self.index
+            .borrow()
+            .as_ref()
+            .is_some_and(|x| x.done(&pt.key()))
+    }
+
+    /// A file of one deployment beside the results: `{stem}-{deployment}.{ext}`
+    /// (`{stem}.{ext}` without a matrix).
+    pub fn deployment_file(&self, deployment: Option<&str>, ext: &str) -> PathBuf {
+        match deployment {
+            None => self.base.with_extension(ext),
+            Some(d) => self
+                .base
+                .with_file_name(format!("{}-{d}.{ext}", self.stem())),
+        }
+    }
+
+    /// `name-YYYYMMDD-HHMMSS` (and `-deployment`): names a run's pod, job and logs.
+    pub fn run_id(&self, deployment: Option<&str>) -> String {
+        match deployment {
+            None => self.stem(),
+            Some(d) => format!("{}-{d}", self.stem()),
+        }
+    }
+
+    fn stem(&self) -> String {
+        self.base
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Writes a point's result and, with an index, the index after it: measured data before
+    /// anything else can go wrong (a slow or failing terminate cannot lose it). Returns where
+    /// the result is.
+    pub fn save_point(&self, pt: &Point, result: &mut RunResult) -> PathBuf {
+        let intended = save::point_file(&self.base, self.indexed(), &pt.file_label());
+        let saved = self.saver.borrow_mut().result(&intended, result);
+        if let Some(x) = self.index.borrow_mut().as_mut() {
+            let dir = self.base.parent().unwrap_or(Path::new(""));
+            x.record(pt, &saved, dir, result);
+        }
+        self.save_index();
+        saved
+    }
+
+    /// Records how a deployment stands and saves the index.
+    pub fn deployment_status(&self, name: &str, status: &str, error: Option<String>, usd: f64) {
+        if let Some(x) = self.index.borrow_mut().as_mut() {
+            x.deployment(name, status, error, usd);
+        }
+        self.save_index();
+    }
+
+    /// Saves the index (with the run's spend so far), when there is one.
+    pub fn save_index(&self) -> Option<PathBuf> {
+        let mut index = self.index.borrow_mut();
+        let x = index.as_mut()?;
+        Some(
+            self.saver
+                .borrow_mut()
+                .index(x, &self.base, self.ledger.total()),
+        )
+    }
+}
