@@ -75,6 +75,8 @@ struct Fake {
     down: bool,
     create_calls: u32,
     next: u32,
+    /// The most pods alive at once.
+    peak_live: usize,
 }
 
 type Shared = Arc<Mutex<Fake>>;
@@ -163,6 +165,7 @@ async fn create(State(f): State<Shared>, h: HeaderMap, Json(body): Json<Value>) 
     pod["runtime"] = Value::Null;
     pod["cost"] = f.script.cost.into();
     f.pods.insert(id, (pod.clone(), 0));
+    f.peak_live = f.peak_live.max(f.pods.len());
     if f.script.garbled_create {
         pod["env"] = Value::Null;
         pod["status"] = Value::Null;
@@ -845,7 +848,7 @@ fn start_a_long_workload(w: &World, exp: &Path) -> std::process::Child {
             "--set",
             "workload.duration=60s",
             "--set",
-            "workload.requests=100000000",
+            "workload.requests=1000000",
         ],
     );
     wait_until(w, 30, "the pod runs", |f| {
@@ -955,7 +958,7 @@ fn max_lifetime_stops_the_run_and_terminates_the_pod() {
         .arg(&exp)
         .arg("--yes")
         .args(["--set", "workload.duration=60s"])
-        .args(["--set", "workload.requests=100000000"])
+        .args(["--set", "workload.requests=1000000"])
         .assert()
         .success();
     let r = stopped_by(d.path(), "max_lifetime");
@@ -1107,7 +1110,7 @@ fn an_api_that_is_down_keeps_the_watchdog_trying_and_every_command_warns_until_t
             "--set",
             "workload.duration=60s",
             "--set",
-            "workload.requests=100000000",
+            "workload.requests=1000000",
         ])
         .env("RUNPOD_API_BASE", &w.api)
         .env("RUNPOD_API_KEY", KEY)
@@ -1203,4 +1206,230 @@ fn sigterm_during_the_workload_saves_and_terminates_the_pod() {
     let (r, _) = result(d.path());
     assert_eq!(r["status"], "interrupted");
     assert!(r["summary"]["completed"].as_u64().unwrap() > 0);
+}
+
+/// A 2 × 2 matrix (GPU type × server arguments) of pods, two at a time.
+const MATRIX: &str = "deployments:\n  max_parallel: 2\n  matrix:\n    gpu:\n      h100: { infrastructure: { gpu_type: NVIDIA H100 80GB HBM3 } }\n      h200: { infrastructure: { gpu_type: NVIDIA H200 } }\n    args:\n      default: {}\n      seqs64: { framework: { args: [--max-num-seqs, \"64\"] } }\n";
+
+/// The matrix run's sweep index.
+fn matrix_index(dir: &Path) -> Value {
+    let f = std::fs::read_dir(dir.join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".sweep.json"))
+        .expect("a matrix index");
+    serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap()
+}
+
+#[test]
+fn a_matrix_runs_two_pods_at_once_under_one_confirmation() {
+    let (w, d, exp) = rig(
+        Script {
+            cost: 1.0,
+            ..Script::default()
+        },
+        MATRIX,
+    );
+    // One confirmation for the whole matrix: the plan names every deployment, then one total.
+    let out = bin(&w).arg("run").arg(&exp).assert().code(2);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert_eq!(err.matches("pass --yes").count(), 1, "{err}");
+    for name in ["h100-default", "h100-seqs64", "h200-default", "h200-seqs64"] {
+        assert!(err.contains(&format!("deployment {name}:")), "{err}");
+    }
+    assert!(
+        err.contains("a matrix of 4 deployments, at most 2 at once"),
+        "{err}"
+    );
+    assert_eq!(w.state.lock().unwrap().create_calls, 0);
+
+    bin(&w).arg("run").arg(&exp).arg("--yes").assert().success();
+    let f = w.state.lock().unwrap();
+    assert_eq!(f.creates.len(), 4, "one pod per deployment");
+    assert_eq!(f.peak_live, 2, "two pods at once, never more");
+    assert_eq!(f.deleted.len(), 4);
+    assert!(f.pods.is_empty());
+    let gpus: Vec<&str> = f
+        .creates
+        .iter()
+        .filter_map(|c| c["gpu"]["id"].as_str())
+        .collect();
+    assert_eq!(
+        gpus.iter().filter(|g| **g == "NVIDIA H200").count(),
+        2,
+        "{gpus:?}"
+    );
+    let seqs = f
+        .creates
+        .iter()
+        .filter(|c| c["args"].to_string().contains("max-num-seqs"))
+        .count();
+    assert_eq!(seqs, 2, "the args axis reaches the pods");
+    drop(f);
+    let idx = matrix_index(d.path());
+    assert_eq!(idx["status"], "completed");
+    let deps = idx["deployments"].as_array().unwrap();
+    assert_eq!(deps.len(), 4);
+    assert!(deps
+        .iter()
+        .all(|x| x["status"] == "completed" && x["spent_usd"].as_f64().unwrap() > 0.0));
+    for p in idx["points"].as_array().unwrap() {
+        let dep = p["deployment"].as_str().unwrap();
+        assert_eq!(p["label"], dep);
+        let file = p["file"].as_str().unwrap();
+        assert!(file.ends_with(&format!("-{dep}.json")), "{file}");
+        let r: Value = serde_json::from_str(
+            &std::fs::read_to_string(d.path().join("out").join(file)).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(r["deployment"], dep);
+        assert_eq!(r["sweep_point"], dep);
+        assert_eq!(r["status"], "completed");
+    }
+}
+
+#[test]
+fn one_budget_stops_every_pod_of_a_matrix() {
+    // $36 000/hour a pod: two pods spend the $30 in about a second and a half together.
+    let (w, d, exp) = rig(
+        Script {
+            cost: 36_000.0,
+            ..Script::default()
+        },
+        &format!("  max_cost_usd: 30\n{MATRIX}"),
+    );
+    bin(&w)
+        .arg("run")
+        .arg(&exp)
+        .args([
+            "--yes",
+            "--set",
+            "workload.duration=60s",
+            "--set",
+            "workload.requests=1000000",
+        ])
+        .assert()
+        .success();
+    let f = w.state.lock().unwrap();
+    assert_eq!(
+        f.create_calls, 2,
+        "no deployment starts once the budget is spent"
+    );
+    assert_eq!(f.deleted.len(), 2);
+    assert!(f.pods.is_empty());
+    drop(f);
+    let idx = matrix_index(d.path());
+    let stopped: Vec<&Value> = idx["points"].as_array().unwrap().iter().collect();
+    assert_eq!(stopped.len(), 2, "{idx}");
+    for p in &stopped {
+        let reason = p["termination_reason"].as_str().unwrap();
+        assert!(
+            reason.starts_with("max_cost_usd"),
+            "both stopped by the one budget: {reason}"
+        );
+    }
+    assert!(idx["spent_usd"].as_f64().unwrap() >= 30.0);
+    let pending = idx["deployments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["status"] == "pending")
+        .count();
+    assert_eq!(pending, 2, "{idx}");
+}
+
+/// Starts the matrix with long workloads; returns once both of the first two pods serve.
+fn start_a_long_matrix(w: &World, exp: &Path) -> std::process::Child {
+    let child = spawn_run(
+        w,
+        exp,
+        &[
+            "--set",
+            "workload.duration=60s",
+            "--set",
+            "workload.requests=1000000",
+        ],
+    );
+    wait_until(w, 30, "two pods run", |f| {
+        f.pods
+            .values()
+            .filter(|(p, _)| p["status"] == "RUNNING")
+            .count()
+            == 2
+    });
+    let start = std::time::Instant::now();
+    loop {
+        let ports: Vec<u16> = w
+            .state
+            .lock()
+            .unwrap()
+            .pod_servers
+            .values()
+            .map(|v| v.0)
+            .collect();
+        if ports.len() == 2 && ports.iter().all(|p| served(*p) > 5.0) {
+            return child;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "timed out waiting for both workloads"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn ctrl_c_during_a_matrix_terminates_every_pod_and_keeps_what_was_measured() {
+    let (w, d, exp) = rig(
+        Script {
+            cost: 1.0,
+            ..Script::default()
+        },
+        MATRIX,
+    );
+    let mut child = start_a_long_matrix(&w, &exp);
+    assert!(std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let start = std::time::Instant::now();
+    let code = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s.code();
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let _ = child.wait();
+    assert_eq!(code, Some(130));
+    let f = w.state.lock().unwrap();
+    assert_eq!(f.create_calls, 2, "no deployment starts after the stop");
+    assert_eq!(f.deleted.len(), 2);
+    assert!(f.pods.is_empty(), "0 pods left");
+    drop(f);
+    let idx = matrix_index(d.path());
+    let points = idx["points"].as_array().unwrap();
+    assert_eq!(points.len(), 2, "{idx}");
+    assert!(points.iter().all(|p| p["status"] == "interrupted"));
+}
+
+#[test]
+fn kill_9_during_a_matrix_leaves_every_pod_to_its_watchdog() {
+    let (w, _d, exp) = rig(
+        Script {
+            cost: 1.0,
+            ..Script::default()
+        },
+        MATRIX,
+    );
+    let mut child = start_a_long_matrix(&w, &exp);
+    child.kill().unwrap(); // SIGKILL
+    let _ = child.wait();
+    wait_until(&w, 60, "the watchdogs terminate both pods", |f| {
+        f.deleted.len() == 2 && f.pods.is_empty()
+    });
 }
