@@ -1338,9 +1338,10 @@ fn one_budget_stops_every_pod_of_a_matrix() {
     assert_eq!(pending, 2, "{idx}");
 }
 
-/// Starts the matrix with long workloads; returns once both of the first two pods serve.
+/// Starts the matrix with long workloads; returns once both of the first two pods serve (the
+/// run is killed before the test fails otherwise).
 fn start_a_long_matrix(w: &World, exp: &Path) -> std::process::Child {
-    let child = spawn_run(
+    let mut child = spawn_run(
         w,
         exp,
         &[
@@ -1350,32 +1351,29 @@ fn start_a_long_matrix(w: &World, exp: &Path) -> std::process::Child {
             "workload.requests=1000000",
         ],
     );
-    wait_until(w, 30, "two pods run", |f| {
-        f.pods
-            .values()
-            .filter(|(p, _)| p["status"] == "RUNNING")
-            .count()
-            == 2
-    });
     let start = std::time::Instant::now();
-    loop {
-        let ports: Vec<u16> = w
-            .state
-            .lock()
-            .unwrap()
-            .pod_servers
-            .values()
-            .map(|v| v.0)
-            .collect();
+    while start.elapsed() < Duration::from_secs(90) {
+        // The ports of running pods first, then the requests to them with the lock released.
+        let ports: Vec<u16> = {
+            let f = w.state.lock().unwrap();
+            f.pod_servers
+                .iter()
+                .filter(|(id, _)| {
+                    f.pods
+                        .get(*id)
+                        .is_some_and(|(p, _)| p["status"] == "RUNNING")
+                })
+                .map(|(_, v)| v.0)
+                .collect()
+        };
         if ports.len() == 2 && ports.iter().all(|p| served(*p) > 5.0) {
             return child;
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "timed out waiting for both workloads"
-        );
         std::thread::sleep(Duration::from_millis(100));
     }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("timed out waiting for two pods to run and serve");
 }
 
 #[test]
