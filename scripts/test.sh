@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
 # The tests, all of them: starts the servers nobody here wrote (llama.cpp's server and uvicorn
 # via scripts/real-server.sh, Prism serving RunPod's document via scripts/prism.sh; each
-# installs itself once, pinned, from PyPI / npm), runs `cargo test` including the tests that
+# installs itself once, pinned, from PyPI / npm; a one-node Slurm cluster via scripts/slurm.sh,
+# Debian's slurm-wlm and munge from apt), runs `cargo test` including the tests that
 # need them (they are #[ignore]d in a plain `cargo test`), and stops the servers on every way
 # out. This is the README's test command and what .ci/run runs.
 #   scripts/test.sh                 # everything
 #   scripts/test.sh --test sweep    # extra arguments go to `cargo test`
 set -euo pipefail
 cd "$(dirname "$0")/.."
-trap 'scripts/real-server.sh stop >/dev/null 2>&1 || true; scripts/prism.sh stop >/dev/null 2>&1 || true' EXIT
+trap 'scripts/real-server.sh stop >/dev/null 2>&1 || true; scripts/prism.sh stop >/dev/null 2>&1 || true; scripts/slurm.sh stop >/dev/null 2>&1 || true' EXIT
 echo "== llama.cpp's server and uvicorn (h11, httptools): scripts/real-server.sh"
 scripts/real-server.sh start
 eval "$(scripts/real-server.sh env)"
 echo "== Prism serving RunPod's document: scripts/prism.sh"
 scripts/prism.sh start
 eval "$(scripts/prism.sh env)"
+echo "== a one-node Slurm cluster on 127.0.0.1: scripts/slurm.sh"
+scripts/slurm.sh start
+eval "$(scripts/slurm.sh env)"
 echo "== cargo test $* -- --include-ignored"
 cargo test "$@" -- --include-ignored

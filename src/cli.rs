@@ -116,6 +116,19 @@ pub enum Command {
         #[arg(long)]
         max_lifetime_secs: u64,
     },
+    /// Internal: cancels a run's Slurm jobs if the run dies (started by `run`).
+    #[command(hide = true)]
+    SlurmWatchdog {
+        #[arg(long)]
+        job_name: String,
+        #[arg(long)]
+        max_lifetime_secs: u64,
+        #[arg(long)]
+        login_host: Option<String>,
+        /// The ssh command, one word per flag.
+        #[arg(long, allow_hyphen_values = true)]
+        ssh: Vec<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -364,24 +377,43 @@ pub enum ResultsCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum PodsCommand {
-    /// RunPod pods whose name starts with `llm-inf-bench-` (this tool's), with age and $/hour.
-    #[command(after_help = "Uses RUNPOD_API_KEY (or api_keys.runpod in the user config).")]
-    List,
-    /// Terminate a pod of ours, or all of them.
+    /// What this tool rented and may still be running: RunPod pods and Slurm jobs whose name
+    /// starts with `llm-inf-bench-`, with age (and $/hour for pods).
     #[command(
-        after_help = "Examples:\n  llm-inf-bench pods terminate abc123xyz\n  llm-inf-bench pods terminate --all-ours --yes"
+        after_help = "RunPod: uses RUNPOD_API_KEY (or api_keys.runpod in the user config); skipped without a key.\nSlurm: asks `squeue --me` here (with SLURM_CONF as your cluster needs), or on --login-host over ssh; skipped when there is no squeue."
+    )]
+    List {
+        #[command(flatten)]
+        which: Rented,
+    },
+    /// Terminate a pod or cancel a Slurm job of ours, or all of them.
+    #[command(
+        after_help = "A number is a Slurm job id, anything else a RunPod pod id (--provider says it outright).\nExamples:\n  llm-inf-bench pods terminate abc123xyz\n  llm-inf-bench pods terminate 4242 --provider slurm --login-host login1\n  llm-inf-bench pods terminate --all-ours --yes"
     )]
     Terminate {
-        /// The pod id (`pods list` shows it).
+        /// The pod or job id (`pods list` shows it).
         #[arg(required_unless_present = "all_ours", conflicts_with = "all_ours")]
         id: Option<String>,
-        /// Every pod whose name starts with `llm-inf-bench-`.
+        /// Every pod and job whose name starts with `llm-inf-bench-`.
         #[arg(long)]
         all_ours: bool,
         /// Do not ask for confirmation.
         #[arg(long, short = 'y')]
         yes: bool,
+        #[command(flatten)]
+        which: Rented,
     },
+}
+
+/// Which providers `pods` looks at.
+#[derive(Debug, Args, Clone)]
+pub struct Rented {
+    /// Only this provider: `runpod` or `slurm` (default: every one that is set up here).
+    #[arg(long, value_parser = ["runpod", "slurm"])]
+    pub provider: Option<String>,
+    /// Slurm: run squeue/scancel on this login host over ssh.
+    #[arg(long)]
+    pub login_host: Option<String>,
 }
 
 /// Errors that reach the binary; each knows its exit code.
@@ -490,6 +522,17 @@ pub fn run_command(command: Command) -> Result<i32, CliError> {
             max_lifetime_secs,
         } => Ok(crate::provider::runpod::watchdog::serve(
             &pod_name,
+            std::time::Duration::from_secs(max_lifetime_secs),
+        )),
+        Command::SlurmWatchdog {
+            job_name,
+            max_lifetime_secs,
+            login_host,
+            ssh,
+        } => Ok(crate::provider::slurm::serve_watchdog(
+            &job_name,
+            login_host,
+            ssh,
             std::time::Duration::from_secs(max_lifetime_secs),
         )),
     }
@@ -998,6 +1041,130 @@ fn pods_cmd(c: PodsCommand) -> Result<i32, CliError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let which = match &c {
+        PodsCommand::List { which } | PodsCommand::Terminate { which, .. } => which.clone(),
+    };
+    let ours = rt.block_on(rented(&which))?;
+    match c {
+        PodsCommand::List { .. } => {
+            println!(
+                "{:<10} {:<16} {:<48} {:<13} {:>8} {:>9}",
+                "provider", "id", "name", "status", "age", "$/hour"
+            );
+            for r in &ours {
+                println!(
+                    "{:<10} {:<16} {:<48} {:<13} {:>8} {:>9}",
+                    r.provider, r.id, r.name, r.status, r.age, r.price
+                );
+            }
+            if ours.is_empty() {
+                println!("(no pods or jobs of ours)");
+            }
+            Ok(exit::OK)
+        }
+        PodsCommand::Terminate {
+            id, all_ours, yes, ..
+        } => {
+            let targets: Vec<Target> = match id {
+                Some(id) => {
+                    let slurm = which.provider.as_deref() == Some("slurm")
+                        || (which.provider.is_none()
+                            && !id.is_empty()
+                            && id.chars().all(|c| c.is_ascii_digit() || c == '_'));
+                    vec![(if slurm { "slurm" } else { "runpod" }, id)]
+                }
+                None if all_ours => ours.iter().map(|r| (r.provider, r.id.clone())).collect(),
+                None => Vec::new(),
+            };
+            terminate(&rt, &which, targets, yes)
+        }
+    }
+}
+
+/// A pod or job to end: its provider and id.
+type Target = (&'static str, String);
+
+/// One rented thing of ours, as `pods list` shows it.
+struct RentedRow {
+    provider: &'static str,
+    id: String,
+    name: String,
+    status: String,
+    age: String,
+    price: String,
+}
+
+fn slurm_cluster(which: &Rented) -> crate::provider::slurm::Cluster {
+    crate::provider::slurm::Cluster::of(&config::SlurmOptions {
+        login_host: which.login_host.clone(),
+        ..Default::default()
+    })
+}
+
+/// Whether Slurm is there to ask: named, or `squeue` runs here.
+fn slurm_here(which: &Rented) -> bool {
+    match which.provider.as_deref() {
+        Some("slurm") => true,
+        Some(_) => false,
+        None => {
+            which.login_host.is_some()
+                || std::process::Command::new("squeue")
+                    .arg("--version")
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+        }
+    }
+}
+
+/// Our RunPod pods (when a key is set, or RunPod is asked for) and Slurm jobs (when Slurm is
+/// here, or asked for). Pods a watchdog could not confirm gone are said first.
+async fn rented(which: &Rented) -> Result<Vec<RentedRow>, CliError> {
+    let mut rows = Vec::new();
+    let want_runpod = which.provider.as_deref() != Some("slurm");
+    let key = config::Secret::from_env(crate::provider::runpod::api::ENV_API_KEY).is_some()
+        || config::load_user_config().is_ok_and(|u| u.api_keys.runpod.is_some());
+    if want_runpod && (key || which.provider.is_some()) {
+        for p in our_runpod_pods().await? {
+            rows.push(RentedRow {
+                provider: "runpod",
+                id: p.id.clone(),
+                name: p.name().to_string(),
+                status: p.status.as_str().to_string(),
+                age: crate::provider::runpod::age(&p),
+                price: format!("{:.2}", p.cost()),
+            });
+        }
+    } else if want_runpod {
+        err("RunPod: no API key (RUNPOD_API_KEY or api_keys.runpod); its pods are not listed");
+    }
+    if slurm_here(which) {
+        let jobs = match crate::provider::slurm::our_jobs(&slurm_cluster(which)).await {
+            Ok(jobs) => jobs,
+            // Asked for: a failure is the command's. Found on PATH only: a warning.
+            Err(e) if which.provider.is_some() || which.login_host.is_some() => {
+                return Err(CliError::RunFailed(format!("Slurm: {e}")))
+            }
+            Err(e) => {
+                err(&format!("warning: Slurm's squeue is here but did not answer ({e}); its jobs are not listed (--provider slurm to insist)"));
+                Vec::new()
+            }
+        };
+        for j in jobs {
+            rows.push(RentedRow {
+                provider: "slurm",
+                id: j.id,
+                name: j.name,
+                status: j.state,
+                age: j.elapsed,
+                price: "-".into(),
+            });
+        }
+    }
+    Ok(rows)
+}
+
+/// Our live RunPod pods; warnings of unconfirmed pods first, cleared for pods now gone.
+async fn our_runpod_pods() -> Result<Vec<crate::provider::runpod::answers::Pod>, CliError> {
     use crate::provider::runpod::{answers::PodStatus, watchdog};
     let api = runpod_api()?;
     // Pods a watchdog could not confirm gone are said first, even when the API is down.
@@ -1005,8 +1172,8 @@ fn pods_cmd(c: PodsCommand) -> Result<i32, CliError> {
     for u in &unconfirmed {
         err(&u.warning());
     }
-    let ours = rt
-        .block_on(crate::provider::runpod::our_pods(&api))
+    let ours = crate::provider::runpod::our_pods(&api)
+        .await
         .map_err(|e| CliError::RunFailed(e.to_string()))?;
     // The listing worked: a marked pod that is no longer live is confirmed gone.
     for u in &unconfirmed {
@@ -1021,75 +1188,69 @@ fn pods_cmd(c: PodsCommand) -> Result<i32, CliError> {
             ));
         }
     }
-    match c {
-        PodsCommand::List => {
-            println!(
-                "{:<16} {:<48} {:<13} {:>8} {:>9}",
-                "id", "name", "status", "age", "$/hour"
-            );
-            for p in &ours {
-                println!(
-                    "{:<16} {:<48} {:<13} {:>8} {:>9.2}",
-                    p.id,
-                    p.name(),
-                    p.status.as_str(),
-                    crate::provider::runpod::age(p),
-                    p.cost()
-                );
-            }
-            if ours.is_empty() {
-                println!("(no pods of ours)");
-            }
+    Ok(ours)
+}
+
+/// Ends `targets` after one confirmation.
+fn terminate(
+    rt: &tokio::runtime::Runtime,
+    which: &Rented,
+    targets: Vec<Target>,
+    yes: bool,
+) -> Result<i32, CliError> {
+    if targets.is_empty() {
+        println!("(no pods or jobs of ours to terminate)");
+        return Ok(exit::OK);
+    }
+    let names: Vec<String> = targets.iter().map(|(p, id)| format!("{p} {id}")).collect();
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            return Err(CliError::Usage(
+                "no terminal to confirm on; pass --yes".into(),
+            ));
         }
-        PodsCommand::Terminate { id, all_ours, yes } => {
-            let targets: Vec<String> = match id {
-                Some(id) => vec![id],
-                None if all_ours => ours.iter().map(|p| p.id.clone()).collect(),
-                None => Vec::new(),
-            };
-            if targets.is_empty() {
-                println!("(no pods of ours to terminate)");
-                return Ok(exit::OK);
-            }
-            if !yes {
-                if !std::io::stdin().is_terminal() {
-                    return Err(CliError::Usage(
-                        "no terminal to confirm on; pass --yes".into(),
-                    ));
-                }
-                let ok = dialoguer::Confirm::new()
-                    .with_prompt(format!(
-                        "Terminate {} pod(s): {}?",
-                        targets.len(),
-                        targets.join(", ")
-                    ))
-                    .default(false)
-                    .interact()
-                    .map_err(|e| CliError::Usage(format!("no confirmation: {e}")))?;
-                if !ok {
-                    return Err(CliError::Usage(
-                        "not confirmed; nothing was terminated".into(),
-                    ));
-                }
-            }
-            let mut failed = 0;
-            for id in &targets {
-                match rt.block_on(api.delete_pod(id)) {
-                    Ok(()) => println!("terminated {id}"),
-                    Err(e) => {
-                        failed += 1;
-                        eprintln!("could not terminate {id}: {e}");
-                    }
-                }
-            }
-            if failed > 0 {
-                return Err(CliError::RunFailed(format!(
-                    "{failed} pod(s) not terminated"
-                )));
+        let ok = dialoguer::Confirm::new()
+            .with_prompt(format!(
+                "Terminate {}: {}?",
+                targets.len(),
+                names.join(", ")
+            ))
+            .default(false)
+            .interact()
+            .map_err(|e| CliError::Usage(format!("no confirmation: {e}")))?;
+        if !ok {
+            return Err(CliError::Usage(
+                "not confirmed; nothing was terminated".into(),
+            ));
+        }
+    }
+    let mut failed = 0;
+    for (provider, id) in &targets {
+        let done = match *provider {
+            "slurm" => rt.block_on(slurm_cluster(which).cancel(id)),
+            _ => rt
+                .block_on(async {
+                    runpod_api()?
+                        .delete_pod(id)
+                        .await
+                        .map_err(|e| CliError::RunFailed(e.to_string()))
+                })
+                .map_err(|e| e.to_string()),
+        };
+        match done {
+            Ok(()) => println!("terminated {provider} {id}"),
+            Err(e) => {
+                failed += 1;
+                eprintln!("could not terminate {provider} {id}: {e}");
             }
         }
     }
-    Ok(exit::OK)
+    match failed {
+        0 => Ok(exit::OK),
+        n => Err(CliError::RunFailed(format!(
+            "{n} pod(s) or job(s) not terminated"
+        ))),
+    }
 }
 
 fn results_cmd(c: ResultsCommand) -> Result<i32, CliError> {

@@ -86,6 +86,22 @@ pub fn container_args(e: &Experiment) -> Vec<String> {
     a
 }
 
+/// The server's command line on a machine without the image's entrypoint (a Slurm node): the
+/// framework's server program, then [`container_args`].
+pub fn server_command(e: &Experiment) -> Vec<String> {
+    let program: &[&str] = match e.framework.kind {
+        FrameworkKind::Vllm => &["python3", "-m", "vllm.entrypoints.openai.api_server"],
+        // `container_args` spells SGLang's command out already.
+        FrameworkKind::Sglang => &[],
+        FrameworkKind::Llamacpp => &["llama-server"],
+    };
+    program
+        .iter()
+        .map(|s| s.to_string())
+        .chain(container_args(e))
+        .collect()
+}
+
 /// The environment variable through which the server reads its API key: vLLM's
 /// `VLLM_API_KEY` and llama.cpp's `LLAMA_API_KEY` (each the same as `--api-key`, and not on the
 /// command line anyone can read); SGLang reads its key only from `--api-key`, so

@@ -131,6 +131,8 @@ pub enum ProviderKind {
     Existing,
     #[default]
     Simulator,
+    /// A batch job on a Slurm cluster (`infrastructure.slurm`).
+    Slurm,
 }
 
 impl ProviderKind {
@@ -140,6 +142,7 @@ impl ProviderKind {
             Self::Local => "local",
             Self::Existing => "existing",
             Self::Simulator => "simulator",
+            Self::Slurm => "slurm",
         }
     }
 }
@@ -165,7 +168,7 @@ pub enum PortExposure {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Infrastructure {
-    /// Where the server runs: `runpod`, `local`, `existing` or `simulator`.
+    /// Where the server runs: `runpod`, `slurm`, `local`, `existing` or `simulator`.
     pub provider: ProviderKind,
     /// RunPod GPU type id, e.g. `NVIDIA H100 80GB HBM3`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -190,7 +193,8 @@ pub struct Infrastructure {
     pub price_per_hour_usd: Option<f64>,
     /// Keep the pod after the run (prints how to terminate it).
     pub keep_pod: bool,
-    /// A watchdog terminates the pod after this long, even if this tool dies.
+    /// A watchdog terminates the pod after this long, even if this tool dies; on Slurm it is
+    /// also the job's own time limit (`--time`), which the cluster enforces.
     pub max_lifetime: HumanDuration,
     /// Container disk in GB for pod providers.
     pub container_disk_gb: u32,
@@ -211,6 +215,78 @@ pub struct Infrastructure {
     pub command: Vec<String>,
     /// `simulator`: the built-in simulated server's settings.
     pub simulator: SimulatorOptions,
+    /// `slurm`: the batch job that runs the server.
+    pub slurm: SlurmOptions,
+}
+
+/// How the server's GPUs are asked for in the batch script.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum GpuFlag {
+    /// `#SBATCH --gres=gpu:N`.
+    #[default]
+    Gres,
+    /// `#SBATCH --gpus=N`.
+    Gpus,
+    /// No GPU request (CPU-only servers, the simulator, a site that adds its own).
+    None,
+}
+
+/// How the image runs on the cluster, if it does.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainerRuntime {
+    /// No container: the command runs on the node as it is (a module, a virtualenv).
+    #[default]
+    None,
+    /// Pyxis/Enroot: `#SBATCH --container-image=IMAGE`.
+    Pyxis,
+    /// Apptainer: `apptainer exec --nv docker://IMAGE COMMAND`.
+    Apptainer,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SlurmOptions {
+    /// Run `sbatch`, `squeue` and `scancel` on this login host over `ssh` (else here).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub login_host: Option<String>,
+    /// The ssh command for `login_host` (default `ssh -o BatchMode=yes`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ssh: Vec<String>,
+    /// `#SBATCH --partition`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
+    /// `#SBATCH --account`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// How GPUs are requested: `gres` (`--gres=gpu:N`), `gpus` (`--gpus=N`) or `none`;
+    /// N is `infrastructure.gpu_count`.
+    pub gpu_flag: GpuFlag,
+    /// Run `framework.image` through the cluster's container plugin: `none`, `pyxis`,
+    /// `apptainer`.
+    pub container: ContainerRuntime,
+    /// Further `#SBATCH` lines, e.g. `--mem=64G`, `--constraint=h100`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sbatch: Vec<String>,
+    /// Shell lines run in the job before the server (`module load cuda`, `source venv/bin/activate`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub setup: Vec<String>,
+    /// The server command; `{port}` and `{model}` are substituted. Default: the framework's
+    /// server (vLLM's OpenAI server, `sglang.launch_server`, `llama-server`) with the
+    /// experiment's model, port, TP and `framework.args`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    /// The port the server listens on, on its node (default: one from the run's name, 20000–39999).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// How the client reaches the node: `{node}` is the node Slurm ran the job on (default
+    /// `{node}`; e.g. `{node}.cluster.example.org`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_address: Option<String>,
+    /// USD per GPU-hour, for the cost estimate, the budget and the cost of work.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub price_per_gpu_hour_usd: Option<f64>,
 }
 
 impl Default for Infrastructure {
@@ -234,6 +310,7 @@ impl Default for Infrastructure {
             tls_ca_file: None,
             command: Vec::new(),
             simulator: SimulatorOptions::default(),
+            slurm: SlurmOptions::default(),
         }
     }
 }

@@ -396,6 +396,18 @@ pub(super) fn cross_field(r: &Resolved) -> Vec<Issue> {
                 bad("infrastructure.simulator.speed", format!("must be a positive number, found {}", inf.simulator.speed));
             }
         }
+        ProviderKind::Slurm => {
+            let s = &inf.slurm;
+            if let Some(p) = s.price_per_gpu_hour_usd.filter(|p| !(*p >= 0.0)) {
+                bad("infrastructure.slurm.price_per_gpu_hour_usd", format!("must be ≥ 0, found {p}"));
+            }
+            if s.login_host.as_deref().is_some_and(|h| h.trim().is_empty()) {
+                bad("infrastructure.slurm.login_host", "is empty: name the cluster's login host, or remove it to run sbatch here".into());
+            }
+            if s.port == Some(0) {
+                bad("infrastructure.slurm.port", "must be a port number (1–65535)".into());
+            }
+        }
     }
 
     let m = &e.metrics;

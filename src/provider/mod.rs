@@ -4,6 +4,8 @@
 
 pub mod local;
 pub mod runpod;
+pub mod slurm;
+pub mod watchdog;
 
 use std::path::Path;
 use std::time::Duration;
@@ -58,6 +60,27 @@ pub async fn estimate_cost(
 ) -> Result<CostEstimate, ProviderError> {
     match r.experiment.infrastructure.provider {
         ProviderKind::Runpod => runpod::cost::estimate(r, workload).await,
+        ProviderKind::Slurm => {
+            let inf = &r.experiment.infrastructure;
+            let price = inf
+                .slurm
+                .price_per_gpu_hour_usd
+                .map(|p| p * inf.gpu_count as f64);
+            // The job's time limit is what the cluster may bill at most; the estimate is the
+            // workload, the model load and a margin, like a pod's.
+            let startup = inf
+                .health_timeout
+                .as_duration()
+                .min(Duration::from_secs(600));
+            Ok(CostEstimate {
+                price_per_hour_usd: price,
+                price_source: match price {
+                    Some(_) => format!("slurm.price_per_gpu_hour_usd × {} GPU(s)", inf.gpu_count),
+                    None => "no price per GPU-hour given".into(),
+                },
+                hours: (workload + startup).as_secs_f64() * 1.2 / 3600.0,
+            })
+        }
         ProviderKind::Simulator | ProviderKind::Local | ProviderKind::Existing => {
             Ok(CostEstimate {
                 price_per_hour_usd: None,
@@ -73,6 +96,7 @@ pub enum Handle {
     Simulator(sim::SimHandle),
     Local(local::LocalServer),
     RunPod(runpod::RunPodPod),
+    Slurm(slurm::SlurmJob),
     Existing,
 }
 
@@ -84,15 +108,27 @@ impl Handle {
             Self::RunPod(mut p) => {
                 let _ = p.release().await;
             }
+            Self::Slurm(mut j) => {
+                let _ = j.release().await;
+            }
             other => drop(other),
         }
     }
 
-    /// The pod id, for pod providers.
+    /// The pod id (RunPod) or job id (Slurm): what is rented.
     pub fn pod_id(&self) -> Option<String> {
         match self {
             Self::RunPod(p) => Some(p.id.clone()),
+            Self::Slurm(j) => Some(j.id.clone()),
             _ => None,
+        }
+    }
+
+    /// What the rented thing is called: `pod`, `Slurm job`.
+    pub fn noun(&self) -> &'static str {
+        match self {
+            Self::Slurm(_) => "Slurm job",
+            _ => "pod",
         }
     }
 
@@ -104,10 +140,11 @@ impl Handle {
         }
     }
 
-    /// GPU type and USD per hour, for pod providers.
+    /// GPU type and USD per hour, for pod providers (and Slurm jobs with a price).
     pub fn price(&self) -> Option<(String, f64)> {
         match self {
             Self::RunPod(p) => Some((p.gpu_type.clone(), p.cost_per_hour_usd)),
+            Self::Slurm(j) => j.price_per_hour_usd.map(|p| (j.describe.clone(), p)),
             _ => None,
         }
     }
@@ -116,14 +153,17 @@ impl Handle {
     pub fn spent_usd(&self) -> f64 {
         match self {
             Self::RunPod(p) => p.spent_usd(),
+            Self::Slurm(j) => j.spent_usd(),
             _ => 0.0,
         }
     }
 
-    /// `Some(reason)` when the server is known to be gone (a local process that exited).
+    /// `Some(reason)` when the server is known to be gone (a local process that exited, a
+    /// Slurm job that ended).
     pub fn gone(&mut self) -> Option<String> {
         match self {
             Self::Local(l) => l.exited(),
+            Self::Slurm(j) => j.gone(),
             _ => None,
         }
     }
@@ -133,6 +173,7 @@ impl Handle {
         let log = match self {
             Self::Local(l) => &l.log,
             Self::RunPod(p) => &p.log,
+            Self::Slurm(j) => &j.log,
             _ => return None,
         };
         Some(format!(
@@ -150,10 +191,11 @@ impl Handle {
         }
     }
 
-    /// How long the pod has lived, for pod providers (the `max_lifetime` rule reads it).
+    /// How long the pod (or job) has lived, for rented servers (the `max_lifetime` rule reads it).
     pub fn age(&self) -> Option<Duration> {
         match self {
             Self::RunPod(p) => Some(p.created.elapsed()),
+            Self::Slurm(j) => Some(j.submitted.elapsed()),
             _ => None,
         }
     }
@@ -203,6 +245,14 @@ pub async fn provision(
                 handle: Handle::Local(server),
             })
         }
+        ProviderKind::Slurm => {
+            let (job, base_url) = slurm::provision(r, run_id, log, stop).await?;
+            Ok(Provisioned {
+                base_url,
+                api_key: api_key(r),
+                handle: Handle::Slurm(job),
+            })
+        }
         ProviderKind::Runpod => {
             let (pod, base_url, key) = runpod::provision(r, run_id, log, stop).await?;
             Ok(Provisioned {
@@ -212,6 +262,16 @@ pub async fn provision(
             })
         }
     }
+}
+
+/// A file beside a run's server log: `name-stamp.server.log` → `name-stamp.{ext}`.
+pub fn sibling(log: &Path, ext: &str) -> std::path::PathBuf {
+    let name = log
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = name.strip_suffix(".server.log").unwrap_or(&name);
+    log.with_file_name(format!("{stem}.{ext}"))
 }
 
 /// The server's API key: the variable `infrastructure.api_key_env` names, else the user

@@ -69,9 +69,10 @@ impl Screen {
 
     /// The pod line: id, GPU and price, and what it has cost, for pod providers.
     pub fn pod(&mut self, h: &Handle) {
+        let noun = h.noun();
         let line = h.pod_id().map(|id| match h.price() {
-            Some((gpu, p)) => format!("pod {id} · {gpu} · ${p:.2}/hour"),
-            None => format!("pod {id}"),
+            Some((gpu, p)) => format!("{noun} {id} · {gpu} · ${p:.2}/hour"),
+            None => format!("{noun} {id}"),
         });
         self.live.set_pod(line, h.pod_id().map(|_| h.spent_usd()));
     }

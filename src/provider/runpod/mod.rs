@@ -17,11 +17,11 @@ use answers::{Pod, PodStatus};
 use api::{ApiError, RunPodApi};
 use types::CreatePodRequest;
 
-use super::ProviderError;
+use super::watchdog::Watchdog;
+use super::{sibling, ProviderError};
 use crate::config::{Cloud, PortExposure, Resolved, Secret};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
-use watchdog::Watchdog;
 
 /// Every pod this tool creates is named with this prefix (the API has no tags), so
 /// `pods list` can find what a crashed run left behind.
@@ -319,7 +319,7 @@ pub async fn provision(
     // Before anything is created: from here on a dead tool still ends in a terminated pod.
     let wlog = sibling(log, "watchdog.log");
     let mut watchdog = Some(
-        Watchdog::spawn(
+        watchdog::spawn(
             &key,
             api.base(),
             &name,
@@ -440,16 +440,6 @@ fn keep_key(log: &Path, key: &Secret, id: &str) {
             path.display()
         )),
     }
-}
-
-/// `dir/<stem>.<ext>` for a log named `dir/<stem>.server.log`.
-fn sibling(log: &Path, ext: &str) -> PathBuf {
-    let name = log
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let stem = name.strip_suffix(".server.log").unwrap_or(&name);
-    log.with_file_name(format!("{stem}.{ext}"))
 }
 
 /// Polls the pod until it runs and its port is mapped; the base URL of the server.

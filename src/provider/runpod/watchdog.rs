@@ -5,7 +5,7 @@
 //! in its own session (no controlling terminal: a closed terminal does not reach it), before
 //! the pod is created. The tool talks to it over the watchdog's stdin, one line at a time:
 //!
-//! * `pod ID` — this pod is ours to watch;
+//! * `watch ID` — this pod is ours to watch;
 //! * `released` — the pod is terminated (or kept on purpose): stand down.
 //!
 //! When stdin reaches end-of-file without `released` (the tool exited, was killed with
@@ -21,88 +21,32 @@
 //!
 //! The API key reaches it through its environment, never its command line (which `ps` shows).
 
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::answers::PodStatus;
 use super::api::{RunPodApi, ENV_API_BASE, ENV_API_KEY};
 use crate::config::Secret;
+use crate::provider::watchdog::Watchdog;
 
-/// The tool's end of the line to its watchdog.
-pub struct Watchdog {
-    stdin: Option<ChildStdin>,
-}
-
-impl Watchdog {
-    /// Starts the watchdog for the pod that will be named `pod_name`.
-    pub fn spawn(
-        key: &Secret,
-        api_base: &str,
-        pod_name: &str,
-        max_lifetime: Duration,
-        log: &Path,
-    ) -> std::io::Result<Self> {
-        let exe = std::env::current_exe()?;
-        if let Some(dir) = log.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)?;
-        let mut cmd = Command::new(exe);
-        cmd.arg("watchdog")
-            .arg("--pod-name")
-            .arg(pod_name)
-            .arg("--max-lifetime-secs")
-            .arg(max_lifetime.as_secs().max(1).to_string())
-            .env(ENV_API_KEY, key.expose())
-            .env(ENV_API_BASE, api_base)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log));
-        #[cfg(unix)]
-        {
-            use std::os::unix::process::CommandExt;
-            // SAFETY: setsid is async-signal-safe and only detaches the child from our session
-            // (and our terminal) between fork and exec.
-            unsafe {
-                cmd.pre_exec(|| {
-                    libc::setsid();
-                    Ok(())
-                });
-            }
-        }
-        let mut child = cmd.spawn()?;
-        let stdin = child.stdin.take();
-        // Reap it when it exits, so it does not linger as a zombie while we run.
-        std::thread::spawn(move || {
-            let _ = child.wait();
-        });
-        Ok(Self { stdin })
-    }
-
-    /// Tells the watchdog that pod `id` is ours.
-    pub fn watch(&mut self, id: &str) {
-        self.send(&format!("pod {id}"));
-    }
-
-    /// The pod is terminated (or kept on purpose): the watchdog stands down.
-    pub fn released(&mut self) {
-        self.send("released");
-        self.stdin = None;
-    }
-
-    fn send(&mut self, line: &str) {
-        if let Some(s) = &mut self.stdin {
-            if writeln!(s, "{line}").and_then(|_| s.flush()).is_err() {
-                // The watchdog is gone; nothing more to tell it.
-                self.stdin = None;
-            }
-        }
-    }
+/// Starts the watchdog for the pod that will be named `pod_name`.
+pub fn spawn(
+    key: &Secret,
+    api_base: &str,
+    pod_name: &str,
+    max_lifetime: Duration,
+    log: &Path,
+) -> std::io::Result<Watchdog> {
+    let args = [
+        "watchdog".to_string(),
+        "--pod-name".into(),
+        pod_name.into(),
+        "--max-lifetime-secs".into(),
+        max_lifetime.as_secs().max(1).to_string(),
+    ];
+    let env = [(ENV_API_KEY, key.expose()), (ENV_API_BASE, api_base)];
+    Watchdog::spawn(&args, &env, log)
 }
 
 /// How often and how long the watchdog looks for the run's pods once it acts (a create whose
@@ -239,7 +183,7 @@ pub fn serve(pod_name: &str, max_lifetime: Duration) -> i32 {
         let why = loop {
             tokio::select! {
                 m = rx.recv() => match m {
-                    Some(Some(l)) => match l.strip_prefix("pod ") {
+                    Some(Some(l)) => match l.strip_prefix("watch ") {
                         Some(id) => {
                             log(&format!("watching pod {id}"));
                             ids.push(id.trim().to_string());
