@@ -39,7 +39,7 @@ pub struct Cli {
 pub enum Command {
     /// Run one or more experiments: estimate cost, provision, benchmark, save, clean up.
     #[command(
-        after_help = "Examples:\n  llm-inf-bench run experiments/examples/quickstart.yaml\n  llm-inf-bench run exp.yaml --set workload.concurrency=64 --set workload.requests=500\n  llm-inf-bench run exp.yaml --dry-run          # plan and cost only, spends nothing\n  llm-inf-bench run exp.yaml --yes --no-tui     # unattended (CI, nohup)\n  llm-inf-bench run exp.yaml --json > summary.json\n\nOn a terminal a live view shows progress, latency percentiles and the server's /metrics;\nkeys: q stop sending and save (like Ctrl-C), ? help. --no-tui gives a progress bar instead."
+        after_help = "Examples:\n  llm-inf-bench run experiments/examples/quickstart.yaml\n  llm-inf-bench run exp.yaml --set workload.concurrency=64 --set workload.requests=500\n  llm-inf-bench run exp.yaml --dry-run          # plan and cost only, spends nothing\n  llm-inf-bench run exp.yaml --yes --no-tui     # unattended (CI, nohup)\n  llm-inf-bench run exp.yaml --json > summary.json\n  llm-inf-bench run experiments/examples/deployments-sim.yaml   # a deployment matrix\n  llm-inf-bench run experiments/examples/slurm-vllm.yaml        # a Slurm batch job\n\nWith `deployments:` every deployment gets its own server (pod, Slurm job, local process,\nsimulator), at most `max_parallel` at once, under one confirmation and one max_cost_usd.\n\nOn a terminal a live view shows progress, latency percentiles and the server's /metrics;\nkeys: q stop sending and save (like Ctrl-C), ? help. --no-tui gives a progress bar instead."
     )]
     Run(RunArgs),
     /// Check experiment files: every key known, every type right, every combination possible.
@@ -237,7 +237,8 @@ pub struct RunArgs {
     /// Plain progress output instead of the live terminal view.
     #[arg(long)]
     pub no_tui: bool,
-    /// Continue the newest unfinished sweep of this experiment (finished points are kept).
+    /// Continue the newest unfinished sweep or deployment matrix of this experiment (finished
+    /// points, and deployments whose points are all finished, are kept).
     #[arg(long)]
     pub resume: bool,
     /// Print the summary as JSON on stdout (progress goes to stderr).
@@ -529,7 +530,7 @@ pub fn run_command(command: Command) -> Result<i32, CliError> {
             max_lifetime_secs,
             login_host,
             ssh,
-        } => Ok(crate::provider::slurm::serve_watchdog(
+        } => Ok(crate::provider::slurm::watchdog::serve(
             &job_name,
             login_host,
             ssh,

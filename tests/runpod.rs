@@ -303,27 +303,7 @@ async fn pod_logs(State(f): State<Shared>, h: HeaderMap, UrlPath(id): UrlPath<St
 }
 
 /// The status a chat request without an API key gets from the server on `port`.
-/// Requests the pod's server has answered (its `/metrics`, which needs no key). Bounded in
-/// time, and never called with the fake's lock held: the pod servers share the fake's runtime.
-fn served(port: u16) -> f64 {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return 0.0;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    let _ = s.set_write_timeout(Some(Duration::from_secs(2)));
-    let _ = write!(
-        s,
-        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    );
-    let mut answer = String::new();
-    let _ = s.read_to_string(&mut answer);
-    answer
-        .lines()
-        .filter(|l| l.starts_with("vllm:request_success_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
+use common::served;
 
 fn unauthenticated_status(port: u16) -> u16 {
     use std::io::{Read, Write};
@@ -690,25 +670,7 @@ fn sigint_while_the_pod_provisions_terminates_it() {
     let mut child = spawn_run(&w, &exp, &[]);
     wait_until(&w, 30, "a pod is created", |f| !f.pods.is_empty());
     std::thread::sleep(Duration::from_millis(300));
-    assert!(std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success());
-    let mut code = None;
-    let start = std::time::Instant::now();
-    while start.elapsed() < Duration::from_secs(30) {
-        if let Some(s) = child.try_wait().unwrap() {
-            code = s.code();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    if code.is_none() {
-        let _ = child.kill();
-    }
-    let _ = child.wait();
-    assert_eq!(code, Some(130));
+    assert_eq!(common::signal_and_wait(&mut child, "INT", 30), Some(130));
     let f = w.state.lock().unwrap();
     assert_eq!(f.deleted.len(), 1, "the provisioning pod was terminated");
     assert!(f.pods.is_empty());
@@ -1181,22 +1143,7 @@ fn sigterm_during_the_workload_saves_and_terminates_the_pod() {
         "",
     );
     let mut child = start_a_long_workload(&w, &exp);
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success());
-    let start = std::time::Instant::now();
-    let code = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s.code();
-        }
-        if start.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let code = common::signal_and_wait(&mut child, "TERM", 30);
     assert_eq!(code, Some(130));
     // The tool itself terminated the pod (not its watchdog: it said `released`).
     let f = w.state.lock().unwrap();
@@ -1386,24 +1333,7 @@ fn ctrl_c_during_a_matrix_terminates_every_pod_and_keeps_what_was_measured() {
         MATRIX,
     );
     let mut child = start_a_long_matrix(&w, &exp);
-    assert!(std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success());
-    let start = std::time::Instant::now();
-    let code = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s.code();
-        }
-        if start.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let _ = child.wait();
-    assert_eq!(code, Some(130));
+    assert_eq!(common::signal_and_wait(&mut child, "INT", 60), Some(130));
     let f = w.state.lock().unwrap();
     assert_eq!(f.create_calls, 2, "no deployment starts after the stop");
     assert_eq!(f.deleted.len(), 2);

@@ -11,6 +11,7 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use common::{files, served};
 use serde_json::Value;
 
 static CLUSTER: Mutex<()> = Mutex::new(());
@@ -51,18 +52,6 @@ fn experiment(dir: &Path, port: u16, command: &str, extra: &str, tail: &str) -> 
     )
 }
 
-fn files(dir: &Path, suffix: &str) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir.join("out")) else {
-        return Vec::new();
-    };
-    let mut v: Vec<PathBuf> = entries
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.to_string_lossy().ends_with(suffix))
-        .collect();
-    v.sort();
-    v
-}
-
 /// The job id from the run's kept script's name (`x.sbatch`) and Slurm's own record of it.
 fn job_state(id: &str) -> String {
     let out = Command::new("scontrol")
@@ -101,26 +90,6 @@ fn wait_until(secs: u64, what: &str, cond: impl Fn() -> bool) {
     }
 }
 
-/// Requests the server on `port` has answered (its `/metrics`).
-fn served(port: u16) -> f64 {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return 0.0;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    let _ = write!(
-        s,
-        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    );
-    let mut answer = String::new();
-    let _ = s.read_to_string(&mut answer);
-    answer
-        .lines()
-        .filter(|l| l.starts_with("vllm:request_success_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 /// The job id the run submitted (its watchdog log names it).
 fn job_id(dir: &Path) -> String {
     let log = files(dir, ".watchdog.log");
@@ -132,23 +101,27 @@ fn job_id(dir: &Path) -> String {
         .to_string()
 }
 
-/// Sends SIGINT and returns the exit code (bounded).
-fn interrupt(mut child: std::process::Child) -> Option<i32> {
-    let _ = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status();
-    let start = Instant::now();
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s.code();
-        }
-        if start.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// `run EXP --yes --no-tui EXTRA` from `cwd`: its exit code and stderr.
+fn run_in(exp: &Path, cwd: &Path, extra: &[&str]) -> (Option<i32>, String) {
+    let out = common::bin(240)
+        .current_dir(cwd)
+        .arg("run")
+        .arg(exp)
+        .args(["--yes", "--no-tui"])
+        .args(extra)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The run must fail with exit code 1; its stderr.
+fn run_fails(exp: &Path, cwd: &Path) -> String {
+    let (code, err) = run_in(exp, cwd, &[]);
+    assert_eq!(code, Some(1), "{err}");
+    err
 }
 
 fn spawn(exp: &Path, extra: &[&str]) -> std::process::Child {
@@ -233,14 +206,7 @@ fn a_job_whose_server_fails_is_reported_with_its_own_output() {
         "",
         "",
     );
-    let out = common::bin(120)
-        .arg("run")
-        .arg(&exp)
-        .args(["--yes", "--no-tui"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = run_fails(&exp, d.path());
     assert!(
         err.contains("RuntimeError: CUDA driver not found"),
         "the job's output is quoted: {err}"
@@ -262,14 +228,14 @@ fn ctrl_c_while_the_job_is_pending_cancels_it() {
         "    sbatch: [\"--begin=now+3600\"]\n",
         "",
     );
-    let child = spawn(&exp, &[]);
+    let mut child = spawn(&exp, &[]);
     wait_until(30, "the job is pending", || {
         queued("llm-inf-bench-sl-")
             .iter()
             .any(|l| l.contains("PENDING"))
     });
     let id = job_id(d.path());
-    assert_eq!(interrupt(child), Some(130));
+    assert_eq!(common::signal_and_wait(&mut child, "INT", 60), Some(130));
     wait_until(30, "the job is cancelled", || job_state(&id) == "CANCELLED");
     assert!(queued("llm-inf-bench-sl-").is_empty());
 }
@@ -281,10 +247,10 @@ fn ctrl_c_while_the_job_runs_saves_and_cancels_it() {
     let d = tempfile::tempdir().unwrap();
     let port = free_port();
     let exp = experiment(d.path(), port, "", "", "");
-    let child = start_a_long_run(&exp, port);
+    let mut child = start_a_long_run(&exp, port);
     let id = job_id(d.path());
     assert_eq!(job_state(&id), "RUNNING");
-    assert_eq!(interrupt(child), Some(130));
+    assert_eq!(common::signal_and_wait(&mut child, "INT", 60), Some(130));
     wait_until(30, "the job is cancelled", || job_state(&id) == "CANCELLED");
     let r = common::result(d.path());
     assert_eq!(r["status"], "interrupted");
@@ -323,17 +289,8 @@ fn a_two_deployment_matrix_runs_on_two_jobs_at_once() {
     );
     let exp = experiment(d.path(), free_port(), "", "", &matrix);
     // Long enough that both jobs are seen running together.
-    let out = common::bin(240)
-        .arg("run")
-        .arg(&exp)
-        .args(["--yes", "--no-tui", "--set", "workload.requests=3000"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (code, err) = run_in(&exp, d.path(), &["--set", "workload.requests=3000"]);
+    assert_eq!(code, Some(0), "{err}");
     let idx: Value =
         serde_json::from_str(&std::fs::read_to_string(&files(d.path(), ".sweep.json")[0]).unwrap())
             .unwrap();
@@ -425,4 +382,52 @@ fn pods_lists_and_cancels_our_jobs_and_leaves_others_alone() {
         "never touch jobs that are not ours"
     );
     let _ = Command::new("scancel").arg(&theirs).status();
+}
+
+/// A stand-in for `ssh HOST COMMAND`: runs COMMAND with this machine's shell (a login host
+/// that is this machine), so the over-ssh path runs for real: one quoted line, the script on
+/// stdin, the output read back with `tail`.
+fn fake_ssh(dir: &Path) -> PathBuf {
+    let p = dir.join("fake-ssh");
+    std::fs::write(&p, "#!/bin/sh\n# fake-ssh HOST COMMAND-LINE\necho \"$1\" >> \"$(dirname \"$0\")/ssh-hosts\"\nshift\nexec sh -c \"$*\"\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    p
+}
+
+#[test]
+#[ignore = "needs a Slurm cluster (scripts/test.sh starts one with scripts/slurm.sh)"]
+fn over_ssh_a_job_runs_and_a_failing_one_is_quoted_from_the_login_host() {
+    let _c = cluster();
+    let d = tempfile::tempdir().unwrap();
+    let ssh = fake_ssh(d.path());
+    let extra = format!("    login_host: login1\n    ssh: [{}]\n", ssh.display());
+    let exp = experiment(d.path(), free_port(), "", &extra, "");
+    let (code, err) = run_in(&exp, d.path(), &[]);
+    assert_eq!(code, Some(0), "{err}");
+    let hosts = std::fs::read_to_string(d.path().join("ssh-hosts")).unwrap();
+    assert!(
+        hosts.lines().all(|h| h == "login1") && hosts.lines().count() >= 3,
+        "{hosts}"
+    );
+    // The job's output went where the login host put it (its working directory).
+    let remote: Vec<_> = std::fs::read_dir(d.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("llm-inf-bench-sl-") && n.ends_with(".out"))
+        .collect();
+    assert_eq!(remote.len(), 1, "{remote:?}");
+
+    let failing = experiment(
+        d.path(),
+        free_port(),
+        "[sh, -c, \"echo 'ImportError: no module named vllm' >&2; exit 1\"]",
+        &extra,
+        "",
+    );
+    let err = run_fails(&failing, d.path());
+    assert!(
+        err.contains("ImportError: no module named vllm"),
+        "fetched over ssh: {err}"
+    );
 }

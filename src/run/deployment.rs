@@ -136,7 +136,7 @@ async fn sweep_points(s: &mut Session<'_>, points: &[sweep::Point], sh: &Shared)
             ));
             break;
         }
-        if sh.indexed() {
+        if !pt.label.is_empty() {
             say(format!("sweep point {}/{n}: {}", i + 1, pt.key()));
         }
         let PointOutcome {

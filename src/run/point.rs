@@ -57,7 +57,11 @@ pub async fn run_point(s: &mut Session<'_>, pt: &Point, n_points: usize) -> Poin
     let e = &pt.experiment;
     let started_at = chrono::Utc::now();
     let key = pt.key();
-    let label = (!key.is_empty()).then(|| format!("point {key} ({n_points} points)"));
+    let label = match (&pt.deployment, pt.label.is_empty()) {
+        (Some(d), true) => Some(format!("deployment {d}")),
+        _ if key.is_empty() => None,
+        _ => Some(format!("point {key} ({n_points} points)")),
+    };
     s.screen.live.start_point(label, e.workload.requests);
     s.screen.phase("preparing prompts");
     let (feed, lengths) = sources(s, e).await;

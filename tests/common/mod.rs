@@ -206,3 +206,64 @@ pub fn run_ok(exp: &std::path::Path, timeout_s: u64) -> (std::path::PathBuf, ser
     let r = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     (path, r)
 }
+
+/// Requests the vLLM-named server on `port` has answered (`vllm:request_success_total` of its
+/// `/metrics`, which needs no key); 0 when it does not answer. Bounded in time.
+#[allow(dead_code)]
+pub fn served(port: u16) -> f64 {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return 0.0;
+    };
+    let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+    let _ = s.set_write_timeout(Some(std::time::Duration::from_secs(2)));
+    let _ = write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    );
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    answer
+        .lines()
+        .filter(|l| l.starts_with("vllm:request_success_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The files in `dir/out` whose name ends with `suffix`, sorted.
+#[allow(dead_code)]
+pub fn files(dir: &std::path::Path, suffix: &str) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir.join("out")) else {
+        return Vec::new();
+    };
+    let mut v: Vec<std::path::PathBuf> = entries
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(suffix))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Sends `signal` (`INT`, `TERM`) to `child` and waits at most `secs` for it to exit: its exit
+/// code, or `None` when it did not exit (it is killed then, and reaped either way).
+#[allow(dead_code)]
+pub fn signal_and_wait(child: &mut std::process::Child, signal: &str, secs: u64) -> Option<i32> {
+    let sent = Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(sent, "could not send SIG{signal}");
+    let start = std::time::Instant::now();
+    let code = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s.code();
+        }
+        if start.elapsed() > std::time::Duration::from_secs(secs) {
+            let _ = child.kill();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let _ = child.wait();
+    code
+}
