@@ -966,14 +966,34 @@ fn plan_line(e: &config::Experiment, c: &crate::provider::CostEstimate) -> Strin
         (None, None) if e.workload.sessions.is_some() => {
             format!("{} sessions", e.workload.sessions.unwrap_or(0))
         }
+        (Some(n), Some(d)) if e.workload.search.is_some() => {
+            format!("{n} requests or {d} per probe, whichever first")
+        }
         (Some(n), Some(d)) => format!("{n} requests or {d}, whichever first"),
-        (Some(n), None) if e.workload.sweep.is_some() => format!("{n} requests per point"),
+        (Some(n), None) if e.workload.sweep.is_some() || e.workload.search.is_some() => {
+            format!("{n} requests per point")
+        }
+
         (Some(n), None) => format!("{n} requests"),
         (None, Some(d)) => format!("{d}"),
         (None, None) => "unbounded".into(),
     };
     let points = crate::workload::sweep::expand(e);
     let pattern = match e.workload.pattern {
+        _ if e.workload.search.is_some() => {
+            let s = e.workload.search.clone().unwrap_or_default();
+            format!(
+                "capacity search over {} from {} to {}, at most {} probes, to within {}%",
+                match s.over {
+                    config::SearchOver::Rate => "rate",
+                    config::SearchOver::Concurrency => "concurrency",
+                },
+                s.start,
+                s.max,
+                s.max_points,
+                s.tolerance.0 * 100.0
+            )
+        }
         _ if e.workload.sweep.is_some() => {
             let labels: Vec<&str> = points.iter().map(|p| p.label.as_str()).collect();
             format!(

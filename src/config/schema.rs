@@ -510,6 +510,134 @@ pub struct Workload {
     /// Run several points (one result file each, plus an index).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sweep: Option<Sweep>,
+    /// Find the highest load meeting the SLO by probing (instead of a fixed grid).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub search: Option<Search>,
+    /// Measure each point until its figures are stable (then stop), or until its cap.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steady_state: Option<SteadyState>,
+    /// Stop an open-loop point early when the server cannot keep up (its queue grows).
+    pub saturation: Saturation,
+}
+
+/// A share, written `5%` or `0.05`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, JsonSchema)]
+#[schemars(with = "serde_json::Value")]
+pub struct Share(pub f64);
+
+impl<'de> Deserialize<'de> for Share {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(f64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(x) => Ok(Share(x)),
+            Raw::S(s) => {
+                let t = s.trim();
+                let (num, scale) = match t.strip_suffix('%') {
+                    Some(n) => (n.trim(), 100.0),
+                    None => (t, 1.0),
+                };
+                num.parse::<f64>().map(|x| Share(x / scale)).map_err(|_| {
+                    serde::de::Error::custom(format!(
+                        "`{s}` is not a share: write e.g. `5%` or `0.05`"
+                    ))
+                })
+            }
+        }
+    }
+}
+
+/// What a capacity search varies.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchOver {
+    /// Requests per second (open loop, `pattern: rate`).
+    #[default]
+    Rate,
+    /// Requests in flight (closed loop).
+    Concurrency,
+}
+
+/// `workload.search`: the highest load meeting every SLO, found by probing.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Search {
+    /// `rate` or `concurrency`.
+    pub over: SearchOver,
+    /// The limits at `percentile` (default: `metrics.slo`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slo: Option<Slo>,
+    /// The percentile the SLO holds at (e.g. 99: p99 TTFT ≤ slo.ttft_ms).
+    pub percentile: f64,
+    /// Stop when the highest passing load is within this share of the lowest failing one.
+    pub tolerance: Share,
+    /// The most probes (each a measured point with its own result file).
+    pub max_points: u32,
+    /// The lowest load to probe (default 1).
+    pub start: f64,
+    /// The highest load to probe; the second probe runs here to measure the server's capacity.
+    pub max: f64,
+}
+
+impl Default for Search {
+    fn default() -> Self {
+        Self {
+            over: SearchOver::Rate,
+            slo: None,
+            percentile: 99.0,
+            tolerance: Share(0.05),
+            max_points: 8,
+            start: 1.0,
+            max: 256.0,
+        }
+    }
+}
+
+/// `workload.steady_state`: stop once the figures have settled.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SteadyState {
+    /// The figures (p50/p99 TTFT and TPOT, output throughput) of consecutive windows this long
+    /// are compared.
+    pub window: HumanDuration,
+    /// Steady when three consecutive windows differ by less than this share.
+    pub threshold: Share,
+}
+
+impl Default for SteadyState {
+    fn default() -> Self {
+        Self {
+            window: HumanDuration::from_secs(10),
+            threshold: Share(0.05),
+        }
+    }
+}
+
+/// `workload.saturation`: over capacity, an open-loop point's queue grows without bound.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Saturation {
+    /// Stop the point (`termination_reason: saturated`) when requests in flight and TTFT both
+    /// grow steadily with time (open loop only); requests in flight are then aborted.
+    pub stop: bool,
+    /// Not before this much of the point has run.
+    pub after: HumanDuration,
+    /// The trend is fitted over at most this much of the recent past.
+    pub window: HumanDuration,
+}
+
+impl Default for Saturation {
+    fn default() -> Self {
+        Self {
+            stop: true,
+            after: HumanDuration::from_secs(10),
+            window: HumanDuration::from_secs(30),
+        }
+    }
 }
 
 impl Default for Workload {
@@ -535,6 +663,9 @@ impl Default for Workload {
             sessions: None,
             ramp: None,
             sweep: None,
+            search: None,
+            steady_state: None,
+            saturation: Saturation::default(),
         }
     }
 }

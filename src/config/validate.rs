@@ -33,6 +33,8 @@ pub(super) fn cross_field(r: &Resolved) -> Vec<Issue> {
     let trace = matches!(w.dataset, Dataset::Trace { .. });
     match w.pattern {
         _ if trace => {}
+        // A search sets the pattern and the load of each probe.
+        _ if w.search.is_some() => {}
         Pattern::Concurrent => match w.concurrency {
             None if w.sweep.as_ref().and_then(|s| s.concurrency.as_ref()).is_none() => bad(
                 "workload.pattern",
@@ -337,6 +339,9 @@ pub(super) fn cross_field(r: &Resolved) -> Vec<Issue> {
         }
     }
 
+    search_rules(e, &mut bad);
+    steady_rules(e, &mut bad);
+
     let inf = &e.infrastructure;
     if inf.gpu_count == 0 {
         bad("infrastructure.gpu_count", "must be at least 1".into());
@@ -470,6 +475,98 @@ pub fn parse_seq_len(s: &str) -> Option<(u32, u32)> {
     let i = s.find(['k', 'K'])?;
     let (a, b) = s.split_at(i + 1);
     Some((one(a)?, one(b)?)).filter(|(a, b)| *a > 0 && *b > 0)
+}
+
+/// `workload.search`: a load to vary, an SLO to hold, a range and a precision that make sense.
+fn search_rules(e: &super::Experiment, bad: &mut impl FnMut(&str, String)) {
+    let w = &e.workload;
+    let Some(s) = &w.search else {
+        return;
+    };
+    let slo = s.slo.as_ref().or(e.metrics.slo.as_ref());
+    if slo.is_none_or(|x| x.ttft_ms.is_none() && x.tpot_ms.is_none() && x.e2el_ms.is_none()) {
+        bad("workload.search.slo", "a search needs an SLO to hold: `slo: {ttft_ms: 500, tpot_ms: 50}` here or in `metrics.slo`".into());
+    }
+    if w.sweep.is_some() {
+        bad(
+            "workload.search",
+            "cannot go with `workload.sweep`: a search places its own points; remove one of them"
+                .into(),
+        );
+    }
+    if matches!(w.dataset, Dataset::Trace { .. }) {
+        bad(
+            "workload.search",
+            "a trace sets its own times: a search varies a rate or a concurrency".into(),
+        );
+    }
+    if !(s.percentile > 0.0 && s.percentile <= 100.0) {
+        bad(
+            "workload.search.percentile",
+            format!("must be in (0, 100], found {}", s.percentile),
+        );
+    }
+    if !(s.tolerance.0 > 0.0 && s.tolerance.0 < 1.0) {
+        bad(
+            "workload.search.tolerance",
+            format!(
+                "must be between 0 and 100 %, e.g. `5%`, found {}",
+                s.tolerance.0
+            ),
+        );
+    }
+    if s.max_points < 3 {
+        bad(
+            "workload.search.max_points",
+            format!(
+                "must be at least 3 (the low end, the high end, one inside), found {}",
+                s.max_points
+            ),
+        );
+    }
+    if !(s.start > 0.0 && s.start < s.max && s.max.is_finite()) {
+        bad(
+            "workload.search.start",
+            format!(
+                "needs 0 < start < max, found start {} and max {}",
+                s.start, s.max
+            ),
+        );
+    }
+    if w.requests.is_none() && w.duration.is_none() {
+        bad("workload.search", "each probe needs a bound: `workload.requests` or `workload.duration` (with `steady_state`, the cap)".into());
+    }
+}
+
+/// `workload.steady_state` and `workload.saturation`: windows and shares that can be judged.
+fn steady_rules(e: &super::Experiment, bad: &mut impl FnMut(&str, String)) {
+    let w = &e.workload;
+    if let Some(s) = &w.steady_state {
+        if s.window.as_duration() < std::time::Duration::from_secs(1) {
+            bad(
+                "workload.steady_state.window",
+                "must be at least 1s (each window needs 20 requests to compare)".into(),
+            );
+        }
+        if !(s.threshold.0 > 0.0 && s.threshold.0 < 1.0) {
+            bad(
+                "workload.steady_state.threshold",
+                format!(
+                    "must be between 0 and 100 %, e.g. `5%`, found {}",
+                    s.threshold.0
+                ),
+            );
+        }
+        if w.requests.is_none() && w.duration.is_none() {
+            bad("workload.steady_state", "needs a cap: `workload.requests` or `workload.duration` (the point stops there if it never settles)".into());
+        }
+    }
+    if w.saturation.window.as_duration() < std::time::Duration::from_secs(8) {
+        bad(
+            "workload.saturation.window",
+            "must be at least 8s (the trend needs 8 one-second samples)".into(),
+        );
+    }
 }
 
 #[cfg(test)]

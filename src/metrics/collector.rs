@@ -15,6 +15,7 @@ use super::columns::{Brief, Gaps};
 use super::event::signed_ms;
 use super::event::{Event, GpuReading, GpuTelemetry, RequestRecord, ServerSample};
 use super::scrape::ServerMetrics;
+use super::stability::{self, Runaway, SaturationRule, SteadyRule, Trend};
 use super::summary::{self, Stats, Summary};
 use crate::config::{Detail, Experiment, FrameworkKind, Slo};
 
@@ -80,6 +81,10 @@ pub enum StopReason {
     Interrupted,
     /// `q` in the live view.
     Quit,
+    /// `workload.steady_state`: the figures settled (from this many seconds on).
+    Steady { from_s: f64 },
+    /// `workload.saturation`: the server's queue grows without bound.
+    Saturated(Runaway),
 }
 
 impl std::fmt::Display for StopReason {
@@ -98,6 +103,12 @@ impl std::fmt::Display for StopReason {
                 write!(f, "max_lifetime: the pod has run for {}s", max.as_secs())
             }
             Self::Interrupted => f.write_str("interrupted"),
+            Self::Steady { from_s } => write!(f, "steady_state: the figures settled from {from_s:.1}s"),
+            Self::Saturated(r) => write!(
+                f,
+                "saturated: requests in flight grew {:.1}/s (to {:.0}) and TTFT {:.0} ms/s over {:.0}s",
+                r.in_flight_per_s, r.in_flight, r.ttft_ms_per_s, r.over_s
+            ),
             Self::Quit => f.write_str("interrupted: q pressed in the live view"),
         }
     }
@@ -116,6 +127,9 @@ pub struct StopRules {
     pub max_error_rate: Option<f64>,
     pub max_cost_usd: Option<f64>,
     pub max_lifetime: Option<Duration>,
+    pub steady: Option<SteadyRule>,
+    /// Open loop only.
+    pub saturation: Option<SaturationRule>,
 }
 
 /// The error-rate rule waits for this many requests, so one early failure cannot stop a run.
@@ -152,10 +166,26 @@ impl Settings {
                 max_error_rate: e.workload.max_error_rate,
                 max_cost_usd: e.infrastructure.max_cost_usd,
                 max_lifetime: Some(e.infrastructure.max_lifetime.as_duration()),
+                steady: e.workload.steady_state.as_ref().map(|s| SteadyRule {
+                    window_ms: s.window.as_duration().as_secs_f64() * 1e3,
+                    threshold: s.threshold.0,
+                }),
+                saturation: saturation_rule(e),
             },
             spill_dir: Some(e.output.dir.clone()),
         }
     }
+}
+
+/// The saturation rule of an open-loop point (a rate, or a trace) with `saturation.stop`.
+fn saturation_rule(e: &Experiment) -> Option<SaturationRule> {
+    let w = &e.workload;
+    let open = w.pattern == crate::config::Pattern::Rate
+        || matches!(w.dataset, crate::config::Dataset::Trace { .. });
+    (open && w.saturation.stop).then(|| SaturationRule {
+        after_s: w.saturation.after.as_duration().as_secs_f64(),
+        window_s: w.saturation.window.as_duration().as_secs_f64(),
+    })
 }
 
 /// Everything one point measured, ready for its result file.
@@ -205,6 +235,20 @@ pub struct Collector {
     server: Vec<(Instant, ServerSample)>,
     framework: Option<FrameworkKind>,
     gpu: Vec<GpuReading>,
+    steady: SteadyWatch,
+    trend: Trend,
+    /// The last whole second the saturation trend has a sample of.
+    trend_second: u64,
+}
+
+/// The steady-state rule's state: where the steady part starts once found; until then the ITL
+/// gaps of the recent past by end time (older ones are the transient's), after it the steady
+/// part's own gaps.
+#[derive(Default)]
+struct SteadyWatch {
+    from_ms: Option<f64>,
+    recent: std::collections::VecDeque<(f64, Vec<f64>)>,
+    gaps: Gaps,
 }
 
 impl Collector {
@@ -232,6 +276,9 @@ impl Collector {
             server: Vec::new(),
             framework: None,
             gpu: Vec::new(),
+            steady: SteadyWatch::default(),
+            trend: Trend::default(),
+            trend_second: 0,
         }
     }
 
@@ -261,7 +308,14 @@ impl Collector {
                 self.gpu.push(g);
                 None
             }
-            Event::Tick { spent_usd, pod_age } => self.clock_rules(spent_usd, pod_age),
+            Event::Tick {
+                spent_usd,
+                pod_age,
+                sent,
+            } => self
+                .clock_rules(spent_usd, pod_age)
+                .or_else(|| self.steady_rule())
+                .or_else(|| self.saturation_rule(sent)),
         };
         match fired {
             Some(why) if self.stop.is_none() => {
@@ -314,6 +368,73 @@ impl Collector {
         }
     }
 
+    /// Milliseconds since the timed window's start.
+    fn now_ms(&self) -> Option<f64> {
+        self.t0.map(|t| t.elapsed().as_secs_f64() * 1e3)
+    }
+
+    /// `workload.steady_state`: the last three windows alike → steady from the first of them.
+    fn steady_rule(&mut self) -> Option<StopReason> {
+        let rule = self.settings.rules.steady?;
+        if self.steady.from_ms.is_some() {
+            return None;
+        }
+        let from = stability::steady_from(&self.briefs, self.now_ms()?, rule)?;
+        self.steady.from_ms = Some(from);
+        // The steady part's gaps: those of requests that ended from `from` on.
+        for (end, gaps) in std::mem::take(&mut self.steady.recent) {
+            match end >= from {
+                true => self.steady.gaps.extend(&gaps),
+                false => self.itl.extend(&gaps),
+            }
+        }
+        Some(StopReason::Steady { from_s: from / 1e3 })
+    }
+
+    /// `workload.saturation`: one sample a second (in flight now, the last second's mean TTFT).
+    fn saturation_rule(&mut self, sent: u64) -> Option<StopReason> {
+        let rule = self.settings.rules.saturation?;
+        let second = (self.now_ms()? / 1e3) as u64;
+        if second <= self.trend_second {
+            return None;
+        }
+        self.trend_second = second;
+        let ttft = self
+            .buckets
+            .get(&(second - 1))
+            .filter(|b| !b.1.is_empty())
+            .map(|b| b.1.iter().sum::<f64>() / b.1.len() as f64);
+        let in_flight = sent.saturating_sub(self.finished()) as f64;
+        self.trend.push(second as f64, in_flight, ttft);
+        self.trend.runaway(rule).map(StopReason::Saturated)
+    }
+
+    /// A successful request's ITL gaps: to the run's, or — while a steady part is looked for —
+    /// held by end time, and then to the steady part's.
+    fn keep_gaps(&mut self, end_ms: f64, gaps: &[f64]) {
+        let Some(rule) = self.settings.rules.steady else {
+            self.itl.extend(gaps);
+            return;
+        };
+        if self.steady.from_ms.is_some() {
+            self.steady.gaps.extend(gaps);
+            return;
+        }
+        self.steady.recent.push_back((end_ms, gaps.to_vec()));
+        // Older than three windows (and a second's slack): never in a steady part found later.
+        let horizon = end_ms - 3.0 * rule.window_ms - 1000.0;
+        while self
+            .steady
+            .recent
+            .front()
+            .is_some_and(|(e, _)| *e < horizon)
+        {
+            if let Some((_, old)) = self.steady.recent.pop_front() {
+                self.itl.extend(&old);
+            }
+        }
+    }
+
     /// Keeps one finished request: its gaps (successful requests only), its error, its
     /// second's bucket, its brief, and the record itself — in memory, or in the side file past
     /// [`INLINE_RECORDS`] (gaps dropped unless `output.detail: full`).
@@ -324,7 +445,7 @@ impl Collector {
         let gap_sum: f64 = gaps.iter().sum();
         match &rec.error {
             None => {
-                self.itl.extend(&gaps);
+                self.keep_gaps(rec.end_ms(), &gaps);
                 if let Some(t) = rec.turn {
                     let t = t as usize;
                     if self.itl_by_turn.len() <= t {
@@ -447,15 +568,17 @@ impl Collector {
             None => 0.0,
         };
         self.records.sort_by_key(|r| r.id);
+        let (part, itl, duration_s, steady) = self.steady_part(duration_s, last_end_ms);
         let s = &self.settings;
         let mut summary = summary::summarize_briefs(
-            &self.briefs,
-            std::mem::take(&mut self.itl),
+            part.as_deref().unwrap_or(&self.briefs),
+            itl,
             duration_s,
             &s.percentiles,
             s.slo.as_ref(),
             s.gpu_count,
         );
+        summary.steady_state = steady;
         summary.by_turn = summary::by_turn(&self.briefs, &self.itl_by_turn);
         summary.sessions = summary::sessions(self.sessions.values().copied());
         let server_metrics = self.server_metrics(duration_s);
@@ -484,6 +607,42 @@ impl Collector {
             client,
             stop: self.stop,
         }
+    }
+
+    /// What the summary covers: with a steady part found, the requests that ended in it (its
+    /// own gaps, its own duration); else every request (`None`: all the briefs).
+    fn steady_part(
+        &mut self,
+        duration_s: f64,
+        last_end_ms: f64,
+    ) -> (Option<Vec<Brief>>, Gaps, f64, Option<summary::SteadyReport>) {
+        for (_, gaps) in std::mem::take(&mut self.steady.recent) {
+            self.itl.extend(&gaps);
+        }
+        let all = std::mem::take(&mut self.itl);
+        let Some(rule) = self.settings.rules.steady else {
+            return (None, all, duration_s, None);
+        };
+        let mut report = summary::SteadyReport {
+            reached: self.steady.from_ms.is_some(),
+            steady_from_s: self.steady.from_ms.map(|f| f / 1e3),
+            window_s: rule.window_ms / 1e3,
+            threshold: rule.threshold,
+            transient_requests: 0,
+        };
+        let Some(from) = self.steady.from_ms else {
+            return (None, all, duration_s, Some(report));
+        };
+        let steady: Vec<Brief> = self
+            .briefs
+            .iter()
+            .filter(|b| b.end_ms >= from)
+            .copied()
+            .collect();
+        report.transient_requests = (self.briefs.len() - steady.len()) as u64;
+        let gaps = std::mem::take(&mut self.steady.gaps);
+        let duration = ((last_end_ms - from) / 1e3).max(0.0);
+        (Some(steady), gaps, duration, Some(report))
     }
 
     /// The GPU readings, stamped from the timed window's start.
@@ -640,6 +799,7 @@ mod tests {
                 max_error_rate,
                 max_cost_usd: Some(1.0),
                 max_lifetime: Some(Duration::from_secs(60)),
+                ..StopRules::default()
             },
             spill_dir: None,
         }
@@ -792,6 +952,7 @@ mod tests {
         let tick = |usd: f64, age: u64| Event::Tick {
             spent_usd: usd,
             pod_age: Some(Duration::from_secs(age)),
+            sent: 0,
         };
         assert_eq!(c.on(tick(0.5, 10)), None);
         assert_eq!(

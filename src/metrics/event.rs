@@ -25,12 +25,14 @@ pub enum Event {
     Server(Box<Scraped>),
     /// The provider's GPU gauges (RunPod's `runtime.gpus`), one reading of every GPU.
     Gpu(GpuReading),
-    /// The run's clock: what the server has cost so far and how long it has lived, for the
-    /// budget and lifetime rules (sent every half second while a pod is watched).
+    /// The run's clock, every half second: what the server has cost so far and how long it
+    /// has lived (budget, lifetime), and how many measured requests have been sent (in flight =
+    /// sent − finished, for the saturation rule; the steady-state rule reads the clock).
     Tick {
         spent_usd: f64,
         /// Time since the pod was created, for pod providers.
         pod_age: Option<Duration>,
+        sent: u64,
     },
 }
 

@@ -6,4 +6,5 @@ pub mod columns;
 pub mod event;
 pub mod prom;
 pub mod scrape;
+pub mod stability;
 pub mod summary;

@@ -120,6 +120,24 @@ pub struct Summary {
     /// Conversations: whole sessions.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sessions: Option<SessionSummary>,
+    /// `workload.steady_state`: whether the figures settled, and from when. When they did,
+    /// every figure above covers the steady part only (requests that ended from
+    /// `steady_from_s` on); the transient before it is left out and counted here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steady_state: Option<SteadyReport>,
+}
+
+/// How a point with `workload.steady_state` went.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SteadyReport {
+    /// The figures settled before the point's cap.
+    pub reached: bool,
+    /// Where the steady part starts, seconds from the timed window's start.
+    pub steady_from_s: Option<f64>,
+    pub window_s: f64,
+    pub threshold: f64,
+    /// Requests that ended before `steady_from_s` (the transient, left out of the figures).
+    pub transient_requests: u64,
 }
 
 /// One turn index of a conversation workload, over its successful requests.

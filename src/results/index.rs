@@ -52,8 +52,52 @@ pub struct SweepIndex {
     /// A deployment matrix: how each deployment went (its points are in `points`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deployments: Vec<IndexDeployment>,
+    /// Capacity searches (`workload.search`), one per deployment: their probes (each also in
+    /// `points`) and the answer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub searches: Vec<IndexSearch>,
     pub spent_usd: f64,
     pub config: Value,
+}
+
+/// A capacity search, as the index records it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+pub struct IndexSearch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<String>,
+    /// `rate` or `concurrency`.
+    pub over: String,
+    pub percentile: f64,
+    pub slo: crate::config::Slo,
+    pub tolerance: f64,
+    /// In the order they ran.
+    pub probes: Vec<IndexProbe>,
+    /// `running`, `completed` (an answer, or none in range), `interrupted`.
+    pub status: String,
+    /// The highest load that met every SLO.
+    pub answer: Option<f64>,
+    /// The lowest load that did not.
+    pub failed_at: Option<f64>,
+    /// `precision_reached`, `max_points`, `no_pass_in_range`, `no_failure_in_range`.
+    pub reason: Option<String>,
+    /// At the answer: requests per second meeting every SLO.
+    pub goodput_req_s: Option<f64>,
+    /// At the answer, where a price is known.
+    pub usd_per_million_output_tokens: Option<f64>,
+    /// At the answer: its point's label.
+    pub answer_label: Option<String>,
+}
+
+/// One probe of a search.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct IndexProbe {
+    pub label: String,
+    pub value: f64,
+    pub passed: bool,
+    /// Worst criterion's measured / limit − 1 (≤ 0 passes); absent when the probe could not be
+    /// judged by its latencies (saturated, failed).
+    pub margin: Option<f64>,
+    pub termination_reason: String,
 }
 
 /// One deployment of a matrix, as the index records it.
@@ -97,6 +141,7 @@ impl SweepIndex {
                     spent_usd: 0.0,
                 })
                 .collect(),
+            searches: Vec::new(),
             spent_usd: 0.0,
             config: super::redacted_config(e),
         }
@@ -148,6 +193,11 @@ impl SweepIndex {
         }
         // Points that did not complete are run again.
         idx.points.retain(|p| p.status == "completed");
+        for s in &mut idx.searches {
+            if s.status != "completed" {
+                s.status = "running".into();
+            }
+        }
         for d in &mut idx.deployments {
             if d.status != "completed" {
                 d.status = "pending".into();
@@ -160,7 +210,32 @@ impl SweepIndex {
     }
 
     pub fn done(&self, key: &str) -> bool {
-        self.points.iter().any(|p| p.label == key)
+        self.points.iter().any(|p| p.label == key) || self.search_done(key)
+    }
+
+    /// Whether the search slot `key` (`search`, `vllm-h100/search`) has its answer.
+    fn search_done(&self, key: &str) -> bool {
+        let Some(dep) = key.strip_suffix(crate::workload::sweep::SEARCH) else {
+            return false;
+        };
+        let dep = dep.strip_suffix('/');
+        self.searches
+            .iter()
+            .any(|s| s.deployment.as_deref() == dep && s.status == "completed")
+    }
+
+    /// Records (or updates) a search's state.
+    pub fn search(&mut self, s: IndexSearch) {
+        self.searches.retain(|x| x.deployment != s.deployment);
+        self.searches.push(s);
+    }
+
+    /// The result file of the point `key`, relative to the index (resuming a search replays it).
+    pub fn file_of(&self, key: &str) -> Option<&str> {
+        self.points
+            .iter()
+            .find(|p| p.label == key && p.status == "completed")
+            .map(|p| p.file.as_str())
     }
 
     /// Records how a deployment of the matrix stands.
@@ -197,11 +272,14 @@ impl SweepIndex {
 
     /// The sweep is over (every planned point measured, or stopped).
     pub fn finish(&mut self, planned: usize) {
-        let complete = self
-            .points
-            .iter()
-            .filter(|p| p.status == "completed")
-            .count();
+        let completed = |k: &String| {
+            self.search_done(k)
+                || self
+                    .points
+                    .iter()
+                    .any(|p| &p.label == k && p.status == "completed")
+        };
+        let complete = self.planned.iter().filter(|k| completed(k)).count();
         let failed = self.points.iter().any(|p| p.status == "failed");
         self.status = match (complete == planned, failed) {
             (true, _) => "completed".into(),

@@ -73,6 +73,8 @@ impl PointData {
 pub struct Series {
     pub name: String,
     pub points: Vec<PointData>,
+    /// A capacity search's probes and answer (the probes are also among `points`).
+    pub search: Option<super::index::IndexSearch>,
 }
 
 fn point(file: &Path, r: &RunResult) -> PointData {
@@ -124,8 +126,10 @@ pub fn load(files: &[PathBuf]) -> Result<Vec<Series>, ResultsError> {
         None => series.push(Series {
             name,
             points: vec![p],
+            search: None,
         }),
     };
+    let mut searches: Vec<(String, super::index::IndexSearch)> = Vec::new();
     for f in files {
         if f.to_string_lossy().ends_with(".sweep.json") {
             let text = std::fs::read_to_string(f).map_err(|source| ResultsError::Read {
@@ -149,9 +153,26 @@ pub fn load(files: &[PathBuf]) -> Result<Vec<Series>, ResultsError> {
                 };
                 add(series, point(&path, &r));
             }
+            for s in idx.searches {
+                let name = match &s.deployment {
+                    Some(d) => format!("{d} ({})", idx.name),
+                    None => name.clone(),
+                };
+                searches.push((name, s));
+            }
         } else {
             let r = read(f)?;
             add(r.name.clone(), point(f, &r));
+        }
+    }
+    for (name, s) in searches {
+        match series.iter_mut().find(|x| x.name == name) {
+            Some(x) => x.search = Some(s),
+            None => series.push(Series {
+                name,
+                points: Vec::new(),
+                search: Some(s),
+            }),
         }
     }
     for s in &mut series {

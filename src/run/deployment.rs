@@ -11,8 +11,7 @@ use crate::results::{self, RunResult, Status};
 use crate::ui::say;
 use crate::workload::sweep;
 
-/// A deployment's results, in point order, with where each was saved.
-pub type Saved = Vec<(RunResult, std::path::PathBuf)>;
+pub use super::shared::Saved;
 
 /// Runs `p`'s points on a server of its own. An error means nothing was recorded (a stop
 /// before the workload, a configuration the server refused, a server that could not be had);
@@ -75,7 +74,10 @@ pub async fn run(p: &Prepared, opts: &RunOptions, sh: &Shared) -> Result<Saved, 
         workers: client_workers(p, opts),
         server_version,
     };
-    let mut saved = sweep_points(&mut s, &points, sh).await;
+    let mut saved = match points.first().filter(|p| p.label == sweep::SEARCH) {
+        Some(slot) => super::search::run(&mut s, slot, sh).await,
+        None => sweep_points(&mut s, &points, sh).await,
+    };
     drop(s);
     screen.phase("releasing the server");
     let pod = handle.pod_id().is_some();
@@ -88,7 +90,11 @@ pub async fn run(p: &Prepared, opts: &RunOptions, sh: &Shared) -> Result<Saved, 
         *path = sh.saver.borrow_mut().result(path, result);
     }
     if let Some(d) = dep {
-        let status = deployment_status(&saved, points.len(), sh);
+        let status = match points.first().filter(|p| p.label == sweep::SEARCH) {
+            Some(slot) if sh.done(slot) => "completed",
+            Some(_) => "interrupted",
+            None => deployment_status(&saved, points.len(), sh),
+        };
         let error = saved.iter().find_map(|(r, _)| r.error.clone());
         sh.deployment_status(d, status, error, own);
         say(format!("deployment {d}: {status}"));

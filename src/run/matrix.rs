@@ -103,7 +103,7 @@ fn shared(
         .iter()
         .filter_map(|p| p.deployment.clone())
         .collect();
-    let indexed = m.is_matrix() || e.workload.sweep.is_some();
+    let indexed = m.is_matrix() || e.workload.sweep.is_some() || e.workload.search.is_some();
     let index = match (indexed, opts.resume) {
         (false, _) => None,
         (true, true) => Some(SweepIndex::resumable(e, &planned)?),

@@ -10,6 +10,7 @@ pub mod monitor;
 mod point;
 mod ready;
 mod save;
+mod search;
 mod shared;
 mod view;
 

@@ -179,10 +179,10 @@ async fn drive(s: &mut Session<'_>, e: &Experiment, feed: (Feed, Arc<dyn Source>
         sent: plan.sent.clone(),
     };
     let stop = point_stop.clone();
+    let abort = plan.abort.clone();
     let mut exec = tokio::task::spawn_blocking(move || executor::run(plan, stop, tx.clone()));
     let handle = &*s.handle;
-    let (ledger, who) = (s.ledger, s.who);
-    let watch_pod = e.infrastructure.max_cost_usd.is_some() || handle.pod_id().is_some();
+    let (ledger, who, sent) = (s.ledger, s.who, watchers.sent.clone());
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     let mut frame = tokio::time::interval(Duration::from_millis(100));
     watchers
@@ -194,15 +194,20 @@ async fn drive(s: &mut Session<'_>, e: &Experiment, feed: (Feed, Arc<dyn Source>
         if let Some(why) = col.on(ev) {
             say(format!("{why}; stopping"));
             point_stop.cancel();
+            // A saturated server's queue is not waited for: those requests are abandoned.
+            if matches!(why, StopReason::Saturated(_)) {
+                abort.cancel();
+            }
         }
         w.progress(col.finished(), col.failed());
     };
     loop {
         tokio::select! {
-            _ = tick.tick(), if watch_pod => {
+            _ = tick.tick() => {
                 // The budget is the run's: every deployment's spend counts.
                 let spent_usd = ledger.report(who, handle.spent_usd());
-                let ev = Event::Tick { spent_usd, pod_age: handle.age() };
+                let sent = sent.load(std::sync::atomic::Ordering::Relaxed);
+                let ev = Event::Tick { spent_usd, pod_age: handle.age(), sent };
                 take(&mut col, &mut watchers, ev);
             }
             _ = frame.tick(), if watchers.screen.tui => watchers.frame(handle, col.finished()),
@@ -304,6 +309,7 @@ fn plan(
         // Never more worker threads than slots.
         workers: workers.min(conc.max(1)),
         sent: Arc::new(AtomicU64::new(0)),
+        abort: CancellationToken::new(),
     }
 }
 

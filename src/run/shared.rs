@@ -18,6 +18,9 @@ use crate::results::index::SweepIndex;
 use crate::results::RunResult;
 use crate::workload::sweep::Point;
 
+/// A deployment's results, in point order, with where each was saved.
+pub type Saved = Vec<(RunResult, PathBuf)>;
+
 /// USD spent by each deployment's server, against the run's one budget.
 #[derive(Debug, Default)]
 pub struct Ledger {
@@ -156,6 +159,22 @@ impl Shared {
         }
         self.save_index();
         saved
+    }
+
+    /// The saved result of a point this run (or the run it resumes) measured.
+    pub fn result_of(&self, pt: &Point) -> Option<RunResult> {
+        let index = self.index.borrow();
+        let file = index.as_ref()?.file_of(&pt.key())?.to_string();
+        let dir = self.base.parent().unwrap_or(Path::new(""));
+        crate::results::read(&dir.join(file)).ok()
+    }
+
+    /// Records a capacity search's state and saves the index.
+    pub fn record_search(&self, s: crate::results::index::IndexSearch) {
+        if let Some(x) = self.index.borrow_mut().as_mut() {
+            x.search(s);
+        }
+        self.save_index();
     }
 
     /// Records how a deployment stands and saves the index.

@@ -4,6 +4,7 @@
 pub mod charts;
 pub mod live;
 pub mod plot;
+pub mod plot_search;
 pub mod report;
 pub mod tui;
 
@@ -49,6 +50,16 @@ pub fn summary_table(r: &RunResult) -> String {
         );
     }
     row(&mut o, "Benchmark duration (s):", f(Some(s.duration_s)));
+    if let Some(st) = &s.steady_state {
+        let text = match st.steady_from_s {
+            Some(from) => format!(
+                "from {from:.1} s ({} transient requests left out)",
+                st.transient_requests
+            ),
+            None => "not reached before the cap".to_string(),
+        };
+        row(&mut o, "Steady state:", text);
+    }
     row(&mut o, "Total input tokens:", s.total_input_tokens);
     row(&mut o, "Total generated tokens:", s.total_output_tokens);
     row(

@@ -55,10 +55,16 @@ pub enum PlotError {
 pub const PANEL_W: u32 = 700;
 pub const PANEL_H: u32 = 480;
 
-/// The image's size for these series: two panels per shape.
+/// The image's size for these series: two panels per shape, and a row for capacity searches.
 pub fn size(series: &[Series]) -> (u32, u32) {
-    let rows = sweeps::shapes(series).len().max(1) as u32;
+    let rows = sweeps::shapes(series).len().max(1) as u32 + u32::from(has_search(series));
     (2 * PANEL_W, rows * PANEL_H + 40)
+}
+
+fn has_search(series: &[Series]) -> bool {
+    series
+        .iter()
+        .any(|s| s.search.as_ref().is_some_and(|x| !x.probes.is_empty()))
 }
 
 /// Writes the plot as PNG (`.png`) or SVG (anything else) to `path`.
@@ -129,6 +135,15 @@ fn draw<DB: DrawingBackend>(
     let (top, body) = root.split_vertically(40);
     top.titled(&title, ("sans-serif", 24)).map_err(e)?;
     let shapes = sweeps::shapes(series);
+    let body = match has_search(series) {
+        true => {
+            let h = body.dim_in_pixel().1 as i32;
+            let (grid, bottom) = body.split_vertically(h - PANEL_H as i32);
+            super::plot_search::panel(&bottom, series)?;
+            grid
+        }
+        false => body,
+    };
     let rows = body.split_evenly((shapes.len().max(1), 2));
     for (r, shape) in shapes.iter().enumerate() {
         for (c, vs_ttft) in [false, true].into_iter().enumerate() {

@@ -130,6 +130,76 @@ fn deployments_table(
     }
 }
 
+/// `workload.search`: each search's answer, then its probes in the order they ran.
+fn searches(o: &mut String, series: &[Series]) {
+    let found: Vec<(&str, &crate::results::index::IndexSearch)> = series
+        .iter()
+        .filter_map(|s| Some((s.name.as_str(), s.search.as_ref()?)))
+        .collect();
+    if found.is_empty() {
+        return;
+    }
+    let _ = writeln!(o, "\n## Capacity search\n");
+    for (name, s) in found {
+        let unit = if s.over == "rate" {
+            "req/s"
+        } else {
+            "in flight"
+        };
+        let mut limits = Vec::new();
+        for (what, v) in [
+            ("TTFT", s.slo.ttft_ms),
+            ("TPOT", s.slo.tpot_ms),
+            ("E2EL", s.slo.e2el_ms),
+        ] {
+            if let Some(v) = v {
+                limits.push(format!("p{} {what} ≤ {v} ms", s.percentile));
+            }
+        }
+        let answer = match s.answer {
+            Some(a) => format!("**{a} {unit}**"),
+            None => "no load in range".into(),
+        };
+        let _ = writeln!(
+            o,
+            "**{name}**: {answer} meets {} ({}; {} probes{}{}{}).\n",
+            limits.join(", "),
+            s.reason.as_deref().unwrap_or(&s.status),
+            s.probes.len(),
+            s.failed_at
+                .map(|f| format!(", fails at {f} {unit}"))
+                .unwrap_or_default(),
+            s.goodput_req_s
+                .map(|g| format!(", goodput {g:.2} req/s"))
+                .unwrap_or_default(),
+            s.usd_per_million_output_tokens
+                .map(|c| format!(", ${c:.3} per million output tokens"))
+                .unwrap_or_default(),
+        );
+        let _ = writeln!(
+            o,
+            "| probe | load | worst measured / limit | verdict | ended |"
+        );
+        let _ = writeln!(o, "|---:|---:|---:|---|---|");
+        for (i, p) in s.probes.iter().enumerate() {
+            let mark = match (p.passed, Some(p.value) == s.answer) {
+                (true, true) => "✅ answer",
+                (true, false) => "✅",
+                (false, _) => "❌",
+            };
+            let _ = writeln!(
+                o,
+                "| {} | {} {unit} | {} | {mark} | {} |",
+                i + 1,
+                p.value,
+                p.margin.map_or("-".into(), |m| format!("{:.2}", m + 1.0)),
+                p.termination_reason
+            );
+        }
+        let _ = writeln!(o);
+    }
+}
+
 /// The report for `series`, judged against the SLO (median TTFT / TPOT in ms), if any.
 pub fn markdown(series: &[Series], slo_ttft_ms: Option<f64>, slo_tpot_ms: Option<f64>) -> String {
     let mut o = String::new();
@@ -141,6 +211,7 @@ pub fn markdown(series: &[Series], slo_ttft_ms: Option<f64>, slo_tpot_ms: Option
     if has_slo {
         let _ = writeln!(o, "\nSLO: {}.", slo_text(slo_ttft_ms, slo_tpot_ms));
     }
+    searches(&mut o, series);
     for shape in sweeps::shapes(series) {
         let _ = writeln!(o, "\n## ISL/OSL {shape}\n");
         let _ = writeln!(

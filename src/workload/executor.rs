@@ -65,6 +65,9 @@ pub struct Plan {
     /// Measured requests sent so far (in flight = sent − finished), for the live view; with
     /// sessions, also the id of the next turn.
     pub sent: Arc<AtomicU64>,
+    /// Cancelled when requests in flight are to be abandoned now (a saturated server): each
+    /// ends as `aborted` and its connection is closed, which makes the server drop it.
+    pub abort: CancellationToken,
 }
 
 /// Where a unit of work stands against the workload's bounds (cloned into each open-loop task).
@@ -488,7 +491,17 @@ async fn one(
                 max_event_bytes: plan.max_event_bytes,
                 keep_text,
             };
-            let r = client::send(&mut c, &plan.endpoint, body, &bounds, t0).await;
+            let r = tokio::select! {
+                biased;
+                r = client::send(&mut c, &plan.endpoint, body, &bounds, t0) => r,
+                _ = plan.abort.cancelled() => client::failed_record(
+                    crate::metrics::event::RequestError::new(
+                        crate::metrics::event::ErrorKind::Aborted,
+                        "aborted: the server is saturated",
+                    ),
+                    t0,
+                ),
+            };
             if r.ok() {
                 *conn = Some(c);
             }

@@ -2,6 +2,7 @@
 
 pub mod dataset;
 pub mod executor;
+pub mod search;
 pub mod session;
 pub mod source;
 pub mod sweep;
@@ -22,16 +23,32 @@ const ASSUMED_TOKENS_PER_S_PER_STREAM: f64 = 20.0;
 /// deliberately pessimistic guess when only a request count is given). The cost estimate
 /// prices this.
 pub fn expected_duration(e: &Experiment) -> Duration {
-    sweep::expand(e)
+    points(e)
         .iter()
         .map(|p| point_duration(&p.experiment))
         .sum()
 }
 
+/// The points whose cost is estimated: a sweep's, or `max_points` probes of a capacity search
+/// (each as long as the longer of its lowest and highest load).
+fn points(e: &Experiment) -> Vec<sweep::Point> {
+    let points = sweep::expand(e);
+    let (Some(s), Some(slot)) = (&e.workload.search, points.first()) else {
+        return points;
+    };
+    let low = sweep::probe(slot, s.start);
+    let high = sweep::probe(slot, s.max);
+    let longer = match point_duration(&low.experiment) >= point_duration(&high.experiment) {
+        true => low,
+        false => high,
+    };
+    vec![longer; s.max_points as usize]
+}
+
 /// How many requests each point is expected to measure, in sweep order, from its bounds (the
 /// request count, else the duration at the rate or at the assumed decode speed).
 pub fn expected_requests(e: &Experiment) -> Vec<(u64, u32)> {
-    sweep::expand(e)
+    points(e)
         .iter()
         .map(|p| {
             let w = &p.experiment.workload;

@@ -5,6 +5,44 @@
 use crate::config::parse_seq_len;
 use crate::config::{Dataset, Experiment, Pattern, SweepValues};
 
+/// The label of a capacity search's slot among the points.
+pub const SEARCH: &str = "search";
+
+/// One probe of a capacity search at load `x` (`r12.5`, `c24`): the slot's experiment with
+/// that rate or concurrency, and the search's percentile and SLO among its figures.
+pub fn probe(slot: &Point, x: f64) -> Point {
+    let mut e = slot.experiment.clone();
+    let search = e.workload.search.take().unwrap_or_default();
+    let (label, concurrency, rate) = match search.over {
+        crate::config::SearchOver::Rate => {
+            e.workload.pattern = Pattern::Rate;
+            e.workload.rate = Some(x);
+            (format!("r{x}"), None, Some(x))
+        }
+        crate::config::SearchOver::Concurrency => {
+            let c = x.round().max(1.0) as u32;
+            e.workload.pattern = Pattern::Concurrent;
+            e.workload.concurrency = Some(c);
+            (format!("c{c}"), Some(c), None)
+        }
+    };
+    if !e.metrics.percentiles.contains(&search.percentile) {
+        e.metrics.percentiles.push(search.percentile);
+        e.metrics.percentiles.sort_by(f64::total_cmp);
+    }
+    if e.metrics.slo.is_none() {
+        e.metrics.slo = search.slo.clone();
+    }
+    Point {
+        label,
+        concurrency,
+        rate,
+        seq: None,
+        deployment: slot.deployment.clone(),
+        experiment: e,
+    }
+}
+
 /// One point of a sweep.
 #[derive(Clone, Debug)]
 pub struct Point {
@@ -76,6 +114,17 @@ fn short(n: u32) -> String {
 
 /// The points to run: one (the experiment itself, unlabelled) without a sweep.
 pub fn expand(e: &Experiment) -> Vec<Point> {
+    // A capacity search is one slot: its probes are placed as it goes (`run::search`).
+    if e.workload.search.is_some() {
+        return vec![Point {
+            label: SEARCH.into(),
+            concurrency: None,
+            rate: None,
+            seq: None,
+            deployment: None,
+            experiment: e.clone(),
+        }];
+    }
     let Some(s) = e.workload.sweep.clone() else {
         return vec![Point {
             label: String::new(),
