@@ -813,9 +813,9 @@ fn run(args: RunArgs) -> Result<i32, CliError> {
     if args.resume {
         for m in &plans {
             let e = &m.experiment;
-            if e.workload.sweep.is_none() && !m.is_matrix() {
+            if e.workload.sweep.is_none() && e.workload.search.is_none() && !m.is_matrix() {
                 return Err(CliError::Usage(format!(
-                    "--resume continues a sweep or a deployment matrix, and `{}` has neither `workload.sweep` nor `deployments`",
+                    "--resume continues a sweep, a capacity search or a deployment matrix, and `{}` has no `workload.sweep`, `workload.search` or `deployments`",
                     e.name
                 )));
             }
