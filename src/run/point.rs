@@ -161,13 +161,7 @@ async fn drive(s: &mut Session<'_>, e: &Experiment, feed: (Feed, Arc<dyn Source>
         AbortOnDropHandle::new(tokio::spawn(poll))
     });
     let mut col = Collector::new(Settings::of(e));
-    // The server's counters before the first request of the window (or of its warm-up).
-    if e.metrics.scrape {
-        let wait = e.metrics.scrape_interval.as_duration() + Duration::from_millis(500);
-        if let Ok(Some(ev)) = tokio::time::timeout(wait, rx.recv()).await {
-            col.on(ev);
-        }
-    }
+    first_scrape(e, &mut rx, &mut col).await;
     let warmup = e.workload.warmup_requests as u64;
     let plan = plan(e, s.ep, feed, &s.p.loaded, s.workers);
     // This point's own stop: a rule ends the point; Ctrl-C (the run's stop) ends it too.
@@ -249,6 +243,20 @@ async fn drive(s: &mut Session<'_>, e: &Experiment, feed: (Feed, Arc<dyn Source>
     }
     watchers.done();
     col.finish(end)
+}
+
+/// The server's counters before the first request of the window (or of its warm-up).
+async fn first_scrape(
+    e: &Experiment,
+    rx: &mut mpsc::UnboundedReceiver<Event>,
+    col: &mut Collector,
+) {
+    if e.metrics.scrape {
+        let wait = e.metrics.scrape_interval.as_duration() + Duration::from_millis(500);
+        if let Ok(Some(ev)) = tokio::time::timeout(wait, rx.recv()).await {
+            col.on(ev);
+        }
+    }
 }
 
 /// The executor's plan for this point.
