@@ -4,7 +4,6 @@
 pub mod charts;
 pub mod live;
 pub mod plot;
-pub mod plot_search;
 pub mod report;
 pub mod tui;
 
