@@ -11,11 +11,15 @@ use std::time::Duration;
 use serde_json::Value;
 
 fn experiment(dir: &Path, name: &str, body: &str) -> std::path::PathBuf {
+    with_profile(dir, name, "h100-llama8b", body)
+}
+
+fn with_profile(dir: &Path, name: &str, profile: &str, body: &str) -> std::path::PathBuf {
     common::write(
         dir,
         &format!("{name}.yaml"),
         &format!(
-            "name: {name}\nmodel: {{ id: m }}\noutput: {{ dir: {} }}\ninfrastructure:\n  provider: simulator\n  price_per_hour_usd: 2.69\n  simulator: {{ profile: h100-llama8b, speed: 4.0 }}\nmetrics: {{ scrape_interval: 500ms }}\n{body}",
+            "name: {name}\nmodel: {{ id: m }}\noutput: {{ dir: {} }}\ninfrastructure:\n  provider: simulator\n  price_per_hour_usd: 2.69\n  simulator: {{ profile: {profile}, speed: 4.0 }}\nmetrics: {{ scrape_interval: 500ms }}\n{body}",
             dir.join("out").display()
         ),
     )
@@ -191,10 +195,13 @@ fn one_search_per_deployment_of_a_matrix() {
 #[test]
 fn a_steady_point_stops_before_its_cap_and_a_ramping_one_does_not() {
     let d = tempfile::tempdir().unwrap();
-    let steady = experiment(
+    // A server whose every request takes the same time (TTFT 50 ms, ITL 10 ms, scaled by the
+    // speed): stable from the start, whatever else this machine runs meanwhile.
+    let steady = with_profile(
         d.path(),
         "steady",
-        "workload:\n  concurrency: 32\n  duration: 60s\n  steady_state: { window: 2s, threshold: 10% }\n  dataset: { kind: random, input_len: 1024, output_len: 128 }\n  ignore_eos: true\n",
+        "fixed-50ms-10ms",
+        "workload:\n  concurrency: 32\n  duration: 60s\n  steady_state: { window: 2s, threshold: 15% }\n  dataset: { kind: random, input_len: 256, output_len: 64 }\n  ignore_eos: true\n",
     );
     let (_, r) = common::run_ok(&steady, 120);
     let reason = r["termination_reason"].as_str().unwrap();
@@ -206,10 +213,18 @@ fn a_steady_point_stops_before_its_cap_and_a_ramping_one_does_not() {
         from >= 0.0 && r["summary"]["duration_s"].as_f64().unwrap() < 30.0,
         "{st}"
     );
-    assert!(
-        st["transient_requests"].as_u64().unwrap() > 0,
-        "the ramp-in is left out: {st}"
-    );
+    // The figures cover the steady part; the transient before it is counted, and the records
+    // keep every request.
+    let transient = st["transient_requests"].as_u64().unwrap();
+    let records = r["requests"].as_array().unwrap();
+    let steady_part =
+        r["summary"]["completed"].as_u64().unwrap() + r["summary"]["failed"].as_u64().unwrap();
+    assert_eq!(records.len() as u64, steady_part + transient, "{st}");
+    let ended_before = records
+        .iter()
+        .filter(|q| q["sent_ms"].as_f64().unwrap() + q["e2el_ms"].as_f64().unwrap() < from * 1e3)
+        .count() as u64;
+    assert_eq!(ended_before, transient, "{st}");
 
     let d2 = tempfile::tempdir().unwrap();
     let ramping = experiment(
