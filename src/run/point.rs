@@ -227,6 +227,7 @@ async fn drive(s: &mut Session<'_>, e: &Experiment, feed: (Feed, Arc<dyn Source>
             }
         }
     }
+    late_stop(&mut col, s.stop, s.stops);
     let end = Instant::now();
     // One more scrape after the last request, so the server's counters cover the whole window.
     if e.metrics.scrape && interrupts < 2 {
@@ -243,6 +244,18 @@ async fn drive(s: &mut Session<'_>, e: &Experiment, feed: (Feed, Arc<dyn Source>
     }
     watchers.done();
     col.finish(end)
+}
+
+/// The run was stopped (Ctrl-C, `q`, SIGTERM) as the executor ended: its reason may still be
+/// on the way (a matrix forwards it through a task of its own), but the point is interrupted.
+fn late_stop(
+    col: &mut Collector,
+    stop: &CancellationToken,
+    stops: &mut mpsc::UnboundedReceiver<StopReason>,
+) {
+    if stop.is_cancelled() && col.stopped().is_none() {
+        col.stop(stops.try_recv().unwrap_or(StopReason::Interrupted));
+    }
 }
 
 /// The server's counters before the first request of the window (or of its warm-up).
