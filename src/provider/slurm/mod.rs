@@ -94,14 +94,25 @@ impl SlurmJob {
 
     /// The end of the job's output (fetched over ssh into `log` first).
     pub async fn output_tail(&self, lines: usize) -> String {
-        if let Some(remote) = &self.remote_output {
-            let args = ["-n".to_string(), lines.to_string(), remote.clone()];
-            if let Ok(text) = self.cluster.run("tail", &args, None, &[]).await {
-                let _ = std::fs::write(&self.log, text);
-            }
-        }
-        local::tail(&self.log, lines)
+        output_tail(
+            &self.cluster,
+            self.remote_output.as_deref(),
+            &self.log,
+            lines,
+        )
+        .await
     }
+}
+
+/// The last `lines` of a job's output: `log` here, or (over ssh) `remote` fetched into `log`.
+async fn output_tail(cluster: &Cluster, remote: Option<&str>, log: &Path, lines: usize) -> String {
+    if let Some(remote) = remote {
+        let args = ["-n".to_string(), lines.to_string(), remote.to_string()];
+        if let Ok(text) = cluster.run("tail", &args, None, &[]).await {
+            let _ = std::fs::write(log, text);
+        }
+    }
+    local::tail(log, lines)
 }
 
 impl Drop for SlurmJob {
@@ -314,13 +325,7 @@ fn monitor(job: &SlurmJob) -> AbortOnDropHandle<()> {
                 continue;
             };
             if let JobState::Ended { .. } = &s {
-                if let Some(remote) = &remote {
-                    let args = ["-n".to_string(), "20".into(), remote.clone()];
-                    if let Ok(text) = cluster.run("tail", &args, None, &[]).await {
-                        let _ = std::fs::write(&log, text);
-                    }
-                }
-                let tail = local::tail(&log, 20);
+                let tail = output_tail(&cluster, remote.as_deref(), &log, 20).await;
                 let JobState::Ended { state, exit, .. } = s else {
                     return;
                 };
