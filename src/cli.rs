@@ -15,6 +15,9 @@ pub mod exit {
     pub const RUN_FAILED: i32 = 1;
     /// Bad command line or configuration; nothing was spent.
     pub const USAGE: i32 = 2;
+    /// `infrastructure.max_cost_usd` stopped the run: what was measured is saved (a point cut
+    /// short says `max_cost_usd: …`); `run --resume` goes on with a new budget.
+    pub const BUDGET_SPENT: i32 = 3;
     /// Interrupted with Ctrl-C; partial results were saved.
     pub const INTERRUPTED: i32 = 130;
 }
@@ -28,7 +31,7 @@ pub mod exit {
 (vLLM, SGLang, llama.cpp), where (RunPod, this machine, an existing URL or the built-in \
 simulator) and what load to drive; `run` shows the cost, runs it, saves a timestamped result \
 JSON and always gives the pod back.",
-    after_help = concat!("Examples:\n  llm-inf-bench run experiments/examples/quickstart.yaml\n  llm-inf-bench validate experiments/**/*.yaml\n  llm-inf-bench config show experiments/examples/quickstart.yaml\n  llm-inf-bench init my-experiment.yaml\n\n", "Exit codes:\n  0    success\n  1    the run failed (partial results are still saved)\n  2    usage or configuration error (nothing was started or spent)\n  130  interrupted (Ctrl-C); partial results were saved"),
+    after_help = concat!("Examples:\n  llm-inf-bench run experiments/examples/quickstart.yaml\n  llm-inf-bench validate experiments/**/*.yaml\n  llm-inf-bench config show experiments/examples/quickstart.yaml\n  llm-inf-bench init my-experiment.yaml\n\n", "Exit codes:\n  0    success\n  1    the run failed (partial results are still saved)\n  2    usage or configuration error (nothing was started or spent)\n  3    the budget (max_cost_usd) stopped the run; what was measured is saved\n  130  interrupted (Ctrl-C, SIGTERM); partial results were saved"),
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -746,10 +749,18 @@ fn validate(files: &[PathBuf], overrides: &Overrides) -> Result<i32, CliError> {
                 "ok  {} (base file: keys and types checked; experiments complete it with `extends`)",
                 f.display()
             ),
-            Ok(config::Validated::Complete(r)) => {
-                print_warnings(&r);
-                println!("ok  {}", f.display());
-            }
+            // A dataset, trace or conversation file is read and checked line by line too:
+            // what `run` would refuse, `validate` refuses.
+            Ok(config::Validated::Complete(r)) => match crate::workload::source::load(&r) {
+                Ok(_) => {
+                    print_warnings(&r);
+                    println!("ok  {}", f.display());
+                }
+                Err(e) => {
+                    failed += 1;
+                    eprintln!("error: {}: {e}", f.display());
+                }
+            },
             Err(e) => {
                 failed += 1;
                 eprintln!("error: {}: {e}", f.display());
@@ -875,12 +886,26 @@ fn run(args: RunArgs) -> Result<i32, CliError> {
         };
         let outcome = rt.block_on(crate::run::run(p, &opts)).map_err(map_err)?;
         let (c, interrupted) = report_outcome(&outcome, args.json);
-        code = code.max(c);
+        code = worse(code, c);
         if interrupted {
             return Ok(exit::INTERRUPTED);
         }
     }
     Ok(code)
+}
+
+/// The exit code that says more of two runs' codes: a failure, then a spent budget, then ok.
+fn worse(a: i32, b: i32) -> i32 {
+    let rank = |c: i32| match c {
+        exit::OK => 0,
+        exit::BUDGET_SPENT => 1,
+        _ => 2,
+    };
+    if rank(b) > rank(a) {
+        b
+    } else {
+        a
+    }
 }
 
 /// Writes to stdout, ignoring a closed one (a terminal gone after SIGHUP, a closed pipe): the
@@ -920,6 +945,13 @@ fn report_outcome(outcome: &crate::run::Outcome, json: bool) -> (i32, bool) {
     for n in &outcome.notes {
         err(&format!("warning: {n}"));
         code = exit::RUN_FAILED;
+    }
+    // A failure says more than a spent budget; both say more than success.
+    if outcome.budget_spent {
+        err("the budget (infrastructure.max_cost_usd) is spent: the run stopped before its plan was done");
+        if code == exit::OK {
+            code = exit::BUDGET_SPENT;
+        }
     }
     if let Some(index) = &outcome.index {
         err(&format!(
@@ -1292,7 +1324,10 @@ fn results_cmd(c: ResultsCommand) -> Result<i32, CliError> {
         ResultsCommand::List { dir } => {
             let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
                 .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", dir.display())))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter_map(|e| e.ok())
+                // Regular files only: a `*.json` symlink (or FIFO) is not followed.
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                .map(|e| e.path())
                 .filter(|p| p.extension().is_some_and(|x| x == "json"))
                 .collect();
             files.sort();

@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod files;
 pub mod framework;
 #[doc(hidden)]
 pub mod fuzz;

@@ -97,6 +97,41 @@ fn a_rate_search_finds_the_capacity_under_the_slo_within_the_tolerance() {
     );
     assert!(s["goodput_req_s"].as_f64().unwrap() > 0.0);
     assert!(s["usd_per_million_output_tokens"].as_f64().unwrap() > 0.0);
+    // This SLO holds almost up to capacity (the search used to creep toward the measured
+    // capacity, halving the gap until `max_points`). A fresh grid agrees with the answer:
+    // 10 % under it meets the SLO, 10 % over it does not.
+    let (under, over) = (
+        (answer * 0.9 * 1000.0).round() / 1000.0,
+        (answer * 1.1 * 1000.0).round() / 1000.0,
+    );
+    let grid = experiment(
+        d.path(),
+        "grid",
+        &SEARCH.replace(
+            "  search: { over: rate, slo: { ttft_ms: 300, tpot_ms: 30 }, percentile: 99, tolerance: 5%, max_points: 8, start: 2, max: 1000 }\n",
+            &format!("  pattern: rate\n  sweep: {{ rate: [{under}, {over}] }}\n"),
+        ),
+    );
+    common::bin(300)
+        .arg("run")
+        .arg(&grid)
+        .args(["--yes", "--no-tui"])
+        .assert()
+        .success();
+    for (label, should_pass) in [(format!("r{under}"), true), (format!("r{over}"), false)] {
+        let f = common::files(d.path(), &format!("-{label}.json"))
+            .into_iter()
+            .find(|f| f.to_string_lossy().contains("/grid-"))
+            .unwrap_or_else(|| panic!("no grid point {label}"));
+        let r = json(&f);
+        let p99 = |k: &str| r["summary"][k].as_f64().unwrap_or(f64::INFINITY);
+        let saturated = r["termination_reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("saturated");
+        let meets = p99("p99_ttft_ms") <= 300.0 && p99("p99_tpot_ms") <= 30.0 && !saturated;
+        assert_eq!(meets, should_pass, "grid point {label}: {}", r["summary"]);
+    }
     // And the report and plot show it.
     let out = common::bin(60)
         .arg("report")

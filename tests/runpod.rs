@@ -714,7 +714,16 @@ fn the_budget_stops_the_run_and_the_pod() {
         ),
     )
     .unwrap();
-    bin(&w).arg("run").arg(&p).arg("--yes").assert().success();
+    // A budget stop is not a success: exit 3, the result saved, the pod gone.
+    bin(&w)
+        .arg("run")
+        .arg(&p)
+        .arg("--yes")
+        .assert()
+        .code(3)
+        .stderr(predicates::str::contains(
+            "the budget (infrastructure.max_cost_usd) is spent",
+        ));
     let r = stopped_by(d.path(), "max_cost_usd");
     assert!(r["cost"]["actual_usd"].as_f64().unwrap() >= 30.0);
     assert_eq!(w.state.lock().unwrap().deleted.len(), 1);
@@ -1190,7 +1199,10 @@ fn a_matrix_runs_two_pods_at_once_under_one_confirmation() {
     );
     assert_eq!(w.state.lock().unwrap().create_calls, 0);
 
-    bin(&w).arg("run").arg(&exp).arg("--yes").assert().success();
+    let out = bin(&w).arg("run").arg(&exp).arg("--yes").assert().success();
+    // The sibling deployment's fresh pod is this run's, not a leftover of an earlier one.
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(!err.contains("from an earlier run"), "{err}");
     let f = w.state.lock().unwrap();
     assert_eq!(f.creates.len(), 4, "one pod per deployment");
     assert_eq!(f.peak_live, 2, "two pods at once, never more");
@@ -1256,7 +1268,7 @@ fn one_budget_stops_every_pod_of_a_matrix() {
             "workload.requests=1000000",
         ])
         .assert()
-        .success();
+        .code(3);
     let f = w.state.lock().unwrap();
     assert_eq!(
         f.create_calls, 2,
@@ -1276,6 +1288,15 @@ fn one_budget_stops_every_pod_of_a_matrix() {
         );
     }
     assert!(idx["spent_usd"].as_f64().unwrap() >= 30.0);
+    // The index and the deployments the budget cut short say so (not `completed`).
+    assert_eq!(idx["status"], "budget_spent", "{idx}");
+    let cut = idx["deployments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["status"] == "budget_spent")
+        .count();
+    assert_eq!(cut, 2, "{idx}");
     let pending = idx["deployments"]
         .as_array()
         .unwrap()

@@ -278,3 +278,120 @@ fn a_sweep_whose_server_dies_keeps_the_points_before_and_records_the_failed_one(
     assert_eq!(p2["requests"].as_array().unwrap().len(), 20);
     assert!(p2["summary"]["mean_ttft_ms"].is_number());
 }
+
+/// What the simulator received (`--record-requests`): each request's `messages`, as JSON text,
+/// but the pre-flight request's (the same "Say hello." before every point).
+fn received(s: &common::Sim) -> Vec<String> {
+    let url = format!("{}/sim/requests", s.url);
+    let v: Value = s
+        ._rt
+        .block_on(async { reqwest::get(&url).await.unwrap().json().await.unwrap() });
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.to_string())
+        .filter(|m| !m.contains("Say hello."))
+        .collect()
+}
+
+fn recording_sim() -> common::Sim {
+    use llm_inf_bench::config::{Personality, SimProfile};
+    let mut cfg =
+        llm_inf_bench::sim::SimConfig::new(SimProfile::H100Llama8b, Personality::Vllm, "m");
+    cfg.speed = 64.0;
+    cfg.record_requests = 10_000;
+    common::sim_with(cfg)
+}
+
+/// Three points of random prompts on one prefix-caching server: each point draws its prompts
+/// from its own stream, so no point is served from the cache the one before filled; and the
+/// same experiment sends the same requests at a point on a re-run and on `--resume`.
+#[test]
+fn sweep_points_never_share_prompts_and_stay_deterministic_per_point() {
+    let exp = |dir: &Path, url: &str| {
+        common::write(
+            dir,
+            "sweep.yaml",
+            &format!(
+                "name: sp\nseed: 7\nmodel: {{ id: m }}\ninfrastructure: {{ provider: existing, base_url: {url} }}\noutput: {{ dir: {} }}\nmetrics: {{ scrape_interval: 100ms }}\nworkload:\n  pattern: concurrent\n  requests: 40\n  warmup_requests: 4\n  dataset: {{ kind: random, input_len: 256, output_len: 8 }}\n  ignore_eos: true\n  sweep: {{ concurrency: [2, 4, 8] }}\n",
+                dir.join("out").display()
+            ),
+        )
+    };
+    let a = recording_sim();
+    let d = tempfile::tempdir().unwrap();
+    bin()
+        .args(["run", "--no-tui"])
+        .arg(exp(d.path(), &a.url))
+        .assert()
+        .success();
+    let idx = json(&files(d.path(), ".sweep.json")[0]);
+    let mut seeds = Vec::new();
+    for p in idx["points"].as_array().unwrap() {
+        let r = json(&d.path().join("out").join(p["file"].as_str().unwrap()));
+        let hit = r["server_metrics"]["summary"]["mean_prefix_cache_hit_rate"]
+            .as_f64()
+            .unwrap();
+        // The chat template's first block (its default system header) is all random prompts
+        // share: ~8 % of a 256-token prompt. Sharing prompts across points made it 98 %.
+        assert!(hit < 0.15, "{}: prefix-cache hit rate {hit}", p["label"]);
+        seeds.push(r["prompt_seed"].as_u64().unwrap());
+    }
+    seeds.dedup();
+    assert_eq!(seeds.len(), 3, "one prompt stream per point: {seeds:?}");
+    let all_a = received(&a);
+    let distinct: std::collections::HashSet<&String> = all_a.iter().collect();
+    let mut seen = std::collections::HashSet::new();
+    let dup: Vec<&String> = all_a.iter().filter(|m| !seen.insert(*m)).collect();
+    // (Each warm-up request was sent once per client worker until this test found it.)
+    assert!(
+        dup.is_empty(),
+        "{} prompts sent twice, e.g. {:?}",
+        dup.len(),
+        dup.first()
+    );
+
+    // The same sweep again, stopped by hand after its second point: resumed, the third point
+    // sends exactly what it sent in the first run.
+    let b = recording_sim();
+    let d2 = tempfile::tempdir().unwrap();
+    let exp2 = exp(d2.path(), &b.url);
+    bin()
+        .args(["run", "--no-tui"])
+        .arg(&exp2)
+        .assert()
+        .success();
+    assert_eq!(
+        sorted(received(&b)),
+        sorted(all_a.clone()),
+        "a re-run sends the same requests"
+    );
+    let index = files(d2.path(), ".sweep.json")[0].clone();
+    let mut idx = json(&index);
+    idx["status"] = "interrupted".into();
+    idx["points"].as_array_mut().unwrap().pop();
+    std::fs::write(&index, idx.to_string()).unwrap();
+    let c = recording_sim();
+    let exp3 = exp(d2.path(), &c.url);
+    bin()
+        .args(["run", "--no-tui", "--resume"])
+        .arg(&exp3)
+        .assert()
+        .success();
+    let resumed = received(&c);
+    // 4 warm-ups, then the point's 40.
+    assert_eq!(resumed.len(), 4 + 40, "only the third point ran");
+    let in_a: std::collections::HashSet<&String> = all_a.iter().collect();
+    let measured: Vec<&String> = resumed.iter().filter(|m| in_a.contains(m)).collect();
+    assert!(
+        measured.len() >= 44,
+        "the resumed point sent other prompts than the first run's ({} of {} alike)",
+        measured.len(),
+        resumed.len()
+    );
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}

@@ -9,6 +9,7 @@
 //! reached the client, and the count of reads per request is reported so batching shows.
 
 pub mod api;
+pub mod limits;
 pub mod scan;
 pub mod sse;
 pub mod wire;
@@ -72,6 +73,9 @@ impl Endpoint {
                 ))
             }
         };
+        if has_userinfo(base_url) {
+            return Err("a user name or password in the URL (`user:pw@host`) is not supported: give the host alone, and a key through `infrastructure.api_key_env`".into());
+        }
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
             None => (rest, ""),
@@ -182,15 +186,22 @@ fn tls_builder(
     .with_safe_default_protocol_versions()
 }
 
+/// Whether `url`'s authority carries `user[:password]@` (refused, and never echoed).
+pub fn has_userinfo(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    authority.contains('@')
+}
+
 /// TLS settings that trust only the CA certificates in the PEM file `ca_file` (for
 /// [`Endpoint::parse_trusting`]).
 pub fn ca_config(ca_file: &std::path::Path) -> Result<Arc<rustls::ClientConfig>, String> {
     use rustls_pki_types::pem::PemObject;
     let shown = ca_file.display();
     let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pki_types::CertificateDer::pem_file_iter(ca_file)
-        .map_err(|e| format!("{shown}: {e}"))?
-    {
+    let pem = crate::files::read_bytes(ca_file, crate::files::MAX_CA_BYTES, "a CA file")
+        .map_err(|e| format!("{shown}: {e}"))?;
+    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(&pem) {
         let cert = cert.map_err(|e| format!("{shown}: {e}"))?;
         roots
             .add(cert)

@@ -69,7 +69,7 @@ pub enum ConfigError {
     Io {
         path: PathBuf,
         #[source]
-        source: std::io::Error,
+        source: crate::files::FileError,
     },
     #[error("{}{}: invalid YAML: {message}", path.display(), pos.map(|p| format!(":{}:{}", p.line, p.column)).unwrap_or_default())]
     Yaml {
@@ -229,7 +229,8 @@ impl Resolved {
 
     /// The resolved experiment as YAML, each leaf annotated with the layer it came from.
     pub fn annotated_yaml(&self) -> String {
-        let value = serde_json::to_value(&self.experiment).unwrap_or(Value::Null);
+        // As result files show it: `framework.env` values are secrets (HF_TOKEN, keys).
+        let value = redacted(&self.experiment);
         let mut out = String::new();
         self.annotate(&value, "", 0, &mut out);
         out
@@ -265,6 +266,21 @@ impl Resolved {
     }
 }
 
+/// `e` as JSON with every `framework.env` value replaced by `<redacted>`: what result files,
+/// indexes and `config show` print (the names stay, so a reader sees what was set).
+pub fn redacted(e: &Experiment) -> Value {
+    let mut config = serde_json::to_value(e).unwrap_or_default();
+    if let Some(m) = config
+        .pointer_mut("/framework/env")
+        .and_then(|v| v.as_object_mut())
+    {
+        for v in m.values_mut() {
+            *v = "<redacted>".into();
+        }
+    }
+    config
+}
+
 fn describe_metadata(m: &Metadata) -> String {
     match &m.source {
         Some(Source::File(p)) => p.display().to_string(),
@@ -294,10 +310,24 @@ impl Provider for Layer {
 
 /// Reads a YAML file into JSON values (so one checker and one merge serve every layer).
 fn read_yaml(path: &Path) -> Result<(String, Value), ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-        path: path.to_path_buf(),
-        source,
+    let max = crate::files::MAX_EXPERIMENT_BYTES;
+    let text = crate::files::read_text(path, max, "an experiment file").map_err(|source| {
+        ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     })?;
+    // The YAML parser takes time quadratic in flow nesting (100 000 `[` took 20 s to refuse):
+    // refused here, in one pass, first.
+    if let Some((line, column)) = too_deep(&text, MAX_FLOW_NESTING) {
+        return Err(ConfigError::Yaml {
+            path: path.to_path_buf(),
+            pos: Some(Pos { line, column }),
+            message: format!(
+                "`[` / `{{` nested more than {MAX_FLOW_NESTING} deep; an experiment needs a few levels"
+            ),
+        });
+    }
     let value: Value = if text.trim().is_empty() {
         Value::Object(Default::default())
     } else {
@@ -311,6 +341,44 @@ fn read_yaml(path: &Path) -> Result<(String, Value), ConfigError> {
         })?
     };
     Ok((text, value))
+}
+
+/// How deep `[` / `{` may nest in an experiment file.
+pub const MAX_FLOW_NESTING: usize = 64;
+
+/// Where (line, column, from 1) flow collections first nest deeper than `max`, if they do.
+/// Quoted text and comments are skipped; outside a flow collection a bracket counts only where a
+/// value starts (after `:`, `-`, or at the start of a line), as YAML reads it.
+fn too_deep(text: &str, max: usize) -> Option<(usize, usize)> {
+    let mut depth = 0usize;
+    for (i, line) in text.lines().enumerate() {
+        let mut quote: Option<char> = None;
+        // The last character that was not whitespace, on this line.
+        let mut sig: Option<char> = None;
+        let mut spaced = true;
+        for (j, c) in line.chars().enumerate() {
+            let value_starts = sig.is_none() || matches!(sig, Some(':' | '-' | '[' | '{' | ','));
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), _) => {}
+                (None, '"' | '\'') if value_starts => quote = Some(c),
+                (None, '#') if spaced => break,
+                (None, '[' | '{') if depth > 0 || value_starts => {
+                    depth += 1;
+                    if depth > max {
+                        return Some((i + 1, j + 1));
+                    }
+                }
+                (None, ']' | '}') if depth > 0 => depth -= 1,
+                _ => {}
+            }
+            spaced = c.is_whitespace();
+            if !spaced {
+                sig = Some(c);
+            }
+        }
+    }
+    None
 }
 
 /// Follows `extends` from `path` to the root; returns the chain root first.
@@ -328,7 +396,8 @@ pub fn load_chain(path: &Path) -> Result<Vec<SourceFile>, ConfigError> {
                 },
                 None => ConfigError::Io {
                     path: p,
-                    source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+                    source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file")
+                        .into(),
                 },
             });
         }

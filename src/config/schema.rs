@@ -69,6 +69,7 @@ pub struct Model {
     /// Model id as the server serves it (Hugging Face id for vLLM/SGLang).
     pub id: String,
     /// Context length passed to the server (`--max-model-len`); prompts must fit in it.
+    /// Without it, a prompt and its answer may not pass [`MAX_CONTEXT_TOKENS`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_model_len: Option<u32>,
     /// Local `tokenizer.json` used to build random prompts of exact token length.
@@ -959,3 +960,8 @@ impl Default for Output {
         }
     }
 }
+
+/// The longest prompt + answer (tokens) an experiment may ask for without
+/// `model.max_model_len`: the largest context windows served in 2026 (10 M tokens). Past it a
+/// length is a typo, and making such a prompt would take gigabytes before anything is sent.
+pub const MAX_CONTEXT_TOKENS: u32 = 10_000_000;

@@ -111,6 +111,17 @@ pub(super) fn cross_field(r: &Resolved) -> Vec<Issue> {
         }
     }
     let max_len = e.model.max_model_len;
+    // What every prompt + answer must fit in: the model's context, else a stated cap.
+    let (limit, limit_is) = match max_len {
+        Some(m) => (m, format!("`model.max_model_len` = {m}")),
+        None => (
+            super::MAX_CONTEXT_TOKENS,
+            format!(
+                "{} tokens, the most a prompt may ask without `model.max_model_len` (set it to the server's context)",
+                super::MAX_CONTEXT_TOKENS
+            ),
+        ),
+    };
     match &w.dataset {
         Dataset::Random {
             input_len,
@@ -129,15 +140,13 @@ pub(super) fn cross_field(r: &Resolved) -> Vec<Issue> {
                     format!("must be in [0, 1), found {range_ratio}"),
                 );
             }
-            if let Some(m) = max_len {
-                let longest =
-                    (*input_len as f64 * (1.0 + range_ratio)).ceil() as u64 + *output_len as u64;
-                if longest > m as u64 {
-                    bad(
-                        "workload.dataset.input_len",
-                        format!("prompt + output can reach {longest} tokens, more than `model.max_model_len` = {m}; lower input_len/output_len/range_ratio or raise max_model_len"),
-                    );
-                }
+            let longest =
+                (*input_len as f64 * (1.0 + range_ratio)).ceil() as u64 + *output_len as u64;
+            if longest > limit as u64 {
+                bad(
+                    "workload.dataset.input_len",
+                    format!("prompt + output can reach {longest} tokens, more than {limit_is}; lower input_len/output_len/range_ratio or raise max_model_len"),
+                );
             }
         }
         Dataset::SharedPrefix {
@@ -152,11 +161,12 @@ pub(super) fn cross_field(r: &Resolved) -> Vec<Issue> {
             if *output_len == 0 {
                 bad("workload.dataset.output_len", "must be at least 1".into());
             }
-            if let Some(m) = max_len {
-                let longest = *prefix_len as u64 + *suffix_len as u64 + *output_len as u64;
-                if longest > m as u64 {
-                    bad("workload.dataset.prefix_len", format!("prefix + suffix + output = {longest} tokens, more than `model.max_model_len` = {m}"));
-                }
+            let longest = *prefix_len as u64 + *suffix_len as u64 + *output_len as u64;
+            if longest > limit as u64 {
+                bad(
+                    "workload.dataset.prefix_len",
+                    format!("prefix + suffix + output = {longest} tokens, more than {limit_is}"),
+                );
             }
         }
         Dataset::Conversation {
@@ -209,6 +219,18 @@ pub(super) fn cross_field(r: &Resolved) -> Vec<Issue> {
             if output_len == &Some(0) {
                 bad("workload.dataset.output_len", "must be at least 1".into());
             }
+            // A synthetic session's last turn re-sends every turn before it.
+            if let (Some(t), Some(i), Some(o)) = (turns, input_len, output_len) {
+                let most = match t {
+                    Count::Fixed(n) => u64::from(*n),
+                    Count::Range([a, b]) => u64::from(*a.max(b)),
+                };
+                let first = u64::from(first_input_len.unwrap_or(*i));
+                let longest = first + most.saturating_sub(1) * u64::from(*i) + most * u64::from(*o);
+                if longest > limit as u64 {
+                    bad("workload.dataset.turns", format!("a session's last turn can reach {longest} tokens of history and answer, more than {limit_is}"));
+                }
+            }
             if think_time.is_some_and(|t| t.0 > std::time::Duration::from_secs(3600)) {
                 bad(
                     "workload.dataset.think_time",
@@ -248,16 +270,11 @@ pub(super) fn cross_field(r: &Resolved) -> Vec<Issue> {
                     "missing: the JSONL file of prompts".into(),
                 );
             }
-            if let Some(m) = max_len {
-                if w.max_tokens >= m {
-                    bad(
-                        "workload.max_tokens",
-                        format!(
-                            "{} does not fit in `model.max_model_len` = {m}",
-                            w.max_tokens
-                        ),
-                    );
-                }
+            if w.max_tokens >= limit {
+                bad(
+                    "workload.max_tokens",
+                    format!("{} does not fit in {limit_is}", w.max_tokens),
+                );
             }
         }
     }
@@ -382,6 +399,11 @@ pub(super) fn cross_field(r: &Resolved) -> Vec<Issue> {
         }
         ProviderKind::Existing => match inf.base_url.as_deref() {
             None | Some("") => bad("infrastructure.provider", "`provider: existing` needs `infrastructure.base_url`, e.g. `http://127.0.0.1:8000`".into()),
+            // Never echoed: the part before `@` may be a password.
+            Some(u) if crate::client::has_userinfo(u) => bad(
+                "infrastructure.base_url",
+                "a user name or password in the URL (`user:pw@host`) is not supported, and would end up in logs: give the host alone, and the server's key through `infrastructure.api_key_env`".into(),
+            ),
             Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => {
                 bad("infrastructure.base_url", format!("`{u}` must start with http:// or https://"))
             }

@@ -65,6 +65,9 @@ pub struct ClientHealth {
     /// read), or `kernel for N%` when mixed.
     #[serde(default)]
     pub read_stamps: String,
+    /// The most requests in flight at once in the timed window: the concurrency reached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_in_flight: Option<u64>,
     pub warnings: Vec<String>,
 }
 
@@ -144,6 +147,9 @@ pub struct Settings {
     /// Keep every ITL gap in each record (`output.detail: full`).
     pub full: bool,
     pub scrape_interval: Duration,
+    /// `workload.duration`: a window that ran to it lasted at least this long, whenever its
+    /// last request ended (a trace idle until its next timestamp still took the time).
+    pub duration: Option<Duration>,
     pub rules: StopRules,
     /// Where records go once a point has more than [`INLINE_RECORDS`] (a side file next to
     /// the results); `None` keeps every record in memory.
@@ -162,6 +168,7 @@ impl Settings {
             gpu_count: e.infrastructure.gpu_count,
             full: e.output.detail == Detail::Full,
             scrape_interval: e.metrics.scrape_interval.as_duration(),
+            duration: e.workload.duration.map(|d| d.as_duration()),
             rules: StopRules {
                 max_error_rate: e.workload.max_error_rate,
                 max_cost_usd: e.infrastructure.max_cost_usd,
@@ -562,9 +569,17 @@ impl Collector {
     pub fn finish(mut self, end: Instant) -> Measured {
         // Throughput divides by the time to the last completion, not to the collector's wake-up.
         let last_end_ms = self.briefs.iter().map(|b| b.end_ms).fold(0.0, f64::max);
+        let window_s = self
+            .t0
+            .map_or(0.0, |t| end.saturating_duration_since(t).as_secs_f64());
+        // Up to the window's bound when it had one and ran to it, else to the last completion.
+        let bound_s = self
+            .settings
+            .duration
+            .map_or(0.0, |d| d.as_secs_f64().min(window_s));
         let duration_s = match self.t0 {
-            _ if last_end_ms > 0.0 => last_end_ms / 1e3,
-            Some(t) => end.saturating_duration_since(t).as_secs_f64(),
+            _ if last_end_ms > 0.0 => (last_end_ms / 1e3).max(bound_s),
+            Some(_) => window_s,
             None => 0.0,
         };
         self.records.sort_by_key(|r| r.id);
@@ -665,8 +680,19 @@ impl Collector {
         if let Some(p99) = lag.as_ref().and_then(|l| l.p99).filter(|p| *p > 10.0) {
             warnings.push(format!("requests left up to {p99:.1} ms late (p99) against the schedule: the client or this machine was saturated; rates are lower than asked"));
         }
+        // The same failure on many connections (a limit reached) is one line with its count.
+        let mut seen: Vec<(&String, usize)> = Vec::new();
         for c in &self.connect_errors {
-            warnings.push(format!("pre-warm connect failed: {c}"));
+            match seen.iter_mut().find(|(m, _)| *m == c) {
+                Some((_, n)) => *n += 1,
+                None => seen.push((c, 1)),
+            }
+        }
+        for (c, n) in seen {
+            warnings.push(match n {
+                1 => format!("pre-warm connect failed: {c}"),
+                n => format!("pre-warm connect failed on {n} connections: {c}"),
+            });
         }
         if let Some(why) = &self.spill_failed {
             warnings.push(format!("request records could not all go to the side file ({why}); the rest are in the result file"));
@@ -676,6 +702,7 @@ impl Collector {
             pacer_lag_ms: lag,
             reads_per_request: self.total_reads as f64 / self.briefs.len().max(1) as f64,
             read_stamps: read_stamps(self.kernel_reads, self.total_reads),
+            peak_in_flight: None,
             warnings,
         }
     }
@@ -795,6 +822,7 @@ mod tests {
             gpu_count: 1,
             full,
             scrape_interval: Duration::from_secs(1),
+            duration: None,
             rules: StopRules {
                 max_error_rate,
                 max_cost_usd: Some(1.0),

@@ -6,6 +6,7 @@
 
 use std::time::{Duration, Instant};
 
+use rand::Rng;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc::UnboundedSender;
@@ -277,10 +278,11 @@ pub async fn run(
         }
     };
     let mut mapper = Mapper::default();
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::from_os_rng();
+    let mut next = tokio::time::Instant::now();
     loop {
-        tick.tick().await;
+        tokio::time::sleep_until(next).await;
+        next = (next + jittered(interval, rng.random::<f64>())).max(tokio::time::Instant::now());
         let at = Instant::now();
         let sample = match fetch(&http, &url, api_key.as_ref()).await {
             Ok(text) => mapper.sample(&text, at),
@@ -301,12 +303,24 @@ pub async fn run(
     }
 }
 
+/// The gap to the next scrape: `interval` ± 25 % (`u` uniform in [0, 1)). A fixed period
+/// phase-locks with a closed loop's lock-step requests — 16 requests of ~500 ms scraped every
+/// 1 s were always caught in the same instant of their cycle, and the gauges read 1 running of
+/// 16 — while gaps at random phases make the mean of a gauge its mean over time.
+pub fn jittered(interval: Duration, u: f64) -> Duration {
+    interval.mul_f64(0.75 + 0.5 * u.clamp(0.0, 1.0))
+}
+
+/// The largest `/metrics` page read. vLLM's is ~100 KB (50 KB on the CPU build with one
+/// model); a page past this is a gap, not gigabytes of memory and half a minute of parsing.
+pub const MAX_PAGE_BYTES: usize = 8 << 20;
+
 async fn fetch(http: &reqwest::Client, url: &str, key: Option<&Secret>) -> Result<String, String> {
     let mut req = http.get(url);
     if let Some(k) = key {
         req = req.bearer_auth(k.expose());
     }
-    let resp = req.send().await.map_err(|e| {
+    let mut resp = req.send().await.map_err(|e| {
         if e.is_timeout() {
             "no answer within the scrape interval".to_string()
         } else {
@@ -317,7 +331,32 @@ async fn fetch(http: &reqwest::Client, url: &str, key: Option<&Secret>) -> Resul
     if !status.is_success() {
         return Err(format!("HTTP {}", status.as_u16()));
     }
-    resp.text().await.map_err(|e| e.without_url().to_string())
+    let too_big = || {
+        format!(
+            "a /metrics page over {} MiB: not read (a vLLM page is ~100 KB)",
+            MAX_PAGE_BYTES >> 20
+        )
+    };
+    if resp
+        .content_length()
+        .is_some_and(|n| n > MAX_PAGE_BYTES as u64)
+    {
+        return Err(too_big());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| {
+        if e.is_timeout() {
+            "no whole page within the scrape interval".to_string()
+        } else {
+            e.without_url().to_string()
+        }
+    })? {
+        if body.len() + chunk.len() > MAX_PAGE_BYTES {
+            return Err(too_big());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    String::from_utf8(body).map_err(|_| "a /metrics page that is not UTF-8".to_string())
 }
 
 /// An error with its causes: "error sending request: … : Connection refused".
@@ -435,5 +474,67 @@ mod tests {
         assert_eq!(x.mean_running, Some(6.0));
         // (2100 − 100) tokens over 3 s, from the last sample before the start.
         assert!((x.generation_tokens_per_s.unwrap() - 2000.0 / 3.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn jittered_scrapes_see_a_lock_step_gauge_as_its_mean_over_time() {
+        use rand::{Rng, SeedableRng};
+        // 16 requests in lock-step, a cycle of 500 ms: 16 running for 90 % of it, 1 for the
+        // rest (the end of the cycle). Scraped every 1 s from the cycle's low phase, a fixed
+        // period reads 1 every time.
+        let running = |t: f64| if (t % 0.5) < 0.45 { 16.0 } else { 1.0 };
+        let truth = 0.9 * 16.0 + 0.1 * 1.0;
+        let fixed: f64 = (0..60).map(|k| running(0.47 + k as f64)).sum::<f64>() / 60.0;
+        assert_eq!(fixed, 1.0);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let mut t = 0.47;
+        let mut sum = 0.0;
+        for _ in 0..60 {
+            sum += running(t);
+            t += jittered(Duration::from_secs(1), rng.random::<f64>()).as_secs_f64();
+        }
+        let mean = sum / 60.0;
+        assert!((mean - truth).abs() < 0.15 * truth, "{mean} vs {truth}");
+        assert_eq!(
+            jittered(Duration::from_secs(1), 0.0),
+            Duration::from_millis(750)
+        );
+        assert_eq!(
+            jittered(Duration::from_secs(1), 1.0),
+            Duration::from_millis(1250)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_huge_metrics_page_is_a_gap_not_gigabytes() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // A page that never ends (no Content-Length): 1 MiB chunks of valid exposition text.
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = sock.read(&mut buf).await;
+                    let _ = sock
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n")
+                        .await;
+                    let line = "vllm:num_requests_running{engine=\"0\"} 1.0\n".repeat(1 << 14);
+                    for _ in 0..1024 {
+                        if sock.write_all(line.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap();
+        let url = format!("http://{addr}/metrics");
+        let e = fetch(&http, &url, None).await.unwrap_err();
+        assert!(e.contains("over 8 MiB"), "{e}");
     }
 }

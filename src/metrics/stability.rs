@@ -18,6 +18,9 @@ pub const MIN_PER_WINDOW: usize = 20;
 /// How many standard errors above zero a slope must be to count as growth.
 pub const T_MIN: f64 = 4.0;
 
+/// Saturation needs TTFT to have grown by at least this much (ms) over the window, and by half.
+pub const TTFT_RISE_MS: f64 = 10.0;
+
 /// The steady-state rule, in ms.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SteadyRule {
@@ -98,8 +101,8 @@ pub fn steady_from(briefs: &[Brief], now_ms: f64, rule: SteadyRule) -> Option<f6
     (alike(&a, &b, rule.threshold) && alike(&b, &c, rule.threshold)).then_some(from)
 }
 
-/// Least-squares slope of `y` on `x` and its standard error.
-fn slope(points: &[(f64, f64)]) -> Option<(f64, f64)> {
+/// Least-squares slope of `y` on `x`, its standard error, and the intercept.
+fn slope(points: &[(f64, f64)]) -> Option<(f64, f64, f64)> {
     let n = points.len() as f64;
     if n < 3.0 {
         return None;
@@ -114,7 +117,7 @@ fn slope(points: &[(f64, f64)]) -> Option<(f64, f64)> {
     let a = my - b * mx;
     let sse: f64 = points.iter().map(|p| (p.1 - a - b * p.0).powi(2)).sum();
     let se = (sse / (n - 2.0) / sxx).sqrt();
-    Some((b, se))
+    Some((b, se, a))
 }
 
 /// The saturation rule, in seconds.
@@ -163,13 +166,20 @@ impl Trend {
         if q.len() < 8 || t.len() < 6 {
             return None;
         }
-        let (qs, qse) = slope(&q)?;
-        let (ts, tse) = slope(&t)?;
+        let (qs, qse, _) = slope(&q)?;
+        let (ts, tse, ta) = slope(&t)?;
         let grows = |s: f64, se: f64| s > 0.0 && (se == 0.0 || s / se > T_MIN);
         let first = q.first()?.1;
         let last = q.last()?.1;
         let queue_grew = last >= 8.0 && last >= 1.5 * first.max(1.0);
-        (grows(qs, qse) && grows(ts, tse) && queue_grew).then_some(Runaway {
+        // A queue that runs away makes TTFT grow without bound; a ramp (more in flight because
+        // more is sent, Little's law) leaves it flat. A significant but tiny slope is not
+        // growth: TTFT must have risen by half (and by TTFT_RISE_MS) over the window.
+        let (t_first, t_last) = (t.first()?.0, t.last()?.0);
+        let from = (ta + ts * t_first).max(0.0);
+        let rise = ts * (t_last - t_first);
+        let ttft_grew = rise >= TTFT_RISE_MS && rise >= 0.5 * from;
+        (grows(qs, qse) && grows(ts, tse) && ttft_grew && queue_grew).then_some(Runaway {
             in_flight_per_s: qs,
             ttft_ms_per_s: ts,
             in_flight: last,
@@ -253,5 +263,23 @@ mod tests {
         let r = over.runaway(rule).expect("runaway");
         assert!(r.in_flight_per_s > 3.0 && r.ttft_ms_per_s > 40.0, "{r:?}");
         assert!(fine.runaway(rule).is_none());
+    }
+
+    #[test]
+    fn a_ramp_with_flat_ttft_is_not_saturation() {
+        let rule = SaturationRule {
+            after_s: 10.0,
+            window_s: 30.0,
+        };
+        // A rate climbing 2 → 40 req/s at a steady 400 ms E2EL: in flight grows with the rate
+        // (Little's law) while TTFT creeps up a hair (a bigger batch), with little noise —
+        // a significant slope, but no queue running away.
+        let mut ramp = Trend::default();
+        for s in 1..=30 {
+            let t = s as f64;
+            let rate = 2.0 + 38.0 * (t / 20.0).min(1.0);
+            ramp.push(t, rate * 0.4, Some(44.0 + 0.05 * t + (s % 2) as f64 * 0.01));
+            assert!(ramp.runaway(rule).is_none(), "flagged at {s} s");
+        }
     }
 }

@@ -53,7 +53,7 @@ impl LocalServer {
             std::fs::create_dir_all(dir)
                 .map_err(|e| ProviderError::Local(format!("{}: {e}", dir.display())))?;
         }
-        let out = std::fs::File::create(log)
+        let out = crate::files::private_log(log, false)
             .map_err(|e| ProviderError::Local(format!("{}: {e}", log.display())))?;
         let err = out
             .try_clone()

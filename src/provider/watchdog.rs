@@ -21,10 +21,7 @@ impl Watchdog {
         if let Some(dir) = log.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)?;
+        let log = crate::files::private_log(log, true)?;
         let mut cmd = Command::new(exe);
         cmd.args(args)
             .envs(env.iter().copied())

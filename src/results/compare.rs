@@ -68,10 +68,7 @@ struct Sniff {
 /// Reads one result file of either format: ours through the typed reader
 /// (`results::read`), vLLM's by its documented keys.
 pub fn load(path: &Path) -> Result<Loaded, ResultsError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ResultsError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = super::read_result_text(path)?;
     parse(path, &text)
 }
 

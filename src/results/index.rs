@@ -44,7 +44,9 @@ pub struct SweepIndex {
     pub started_at: String,
     pub finished_at: Option<String>,
     /// `running` (or killed while running), `interrupted` (stopped by the user), `failed`
-    /// (a point failed: see its `error`), `completed` (every planned point completed).
+    /// (a point failed: see its `error`), `budget_spent` (`max_cost_usd` stopped it: the
+    /// points it cut short say so in `termination_reason`; `run --resume` goes on),
+    /// `completed` (every planned point completed within its own bounds).
     pub status: String,
     /// Every point's label, in order.
     pub planned: Vec<String>,
@@ -100,12 +102,16 @@ pub struct IndexProbe {
     pub termination_reason: String,
 }
 
+/// The index's (and a deployment's) status when the run's budget stopped it.
+pub const BUDGET_SPENT: &str = "budget_spent";
+
 /// One deployment of a matrix, as the index records it.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct IndexDeployment {
     pub name: String,
-    /// `pending` (not started), `running`, `completed`, `interrupted`, or `failed` (it could
-    /// not be deployed or lost its server: see `error`; the others went on).
+    /// `pending` (not started), `running`, `completed`, `interrupted`, `budget_spent` (the
+    /// run's budget stopped it), or `failed` (it could not be deployed or lost its server: see
+    /// `error`; the others went on).
     pub status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -147,8 +153,11 @@ impl SweepIndex {
         }
     }
 
-    /// The newest unfinished sweep of this experiment in its output directory.
-    pub fn resumable(e: &Experiment, planned: &[String]) -> Result<Self, ResultsError> {
+    /// The newest unfinished sweep of this experiment in its output directory, and where its
+    /// index is. An index of this experiment that cannot be read and is newer than the one
+    /// found (or when none is found) is an error naming it: resuming an older sweep past a
+    /// broken newer one would silently redo or mix up measured points.
+    pub fn resumable(e: &Experiment, planned: &[String]) -> Result<(Self, PathBuf), ResultsError> {
         let dir = &e.output.dir;
         let prefix = format!("{}-", e.name);
         let entries = match std::fs::read_dir(dir) {
@@ -162,20 +171,50 @@ impl SweepIndex {
                 )))
             }
         };
-        let mut found: Vec<Self> = entries
+        let mut found: Vec<(Self, PathBuf)> = Vec::new();
+        let mut broken: Vec<(PathBuf, String, std::time::SystemTime)> = Vec::new();
+        let paths = entries
             .into_iter()
             .filter_map(|d| d.ok().map(|d| d.path()))
             .filter(|p| {
                 p.file_name().is_some_and(|n| {
                     let n = n.to_string_lossy();
-                    n.starts_with(&prefix) && n.ends_with(".sweep.json")
+                    n.strip_prefix(&prefix)
+                        .and_then(|rest| rest.strip_suffix(".sweep.json"))
+                        .is_some_and(is_stamp)
                 })
-            })
-            .filter_map(|p| serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok())
-            .filter(|i: &Self| i.status != "completed")
-            .collect();
-        found.sort_by_key(|i| i.started);
-        let Some(mut idx) = found.pop() else {
+            });
+        for p in paths {
+            let modified = std::fs::metadata(&p)
+                .and_then(|m| m.modified())
+                .unwrap_or(std::time::UNIX_EPOCH);
+            let read = crate::files::read_text(&p, crate::files::MAX_RESULT_BYTES, "a sweep index")
+                .map_err(|e| e.to_string());
+            match read.and_then(|t| serde_json::from_str::<Self>(&t).map_err(|e| e.to_string())) {
+                Ok(i) if i.name != e.name => {}
+                Ok(i) => found.push((i, p)),
+                Err(why) => broken.push((p, why, modified)),
+            }
+        }
+        found.retain(|(i, _)| i.status != "completed");
+        found.sort_by_key(|(i, _)| i.started);
+        let newest = found.last().map(|(i, p)| {
+            let modified = std::fs::metadata(p)
+                .and_then(|m| m.modified())
+                .unwrap_or(std::time::UNIX_EPOCH);
+            (i.started, modified)
+        });
+        if let Some((p, why, _)) = broken
+            .iter()
+            .find(|(_, _, m)| newest.is_none_or(|(_, n)| *m >= n))
+        {
+            return Err(ResultsError::Resume(format!(
+                "the sweep index {} cannot be read ({why}); it is newer than any readable one of `{}`. Move it away (or mend it) to resume an older sweep, or run without --resume",
+                p.display(),
+                e.name
+            )));
+        }
+        let Some((mut idx, path)) = found.pop() else {
             return Err(ResultsError::Resume(format!(
                 "no unfinished sweep of `{}` in {}; run without --resume to start one",
                 e.name,
@@ -206,7 +245,18 @@ impl SweepIndex {
         }
         idx.status = "running".into();
         idx.finished_at = None;
-        Ok(idx)
+        Ok((idx, path))
+    }
+
+    /// The first result path of the sweep whose index is at `index` (`x.sweep.json` → `x.json`):
+    /// every file of a resumed sweep is named from it.
+    pub fn base_of(index: &Path) -> PathBuf {
+        let name = index
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let stem = name.strip_suffix(".sweep.json").unwrap_or(&name);
+        index.with_file_name(format!("{stem}.json"))
     }
 
     pub fn done(&self, key: &str) -> bool {
@@ -270,8 +320,9 @@ impl SweepIndex {
         }
     }
 
-    /// The sweep is over (every planned point measured, or stopped).
-    pub fn finish(&mut self, planned: usize) {
+    /// The sweep is over (every planned point measured, or stopped; `budget_spent` when the
+    /// run's `max_cost_usd` stopped it).
+    pub fn finish(&mut self, planned: usize, budget_spent: bool) {
         let completed = |k: &String| {
             self.search_done(k)
                 || self
@@ -281,9 +332,10 @@ impl SweepIndex {
         };
         let complete = self.planned.iter().filter(|k| completed(k)).count();
         let failed = self.points.iter().any(|p| p.status == "failed");
-        self.status = match (complete == planned, failed) {
+        self.status = match (complete == planned && !budget_spent, failed) {
             (true, _) => "completed".into(),
             (false, true) => "failed".into(),
+            (false, false) if budget_spent => BUDGET_SPENT.into(),
             (false, false) => "interrupted".into(),
         };
         self.finished_at =
@@ -309,6 +361,43 @@ impl SweepIndex {
         points.sort_by_key(|p| order(&p.label));
         self.points = points;
     }
+}
+
+/// Where the point file `file` of the index at `index` (in `dir`) is: a plain `*.json` name
+/// beside the index, or — for a point whose write fell back elsewhere — a whole path inside one
+/// of the fallback directories. An index is data a reader may have been sent; it must not name
+/// `/dev/zero` or a file anywhere on the reader's machine.
+pub fn point_path(index: &Path, dir: &Path, file: &str) -> Result<PathBuf, ResultsError> {
+    let p = Path::new(file);
+    let plain = p
+        .file_name()
+        .is_some_and(|n| n == std::ffi::OsStr::new(file));
+    let json = file.ends_with(".json") && !file.starts_with('.');
+    let fallback = p.is_absolute()
+        && !file.contains("/../")
+        && super::storage::fallback_dirs()
+            .iter()
+            .any(|d| p.parent() == Some(d.as_path()));
+    match (plain || fallback) && json {
+        true => Ok(if plain { dir.join(file) } else { p.to_path_buf() }),
+        false => Err(ResultsError::Parse {
+            path: index.to_path_buf(),
+            message: format!(
+                "a point's `file` must be the plain name of a `*.json` result beside the index (or one in the fallback directories), found `{file}`"
+            ),
+        }),
+    }
+}
+
+/// `YYYYMMDD-HHMMSS`, or with a `-N` suffix: what follows `{name}-` in a run's file names (so
+/// `sw-2-…` is not taken for a run of `sw`).
+fn is_stamp(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() >= 15
+        && b[..8].iter().all(u8::is_ascii_digit)
+        && b[8] == b'-'
+        && b[9..15].iter().all(u8::is_ascii_digit)
+        && (b.len() == 15 || (b[15] == b'-' && b[16..].iter().all(u8::is_ascii_digit)))
 }
 
 /// `file` as the index names it: its name when it sits beside the index, else its whole path

@@ -116,6 +116,11 @@ pub struct RunResult {
     pub started_at: String,
     pub finished_at: String,
     pub seed: u64,
+    /// The seed this point's prompts were drawn from: `seed` for a run of one point, else
+    /// `seed` mixed with the point's label (`workload::sweep::Point::prompt_seed`), so points
+    /// on one server never share a prompt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_seed: Option<u64>,
     /// The fully resolved experiment (secrets redacted), as it was run.
     pub config: Value,
     pub environment: Environment,
@@ -160,14 +165,33 @@ pub fn requests_file_for(result: &Path) -> PathBuf {
     result.with_extension("requests.jsonl")
 }
 
+/// Where the side file `name` of the result at `result` is: a plain file name (no directory,
+/// no `..`) ending in `.requests.jsonl`, beside the result. A result file is data a reader may
+/// have been sent (a pull request's result in CI): it must not make `compare` read
+/// `/dev/zero`, a FIFO or a file elsewhere on the reader's machine.
+pub fn side_file_path(result: &Path, name: &str) -> Result<PathBuf, ResultsError> {
+    let plain = Path::new(name)
+        .file_name()
+        .is_some_and(|n| n == std::ffi::OsStr::new(name));
+    if !plain || !name.ends_with(".requests.jsonl") || name.starts_with('.') {
+        return Err(ResultsError::Parse {
+            path: result.to_path_buf(),
+            message: format!(
+                "`requests_file` must be the plain name of a `*.requests.jsonl` file beside it, found `{name}` (move the side file next to the result and name it there)"
+            ),
+        });
+    }
+    Ok(result.parent().unwrap_or(Path::new(".")).join(name))
+}
+
 /// The records of a side file, every line checked.
 fn read_requests_file(result: &Path, name: &str) -> Result<Vec<RequestRecord>, ResultsError> {
-    let dir = result.parent().unwrap_or(Path::new("."));
-    let path = dir.join(name);
-    let text = std::fs::read_to_string(&path).map_err(|source| ResultsError::Read {
-        path: path.clone(),
-        source,
-    })?;
+    let path = side_file_path(result, name)?;
+    let text = crate::files::read_text(&path, crate::files::MAX_SIDE_FILE_BYTES, "a side file")
+        .map_err(|source| ResultsError::Read {
+            path: path.clone(),
+            source,
+        })?;
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
@@ -267,19 +291,18 @@ fn termination(e: &Experiment, m: Option<&Measured>) -> String {
 /// The resolved experiment as stored in results and indexes: every `framework.env` value
 /// redacted (they may hold tokens; the names are kept).
 pub fn redacted_config(e: &Experiment) -> Value {
-    let mut config = serde_json::to_value(e).unwrap_or_default();
-    if let Some(m) = config
-        .pointer_mut("/framework/env")
-        .and_then(|v| v.as_object_mut())
-    {
-        for v in m.values_mut() {
-            *v = "<redacted>".into();
-        }
-    }
-    config
+    crate::config::redacted(e)
 }
 
+/// `termination_reason` of a point the budget stopped (`max_cost_usd: …`).
+pub const BUDGET_STOP: &str = "max_cost_usd";
+
 impl RunResult {
+    /// Whether `infrastructure.max_cost_usd` stopped this point before its own bounds.
+    pub fn stopped_by_budget(&self) -> bool {
+        self.termination_reason.starts_with(BUDGET_STOP)
+    }
+
     /// The result file's content for one run (or point) of `e`; `measured` is `None` when
     /// nothing ran (the server never became ready, the pre-flight request failed).
     pub fn new(
@@ -307,6 +330,7 @@ impl RunResult {
             started_at: stamp(started_at),
             finished_at: stamp(chrono::Utc::now()),
             seed: e.seed,
+            prompt_seed: None,
             config: redacted_config(e),
             environment,
             cost: Cost::default(),
@@ -343,7 +367,7 @@ pub enum ResultsError {
     Read {
         path: PathBuf,
         #[source]
-        source: std::io::Error,
+        source: crate::files::FileError,
     },
     #[error("{} is not a result file: {message}", path.display())]
     Parse { path: PathBuf, message: String },
@@ -351,30 +375,74 @@ pub enum ResultsError {
     Resume(String),
 }
 
-/// `{dir}/{name}-{YYYYMMDD-HHMMSS}.json`, with a numeric suffix if that exists already.
-pub fn result_path(dir: &Path, name: &str, at: chrono::DateTime<chrono::Utc>) -> PathBuf {
+/// `{dir}/{name}-{YYYYMMDD-HHMMSS}.json`, with a numeric suffix (`-2`, `-3`, …) when another
+/// run has that name: every file of a run (its points, index, logs, side files) is named from
+/// this stem, so the stem is reserved atomically — a hidden `.{stem}.lock` created exclusively
+/// in `dir` — and runs started in the same second never write each other's files. The
+/// reservation ends when the returned guard is dropped (the run's files exist by then).
+pub fn reserve_result_path(
+    dir: &Path,
+    name: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) -> (PathBuf, Option<Reservation>) {
     let stamp = at.format("%Y%m%d-%H%M%S");
-    let mut p = dir.join(format!("{name}-{stamp}.json"));
-    let mut n = 2;
-    while p.exists() {
-        p = dir.join(format!("{name}-{stamp}-{n}.json"));
-        n += 1;
+    let _ = std::fs::create_dir_all(dir);
+    for n in 1u32..=u32::MAX {
+        let stem = match n {
+            1 => format!("{name}-{stamp}"),
+            n => format!("{name}-{stamp}-{n}"),
+        };
+        let taken = [".json", ".sweep.json"]
+            .iter()
+            .any(|ext| dir.join(format!("{stem}{ext}")).exists());
+        if taken {
+            continue;
+        }
+        let lock = dir.join(format!(".{stem}.lock"));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&lock)
+        {
+            Ok(_) => return (dir.join(format!("{stem}.json")), Some(Reservation(lock))),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            // A directory that takes no file: the writes will fall back elsewhere anyway.
+            Err(_) => return (dir.join(format!("{stem}.json")), None),
+        }
     }
-    p
+    let stem = format!("{name}-{stamp}-{}", std::process::id());
+    (dir.join(format!("{stem}.json")), None)
+}
+
+/// A reserved result name; dropping it frees the name (its files exist by then).
+#[derive(Debug)]
+pub struct Reservation(PathBuf);
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 /// Reads a result file, with the records of its side file (if it has one) merged in by id.
 pub fn read(path: &Path) -> Result<RunResult, ResultsError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ResultsError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = read_result_text(path)?;
     let mut r: RunResult = serde_json::from_str(&text).map_err(|e| ResultsError::Parse {
         path: path.to_path_buf(),
         message: e.to_string(),
     })?;
     attach_requests_file(path, &mut r)?;
     Ok(r)
+}
+
+/// The text of a result (or index) file: a regular file, of a bounded size.
+pub fn read_result_text(path: &Path) -> Result<String, ResultsError> {
+    crate::files::read_text(path, crate::files::MAX_RESULT_BYTES, "a result file").map_err(
+        |source| ResultsError::Read {
+            path: path.to_path_buf(),
+            source,
+        },
+    )
 }
 
 /// Merges the records of `r`'s side file (if it names one) into `r.requests`, by id.

@@ -132,10 +132,7 @@ pub fn load(files: &[PathBuf]) -> Result<Vec<Series>, ResultsError> {
     let mut searches: Vec<(String, super::index::IndexSearch)> = Vec::new();
     for f in files {
         if f.to_string_lossy().ends_with(".sweep.json") {
-            let text = std::fs::read_to_string(f).map_err(|source| ResultsError::Read {
-                path: f.clone(),
-                source,
-            })?;
+            let text = super::read_result_text(f)?;
             let idx: super::index::SweepIndex =
                 serde_json::from_str(&text).map_err(|e| ResultsError::Parse {
                     path: f.clone(),
@@ -144,7 +141,7 @@ pub fn load(files: &[PathBuf]) -> Result<Vec<Series>, ResultsError> {
             let name = format!("{} ({})", idx.name, idx.started_at);
             let dir = f.parent().unwrap_or(Path::new("."));
             for p in idx.points {
-                let path = dir.join(p.file);
+                let path = super::index::point_path(f, dir, &p.file)?;
                 let r = read(&path)?;
                 // A matrix: each deployment is a series of its own.
                 let series = match &p.deployment {

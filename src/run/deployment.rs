@@ -104,8 +104,12 @@ pub async fn run(p: &Prepared, opts: &RunOptions, sh: &Shared) -> Result<Saved, 
 
 /// A deployment's status in the index, from its points.
 fn deployment_status(saved: &Saved, planned: usize, sh: &Shared) -> &'static str {
+    let budget = saved.iter().any(|(r, _)| r.stopped_by_budget())
+        || (sh.ledger.exhausted() && saved.len() < planned);
     if saved.iter().any(|(r, _)| r.status == Status::Failed) {
         "failed"
+    } else if budget {
+        crate::results::index::BUDGET_SPENT
     } else if saved.len() == planned && saved.iter().all(|(r, _)| r.status == Status::Completed) {
         "completed"
     } else if sh.stop.is_cancelled() || sh.ledger.exhausted() || !saved.is_empty() {

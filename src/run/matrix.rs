@@ -78,8 +78,9 @@ pub async fn run(m: &Matrix, opts: &RunOptions) -> Result<Outcome, RunError> {
         return Err(RunError::Interrupted);
     }
     let planned = m.points().len();
+    let budget_spent = sh.ledger.exhausted() || points.iter().any(|(r, _)| r.stopped_by_budget());
     if let Some(x) = sh.index.borrow_mut().as_mut() {
-        x.finish(planned);
+        x.finish(planned, budget_spent);
     }
     let index = sh.save_index();
     Ok(Outcome {
@@ -87,6 +88,7 @@ pub async fn run(m: &Matrix, opts: &RunOptions) -> Result<Outcome, RunError> {
         index,
         notes: sh.saver.take().notes,
         interrupted: sh.stop.is_cancelled(),
+        budget_spent,
     })
 }
 
@@ -104,19 +106,26 @@ fn shared(
         .filter_map(|p| p.deployment.clone())
         .collect();
     let indexed = m.is_matrix() || e.workload.sweep.is_some() || e.workload.search.is_some();
-    let index = match (indexed, opts.resume) {
-        (false, _) => None,
-        (true, true) => Some(SweepIndex::resumable(e, &planned)?),
-        (true, false) => Some(SweepIndex::new(e, planned, &names, started_at)),
+    // A resumed sweep goes on under its own index's name; a new run reserves a name of its own.
+    let (index, base, reservation) = match (indexed, opts.resume) {
+        (true, true) => {
+            let (index, at) = SweepIndex::resumable(e, &planned)?;
+            (Some(index), SweepIndex::base_of(&at), None)
+        }
+        (indexed, _) => {
+            let index = indexed.then(|| SweepIndex::new(e, planned, &names, started_at));
+            let (base, r) = results::reserve_result_path(&e.output.dir, &e.name, started_at);
+            (index, base, r)
+        }
     };
-    let stamp = index.as_ref().map(|i| i.started).unwrap_or(started_at);
     Ok(Shared {
         stop: CancellationToken::new(),
         stops: Fanout::new(),
         ledger: Ledger::new(e.infrastructure.max_cost_usd),
         index: RefCell::new(index),
         saver: RefCell::default(),
-        base: results::result_path(&e.output.dir, &e.name, stamp),
+        base,
+        _reservation: reservation,
         parallel: m.max_parallel > 1 && m.deployments.len() > 1,
     })
 }

@@ -82,6 +82,8 @@ pub struct Outcome {
     pub notes: Vec<String>,
     /// Stopped by the user (Ctrl-C, SIGTERM, `q`) between points: the points after were not run.
     pub interrupted: bool,
+    /// `max_cost_usd` stopped the run: a point was cut short, or points were not run.
+    pub budget_spent: bool,
 }
 
 /// What a run deploys: its deployments (one, unnamed, without `deployments`), each checked as
@@ -139,11 +141,54 @@ pub fn prepare(resolved: Resolved) -> Result<Matrix, RunError> {
             .map(|d| prepare_one(d.resolved, Some(d.name)))
             .collect::<Result<_, _>>()?,
     };
-    Ok(Matrix {
+    let m = Matrix {
         experiment,
         deployments,
         max_parallel,
-    })
+    };
+    room_for_streams(&m)?;
+    Ok(m)
+}
+
+/// Raises the open-file limit to what the run's streams need (say so), or refuses the run up
+/// front when even the hard limit is too low: past the limit every connection fails.
+fn room_for_streams(m: &Matrix) -> Result<(), RunError> {
+    let most = m
+        .points()
+        .iter()
+        .map(|p| streams_of(&p.experiment))
+        .max()
+        .unwrap_or(1);
+    let streams = most.saturating_mul(m.max_parallel.min(m.deployments.len()) as u64);
+    match client::limits::ensure_open_files(streams) {
+        Ok(client::limits::Raised::Raised { from, to }) => {
+            crate::ui::say(format!(
+                "open-file limit raised from {from} to {to} for {streams} concurrent streams"
+            ));
+            Ok(())
+        }
+        Ok(_) => Ok(()),
+        Err(why) => Err(RunError::Config(why)),
+    }
+}
+
+/// The most streams one point of `e` holds open at once: its concurrency (a capacity search:
+/// its largest probe), or an open loop's `max_concurrency` (without one, the 256 connections it
+/// keeps warm — beyond them it opens more only while requests pile up).
+fn streams_of(e: &Experiment) -> u64 {
+    let w = &e.workload;
+    let open = w.max_concurrency.map_or(256, u64::from);
+    if let Some(s) = &w.search {
+        return match s.over {
+            crate::config::SearchOver::Concurrency => s.max.max(1.0) as u64,
+            crate::config::SearchOver::Rate => open,
+        };
+    }
+    match (&w.dataset, w.pattern) {
+        (crate::config::Dataset::Trace { .. }, _) | (_, crate::config::Pattern::Rate) => open,
+        (_, crate::config::Pattern::Sequential) => 1,
+        (_, crate::config::Pattern::Concurrent) => u64::from(w.concurrency.unwrap_or(1)),
+    }
 }
 
 fn prepare_one(resolved: Resolved, deployment: Option<String>) -> Result<Prepared, RunError> {

@@ -64,15 +64,17 @@ pub async fn run_point(s: &mut Session<'_>, pt: &Point, n_points: usize) -> Poin
     };
     s.screen.live.start_point(label, e.workload.requests);
     s.screen.phase("preparing prompts");
-    let (feed, lengths) = sources(s, e).await;
+    let (feed, lengths) = sources(s, e, pt.prompt_seed()).await;
     let env = environment(s, e, lengths);
-    let outcome = match ready::preflight(s.ep, &e.model.id, e.workload.api).await {
+    let timeout = e.workload.request_timeout.as_duration();
+    let outcome = match ready::preflight(s.ep, &e.model.id, e.workload.api, timeout, s.stop).await {
         Ok(()) => Ok(drive(s, e, feed).await),
-        Err(err) => Err(err.to_string()),
+        Err(err) => Err(err),
     };
     s.screen.phase("saving");
     let (status, error, measured) = match outcome {
-        Err(why) => (Status::Failed, Some(why), None),
+        Err(super::RunError::Interrupted) => (Status::Interrupted, None, None),
+        Err(why) => (Status::Failed, Some(why.to_string()), None),
         Ok(m) => {
             let (status, error) = judge(&m);
             (status, error, Some(m))
@@ -93,6 +95,7 @@ pub async fn run_point(s: &mut Session<'_>, pt: &Point, n_points: usize) -> Poin
     };
     let mut result = RunResult::new(e, measured, status, error, env, started_at);
     result.sweep_point = (!key.is_empty()).then_some(key);
+    result.prompt_seed = Some(pt.prompt_seed());
     result.deployment = pt.deployment.clone();
     PointOutcome {
         result,
@@ -130,9 +133,13 @@ fn judge(m: &Measured) -> (Status, Option<String>) {
     (Status::Completed, None)
 }
 
-/// Where the point's requests come from (the measured feed and the warm-up's prompts), and
-/// how prompt lengths were made.
-async fn sources(s: &Session<'_>, e: &Experiment) -> ((Feed, Arc<dyn Source>), Option<String>) {
+/// Where the point's requests come from (the measured feed and the warm-up's prompts, both
+/// from the point's own `seed`), and how prompt lengths were made.
+async fn sources(
+    s: &Session<'_>,
+    e: &Experiment,
+    seed: u64,
+) -> ((Feed, Arc<dyn Source>), Option<String>) {
     let w = &e.workload;
     let lengths = dataset::Lengths {
         cal: dataset::calibrate(s.ep, &e.model.id, w.api, e.seed).await,
@@ -141,7 +148,7 @@ async fn sources(s: &Session<'_>, e: &Experiment) -> ((Feed, Arc<dyn Source>), O
     };
     let described = dataset::describe_lengths(&lengths);
     let warmup = w.warmup_requests as u64;
-    let feed = source::sources(&w.dataset, &s.p.loaded, e.seed, warmup, lengths);
+    let feed = source::sources(&w.dataset, &s.p.loaded, seed, warmup, lengths);
     (feed, Some(described))
 }
 
@@ -174,6 +181,12 @@ async fn drive(s: &mut Session<'_>, e: &Experiment, feed: (Feed, Arc<dyn Source>
     };
     let stop = point_stop.clone();
     let abort = plan.abort.clone();
+    let in_flight = plan.in_flight.clone();
+    // A closed loop of requests (not sessions, which hold a slot while they think).
+    let planned = match (&plan.arrivals, &plan.feed) {
+        (Arrivals::Closed { concurrency, .. }, Feed::Requests(_)) => Some(u64::from(*concurrency)),
+        _ => None,
+    };
     let mut exec = tokio::task::spawn_blocking(move || executor::run(plan, stop, tx.clone()));
     let handle = &*s.handle;
     let (ledger, who, sent) = (s.ledger, s.who, watchers.sent.clone());
@@ -221,6 +234,9 @@ async fn drive(s: &mut Session<'_>, e: &Experiment, feed: (Feed, Arc<dyn Source>
                 col.stop(why);
                 if interrupts >= 2 {
                     say("stopping now: saving what was measured");
+                    // Requests in flight are abandoned (their connections closed), so the
+                    // process exits within moments of saving, not when they time out.
+                    abort.cancel();
                     break;
                 }
                 say("stopping: no new requests; waiting for those in flight (Ctrl-C again to stop now)");
@@ -243,7 +259,20 @@ async fn drive(s: &mut Session<'_>, e: &Experiment, feed: (Feed, Arc<dyn Source>
         .await;
     }
     watchers.done();
-    col.finish(end)
+    let mut m = col.finish(end);
+    reached(&mut m, in_flight.peak(), planned);
+    m
+}
+
+/// The concurrency the point reached, and a warning when a closed loop never reached its own.
+fn reached(m: &mut Measured, peak: u64, planned: Option<u64>) {
+    m.client.peak_in_flight = Some(peak);
+    let ran = m.summary.completed + m.summary.failed;
+    if let Some(c) = planned.filter(|c| peak < *c && ran >= 2 * *c) {
+        m.client.warnings.push(format!(
+            "the concurrency of {c} was never reached: at most {peak} requests were in flight at once (see the connect errors)"
+        ));
+    }
 }
 
 /// The run was stopped (Ctrl-C, `q`, SIGTERM) as the executor ended: its reason may still be
@@ -331,6 +360,7 @@ fn plan(
         workers: workers.min(conc.max(1)),
         sent: Arc::new(AtomicU64::new(0)),
         abort: CancellationToken::new(),
+        in_flight: Arc::default(),
     }
 }
 

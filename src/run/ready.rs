@@ -94,6 +94,11 @@ async fn probe(ep: &Endpoint, model: &str) -> Result<Probe, RunError> {
     Ok(Probe::Ready(version))
 }
 
+/// A wait for the server says what it is waiting for and what it last heard after this long,
+/// then twice as long each time, up to [`SAY_MOST`] (a pod loading a model for minutes).
+const SAY_FIRST: Duration = Duration::from_secs(5);
+const SAY_MOST: Duration = Duration::from_secs(60);
+
 /// `/health` answers 200 and `/v1/models` lists the model; returns the server's version.
 pub async fn wait_ready(
     ep: &Endpoint,
@@ -104,11 +109,29 @@ pub async fn wait_ready(
 ) -> Result<Option<String>, RunError> {
     let start = Instant::now();
     let mut delay = Duration::from_millis(50);
+    let (mut said, mut every) = (Instant::now(), SAY_FIRST);
     loop {
         let last = match probe(ep, model).await? {
             Probe::Ready(version) => return Ok(version),
             Probe::NotYet(last) => last,
         };
+        // `/v1/health` does not exist: a base_url ending in /v1 will never be ready.
+        if last.starts_with("/health answered 404") && ep.base_url().ends_with("/v1") {
+            return Err(RunError::Endpoint(format!(
+                "{last} — base_url ends in `/v1`, and the tool adds `/v1/…` itself: drop the `/v1` (e.g. `{}`)",
+                ep.base_url().trim_end_matches("/v1")
+            )));
+        }
+        // A wrong address is not waited on in silence (an existing server's wait is 15 min).
+        if said.elapsed() >= every {
+            (said, every) = (Instant::now(), (every * 2).min(SAY_MOST));
+            crate::ui::say(format!(
+                "waiting for {}/health to answer and /v1/models to list `{model}` ({:.0}s of {:.0}s): {last}",
+                ep.base_url(),
+                start.elapsed().as_secs_f64(),
+                timeout.as_secs_f64()
+            ));
+        }
         if let Some(reason) = handle.gone() {
             return Err(RunError::ServerGone(reason));
         }
@@ -156,26 +179,37 @@ pub async fn still_there(ep: &Endpoint, model: &str, handle: &mut Handle) -> Opt
 }
 
 /// One small streaming request through the benchmark client; quotes the server's error.
+/// Bounded by the workload's `request_timeout`, and ended at once by a stop (Ctrl-C, SIGTERM):
+/// a server that accepts and never answers cannot hold the run (or a rented pod) for longer.
 pub async fn preflight(
     ep: &Endpoint,
     model: &str,
     api: crate::config::Api,
+    timeout: Duration,
+    stop: &CancellationToken,
 ) -> Result<(), RunError> {
-    let mut conn = client::connect(ep)
-        .await
-        .map_err(|e| RunError::Preflight(e.message))?;
-    let prompt = client::api::of(api).text_prompt("Say hello.").to_string();
-    let body = client::request_body(api, model, &prompt, 2, false);
-    let bounds = client::Bounds {
-        timeout: Duration::from_secs(120),
-        deadline: None,
-        max_tokens: 2,
-        max_event_bytes: 1 << 20,
-        keep_text: false,
+    let ask = async {
+        let mut conn = client::connect(ep)
+            .await
+            .map_err(|e| RunError::Preflight(e.message))?;
+        let prompt = client::api::of(api).text_prompt("Say hello.").to_string();
+        let body = client::request_body(api, model, &prompt, 2, false);
+        let bounds = client::Bounds {
+            timeout,
+            deadline: None,
+            max_tokens: 2,
+            max_event_bytes: 1 << 20,
+            keep_text: false,
+        };
+        let r = client::send(&mut conn, ep, body, &bounds, Instant::now()).await;
+        match r.error {
+            None => Ok(()),
+            Some(e) => Err(RunError::Preflight(e.message)),
+        }
     };
-    let r = client::send(&mut conn, ep, body, &bounds, Instant::now()).await;
-    match r.error {
-        None => Ok(()),
-        Some(e) => Err(RunError::Preflight(e.message)),
+    tokio::select! {
+        biased;
+        _ = stop.cancelled() => Err(RunError::Interrupted),
+        r = ask => r,
     }
 }

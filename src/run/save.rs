@@ -25,36 +25,38 @@ impl Saver {
     /// Saves one result; returns where it is (the intended path when nothing took it). A
     /// side file of records is renamed next to it first (`x.json` → `x.requests.jsonl`).
     pub fn result(&mut self, intended: &Path, r: &mut RunResult) -> PathBuf {
+        // Side files are named plainly and sit beside their result (readers accept nothing
+        // else): when one cannot be put there, a note says where it is and where it belongs.
         if let Some(spill) = r.spill.take() {
             let target = results::requests_file_for(intended);
-            r.requests_file = Some(match std::fs::rename(&spill, &target) {
-                Ok(()) => target.file_name().map_or_else(
-                    || target.display().to_string(),
-                    |n| n.to_string_lossy().into_owned(),
-                ),
-                Err(e) => {
-                    let note = format!(
-                        "could not rename {} to {}: {e}; the result names it where it is",
-                        spill.display(),
-                        target.display()
-                    );
-                    crate::ui::say(format!("warning: {note}"));
-                    self.notes.push(note);
-                    absolute(&spill)
-                }
-            });
+            self.place(&spill, &target);
+            r.requests_file = target.file_name().map(|n| n.to_string_lossy().into_owned());
         }
         let saved = self.save(intended, r);
-        // A result that went to a fallback names its side file by its whole path.
-        let moved = saved.parent() != intended.parent();
-        if let (true, Some(name)) = (moved, r.requests_file.clone()) {
-            if Path::new(&name).is_relative() {
-                let dir = intended.parent().unwrap_or(Path::new("."));
-                r.requests_file = Some(absolute(&dir.join(name)));
-                return self.save(&saved, r);
-            }
+        if let (true, Some(name)) = (saved.parent() != intended.parent(), &r.requests_file) {
+            let dir = intended.parent().unwrap_or(Path::new("."));
+            let beside = saved.with_file_name(name);
+            self.place(&dir.join(name), &beside);
         }
         saved
+    }
+
+    /// Moves `from` to `to` (a rename, else a copy across file systems); a note when neither
+    /// worked.
+    fn place(&mut self, from: &Path, to: &Path) {
+        let moved = std::fs::rename(from, to).or_else(|_| {
+            std::fs::copy(from, to)?;
+            std::fs::remove_file(from)
+        });
+        if let Err(e) = moved {
+            let note = format!(
+                "the records' side file stays at {} ({e}): move it to {} for `results`, `compare` and `report` to read it",
+                absolute(from),
+                absolute(to)
+            );
+            crate::ui::say(format!("warning: {note}"));
+            self.notes.push(note);
+        }
     }
 
     /// Records `pt`'s result (saved at `file`) in the index and saves the index.

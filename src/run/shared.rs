@@ -106,6 +106,8 @@ pub struct Shared {
     pub base: PathBuf,
     /// Deployments run side by side (no live view, no progress bar: plain lines).
     pub parallel: bool,
+    /// Holds `base`'s name against runs started in the same second, until this run ends.
+    pub _reservation: Option<crate::results::Reservation>,
 }
 
 impl Shared {
@@ -166,7 +168,9 @@ impl Shared {
         let index = self.index.borrow();
         let file = index.as_ref()?.file_of(&pt.key())?.to_string();
         let dir = self.base.parent().unwrap_or(Path::new(""));
-        crate::results::read(&dir.join(file)).ok()
+        let at = crate::results::index::SweepIndex::path(&self.base);
+        let path = crate::results::index::point_path(&at, dir, &file).ok()?;
+        crate::results::read(&path).ok()
     }
 
     /// Records a capacity search's state and saves the index.

@@ -59,7 +59,7 @@ pub enum DatasetError {
     Io {
         path: String,
         #[source]
-        source: std::io::Error,
+        source: crate::files::FileError,
     },
     #[error("{path}:{line}: {message}")]
     Line {
@@ -77,11 +77,17 @@ pub enum DatasetError {
 /// are skipped. Every line is checked; the first bad one is reported with its number.
 pub fn load_jsonl(path: &Path, api: Api, max_tokens: u32) -> Result<Vec<Prompt>, DatasetError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| DatasetError::Io {
-        path: shown.clone(),
-        source,
-    })?;
+    let text = read_dataset(path)?;
     parse_jsonl(&text, &shown, api, max_tokens)
+}
+
+/// A dataset, trace or conversation file's text: a regular file of a bounded size.
+pub fn read_dataset(path: &Path) -> Result<String, DatasetError> {
+    let max = crate::files::MAX_DATASET_BYTES;
+    crate::files::read_text(path, max, "a dataset").map_err(|source| DatasetError::Io {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 /// [`load_jsonl`] on text already read; `shown` names the file in errors.
@@ -340,8 +346,14 @@ pub struct LocalTokenizer {
 impl LocalTokenizer {
     pub fn load(path: &Path) -> Result<Self, DatasetError> {
         let shown = path.display().to_string();
+        let bytes =
+            crate::files::read_bytes(path, crate::files::MAX_TOKENIZER_BYTES, "a tokenizer")
+                .map_err(|e| DatasetError::Tokenizer {
+                    path: shown.clone(),
+                    message: e.to_string(),
+                })?;
         let inner =
-            tokenizers::Tokenizer::from_file(path).map_err(|e| DatasetError::Tokenizer {
+            tokenizers::Tokenizer::from_bytes(&bytes).map_err(|e| DatasetError::Tokenizer {
                 path: shown.clone(),
                 message: e.to_string(),
             })?;

@@ -68,6 +68,30 @@ pub struct Plan {
     /// Cancelled when requests in flight are to be abandoned now (a saturated server): each
     /// ends as `aborted` and its connection is closed, which makes the server drop it.
     pub abort: CancellationToken,
+    /// Measured requests in flight now, and the most there were at once.
+    pub in_flight: Arc<InFlight>,
+}
+
+/// Requests in flight, and the peak: the concurrency a point really reached.
+#[derive(Debug, Default)]
+pub struct InFlight {
+    now: AtomicU64,
+    peak: AtomicU64,
+}
+
+impl InFlight {
+    fn enter(&self) {
+        let now = self.now.fetch_add(1, Ordering::Relaxed) + 1;
+        self.peak.fetch_max(now, Ordering::Relaxed);
+    }
+
+    fn leave(&self) {
+        self.now.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub fn peak(&self) -> u64 {
+        self.peak.load(Ordering::Relaxed)
+    }
 }
 
 /// Where a unit of work stands against the workload's bounds (cloned into each open-loop task).
@@ -93,6 +117,8 @@ impl Bounds {
 pub fn run(plan: Plan, stop: CancellationToken, tx: UnboundedSender<Event>) -> Instant {
     let workers = plan.workers.max(1);
     let next = Arc::new(AtomicU64::new(0));
+    // Warm-up requests are numbered across every worker: each is sent once, whoever sends it.
+    let warm_next = Arc::new(AtomicU64::new(0));
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<(Vec<Duration>, Vec<String>)>();
     let mut t0_senders = Vec::new();
     let mut handles = Vec::new();
@@ -103,6 +129,7 @@ pub fn run(plan: Plan, stop: CancellationToken, tx: UnboundedSender<Event>) -> I
         let stop = stop.clone();
         let tx = tx.clone();
         let next = next.clone();
+        let warm_next = warm_next.clone();
         let ready_tx = ready_tx.clone();
         handles.push(
             std::thread::Builder::new()
@@ -121,7 +148,8 @@ pub fn run(plan: Plan, stop: CancellationToken, tx: UnboundedSender<Event>) -> I
                             return;
                         }
                     };
-                    worker(rt, w, workers, plan, stop, tx, next, ready_tx, t0_rx);
+                    let counters = (next, warm_next);
+                    worker(rt, w, workers, plan, stop, tx, counters, ready_tx, t0_rx);
                 }),
         );
     }
@@ -209,7 +237,7 @@ fn worker(
     plan: Plan,
     stop: CancellationToken,
     tx: UnboundedSender<Event>,
-    next: Arc<AtomicU64>,
+    (next, warm_next): (Arc<AtomicU64>, Arc<AtomicU64>),
     ready: std::sync::mpsc::Sender<(Vec<Duration>, Vec<String>)>,
     t0_rx: std::sync::mpsc::Receiver<Instant>,
 ) {
@@ -247,7 +275,6 @@ fn worker(
     });
     // Warm-up on these very connections, so the first measured request on each is not the
     // first the server (and this client) handle on it.
-    let warm_next = AtomicU64::new(0);
     let conns = rt.block_on(warm_up(&plan, conns, &warm_next, &stop));
     let _ = ready.send((times, errors));
     let Ok(t0) = t0_rx.recv() else { return };
@@ -342,7 +369,19 @@ async fn open_loop(
         if exhausted(plan, i) {
             break;
         }
-        pace_until(t0_tokio + offset).await;
+        // A unit due after the deadline (a trace's next timestamp an hour on) is never
+        // waited for, and a stop ends the wait at once.
+        let Some(at) = t0_tokio.checked_add(offset) else {
+            break;
+        };
+        if b.deadline.is_some_and(|d| at >= d) {
+            break;
+        }
+        tokio::select! {
+            biased;
+            _ = b.stop.cancelled() => break,
+            _ = pace_until(at) => {}
+        }
         if b.over() {
             break;
         }
@@ -396,7 +435,9 @@ async fn unit(
         Feed::Requests(source) => {
             plan.sent.fetch_add(1, Ordering::Relaxed);
             let prompt = source.prompt(i);
+            plan.in_flight.enter();
             let mut rec = one(plan, conn, &prompt, scheduled, b.abort_at, b.t0, false).await;
+            plan.in_flight.leave();
             rec.id = i;
             tx.send(Event::Request(Box::new(rec))).is_ok()
         }
@@ -444,7 +485,9 @@ async fn session(
             expected_input_tokens: None,
         };
         let first = (k == 0).then_some(scheduled).flatten();
+        plan.in_flight.enter();
         let mut rec = one(plan, conn, &prompt, first, b.abort_at, b.t0, true).await;
+        plan.in_flight.leave();
         (rec.id, rec.session, rec.turn) = (id, Some(n), Some(k as u32));
         let answer = rec.text.take().unwrap_or_default();
         let ok = rec.ok();
@@ -497,7 +540,7 @@ async fn one(
                 _ = plan.abort.cancelled() => client::failed_record(
                     crate::metrics::event::RequestError::new(
                         crate::metrics::event::ErrorKind::Aborted,
-                        "aborted: the server is saturated",
+                        "aborted in flight: the point was stopped (see its termination_reason)",
                     ),
                     t0,
                 ),

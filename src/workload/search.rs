@@ -188,18 +188,17 @@ impl Planner {
                 .map(|c| 1.05 * c),
             SearchOver::Concurrency => None,
         };
-        let top = Probe {
-            x: cap.filter(|c| *c > lo.x && *c < hi.x).unwrap_or(hi.x),
-            ..hi.clone()
-        };
-        let top = if top.x < hi.x {
-            Probe {
-                margin: f64::INFINITY,
-                ..top
+        // When the SLO still holds below that line, the line itself is probed next: a failure
+        // there bounds the bracket by a measured probe (precision is judged against real
+        // probes only), a pass moves the line. Halving the gap below an unmeasured line
+        // would creep toward it without ever reaching the tolerance.
+        if let Some(c) = cap.filter(|c| *c > lo.x && *c < hi.x) {
+            let x = self.load(c);
+            if x > lo.x && x < hi.x {
+                return Next::Probe(x);
             }
-        } else {
-            top
-        };
+        }
+        let top = hi.clone();
         let width = top.x - lo.x;
         let guess = interpolate(lo, &top);
         // A wide bracket is climbed — doubling while the highest pass is far inside the SLO,
@@ -310,10 +309,8 @@ mod tests {
             panic!("{done:?}");
         };
         assert!((42.0 * 0.95..=42.0).contains(&a), "answer {a}");
-        assert!(
-            (f - a) / f <= 0.05 || reason == Reason::MaxPoints,
-            "{a}..{f} {reason:?}"
-        );
+        assert_eq!(reason, Reason::Precision, "{a}..{f}");
+        assert!((f - a) / f <= 0.05, "{a}..{f}");
         assert!(n <= 8, "{n} probes");
     }
 
@@ -332,6 +329,51 @@ mod tests {
         assert_eq!(a.fract(), 0.0);
         assert_eq!((a, f), (25.0, 26.0));
         assert!(n <= 8, "{n} probes");
+    }
+
+    /// An open loop whose SLO holds right up to its capacity `cap` (TTFT flat, then the queue
+    /// runs away), measured at `max` a little under the truth, as a saturated probe that stops
+    /// early does.
+    fn flat_to_capacity(x: f64, cap: f64) -> Probe {
+        Probe {
+            x,
+            margin: if x >= cap { f64::INFINITY } else { -0.5 },
+            throughput: Some(x.min(0.96 * cap)),
+            mean_e2el_ms: Some(400.0),
+        }
+    }
+
+    #[test]
+    fn a_search_whose_slo_holds_up_to_capacity_ends_on_precision() {
+        let mut p = Planner::new(&Search {
+            over: SearchOver::Rate,
+            start: 1.0,
+            max: 1000.0,
+            tolerance: Share(0.05),
+            max_points: 8,
+            ..Search::default()
+        });
+        let done = loop {
+            match p.next() {
+                Next::Probe(x) => p.record(flat_to_capacity(x, 64.0)),
+                done => break done,
+            }
+        };
+        let Next::Done {
+            answer: Some(a),
+            failed_at: Some(f),
+            reason,
+        } = done
+        else {
+            panic!("{done:?}");
+        };
+        assert_eq!(reason, Reason::Precision, "{:?}", p.probes);
+        assert!((f - a) / f <= 0.05, "{a}..{f}");
+        assert!(a < 64.0 && f >= 64.0 && a >= 64.0 * 0.95, "{a}..{f}");
+        assert!(
+            f < 1000.0,
+            "the bracket ends at a measured failure near capacity"
+        );
     }
 
     #[test]

@@ -191,10 +191,7 @@ pub fn load(
     format: ConversationFormat,
 ) -> Result<Vec<RecordedConversation>, DatasetError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| DatasetError::Io {
-        path: shown.clone(),
-        source,
-    })?;
+    let text = super::dataset::read_dataset(path)?;
     parse(&text, &shown, format)
 }
 

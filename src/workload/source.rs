@@ -251,9 +251,18 @@ pub fn load(resolved: &crate::config::Resolved) -> Result<Loaded, DatasetError> 
             path: p,
             format,
             time_scale,
-            ..
+            block_size,
         } => {
-            let t = super::trace::load(&path(p), *format, *time_scale, w.api, w.max_tokens)?;
+            let e = &resolved.experiment;
+            let fit = super::trace::Fit {
+                max_tokens: w.max_tokens,
+                context: e
+                    .model
+                    .max_model_len
+                    .unwrap_or(crate::config::MAX_CONTEXT_TOKENS),
+                block_size: *block_size,
+            };
+            let t = super::trace::load(&path(p), *format, *time_scale, w.api, fit)?;
             loaded.trace = Some(Arc::new(t));
         }
         Dataset::Conversation {

@@ -73,6 +73,34 @@ impl Point {
     pub fn file_label(&self) -> String {
         self.key().replace('/', "-")
     }
+
+    /// The seed this point's prompts are drawn from: the experiment's `seed` for a run of one
+    /// point, else the seed mixed with the point's label. Points on one server never share a
+    /// prompt (a prefix-caching server would serve the second point's repeats from its cache:
+    /// speed no user sees), and the same experiment makes the same requests at each point on
+    /// every run and on `--resume`. The deployment is left out on purpose: deployments of a
+    /// matrix have their own servers and get the same prompts, for a fair comparison.
+    pub fn prompt_seed(&self) -> u64 {
+        let seed = self.experiment.seed;
+        if self.label.is_empty() {
+            return seed;
+        }
+        seed ^ splitmix(fnv1a(self.label.as_bytes()))
+    }
+}
+
+/// FNV-1a, 64 bit: a hash that stays the same across Rust versions (std's does not promise to).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// SplitMix64's finaliser: spreads a hash over all 64 bits.
+fn splitmix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// The points of one deployment of a matrix (`name`), or of the experiment without one.

@@ -58,14 +58,46 @@ pub fn load(
     format: TraceFormat,
     time_scale: f64,
     api: Api,
-    max_tokens: u32,
+    fit: Fit,
 ) -> Result<Trace, DatasetError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| DatasetError::Io {
-        path: shown.clone(),
-        source,
-    })?;
-    parse(&text, &shown, format, time_scale, api, max_tokens)
+    let text = super::dataset::read_dataset(path)?;
+    parse(&text, &shown, format, time_scale, api, fit)
+}
+
+/// What every line must fit in: answers without a length get `max_tokens`; prompt + answer at
+/// most `context` tokens (the model's context, or the stated cap); at most as many `hash_ids`
+/// as `block_size` blocks of the prompt need. A line past them is refused when the trace is
+/// read, before anything starts — never a prompt of gigabytes made mid-run.
+#[derive(Clone, Copy, Debug)]
+pub struct Fit {
+    pub max_tokens: u32,
+    pub context: u32,
+    pub block_size: u32,
+}
+
+impl Fit {
+    fn check(&self, r: &TraceRequest) -> Result<(), String> {
+        let total = u64::from(r.input_len) + u64::from(r.output_len);
+        if total > u64::from(self.context) {
+            return Err(format!(
+                "prompt + answer = {total} tokens, more than the context of {} tokens (`model.max_model_len`, or the cap without it)",
+                self.context
+            ));
+        }
+        if let Body::Blocks(ids) = &r.body {
+            let need = r.input_len.div_ceil(self.block_size.max(1)) as usize;
+            if ids.len() > need {
+                return Err(format!(
+                    "{} `hash_ids` for a prompt of {} tokens: blocks of {} tokens need {need}",
+                    ids.len(),
+                    r.input_len,
+                    self.block_size
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// [`load`] on text already read.
@@ -75,7 +107,7 @@ pub fn parse(
     format: TraceFormat,
     time_scale: f64,
     api: Api,
-    max_tokens: u32,
+    fit: Fit,
 ) -> Result<Trace, DatasetError> {
     let mut rows: Vec<(f64, TraceRequest)> = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -90,9 +122,10 @@ pub fn parse(
         let v: Value = serde_json::from_str(line).map_err(|e| bad(format!("not JSON: {e}")))?;
         let row = match format {
             TraceFormat::Mooncake => mooncake_row(&v),
-            TraceFormat::Jsonl => jsonl_row(&v, api, max_tokens),
+            TraceFormat::Jsonl => jsonl_row(&v, api, fit.max_tokens),
         }
-        .map_err(bad)?;
+        .map_err(&bad)?;
+        fit.check(&row.1).map_err(bad)?;
         rows.push(row);
     }
     if rows.is_empty() {
@@ -272,6 +305,52 @@ mod tests {
         Lengths::words_only(Api::Completions)
     }
 
+    fn fit(max_tokens: u32) -> Fit {
+        Fit {
+            max_tokens,
+            context: 4096,
+            block_size: 8,
+        }
+    }
+
+    #[test]
+    fn lines_past_the_context_or_with_too_many_blocks_are_refused_when_read() {
+        let huge = "{\"timestamp\": 0, \"input_length\": 4000000000, \"output_length\": 2, \"hash_ids\": [1]}\n";
+        let e = parse(
+            huge,
+            "t.jsonl",
+            TraceFormat::Mooncake,
+            1.0,
+            Api::Chat,
+            fit(9),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("t.jsonl:1: prompt + answer = 4000000002 tokens"),
+            "{e}"
+        );
+        let ids: Vec<String> = (0..1000).map(|i| i.to_string()).collect();
+        let many = format!(
+            "{{\"timestamp\": 0, \"input_length\": 16, \"output_length\": 2, \"hash_ids\": [{}]}}\n",
+            ids.join(",")
+        );
+        let e = parse(
+            &many,
+            "t.jsonl",
+            TraceFormat::Mooncake,
+            1.0,
+            Api::Chat,
+            fit(9),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("1000 `hash_ids` for a prompt of 16 tokens"),
+            "{e}"
+        );
+    }
+
     const MOONCAKE: &str = r#"{"timestamp": 1500, "input_length": 20, "output_length": 4, "hash_ids": [0, 7, 8]}
 {"timestamp": 0, "input_length": 16, "output_length": 3, "hash_ids": [0, 7]}
 {"timestamp": 3000, "input_length": 10, "output_length": 5, "hash_ids": [0, 9]}
@@ -286,7 +365,7 @@ mod tests {
                 TraceFormat::Mooncake,
                 2.0,
                 Api::Completions,
-                9,
+                fit(9),
             )
             .unwrap(),
         );
@@ -320,13 +399,13 @@ mod tests {
             TraceFormat::Mooncake,
             1.0,
             Api::Chat,
-            9,
+            fit(9),
         )
         .unwrap_err()
         .to_string();
         assert_eq!(e, "t.jsonl:1: `hash_ids` must be a list of block ids");
         let plain = "{\"timestamp_ms\": 10, \"input_len\": 5, \"output_len\": 2}\n{\"timestamp_ms\": 20, \"prompt\": \"hi\"}\n";
-        let t = parse(plain, "p.jsonl", TraceFormat::Jsonl, 1.0, Api::Chat, 9).unwrap();
+        let t = parse(plain, "p.jsonl", TraceFormat::Jsonl, 1.0, Api::Chat, fit(9)).unwrap();
         assert_eq!(
             t.requests[1].output_len, 9,
             "max_tokens when the line has no output_len"
@@ -337,7 +416,7 @@ mod tests {
             TraceFormat::Jsonl,
             1.0,
             Api::Chat,
-            9,
+            fit(9),
         )
         .unwrap_err()
         .to_string();

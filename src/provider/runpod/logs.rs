@@ -30,11 +30,7 @@ struct LogLine {
 
 /// Follows pod `id`'s logs into `file` (appending) until the task is aborted.
 pub async fn follow(api: Arc<RunPodApi>, id: String, file: PathBuf) {
-    let mut out = match std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&file)
-    {
+    let mut out = match crate::files::private_log(&file, true) {
         Ok(f) => std::io::BufWriter::new(f),
         Err(e) => {
             tracing::warn!("pod log file {}: {e}", file.display());

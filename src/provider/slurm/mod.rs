@@ -146,6 +146,11 @@ pub async fn provision(
         std::fs::create_dir_all(dir).map_err(|err| fail(format!("{}: {err}", dir.display())))?;
     }
     let log = std::path::absolute(log).unwrap_or_else(|_| log.to_path_buf());
+    // Made here, mode 0600, before Slurm opens it (it keeps an existing file's mode).
+    if o.login_host.is_none() {
+        crate::files::private_log(&log, true)
+            .map_err(|err| fail(format!("{}: {err}", log.display())))?;
+    }
     let remote_output = o.login_host.as_ref().map(|_| format!("{name}.out"));
     let output = remote_output
         .clone()
