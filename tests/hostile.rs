@@ -77,7 +77,7 @@ fn request_timeout_holds_while_a_stream_floods() {
     let r = run_failing(
         d.path(),
         &s.url,
-        "  concurrency: 1\n  requests: 2\n  request_timeout: 500ms\n  dataset: { kind: random, input_len: 8, output_len: 50000000 }\n",
+        "  concurrency: 1\n  requests: 2\n  request_timeout: 500ms\n  dataset: { kind: random, input_len: 8, output_len: 9000000 }\n",
     );
     let (kind, msg) = only_error(&r);
     assert_eq!(kind, "timeout", "{msg}");

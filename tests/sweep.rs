@@ -340,7 +340,6 @@ fn sweep_points_never_share_prompts_and_stay_deterministic_per_point() {
     seeds.dedup();
     assert_eq!(seeds.len(), 3, "one prompt stream per point: {seeds:?}");
     let all_a = received(&a);
-    let distinct: std::collections::HashSet<&String> = all_a.iter().collect();
     let mut seen = std::collections::HashSet::new();
     let dup: Vec<&String> = all_a.iter().filter(|m| !seen.insert(*m)).collect();
     // (Each warm-up request was sent once per client worker until this test found it.)

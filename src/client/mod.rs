@@ -73,7 +73,7 @@ impl Endpoint {
                 ))
             }
         };
-        if has_userinfo(base_url) {
+        if crate::config::has_userinfo(base_url) {
             return Err("a user name or password in the URL (`user:pw@host`) is not supported: give the host alone, and a key through `infrastructure.api_key_env`".into());
         }
         let (authority, path) = match rest.find('/') {
@@ -184,13 +184,6 @@ fn tls_builder(
         rustls::crypto::aws_lc_rs::default_provider(),
     ))
     .with_safe_default_protocol_versions()
-}
-
-/// Whether `url`'s authority carries `user[:password]@` (refused, and never echoed).
-pub fn has_userinfo(url: &str) -> bool {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
-    authority.contains('@')
 }
 
 /// TLS settings that trust only the CA certificates in the PEM file `ca_file` (for

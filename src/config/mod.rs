@@ -343,6 +343,14 @@ fn read_yaml(path: &Path) -> Result<(String, Value), ConfigError> {
     Ok((text, value))
 }
 
+/// Whether `url`'s authority carries `user[:password]@` (refused, and never echoed: the part
+/// before `@` may be a password).
+pub fn has_userinfo(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    authority.contains('@')
+}
+
 /// How deep `[` / `{` may nest in an experiment file.
 pub const MAX_FLOW_NESTING: usize = 64;
 

@@ -400,7 +400,7 @@ pub(super) fn cross_field(r: &Resolved) -> Vec<Issue> {
         ProviderKind::Existing => match inf.base_url.as_deref() {
             None | Some("") => bad("infrastructure.provider", "`provider: existing` needs `infrastructure.base_url`, e.g. `http://127.0.0.1:8000`".into()),
             // Never echoed: the part before `@` may be a password.
-            Some(u) if crate::client::has_userinfo(u) => bad(
+            Some(u) if super::has_userinfo(u) => bad(
                 "infrastructure.base_url",
                 "a user name or password in the URL (`user:pw@host`) is not supported, and would end up in logs: give the host alone, and the server's key through `infrastructure.api_key_env`".into(),
             ),

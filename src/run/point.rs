@@ -141,8 +141,18 @@ async fn sources(
     seed: u64,
 ) -> ((Feed, Arc<dyn Source>), Option<String>) {
     let w = &e.workload;
+    // Bounded like a request, and ended by a stop: a server that takes `/tokenize` and never
+    // answers cannot hold the run (the pre-flight then says what is wrong).
+    let limit = w.request_timeout.as_duration();
+    let calibrated =
+        tokio::time::timeout(limit, dataset::calibrate(s.ep, &e.model.id, w.api, e.seed));
+    let cal = tokio::select! {
+        biased;
+        _ = s.stop.cancelled() => dataset::Calibration::ESTIMATED,
+        c = calibrated => c.unwrap_or(dataset::Calibration::ESTIMATED),
+    };
     let lengths = dataset::Lengths {
-        cal: dataset::calibrate(s.ep, &e.model.id, w.api, e.seed).await,
+        cal,
         tokenizer: s.p.tokenizer.clone(),
         api: w.api,
     };
@@ -181,12 +191,7 @@ async fn drive(s: &mut Session<'_>, e: &Experiment, feed: (Feed, Arc<dyn Source>
     };
     let stop = point_stop.clone();
     let abort = plan.abort.clone();
-    let in_flight = plan.in_flight.clone();
-    // A closed loop of requests (not sessions, which hold a slot while they think).
-    let planned = match (&plan.arrivals, &plan.feed) {
-        (Arrivals::Closed { concurrency, .. }, Feed::Requests(_)) => Some(u64::from(*concurrency)),
-        _ => None,
-    };
+    let (in_flight, planned) = (plan.in_flight.clone(), planned_concurrency(&plan));
     let mut exec = tokio::task::spawn_blocking(move || executor::run(plan, stop, tx.clone()));
     let handle = &*s.handle;
     let (ledger, who, sent) = (s.ledger, s.who, watchers.sent.clone());
@@ -245,23 +250,24 @@ async fn drive(s: &mut Session<'_>, e: &Experiment, feed: (Feed, Arc<dyn Source>
     }
     late_stop(&mut col, s.stop, s.stops);
     let end = Instant::now();
-    // One more scrape after the last request, so the server's counters cover the whole window.
     if e.metrics.scrape && interrupts < 2 {
-        let wait = e.metrics.scrape_interval.as_duration() * 2 + Duration::from_secs(1);
-        let _ = tokio::time::timeout(wait, async {
-            while let Some(ev) = rx.recv().await {
-                if matches!(ev, Event::Server(_)) {
-                    take(&mut col, &mut watchers, ev);
-                    break;
-                }
-            }
-        })
-        .await;
+        if let Some(ev) = last_scrape(e, &mut rx).await {
+            take(&mut col, &mut watchers, ev);
+        }
     }
     watchers.done();
     let mut m = col.finish(end);
     reached(&mut m, in_flight.peak(), planned);
     m
+}
+
+/// The concurrency a closed loop of requests means to reach (sessions hold a slot while they
+/// think, so theirs is not a count of requests in flight).
+fn planned_concurrency(plan: &Plan) -> Option<u64> {
+    match (&plan.arrivals, &plan.feed) {
+        (Arrivals::Closed { concurrency, .. }, Feed::Requests(_)) => Some(u64::from(*concurrency)),
+        _ => None,
+    }
 }
 
 /// The concurrency the point reached, and a warning when a closed loop never reached its own.
@@ -285,6 +291,20 @@ fn late_stop(
     if stop.is_cancelled() && col.stopped().is_none() {
         col.stop(stops.try_recv().unwrap_or(StopReason::Interrupted));
     }
+}
+
+/// One more scrape after the last request, so the server's counters cover the whole window.
+async fn last_scrape(e: &Experiment, rx: &mut mpsc::UnboundedReceiver<Event>) -> Option<Event> {
+    let wait = e.metrics.scrape_interval.as_duration() * 2 + Duration::from_secs(1);
+    let next = async {
+        while let Some(ev) = rx.recv().await {
+            if matches!(ev, Event::Server(_)) {
+                return Some(ev);
+            }
+        }
+        None
+    };
+    tokio::time::timeout(wait, next).await.ok().flatten()
 }
 
 /// The server's counters before the first request of the window (or of its warm-up).

@@ -329,12 +329,17 @@ pub async fn calibrate(ep: &Endpoint, model: &str, api: Api, seed: u64) -> Calib
                 calibrated: true,
             }
         }
-        _ => Calibration {
-            tokens_per_word: 1.0,
-            overhead: 0.0,
-            calibrated: false,
-        },
+        _ => Calibration::ESTIMATED,
     }
+}
+
+impl Calibration {
+    /// No answer from `/tokenize`: one word, one token.
+    pub const ESTIMATED: Self = Self {
+        tokens_per_word: 1.0,
+        overhead: 0.0,
+        calibrated: false,
+    };
 }
 
 /// A local `tokenizer.json` (`model.tokenizer`), for prompts of exact token length.

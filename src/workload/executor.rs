@@ -371,12 +371,20 @@ async fn open_loop(
         }
         // A unit due after the deadline (a trace's next timestamp an hour on) is never
         // waited for, and a stop ends the wait at once.
-        let Some(at) = t0_tokio.checked_add(offset) else {
+        // Due past the deadline: the window still lasts to the deadline (its throughput
+        // divides by the time asked for), then ends.
+        let due = t0_tokio
+            .checked_add(offset)
+            .filter(|at| b.deadline.is_none_or(|d| *at < d));
+        let Some(at) = due else {
+            if let Some(d) = b.deadline {
+                tokio::select! {
+                    _ = b.stop.cancelled() => {}
+                    _ = tokio::time::sleep_until(d) => {}
+                }
+            }
             break;
         };
-        if b.deadline.is_some_and(|d| at >= d) {
-            break;
-        }
         tokio::select! {
             biased;
             _ = b.stop.cancelled() => break,

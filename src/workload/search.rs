@@ -15,7 +15,10 @@
 //!    away from either end so every probe shrinks the bracket; bisect when a side has no margin
 //!    (a saturated or failed probe). While the bracket spans more than a factor of two, climb
 //!    from the highest pass instead (by 10 % to 2×): a margin measured far over the edge says
-//!    little about where the edge is;
+//!    little about where the edge is. An end kept through two probes or more has its margin
+//!    halved each time (the Illinois rule), so a convex margin curve is not crept up on from
+//!    one side; an open loop's unmeasured capacity line (1.05 × what `max` measured) is probed
+//!    itself before anything is bisected below it;
 //! 5. stop when (lowest fail − highest pass) / lowest fail ≤ `tolerance` (concurrency: when no
 //!    integer lies between), or after `max_points` probes. The answer is the highest pass.
 
@@ -200,7 +203,7 @@ impl Planner {
         }
         let top = hi.clone();
         let width = top.x - lo.x;
-        let guess = interpolate(lo, &top);
+        let guess = interpolate(&self.illinois(lo), &self.illinois(&top));
         // A wide bracket is climbed — doubling while the highest pass is far inside the SLO,
         // else by a quarter: a margin measured far over the edge says little about where the
         // edge is. A narrow one is cut, at least a tenth from either end.
@@ -216,6 +219,25 @@ impl Planner {
             return done(Reason::Precision);
         }
         Next::Probe(x)
+    }
+
+    /// The Illinois rule against regula falsi's stagnation: when the last `k ≥ 2` probes all
+    /// landed on the other side of the edge from `end` (so `end` was kept each time), `end`'s
+    /// margin counts 2^(k−1) times less. Near capacity TTFT climbs steeply, the margin curve is
+    /// convex, and plain interpolation crept up from below one small step at a time (54.9 →
+    /// 58.3 → 59.7 → 60.4 → 60.8 against 64.1: `max_points`, not the tolerance).
+    fn illinois(&self, end: &Probe) -> Probe {
+        let kept = self
+            .probes
+            .iter()
+            .rev()
+            .take_while(|p| p.passed() != end.passed() && p.x != end.x)
+            .count();
+        let scale = 0.5f64.powi(kept.saturating_sub(1).min(30) as i32);
+        Probe {
+            margin: end.margin * scale,
+            ..end.clone()
+        }
     }
 
     /// After `start` and `max`: where the SLO should give out, from the capacity measured at
@@ -373,6 +395,48 @@ mod tests {
         assert!(
             f < 1000.0,
             "the bracket ends at a measured failure near capacity"
+        );
+    }
+
+    #[test]
+    fn a_convex_edge_is_not_crept_up_on_from_one_side() {
+        // The probes of a real search on the simulator (p99 TTFT near capacity): margins
+        // convex in the load. Interpolation kept the failing end and crept up from below.
+        let convex = |x: f64| Probe {
+            x,
+            // Fitted to that search's margins: a slow rise, then a kink at 60.6 req/s.
+            margin: if x >= 1000.0 {
+                58.0
+            } else {
+                -0.32 + 0.044 * (x - 54.9) + 0.136 * (x - 60.6).max(0.0)
+            },
+            throughput: Some(x.min(61.0)),
+            mean_e2el_ms: Some(400.0),
+        };
+        let mut p = Planner::new(&Search {
+            over: SearchOver::Rate,
+            start: 2.0,
+            max: 1000.0,
+            tolerance: Share(0.05),
+            max_points: 8,
+            ..Search::default()
+        });
+        let done = loop {
+            match p.next() {
+                Next::Probe(x) => p.record(convex(x)),
+                done => break done,
+            }
+        };
+        assert!(
+            matches!(
+                done,
+                Next::Done {
+                    reason: Reason::Precision,
+                    ..
+                }
+            ),
+            "{done:?} after {:?}",
+            p.probes.iter().map(|q| q.x).collect::<Vec<_>>()
         );
     }
 
