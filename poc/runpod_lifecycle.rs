@@ -25,7 +25,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("API: {}", api.base());
     let body: CreatePodRequest = serde_json::from_value(serde_json::json!({
         "name": "llm-inf-bench-poc-lifecycle",
-        "image": "vllm/vllm-openai:v0.11.0",
+        "image": "vllm/vllm-openai:v0.32.0",
         "args": "--model Qwen/Qwen2.5-0.5B-Instruct --port 8000",
         "ports": ["8000/tcp"],
         "gpu": {"id": gpu, "count": 1},

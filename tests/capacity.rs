@@ -265,7 +265,9 @@ fn a_steady_point_stops_before_its_cap_and_a_ramping_one_does_not() {
     let ramping = experiment(
         d2.path(),
         "ramping",
-        "workload:\n  concurrency: 96\n  duration: 16s\n  ramp: { over: 30s, strategy: linear, from: 1 }\n  steady_state: { window: 2s, threshold: 10% }\n  dataset: { kind: random, input_len: 1024, output_len: 128 }\n  ignore_eos: true\n",
+        // A ramp steep enough (in flight +15 % a window) that no three windows agree within
+        // 5 %: the slower ramp of before (30 s, 10 %) settled "from 10 s" on a busy machine.
+        "workload:\n  concurrency: 96\n  duration: 16s\n  ramp: { over: 20s, strategy: linear, from: 1 }\n  steady_state: { window: 2s, threshold: 5% }\n  dataset: { kind: random, input_len: 1024, output_len: 128 }\n  ignore_eos: true\n",
     );
     let (_, r) = common::run_ok(&ramping, 120);
     assert_eq!(r["termination_reason"], "duration", "runs to its cap");

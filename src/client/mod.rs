@@ -313,10 +313,15 @@ impl Stamps {
                 true => self.first_content.map(|t| ms(t - self.sent)),
                 false => None,
             },
-            reasoning_tokens: match reasoned {
-                true => Some(self.usage_reasoning_tokens.unwrap_or(self.reasoning_events)),
-                false => None,
-            },
+            // A server cannot have streamed more reasoning events than it made reasoning
+            // tokens: a usage below the stream's count is contradicted, and the stream wins.
+            reasoning_tokens: reasoned.then_some(match self.usage_reasoning_tokens {
+                Some(u) if u >= self.reasoning_events => u,
+                _ => self.reasoning_events,
+            }),
+            reasoning_usage_disagreed: self
+                .usage_reasoning_tokens
+                .filter(|u| *u < self.reasoning_events),
             text: self.text,
             e2el_ms: ms(self.end.saturating_duration_since(self.sent)),
             input_tokens: self.usage_prompt_tokens,
@@ -1091,6 +1096,58 @@ mod tests {
         assert_eq!(v["min_tokens"], 16);
         assert_eq!(v["max_tokens"], 16);
         assert_eq!(v["messages"][0]["content"], "hi");
+    }
+
+    /// Byte for byte what vLLM 0.32 streams with `--reasoning-parser deepseek_r1` when no
+    /// `</think>` comes (a random model): an empty content first, every token as `reasoning`,
+    /// and a usage that says 0 reasoning tokens.
+    const VLLM_032_REASONING: [&str; 6] = [
+        r#"{"id":"chatcmpl-b2c45e9c27bba558","object":"chat.completion.chunk","created":1796421210,"model":"tiny","choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}],"prompt_token_ids":null,"prompt_text":null}"#,
+        r#"{"id":"chatcmpl-b2c45e9c27bba558","object":"chat.completion.chunk","created":1796421210,"model":"tiny","choices":[{"index":0,"delta":{"reasoning":" urlencoded"},"logprobs":null,"finish_reason":null,"token_ids":null}]}"#,
+        r#"{"id":"chatcmpl-b2c45e9c27bba558","object":"chat.completion.chunk","created":1796421210,"model":"tiny","choices":[{"index":0,"delta":{"reasoning":" alternate"},"logprobs":null,"finish_reason":null,"token_ids":null}]}"#,
+        r#"{"id":"chatcmpl-b2c45e9c27bba558","object":"chat.completion.chunk","created":1796421210,"model":"tiny","choices":[{"index":0,"delta":{"reasoning":" beta"},"logprobs":null,"finish_reason":null,"token_ids":null}]}"#,
+        r#"{"id":"chatcmpl-b2c45e9c27bba558","object":"chat.completion.chunk","created":1796421210,"model":"tiny","choices":[{"index":0,"delta":{"reasoning":" Sized"},"logprobs":null,"finish_reason":"length","stop_reason":null,"token_ids":null}]}"#,
+        r#"{"id":"chatcmpl-b2c45e9c27bba558","object":"chat.completion.chunk","created":1796421210,"model":"tiny","choices":[],"usage":{"prompt_tokens":8,"total_tokens":12,"completion_tokens":4,"completion_tokens_details":{"reasoning_tokens":0}},"system_fingerprint":"vllm-0.32.0-ddb8c394"}"#,
+    ];
+
+    #[test]
+    fn a_vllm_032_reasoning_stream_is_all_reasoning_and_its_usage_is_not_believed() {
+        let t0 = Instant::now();
+        let mut r = Stamps::new(t0);
+        let classes: Vec<String> = VLLM_032_REASONING
+            .iter()
+            .map(|e| match handle_event(e.as_bytes(), &mut r) {
+                Parsed::Content => {
+                    r.content(Instant::now());
+                    "content".to_string()
+                }
+                Parsed::Reasoning => {
+                    r.reasoning(Instant::now());
+                    "reasoning".to_string()
+                }
+                Parsed::Nothing => "nothing".to_string(),
+                _ => "error or done".to_string(),
+            })
+            .collect();
+        assert_eq!(
+            classes,
+            [
+                "nothing",
+                "reasoning",
+                "reasoning",
+                "reasoning",
+                "reasoning",
+                "nothing"
+            ]
+        );
+        let rec = r.into_record(t0, None);
+        assert!(rec.ttft_ms.is_some());
+        assert_eq!(rec.ttfo_ms, None, "no content token came: no TTFO");
+        // The usage says 0; the stream carried 4 reasoning tokens: the stream wins, and the
+        // record keeps what the server said.
+        assert_eq!(rec.reasoning_tokens, Some(4));
+        assert_eq!(rec.reasoning_usage_disagreed, Some(0));
+        assert_eq!(rec.output_tokens, 4);
     }
 
     #[test]

@@ -68,6 +68,11 @@ impl Default for Deployments {
 pub struct Model {
     /// Model id as the server serves it (Hugging Face id for vLLM/SGLang).
     pub id: String,
+    /// Where the server loads the model from, when that is not `id`: a local directory (or a
+    /// GGUF file for llama.cpp), or another Hugging Face id. The server then serves it under
+    /// `id` (vLLM and SGLang `--served-model-name`, llama.cpp `--alias`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     /// Context length passed to the server (`--max-model-len`); prompts must fit in it.
     /// Without it, a prompt and its answer may not pass [`MAX_CONTEXT_TOKENS`].
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -110,6 +115,12 @@ pub struct Framework {
     pub env: BTreeMap<String, String>,
     /// Port the server listens on inside the pod.
     pub port: u16,
+    /// The server program where no container supplies it (`provider: local` without
+    /// `infrastructure.command`, a Slurm job without a container): vLLM's `vllm` CLI, SGLang's
+    /// Python, `llama-server`. A path (e.g. a virtualenv's `bin/vllm`) or a name on `PATH`;
+    /// default `vllm`, `python3`, `llama-server`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub executable: Option<PathBuf>,
 }
 
 impl Default for Framework {
@@ -120,6 +131,7 @@ impl Default for Framework {
             args: Vec::new(),
             env: BTreeMap::new(),
             port: 8000,
+            executable: None,
         }
     }
 }
@@ -212,7 +224,9 @@ pub struct Infrastructure {
     /// Without it the system's roots are.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_ca_file: Option<PathBuf>,
-    /// `local`: the server command; `{port}` and `{model}` are substituted.
+    /// `local`: the server command; `{port}` and `{model}` are substituted. Without it the
+    /// tool starts the framework's own server (`framework.kind`, `.executable`, `.args`,
+    /// `.env`, `model.*`) as it would in a container.
     pub command: Vec<String>,
     /// `simulator`: the built-in simulated server's settings.
     pub simulator: SimulatorOptions,

@@ -413,11 +413,7 @@ pub(super) fn cross_field(r: &Resolved) -> Vec<Issue> {
             ),
             _ => {}
         },
-        ProviderKind::Local => {
-            if inf.command.is_empty() {
-                bad("infrastructure.provider", "`provider: local` needs `infrastructure.command`, e.g. `[vllm, serve, \"{model}\", --port, \"{port}\"]`".into());
-            }
-        }
+        ProviderKind::Local => {}
         ProviderKind::Simulator => {
             if !(inf.simulator.speed > 0.0 && inf.simulator.speed.is_finite()) {
                 bad("infrastructure.simulator.speed", format!("must be a positive number, found {}", inf.simulator.speed));

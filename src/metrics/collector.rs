@@ -228,6 +228,11 @@ pub struct Collector {
     /// A side file closed after a write failed: its path and the records it holds.
     spilled: Option<(PathBuf, u64)>,
     spill_failed: Option<String>,
+    /// Requests whose usage said fewer reasoning tokens than their stream carried, and the
+    /// first one's two counts (usage, stream).
+    reasoning_disagreed: Option<(u64, u32, u32)>,
+    /// Metric families the server exports that the tool does not know.
+    unknown_names: Vec<String>,
     lag_ms: Vec<f64>,
     connect_ms: Vec<f64>,
     connect_errors: Vec<String>,
@@ -271,6 +276,8 @@ impl Collector {
             spill: None,
             spilled: None,
             spill_failed: None,
+            reasoning_disagreed: None,
+            unknown_names: Vec::new(),
             lag_ms: Vec::new(),
             connect_ms: Vec::new(),
             connect_errors: Vec::new(),
@@ -308,6 +315,9 @@ impl Collector {
             }
             Event::Server(s) => {
                 self.framework = s.framework.or(self.framework);
+                if let Some(u) = s.unknown_names {
+                    self.unknown_names = u;
+                }
                 self.server.push((s.at, s.sample));
                 None
             }
@@ -448,6 +458,11 @@ impl Collector {
     fn add(&mut self, mut rec: RequestRecord) {
         let lag = rec.scheduled_ms.map(|s| (rec.sent_ms - s).max(0.0));
         self.lag_ms.extend(lag);
+        if let (Some(said), Some(streamed)) = (rec.reasoning_usage_disagreed, rec.reasoning_tokens)
+        {
+            let d = self.reasoning_disagreed.get_or_insert((0, said, streamed));
+            d.0 += 1;
+        }
         let gaps = rec.itl_ms.take().unwrap_or_default();
         let gap_sum: f64 = gaps.iter().sum();
         match &rec.error {
@@ -694,6 +709,11 @@ impl Collector {
                 n => format!("pre-warm connect failed on {n} connections: {c}"),
             });
         }
+        if let Some((n, said, streamed)) = self.reasoning_disagreed {
+            warnings.push(format!(
+                "the server's usage counted fewer reasoning tokens than the stream carried in {n} requests (e.g. {said} against {streamed} streamed as reasoning): the stream's count is used (vLLM 0.32 reports 0 with a reasoning parser)"
+            ));
+        }
         if let Some(why) = &self.spill_failed {
             warnings.push(format!("request records could not all go to the side file ({why}); the rest are in the result file"));
         }
@@ -722,6 +742,7 @@ impl Collector {
                     s
                 })
                 .collect(),
+            unknown_names: std::mem::take(&mut self.unknown_names),
         };
         m.summarize(duration_s * 1e3);
         Some(m)

@@ -11,7 +11,8 @@ use super::event::RequestRecord;
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Brief {
     pub ttft_ms: f64,
-    /// Time to first output (content) token: the record's `ttfo_ms`, else its TTFT.
+    /// Time to first output (content) token: the record's `ttfo_ms` when it reasoned (none when
+    /// no content came), else its TTFT (its first token was content).
     pub ttfo_ms: f64,
     pub tpot_ms: f64,
     pub e2el_ms: f64,
@@ -34,7 +35,10 @@ impl Brief {
     pub fn of(r: &RequestRecord) -> Self {
         Self {
             ttft_ms: nan(r.ttft_ms),
-            ttfo_ms: nan(r.ttfo_ms.or(r.ttft_ms)),
+            ttfo_ms: match r.reasoning_tokens {
+                Some(_) => nan(r.ttfo_ms),
+                None => nan(r.ttft_ms),
+            },
             tpot_ms: nan(r.tpot_ms()),
             e2el_ms: r.e2el_ms,
             end_ms: r.end_ms(),

@@ -132,10 +132,21 @@ pub struct RequestRecord {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub ttfo_ms: Option<f64>,
     /// Reasoning tokens among `output_tokens`: the server's usage
-    /// (`completion_tokens_details.reasoning_tokens`, or SGLang's `usage.reasoning_tokens`),
-    /// else reasoning events counted; absent without reasoning.
+    /// (`completion_tokens_details.reasoning_tokens`, or SGLang's `usage.reasoning_tokens`)
+    /// when it is at least the reasoning events the stream carried (an event carries one token
+    /// or more), else those events counted; absent without reasoning.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub reasoning_tokens: Option<u32>,
+    /// The server's own count of reasoning tokens, kept only when it contradicted the stream
+    /// (fewer than the reasoning events streamed: vLLM 0.32 says 0 while streaming every
+    /// token as `delta.reasoning`); `reasoning_tokens` is then the stream's count.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reasoning_usage_disagreed: Option<u32>,
+    /// The prompt length the tool made this prompt to (random, shared-prefix and trace
+    /// prompts), kept when the server counted another (`input_tokens` from its usage): a chat
+    /// template's tokens, or a length the calibration missed. Absent when they agree.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub expected_input_tokens: Option<u32>,
     /// The session this request is a turn of (`dataset: {kind: conversation}`).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub session: Option<u64>,
@@ -259,6 +270,8 @@ pub struct Scraped {
     pub sample: ServerSample,
     /// Whose metric names the scraper found (`None` until it recognises them).
     pub framework: Option<FrameworkKind>,
+    /// vLLM metric families the tool does not know (from the scrape that first saw vLLM).
+    pub unknown_names: Option<Vec<String>>,
 }
 
 /// One scrape, mapped. Gauges as the server reported them; `*_per_s` and the interval means
@@ -297,6 +310,23 @@ pub struct ServerSample {
     /// Mean of the server's inter-token-latency histogram over the interval.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub itl_mean_ms: Option<f64>,
+    /// vLLM's prefix-cache counters as read (for the window's hit rate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix_cache_hits_total: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix_cache_queries_total: Option<f64>,
+    /// The engine's estimated FLOPs per GPU so far (vLLM `--enable-mfu-metrics`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flops_per_gpu_total: Option<f64>,
+    /// The engine's estimated bytes read + written per GPU so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_per_gpu_total: Option<f64>,
+    /// Achieved TFLOP/s per GPU over the interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tflops_per_gpu: Option<f64>,
+    /// Achieved TB/s of memory traffic per GPU over the interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tb_per_s_per_gpu: Option<f64>,
 }
 
 /// `at − t0` in ms, negative when `at` is earlier.

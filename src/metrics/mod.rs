@@ -4,6 +4,7 @@
 pub mod collector;
 pub mod columns;
 pub mod event;
+pub mod gpus;
 pub mod prom;
 pub mod scrape;
 pub mod stability;

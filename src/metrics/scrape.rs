@@ -67,6 +67,67 @@ mod names {
         "llamacpp:tokens_predicted_total",
     ];
     pub const PREEMPTIONS: &[&str] = &["vllm:num_preemptions_total"];
+    /// The engine's own estimate of the work done, per GPU (vLLM ≥ 0.2x with
+    /// `--enable-mfu-metrics`): with the GPU's peak, MFU and memory-bandwidth utilisation.
+    pub const FLOPS: &[&str] = &["vllm:estimated_flops_per_gpu_total"];
+    pub const READ_BYTES: &[&str] = &["vllm:estimated_read_bytes_per_gpu_total"];
+    pub const WRITE_BYTES: &[&str] = &["vllm:estimated_write_bytes_per_gpu_total"];
+
+    /// Every metric family vLLM 0.32 exports (CPU build, one model, `--enable-mfu-metrics`),
+    /// mapped above or known and left alone. A name not here is listed once in the run log and
+    /// the result (`server_metrics.unknown_names`): the next rename is seen the day it ships.
+    pub const VLLM_KNOWN: &[&str] = &[
+        "vllm:admission_rejections",
+        "vllm:cache_config_info",
+        "vllm:e2e_request_latency_seconds",
+        "vllm:engine_sleep_state",
+        "vllm:estimated_flops_per_gpu",
+        "vllm:estimated_read_bytes_per_gpu",
+        "vllm:estimated_write_bytes_per_gpu",
+        "vllm:external_prefix_cache_hits",
+        "vllm:external_prefix_cache_queries",
+        "vllm:generation_tokens",
+        "vllm:inter_token_latency_seconds",
+        "vllm:iteration_tokens_total",
+        "vllm:kv_cache_usage_perc",
+        "vllm:mm_cache_hits",
+        "vllm:mm_cache_queries",
+        "vllm:num_preemptions",
+        "vllm:num_requests_running",
+        "vllm:num_requests_waiting",
+        "vllm:num_requests_waiting_by_reason",
+        "vllm:prefix_cache_hits",
+        "vllm:prefix_cache_queries",
+        "vllm:prompt_tokens",
+        "vllm:prompt_tokens_by_source",
+        "vllm:prompt_tokens_cached",
+        "vllm:prompt_tokens_cached_by_source",
+        "vllm:request_decode_time_seconds",
+        "vllm:request_generation_tokens",
+        "vllm:request_inference_time_seconds",
+        "vllm:request_max_num_generation_tokens",
+        "vllm:request_num_preemptions",
+        "vllm:request_params_max_tokens",
+        "vllm:request_params_n",
+        "vllm:request_prefill_kv_computed_tokens",
+        "vllm:request_prefill_time_seconds",
+        "vllm:request_prompt_tokens",
+        "vllm:request_queue_time_seconds",
+        "vllm:request_success",
+        "vllm:request_time_per_output_token_seconds",
+        "vllm:time_to_first_token_seconds",
+        // Older names the maps above still read.
+        "vllm:gpu_cache_usage_perc",
+        "vllm:gpu_prefix_cache_hits",
+        "vllm:gpu_prefix_cache_queries",
+        "vllm:time_per_output_token_seconds",
+        // Speculative decoding and LoRA, when enabled.
+        "vllm:spec_decode_num_drafts",
+        "vllm:spec_decode_num_draft_tokens",
+        "vllm:spec_decode_num_accepted_tokens",
+        "vllm:spec_decode_num_accepted_tokens_per_pos",
+        "vllm:lora_requests_info",
+    ];
     pub const TTFT: &[&str] = &[
         "vllm:time_to_first_token_seconds",
         "sglang:time_to_first_token_seconds",
@@ -83,6 +144,33 @@ fn first(s: &Scrape, names: &[&str], f: fn(&Scrape, &str) -> Option<f64>) -> Opt
     names.iter().find_map(|n| f(s, n))
 }
 
+/// A sample's metric family: `vllm:foo` of `vllm:foo_total`, `…_bucket`, `…_created`.
+fn family(metric: &str) -> &str {
+    ["_bucket", "_count", "_sum", "_created", "_total"]
+        .iter()
+        .find_map(|suffix| metric.strip_suffix(suffix))
+        .unwrap_or(metric)
+}
+
+/// vLLM metric families in `s` that [`names::VLLM_KNOWN`] does not list, sorted. The parser
+/// gathers a histogram's lines under its own name (`vllm:iteration_tokens_total` is one):
+/// only counters and gauges carry a suffix to strip.
+fn unknown_vllm_names(s: &Scrape) -> Vec<String> {
+    let mut v: Vec<String> = s
+        .samples
+        .iter()
+        .map(|x| match x.value {
+            prom::Value::Histogram(_) | prom::Value::Summary(_) => x.metric.as_str(),
+            _ => family(&x.metric),
+        })
+        .filter(|f| f.starts_with("vllm:") && !names::VLLM_KNOWN.contains(f))
+        .map(String::from)
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
 /// Counters and histogram sums as read, for the next interval's rates.
 #[derive(Clone, Copy, Default)]
 struct Raw {
@@ -90,6 +178,8 @@ struct Raw {
     generation: Option<f64>,
     hits: Option<f64>,
     queries: Option<f64>,
+    flops: Option<f64>,
+    bytes: Option<f64>,
     ttft: Option<(f64, f64)>,
     itl: Option<(f64, f64)>,
 }
@@ -109,6 +199,8 @@ pub struct Mapper {
     prev: Option<(Instant, Raw)>,
     /// Whose names were found (`None` until a scrape carries known names).
     pub framework: Option<FrameworkKind>,
+    /// vLLM names the tool does not know, from the first scrape that had any vLLM names.
+    pub unknown_names: Option<Vec<String>>,
 }
 
 impl Mapper {
@@ -118,11 +210,24 @@ impl Mapper {
         if self.framework.is_none() {
             self.framework = detect(&s);
         }
+        if self.unknown_names.is_none() && self.framework == Some(FrameworkKind::Vllm) {
+            self.unknown_names = Some(unknown_vllm_names(&s));
+        }
+        // Per GPU: engines (data parallel) each report their own share; their mean.
+        let bytes = match (
+            first(&s, names::READ_BYTES, prom::mean),
+            first(&s, names::WRITE_BYTES, prom::mean),
+        ) {
+            (Some(r), w) => Some(r + w.unwrap_or(0.0)),
+            (None, w) => w,
+        };
         let raw = Raw {
             prompt: first(&s, names::PROMPT, prom::sum),
             generation: first(&s, names::GENERATION, prom::sum),
             hits: first(&s, names::PREFIX_HITS, prom::sum),
             queries: first(&s, names::PREFIX_QUERIES, prom::sum),
+            flops: first(&s, names::FLOPS, prom::mean),
+            bytes,
             ttft: histogram(&s, names::TTFT),
             itl: histogram(&s, names::ITL),
         };
@@ -134,6 +239,10 @@ impl Mapper {
             prompt_tokens_total: raw.prompt,
             generation_tokens_total: raw.generation,
             preemptions_total: first(&s, names::PREEMPTIONS, prom::sum),
+            prefix_cache_hits_total: raw.hits,
+            prefix_cache_queries_total: raw.queries,
+            flops_per_gpu_total: raw.flops,
+            bytes_per_gpu_total: raw.bytes,
             ..ServerSample::default()
         };
         if let Some((t, p)) = self.prev {
@@ -143,6 +252,8 @@ impl Mapper {
             let rate = |a, b| delta(a, b).filter(|_| dt > 0.0).map(|d| d / dt);
             out.prompt_tokens_per_s = rate(raw.prompt, p.prompt);
             out.generation_tokens_per_s = rate(raw.generation, p.generation);
+            out.tflops_per_gpu = rate(raw.flops, p.flops).map(|f| f / 1e12);
+            out.tb_per_s_per_gpu = rate(raw.bytes, p.bytes).map(|b| b / 1e12);
             if out.prefix_cache_hit_rate.is_none() {
                 out.prefix_cache_hit_rate =
                     match (delta(raw.hits, p.hits), delta(raw.queries, p.queries)) {
@@ -172,6 +283,10 @@ pub struct ServerMetrics {
     pub interval_ms: f64,
     pub summary: ServerSummary,
     pub samples: Vec<ServerSample>,
+    /// Metric families the server exports that this tool does not know (vLLM): a rename or a
+    /// new figure since the release it was checked against (vLLM 0.32).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unknown_names: Vec<String>,
 }
 
 /// Files written before `null` meant "unknown" carry `"unknown"`.
@@ -201,6 +316,24 @@ pub struct ServerSummary {
     pub prompt_tokens_per_s: Option<f64>,
     /// Preemptions during the window (vLLM).
     pub preemptions: Option<f64>,
+    /// Prefix-cache hit rate over the whole window, 0–1: Δhits / Δqueries (vLLM's counters) —
+    /// every token weighs the same, unlike `mean_prefix_cache_hit_rate`'s mean of intervals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix_cache_hit_rate: Option<f64>,
+    /// Achieved TFLOP/s per GPU over the window, from the engine's own estimate
+    /// (`vllm:estimated_flops_per_gpu_total`, with `--enable-mfu-metrics`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tflops_per_gpu: Option<f64>,
+    /// Achieved memory traffic per GPU over the window, TB/s (estimated bytes read + written).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tb_per_s_per_gpu: Option<f64>,
+    /// Model FLOPs utilisation: `tflops_per_gpu` over the GPU's dense BF16 peak
+    /// (`metrics::gpus`), when the GPU type is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mfu: Option<f64>,
+    /// Memory-bandwidth utilisation: `tb_per_s_per_gpu` over the GPU's peak bandwidth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mbu: Option<f64>,
 }
 
 impl ServerMetrics {
@@ -241,6 +374,13 @@ impl ServerMetrics {
             (dt > 0.0 && d >= 0.0).then(|| d / dt)
         };
         let delta = |f: fn(&ServerSample) -> Option<f64>| Some(f(end?)? - f(start?)?);
+        let hit_rate = match (
+            delta(|s| s.prefix_cache_hits_total),
+            delta(|s| s.prefix_cache_queries_total),
+        ) {
+            (Some(h), Some(q)) if q > 0.0 && h >= 0.0 => Some(h / q),
+            _ => None,
+        };
         self.summary = ServerSummary {
             scrapes: window.len(),
             gaps: window.len() - good.len(),
@@ -254,7 +394,22 @@ impl ServerMetrics {
             generation_tokens_per_s: rate(|s| s.generation_tokens_total),
             prompt_tokens_per_s: rate(|s| s.prompt_tokens_total),
             preemptions: delta(|s| s.preemptions_total),
+            prefix_cache_hit_rate: hit_rate,
+            tflops_per_gpu: rate(|s| s.flops_per_gpu_total).map(|f| f / 1e12),
+            tb_per_s_per_gpu: rate(|s| s.bytes_per_gpu_total).map(|b| b / 1e12),
+            mfu: None,
+            mbu: None,
         };
+    }
+
+    /// MFU and MBU against the peaks of `gpu_type` (`metrics::gpus`), when it is known.
+    pub fn utilisation(&mut self, gpu_type: Option<&str>) {
+        let Some(peak) = gpu_type.and_then(super::gpus::peak) else {
+            return;
+        };
+        let s = &mut self.summary;
+        s.mfu = s.tflops_per_gpu.map(|t| t / peak.bf16_tflops);
+        s.mbu = s.tb_per_s_per_gpu.map(|b| b / peak.tb_per_s);
     }
 }
 
@@ -278,6 +433,7 @@ pub async fn run(
         }
     };
     let mut mapper = Mapper::default();
+    let mut told = false;
     let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::from_os_rng();
     let mut next = tokio::time::Instant::now();
     loop {
@@ -296,7 +452,10 @@ pub async fn run(
             at,
             sample,
             framework: mapper.framework,
+            // Said once: the collector keeps it.
+            unknown_names: mapper.unknown_names.as_ref().filter(|_| !told).cloned(),
         }));
+        told |= mapper.unknown_names.is_some();
         if tx.send(ev).is_err() {
             return;
         }
@@ -536,5 +695,49 @@ mod tests {
         let url = format!("http://{addr}/metrics");
         let e = fetch(&http, &url, None).await.unwrap_err();
         assert!(e.contains("over 8 MiB"), "{e}");
+    }
+
+    #[test]
+    fn vllm_names_the_tool_does_not_know_are_listed_and_mfu_counters_become_rates() {
+        let page = |flops: f64| {
+            format!(
+                "vllm:num_requests_running{{engine=\"0\"}} 1.0\n\
+                 vllm:generation_tokens_total{{engine=\"0\"}} 5.0\n\
+                 vllm:generation_tokens_created{{engine=\"0\"}} 1.7e9\n\
+                 vllm:estimated_flops_per_gpu_total{{engine=\"0\"}} {flops}\n\
+                 vllm:estimated_read_bytes_per_gpu_total{{engine=\"0\"}} {}\n\
+                 vllm:estimated_write_bytes_per_gpu_total{{engine=\"0\"}} 0\n\
+                 vllm:brand_new_figure_seconds_bucket{{le=\"1\"}} 3\n\
+                 vllm:brand_new_figure_seconds_count 3\n",
+                flops / 100.0
+            )
+        };
+        let t0 = Instant::now();
+        let mut m = Mapper::default();
+        m.sample(&page(0.0), t0).unwrap();
+        assert_eq!(
+            m.unknown_names.as_deref(),
+            Some(&["vllm:brand_new_figure_seconds".to_string()][..])
+        );
+        let b = m
+            .sample(&page(2e12), t0 + Duration::from_millis(500))
+            .unwrap();
+        assert_eq!(b.tflops_per_gpu, Some(4.0));
+        assert_eq!(b.tb_per_s_per_gpu, Some(0.04));
+        // MFU against a known GPU's peak; none for an unknown one.
+        let mut sm = ServerMetrics {
+            summary: ServerSummary {
+                tflops_per_gpu: Some(98.94),
+                tb_per_s_per_gpu: Some(0.335),
+                ..ServerSummary::default()
+            },
+            ..ServerMetrics::default()
+        };
+        sm.utilisation(Some("NVIDIA H100 80GB HBM3"));
+        assert!((sm.summary.mfu.unwrap() - 0.1).abs() < 1e-9);
+        assert!((sm.summary.mbu.unwrap() - 0.1).abs() < 1e-9);
+        sm.summary.mfu = None;
+        sm.utilisation(Some("a CPU"));
+        assert_eq!(sm.summary.mfu, None);
     }
 }

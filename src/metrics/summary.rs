@@ -110,6 +110,10 @@ pub struct Summary {
     /// Reasoning tokens of successful requests (part of `total_output_tokens`), when any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub total_reasoning_tokens: Option<u64>,
+    /// Successful requests whose stream carried reasoning and never a content token (no TTFO:
+    /// they are not in the TTFO figures), when a stream reasoned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning_only_requests: Option<u64>,
     /// `false` when the run had more ITL gaps than are kept exactly: ITL percentiles then come
     /// from a histogram (within 0.1 %); mean and std stay exact.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -589,6 +593,11 @@ pub fn summarize_briefs(
         let ttfos = ok.iter().filter_map(|r| some(r.ttfo_ms)).collect();
         put_stats(&mut s, "ttfo", ttfos, percentiles);
         s.total_reasoning_tokens = Some(ok.iter().map(|r| r.reasoning_tokens as u64).sum());
+        s.reasoning_only_requests = Some(
+            ok.iter()
+                .filter(|r| r.reasoned && r.ttfo_ms.is_nan())
+                .count() as u64,
+        );
     }
     s.mean_interactivity_tok_s_user = interactivity(s.mean_tpot_ms);
     s.median_interactivity_tok_s_user = interactivity(s.median_tpot_ms);

@@ -39,11 +39,27 @@ fn free_port() -> Result<u16, ProviderError> {
         .port())
 }
 
+/// What to start: the argument vector for a port, and the environment added to ours.
+pub struct Launch<'a> {
+    pub argv: Box<dyn FnOnce(u16) -> Vec<String> + 'a>,
+    pub env: Vec<(String, String)>,
+}
+
+impl<'a> Launch<'a> {
+    /// `command` with `{port}` and `{model}` substituted.
+    pub fn command(command: &'a [String], model: &'a str) -> Self {
+        Self {
+            argv: Box::new(move |port| substitute(command, port, model)),
+            env: Vec::new(),
+        }
+    }
+}
+
 impl LocalServer {
-    /// Starts `command` (with `{port}`/`{model}` substituted), output appended to `log`.
-    pub fn start(command: &[String], model: &str, log: &Path) -> Result<Self, ProviderError> {
+    /// Starts `launch` on a free port, output to `log` (mode 0600).
+    pub fn start(launch: Launch<'_>, log: &Path) -> Result<Self, ProviderError> {
         let port = free_port()?;
-        let argv = substitute(command, port, model);
+        let argv = (launch.argv)(port);
         let Some((program, args)) = argv.split_first() else {
             return Err(ProviderError::Local(
                 "`infrastructure.command` is empty".into(),
@@ -59,16 +75,26 @@ impl LocalServer {
             .try_clone()
             .map_err(|e| ProviderError::Local(e.to_string()))?;
         let mut cmd = Command::new(program);
-        cmd.args(args).stdin(Stdio::null()).stdout(out).stderr(err);
+        cmd.args(args)
+            .envs(launch.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
         #[cfg(unix)]
         {
             use std::os::unix::process::CommandExt;
             // Its own process group, so stopping it also stops the workers it forks.
             cmd.process_group(0);
         }
-        let child = cmd
-            .spawn()
-            .map_err(|e| ProviderError::Local(format!("cannot start `{}`: {e}", argv.join(" "))))?;
+        let child = cmd.spawn().map_err(|e| {
+            let hint = match e.kind() {
+                std::io::ErrorKind::NotFound => {
+                    " (not found: name the program's path in `framework.executable` or `infrastructure.command`)"
+                }
+                _ => "",
+            };
+            ProviderError::Local(format!("cannot start `{}`: {e}{hint}", argv.join(" ")))
+        })?;
         Ok(Self {
             child,
             port,
@@ -178,7 +204,7 @@ mod tests {
         ]
         .map(String::from)
         .to_vec();
-        let mut s = LocalServer::start(&cmd, "m", &log).unwrap();
+        let mut s = LocalServer::start(Launch::command(&cmd, "m"), &log).unwrap();
         let start = Instant::now();
         while !tail(&log, 5).contains("child") && start.elapsed() < Duration::from_secs(5) {
             std::thread::sleep(Duration::from_millis(10));

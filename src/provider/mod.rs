@@ -238,10 +238,11 @@ pub async fn provision(
             handle: Handle::Existing,
         }),
         ProviderKind::Local => {
-            let server = local::LocalServer::start(&e.infrastructure.command, &e.model.id, log)?;
+            let (launch, key) = local_launch(r);
+            let server = local::LocalServer::start(launch, log)?;
             Ok(Provisioned {
                 base_url: server.base_url(),
-                api_key: api_key(r),
+                api_key: key.or_else(|| api_key(r)),
                 handle: Handle::Local(server),
             })
         }
@@ -262,6 +263,54 @@ pub async fn provision(
             })
         }
     }
+}
+
+/// What `provider: local` starts: `infrastructure.command` as written, or the framework's own
+/// server (the command line a container or a Slurm job gets, on 127.0.0.1) protected by a
+/// per-run key in the framework's key variable — the key the run then sends. `framework.env`
+/// reaches the process either way.
+fn local_launch(r: &Resolved) -> (local::Launch<'_>, Option<Secret>) {
+    let e = &r.experiment;
+    let env: Vec<(String, String)> = e
+        .framework
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if !e.infrastructure.command.is_empty() {
+        let mut launch = local::Launch::command(&e.infrastructure.command, &e.model.id);
+        launch.env = env;
+        return (launch, None);
+    }
+    let key = Secret::random_key();
+    let mut env = env;
+    let var = crate::framework::api_key_env(e.framework.kind);
+    env.push((var.to_string(), key.expose().to_string()));
+    let argv = move |port: u16| {
+        let mut on_port = e.clone();
+        on_port.framework.port = port;
+        let argv = crate::framework::server_command(&on_port, "127.0.0.1");
+        match e.framework.kind {
+            // SGLang reads its key only from `--api-key`: through a shell, from the variable,
+            // so the key is not on a command line anyone can read.
+            crate::config::FrameworkKind::Sglang => vec![
+                "sh".into(),
+                "-c".into(),
+                format!(
+                    "exec {} --api-key \"${var}\"",
+                    crate::framework::join_args(&argv)
+                ),
+            ],
+            _ => argv,
+        }
+    };
+    (
+        local::Launch {
+            argv: Box::new(argv),
+            env,
+        },
+        Some(key),
+    )
 }
 
 /// A file beside a run's server log: `name-stamp.server.log` → `name-stamp.{ext}`.

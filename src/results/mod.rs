@@ -89,6 +89,21 @@ pub struct Environment {
     /// on: only fields the tool does not need differed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider_drift: Option<String>,
+    /// The server's cold start, on the first point measured on it (later points find it warm).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub startup: Option<Startup>,
+}
+
+/// How long the server took to come up — on a pod, paid time — from the moment the tool asked
+/// for it (the pod created, the process started, the job submitted; for `existing` and the
+/// simulator, from the first look at it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Startup {
+    /// To `/health` answering 200 with the model listed by `/v1/models`.
+    pub ready_s: f64,
+    /// To the first token of the pre-flight request (loading, compiling and the first prefill
+    /// included).
+    pub first_token_s: Option<f64>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
@@ -320,6 +335,9 @@ impl RunResult {
         let mut m =
             measured.unwrap_or_else(|| Collector::new(Settings::of(e)).finish(Instant::now()));
         m.summary.price(environment.price_per_hour_usd);
+        if let Some(sm) = m.server_metrics.as_mut() {
+            sm.utilisation(environment.gpu_type.as_deref());
+        }
         Self {
             schema_version: SCHEMA_VERSION,
             tool: Tool::current(),

@@ -6,6 +6,16 @@ use std::path::{Path, PathBuf};
 
 use super::{read, ResultsError, RunResult};
 
+/// The engine's own estimate of its work per GPU (vLLM `--enable-mfu-metrics`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Hardware {
+    pub tflops: Option<f64>,
+    pub tb_per_s: Option<f64>,
+    /// Against the GPU's peaks, where the GPU is known.
+    pub mfu: Option<f64>,
+    pub mbu: Option<f64>,
+}
+
 /// One measured point, reduced to what the plots and tables show.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PointData {
@@ -39,6 +49,8 @@ pub struct PointData {
     pub by_turn: Vec<crate::metrics::summary::TurnSummary>,
     /// USD per million output tokens at this point's throughput, where a price is known.
     pub usd_per_mtok_output: Option<f64>,
+    /// The engine's achieved work per GPU and its share of the GPU's peaks, where reported.
+    pub hardware: Option<Hardware>,
 }
 
 impl PointData {
@@ -115,6 +127,17 @@ fn point(file: &Path, r: &RunResult) -> PointData {
         usd_per_mtok_output: m.usd_per_million_output_tokens.or_else(|| {
             crate::metrics::summary::usd_per_million(r.environment.price_per_hour_usd, Some(out))
         }),
+        hardware: r
+            .server_metrics
+            .as_ref()
+            .map(|sm| &sm.summary)
+            .filter(|x| x.tflops_per_gpu.is_some() || x.tb_per_s_per_gpu.is_some())
+            .map(|x| Hardware {
+                tflops: x.tflops_per_gpu,
+                tb_per_s: x.tb_per_s_per_gpu,
+                mfu: x.mfu,
+                mbu: x.mbu,
+            }),
     }
 }
 
@@ -298,6 +321,7 @@ mod tests {
             ttfo_p50: None,
             by_turn: vec![],
             usd_per_mtok_output: None,
+            hardware: None,
         }
     }
 

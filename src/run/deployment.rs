@@ -30,6 +30,7 @@ pub async fn run(p: &Prepared, opts: &RunOptions, sh: &Shared) -> Result<Saved, 
     }
     // Provision: the handle releases the server on every way out of this function.
     let server_log = sh.deployment_file(dep, "server.log");
+    let asked = std::time::Instant::now();
     let provider::Provisioned {
         base_url,
         api_key,
@@ -73,6 +74,7 @@ pub async fn run(p: &Prepared, opts: &RunOptions, sh: &Shared) -> Result<Saved, 
         who,
         workers: client_workers(p, opts),
         server_version,
+        cold: Some((asked, asked.elapsed())),
     };
     let mut saved = match points.first().filter(|p| p.label == sweep::SEARCH) {
         Some(slot) => super::search::run(&mut s, slot, sh).await,

@@ -44,6 +44,9 @@ pub struct Session<'a> {
     pub who: &'a str,
     pub workers: usize,
     pub server_version: Option<String>,
+    /// When the tool asked for the server, and how long it took to be ready: the cold start,
+    /// recorded (with the first token) on the first point only.
+    pub cold: Option<(Instant, Duration)>,
 }
 
 /// One point's result, and whether the server was found gone after it.
@@ -65,10 +68,16 @@ pub async fn run_point(s: &mut Session<'_>, pt: &Point, n_points: usize) -> Poin
     s.screen.live.start_point(label, e.workload.requests);
     s.screen.phase("preparing prompts");
     let (feed, lengths) = sources(s, e, pt.prompt_seed()).await;
-    let env = environment(s, e, lengths);
+    let mut env = environment(s, e, lengths);
     let timeout = e.workload.request_timeout.as_duration();
     let outcome = match ready::preflight(s.ep, &e.model.id, e.workload.api, timeout, s.stop).await {
-        Ok(()) => Ok(drive(s, e, feed).await),
+        Ok(first_token) => {
+            env.startup = s.cold.take().map(|(asked, ready)| crate::results::Startup {
+                ready_s: ready.as_secs_f64(),
+                first_token_s: Some(first_token.saturating_duration_since(asked).as_secs_f64()),
+            });
+            Ok(drive(s, e, feed).await)
+        }
         Err(err) => Err(err),
     };
     s.screen.phase("saving");
@@ -76,6 +85,7 @@ pub async fn run_point(s: &mut Session<'_>, pt: &Point, n_points: usize) -> Poin
         Err(super::RunError::Interrupted) => (Status::Interrupted, None, None),
         Err(why) => (Status::Failed, Some(why.to_string()), None),
         Ok(m) => {
+            tell_unknown_names(&m);
             let (status, error) = judge(&m);
             (status, error, Some(m))
         }
@@ -100,6 +110,21 @@ pub async fn run_point(s: &mut Session<'_>, pt: &Point, n_points: usize) -> Poin
     PointOutcome {
         result,
         server_gone: gone.is_some(),
+    }
+}
+
+/// Metric names the server exports that the tool does not know: said once a run, so the
+/// next rename is seen the day it ships (they are in every point's result too).
+fn tell_unknown_names(m: &Measured) {
+    static TOLD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let Some(names) = m.server_metrics.as_ref().map(|s| &s.unknown_names) else {
+        return;
+    };
+    if !names.is_empty() && !TOLD.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        say(format!(
+            "the server exports metrics this tool does not know (new, or renamed since vLLM 0.32): {}",
+            names.join(", ")
+        ));
     }
 }
 
@@ -420,5 +445,6 @@ fn environment(s: &Session<'_>, e: &Experiment, prompt_lengths: Option<String>) 
         client_cores: s.workers,
         prompt_lengths,
         provider_drift: s.handle.drift(),
+        startup: None,
     }
 }

@@ -181,13 +181,14 @@ pub async fn still_there(ep: &Endpoint, model: &str, handle: &mut Handle) -> Opt
 /// One small streaming request through the benchmark client; quotes the server's error.
 /// Bounded by the workload's `request_timeout`, and ended at once by a stop (Ctrl-C, SIGTERM):
 /// a server that accepts and never answers cannot hold the run (or a rented pod) for longer.
+/// Returns when its first token came.
 pub async fn preflight(
     ep: &Endpoint,
     model: &str,
     api: crate::config::Api,
     timeout: Duration,
     stop: &CancellationToken,
-) -> Result<(), RunError> {
+) -> Result<Instant, RunError> {
     let ask = async {
         let mut conn = client::connect(ep)
             .await
@@ -201,9 +202,14 @@ pub async fn preflight(
             max_event_bytes: 1 << 20,
             keep_text: false,
         };
-        let r = client::send(&mut conn, ep, body, &bounds, Instant::now()).await;
+        let t0 = Instant::now();
+        let r = client::send(&mut conn, ep, body, &bounds, t0).await;
         match r.error {
-            None => Ok(()),
+            // When its first token came (the end, for an answer of no text).
+            None => Ok(t0
+                + Duration::from_secs_f64(
+                    (r.sent_ms + r.ttft_ms.unwrap_or(r.e2el_ms)).max(0.0) / 1e3,
+                )),
             Some(e) => Err(RunError::Preflight(e.message)),
         }
     };

@@ -39,7 +39,8 @@ impl Screen {
             e.model.id,
             e.infrastructure.provider.as_str()
         );
-        let live = Live::new(title, e.workload.requests, true);
+        let mut live = Live::new(title, e.workload.requests, true);
+        live.set_gpu(e.infrastructure.gpu_type.as_deref());
         let (snap_tx, snap_rx) = watch::channel(Snapshot::default());
         let view = if tui {
             let (stop, stops) = (stop.clone(), stops.clone());
@@ -70,6 +71,9 @@ impl Screen {
     /// The pod line: id, GPU and price, and what it has cost, for pod providers.
     pub fn pod(&mut self, h: &Handle) {
         let noun = h.noun();
+        if let Some((gpu, _)) = h.price() {
+            self.live.set_gpu(Some(&gpu));
+        }
         let line = h.pod_id().map(|id| match h.price() {
             Some((gpu, p)) => format!("{noun} {id} · {gpu} · ${p:.2}/hour"),
             None => format!("{noun} {id}"),

@@ -878,7 +878,7 @@ impl Chunker {
                 .cfg
                 .reasoning_tokens
                 .max((sim.cfg.reasoning_share * job.output_tokens as f64).round() as u32)
-                .min(job.output_tokens.saturating_sub(1)),
+                .min(job.output_tokens),
             personality: sim.cfg.personality,
             reasoning_key: match sim.cfg.personality {
                 Personality::Vllm => "reasoning",
@@ -907,11 +907,25 @@ impl Chunker {
         }
     }
 
+    /// The first chat chunk: the role and an empty content (no token), as vLLM 0.32 sends it.
     fn role(&self, out: &mut Vec<u8>) {
         if self.api == Api::Chat {
             out.extend_from_slice(self.head.as_bytes());
-            out.extend_from_slice(b"{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"logprobs\":null,\"finish_reason\":null}],\"prompt_token_ids\":null}\n\n");
+            out.extend_from_slice(b"{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"logprobs\":null,\"finish_reason\":null}],\"prompt_token_ids\":null");
+            if self.personality == Personality::Vllm {
+                out.extend_from_slice(b",\"prompt_text\":null");
+            }
+            out.extend_from_slice(b"}\n\n");
         }
+    }
+
+    /// vLLM 0.32 puts a `length` finish on the last token's chunk (captured from the real
+    /// server); an answer that ends on EOS gets a last chunk of its own with the EOS token's
+    /// empty text and `stop`. SGLang sends the finish apart either way.
+    fn finish_on_last_token(&self, i: u32) -> bool {
+        self.personality == Personality::Vllm
+            && self.finish == "length"
+            && i + 1 == self.output_tokens
     }
 
     fn token(&self, i: u32, out: &mut Vec<u8>) {
@@ -928,28 +942,40 @@ impl Chunker {
                 out.extend_from_slice(key.as_bytes());
                 out.extend_from_slice(b"\":\"");
                 out.extend_from_slice(w.as_bytes());
-                out.extend_from_slice(
-                    b"\"},\"logprobs\":null,\"finish_reason\":null,\"token_ids\":null}]}\n\n",
-                );
+                if self.finish_on_last_token(i) {
+                    out.extend_from_slice(b"\"},\"logprobs\":null,\"finish_reason\":\"");
+                    out.extend_from_slice(self.finish.as_bytes());
+                    out.extend_from_slice(b"\",\"stop_reason\":null,\"token_ids\":null}]}\n\n");
+                } else {
+                    out.extend_from_slice(
+                        b"\"},\"logprobs\":null,\"finish_reason\":null,\"token_ids\":null}]}\n\n",
+                    );
+                }
             }
             Api::Completions => {
                 out.extend_from_slice(b"{\"index\":0,\"text\":\"");
                 out.extend_from_slice(w.as_bytes());
+                let tail: &[u8] = match self.personality {
+                    Personality::Vllm => b",\"prompt_token_ids\":null,\"token_ids\":null}]}\n\n",
+                    Personality::Sglang => b"}]}\n\n",
+                };
                 if i + 1 == self.output_tokens {
                     out.extend_from_slice(b"\",\"logprobs\":null,\"finish_reason\":\"");
                     out.extend_from_slice(self.finish.as_bytes());
-                    out.extend_from_slice(b"\",\"stop_reason\":null}]}\n\n");
+                    out.extend_from_slice(b"\",\"stop_reason\":null");
                 } else {
                     out.extend_from_slice(
-                        b"\",\"logprobs\":null,\"finish_reason\":null,\"stop_reason\":null}]}\n\n",
+                        b"\",\"logprobs\":null,\"finish_reason\":null,\"stop_reason\":null",
                     );
                 }
+                out.extend_from_slice(tail);
             }
         }
     }
 
     fn finish(&self, out: &mut Vec<u8>) {
-        if self.api == Api::Chat {
+        let apart = self.personality == Personality::Sglang || self.finish != "length";
+        if self.api == Api::Chat && apart {
             out.extend_from_slice(self.head.as_bytes());
             out.extend_from_slice(
                 b"{\"index\":0,\"delta\":{\"content\":\"\"},\"logprobs\":null,\"finish_reason\":\"",
@@ -964,23 +990,33 @@ impl Chunker {
         let _ = std::io::Write::write_fmt(
             out,
             format_args!(
-                "],\"usage\":{{\"prompt_tokens\":{},\"total_tokens\":{},\"completion_tokens\":{}{}}}}}\n\n",
+                "],\"usage\":{{\"prompt_tokens\":{},\"total_tokens\":{},\"completion_tokens\":{}{}}}{}}}\n\n",
                 self.prompt_tokens,
                 self.prompt_tokens + completion,
                 completion,
                 self.reasoning_usage(completion),
+                match self.personality {
+                    Personality::Vllm => ",\"system_fingerprint\":\"vllm-0.32.0-sim\"",
+                    Personality::Sglang => "",
+                },
             ),
         );
     }
 
-    /// Reasoning tokens in `usage` where each server puts them: vLLM nests them in
-    /// `completion_tokens_details`, SGLang puts `reasoning_tokens` at the top.
+    /// Reasoning tokens in `usage` where each server puts them. vLLM 0.32 with a reasoning
+    /// parser nests `completion_tokens_details.reasoning_tokens` — and says 0 however many
+    /// tokens it streamed as reasoning (seen on the real server; the client counts the stream
+    /// then). SGLang puts the count at the top.
     fn reasoning_usage(&self, completion: u32) -> String {
-        let n = self.reasoning_tokens.min(completion);
+        // Completions have no reasoning parser: no reasoning in their usage.
+        let n = match self.api {
+            Api::Chat => self.reasoning_tokens.min(completion),
+            Api::Completions => 0,
+        };
         match (n, self.personality) {
             (0, _) => String::new(),
             (_, Personality::Vllm) => {
-                format!(",\"completion_tokens_details\":{{\"reasoning_tokens\":{n}}}")
+                ",\"completion_tokens_details\":{\"reasoning_tokens\":0}".into()
             }
             (_, Personality::Sglang) => format!(",\"reasoning_tokens\":{n}"),
         }

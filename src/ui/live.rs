@@ -68,6 +68,8 @@ pub struct ServerPanel {
     pub gaps: u64,
     /// Generation tok/s of the recent scrapes, oldest first.
     pub gen_history: Vec<u64>,
+    /// The GPU's peaks, for MFU / MBU beside the engine's achieved rates.
+    pub gpu_peak: Option<crate::metrics::gpus::Peak>,
 }
 
 /// The aggregator's side: what has happened so far, bounded in memory.
@@ -90,6 +92,8 @@ pub struct Live {
     workload: bool,
     series: super::charts::Series,
     gpus: Vec<(Option<f64>, Option<f64>)>,
+    /// The GPU's peaks, for MFU / MBU beside the engine's achieved rates.
+    gpu_peak: Option<crate::metrics::gpus::Peak>,
 }
 
 fn histogram() -> Histogram<u64> {
@@ -127,7 +131,13 @@ impl Live {
             workload,
             series: super::charts::Series::default(),
             gpus: Vec::new(),
+            gpu_peak: None,
         }
+    }
+
+    /// The GPU the server runs on (its name as the provider gives it), for MFU and MBU.
+    pub fn set_gpu(&mut self, gpu_type: Option<&str>) {
+        self.gpu_peak = gpu_type.and_then(crate::metrics::gpus::peak);
     }
 
     /// A new workload on the same server (the next point of a sweep): counters start over.
@@ -291,7 +301,10 @@ impl Live {
             req_per_s: complete.iter().map(|c| c.0).collect(),
             tok_per_s: complete.iter().map(|c| c.1).collect(),
             latency,
-            server: self.server.clone(),
+            server: self.server.clone().map(|mut p| {
+                p.gpu_peak = self.gpu_peak;
+                p
+            }),
             errors: self.errors.iter().cloned().collect(),
             notices,
             help: false,
@@ -488,14 +501,23 @@ impl Widget for &Snapshot {
                 .label(format!("KV cache {}", pct(l.kv_cache_usage)))
                 .gauge_style(Style::new().fg(if kv > 0.9 { Color::Red } else { Color::Magenta }))
                 .render(g2, buf);
-            Paragraph::new(format!(
+            let mut line = format!(
                 "server tok/s: generation {}   prompt {}   TTFT mean {} ms   ITL mean {} ms",
                 whole(l.generation_tokens_per_s),
                 whole(l.prompt_tokens_per_s),
                 ms(l.ttft_mean_ms),
                 ms(l.itl_mean_ms),
-            ))
-            .render(g3, buf);
+            );
+            if let Some(t) = l.tflops_per_gpu {
+                line.push_str(&format!("   {t:.2} TFLOP/s/GPU"));
+                if let Some(p) = s.gpu_peak {
+                    line.push_str(&format!(" (MFU {})", pct(Some(t / p.bf16_tflops))));
+                }
+            }
+            if let (Some(b), Some(p)) = (l.tb_per_s_per_gpu, s.gpu_peak) {
+                line.push_str(&format!("   MBU {}", pct(Some(b / p.tb_per_s))));
+            }
+            Paragraph::new(line).render(g3, buf);
             if let Some(e) = &l.error {
                 Paragraph::new(format!("last scrape failed: {e}"))
                     .style(Style::new().fg(Color::Yellow))

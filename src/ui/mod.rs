@@ -128,13 +128,11 @@ pub fn summary_table(r: &RunResult) -> String {
             row(&mut o, &format!("P{p} {key} (ms):"), f(num(&name)));
         }
     }
-    if s.mean_ttfo_ms.is_some() {
-        let reasoning = s.total_reasoning_tokens.map(|n| n.to_string());
-        row(
-            &mut o,
-            "Reasoning tokens:",
-            reasoning.unwrap_or_else(|| "n/a".into()),
-        );
+    if let Some(n) = s.total_reasoning_tokens {
+        row(&mut o, "Reasoning tokens:", n.to_string());
+        if let Some(k) = s.reasoning_only_requests.filter(|k| *k > 0) {
+            row(&mut o, "Only reasoning (no TTFO):", format!("{k} requests"));
+        }
     }
     if !s.by_turn.is_empty() {
         let _ = writeln!(o, "{:-^50}", " By turn: TTFT p50 / p99 (ms), input tok ");
@@ -200,7 +198,7 @@ pub fn summary_table(r: &RunResult) -> String {
         row(
             &mut o,
             "Prefix cache hit rate:",
-            pc(s.mean_prefix_cache_hit_rate),
+            pc(s.prefix_cache_hit_rate.or(s.mean_prefix_cache_hit_rate)),
         );
         row(
             &mut o,
@@ -209,6 +207,21 @@ pub fn summary_table(r: &RunResult) -> String {
         );
         if let Some(p) = s.preemptions {
             row(&mut o, "Preemptions:", format!("{p:.0}"));
+        }
+        if s.tflops_per_gpu.is_some() || s.tb_per_s_per_gpu.is_some() {
+            let f3 = |v: Option<f64>| v.map_or("n/a".into(), |x| format!("{x:.3}"));
+            row(
+                &mut o,
+                "TFLOP/s / TB/s per GPU:",
+                format!("{} / {}", f3(s.tflops_per_gpu), f3(s.tb_per_s_per_gpu)),
+            );
+            if s.mfu.is_some() || s.mbu.is_some() {
+                row(
+                    &mut o,
+                    "MFU / MBU:",
+                    format!("{} / {}", pc(s.mfu), pc(s.mbu)),
+                );
+            }
         }
     }
     let _ = writeln!(o, "{:-^50}", " Client ");

@@ -22,6 +22,34 @@ fn slo_text(ttft: Option<f64>, tpot: Option<f64>) -> String {
 }
 
 /// Conversations: TTFT p50 (and mean input tokens) by turn index, per point; reasoning: TTFO.
+/// The engine's own estimate of the work done per GPU (vLLM `--enable-mfu-metrics`), against
+/// the GPU's peaks where it is known.
+fn hardware_table(o: &mut String, pts: &[(&str, &PointData)]) {
+    let rows: Vec<_> = pts
+        .iter()
+        .filter_map(|(s, p)| Some((s, p, p.hardware?)))
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(o, "\n### Hardware utilisation (the engine's estimate)\n");
+    let _ = writeln!(o, "| series | point | TFLOP/s/GPU | MFU | TB/s/GPU | MBU |");
+    let _ = writeln!(o, "|---|---|---:|---:|---:|---:|");
+    let f = |v: Option<f64>| v.map_or("-".into(), |x| format!("{x:.3}"));
+    let pc = |v: Option<f64>| v.map_or("-".into(), |x| format!("{:.1} %", x * 100.0));
+    for (s, p, h) in rows {
+        let _ = writeln!(
+            o,
+            "| {s} | {} | {} | {} | {} | {} |",
+            p.label,
+            f(h.tflops),
+            pc(h.mfu),
+            f(h.tb_per_s),
+            pc(h.mbu)
+        );
+    }
+}
+
 fn turns_table(o: &mut String, pts: &[(&str, &PointData)]) {
     let turns = pts.iter().map(|(_, p)| p.by_turn.len()).max().unwrap_or(0);
     if turns > 0 {
@@ -256,6 +284,7 @@ pub fn markdown(series: &[Series], slo_ttft_ms: Option<f64>, slo_tpot_ms: Option
             }
         }
         turns_table(&mut o, &pts);
+        hardware_table(&mut o, &pts);
         deployments_table(&mut o, &pts, slo_ttft_ms, slo_tpot_ms);
         if has_slo {
             let refs: Vec<&PointData> = pts.iter().map(|(_, p)| *p).collect();

@@ -561,6 +561,9 @@ async fn one(
         Err(e) => client::failed_record(e, t0),
     };
     rec.scheduled_ms = scheduled.map(|s| s.as_secs_f64() * 1e3);
+    rec.expected_input_tokens = prompt
+        .expected_input_tokens
+        .filter(|e| rec.input_tokens.is_some_and(|n| n != *e));
     rec.input_tokens = rec.input_tokens.or(prompt.expected_input_tokens);
     rec
 }

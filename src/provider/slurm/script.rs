@@ -96,7 +96,7 @@ fn server_command(e: &Experiment, port: u16) -> Vec<String> {
     }
     let mut on_port = e.clone();
     on_port.framework.port = port;
-    framework::server_command(&on_port)
+    framework::server_command(&on_port, "0.0.0.0")
 }
 
 #[cfg(test)]
@@ -124,10 +124,10 @@ mod tests {
             "#SBATCH --partition=gpu",
             "#SBATCH --account=lab",
             "#SBATCH --gres=gpu:2",
-            "#SBATCH --container-image=vllm/vllm-openai:v0.11.0",
+            "#SBATCH --container-image=vllm/vllm-openai:v0.32.0",
             "#SBATCH --mem=64G",
             "export VLLM_LOGGING_LEVEL=DEBUG",
-            "exec python3 -m vllm.entrypoints.openai.api_server --model org/m --host 0.0.0.0 --port 23456 --tensor-parallel-size 2",
+            "exec vllm serve org/m --host 0.0.0.0 --port 23456 --tensor-parallel-size 2",
         ] {
             assert!(s.contains(line), "{line}\n{s}");
         }
@@ -140,7 +140,7 @@ mod tests {
         assert!(s.contains("#SBATCH --gpus=2"), "{s}");
         assert!(
             s.contains(
-                "exec apptainer exec --nv docker://vllm/vllm-openai:v0.11.0 serve --port=1 org/m"
+                "exec apptainer exec --nv docker://vllm/vllm-openai:v0.32.0 serve --port=1 org/m"
             ),
             "{s}"
         );

@@ -1,0 +1,698 @@
+//! The real engine is the referee: every vLLM-facing feature, proven on a real vLLM 0.32 (its
+//! CPU build serving a tiny random-weight Llama, `scripts/real-vllm.sh`). The tests that use
+//! the shared server (`LLMIB_VLLM_URL`, started once by `scripts/test.sh`) take turns
+//! (`SHARED`), so each one's counters are its own; the tests that need their own flags let the
+//! tool deploy a fresh vLLM (`provider: local`, or a Slurm job) and check that nothing of it is
+//! left. All are `#[ignore]`d in a plain `cargo test` and run by `scripts/test.sh`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde_json::Value;
+
+const NEEDS: &str = "needs a real vLLM (scripts/test.sh starts it with scripts/real-vllm.sh)";
+
+/// Tests on the shared server take turns: a run's server counters must be its own.
+static SHARED: Mutex<()> = Mutex::new(());
+
+fn shared() -> std::sync::MutexGuard<'static, ()> {
+    SHARED.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: {NEEDS}"))
+}
+
+/// The shared server's URL and key.
+fn server() -> (String, String) {
+    (var("LLMIB_VLLM_URL"), var("LLMIB_VLLM_API_KEY"))
+}
+
+/// The tiny model's directory (its tokenizer.json inside).
+fn model_dir() -> PathBuf {
+    Path::new(&var("LLMIB_VLLM_MODEL")).join("chat")
+}
+
+fn json(p: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+/// An experiment against the shared server (`provider: existing`, the key from `VLLM_KEY`).
+fn existing(d: &Path, name: &str, body: &str) -> PathBuf {
+    let (url, _) = server();
+    common::write(
+        d,
+        &format!("{name}.yaml"),
+        &format!(
+            "name: {name}\nmodel: {{ id: tiny, max_model_len: 2048 }}\ninfrastructure: {{ provider: existing, base_url: {url}, api_key_env: VLLM_KEY }}\noutput: {{ dir: {} }}\nmetrics: {{ scrape_interval: 250ms }}\n{body}",
+            d.join("out").display()
+        ),
+    )
+}
+
+/// The same without `api_key_env`: no key sent.
+fn without_key(exp: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(exp).unwrap();
+    let p = exp.with_file_name("nokey.yaml");
+    std::fs::write(&p, text.replace(", api_key_env: VLLM_KEY", "")).unwrap();
+    p
+}
+
+/// `run EXP --yes --no-tui` with the shared server's key in `VLLM_KEY`; the output.
+fn run(exp: &Path, secs: u64, with_key: bool) -> std::process::Output {
+    let (_, key) = server();
+    let mut c = common::bin(secs);
+    if with_key {
+        c.env("VLLM_KEY", key);
+    }
+    c.arg("run")
+        .arg(exp)
+        .args(["--yes", "--no-tui"])
+        .output()
+        .unwrap()
+}
+
+fn ok_run(exp: &Path, secs: u64) -> (PathBuf, Value, String) {
+    let out = run(exp, secs, true);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{err}");
+    let dir = exp.parent().unwrap();
+    let path = common::result_path(dir);
+    common::assert_valid_result(&path);
+    let r = json(&path);
+    (path, r, err)
+}
+
+/// The server's own counter `name` (summed over its labels, or one label set).
+fn counter(name: &str, label: Option<&str>) -> f64 {
+    let (url, _) = server();
+    let text = std::process::Command::new("curl")
+        .args(["-fs", &format!("{url}/metrics")])
+        .output()
+        .unwrap()
+        .stdout;
+    String::from_utf8_lossy(&text)
+        .lines()
+        .filter(|l| l.starts_with(name) && label.is_none_or(|x| l.contains(x)))
+        .filter(|l| l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+// ---- the key, /metrics, lengths, the prefix cache, search and saturation: the shared server ----
+
+#[test]
+#[ignore = "needs a real vLLM (scripts/test.sh starts it with scripts/real-vllm.sh)"]
+fn the_servers_key_is_sent_from_its_variable_refused_without_and_written_nowhere() {
+    let _g = shared();
+    let (_, key) = server();
+    let d = tempfile::tempdir().unwrap();
+    let exp = existing(
+        d.path(),
+        "key",
+        "workload: { concurrency: 2, requests: 8, dataset: { kind: random, input_len: 16, output_len: 4 } }\n",
+    );
+    // Without a key: vLLM's 401, and what to do about it, before anything is measured.
+    let out = run(&without_key(&exp), 120, false);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("401") && err.contains("api_key_env"), "{err}");
+    let (path, r, err) = ok_run(&exp, 120);
+    assert_eq!(r["summary"]["completed"], 8);
+    for text in [std::fs::read_to_string(&path).unwrap(), err, r.to_string()] {
+        assert!(!text.contains(&key), "the key leaked");
+    }
+}
+
+#[test]
+#[ignore = "needs a real vLLM (scripts/test.sh starts it with scripts/real-vllm.sh)"]
+fn every_figure_vllm_exports_is_mapped_and_its_rates_agree_with_the_client() {
+    let _g = shared();
+    let d = tempfile::tempdir().unwrap();
+    let exp = existing(
+        d.path(),
+        "metrics",
+        "workload:\n  api: completions\n  concurrency: 8\n  duration: 8s\n  dataset: { kind: random, input_len: 64, output_len: 32 }\n  ignore_eos: true\n",
+    );
+    let (_, r, err) = ok_run(&exp, 180);
+    let sm = &r["server_metrics"];
+    assert_eq!(sm["framework"], "vllm");
+    let s = &sm["summary"];
+    for k in [
+        "peak_running",
+        "mean_running",
+        "peak_waiting",
+        "mean_waiting",
+        "peak_kv_cache_usage",
+        "mean_kv_cache_usage",
+        "mean_prefix_cache_hit_rate",
+        "prefix_cache_hit_rate",
+        "generation_tokens_per_s",
+        "prompt_tokens_per_s",
+        "preemptions",
+        "tflops_per_gpu",
+        "tb_per_s_per_gpu",
+    ] {
+        assert!(!s[k].is_null(), "`{k}` is null: {s}");
+    }
+    // The engine's own estimate of its work, per second (no peak for a CPU: no MFU).
+    assert!(s["tflops_per_gpu"].as_f64().unwrap() > 0.0, "{s}");
+    assert!(s["tb_per_s_per_gpu"].as_f64().unwrap() > 0.0, "{s}");
+    assert!(s["mfu"].is_null());
+    assert_eq!(s["peak_running"], 8.0, "{s}");
+    // The server counted the tokens the client received, within 5 % over the same window.
+    let server = s["generation_tokens_per_s"].as_f64().unwrap();
+    let client = r["summary"]["output_throughput"].as_f64().unwrap();
+    assert!(
+        (server - client).abs() / client < 0.05,
+        "server {server} tok/s, client {client} tok/s"
+    );
+    // Every metric family 0.32 exports is one the tool knows: none is listed as unknown.
+    assert!(sm.get("unknown_names").is_none(), "{}", sm["unknown_names"]);
+    assert!(!err.contains("does not know"), "{err}");
+}
+
+#[test]
+#[ignore = "needs a real vLLM (scripts/test.sh starts it with scripts/real-vllm.sh)"]
+fn prompt_lengths_are_exact_with_the_models_tokenizer_and_close_by_tokenize() {
+    let _g = shared();
+    let tok = model_dir().join("tokenizer.json");
+    let body = |api: &str, tokenizer: bool| {
+        format!(
+            "workload:\n  api: {api}\n  concurrency: 4\n  requests: 24\n  dataset: {{ kind: random, input_len: 100, output_len: 4, range_ratio: 0.5 }}\n  ignore_eos: true\n{}",
+            if tokenizer { format!("model: {{ id: tiny, max_model_len: 2048, tokenizer: {} }}\n", tok.display()) } else { String::new() }
+        )
+    };
+    for (api, tokenizer) in [
+        ("completions", true),
+        ("chat", true),
+        ("completions", false),
+    ] {
+        let d = tempfile::tempdir().unwrap();
+        let exp = existing(d.path(), "len", &body(api, tokenizer));
+        let (_, r, _) = ok_run(&exp, 120);
+        let recs = r["requests"].as_array().unwrap();
+        assert_eq!(recs.len(), 24);
+        // What was asked: the prompt's token count made by the tool; what the server counted:
+        // `usage.prompt_tokens` (the records' `input_tokens`, `tokens_source: usage`).
+        let mut overheads = std::collections::BTreeSet::new();
+        for q in recs {
+            assert_eq!(q["tokens_source"], "usage");
+            let counted = q["input_tokens"].as_u64().unwrap();
+            // Kept only when the server counted another length than the tool made.
+            let asked = q["expected_input_tokens"].as_u64().unwrap_or(counted);
+            overheads.insert(counted as i64 - asked as i64);
+        }
+        match (api, tokenizer) {
+            // Exactly what was asked (the tokenizer has no BOS post-processor).
+            ("completions", true) => assert_eq!(overheads, [0].into(), "{api}"),
+            // The chat template's fixed tokens on top, the same for every prompt.
+            ("chat", true) => assert_eq!(overheads.len(), 1, "{api}: {overheads:?}"),
+            // Calibrated by /tokenize: within a few tokens.
+            _ => assert!(
+                overheads.iter().all(|o| o.abs() <= 3),
+                "{api} by /tokenize: {overheads:?}"
+            ),
+        }
+        let how = r["environment"]["prompt_lengths"].as_str().unwrap();
+        assert!(
+            how.contains(if tokenizer { "tokenizer" } else { "calibrated" }),
+            "{how}"
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs a real vLLM (scripts/test.sh starts it with scripts/real-vllm.sh)"]
+fn the_prefix_cache_sees_conversations_and_trace_reuse_and_not_random_prompts() {
+    let _g = shared();
+    let rate = |body: &str| {
+        let d = tempfile::tempdir().unwrap();
+        let exp = existing(d.path(), "cache", body);
+        let (_, r, _) = ok_run(&exp, 180);
+        r["server_metrics"]["summary"]["prefix_cache_hit_rate"]
+            .as_f64()
+            .unwrap()
+    };
+    let random = rate(
+        "workload:\n  concurrency: 4\n  requests: 40\n  dataset: { kind: random, input_len: 256, output_len: 8 }\n  ignore_eos: true\n",
+    );
+    assert!(random < 0.05, "random prompts: {random}");
+    let sessions = rate(
+        "workload:\n  concurrency: 4\n  sessions: 8\n  dataset: { kind: conversation, turns: 3, input_len: 200, output_len: 16 }\n  ignore_eos: true\n",
+    );
+    assert!(sessions > 0.3, "conversations: {sessions}");
+    // A trace whose requests share their first blocks.
+    let d = tempfile::tempdir().unwrap();
+    let trace = d.path().join("t.jsonl");
+    let lines: Vec<String> = (0..16)
+        .map(|i| {
+            format!(
+                "{{\"timestamp\": {}, \"input_length\": 256, \"output_length\": 4, \"hash_ids\": [1, 2, 3, {}]}}",
+                i * 100,
+                100 + i
+            )
+        })
+        .collect();
+    std::fs::write(&trace, lines.join("\n")).unwrap();
+    let traced = rate(&format!(
+        "workload:\n  dataset: {{ kind: trace, format: mooncake, path: {}, block_size: 64 }}\n  ignore_eos: true\n",
+        trace.display()
+    ));
+    assert!(traced > 0.4, "trace: {traced}");
+}
+
+#[test]
+#[ignore = "needs a real vLLM (scripts/test.sh starts it with scripts/real-vllm.sh)"]
+fn a_capacity_search_and_a_saturation_stop_on_the_real_server() {
+    let _g = shared();
+    let d = tempfile::tempdir().unwrap();
+    // vLLM 0.32 counts no client disconnect in `request_success_total{finished_reason="abort"}`
+    // (seen: 0 after requests it dropped mid-answer); an aborted request shows as one that got
+    // its first token and never finished.
+    let unfinished = || {
+        counter("vllm:time_to_first_token_seconds_count", None)
+            - counter("vllm:request_success_total", None)
+    };
+    let aborted_before = unfinished();
+    let exp = existing(
+        d.path(),
+        "search",
+        "workload:\n  api: completions\n  duration: 12s\n  dataset: { kind: random, input_len: 64, output_len: 32 }\n  ignore_eos: true\n  saturation: { after: 2s, window: 8s }\n  search: { over: rate, slo: { ttft_ms: 500 }, percentile: 90, tolerance: 25%, max_points: 5, start: 1, max: 200 }\n",
+    );
+    let out = run(&exp, 300, true);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let idx = json(&common::files(d.path(), ".sweep.json")[0]);
+    let s = &idx["searches"][0];
+    assert!(s["answer"].as_f64().is_some(), "{s}");
+    // The probe at `max` saturated the real server and was stopped, its requests aborted —
+    // and vLLM's own counter saw them aborted.
+    let max = s["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["value"] == 200.0)
+        .unwrap();
+    assert!(
+        max["termination_reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("saturated"),
+        "{max}"
+    );
+    let aborted = unfinished();
+    assert!(aborted > aborted_before, "{aborted_before} → {aborted}");
+    let recorded = json(
+        &d.path().join("out").join(
+            idx["points"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["rate"] == 200.0)
+                .unwrap()["file"]
+                .as_str()
+                .unwrap(),
+        ),
+    );
+    assert!(
+        recorded["errors"]["by_kind"]["aborted"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0,
+        "{}",
+        recorded["errors"]
+    );
+}
+
+// ---- the tool deploys vLLM itself ----
+
+/// A local vLLM the tool starts from `framework` (no `infrastructure.command`), tagged with
+/// `marker` in its environment so the test can find any process of it left behind.
+fn local_vllm(d: &Path, marker: &str, args: &str, workload: &str) -> PathBuf {
+    let m = model_dir();
+    common::write(
+        d,
+        "local.yaml",
+        &format!(
+            "name: local\nmodel: {{ id: tiny, source: {}, max_model_len: 2048, tokenizer: {} }}\nframework:\n  kind: vllm\n  executable: {}\n  args: [--dtype, bfloat16, --enable-mfu-metrics{args}]\n  env: {{ VLLM_TARGET_DEVICE: cpu, VLLM_CPU_KVCACHE_SPACE: \"1\", LLMIB_TEST_MARKER: {marker} }}\ninfrastructure: {{ provider: local, health_timeout: 15m }}\noutput: {{ dir: {} }}\nmetrics: {{ scrape_interval: 250ms }}\n{workload}",
+            m.display(),
+            m.join("tokenizer.json").display(),
+            var("LLMIB_VLLM_BIN"),
+            d.join("out").display()
+        ),
+    )
+}
+
+/// Processes whose environment carries `marker`: what is left of a server the tool started.
+fn left_behind(marker: &str) -> Vec<String> {
+    let needle = format!("LLMIB_TEST_MARKER={marker}");
+    let mut left = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let pid = e.file_name().to_string_lossy().into_owned();
+        if !pid.chars().all(|c| c.is_ascii_digit()) {
+            continue;
+        }
+        let env = std::fs::read(e.path().join("environ")).unwrap_or_default();
+        let zombie = std::fs::read_to_string(e.path().join("stat"))
+            .unwrap_or_default()
+            .contains(") Z ");
+        if !zombie
+            && String::from_utf8_lossy(&env)
+                .split('\0')
+                .any(|v| v == needle)
+        {
+            left.push(pid);
+        }
+    }
+    left
+}
+
+fn marker() -> String {
+    format!(
+        "t{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
+}
+
+fn assert_gone(marker: &str) {
+    // The group was stopped (SIGTERM, then SIGKILL after 10 s) before the tool exited.
+    let left = left_behind(marker);
+    assert!(left.is_empty(), "processes left: {left:?}");
+}
+
+#[test]
+#[ignore = "needs a real vLLM (scripts/test.sh starts it with scripts/real-vllm.sh)"]
+fn the_tool_deploys_vllm_with_a_reasoning_parser_measures_it_and_leaves_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let mark = marker();
+    let exp = local_vllm(
+        d.path(),
+        &mark,
+        ", --reasoning-parser, deepseek_r1",
+        "workload:\n  concurrency: 4\n  requests: 24\n  dataset: { kind: random, input_len: 32, output_len: 12 }\n  ignore_eos: true\n",
+    );
+    let out = common::bin(900)
+        .arg("run")
+        .arg(&exp)
+        .args(["--yes", "--no-tui"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{err}");
+    assert_gone(&mark);
+    let path = common::result_path(d.path());
+    common::assert_valid_result(&path);
+    let r = json(&path);
+    let s = &r["summary"];
+    assert_eq!(s["completed"], 24);
+    // A random model never closes `</think>`: every token streamed as `delta.reasoning`, and
+    // vLLM's usage said 0 reasoning tokens. The stream wins, and the result says why.
+    // (A `<think>` the model happens to draw is eaten by the parser: a token with no event.)
+    let reasoning = s["total_reasoning_tokens"].as_u64().unwrap();
+    assert!((24 * 12 - 12..=24 * 12).contains(&reasoning), "{s}");
+    assert_eq!(s["reasoning_only_requests"], 24, "{s}");
+    assert!(
+        s["mean_ttfo_ms"].is_null(),
+        "no content token: no TTFO ({s})"
+    );
+    for q in r["requests"].as_array().unwrap() {
+        assert!(
+            q["ttfo_ms"].is_null() && q["ttft_ms"].as_f64().unwrap() > 0.0,
+            "{q}"
+        );
+        assert_eq!(q["reasoning_usage_disagreed"], 0, "{q}");
+        assert!(q["reasoning_tokens"].as_u64().unwrap() >= 10, "{q}");
+    }
+    let warnings = r["client"]["warnings"].to_string();
+    assert!(
+        warnings.contains("the stream's count is used"),
+        "{warnings}"
+    );
+    // The cold start: to /health with the model, then to the first token.
+    let st = &r["environment"]["startup"];
+    let (ready, first) = (
+        st["ready_s"].as_f64().unwrap(),
+        st["first_token_s"].as_f64().unwrap(),
+    );
+    assert!(ready > 1.0 && first >= ready, "{st}");
+    // The per-run key protected it and is nowhere.
+    let log = common::files(d.path(), ".server.log").remove(0);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("'reasoning_parser': 'deepseek_r1'"),
+        "the flags reached vLLM"
+    );
+    // Its key went through its environment (VLLM_API_KEY), not its command line.
+    assert!(
+        !text.contains("'api_key'"),
+        "the key is not among vLLM's arguments"
+    );
+}
+
+#[test]
+#[ignore = "needs a real vLLM (scripts/test.sh starts it with scripts/real-vllm.sh)"]
+fn sigterm_during_a_deployed_vllms_workload_saves_and_leaves_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let mark = marker();
+    let exp = local_vllm(
+        d.path(),
+        &mark,
+        "",
+        "workload:\n  concurrency: 2\n  duration: 10m\n  dataset: { kind: random, input_len: 32, output_len: 64 }\n  ignore_eos: true\n",
+    );
+    let mut child = common::background()
+        .args(["run", "--yes", "--no-tui"])
+        .arg(&exp)
+        .spawn()
+        .unwrap();
+    // Measuring once the pre-flight request has gone through the server it deployed.
+    let log = || common::files(d.path(), ".server.log");
+    let start = std::time::Instant::now();
+    let served = || {
+        log()
+            .first()
+            .and_then(|l| std::fs::read_to_string(l).ok())
+            .is_some_and(|t| t.matches("POST /v1/chat/completions").count() > 4)
+    };
+    while !served() {
+        if start.elapsed() > Duration::from_secs(600) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the deployed vLLM never served");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let code = common::signal_and_wait(&mut child, "TERM", 30);
+    assert_eq!(code, Some(130));
+    assert_gone(&mark);
+    let r = common::result(d.path());
+    assert_eq!(r["status"], "interrupted");
+    assert!(r["summary"]["completed"].as_u64().unwrap() > 0);
+}
+
+#[test]
+#[ignore = "needs a real vLLM (scripts/test.sh starts it with scripts/real-vllm.sh)"]
+fn a_vllm_that_refuses_its_flags_or_is_stopped_while_loading_leaves_nothing() {
+    // A flag vLLM does not know: its own words, quoted from its log; nothing left.
+    let d = tempfile::tempdir().unwrap();
+    let mark = marker();
+    let exp = local_vllm(
+        d.path(),
+        &mark,
+        ", --no-such-flag",
+        "workload: { concurrency: 1, requests: 1 }\n",
+    );
+    let out = common::bin(300)
+        .arg("run")
+        .arg(&exp)
+        .args(["--yes", "--no-tui"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unrecognized arguments: --no-such-flag"),
+        "{err}"
+    );
+    assert_gone(&mark);
+    // Ctrl-C while it loads: stopped, exit 130, nothing left.
+    let d = tempfile::tempdir().unwrap();
+    let mark = marker();
+    let exp = local_vllm(
+        d.path(),
+        &mark,
+        "",
+        "workload: { concurrency: 1, requests: 1 }\n",
+    );
+    let mut child = common::background()
+        .args(["run", "--yes", "--no-tui"])
+        .arg(&exp)
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while left_behind(&mark).is_empty() && start.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let code = common::signal_and_wait(&mut child, "INT", 30);
+    assert_eq!(code, Some(130));
+    assert_gone(&mark);
+}
+
+// ---- the command lines the tool builds, through the real parsers ----
+
+/// `vllm serve`'s own parser on `args`: what it understood, or its error.
+fn vllm_parses(args: &[String]) -> Result<Value, String> {
+    let py = Path::new(&var("LLMIB_VLLM_BIN")).with_file_name("python");
+    let out = std::process::Command::new(py)
+        .arg(var("LLMIB_VLLM_CHECK_ARGS"))
+        .args(args)
+        .env("VLLM_TARGET_DEVICE", "cpu")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    match out.status.success() {
+        true => serde_json::from_str(text.lines().last().unwrap_or("")).map_err(|e| e.to_string()),
+        false => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
+    }
+}
+
+fn load(path: &Path) -> llm_inf_bench::config::Experiment {
+    let opts = llm_inf_bench::config::LoadOptions {
+        user_config: llm_inf_bench::config::UserConfigSource::None,
+        ..llm_inf_bench::config::LoadOptions::default()
+    };
+    match llm_inf_bench::config::validate_file(path, &opts).unwrap() {
+        llm_inf_bench::config::Validated::Complete(r) => r.experiment,
+        llm_inf_bench::config::Validated::Base(_) => panic!("{}: a base file", path.display()),
+    }
+}
+
+#[test]
+#[ignore = "needs a real vLLM (scripts/test.sh starts it with scripts/real-vllm.sh)"]
+fn every_vllm_command_line_the_tool_builds_is_accepted_by_vllms_own_parser() {
+    use llm_inf_bench::config::FrameworkKind;
+    use llm_inf_bench::framework::{container_args, server_command};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/examples");
+    let mut checked = 0;
+    for f in std::fs::read_dir(&root).unwrap().flatten() {
+        let path = f.path();
+        let e = load(&path);
+        if e.framework.kind != FrameworkKind::Vllm || !e.infrastructure.command.is_empty() {
+            continue;
+        }
+        // A RunPod container's arguments (the image's entrypoint is `vllm serve`), and the
+        // command line of a local process or a Slurm job without the program words.
+        let local = server_command(&e, "127.0.0.1")[2..].to_vec();
+        for args in [container_args(&e), local] {
+            let parsed = vllm_parses(&args)
+                .unwrap_or_else(|why| panic!("{}: vLLM refuses {args:?}: {why}", path.display()));
+            assert_eq!(
+                parsed["model"],
+                e.model.source.clone().unwrap_or(e.model.id.clone())
+            );
+            assert_eq!(parsed["port"], e.framework.port);
+            assert_eq!(parsed["tensor_parallel_size"], e.infrastructure.gpu_count);
+            if let Some(n) = e.model.max_model_len {
+                assert_eq!(parsed["max_model_len"], n);
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 4, "{checked} command lines checked");
+    // And a refusal is a refusal: the parser is the real one.
+    assert!(vllm_parses(&["m".into(), "--no-such-flag".into()]).is_err());
+}
+
+#[test]
+#[ignore = "needs a real vLLM (scripts/test.sh starts it with scripts/real-vllm.sh)"]
+fn every_sglang_flag_the_tool_gives_launch_server_is_one_its_wheel_defines() {
+    use llm_inf_bench::config::FrameworkKind;
+    let wheel = var("LLMIB_SGLANG_WHEEL");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/examples");
+    let mut checked = 0;
+    for f in std::fs::read_dir(&root).unwrap().flatten() {
+        let mut e = load(&f.path());
+        if e.framework.kind != FrameworkKind::Sglang {
+            continue;
+        }
+        e.model.source = Some("/models/x".into());
+        let args = llm_inf_bench::framework::server_command(&e, "0.0.0.0");
+        let out = std::process::Command::new("python3")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/sglang_check_args.py"))
+            .arg(&wheel)
+            .args(&args)
+            .args(["--api-key", "k"])
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{}: {said}", f.path().display());
+        checked += 1;
+    }
+    assert!(checked >= 1);
+}
+
+// ---- a Slurm job running the real vLLM ----
+
+#[test]
+#[ignore = "needs a real vLLM and a Slurm cluster (scripts/test.sh starts both)"]
+fn a_slurm_job_without_a_container_runs_the_real_vllm_and_is_cancelled_at_the_end() {
+    let conf = std::env::var("SLURM_CONF").unwrap_or_default();
+    assert!(
+        !conf.is_empty() && Path::new(&conf).exists(),
+        "SLURM_CONF is not set: scripts/test.sh starts a one-node cluster (scripts/slurm.sh)"
+    );
+    let d = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let m = model_dir();
+    let exp = common::write(
+        d.path(),
+        "slurm.yaml",
+        &format!(
+            "name: slurm-vllm\nmodel: {{ id: tiny, source: {}, max_model_len: 2048 }}\nframework:\n  kind: vllm\n  executable: {}\n  args: [--dtype, bfloat16]\n  env: {{ VLLM_TARGET_DEVICE: cpu, VLLM_CPU_KVCACHE_SPACE: \"1\" }}\ninfrastructure:\n  provider: slurm\n  max_lifetime: 20m\n  health_timeout: 15m\n  slurm: {{ gpu_flag: none, container: none, node_address: 127.0.0.1, port: {port} }}\noutput: {{ dir: {} }}\nworkload: {{ concurrency: 2, requests: 16, dataset: {{ kind: random, input_len: 32, output_len: 8 }}, ignore_eos: true }}\n",
+            m.display(),
+            var("LLMIB_VLLM_BIN"),
+            d.path().join("out").display()
+        ),
+    );
+    let out = common::bin(900)
+        .arg("run")
+        .arg(&exp)
+        .args(["--yes", "--no-tui"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let r = common::result(d.path());
+    assert_eq!(r["summary"]["completed"], 16);
+    assert_eq!(r["server_metrics"]["framework"], "vllm");
+    // The job's script ran `vllm serve` from the experiment, and the job is gone.
+    let script = std::fs::read_to_string(&common::files(d.path(), ".sbatch")[0]).unwrap();
+    assert!(
+        script.contains(&format!("{} serve {}", var("LLMIB_VLLM_BIN"), m.display())),
+        "{script}"
+    );
+    let queue = std::process::Command::new("squeue")
+        .args(["-h", "-o", "%j|%T"])
+        .output()
+        .unwrap();
+    let queue = String::from_utf8_lossy(&queue.stdout);
+    assert!(
+        !queue
+            .lines()
+            .any(|l| l.contains("slurm-vllm") && !l.contains("COMPLETING")),
+        "{queue}"
+    );
+}
