@@ -244,19 +244,26 @@ fn ctrl_c_during_a_trace_gap_exits_at_once() {
     assert_eq!(common::result(d.path())["summary"]["completed"], 1);
 }
 
-// ---- 4: a ramp is not saturation ----
-
-#[test]
-fn the_ramp_example_runs_its_whole_duration_without_a_saturation_stop() {
+/// Runs a shipped example (its results in a temporary directory); its result.
+fn run_example(name: &str) -> Value {
     let d = tempfile::tempdir().unwrap();
-    let exp = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/examples/ramp-rate-sim.yaml");
+    let exp = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("experiments/examples")
+        .join(name);
     common::bin(120)
         .args(["run", "--no-tui", "--yes"])
         .arg(&exp)
         .args(["--set", &format!("output.dir={}", out_dir(d.path()))])
         .assert()
         .success();
-    let r = common::result(d.path());
+    common::result(d.path())
+}
+
+// ---- 4: a ramp is not saturation ----
+
+#[test]
+fn the_ramp_example_runs_its_whole_duration_without_a_saturation_stop() {
+    let r = run_example("ramp-rate-sim.yaml");
     // Before: stopped at 12.5–29.5 s of 30 as "saturated" with TTFT flat, requests aborted.
     assert_eq!(
         r["termination_reason"], "duration",
@@ -270,15 +277,7 @@ fn the_ramp_example_runs_its_whole_duration_without_a_saturation_stop() {
 
 #[test]
 fn the_quickstart_sees_its_concurrency_in_the_servers_gauges() {
-    let d = tempfile::tempdir().unwrap();
-    let exp = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/examples/quickstart.yaml");
-    common::bin(120)
-        .args(["run", "--no-tui", "--yes"])
-        .arg(&exp)
-        .args(["--set", &format!("output.dir={}", out_dir(d.path()))])
-        .assert()
-        .success();
-    let r = common::result(d.path());
+    let r = run_example("quickstart.yaml");
     let s = &r["server_metrics"]["summary"];
     // Before: 1 / 0.86 (scrapes phase-locked with the lock-step batches of 16).
     let (peak, mean) = (

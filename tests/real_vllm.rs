@@ -371,6 +371,16 @@ fn left_behind(marker: &str) -> Vec<String> {
     left
 }
 
+/// `run EXP --yes --no-tui` of a run that deploys its own server (minutes on 2 cores).
+fn run_deployed(exp: &Path) -> std::process::Output {
+    common::bin(900)
+        .arg("run")
+        .arg(exp)
+        .args(["--yes", "--no-tui"])
+        .output()
+        .unwrap()
+}
+
 fn marker() -> String {
     format!(
         "t{}-{}",
@@ -399,12 +409,7 @@ fn the_tool_deploys_vllm_with_a_reasoning_parser_measures_it_and_leaves_nothing(
         ", --reasoning-parser, deepseek_r1",
         "workload:\n  concurrency: 4\n  requests: 24\n  dataset: { kind: random, input_len: 32, output_len: 12 }\n  ignore_eos: true\n",
     );
-    let out = common::bin(900)
-        .arg("run")
-        .arg(&exp)
-        .args(["--yes", "--no-tui"])
-        .output()
-        .unwrap();
+    let out = run_deployed(&exp);
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{err}");
     assert_gone(&mark);
@@ -510,12 +515,7 @@ fn a_vllm_that_refuses_its_flags_or_is_stopped_while_loading_leaves_nothing() {
         ", --no-such-flag",
         "workload: { concurrency: 1, requests: 1 }\n",
     );
-    let out = common::bin(300)
-        .arg("run")
-        .arg(&exp)
-        .args(["--yes", "--no-tui"])
-        .output()
-        .unwrap();
+    let out = run_deployed(&exp);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -667,12 +667,7 @@ fn a_slurm_job_without_a_container_runs_the_real_vllm_and_is_cancelled_at_the_en
             d.path().join("out").display()
         ),
     );
-    let out = common::bin(900)
-        .arg("run")
-        .arg(&exp)
-        .args(["--yes", "--no-tui"])
-        .output()
-        .unwrap();
+    let out = run_deployed(&exp);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     let r = common::result(d.path());
