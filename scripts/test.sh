@@ -29,5 +29,5 @@ eval "$(scripts/slurm.sh env)"
 wait "$VLLM_STARTING" || { cat target/real-vllm-start.log; exit 1; }
 scripts/real-vllm.sh wait
 eval "$(scripts/real-vllm.sh env)"
-echo "== cargo test $* -- --include-ignored"
-cargo test "$@" -- --include-ignored
+echo "== cargo test --no-fail-fast $* -- --include-ignored"
+cargo test --no-fail-fast "$@" -- --include-ignored

@@ -106,7 +106,11 @@ fn load_ours(path: &Path, r: &RunResult) -> Loaded {
         l.e2el.push(rec.e2el_ms);
         l.tpot.extend(rec.tpot_ms());
         l.itl.extend(rec.itl_ms.iter().flatten());
-        l.ttfo.extend(rec.ttfo_ms.or(rec.ttft_ms));
+        // A stream that reasoned has its own TTFO (none without content); else it is TTFT.
+        l.ttfo.extend(match rec.reasoning_tokens {
+            Some(_) => rec.ttfo_ms,
+            None => rec.ttft_ms,
+        });
         if let Some(t) = rec.turn {
             let (ttft, e2el) = l.by_turn.entry(t).or_default();
             ttft.extend(rec.ttft_ms);

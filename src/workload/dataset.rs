@@ -346,6 +346,115 @@ impl Calibration {
 pub struct LocalTokenizer {
     inner: tokenizers::Tokenizer,
     path: String,
+    /// What each of [`WORDS`] costs, measured once at load, when the tokenizer counts a text
+    /// of space-separated words as the sum of its words (checked at load on random texts):
+    /// then a prompt of exact length is picked by adding costs — no encode on the sending
+    /// path. `None` for a tokenizer that merges across spaces (then: encode and correct).
+    costs: Option<WordCosts>,
+}
+
+/// Tokens of each word of [`WORDS`]: first in a text, and after a space; tokens the
+/// post-processor adds (BOS) to a completions prompt; and the words of each small cost, to
+/// land on a length exactly.
+struct WordCosts {
+    first: Vec<u32>,
+    inner: Vec<u32>,
+    special: u32,
+    /// `by_cost[k]`: words whose inner cost is `k` (k = 1, 2, 3).
+    by_cost: [Vec<usize>; 4],
+}
+
+impl WordCosts {
+    fn measure(tok: &tokenizers::Tokenizer) -> Option<Self> {
+        let count = |t: &str, special: bool| tok.encode(t, special).ok().map(|e| e.len() as u32);
+        let anchor = count("the", false)?;
+        let mut first = Vec::with_capacity(WORDS.len());
+        let mut inner = Vec::with_capacity(WORDS.len());
+        for w in WORDS {
+            first.push(count(w, false)?);
+            inner.push(count(&format!("the {w}"), false)?.checked_sub(anchor)?);
+        }
+        let special = count("the", true)?.checked_sub(anchor)?;
+        let mut by_cost: [Vec<usize>; 4] = Default::default();
+        for (i, c) in inner.iter().enumerate() {
+            if let Some(slot) = by_cost.get_mut(*c as usize) {
+                slot.push(i);
+            }
+        }
+        let costs = Self {
+            first,
+            inner,
+            special,
+            by_cost,
+        };
+        // Additive on random texts (a fixed draw): or not used at all.
+        let mut rng = ChaCha8Rng::seed_from_u64(0xC057);
+        for n in [1usize, 2, 7, 31, 97, 300] {
+            let picks: Vec<usize> = (0..n).map(|_| rng.random_range(0..WORDS.len())).collect();
+            let text: Vec<&str> = picks.iter().map(|i| WORDS[*i]).collect();
+            for special in [false, true] {
+                if count(&text.join(" "), special)? != costs.cost(&picks, special) {
+                    return None;
+                }
+            }
+        }
+        (!costs.by_cost[1].is_empty()).then_some(costs)
+    }
+
+    fn cost(&self, picks: &[usize], special: bool) -> u32 {
+        let words: u32 = picks
+            .iter()
+            .enumerate()
+            .map(|(k, i)| {
+                if k == 0 {
+                    self.first[*i]
+                } else {
+                    self.inner[*i]
+                }
+            })
+            .sum();
+        words + if special { self.special } else { 0 }
+    }
+
+    /// Words that make exactly `target` tokens (at least one word), or `None` when the small
+    /// words cannot close the gap.
+    fn pick(&self, rng: &mut ChaCha8Rng, target: u32, special: bool) -> Option<String> {
+        let target = target.saturating_sub(if special { self.special } else { 0 });
+        let mut picks: Vec<usize> = Vec::with_capacity(target as usize + 1);
+        let mut total = 0u32;
+        while total < target {
+            let left = target - total;
+            let i = rng.random_range(0..WORDS.len());
+            let c = if picks.is_empty() {
+                self.first[i]
+            } else {
+                self.inner[i]
+            };
+            if c <= left && c > 0 {
+                picks.push(i);
+                total += c;
+                continue;
+            }
+            // The last few tokens: a word of exactly that cost (after the first word).
+            let fit = self
+                .by_cost
+                .get(left as usize)
+                .filter(|v| !v.is_empty() && !picks.is_empty())?;
+            picks.push(fit[rng.random_range(0..fit.len())]);
+            total += left;
+        }
+        if picks.is_empty() {
+            picks.push(self.by_cost[1][0]);
+        }
+        let mut s = String::with_capacity(picks.len() * 7);
+        for (k, i) in picks.iter().enumerate() {
+            if k > 0 {
+                s.push(' ');
+            }
+            s.push_str(WORDS[*i]);
+        }
+        Some(s)
+    }
 }
 
 impl LocalTokenizer {
@@ -362,7 +471,12 @@ impl LocalTokenizer {
                 path: shown.clone(),
                 message: e.to_string(),
             })?;
-        Ok(Self { inner, path: shown })
+        let costs = WordCosts::measure(&inner);
+        Ok(Self {
+            inner,
+            path: shown,
+            costs,
+        })
     }
 
     /// Tokens of `text`; `special` adds the tokens the tokenizer's post-processor adds (BOS),
@@ -430,6 +544,14 @@ impl Lengths {
             0
         };
         let target = (tokens as i64 - template).max(1);
+        // Additive counts: the words are picked to the length, nothing is encoded.
+        if let Some(text) = tok
+            .costs
+            .as_ref()
+            .and_then(|c| c.pick(rng, target as u32, special))
+        {
+            return text;
+        }
         let pool: Vec<&str> = (0..estimate * 2 + 16)
             .map(|_| WORDS[rng.random_range(0..WORDS.len())])
             .collect();
