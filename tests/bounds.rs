@@ -363,7 +363,9 @@ fn a_result_naming_a_device_a_fifo_or_another_directory_as_its_side_file_is_refu
         let mut r = json(&path);
         r["requests_file"] = name.into();
         std::fs::write(&path, r.to_string()).unwrap();
-        for cmd in [vec!["results", "show"], vec!["compare"], vec!["report"]] {
+        // `report` and `plot` read no records: they never open the side file at all.
+        common::bin(20).arg("report").arg(&path).assert().success();
+        for cmd in [vec!["results", "show"], vec!["compare"]] {
             let mut c = common::bin(20);
             c.args(&cmd).arg(&path);
             if cmd == ["compare"] {
@@ -713,4 +715,29 @@ fn resume_refuses_to_pass_a_broken_newer_index() {
         .stderr(predicates::str::contains(
             "b-29990101-000000.sweep.json cannot be read",
         ));
+}
+
+// ---- thousands of streams from one process (issue 24) ----
+
+#[test]
+fn three_thousand_streams_at_once_from_one_process() {
+    // The simulator runs in this process: room for its side of the connections too.
+    llm_inf_bench::client::limits::ensure_open_files(8_000).unwrap();
+    let s = common::sim_server("instant");
+    let d = tempfile::tempdir().unwrap();
+    let exp = existing(
+        d.path(),
+        &s.url,
+        "  concurrency: 3000\n  requests: 9000\n  dataset: { kind: random, input_len: 8, output_len: 4 }\n  ignore_eos: true\n",
+    );
+    common::bin(180)
+        .args(["run", "--no-tui", "--yes"])
+        .arg(&exp)
+        .assert()
+        .success();
+    let r = common::result(d.path());
+    assert_eq!(r["summary"]["completed"], 9000);
+    assert_eq!(r["summary"]["failed"], 0);
+    // Every stream was open at once: the concurrency asked for is the concurrency reached.
+    assert_eq!(r["client"]["peak_in_flight"], 3000, "{}", r["client"]);
 }

@@ -549,20 +549,35 @@ fn a_vllm_that_refuses_its_flags_or_is_stopped_while_loading_leaves_nothing() {
 
 // ---- the command lines the tool builds, through the real parsers ----
 
-/// `vllm serve`'s own parser on `args`: what it understood, or its error.
-fn vllm_parses(args: &[String]) -> Result<Value, String> {
+/// `vllm serve`'s own parser on each argument vector (one Python process for them all: its
+/// import takes seconds): what it understood, or that it refused.
+fn vllm_parses(argvs: &[Vec<String>]) -> Vec<Result<Value, String>> {
+    use std::io::Write;
     let py = Path::new(&var("LLMIB_VLLM_BIN")).with_file_name("python");
-    let out = std::process::Command::new(py)
+    let mut child = std::process::Command::new(py)
         .arg(var("LLMIB_VLLM_CHECK_ARGS"))
-        .args(args)
+        .arg("--many")
         .env("VLLM_TARGET_DEVICE", "cpu")
-        .output()
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    match out.status.success() {
-        true => serde_json::from_str(text.lines().last().unwrap_or("")).map_err(|e| e.to_string()),
-        false => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
-    }
+    let input = serde_json::to_vec(argvs).unwrap();
+    child.stdin.take().unwrap().write_all(&input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the parser script failed: {err}");
+    let answers: Vec<Result<Value, String>> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .map(|v| match v.get("ok") {
+            Some(ok) => Ok(ok.clone()),
+            None => Err(format!("{}: {err}", v["error"])),
+        })
+        .collect();
+    assert_eq!(answers.len(), argvs.len(), "{err}");
+    answers
 }
 
 fn load(path: &Path) -> llm_inf_bench::config::Experiment {
@@ -582,7 +597,7 @@ fn every_vllm_command_line_the_tool_builds_is_accepted_by_vllms_own_parser() {
     use llm_inf_bench::config::FrameworkKind;
     use llm_inf_bench::framework::{container_args, server_command};
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/examples");
-    let mut checked = 0;
+    let mut cases = Vec::new();
     for f in std::fs::read_dir(&root).unwrap().flatten() {
         let path = f.path();
         let e = load(&path);
@@ -592,24 +607,29 @@ fn every_vllm_command_line_the_tool_builds_is_accepted_by_vllms_own_parser() {
         // A RunPod container's arguments (the image's entrypoint is `vllm serve`), and the
         // command line of a local process or a Slurm job without the program words.
         let local = server_command(&e, "127.0.0.1")[2..].to_vec();
-        for args in [container_args(&e), local] {
-            let parsed = vllm_parses(&args)
-                .unwrap_or_else(|why| panic!("{}: vLLM refuses {args:?}: {why}", path.display()));
-            assert_eq!(
-                parsed["model"],
-                e.model.source.clone().unwrap_or(e.model.id.clone())
-            );
-            assert_eq!(parsed["port"], e.framework.port);
-            assert_eq!(parsed["tensor_parallel_size"], e.infrastructure.gpu_count);
-            if let Some(n) = e.model.max_model_len {
-                assert_eq!(parsed["max_model_len"], n);
-            }
-            checked += 1;
+        cases.push((path.clone(), e.clone(), container_args(&e)));
+        cases.push((path, e, local));
+    }
+    assert!(cases.len() >= 4, "{} command lines", cases.len());
+    // And a refusal is a refusal: the parser is the real one.
+    let mut argvs: Vec<Vec<String>> = cases.iter().map(|c| c.2.clone()).collect();
+    argvs.push(vec!["m".into(), "--no-such-flag".into()]);
+    let answers = vllm_parses(&argvs);
+    assert!(answers[cases.len()].is_err(), "an unknown flag is refused");
+    for ((path, e, args), answer) in cases.iter().zip(&answers) {
+        let parsed = answer
+            .as_ref()
+            .unwrap_or_else(|why| panic!("{}: vLLM refuses {args:?}: {why}", path.display()));
+        assert_eq!(
+            parsed["model"],
+            e.model.source.clone().unwrap_or(e.model.id.clone())
+        );
+        assert_eq!(parsed["port"], e.framework.port);
+        assert_eq!(parsed["tensor_parallel_size"], e.infrastructure.gpu_count);
+        if let Some(n) = e.model.max_model_len {
+            assert_eq!(parsed["max_model_len"], n);
         }
     }
-    assert!(checked >= 4, "{checked} command lines checked");
-    // And a refusal is a refusal: the parser is the real one.
-    assert!(vllm_parses(&["m".into(), "--no-such-flag".into()]).is_err());
 }
 
 #[test]

@@ -23,7 +23,7 @@ use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{ResultsError, RunResult, Summary};
+use super::{ResultsError, Summary};
 
 /// One file, reduced to what comparing needs.
 #[derive(Debug, Default)]
@@ -80,9 +80,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Loaded, ResultsError> {
     };
     let sniff: Sniff = serde_json::from_str(text).map_err(|e| parse_err(e.to_string()))?;
     if sniff.summary.is_some() {
-        let mut r: RunResult = serde_json::from_str(text).map_err(|e| parse_err(e.to_string()))?;
-        super::attach_requests_file(path, &mut r)?;
-        Ok(load_ours(path, &r))
+        let r: Lean = serde_json::from_str(text).map_err(|e| parse_err(e.to_string()))?;
+        load_ours(path, r)
     } else if sniff.request_throughput.is_some() {
         let obj: Map<String, Value> =
             serde_json::from_str(text).map_err(|e| parse_err(e.to_string()))?;
@@ -94,34 +93,47 @@ pub fn parse(path: &Path, text: &str) -> Result<Loaded, ResultsError> {
     }
 }
 
-fn load_ours(path: &Path, r: &RunResult) -> Loaded {
+/// What `compare` reads of one of our result files: the figures, the facts, and the records'
+/// columns (`results::columns`); every other key is skipped unread.
+#[derive(Deserialize)]
+struct Lean {
+    summary: Summary,
+    #[serde(default)]
+    time_series: Vec<super::Bucket>,
+    #[serde(default)]
+    config: Value,
+    environment: super::Environment,
+    #[serde(default)]
+    requests: Vec<super::columns::Row>,
+    #[serde(default)]
+    requests_file: Option<String>,
+}
+
+fn load_ours(path: &Path, r: Lean) -> Result<Loaded, ResultsError> {
+    let mut cols = match &r.requests_file {
+        Some(name) => super::columns::side_file(&super::side_file_path(path, name)?)?,
+        None => super::columns::Columns::default(),
+    };
+    for row in r.requests {
+        cols.add(row);
+    }
     let mut l = Loaded {
         path: path.to_path_buf(),
         format: "llm-inf-bench",
-        summary: r.summary.clone(),
+        summary: r.summary,
+        ttft: cols.ttft,
+        tpot: cols.tpot,
+        itl: cols.itl,
+        e2el: cols.e2el,
+        ttfo: cols.ttfo,
+        by_turn: cols.by_turn,
         ..Loaded::default()
     };
-    for rec in r.requests.iter().filter(|rec| rec.ok()) {
-        l.ttft.extend(rec.ttft_ms);
-        l.e2el.push(rec.e2el_ms);
-        l.tpot.extend(rec.tpot_ms());
-        l.itl.extend(rec.itl_ms.iter().flatten());
-        // A stream that reasoned has its own TTFO (none without content); else it is TTFT.
-        l.ttfo.extend(match rec.reasoning_tokens {
-            Some(_) => rec.ttfo_ms,
-            None => rec.ttft_ms,
-        });
-        if let Some(t) = rec.turn {
-            let (ttft, e2el) = l.by_turn.entry(t).or_default();
-            ttft.extend(rec.ttft_ms);
-            e2el.push(rec.e2el_ms);
-        }
-    }
     for b in &r.time_series {
         l.req_per_s.push(b.completed as f64);
         l.tok_per_s.push(b.output_tokens as f64);
     }
-    let f = r.facts();
+    let f = super::RunFacts::deserialize(&r.config).unwrap_or_default();
     let (w, env) = (&f.workload, &r.environment);
     l.facts = vec![
         ("model", fact(f.model.id)),
@@ -136,7 +148,7 @@ fn load_ours(path: &Path, r: &RunResult) -> Loaded {
         ("gpu_count", fact(Some(env.gpu_count))),
         ("image", fact(env.image.clone())),
     ];
-    l
+    Ok(l)
 }
 
 fn load_vllm(path: &Path, obj: &Map<String, Value>) -> Loaded {

@@ -1,5 +1,6 @@
 //! The result file (DESIGN §5): schema, atomic writes, listing, showing, exporting.
 
+pub mod columns;
 pub mod compare;
 pub mod index;
 pub mod storage;
@@ -440,6 +441,39 @@ impl Drop for Reservation {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
     }
+}
+
+/// What `report` and `plot` need of a result file: everything but its per-request records,
+/// which are skipped unread (a 1 000 000-request run's side file is never opened).
+#[derive(Clone, Debug, Deserialize)]
+pub struct ResultHead {
+    pub name: String,
+    pub status: Status,
+    pub summary: Summary,
+    pub config: Value,
+    pub environment: Environment,
+    #[serde(default, deserialize_with = "lenient_server_metrics")]
+    pub server_metrics: Option<ServerMetrics>,
+    #[serde(default)]
+    pub sweep_point: Option<String>,
+    #[serde(default)]
+    pub deployment: Option<String>,
+}
+
+impl ResultHead {
+    /// The facts of the run's `config` that readers need.
+    pub fn facts(&self) -> RunFacts {
+        RunFacts::deserialize(&self.config).unwrap_or_default()
+    }
+}
+
+/// Reads a result file's head (no records).
+pub fn read_head(path: &Path) -> Result<ResultHead, ResultsError> {
+    let text = read_result_text(path)?;
+    serde_json::from_str(&text).map_err(|e| ResultsError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
 }
 
 /// Reads a result file, with the records of its side file (if it has one) merged in by id.

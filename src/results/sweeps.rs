@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{read, ResultsError, RunResult};
+use super::ResultsError;
 
 /// The engine's own estimate of its work per GPU (vLLM `--enable-mfu-metrics`).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -89,7 +89,7 @@ pub struct Series {
     pub search: Option<super::index::IndexSearch>,
 }
 
-fn point(file: &Path, r: &RunResult) -> PointData {
+fn point(file: &Path, r: &super::ResultHead) -> PointData {
     let f = r.facts();
     let w = &f.workload;
     let m = &r.summary;
@@ -165,7 +165,7 @@ pub fn load(files: &[PathBuf]) -> Result<Vec<Series>, ResultsError> {
             let dir = f.parent().unwrap_or(Path::new("."));
             for p in idx.points {
                 let path = super::index::point_path(f, dir, &p.file)?;
-                let r = read(&path)?;
+                let r = super::read_head(&path)?;
                 // A matrix: each deployment is a series of its own.
                 let series = match &p.deployment {
                     Some(d) => format!("{d} ({})", idx.name),
@@ -181,7 +181,7 @@ pub fn load(files: &[PathBuf]) -> Result<Vec<Series>, ResultsError> {
                 searches.push((name, s));
             }
         } else {
-            let r = read(f)?;
+            let r = super::read_head(f)?;
             add(r.name.clone(), point(f, &r));
         }
     }
