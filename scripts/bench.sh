@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Client ceiling, timing truth and pacer lag, as recorded in BENCHMARKS.md.
 # Server pinned to core 0, client to core 1 (needs 2 cores). Loopback only.
-#   scripts/bench.sh [ceiling|truth|pacer|memory|longrun|tui|hostile|all]
+#   scripts/bench.sh [ceiling|truth|pacer|memory|longrun|tui|hostile|streams|readers|all]
+# The exact-length ceiling against an older commit: scripts/ab.sh COMMIT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=target/release/llm-inf-bench
@@ -66,28 +67,35 @@ truth() {
   rate: 376
   arrival: poisson
   max_concurrency: 1024"; do
-    serve fixed-50ms-10ms
-    c=$(echo "$load" | tr '\n' ' ' | tr -s ' ')
-    y=$(exp "truth" "  $load
-  requests: 5120
-  warmup_requests: 256
-  dataset: { kind: random, input_len: 16, output_len: 64 }
+    truth_of "$load" 5120 256 64
+  done
+}
+
+truth_of() { # load-yaml requests warmup output_len: client TTFT/ITL against the server's truth
+  local load=$1
+  serve fixed-50ms-10ms
+  c=$(echo "$load" | tr '\n' ' ' | tr -s ' ')
+  y=$(exp "truth" "  $load
+  requests: $2
+  warmup_requests: $3
+  dataset: { kind: random, input_len: 16, output_len: $4 }
   ignore_eos: true")
-    mapfile -t r < <(run "$y")
-    curl -fs localhost:$PORT/sim/timings > "$OUT/truth.json"
-    python3 - "${r[1]}" "$OUT/truth.json" "$c" <<'PY'
+  mapfile -t r < <(run "$y")
+  curl -fs localhost:$PORT/sim/timings > "$OUT/truth.json"
+  python3 - "${r[1]}" "$OUT/truth.json" "$c" "${r[0]}" <<'PY'
 import json, sys, math
 def pct(xs, p):
     xs = sorted(xs); r = p / 100 * (len(xs) - 1); lo, hi = math.floor(r), math.ceil(r)
     return xs[lo] + (xs[hi] - xs[lo]) * (r - lo)
 d = json.load(open(sys.argv[1])); t = json.load(open(sys.argv[2]))
+wall, user, sys_, rss = map(float, sys.argv[4].split())
 # The sim's truth also holds the pre-flight and warm-up requests: use the last N. It runs from
 # the kernel's receive time of the request at the server's socket to the hand-off of each chunk.
 n = len(d["requests"])
 ttft_c = [r["ttft_ms"] for r in d["requests"] if r["ttft_ms"] is not None]
 itl_c = [g for r in d["requests"] for g in (r.get("itl_ms") or [])]
 ttft_t = t["ttft_ms"][-n:]; itl_t = t["itl_ms"][-len(itl_c):]
-print(f"{sys.argv[3]}: {n} requests, {len(itl_c)} ITL gaps")
+print(f"{sys.argv[3]}: {n} requests, {len(itl_c)} ITL gaps, {d['summary']['request_throughput']:.0f} req/s, peak RSS {rss / 1024:.0f} MiB")
 for name, c, tr in (("TTFT", ttft_c, ttft_t), ("ITL", itl_c, itl_t)):
     print(f"  {name} client p50/p99 {pct(c,50):.3f}/{pct(c,99):.3f} ms, server truth p50/p99 {pct(tr,50):.3f}/{pct(tr,99):.3f} ms,"
           f" error p50/p99 {pct(c,50)-pct(tr,50):+.3f}/{pct(c,99)-pct(tr,99):+.3f} ms")
@@ -95,8 +103,53 @@ h = t.get("handler_delay_ms", [])[-n:]
 if h:
     print(f"  server socket -> handler p50/p99/max {pct(h,50):.3f}/{pct(h,99):.3f}/{max(h):.3f} ms (inside the truth's TTFT)")
 PY
-    rm -f "$OUT"/results/*.json
+  rm -f "$OUT"/results/*.json
+}
+
+streams() {
+  # 16 384 streams from one client process (one core): the instant simulator for req/s and
+  # peak RSS, then the fixed-timing one for the TTFT and ITL error against the server's truth.
+  serve instant
+  echo "concurrency requests wall_s req/s peak_rss_MiB peak_in_flight"
+  y=$(exp "s16k" "  concurrency: 16384
+  requests: 65536
+  dataset: { kind: random, input_len: 16, output_len: 16 }
+  ignore_eos: true")
+  sed -i 's/detail: full/detail: summary/' "$y"
+  mapfile -t r < <(run "$y")
+  python3 - "${r[1]}" ${r[0]} <<'PY'
+import json, sys
+f, wall, user, sys_, rss = sys.argv[1], *map(float, sys.argv[2:6])
+d = json.load(open(f)); s = d["summary"]
+print(16384, s["completed"], round(wall, 1), round(s["request_throughput"]), round(rss / 1024), d["client"].get("peak_in_flight"))
+PY
+  rm -f "$OUT"/results/*
+  truth_of "concurrency: 16384" 32768 16384 4
+}
+
+readers() {
+  # `compare` and `report` of two results of 1 000 000 requests each (8-token answers,
+  # `detail: summary`: 100 000 records inline, the rest in a side file): wall time, peak RSS.
+  serve instant
+  for k in a b; do
+    y=$(exp "r$k" "  concurrency: 256
+  requests: 1000000
+  dataset: { kind: random, input_len: 16, output_len: 8 }
+  ignore_eos: true")
+    sed -i 's/detail: full/detail: summary/' "$y"
+    run "$y" >/dev/null
   done
+  ls -la "$OUT"/results/
+  mapfile -t files < <(ls "$OUT"/results/r*.json | grep -v requests)
+  # READERS_ALSO: other binaries (an older build) to time on the same files.
+  for b in $BIN ${READERS_ALSO:-}; do
+    for cmd in compare report; do
+      /usr/bin/time -f "%e %M" -o "$OUT/time" "$b" $cmd "${files[@]}" >/dev/null 2>"$OUT/err" || true
+      read -r wall rss < "$OUT/time"
+      echo "$b $cmd of two 1 M-request files: ${wall} s, peak RSS $((rss / 1024)) MiB"
+    done
+  done
+  rm -f "$OUT"/results/*
 }
 
 pacer() {
@@ -176,7 +229,7 @@ hostile() {
   # The runs fail (nothing succeeds), so `run` is not used: exit 1 is the expected outcome.
   for h in flood "flood timeout" huge-event html gzip; do
     local kind=${h%% *} out_len=128 timeout=""
-    if [ "$h" = "flood timeout" ]; then out_len=50000000; timeout="  request_timeout: 2s"; fi
+    if [ "$h" = "flood timeout" ]; then out_len=9000000; timeout="  request_timeout: 2s"; fi
     serve instant --hostile "$kind" --spare-first 1 --max-model-len 4000000000
     y=$(exp "hostile" "  concurrency: 256
   requests: 512
@@ -195,6 +248,8 @@ PY
 
 case "${1:-all}" in
   ceiling) ceiling ;; truth) truth ;; pacer) pacer ;; memory) memory ;; longrun) longrun ;; tui) tui ;; hostile) hostile ;;
-  all) ceiling; truth; pacer; memory; longrun; tui; hostile ;;
-  *) echo "usage: $0 [ceiling|truth|pacer|memory|longrun|tui|hostile|all]"; exit 2 ;;
+  streams) streams ;; readers) readers ;;
+  truth-at) truth_of "concurrency: ${2:?streams}" $(( ${2} * 4 )) "$2" "${3:-16}" ;;
+  all) ceiling; truth; pacer; memory; longrun; tui; hostile; streams; readers ;;
+  *) echo "usage: $0 [ceiling|truth|pacer|memory|longrun|tui|hostile|streams|readers|all]"; exit 2 ;;
 esac

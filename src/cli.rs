@@ -719,6 +719,8 @@ fn serve_sim(a: ServeSimArgs) -> Result<i32, CliError> {
         exit_after: a.exit_after,
         hostile: a.hostile,
     };
+    // One descriptor per client connection: as many as this process may have.
+    crate::client::limits::raise_to_hard();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -41,6 +41,19 @@ pub fn ensure_open_files(streams: u64) -> Result<Raised, String> {
     Ok(Raised::Raised { from: soft, to })
 }
 
+/// Raises the soft open-file limit to the hard one (a server that accepts whatever comes:
+/// `serve-sim`); the new soft limit. Best effort: the old one when it cannot.
+pub fn raise_to_hard() -> u64 {
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => hard,
+            Err(_) => soft,
+        },
+        Ok((soft, _)) => soft,
+        Err(_) => 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
