@@ -123,23 +123,7 @@ impl SchemaChecker {
             return;
         }
         match value {
-            Value::Object(map) => {
-                let props = schema.get("properties").and_then(Value::as_object);
-                let extra = schema.get("additionalProperties");
-                for (k, v) in map {
-                    let child = join(path, k);
-                    match props.and_then(|p| p.get(k)) {
-                        Some(s) => self.walk(v, s, &child, out),
-                        None => match extra {
-                            Some(Value::Bool(false)) | None if props.is_some() => {
-                                out.push(unknown_key(&child, k, props))
-                            }
-                            Some(s) if s.is_object() => self.walk(v, s, &child, out),
-                            _ => {}
-                        },
-                    }
-                }
-            }
+            Value::Object(map) => self.walk_object(map, schema, path, out),
             Value::Array(items) => {
                 if let Some(item_schema) = schema.get("items") {
                     for (i, v) in items.iter().enumerate() {
@@ -147,29 +131,33 @@ impl SchemaChecker {
                     }
                 }
             }
-            Value::Number(n) => {
-                if let (Some(min), Some(x)) =
-                    (schema.get("minimum").and_then(Value::as_f64), n.as_f64())
-                {
-                    if x < min {
-                        out.push(LayerIssue {
-                            path: path.into(),
-                            message: format!("must be at least {min}, found {n}"),
-                        });
-                    }
-                }
-                if let (Some(max), Some(x)) =
-                    (schema.get("maximum").and_then(Value::as_f64), n.as_f64())
-                {
-                    if x > max {
-                        out.push(LayerIssue {
-                            path: path.into(),
-                            message: format!("must be at most {max}, found {n}"),
-                        });
-                    }
-                }
-            }
+            Value::Number(n) => bounds(n, schema, path, out),
             _ => {}
+        }
+    }
+
+    /// An object's keys: each against its property's schema, or unknown.
+    fn walk_object(
+        &self,
+        map: &serde_json::Map<String, Value>,
+        schema: &Value,
+        path: &str,
+        out: &mut Vec<LayerIssue>,
+    ) {
+        let props = schema.get("properties").and_then(Value::as_object);
+        let extra = schema.get("additionalProperties");
+        for (k, v) in map {
+            let child = join(path, k);
+            match props.and_then(|p| p.get(k)) {
+                Some(s) => self.walk(v, s, &child, out),
+                None => match extra {
+                    Some(Value::Bool(false)) | None if props.is_some() => {
+                        out.push(unknown_key(&child, k, props))
+                    }
+                    Some(s) if s.is_object() => self.walk(v, s, &child, out),
+                    _ => {}
+                },
+            }
         }
     }
 
@@ -207,55 +195,66 @@ impl SchemaChecker {
                 Some((tag, b))
             })
             .collect();
-        if !tagged.is_empty() {
-            if let Value::Object(map) = value {
-                match map.get("kind") {
-                    Some(Value::String(kind)) => {
-                        if let Some((_, b)) = tagged.iter().find(|(t, _)| t == kind) {
-                            return self.walk(value, b, path, out);
-                        }
-                        let allowed: Vec<Value> =
-                            tagged.iter().map(|(t, _)| Value::from(*t)).collect();
-                        out.push(enum_issue(
-                            &join(path, "kind"),
-                            &Value::from(kind.as_str()),
-                            &allowed,
-                        ));
-                        return;
-                    }
-                    Some(other) => {
-                        out.push(LayerIssue {
-                            path: join(path, "kind"),
-                            message: format!("expected a string, found {}", show(other)),
-                        });
-                        return;
-                    }
-                    None => {
-                        for (k, v) in map {
-                            let child = join(path, k);
-                            let hit = tagged
-                                .iter()
-                                .find_map(|(_, b)| b.pointer(&format!("/properties/{k}")));
-                            match hit {
-                                Some(s) => self.walk(v, s, &child, out),
-                                None => {
-                                    let mut all = serde_json::Map::new();
-                                    for (_, b) in &tagged {
-                                        if let Some(p) =
-                                            b.get("properties").and_then(Value::as_object)
-                                        {
-                                            all.extend(p.clone());
-                                        }
-                                    }
-                                    out.push(unknown_key(&child, k, Some(&all)));
+        if let (false, Value::Object(map)) = (tagged.is_empty(), value) {
+            return self.walk_tagged(value, map, &tagged, path, out);
+        }
+        self.walk_any_branch(value, branches, path, out);
+    }
+
+    /// A `kind`-tagged object: the branch of its `kind`, or — without one — each key against
+    /// the branch that has it.
+    fn walk_tagged(
+        &self,
+        value: &Value,
+        map: &serde_json::Map<String, Value>,
+        tagged: &[(&str, &Value)],
+        path: &str,
+        out: &mut Vec<LayerIssue>,
+    ) {
+        match map.get("kind") {
+            Some(Value::String(kind)) => match tagged.iter().find(|(t, _)| t == kind) {
+                Some((_, b)) => self.walk(value, b, path, out),
+                None => {
+                    let allowed: Vec<Value> = tagged.iter().map(|(t, _)| Value::from(*t)).collect();
+                    let kind = Value::from(kind.as_str());
+                    out.push(enum_issue(&join(path, "kind"), &kind, &allowed));
+                }
+            },
+            Some(other) => out.push(LayerIssue {
+                path: join(path, "kind"),
+                message: format!("expected a string, found {}", show(other)),
+            }),
+            None => {
+                for (k, v) in map {
+                    let child = join(path, k);
+                    let hit = tagged
+                        .iter()
+                        .find_map(|(_, b)| b.pointer(&format!("/properties/{k}")));
+                    match hit {
+                        Some(s) => self.walk(v, s, &child, out),
+                        None => {
+                            let mut all = serde_json::Map::new();
+                            for (_, b) in tagged {
+                                if let Some(p) = b.get("properties").and_then(Value::as_object) {
+                                    all.extend(p.clone());
                                 }
                             }
+                            out.push(unknown_key(&child, k, Some(&all)));
                         }
-                        return;
                     }
                 }
             }
         }
+    }
+
+    /// The first branch `value` fits; else the issues of the branch whose type matched.
+    fn walk_any_branch(
+        &self,
+        value: &Value,
+        branches: &[Value],
+        path: &str,
+        out: &mut Vec<LayerIssue>,
+    ) {
         let mut best: Option<Vec<LayerIssue>> = None;
         for b in branches {
             let mut issues = Vec::new();
@@ -287,6 +286,31 @@ impl SchemaChecker {
                 });
             }
         }
+    }
+}
+
+/// A number against its schema's `minimum` and `maximum`.
+fn bounds(n: &serde_json::Number, schema: &Value, path: &str, out: &mut Vec<LayerIssue>) {
+    let Some(x) = n.as_f64() else { return };
+    if let Some(min) = schema
+        .get("minimum")
+        .and_then(Value::as_f64)
+        .filter(|m| x < *m)
+    {
+        out.push(LayerIssue {
+            path: path.into(),
+            message: format!("must be at least {min}, found {n}"),
+        });
+    }
+    if let Some(max) = schema
+        .get("maximum")
+        .and_then(Value::as_f64)
+        .filter(|m| x > *m)
+    {
+        out.push(LayerIssue {
+            path: path.into(),
+            message: format!("must be at most {max}, found {n}"),
+        });
     }
 }
 

@@ -727,46 +727,13 @@ fn load_files(files: Vec<SourceFile>, opts: &LoadOptions) -> Result<Resolved, Co
     let checker = SchemaChecker::for_experiment();
     let mut issues: Vec<Issue> = Vec::new();
     let mut warnings = Vec::new();
-
-    // User config.
-    let user_paths = match &opts.user_config {
-        UserConfigSource::Auto => default_user_config_paths(),
-        UserConfigSource::Path(p) => vec![p.clone()],
-        UserConfigSource::None => vec![],
-    };
-    let mut user = UserConfig::default();
     let mut layers: Vec<Layer> = vec![Layer {
         name: "built-in default".into(),
         file: None,
         value: serde_json::to_value(Experiment::default()).unwrap_or(Value::Null),
     }];
-    let mut user_config_paths = Vec::new();
-    for p in user_paths.iter().filter(|p| p.exists()) {
-        check_permissions(p, &mut warnings);
-        let (text, value) = read_yaml(p)?;
-        let locator = Locator::new(&text);
-        match serde_json::from_value::<UserConfig>(value) {
-            Ok(u) => {
-                if let Some(d) = &u.defaults {
-                    checker.check_into(d, &p.display().to_string(), Some(&locator), "defaults", &mut issues);
-                    layers.push(Layer {
-                        name: format!("user config {}", p.display()),
-                        file: None,
-                        value: d.clone(),
-                    });
-                }
-                user.api_keys.absorb(u.api_keys);
-                user_config_paths.push(p.clone());
-            }
-            Err(e) => issues.push(Issue {
-                source: p.display().to_string(),
-                path: String::new(),
-                pos: None,
-                message: format!("{e}; a user config has `api_keys: {{runpod, huggingface, openai}}` and `defaults:` (experiment keys)"),
-            }),
-        }
-    }
-
+    let (user, user_config_paths) =
+        user_layers(opts, &checker, &mut layers, &mut issues, &mut warnings)?;
     // The experiment chain: each file checked on its own, so positions are exact.
     check_chain(&checker, &files, &mut issues);
     for f in &files {
@@ -776,89 +743,15 @@ fn load_files(files: Vec<SourceFile>, opts: &LoadOptions) -> Result<Resolved, Co
             value: f.value.clone(),
         });
     }
-
-    // Environment.
-    let env: Vec<(String, String)> = match &opts.env {
-        Some(e) => e.clone(),
-        None => std::env::vars().collect(),
-    };
-    let mut env_vars: Vec<&(String, String)> = env
-        .iter()
-        .filter(|(k, _)| k.starts_with(ENV_PREFIX) && !ENV_RESERVED.contains(&k.as_str()))
-        .collect();
-    env_vars.sort();
-    for (k, v) in env_vars {
-        let key = k[ENV_PREFIX.len()..].to_lowercase().replace("__", ".");
-        let (key, value) = parse_set(&format!("{key}={v}"))?;
-        let value = nest(&key, value);
-        checker.check_into(
-            &value,
-            &format!("environment variable {k}"),
-            None,
-            "",
-            &mut issues,
-        );
-        layers.push(Layer {
-            name: format!("environment variable {k}"),
-            file: None,
-            value,
-        });
-    }
-
-    // --set flags.
-    for s in &opts.sets {
-        let (key, value) = parse_set(s)?;
-        let value = nest(&key, value);
-        checker.check_into(&value, &format!("--set {s}"), None, "", &mut issues);
-        layers.push(Layer {
-            name: format!("--set {key}"),
-            file: None,
-            value,
-        });
-    }
-
+    override_layers(opts, &checker, &mut layers, &mut issues)?;
     if !issues.is_empty() {
         return Err(ConfigError::invalid(issues));
     }
-
     reset_retagged(&mut layers);
     let figment = layers.into_iter().fold(Figment::new(), |f, l| f.merge(l));
-    let experiment: Experiment = match figment.extract() {
-        Ok(e) => e,
-        Err(errors) => {
-            let resolved_files = files.clone();
-            let issues = errors
-                .into_iter()
-                .map(|e| {
-                    let key = e.path.join(".");
-                    let (source, pos) = match e.metadata.as_ref().and_then(|m| m.source.as_ref()) {
-                        Some(Source::File(p)) => (
-                            p.display().to_string(),
-                            resolved_files
-                                .iter()
-                                .find(|f| &f.path == p)
-                                .and_then(|f| f.locator.find(&key)),
-                        ),
-                        _ => (
-                            e.metadata
-                                .as_ref()
-                                .map(describe_metadata)
-                                .unwrap_or_else(|| "merged configuration".into()),
-                            None,
-                        ),
-                    };
-                    Issue {
-                        source,
-                        path: key,
-                        pos,
-                        message: e.kind.to_string(),
-                    }
-                })
-                .collect();
-            return Err(ConfigError::Invalid { issues });
-        }
-    };
-
+    let experiment: Experiment = figment.extract().map_err(|errors| ConfigError::Invalid {
+        issues: located(errors, &files),
+    })?;
     let resolved = Resolved {
         experiment,
         files,
@@ -878,6 +771,122 @@ fn load_files(files: Vec<SourceFile>, opts: &LoadOptions) -> Result<Resolved, Co
     // Every deployment of a matrix is checked as the experiment is.
     deploy::expand(&resolved)?;
     Ok(resolved)
+}
+
+/// The user config's layer (its `defaults:`) and keys; the files it was read from.
+fn user_layers(
+    opts: &LoadOptions,
+    checker: &SchemaChecker,
+    layers: &mut Vec<Layer>,
+    issues: &mut Vec<Issue>,
+    warnings: &mut Vec<String>,
+) -> Result<(UserConfig, Vec<PathBuf>), ConfigError> {
+    let user_paths = match &opts.user_config {
+        UserConfigSource::Auto => default_user_config_paths(),
+        UserConfigSource::Path(p) => vec![p.clone()],
+        UserConfigSource::None => vec![],
+    };
+    let mut user = UserConfig::default();
+    let mut user_config_paths = Vec::new();
+    for p in user_paths.iter().filter(|p| p.exists()) {
+        check_permissions(p, warnings);
+        let (text, value) = read_yaml(p)?;
+        let locator = Locator::new(&text);
+        match serde_json::from_value::<UserConfig>(value) {
+            Ok(u) => {
+                if let Some(d) = &u.defaults {
+                    checker.check_into(d, &p.display().to_string(), Some(&locator), "defaults", issues);
+                    layers.push(Layer {
+                        name: format!("user config {}", p.display()),
+                        file: None,
+                        value: d.clone(),
+                    });
+                }
+                user.api_keys.absorb(u.api_keys);
+                user_config_paths.push(p.clone());
+            }
+            Err(e) => issues.push(Issue {
+                source: p.display().to_string(),
+                path: String::new(),
+                pos: None,
+                message: format!("{e}; a user config has `api_keys: {{runpod, huggingface, openai}}` and `defaults:` (experiment keys)"),
+            }),
+        }
+    }
+    Ok((user, user_config_paths))
+}
+
+/// The layers above the files: `LLM_INF_BENCH_*` environment variables, then `--set` flags.
+fn override_layers(
+    opts: &LoadOptions,
+    checker: &SchemaChecker,
+    layers: &mut Vec<Layer>,
+    issues: &mut Vec<Issue>,
+) -> Result<(), ConfigError> {
+    let env: Vec<(String, String)> = match &opts.env {
+        Some(e) => e.clone(),
+        None => std::env::vars().collect(),
+    };
+    let mut env_vars: Vec<&(String, String)> = env
+        .iter()
+        .filter(|(k, _)| k.starts_with(ENV_PREFIX) && !ENV_RESERVED.contains(&k.as_str()))
+        .collect();
+    env_vars.sort();
+    for (k, v) in env_vars {
+        let key = k[ENV_PREFIX.len()..].to_lowercase().replace("__", ".");
+        let (key, value) = parse_set(&format!("{key}={v}"))?;
+        let value = nest(&key, value);
+        let name = format!("environment variable {k}");
+        checker.check_into(&value, &name, None, "", issues);
+        layers.push(Layer {
+            name,
+            file: None,
+            value,
+        });
+    }
+    for s in &opts.sets {
+        let (key, value) = parse_set(s)?;
+        let value = nest(&key, value);
+        checker.check_into(&value, &format!("--set {s}"), None, "", issues);
+        layers.push(Layer {
+            name: format!("--set {key}"),
+            file: None,
+            value,
+        });
+    }
+    Ok(())
+}
+
+/// figment's errors on the merged experiment, each with the file (and line) that set it.
+fn located(errors: figment::Error, files: &[SourceFile]) -> Vec<Issue> {
+    errors
+        .into_iter()
+        .map(|e| {
+            let key = e.path.join(".");
+            let (source, pos) = match e.metadata.as_ref().and_then(|m| m.source.as_ref()) {
+                Some(Source::File(p)) => (
+                    p.display().to_string(),
+                    files
+                        .iter()
+                        .find(|f| &f.path == p)
+                        .and_then(|f| f.locator.find(&key)),
+                ),
+                _ => (
+                    e.metadata
+                        .as_ref()
+                        .map(describe_metadata)
+                        .unwrap_or_else(|| "merged configuration".into()),
+                    None,
+                ),
+            };
+            Issue {
+                source,
+                path: key,
+                pos,
+                message: e.kind.to_string(),
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -9,10 +9,22 @@ use super::{
 };
 
 pub(super) fn cross_field(r: &Resolved) -> Vec<Issue> {
-    let e = &r.experiment;
     let mut out = Vec::new();
     let mut bad = |path: &str, msg: String| out.push(r.issue_at(path, msg));
+    identity_rules(r, &mut bad);
+    load_rules(r, &mut bad);
+    dataset_rules(r, &mut bad);
+    shape_rules(r, &mut bad);
+    search_rules(&r.experiment, &mut bad);
+    steady_rules(&r.experiment, &mut bad);
+    infrastructure_rules(r, &mut bad);
+    metrics_rules(r, &mut bad);
+    out
+}
 
+/// The experiment's name and model.
+fn identity_rules(r: &Resolved, bad: &mut impl FnMut(&str, String)) {
+    let e = &r.experiment;
     if e.name.is_empty() {
         bad(
             "name",
@@ -28,7 +40,11 @@ pub(super) fn cross_field(r: &Resolved) -> Vec<Issue> {
     if e.model.id.trim().is_empty() {
         bad("model.id", "missing: set `model.id` to the model the server serves, e.g. `meta-llama/Llama-3.1-8B-Instruct`".into());
     }
+}
 
+/// The load: pattern, rates, bounds, timeouts.
+fn load_rules(r: &Resolved, bad: &mut impl FnMut(&str, String)) {
+    let e = &r.experiment;
     let w = &e.workload;
     let trace = matches!(w.dataset, Dataset::Trace { .. });
     match w.pattern {
@@ -110,6 +126,12 @@ pub(super) fn cross_field(r: &Resolved) -> Vec<Issue> {
             );
         }
     }
+}
+
+/// Each dataset kind's own rules, and lengths against the context.
+fn dataset_rules(r: &Resolved, bad: &mut impl FnMut(&str, String)) {
+    let e = &r.experiment;
+    let w = &e.workload;
     let max_len = e.model.max_model_len;
     // What every prompt + answer must fit in: the model's context, else a stated cap.
     let (limit, limit_is) = match max_len {
@@ -169,100 +191,8 @@ pub(super) fn cross_field(r: &Resolved) -> Vec<Issue> {
                 );
             }
         }
-        Dataset::Conversation {
-            turns,
-            input_len,
-            first_input_len,
-            output_len,
-            path,
-            think_time,
-            ..
-        } => {
-            if first_input_len == &Some(0) {
-                bad(
-                    "workload.dataset.first_input_len",
-                    "must be at least 1".into(),
-                );
-            }
-            if path.is_some() && first_input_len.is_some() {
-                bad(
-                    "workload.dataset.first_input_len",
-                    "is for synthetic sessions; recorded conversations have their own first turns"
-                        .into(),
-                );
-            }
-            if w.api != Api::Chat {
-                bad(
-                    "workload.api",
-                    "conversations need `api: chat` (the history is a list of messages)".into(),
-                );
-            }
-            match path {
-                Some(p) if p.as_os_str().is_empty() => bad("workload.dataset.path", "is empty: name the conversations file, or remove `path` for synthetic sessions".into()),
-                Some(_) => {
-                    if turns.is_some() || input_len.is_some() {
-                        bad("workload.dataset.path", "recorded conversations have their own turns: remove `turns` and `input_len`, or remove `path` for synthetic sessions".into());
-                    }
-                }
-                None => {
-                    if turns.is_none() || input_len.is_none() || output_len.is_none() {
-                        bad("workload.dataset", "synthetic sessions need `turns` (e.g. 3 or [2, 6]), `input_len` and `output_len`; or give `path` to recorded conversations".into());
-                    }
-                    if let Some(Count::Fixed(0) | Count::Range([0, _] | [_, 0])) = turns {
-                        bad("workload.dataset.turns", "every session needs at least 1 turn".into());
-                    }
-                    if input_len == &Some(0) {
-                        bad("workload.dataset.input_len", "must be at least 1".into());
-                    }
-                }
-            }
-            if output_len == &Some(0) {
-                bad("workload.dataset.output_len", "must be at least 1".into());
-            }
-            // A synthetic session's last turn re-sends every turn before it.
-            if let (Some(t), Some(i), Some(o)) = (turns, input_len, output_len) {
-                let most = match t {
-                    Count::Fixed(n) => u64::from(*n),
-                    Count::Range([a, b]) => u64::from(*a.max(b)),
-                };
-                let first = u64::from(first_input_len.unwrap_or(*i));
-                let longest = first + most.saturating_sub(1) * u64::from(*i) + most * u64::from(*o);
-                if longest > limit as u64 {
-                    bad("workload.dataset.turns", format!("a session's last turn can reach {longest} tokens of history and answer, more than {limit_is}"));
-                }
-            }
-            if think_time.is_some_and(|t| t.0 > std::time::Duration::from_secs(3600)) {
-                bad(
-                    "workload.dataset.think_time",
-                    "is more than an hour; is the unit right (e.g. `2s`)?".into(),
-                );
-            }
-        }
-        Dataset::Trace {
-            path,
-            time_scale,
-            block_size,
-            ..
-        } => {
-            if path.as_os_str().is_empty() {
-                bad("workload.dataset.path", "missing: the trace file".into());
-            }
-            if !(*time_scale > 0.0 && time_scale.is_finite()) {
-                bad(
-                    "workload.dataset.time_scale",
-                    format!("must be a positive number (2.0 = half speed), found {time_scale}"),
-                );
-            }
-            if *block_size == 0 {
-                bad(
-                    "workload.dataset.block_size",
-                    "must be at least 1 token".into(),
-                );
-            }
-            if w.rate.is_some() || w.concurrency.is_some() || w.pattern == Pattern::Sequential {
-                bad("workload.dataset", "a trace sends at its own timestamps: remove `rate`, `concurrency` and `pattern: sequential` (`max_concurrency` caps requests in flight)".into());
-            }
-        }
+        Dataset::Conversation { .. } => conversation_rules(w, limit, &limit_is, bad),
+        Dataset::Trace { .. } => trace_rules(w, bad),
         Dataset::Jsonl { path } => {
             if path.as_os_str().is_empty() {
                 bad(
@@ -278,6 +208,128 @@ pub(super) fn cross_field(r: &Resolved) -> Vec<Issue> {
             }
         }
     }
+}
+
+/// Conversations: recorded or synthetic, chat only, and the last turn within the context.
+fn conversation_rules(
+    w: &super::Workload,
+    limit: u32,
+    limit_is: &str,
+    bad: &mut impl FnMut(&str, String),
+) {
+    let Dataset::Conversation {
+        turns,
+        input_len,
+        first_input_len,
+        output_len,
+        path,
+        think_time,
+        ..
+    } = &w.dataset
+    else {
+        return;
+    };
+    if first_input_len == &Some(0) {
+        bad(
+            "workload.dataset.first_input_len",
+            "must be at least 1".into(),
+        );
+    }
+    if path.is_some() && first_input_len.is_some() {
+        bad(
+            "workload.dataset.first_input_len",
+            "is for synthetic sessions; recorded conversations have their own first turns".into(),
+        );
+    }
+    if w.api != Api::Chat {
+        bad(
+            "workload.api",
+            "conversations need `api: chat` (the history is a list of messages)".into(),
+        );
+    }
+    match path {
+        Some(p) if p.as_os_str().is_empty() => bad(
+            "workload.dataset.path",
+            "is empty: name the conversations file, or remove `path` for synthetic sessions".into(),
+        ),
+        Some(_) => {
+            if turns.is_some() || input_len.is_some() {
+                bad("workload.dataset.path", "recorded conversations have their own turns: remove `turns` and `input_len`, or remove `path` for synthetic sessions".into());
+            }
+        }
+        None => {
+            if turns.is_none() || input_len.is_none() || output_len.is_none() {
+                bad("workload.dataset", "synthetic sessions need `turns` (e.g. 3 or [2, 6]), `input_len` and `output_len`; or give `path` to recorded conversations".into());
+            }
+            if let Some(Count::Fixed(0) | Count::Range([0, _] | [_, 0])) = turns {
+                bad(
+                    "workload.dataset.turns",
+                    "every session needs at least 1 turn".into(),
+                );
+            }
+            if input_len == &Some(0) {
+                bad("workload.dataset.input_len", "must be at least 1".into());
+            }
+        }
+    }
+    if output_len == &Some(0) {
+        bad("workload.dataset.output_len", "must be at least 1".into());
+    }
+    // A synthetic session's last turn re-sends every turn before it.
+    if let (Some(t), Some(i), Some(o)) = (turns, input_len, output_len) {
+        let most = match t {
+            Count::Fixed(n) => u64::from(*n),
+            Count::Range([a, b]) => u64::from(*a.max(b)),
+        };
+        let first = u64::from(first_input_len.unwrap_or(*i));
+        let longest = first + most.saturating_sub(1) * u64::from(*i) + most * u64::from(*o);
+        if longest > limit as u64 {
+            bad("workload.dataset.turns", format!("a session's last turn can reach {longest} tokens of history and answer, more than {limit_is}"));
+        }
+    }
+    if think_time.is_some_and(|t| t.0 > std::time::Duration::from_secs(3600)) {
+        bad(
+            "workload.dataset.think_time",
+            "is more than an hour; is the unit right (e.g. `2s`)?".into(),
+        );
+    }
+}
+
+/// A trace: its file, its time scale and blocks, and no load of its own.
+fn trace_rules(w: &super::Workload, bad: &mut impl FnMut(&str, String)) {
+    let Dataset::Trace {
+        path,
+        time_scale,
+        block_size,
+        ..
+    } = &w.dataset
+    else {
+        return;
+    };
+    if path.as_os_str().is_empty() {
+        bad("workload.dataset.path", "missing: the trace file".into());
+    }
+    if !(*time_scale > 0.0 && time_scale.is_finite()) {
+        bad(
+            "workload.dataset.time_scale",
+            format!("must be a positive number (2.0 = half speed), found {time_scale}"),
+        );
+    }
+    if *block_size == 0 {
+        bad(
+            "workload.dataset.block_size",
+            "must be at least 1 token".into(),
+        );
+    }
+    if w.rate.is_some() || w.concurrency.is_some() || w.pattern == Pattern::Sequential {
+        bad("workload.dataset", "a trace sends at its own timestamps: remove `rate`, `concurrency` and `pattern: sequential` (`max_concurrency` caps requests in flight)".into());
+    }
+}
+
+/// Ramps, sessions and sweeps.
+fn shape_rules(r: &Resolved, bad: &mut impl FnMut(&str, String)) {
+    let e = &r.experiment;
+    let w = &e.workload;
     if let Some(r) = &w.ramp {
         if r.over.0.is_zero() {
             bad(
@@ -355,10 +407,11 @@ pub(super) fn cross_field(r: &Resolved) -> Vec<Issue> {
             bad("workload.sweep.rate", "rates must be positive".into());
         }
     }
+}
 
-    search_rules(e, &mut bad);
-    steady_rules(e, &mut bad);
-
+/// Where the server runs: common keys and each provider's own.
+fn infrastructure_rules(r: &Resolved, bad: &mut impl FnMut(&str, String)) {
+    let e = &r.experiment;
     let inf = &e.infrastructure;
     if inf.gpu_count == 0 {
         bad("infrastructure.gpu_count", "must be at least 1".into());
@@ -432,7 +485,11 @@ pub(super) fn cross_field(r: &Resolved) -> Vec<Issue> {
             }
         }
     }
+}
 
+/// Percentiles, the scrape interval, the SLO.
+fn metrics_rules(r: &Resolved, bad: &mut impl FnMut(&str, String)) {
+    let e = &r.experiment;
     let m = &e.metrics;
     if m.percentiles.is_empty() {
         bad(
@@ -467,7 +524,6 @@ pub(super) fn cross_field(r: &Resolved) -> Vec<Issue> {
             }
         }
     }
-    out
 }
 
 fn pattern_name(p: Pattern) -> &'static str {

@@ -3,6 +3,7 @@
 //! `Drop` releases what was started.
 
 pub mod local;
+pub mod rented;
 pub mod runpod;
 pub mod slurm;
 pub mod watchdog;

@@ -467,6 +467,32 @@ impl ResultHead {
     }
 }
 
+/// The `*.json` files in `dir` (regular files only: a symlink or a FIFO is not followed), by
+/// name, each with its head when it is a result file.
+pub fn list(dir: &Path) -> Result<Vec<(String, Option<ResultHead>)>, ResultsError> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| ResultsError::Read {
+            path: dir.to_path_buf(),
+            source: e.into(),
+        })?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    Ok(files
+        .iter()
+        .map(|f| {
+            let name = f
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            (name, read_head(f).ok())
+        })
+        .collect())
+}
+
 /// Reads a result file's head (no records).
 pub fn read_head(path: &Path) -> Result<ResultHead, ResultsError> {
     let text = read_result_text(path)?;

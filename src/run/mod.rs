@@ -7,6 +7,7 @@
 mod deployment;
 mod matrix;
 pub mod monitor;
+pub mod plan;
 mod point;
 mod ready;
 mod save;

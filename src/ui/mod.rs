@@ -253,3 +253,29 @@ pub fn summary_table(r: &RunResult) -> String {
     let _ = write!(o, "{}", "=".repeat(50));
     o
 }
+
+/// `results list`: a line per file — status, counts, throughput, p99 TTFT — or why it is not
+/// a result.
+pub fn results_list(rows: &[(String, Option<crate::results::ResultHead>)]) -> String {
+    let mut o = format!(
+        "{:<48} {:<11} {:>9} {:>7} {:>10} {:>12} {:>10}\n",
+        "file", "status", "completed", "failed", "req/s", "out tok/s", "p99 ttft"
+    );
+    for (name, head) in rows {
+        let Some(r) = head else {
+            o.push_str(&format!("{name:<48} (not a result file)\n"));
+            continue;
+        };
+        let g = |k: &str| r.summary.figure(k).unwrap_or(f64::NAN);
+        o.push_str(&format!(
+            "{name:<48} {:<11} {:>9} {:>7} {:>10.2} {:>12.1} {:>10.1}\n",
+            r.status.as_str(),
+            g("completed"),
+            g("failed"),
+            g("request_throughput"),
+            g("output_throughput"),
+            g("p99_ttft_ms")
+        ));
+    }
+    o
+}

@@ -1,0 +1,167 @@
+//! The plan of a run, shown before anything is started or rented: what runs where, how long,
+//! what it costs (a line per deployment, the matrix's total and peak $/hour) — and whether a
+//! `--resume` has a sweep to go on with.
+
+use super::{Matrix, RunError};
+use crate::config::{Dataset, Experiment, Pattern, SearchOver};
+use crate::provider::CostEstimate;
+
+/// A matrix's plan: each deployment's estimate, in order.
+pub struct Plan<'a> {
+    matrix: &'a Matrix,
+    pub estimates: Vec<CostEstimate>,
+}
+
+impl<'a> Plan<'a> {
+    /// Prices every deployment of `m` (RunPod asks its catalog).
+    pub async fn of(m: &'a Matrix) -> Result<Plan<'a>, RunError> {
+        Ok(Self {
+            matrix: m,
+            estimates: super::estimate_cost(m).await?,
+        })
+    }
+
+    /// What the whole run is expected to cost.
+    pub fn total_usd(&self) -> f64 {
+        self.estimates.iter().map(|c| c.usd()).sum()
+    }
+}
+
+impl std::fmt::Display for Plan<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let m = self.matrix;
+        for (p, estimate) in m.deployments.iter().zip(&self.estimates) {
+            let line = plan_line(&p.resolved.experiment, estimate);
+            match &p.deployment {
+                Some(d) => writeln!(f, "  deployment {d}: {line}")?,
+                None => writeln!(f, "{line}")?,
+            }
+        }
+        if m.is_matrix() {
+            writeln!(f, "{}", matrix_line(m, &self.estimates))?;
+        }
+        Ok(())
+    }
+}
+
+/// `--resume` needs a sweep, a search or a matrix, and an unfinished one of the same points.
+pub fn resumable(m: &Matrix) -> Result<(), RunError> {
+    let e = &m.experiment;
+    if e.workload.sweep.is_none() && e.workload.search.is_none() && !m.is_matrix() {
+        return Err(RunError::Config(format!(
+            "--resume continues a sweep, a capacity search or a deployment matrix, and `{}` has no `workload.sweep`, `workload.search` or `deployments`",
+            e.name
+        )));
+    }
+    let planned: Vec<String> = m.points().iter().map(|p| p.key()).collect();
+    crate::results::index::SweepIndex::resumable(e, &planned)?;
+    Ok(())
+}
+
+/// A matrix's plan: how many deployments, how many at once, the whole cost and the most per
+/// hour at any moment, and the one budget.
+fn matrix_line(m: &Matrix, each: &[CostEstimate]) -> String {
+    let usd: f64 = each.iter().map(|c| c.usd()).sum();
+    let peak = super::peak_usd_per_hour(each, m.max_parallel);
+    let at_once = m.max_parallel.min(m.deployments.len());
+    let budget = m
+        .experiment
+        .infrastructure
+        .max_cost_usd
+        .map(|b| format!("; one budget of ${b:.2} for all of them stops every server"))
+        .unwrap_or_default();
+    format!(
+        "plan: {} — a matrix of {} deployments, at most {at_once} at once: about ${usd:.2} in all, at most ${peak:.2}/hour while {at_once} run{budget}",
+        m.experiment.name,
+        m.deployments.len()
+    )
+}
+
+/// One line of plan: what runs where, how long, what it costs.
+fn plan_line(e: &Experiment, c: &CostEstimate) -> String {
+    let bound = match (e.workload.requests, e.workload.duration) {
+        _ if matches!(e.workload.dataset, Dataset::Trace { .. }) => match e.workload.requests {
+            Some(n) => format!("the trace's first {n} requests"),
+            None => "the whole trace".into(),
+        },
+        (None, None) if e.workload.sessions.is_some() => {
+            format!("{} sessions", e.workload.sessions.unwrap_or(0))
+        }
+        (Some(n), Some(d)) if e.workload.search.is_some() => {
+            format!("{n} requests or {d} per probe, whichever first")
+        }
+        (Some(n), Some(d)) => format!("{n} requests or {d}, whichever first"),
+        (Some(n), None) if e.workload.sweep.is_some() || e.workload.search.is_some() => {
+            format!("{n} requests per point")
+        }
+
+        (Some(n), None) => format!("{n} requests"),
+        (None, Some(d)) => format!("{d}"),
+        (None, None) => "unbounded".into(),
+    };
+    let points = crate::workload::sweep::expand(e);
+    let pattern = match e.workload.pattern {
+        _ if e.workload.search.is_some() => {
+            let s = e.workload.search.clone().unwrap_or_default();
+            format!(
+                "capacity search over {} from {} to {}, at most {} probes, to within {}%",
+                match s.over {
+                    SearchOver::Rate => "rate",
+                    SearchOver::Concurrency => "concurrency",
+                },
+                s.start,
+                s.max,
+                s.max_points,
+                s.tolerance.0 * 100.0
+            )
+        }
+        _ if e.workload.sweep.is_some() => {
+            let labels: Vec<&str> = points.iter().map(|p| p.label.as_str()).collect();
+            format!(
+                "sweep of {} points [{}] on one server",
+                points.len(),
+                labels.join(", ")
+            )
+        }
+        _ if matches!(e.workload.dataset, Dataset::Trace { .. }) => {
+            "at the trace's timestamps".to_string()
+        }
+        Pattern::Sequential => "sequential".to_string(),
+        Pattern::Concurrent if matches!(e.workload.dataset, Dataset::Conversation { .. }) => {
+            format!(
+                "{} concurrent sessions",
+                e.workload.concurrency.unwrap_or(1)
+            )
+        }
+        Pattern::Concurrent => {
+            format!("concurrency {}", e.workload.concurrency.unwrap_or(1))
+        }
+        Pattern::Rate => format!(
+            "{} req/s ({:?})",
+            e.workload.rate.unwrap_or(0.0),
+            e.workload.arrival
+        )
+        .to_lowercase(),
+    };
+    let cost = match c.price_per_hour_usd {
+        None => "cost: $0.00 (no rented hardware)".to_string(),
+        Some(p) => {
+            let budget = e
+                .infrastructure
+                .max_cost_usd
+                .map(|b| format!("; budget ${b:.2} stops the run"))
+                .unwrap_or_default();
+            format!("cost: about ${:.2} (${p:.2}/hour × {:.2} h incl. provisioning and 20% margin; {}){budget}", c.usd(), c.hours, c.price_source)
+        }
+    };
+    format!(
+        "plan: {} — {} on {} ({}), {} {}, {bound} + {} warm-up; {cost}",
+        e.name,
+        e.model.id,
+        e.infrastructure.provider.as_str(),
+        e.framework.kind.as_str(),
+        e.workload.dataset.kind(),
+        pattern,
+        e.workload.warmup_requests
+    )
+}
