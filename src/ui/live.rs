@@ -374,7 +374,28 @@ impl Widget for &Snapshot {
             Constraint::Min(0),
         ])
         .areas(inner);
+        self.render_progress(head, buf);
+        if self.workload {
+            // Throughput sparklines | latency table.
+            let [left, right] =
+                Layout::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)])
+                    .areas(mid);
+            self.render_throughput(left, buf);
+            self.render_latency(right, buf);
+        }
+        if let Some(s) = &self.server {
+            s.render_panel(&self.gpus, server, buf);
+        }
+        self.render_notes(rest, buf);
+        if self.help {
+            render_help(area, buf);
+        }
+    }
+}
 
+impl Snapshot {
+    /// Pod, cost, progress.
+    fn render_progress(&self, head: Rect, buf: &mut Buffer) {
         // Pod, cost, progress.
         let pod = self.pod.clone().unwrap_or_else(|| "no pod".into());
         let cost = self
@@ -413,125 +434,72 @@ impl Widget for &Snapshot {
                 Span::raw(format!("   in flight {}", self.in_flight)),
             ]))
             .render(line3, buf);
-
-            // Throughput sparklines | latency table.
-            let [left, right] =
-                Layout::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)])
-                    .areas(mid);
-            let tb = Block::new()
-                .borders(Borders::TOP)
-                .title(" throughput (per second) ");
-            let t_inner = tb.inner(left);
-            tb.render(left, buf);
-            let [r1, s1, r2, s2] = Layout::vertical([
-                Constraint::Length(1),
-                Constraint::Length(2),
-                Constraint::Length(1),
-                Constraint::Length(2),
-            ])
-            .areas(t_inner);
-            let last = |v: &[u64]| {
-                v.last()
-                    .map(|x| x.to_string())
-                    .unwrap_or_else(|| "–".into())
-            };
-            let width = s1.width as usize;
-            let tail = |v: &[u64]| v[v.len().saturating_sub(width)..].to_vec();
-            Paragraph::new(format!("req/s {}", last(&self.req_per_s))).render(r1, buf);
-            Sparkline::default()
-                .data(tail(&self.req_per_s))
-                .style(Style::new().fg(Color::Green))
-                .render(s1, buf);
-            Paragraph::new(format!("output tok/s {}", last(&self.tok_per_s))).render(r2, buf);
-            Sparkline::default()
-                .data(tail(&self.tok_per_s))
-                .style(Style::new().fg(Color::Blue))
-                .render(s2, buf);
-
-            let header = Row::new(["ms", "p50 recent", "p99 recent", "p50 all", "p99 all"])
-                .style(Style::new().bold());
-            let rows = self.latency.iter().map(|(n, v)| {
-                Row::new(
-                    std::iter::once(Cell::from(n.clone()))
-                        .chain(v.iter().map(|x| Cell::from(ms(*x)))),
-                )
-            });
-            Table::new(
-                rows,
-                [
-                    Constraint::Length(5),
-                    Constraint::Length(11),
-                    Constraint::Length(11),
-                    Constraint::Length(9),
-                    Constraint::Length(9),
-                ],
-            )
-            .header(header)
-            .block(
-                Block::new()
-                    .borders(Borders::TOP | Borders::LEFT)
-                    .title(" latency "),
-            )
-            .render(right, buf);
         }
+    }
 
-        if let Some(s) = &self.server {
-            let b = Block::new().borders(Borders::TOP).title(format!(
-                " server ({}) {} · {} scrapes, {} gaps ",
-                s.framework.map_or("unknown", FrameworkKind::as_str),
-                s.url,
-                s.scrapes,
-                s.gaps
-            ));
-            let si = b.inner(server);
-            b.render(server, buf);
-            let l = &s.last;
-            let [g1, g2, g3, g4] = Layout::vertical([Constraint::Length(1); 4]).areas(si);
-            Paragraph::new(format!(
-                "running {}   waiting {}   prefix-cache hits {}   preemptions {}",
-                whole(l.running),
-                whole(l.waiting),
-                pct(l.prefix_cache_hit_rate),
-                whole(l.preemptions_total)
-            ))
-            .render(g1, buf);
-            let kv = l.kv_cache_usage.unwrap_or(0.0).clamp(0.0, 1.0);
-            Gauge::default()
-                .ratio(kv)
-                .label(format!("KV cache {}", pct(l.kv_cache_usage)))
-                .gauge_style(Style::new().fg(if kv > 0.9 { Color::Red } else { Color::Magenta }))
-                .render(g2, buf);
-            let mut line = format!(
-                "server tok/s: generation {}   prompt {}   TTFT mean {} ms   ITL mean {} ms",
-                whole(l.generation_tokens_per_s),
-                whole(l.prompt_tokens_per_s),
-                ms(l.ttft_mean_ms),
-                ms(l.itl_mean_ms),
-            );
-            if let Some(t) = l.tflops_per_gpu {
-                line.push_str(&format!("   {t:.2} TFLOP/s/GPU"));
-                if let Some(p) = s.gpu_peak {
-                    line.push_str(&format!(" (MFU {})", pct(Some(t / p.bf16_tflops))));
-                }
-            }
-            if let (Some(b), Some(p)) = (l.tb_per_s_per_gpu, s.gpu_peak) {
-                line.push_str(&format!("   MBU {}", pct(Some(b / p.tb_per_s))));
-            }
-            Paragraph::new(line).render(g3, buf);
-            if let Some(e) = &l.error {
-                Paragraph::new(format!("last scrape failed: {e}"))
-                    .style(Style::new().fg(Color::Yellow))
-                    .render(g4, buf);
-            } else if !self.gpus.is_empty() {
-                let each: Vec<String> = self
-                    .gpus
-                    .iter()
-                    .map(|(u, m)| format!("{} util, {} mem", pct100(*u), pct100(*m)))
-                    .collect();
-                Paragraph::new(format!("GPUs (provider): {}", each.join(" · "))).render(g4, buf);
-            }
-        }
+    /// Completed requests and output tokens per second, as sparklines.
+    fn render_throughput(&self, left: Rect, buf: &mut Buffer) {
+        let tb = Block::new()
+            .borders(Borders::TOP)
+            .title(" throughput (per second) ");
+        let t_inner = tb.inner(left);
+        tb.render(left, buf);
+        let [r1, s1, r2, s2] = Layout::vertical([
+            Constraint::Length(1),
+            Constraint::Length(2),
+            Constraint::Length(1),
+            Constraint::Length(2),
+        ])
+        .areas(t_inner);
+        let last = |v: &[u64]| {
+            v.last()
+                .map(|x| x.to_string())
+                .unwrap_or_else(|| "–".into())
+        };
+        let width = s1.width as usize;
+        let tail = |v: &[u64]| v[v.len().saturating_sub(width)..].to_vec();
+        Paragraph::new(format!("req/s {}", last(&self.req_per_s))).render(r1, buf);
+        Sparkline::default()
+            .data(tail(&self.req_per_s))
+            .style(Style::new().fg(Color::Green))
+            .render(s1, buf);
+        Paragraph::new(format!("output tok/s {}", last(&self.tok_per_s))).render(r2, buf);
+        Sparkline::default()
+            .data(tail(&self.tok_per_s))
+            .style(Style::new().fg(Color::Blue))
+            .render(s2, buf);
+    }
 
+    /// TTFT, ITL, E2EL: p50 and p99, recent and overall.
+    fn render_latency(&self, right: Rect, buf: &mut Buffer) {
+        let header = Row::new(["ms", "p50 recent", "p99 recent", "p50 all", "p99 all"])
+            .style(Style::new().bold());
+        let rows = self.latency.iter().map(|(n, v)| {
+            Row::new(
+                std::iter::once(Cell::from(n.clone())).chain(v.iter().map(|x| Cell::from(ms(*x)))),
+            )
+        });
+        Table::new(
+            rows,
+            [
+                Constraint::Length(5),
+                Constraint::Length(11),
+                Constraint::Length(11),
+                Constraint::Length(9),
+                Constraint::Length(9),
+            ],
+        )
+        .header(header)
+        .block(
+            Block::new()
+                .borders(Borders::TOP | Borders::LEFT)
+                .title(" latency "),
+        )
+        .render(right, buf);
+    }
+
+    /// The latest errors and notices, under the charts (which take what the panels leave).
+    fn render_notes(&self, rest: Rect, buf: &mut Buffer) {
         // Errors and notices.
         let mut lines: Vec<Line> = self
             .errors
@@ -565,21 +533,82 @@ impl Widget for &Snapshot {
                 .wrap(Wrap { trim: true })
                 .render(rest, buf);
         }
+    }
+}
 
-        if self.help {
-            let w = area.width.min(84);
-            let h = area.height.min(12);
-            let popup = Rect::new(
-                area.x + (area.width - w) / 2,
-                area.y + (area.height - h) / 2,
-                w,
-                h,
-            );
-            Clear.render(popup, buf);
-            Paragraph::new(HELP)
-                .wrap(Wrap { trim: false })
-                .block(Block::bordered().title(" help "))
-                .render(popup, buf);
+impl ServerPanel {
+    /// The server's gauges, its own rates and latencies, and the provider's GPU gauges.
+    fn render_panel(&self, gpus: &[(Option<f64>, Option<f64>)], server: Rect, buf: &mut Buffer) {
+        let s = self;
+        let b = Block::new().borders(Borders::TOP).title(format!(
+            " server ({}) {} · {} scrapes, {} gaps ",
+            s.framework.map_or("unknown", FrameworkKind::as_str),
+            s.url,
+            s.scrapes,
+            s.gaps
+        ));
+        let si = b.inner(server);
+        b.render(server, buf);
+        let l = &s.last;
+        let [g1, g2, g3, g4] = Layout::vertical([Constraint::Length(1); 4]).areas(si);
+        Paragraph::new(format!(
+            "running {}   waiting {}   prefix-cache hits {}   preemptions {}",
+            whole(l.running),
+            whole(l.waiting),
+            pct(l.prefix_cache_hit_rate),
+            whole(l.preemptions_total)
+        ))
+        .render(g1, buf);
+        let kv = l.kv_cache_usage.unwrap_or(0.0).clamp(0.0, 1.0);
+        Gauge::default()
+            .ratio(kv)
+            .label(format!("KV cache {}", pct(l.kv_cache_usage)))
+            .gauge_style(Style::new().fg(if kv > 0.9 { Color::Red } else { Color::Magenta }))
+            .render(g2, buf);
+        let mut line = format!(
+            "server tok/s: generation {}   prompt {}   TTFT mean {} ms   ITL mean {} ms",
+            whole(l.generation_tokens_per_s),
+            whole(l.prompt_tokens_per_s),
+            ms(l.ttft_mean_ms),
+            ms(l.itl_mean_ms),
+        );
+        if let Some(t) = l.tflops_per_gpu {
+            line.push_str(&format!("   {t:.2} TFLOP/s/GPU"));
+            if let Some(p) = s.gpu_peak {
+                line.push_str(&format!(" (MFU {})", pct(Some(t / p.bf16_tflops))));
+            }
+        }
+        if let (Some(b), Some(p)) = (l.tb_per_s_per_gpu, s.gpu_peak) {
+            line.push_str(&format!("   MBU {}", pct(Some(b / p.tb_per_s))));
+        }
+        Paragraph::new(line).render(g3, buf);
+        if let Some(e) = &l.error {
+            Paragraph::new(format!("last scrape failed: {e}"))
+                .style(Style::new().fg(Color::Yellow))
+                .render(g4, buf);
+        } else if !gpus.is_empty() {
+            let each: Vec<String> = gpus
+                .iter()
+                .map(|(u, m)| format!("{} util, {} mem", pct100(*u), pct100(*m)))
+                .collect();
+            Paragraph::new(format!("GPUs (provider): {}", each.join(" · "))).render(g4, buf);
         }
     }
+}
+
+/// The help popup, over the middle of the view.
+fn render_help(area: Rect, buf: &mut Buffer) {
+    let w = area.width.min(84);
+    let h = area.height.min(12);
+    let popup = Rect::new(
+        area.x + (area.width - w) / 2,
+        area.y + (area.height - h) / 2,
+        w,
+        h,
+    );
+    Clear.render(popup, buf);
+    Paragraph::new(HELP)
+        .wrap(Wrap { trim: false })
+        .block(Block::bordered().title(" help "))
+        .render(popup, buf);
 }

@@ -22,24 +22,34 @@ fn row(o: &mut String, label: &str, value: impl std::fmt::Display) {
 /// The summary a run prints at its end.
 pub fn summary_table(r: &RunResult) -> String {
     let mut o = String::new();
+    summary_head(&mut o, r);
+    summary_latencies(&mut o, r);
+    summary_turns(&mut o, r);
+    summary_server(&mut o, r);
+    summary_client(&mut o, r);
+    let _ = write!(o, "{}", "=".repeat(50));
+    o
+}
+
+/// The run: status, counts, errors, duration, tokens, throughputs, cost.
+fn summary_head(o: &mut String, r: &RunResult) {
     let f = |v: Option<f64>| v.map(|x| format!("{x:.2}")).unwrap_or_else(|| "n/a".into());
     let s = &r.summary;
-    let num = |k: &str| s.figure(k);
     let _ = writeln!(
         o,
         "============ {} ({:?}, {}) ============",
         r.name, r.status, r.termination_reason
     );
     if let Some(e) = &r.error {
-        row(&mut o, "Failed:", e);
+        row(o, "Failed:", e);
     }
     row(
-        &mut o,
+        o,
         "Server:",
         r.environment.base_url.clone().unwrap_or_default(),
     );
-    row(&mut o, "Successful requests:", s.completed);
-    row(&mut o, "Failed requests:", s.failed);
+    row(o, "Successful requests:", s.completed);
+    row(o, "Failed requests:", s.failed);
     for (k, n) in &r.errors.by_kind {
         let _ = writeln!(
             o,
@@ -48,7 +58,7 @@ pub fn summary_table(r: &RunResult) -> String {
             r.errors.samples.get(k).cloned().unwrap_or_default()
         );
     }
-    row(&mut o, "Benchmark duration (s):", f(Some(s.duration_s)));
+    row(o, "Benchmark duration (s):", f(Some(s.duration_s)));
     if let Some(st) = &s.steady_state {
         let text = match st.steady_from_s {
             Some(from) => format!(
@@ -57,46 +67,49 @@ pub fn summary_table(r: &RunResult) -> String {
             ),
             None => "not reached before the cap".to_string(),
         };
-        row(&mut o, "Steady state:", text);
+        row(o, "Steady state:", text);
     }
-    row(&mut o, "Total input tokens:", s.total_input_tokens);
-    row(&mut o, "Total generated tokens:", s.total_output_tokens);
-    row(
-        &mut o,
-        "Request throughput (req/s):",
-        f(s.request_throughput),
-    );
+    row(o, "Total input tokens:", s.total_input_tokens);
+    row(o, "Total generated tokens:", s.total_output_tokens);
+    row(o, "Request throughput (req/s):", f(s.request_throughput));
     if s.request_goodput.is_some() {
-        row(&mut o, "Request goodput (req/s):", f(s.request_goodput));
+        row(o, "Request goodput (req/s):", f(s.request_goodput));
     }
     row(
-        &mut o,
+        o,
         "Output token throughput (tok/s):",
         f(s.output_throughput),
     );
     row(
-        &mut o,
+        o,
         "Total token throughput (tok/s):",
         f(s.total_token_throughput),
     );
     row(
-        &mut o,
+        o,
         "Mean interactivity (tok/s/user):",
         f(s.mean_interactivity_tok_s_user),
     );
     row(
-        &mut o,
+        o,
         "Median interactivity (tok/s/user):",
         f(s.median_interactivity()),
     );
     if let Some(c) = s.usd_per_million_output_tokens {
         let total = f(s.usd_per_million_total_tokens);
         row(
-            &mut o,
+            o,
             "Cost ($/M output, $/M total tok):",
             format!("{c:.4} / {total}"),
         );
     }
+}
+
+/// TTFT, TPOT, ITL, E2EL (and TTFO): mean, median, percentiles; reasoning tokens.
+fn summary_latencies(o: &mut String, r: &RunResult) {
+    let f = |v: Option<f64>| v.map(|x| format!("{x:.2}")).unwrap_or_else(|| "n/a".into());
+    let s = &r.summary;
+    let num = |k: &str| s.figure(k);
     let titles = [
         "Time to First Token",
         "Time per Output Token (excl. 1st token)",
@@ -110,12 +123,12 @@ pub fn summary_table(r: &RunResult) -> String {
     for (title, key) in sections {
         let _ = writeln!(o, "{:-^50}", format!(" {title} "));
         row(
-            &mut o,
+            o,
             &format!("Mean {key} (ms):"),
             f(num(&format!("mean_{key}_ms"))),
         );
         row(
-            &mut o,
+            o,
             &format!("Median {key} (ms):"),
             f(num(&format!("median_{key}_ms"))),
         );
@@ -125,20 +138,26 @@ pub fn summary_table(r: &RunResult) -> String {
                 .next()
                 .unwrap_or_default()
                 .trim_start_matches('p');
-            row(&mut o, &format!("P{p} {key} (ms):"), f(num(&name)));
+            row(o, &format!("P{p} {key} (ms):"), f(num(&name)));
         }
     }
     if let Some(n) = s.total_reasoning_tokens {
-        row(&mut o, "Reasoning tokens:", n.to_string());
+        row(o, "Reasoning tokens:", n.to_string());
         if let Some(k) = s.reasoning_only_requests.filter(|k| *k > 0) {
-            row(&mut o, "Only reasoning (no TTFO):", format!("{k} requests"));
+            row(o, "Only reasoning (no TTFO):", format!("{k} requests"));
         }
     }
+}
+
+/// Conversations: each turn, and the sessions.
+fn summary_turns(o: &mut String, r: &RunResult) {
+    let f = |v: Option<f64>| v.map(|x| format!("{x:.2}")).unwrap_or_else(|| "n/a".into());
+    let s = &r.summary;
     if !s.by_turn.is_empty() {
         let _ = writeln!(o, "{:-^50}", " By turn: TTFT p50 / p99 (ms), input tok ");
         for t in &s.by_turn {
             row(
-                &mut o,
+                o,
                 &format!("Turn {} ({} ok):", t.turn, t.completed),
                 format!(
                     "{} / {}, {}",
@@ -151,17 +170,22 @@ pub fn summary_table(r: &RunResult) -> String {
         }
         if let Some(x) = &s.sessions {
             row(
-                &mut o,
+                o,
                 "Sessions (all turns ok):",
                 format!("{} ({})", x.count, x.all_turns_ok),
             );
             row(
-                &mut o,
+                o,
                 "Session p50 / p99 (s):",
                 format!("{} / {}", f(x.p50_duration_s), f(x.p99_duration_s)),
             );
         }
     }
+}
+
+/// The server's own `/metrics` over the window.
+fn summary_server(o: &mut String, r: &RunResult) {
+    let f = |v: Option<f64>| v.map(|x| format!("{x:.2}")).unwrap_or_else(|| "n/a".into());
     if let Some(m) = &r.server_metrics {
         let s = &m.summary;
         let fw = m.framework.map_or("unknown", |f| f.as_str());
@@ -171,23 +195,19 @@ pub fn summary_table(r: &RunResult) -> String {
             v.map(|x| format!("{:.1}%", x * 100.0))
                 .unwrap_or_else(|| "n/a".into())
         };
+        row(o, "Scrapes (gaps):", format!("{} ({})", s.scrapes, s.gaps));
         row(
-            &mut o,
-            "Scrapes (gaps):",
-            format!("{} ({})", s.scrapes, s.gaps),
-        );
-        row(
-            &mut o,
+            o,
             "Running peak / mean:",
             format!("{} / {}", f0(s.peak_running), f(s.mean_running)),
         );
         row(
-            &mut o,
+            o,
             "Waiting peak / mean:",
             format!("{} / {}", f0(s.peak_waiting), f(s.mean_waiting)),
         );
         row(
-            &mut o,
+            o,
             "KV cache peak / mean:",
             format!(
                 "{} / {}",
@@ -196,62 +216,61 @@ pub fn summary_table(r: &RunResult) -> String {
             ),
         );
         row(
-            &mut o,
+            o,
             "Prefix cache hit rate:",
             pc(s.prefix_cache_hit_rate.or(s.mean_prefix_cache_hit_rate)),
         );
         row(
-            &mut o,
+            o,
             "Server generation (tok/s):",
             f(s.generation_tokens_per_s),
         );
         if let Some(p) = s.preemptions {
-            row(&mut o, "Preemptions:", format!("{p:.0}"));
+            row(o, "Preemptions:", format!("{p:.0}"));
         }
         if s.tflops_per_gpu.is_some() || s.tb_per_s_per_gpu.is_some() {
             let f3 = |v: Option<f64>| v.map_or("n/a".into(), |x| format!("{x:.3}"));
             row(
-                &mut o,
+                o,
                 "TFLOP/s / TB/s per GPU:",
                 format!("{} / {}", f3(s.tflops_per_gpu), f3(s.tb_per_s_per_gpu)),
             );
             if s.mfu.is_some() || s.mbu.is_some() {
-                row(
-                    &mut o,
-                    "MFU / MBU:",
-                    format!("{} / {}", pc(s.mfu), pc(s.mbu)),
-                );
+                row(o, "MFU / MBU:", format!("{} / {}", pc(s.mfu), pc(s.mbu)));
             }
         }
     }
+}
+
+/// The client's health: connects, pacer, reads, warnings.
+fn summary_client(o: &mut String, r: &RunResult) {
+    let f = |v: Option<f64>| v.map(|x| format!("{x:.2}")).unwrap_or_else(|| "n/a".into());
     let _ = writeln!(o, "{:-^50}", " Client ");
     let c = &r.client;
     row(
-        &mut o,
+        o,
         "Connect p50 / max (ms):",
         format!("{} / {}", f(c.connect_ms.p50), f(c.connect_ms.max)),
     );
     if let Some(l) = &c.pacer_lag_ms {
         let f3 = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "n/a".into());
         row(
-            &mut o,
+            o,
             "Pacer lag p50 / p99 / max (ms):",
             format!("{} / {} / {}", f3(l.p50), f3(l.p99), f3(l.max)),
         );
     }
     row(
-        &mut o,
+        o,
         "Reads per request:",
         format!("{:.1}", c.reads_per_request),
     );
     if !c.read_stamps.is_empty() {
-        row(&mut o, "Read timestamps:", c.read_stamps.clone());
+        row(o, "Read timestamps:", c.read_stamps.clone());
     }
     for w in &c.warnings {
         let _ = writeln!(o, "warning: {w}");
     }
-    let _ = write!(o, "{}", "=".repeat(50));
-    o
 }
 
 /// `results list`: a line per file — status, counts, throughput, p99 TTFT — or why it is not

@@ -232,67 +232,69 @@ fn panel<DB: DrawingBackend>(
     }
 
     for (i, (s, pts)) in series.iter().zip(&of_shape).enumerate() {
-        if pts.is_empty() {
-            continue;
-        }
-        let color = Palette99::pick(i).to_rgba();
-        let line: Vec<(f64, f64)> = pts
-            .iter()
-            .filter_map(|p| Some((x_of(p)?, o.y(p)?)))
-            .collect();
-        chart
-            .draw_series(LineSeries::new(line.clone(), color.stroke_width(2)))
-            .map_err(e)?
-            .label(s.name.clone())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
-            });
-        chart
-            .draw_series(
-                line.iter()
-                    .map(|&(x, y)| Circle::new((x, y), 5, color.filled())),
-            )
-            .map_err(e)?;
-        chart
-            .draw_series(pts.iter().filter_map(|p| {
-                let at = (x_of(p)?, o.y(p)?);
-                Some(
-                    EmptyElement::at(at)
-                        + Text::new(tag(p), (7, -16), ("sans-serif", 12).into_font()),
-                )
-            }))
-            .map_err(e)?;
-        if !vs_ttft && !o.per_dollar {
-            let f: Vec<(f64, f64)> = sweeps::frontier(pts)
-                .iter()
-                .filter_map(|p| Some((p.interactivity?, p.output_throughput_per_gpu)))
-                .collect();
-            if f.len() > 1 {
-                chart
-                    .draw_series(DashedLineSeries::new(
-                        f,
-                        4,
-                        4,
-                        color.mix(0.5).stroke_width(1),
-                    ))
-                    .map_err(e)?;
-            }
-        }
-        if o.slo_ttft_ms.is_some() || o.slo_tpot_ms.is_some() {
-            let best = match o.per_dollar {
-                true => sweeps::cheapest_within(pts, o.slo_ttft_ms, o.slo_tpot_ms),
-                false => sweeps::best_within(pts, o.slo_ttft_ms, o.slo_tpot_ms),
-            };
-            if let Some(b) = best {
-                if let (Some(x), Some(y)) = (x_of(b), o.y(b)) {
-                    let label = format!("best in SLO: {y:.0}");
-                    let red = RGBColor(200, 60, 60).to_rgba();
-                    ring(&mut chart, (x, y), red, label).map_err(e)?;
-                }
-            }
+        if !pts.is_empty() {
+            let color = Palette99::pick(i).to_rgba();
+            draw_one(&mut chart, &s.name, pts, color, vs_ttft, o).map_err(e)?;
         }
     }
     legend(&mut chart, SeriesLabelPosition::UpperRight).map_err(e)?;
+    Ok(())
+}
+
+/// One series of a panel: its points joined, labelled with their load, its frontier (a
+/// throughput panel) and its best point within the SLO ringed.
+fn draw_one<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    name: &str,
+    pts: &[&PointData],
+    color: RGBAColor,
+    vs_ttft: bool,
+    o: &PlotOptions,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let x_of = |p: &PointData| if vs_ttft { p.ttft_p50 } else { p.interactivity };
+    let line: Vec<(f64, f64)> = pts
+        .iter()
+        .filter_map(|p| Some((x_of(p)?, o.y(p)?)))
+        .collect();
+    chart
+        .draw_series(LineSeries::new(line.clone(), color.stroke_width(2)))?
+        .label(name.to_string())
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+    chart.draw_series(
+        line.iter()
+            .map(|&(x, y)| Circle::new((x, y), 5, color.filled())),
+    )?;
+    chart.draw_series(pts.iter().filter_map(|p| {
+        let at = (x_of(p)?, o.y(p)?);
+        Some(EmptyElement::at(at) + Text::new(tag(p), (7, -16), ("sans-serif", 12).into_font()))
+    }))?;
+    if !vs_ttft && !o.per_dollar {
+        let f: Vec<(f64, f64)> = sweeps::frontier(pts)
+            .iter()
+            .filter_map(|p| Some((p.interactivity?, p.output_throughput_per_gpu)))
+            .collect();
+        if f.len() > 1 {
+            chart.draw_series(DashedLineSeries::new(
+                f,
+                4,
+                4,
+                color.mix(0.5).stroke_width(1),
+            ))?;
+        }
+    }
+    if o.slo_ttft_ms.is_some() || o.slo_tpot_ms.is_some() {
+        let best = match o.per_dollar {
+            true => sweeps::cheapest_within(pts, o.slo_ttft_ms, o.slo_tpot_ms),
+            false => sweeps::best_within(pts, o.slo_ttft_ms, o.slo_tpot_ms),
+        };
+        if let Some(b) = best {
+            if let (Some(x), Some(y)) = (x_of(b), o.y(b)) {
+                let label = format!("best in SLO: {y:.0}");
+                let red = RGBColor(200, 60, 60).to_rgba();
+                ring(chart, (x, y), red, label)?;
+            }
+        }
+    }
     Ok(())
 }
 

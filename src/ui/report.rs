@@ -228,6 +228,59 @@ fn searches(o: &mut String, series: &[Series]) {
     }
 }
 
+/// The shape's verdicts: the best point within the SLO, and the cheapest per token.
+fn best_and_cheapest(
+    o: &mut String,
+    shape: &str,
+    pts: &[(&str, &PointData)],
+    slo_ttft_ms: Option<f64>,
+    slo_tpot_ms: Option<f64>,
+) {
+    let has_slo = slo_ttft_ms.is_some() || slo_tpot_ms.is_some();
+    if has_slo {
+        let refs: Vec<&PointData> = pts.iter().map(|(_, p)| *p).collect();
+        match sweeps::best_within(&refs, slo_ttft_ms, slo_tpot_ms) {
+            Some(b) => {
+                let name = pts
+                    .iter()
+                    .find(|(_, p)| std::ptr::eq(*p, b))
+                    .map(|(n, _)| *n)
+                    .unwrap_or_default();
+                let _ = writeln!(
+                        o,
+                        "\n**Best {}within the SLO:** {} — {:.0} output tok/s per GPU at {} tok/s per user, TTFT p50 {} ms.",
+                        if b.deployment.is_some() { "deployment " } else { "" },
+                        who(name, b),
+                        b.output_throughput_per_gpu,
+                        b.interactivity.map(|x| format!("{x:.1}")).unwrap_or_else(|| "-".into()),
+                        ms(b.ttft_p50)
+                    );
+            }
+            None => {
+                let _ = writeln!(o, "\n**No point meets the SLO** for {shape}.");
+            }
+        }
+    }
+    let refs: Vec<&PointData> = pts.iter().map(|(_, p)| *p).collect();
+    if let Some(b) = sweeps::cheapest_within(&refs, slo_ttft_ms, slo_tpot_ms) {
+        let name = pts
+            .iter()
+            .find(|(_, p)| std::ptr::eq(*p, b))
+            .map(|(n, _)| *n)
+            .unwrap_or_default();
+        let within = if has_slo { " within the SLO" } else { "" };
+        let _ = writeln!(
+                o,
+                "\n**Cheapest {}per token{within}:** {} — ${:.3} per million output tokens at {:.0} output tok/s, {} tok/s per user.",
+                if b.deployment.is_some() { "deployment " } else { "" },
+                who(name, b),
+                b.usd_per_mtok_output.unwrap_or_default(),
+                b.output_throughput,
+                b.interactivity.map(|x| format!("{x:.1}")).unwrap_or_else(|| "-".into()),
+            );
+    }
+}
+
 /// The report for `series`, judged against the SLO (median TTFT / TPOT in ms), if any.
 pub fn markdown(series: &[Series], slo_ttft_ms: Option<f64>, slo_tpot_ms: Option<f64>) -> String {
     let mut o = String::new();
@@ -286,48 +339,7 @@ pub fn markdown(series: &[Series], slo_ttft_ms: Option<f64>, slo_tpot_ms: Option
         turns_table(&mut o, &pts);
         hardware_table(&mut o, &pts);
         deployments_table(&mut o, &pts, slo_ttft_ms, slo_tpot_ms);
-        if has_slo {
-            let refs: Vec<&PointData> = pts.iter().map(|(_, p)| *p).collect();
-            match sweeps::best_within(&refs, slo_ttft_ms, slo_tpot_ms) {
-                Some(b) => {
-                    let name = pts
-                        .iter()
-                        .find(|(_, p)| std::ptr::eq(*p, b))
-                        .map(|(n, _)| *n)
-                        .unwrap_or_default();
-                    let _ = writeln!(
-                        o,
-                        "\n**Best {}within the SLO:** {} — {:.0} output tok/s per GPU at {} tok/s per user, TTFT p50 {} ms.",
-                        if b.deployment.is_some() { "deployment " } else { "" },
-                        who(name, b),
-                        b.output_throughput_per_gpu,
-                        b.interactivity.map(|x| format!("{x:.1}")).unwrap_or_else(|| "-".into()),
-                        ms(b.ttft_p50)
-                    );
-                }
-                None => {
-                    let _ = writeln!(o, "\n**No point meets the SLO** for {shape}.");
-                }
-            }
-        }
-        let refs: Vec<&PointData> = pts.iter().map(|(_, p)| *p).collect();
-        if let Some(b) = sweeps::cheapest_within(&refs, slo_ttft_ms, slo_tpot_ms) {
-            let name = pts
-                .iter()
-                .find(|(_, p)| std::ptr::eq(*p, b))
-                .map(|(n, _)| *n)
-                .unwrap_or_default();
-            let within = if has_slo { " within the SLO" } else { "" };
-            let _ = writeln!(
-                o,
-                "\n**Cheapest {}per token{within}:** {} — ${:.3} per million output tokens at {:.0} output tok/s, {} tok/s per user.",
-                if b.deployment.is_some() { "deployment " } else { "" },
-                who(name, b),
-                b.usd_per_mtok_output.unwrap_or_default(),
-                b.output_throughput,
-                b.interactivity.map(|x| format!("{x:.1}")).unwrap_or_else(|| "-".into()),
-            );
-        }
+        best_and_cheapest(&mut o, &shape, &pts, slo_ttft_ms, slo_tpot_ms);
     }
     o
 }
