@@ -374,12 +374,15 @@ pub async fn connect(ep: &Endpoint) -> Result<Conn, RequestError> {
         Some(tls) => Wire::tls(stream, tls.config.clone(), tls.name.clone())
             .await
             .map_err(|e| {
-                let m = match e {
-                    // The certificate or the protocol was refused: trying again will not help.
-                    WireError::Protocol(m) => format!("{TLS_REFUSED}: {m}"),
-                    WireError::Unanswered(m) | WireError::Cut(m) => m,
+                // The certificate or the protocol was refused: trying again will not help.
+                let (m, refused) = match e {
+                    WireError::Protocol(m) => (format!("{TLS_REFUSED}: {m}"), true),
+                    WireError::Unanswered(m) | WireError::Cut(m) => (m, false),
                 };
-                RequestError::new(ErrorKind::Connect, format!("{}:{}: {m}", ep.host, ep.port))
+                let mut err =
+                    RequestError::new(ErrorKind::Connect, format!("{}:{}: {m}", ep.host, ep.port));
+                err.tls_refused = refused;
+                err
             })?,
     };
     Ok(Conn {
@@ -877,11 +880,12 @@ async fn exchange(
     if let Some(what) = sink.not_sse.take() {
         conn.wire.close();
         let quoted = String::from_utf8_lossy(&sink.error_body);
-        return Err(RequestError {
-            kind: ErrorKind::NotSse,
-            message: format!("HTTP {}: {what}; it begins: {quoted:?}", sink.status),
-            status: Some(sink.status),
-        });
+        let mut err = RequestError::new(
+            ErrorKind::NotSse,
+            format!("HTTP {}: {what}; it begins: {quoted:?}", sink.status),
+        );
+        err.status = Some(sink.status);
+        return Err(err);
     }
     if !(200..300).contains(&sink.status) {
         if flow == Flow::Stopped {
@@ -893,11 +897,9 @@ async fn exchange(
             .unwrap_or_else(|_| {
                 String::from_utf8_lossy(&bytes[..bytes.len().min(500)]).into_owned()
             });
-        return Err(RequestError {
-            kind: ErrorKind::Status,
-            message: format!("HTTP {}: {msg}", sink.status),
-            status: Some(sink.status),
-        });
+        let mut err = RequestError::new(ErrorKind::Status, format!("HTTP {}: {msg}", sink.status));
+        err.status = Some(sink.status);
+        return Err(err);
     }
     if let Some(f) = sink.failure {
         conn.wire.close();
@@ -967,7 +969,10 @@ pub async fn http_call(
         };
         let flow = round_trip(&mut conn, ep, &request, &mut sink, |_| {})
             .await
-            .map_err(|e| RequestError::new(e.kind, format!("{path}: {}", e.message)))?;
+            .map_err(|e| RequestError {
+                message: format!("{path}: {}", e.message),
+                ..e
+            })?;
         if flow == Flow::Stopped {
             return Err(RequestError::new(
                 ErrorKind::Parse,

@@ -122,6 +122,49 @@ impl StopReason {
     pub fn is_interrupt(&self) -> bool {
         matches!(self, Self::Interrupted | Self::Quit)
     }
+
+    pub fn kind(&self) -> StopKind {
+        match self {
+            Self::ErrorRate { .. } => StopKind::ErrorRate,
+            Self::Budget { .. } => StopKind::Budget,
+            Self::Lifetime { .. } => StopKind::Lifetime,
+            Self::Interrupted | Self::Quit => StopKind::Interrupted,
+            Self::Steady { .. } => StopKind::Steady,
+            Self::Saturated(_) => StopKind::Saturated,
+        }
+    }
+}
+
+/// What kind of stop a result's `termination_reason` records: the reason's first word, as
+/// [`StopReason`]'s `Display` writes it. Read back from files (a resumed search, a report).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopKind {
+    ErrorRate,
+    Budget,
+    Lifetime,
+    Interrupted,
+    Steady,
+    Saturated,
+}
+
+impl StopKind {
+    const WRITTEN: [(&'static str, StopKind); 6] = [
+        ("max_error_rate", Self::ErrorRate),
+        ("max_cost_usd", Self::Budget),
+        ("max_lifetime", Self::Lifetime),
+        ("interrupted", Self::Interrupted),
+        ("steady_state", Self::Steady),
+        ("saturated", Self::Saturated),
+    ];
+
+    /// The kind of a written `termination_reason` (`None`: the point ran to its own bounds).
+    pub fn of_written(reason: &str) -> Option<Self> {
+        let head = reason.split([':', ' ']).next().unwrap_or_default();
+        Self::WRITTEN
+            .iter()
+            .find(|(w, _)| *w == head)
+            .map(|(_, k)| *k)
+    }
 }
 
 /// The rules that stop a point early.
@@ -888,6 +931,44 @@ mod tests {
             t0: Instant::now(),
             connect_times: vec![Duration::from_millis(2)],
             connect_errors: vec![],
+        }
+    }
+
+    #[test]
+    fn every_stop_reason_reads_back_as_its_kind() {
+        let r = Runaway {
+            in_flight_per_s: 1.0,
+            in_flight: 2.0,
+            ttft_ms_per_s: 3.0,
+            over_s: 4.0,
+        };
+        let all = [
+            StopReason::ErrorRate {
+                failed: 1,
+                of: 2,
+                limit: 0.5,
+            },
+            StopReason::Budget {
+                spent_usd: 1.0,
+                max_usd: 1.0,
+            },
+            StopReason::Lifetime {
+                max: Duration::from_secs(3),
+            },
+            StopReason::Interrupted,
+            StopReason::Quit,
+            StopReason::Steady { from_s: 2.0 },
+            StopReason::Saturated(r),
+        ];
+        for why in all {
+            assert_eq!(
+                StopKind::of_written(&why.to_string()),
+                Some(why.kind()),
+                "{why}"
+            );
+        }
+        for bounds in ["completed", "duration", "not started", ""] {
+            assert_eq!(StopKind::of_written(bounds), None, "{bounds}");
         }
     }
 

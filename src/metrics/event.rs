@@ -87,6 +87,9 @@ pub struct RequestError {
     /// HTTP status, for `status` errors.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub status: Option<u16>,
+    /// A TLS handshake the server (or this client) refused: trying again will not help.
+    #[serde(skip)]
+    pub tls_refused: bool,
 }
 
 impl RequestError {
@@ -95,6 +98,7 @@ impl RequestError {
             kind,
             message: message.into(),
             status: None,
+            tls_refused: false,
         }
     }
 }

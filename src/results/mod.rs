@@ -310,13 +310,15 @@ pub fn redacted_config(e: &Experiment) -> Value {
     crate::config::redacted(e)
 }
 
-/// `termination_reason` of a point the budget stopped (`max_cost_usd: …`).
-pub const BUDGET_STOP: &str = "max_cost_usd";
-
 impl RunResult {
+    /// What stopped this point before its own bounds, if anything did.
+    pub fn stopped_by(&self) -> Option<crate::metrics::collector::StopKind> {
+        crate::metrics::collector::StopKind::of_written(&self.termination_reason)
+    }
+
     /// Whether `infrastructure.max_cost_usd` stopped this point before its own bounds.
     pub fn stopped_by_budget(&self) -> bool {
-        self.termination_reason.starts_with(BUDGET_STOP)
+        self.stopped_by() == Some(crate::metrics::collector::StopKind::Budget)
     }
 
     /// The result file's content for one run (or point) of `e`; `measured` is `None` when

@@ -21,8 +21,7 @@ pub async fn run(p: &Prepared, opts: &RunOptions, sh: &Shared) -> Result<Saved, 
     let dep = p.deployment.as_deref();
     let who = dep.unwrap_or("");
     let points = sweep::expand_on(e, dep);
-    let mut stops = sh.stops.subscribe();
-    let mut screen = Screen::start(e, opts.tui, &sh.stop, &sh.stops.tx);
+    let mut screen = Screen::start(e, opts.tui, &sh.stop);
     screen.phase("provisioning");
     if let Some(d) = dep {
         say(format!("deployment {d}: provisioning"));
@@ -35,14 +34,14 @@ pub async fn run(p: &Prepared, opts: &RunOptions, sh: &Shared) -> Result<Saved, 
         base_url,
         api_key,
         mut handle,
-    } = provider::provision(&p.resolved, &server_log, &sh.run_id(dep), &sh.stop).await?;
+    } = provider::provision(&p.resolved, &server_log, &sh.run_id(dep), sh.stop.token()).await?;
     screen.pod(&handle);
     screen.phase("waiting for the server");
     let ep = Endpoint::parse_trusting(&base_url, e.workload.api, api_key.clone(), p.tls_ca.clone())
         .map_err(RunError::Endpoint)?;
     let timeout = e.infrastructure.health_timeout.as_duration();
     let server_version =
-        match ready::wait_ready(&ep, &e.model.id, timeout, &mut handle, &sh.stop).await {
+        match ready::wait_ready(&ep, &e.model.id, timeout, &mut handle, sh.stop.token()).await {
             Ok(v) => v,
             // Stopped, or refused for a reason of the configuration (a key, a certificate): nothing
             // was measured and there is nothing to record but the error.
@@ -67,7 +66,6 @@ pub async fn run(p: &Prepared, opts: &RunOptions, sh: &Shared) -> Result<Saved, 
         ep: &ep,
         api_key,
         stop: &sh.stop,
-        stops: &mut stops,
         screen: &mut screen,
         handle: &mut handle,
         ledger: &sh.ledger,
@@ -114,7 +112,7 @@ fn deployment_status(saved: &Saved, planned: usize, sh: &Shared) -> &'static str
         crate::results::index::BUDGET_SPENT
     } else if saved.len() == planned && saved.iter().all(|(r, _)| r.status == Status::Completed) {
         "completed"
-    } else if sh.stop.is_cancelled() || sh.ledger.exhausted() || !saved.is_empty() {
+    } else if sh.stop.is_stopped() || sh.ledger.exhausted() || !saved.is_empty() {
         "interrupted"
     } else {
         "completed"
@@ -138,7 +136,7 @@ async fn sweep_points(s: &mut Session<'_>, points: &[sweep::Point], sh: &Shared)
             ));
             continue;
         }
-        if s.stop.is_cancelled() {
+        if s.stop.is_stopped() {
             break;
         }
         if sh.ledger.exhausted() {

@@ -5,9 +5,9 @@
 use std::cell::RefCell;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use tokio_util::sync::CancellationToken;
 
-use super::shared::{Fanout, Ledger, Shared};
+use super::shared::{Ledger, Shared};
+use super::stop::Stop;
 use super::{deployment, view, Matrix, Outcome, Prepared, RunError, RunOptions};
 use crate::client;
 use crate::results::index::SweepIndex;
@@ -23,14 +23,14 @@ pub async fn run(m: &Matrix, opts: &RunOptions) -> Result<Outcome, RunError> {
     let sh = shared(m, opts, started_at)?;
     // Signals from before anything is started: before the workload they end the run,
     // releasing what was started; during it, see `point`.
-    let _signals = view::listen_for_signals(&sh.stop, &sh.stops.tx);
+    let _signals = view::listen_for_signals(&sh.stop);
     let n = m.deployments.len();
     let mut saved: Vec<deployment::Saved> = vec![Vec::new(); n];
     let mut running = FuturesUnordered::new();
     let mut next = 0;
     loop {
         while running.len() < m.max_parallel && next < n {
-            if sh.stop.is_cancelled() || sh.ledger.exhausted() {
+            if sh.stop.is_stopped() || sh.ledger.exhausted() {
                 break;
             }
             let i = next;
@@ -74,7 +74,7 @@ pub async fn run(m: &Matrix, opts: &RunOptions) -> Result<Outcome, RunError> {
     }
     let points: deployment::Saved = saved.into_iter().flatten().collect();
     // Stopped after the server was ready but before any point started: nothing was measured.
-    if points.is_empty() && sh.stop.is_cancelled() {
+    if points.is_empty() && sh.stop.is_stopped() {
         return Err(RunError::Interrupted);
     }
     let planned = m.points().len();
@@ -87,7 +87,7 @@ pub async fn run(m: &Matrix, opts: &RunOptions) -> Result<Outcome, RunError> {
         points,
         index,
         notes: sh.saver.take().notes,
-        interrupted: sh.stop.is_cancelled(),
+        interrupted: sh.stop.is_stopped(),
         budget_spent,
     })
 }
@@ -119,8 +119,7 @@ fn shared(
         }
     };
     Ok(Shared {
-        stop: CancellationToken::new(),
-        stops: Fanout::new(),
+        stop: Stop::new(),
         ledger: Ledger::new(e.infrastructure.max_cost_usd),
         index: RefCell::new(index),
         saver: RefCell::default(),

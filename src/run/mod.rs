@@ -13,6 +13,7 @@ mod ready;
 mod save;
 mod search;
 mod shared;
+pub mod stop;
 mod view;
 
 use std::path::PathBuf;

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
+use super::stop::Stop;
 use super::view::{self, Screen, Watchers};
 use super::{ready, Prepared, RunOptions};
 use crate::client::Endpoint;
@@ -32,10 +32,8 @@ pub struct Session<'a> {
     pub opts: &'a RunOptions,
     pub ep: &'a Endpoint,
     pub api_key: Option<Secret>,
-    /// Cancelled by Ctrl-C or `q`: ends the run.
-    pub stop: &'a CancellationToken,
-    /// Why the user stopped (one message per Ctrl-C / key).
-    pub stops: &'a mut mpsc::UnboundedReceiver<StopReason>,
+    /// Ctrl-C, `q` or SIGTERM, with why: ends the run.
+    pub stop: &'a Stop,
     pub screen: &'a mut Screen,
     pub handle: &'a mut Handle,
     /// The run's spend across every deployment (one budget for all).
@@ -70,16 +68,17 @@ pub async fn run_point(s: &mut Session<'_>, pt: &Point, n_points: usize) -> Poin
     let (feed, lengths) = sources(s, e, pt.prompt_seed()).await;
     let mut env = environment(s, e, lengths);
     let timeout = e.workload.request_timeout.as_duration();
-    let outcome = match ready::preflight(s.ep, &e.model.id, e.workload.api, timeout, s.stop).await {
-        Ok(first_token) => {
-            env.startup = s.cold.take().map(|(asked, ready)| crate::results::Startup {
-                ready_s: ready.as_secs_f64(),
-                first_token_s: Some(first_token.saturating_duration_since(asked).as_secs_f64()),
-            });
-            Ok(drive(s, e, feed).await)
-        }
-        Err(err) => Err(err),
-    };
+    let outcome =
+        match ready::preflight(s.ep, &e.model.id, e.workload.api, timeout, s.stop.token()).await {
+            Ok(first_token) => {
+                env.startup = s.cold.take().map(|(asked, ready)| crate::results::Startup {
+                    ready_s: ready.as_secs_f64(),
+                    first_token_s: Some(first_token.saturating_duration_since(asked).as_secs_f64()),
+                });
+                Ok(drive(s, e, feed).await)
+            }
+            Err(err) => Err(err),
+        };
     s.screen.phase("saving");
     let (status, error, measured) = match outcome {
         Err(super::RunError::Interrupted) => (Status::Interrupted, None, None),
@@ -173,7 +172,7 @@ async fn sources(
         tokio::time::timeout(limit, dataset::calibrate(s.ep, &e.model.id, w.api, e.seed));
     let cal = tokio::select! {
         biased;
-        _ = s.stop.cancelled() => dataset::Calibration::ESTIMATED,
+        _ = s.stop.token().cancelled() => dataset::Calibration::ESTIMATED,
         c = calibrated => c.unwrap_or(dataset::Calibration::ESTIMATED),
     };
     let lengths = dataset::Lengths {
@@ -207,7 +206,7 @@ async fn drive(s: &mut Session<'_>, e: &Experiment, feed: (Feed, Arc<dyn Source>
     let warmup = e.workload.warmup_requests as u64;
     let plan = plan(e, s.ep, feed, &s.p.loaded, s.workers);
     // This point's own stop: a rule ends the point; Ctrl-C (the run's stop) ends it too.
-    let point_stop = s.stop.child_token();
+    let point_stop = s.stop.child();
     let mut watchers = Watchers {
         screen: &mut *s.screen,
         bar: (s.opts.progress && !s.opts.tui).then(|| view::progress_bar(e.workload.requests)),
@@ -225,7 +224,7 @@ async fn drive(s: &mut Session<'_>, e: &Experiment, feed: (Feed, Arc<dyn Source>
     watchers
         .screen
         .phase(if warmup > 0 { "warm-up" } else { "connecting" });
-    let mut interrupts = 0;
+    let mut presses = s.stop.watch();
     let take = |col: &mut Collector, w: &mut Watchers, ev: Event| {
         w.show(&ev);
         if let Some(why) = col.on(ev) {
@@ -259,10 +258,10 @@ async fn drive(s: &mut Session<'_>, e: &Experiment, feed: (Feed, Arc<dyn Source>
                 Some(ev) => take(&mut col, &mut watchers, ev),
                 None => break,
             },
-            Some(why) = s.stops.recv() => {
-                interrupts += 1;
-                col.stop(why);
-                if interrupts >= 2 {
+            Ok(()) = presses.changed() => {
+                let n = *presses.borrow_and_update();
+                col.stop(s.stop.reason().cloned().unwrap_or(StopReason::Interrupted));
+                if n >= 2 {
                     say("stopping now: saving what was measured");
                     // Requests in flight are abandoned (their connections closed), so the
                     // process exits within moments of saving, not when they time out.
@@ -273,9 +272,13 @@ async fn drive(s: &mut Session<'_>, e: &Experiment, feed: (Feed, Arc<dyn Source>
             }
         }
     }
-    late_stop(&mut col, s.stop, s.stops);
+    // Stopped as the executor ended: the point is interrupted all the same (the reason was set
+    // before the cancel, so it is here).
+    if let Some(why) = s.stop.reason() {
+        col.stop(why.clone());
+    }
     let end = Instant::now();
-    if e.metrics.scrape && interrupts < 2 {
+    if e.metrics.scrape && s.stop.presses() < 2 {
         if let Some(ev) = last_scrape(e, &mut rx).await {
             take(&mut col, &mut watchers, ev);
         }
@@ -303,18 +306,6 @@ fn reached(m: &mut Measured, peak: u64, planned: Option<u64>) {
         m.client.warnings.push(format!(
             "the concurrency of {c} was never reached: at most {peak} requests were in flight at once (see the connect errors)"
         ));
-    }
-}
-
-/// The run was stopped (Ctrl-C, `q`, SIGTERM) as the executor ended: its reason may still be
-/// on the way (a matrix forwards it through a task of its own), but the point is interrupted.
-fn late_stop(
-    col: &mut Collector,
-    stop: &CancellationToken,
-    stops: &mut mpsc::UnboundedReceiver<StopReason>,
-) {
-    if stop.is_cancelled() && col.stopped().is_none() {
-        col.stop(stops.try_recv().unwrap_or(StopReason::Interrupted));
     }
 }
 
@@ -404,7 +395,7 @@ fn plan(
         // Never more worker threads than slots.
         workers: workers.min(conc.max(1)),
         sent: Arc::new(AtomicU64::new(0)),
-        abort: CancellationToken::new(),
+        abort: tokio_util::sync::CancellationToken::new(),
         in_flight: Arc::default(),
     }
 }

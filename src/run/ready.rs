@@ -13,8 +13,10 @@ use crate::provider::Handle;
 
 /// Why a `GET` was not a 200.
 enum NotOk {
-    /// 401 or 403, or a TLS certificate refused: waiting will not change it.
+    /// 401 or 403: waiting will not change it.
     Refused(String),
+    /// A TLS handshake refused: waiting will not change it either.
+    Tls(String),
     Other(String),
 }
 
@@ -32,23 +34,25 @@ async fn get_ok(ep: &Endpoint, path: &str, timeout: Duration) -> Result<Vec<u8>,
                 _ => NotOk::Other(said),
             })
         }
-        Err(e) if e.message.contains(client::TLS_REFUSED) => Err(NotOk::Refused(e.message)),
+        Err(e) if e.tls_refused => Err(NotOk::Tls(e.message)),
         Err(e) => Err(NotOk::Other(e.message)),
     }
 }
 
-/// A 401/403 or a refused TLS certificate, with what to do about it.
-fn refused(ep: &Endpoint, said: String) -> RunError {
-    if said.contains(client::TLS_REFUSED) && said.contains("certificate") {
-        return RunError::Endpoint(format!(
-            "{said} — if the server's certificate comes from a private CA (or is self-signed), \
-             name that CA's PEM file in `infrastructure.tls_ca_file`; otherwise use the host name \
-             the certificate was issued for"
-        ));
-    }
-    if said.contains(client::TLS_REFUSED) {
+/// A refused TLS handshake, with what to do about a refused certificate.
+fn tls_refused(said: String) -> RunError {
+    if !said.contains("certificate") {
         return RunError::Endpoint(said);
     }
+    RunError::Endpoint(format!(
+        "{said} — if the server's certificate comes from a private CA (or is self-signed), \
+         name that CA's PEM file in `infrastructure.tls_ca_file`; otherwise use the host name \
+         the certificate was issued for"
+    ))
+}
+
+/// A 401/403, with what to do about it.
+fn refused(ep: &Endpoint, said: String) -> RunError {
     let hint = match ep.api_key {
         Some(_) => "the server refused the API key that was sent (from `infrastructure.api_key_env`, else `api_keys.openai` in the user config)",
         None => "the server wants an API key: name the variable that holds it in `infrastructure.api_key_env` (or set `api_keys.openai` in the user config)",
@@ -73,6 +77,7 @@ async fn probe(ep: &Endpoint, model: &str) -> Result<Probe, RunError> {
     let body = match models.await {
         Ok(body) => body,
         Err(NotOk::Refused(said)) => return Err(refused(ep, said)),
+        Err(NotOk::Tls(said)) => return Err(tls_refused(said)),
         Err(NotOk::Other(said)) => return Ok(Probe::NotYet(said)),
     };
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();

@@ -6,6 +6,7 @@
 use super::point::{self, PointOutcome, Session};
 use super::shared::{Saved, Shared};
 use crate::config::{Search, SearchOver, Slo};
+use crate::metrics::collector::StopKind;
 use crate::results::index::{IndexProbe, IndexSearch};
 use crate::results::{RunResult, Status};
 use crate::ui::say;
@@ -17,7 +18,7 @@ fn probe_of(x: f64, r: &RunResult, slo: &Slo, percentile: f64) -> Probe {
     let s = &r.summary;
     let judged = r.status == Status::Completed
         && s.completed > 0
-        && !r.termination_reason.starts_with("saturated");
+        && r.stopped_by() != Some(StopKind::Saturated);
     Probe {
         x,
         margin: match judged {
@@ -92,7 +93,7 @@ pub async fn run(s: &mut Session<'_>, slot: &Point, sh: &Shared) -> Saved {
             results.push(r);
             continue;
         }
-        if s.stop.is_cancelled() || sh.ledger.exhausted() {
+        if s.stop.is_stopped() || sh.ledger.exhausted() {
             save_search(sh, record(slot, &cfg, &slo, &probes), "interrupted");
             return saved;
         }

@@ -6,14 +6,10 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::AbortOnDropHandle;
+use std::sync::Mutex;
 
 use super::save::{self, Saver};
-use crate::metrics::collector::StopReason;
+use super::stop::Stop;
 use crate::results::index::SweepIndex;
 use crate::results::RunResult;
 use crate::workload::sweep::Point;
@@ -55,49 +51,10 @@ impl Ledger {
     }
 }
 
-/// Stop reasons from the one listener (signals, the live view's keys) to every deployment.
-pub struct Fanout {
-    subscribers: Arc<Mutex<Vec<mpsc::UnboundedSender<StopReason>>>>,
-    /// Where stop reasons are sent (the signal listener, the live view's keys).
-    pub tx: mpsc::UnboundedSender<StopReason>,
-    _task: AbortOnDropHandle<()>,
-}
-
-impl Fanout {
-    pub fn new() -> Self {
-        let (tx, mut rx) = mpsc::unbounded_channel::<StopReason>();
-        let subscribers: Arc<Mutex<Vec<mpsc::UnboundedSender<StopReason>>>> = Arc::default();
-        let subs = subscribers.clone();
-        let task = tokio::spawn(async move {
-            while let Some(why) = rx.recv().await {
-                let subs = subs.lock().unwrap_or_else(|p| p.into_inner());
-                for s in subs.iter() {
-                    let _ = s.send(why.clone());
-                }
-            }
-        });
-        Self {
-            subscribers,
-            tx,
-            _task: AbortOnDropHandle::new(task),
-        }
-    }
-
-    /// A deployment's own receiver of every stop reason from now on.
-    pub fn subscribe(&self) -> mpsc::UnboundedReceiver<StopReason> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let mut subs = self.subscribers.lock().unwrap_or_else(|p| p.into_inner());
-        subs.retain(|s| !s.is_closed());
-        subs.push(tx);
-        rx
-    }
-}
-
 /// The run's shared state.
 pub struct Shared {
-    /// Cancelled by Ctrl-C, `q` or SIGTERM: ends every deployment.
-    pub stop: CancellationToken,
-    pub stops: Fanout,
+    /// Ctrl-C, `q` or SIGTERM, with why: ends every deployment.
+    pub stop: Stop,
     pub ledger: Ledger,
     /// The sweep (or matrix) index, when the run has more than one point.
     pub index: RefCell<Option<SweepIndex>>,

@@ -1,13 +1,14 @@
 //! What a run shows while it runs, wired: the live view's state (drawn by `ui::tui` from the
 //! snapshots published here) or, without a terminal, a progress bar. Keys and signals reach
-//! the run as stop reasons on its channel; nothing here changes what is measured.
+//! the run as presses of its one stop; nothing here changes what is measured.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, watch};
-use tokio_util::sync::CancellationToken;
+use tokio::sync::watch;
+
+use super::stop::Stop;
 
 use crate::config::Experiment;
 use crate::metrics::collector::StopReason;
@@ -27,12 +28,7 @@ pub struct Screen {
 
 impl Screen {
     /// Starts the live view when `tui`; its keys stop the run like Ctrl-C does.
-    pub fn start(
-        e: &Experiment,
-        tui: bool,
-        stop: &CancellationToken,
-        stops: &mpsc::UnboundedSender<StopReason>,
-    ) -> Self {
+    pub fn start(e: &Experiment, tui: bool, stop: &Stop) -> Self {
         let title = format!(
             "{} · {} on {}",
             e.name,
@@ -43,10 +39,9 @@ impl Screen {
         live.set_gpu(e.infrastructure.gpu_type.as_deref());
         let (snap_tx, snap_rx) = watch::channel(Snapshot::default());
         let view = if tui {
-            let (stop, stops) = (stop.clone(), stops.clone());
+            let stop = stop.clone();
             let keys = move |k: tui::Request| {
-                stop.cancel();
-                let _ = stops.send(match k {
+                stop.press(match k {
                     tui::Request::Quit => StopReason::Quit,
                     tui::Request::Interrupt => StopReason::Interrupted,
                 });
@@ -93,14 +88,11 @@ pub const TERM_GRACE: Duration = Duration::from_secs(5);
 
 /// Listens for Ctrl-C, SIGTERM and SIGHUP while the run lasts (the handle aborts it on every
 /// way out). Ctrl-C: the first stops sending, the second saves at once. SIGTERM / SIGHUP: stop
-/// sending, and save at once after [`TERM_GRACE`]. Each is a stop reason on `stops`; `stop` is
-/// cancelled at the first. Once installed, these signals no longer kill the process.
-pub fn listen_for_signals(
-    stop: &CancellationToken,
-    stops: &mpsc::UnboundedSender<StopReason>,
-) -> tokio_util::task::AbortOnDropHandle<()> {
+/// sending, and save at once after [`TERM_GRACE`]. Each is a press of `stop`. Once installed,
+/// these signals no longer kill the process.
+pub fn listen_for_signals(stop: &Stop) -> tokio_util::task::AbortOnDropHandle<()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (stop, stops) = (stop.clone(), stops.clone());
+    let stop = stop.clone();
     tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
         let mut term = signal(SignalKind::terminate()).ok();
         let mut hup = signal(SignalKind::hangup()).ok();
@@ -114,8 +106,7 @@ pub fn listen_for_signals(
                 Some(()) = next(&mut term) => false,
                 Some(()) = next(&mut hup) => false,
             };
-            stop.cancel();
-            let _ = stops.send(StopReason::Interrupted);
+            stop.press(StopReason::Interrupted);
             interrupts += 1;
             if !polite {
                 crate::ui::say(format!(
@@ -123,7 +114,7 @@ pub fn listen_for_signals(
                     TERM_GRACE.as_secs()
                 ));
                 tokio::time::sleep(TERM_GRACE).await;
-                let _ = stops.send(StopReason::Interrupted);
+                stop.press(StopReason::Interrupted);
                 return;
             }
             if interrupts >= 2 {
