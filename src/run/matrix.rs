@@ -83,11 +83,16 @@ pub async fn run(m: &Matrix, opts: &RunOptions) -> Result<Outcome, RunError> {
         x.finish(planned, budget_spent);
     }
     let index = sh.save_index();
+    // A stop that came after the last point was measured (as it saved) interrupted nothing.
+    let finished = match sh.indexed() {
+        true => m.points().iter().all(|pt| sh.done(pt)),
+        false => points.len() == planned,
+    };
     Ok(Outcome {
         points,
         index,
         notes: sh.saver.take().notes,
-        interrupted: sh.stop.is_stopped(),
+        interrupted: sh.stop.is_stopped() && !finished,
         budget_spent,
     })
 }
