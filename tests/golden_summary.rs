@@ -30,9 +30,8 @@ fn rec(
             None
         } else {
             Some(RequestError {
-                kind: ErrorKind::Status,
-                message: "HTTP 500".into(),
                 status: Some(500),
+                ..RequestError::new(ErrorKind::Status, "HTTP 500")
             })
         },
         server_prefill_ms: None,

@@ -1382,3 +1382,101 @@ fn kill_9_during_a_matrix_leaves_every_pod_to_its_watchdog() {
         f.deleted.len() == 2 && f.pods.is_empty()
     });
 }
+
+/// A budget stop and a point's end race: the one budget runs out at 50 moments spread from the
+/// first pods' provisioning to past the matrix's end, and each time the exit code, the index's
+/// status, every point's saved status and reason, and the deployments' statuses agree, and no
+/// pod is left.
+#[test]
+fn a_budget_stop_racing_a_matrix_saves_what_happened_every_time() {
+    const RUNS: u32 = 50;
+    // What the whole matrix spends unstopped: the budgets are spread over it.
+    let (w, d, exp) = rig(
+        Script {
+            cost: 3_600.0,
+            ..Script::default()
+        },
+        &format!("  max_cost_usd: 100000\n{MATRIX}"),
+    );
+    bin(&w).arg("run").arg(&exp).arg("--yes").assert().code(0);
+    let whole = matrix_index(d.path())["spent_usd"].as_f64().unwrap();
+    assert!(whole > 0.0, "the unstopped matrix spends");
+    // Four runs at a time (each mostly waits on its fake API): a minute, not three.
+    let outcomes: Vec<bool> = std::thread::scope(|scope| {
+        let lanes: Vec<_> = (0..4)
+            .map(|lane| {
+                scope.spawn(move || {
+                    (lane..RUNS)
+                        .step_by(4)
+                        .map(|i| budget_race(whole * (0.1 + 1.1 * f64::from(i) / f64::from(RUNS))))
+                        .collect::<Vec<bool>>()
+                })
+            })
+            .collect();
+        lanes.into_iter().flat_map(|l| l.join().unwrap()).collect()
+    });
+    let cut = outcomes.iter().filter(|c| **c).count();
+    let untouched = outcomes.len() - cut;
+    eprintln!("{cut} cut by the budget, {untouched} ran whole");
+    assert!(cut > 0 && untouched > 0, "{cut} cut, {untouched} whole");
+}
+
+/// One matrix run under `budget` USD: whether the budget cut it, after checking that what it
+/// saved and its exit code agree.
+fn budget_race(budget: f64) -> bool {
+    let (w, d, exp) = rig(
+        Script {
+            cost: 3_600.0,
+            ..Script::default()
+        },
+        &format!("  max_cost_usd: {budget:.4}\n{MATRIX}"),
+    );
+    let out = bin(&w).arg("run").arg(&exp).arg("--yes").output().unwrap();
+    let code = out.status.code();
+    let f = w.state.lock().unwrap();
+    assert!(f.pods.is_empty(), "budget ${budget:.4}: a pod is left");
+    drop(f);
+    let idx = matrix_index(d.path());
+    let ctx = format!("budget ${budget:.4}: exit {code:?}, {idx}");
+    let points = idx["points"].as_array().unwrap();
+    for p in points {
+        assert_eq!(p["status"], "completed", "{ctx}");
+        let reason = p["termination_reason"].as_str().unwrap();
+        let file = d.path().join("out").join(p["file"].as_str().unwrap());
+        let r: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+        assert_eq!(r["termination_reason"], reason, "{ctx}");
+        let done = r["summary"]["completed"].as_u64().unwrap();
+        match reason {
+            "completed" => assert_eq!(done, 20, "a completed point ran all: {ctx}"),
+            _ => assert!(reason.starts_with("max_cost_usd"), "{ctx}"),
+        }
+    }
+    let all_ran = points.len() == 4
+        && points
+            .iter()
+            .all(|p| p["termination_reason"] == "completed");
+    let cut = match code {
+        Some(0) => {
+            assert!(all_ran, "exit 0 means every point ran: {ctx}");
+            assert_eq!(idx["status"], "completed", "{ctx}");
+            false
+        }
+        Some(3) => {
+            assert!(!all_ran, "exit 3 means the budget cut something: {ctx}");
+            assert_eq!(idx["status"], "budget_spent", "{ctx}");
+            true
+        }
+        _ => panic!("{ctx}\n{}", String::from_utf8_lossy(&out.stderr)),
+    };
+    for dep in idx["deployments"].as_array().unwrap() {
+        let name = dep["name"].as_str().unwrap();
+        let mine: Vec<&Value> = points.iter().filter(|p| p["deployment"] == name).collect();
+        if dep["status"] == "completed" {
+            assert!(
+                !mine.is_empty() && mine.iter().all(|p| p["termination_reason"] == "completed"),
+                "deployment {name} completed with its point cut: {ctx}"
+            );
+        }
+    }
+    cut
+}

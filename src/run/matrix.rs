@@ -10,7 +10,7 @@ use super::shared::{Ledger, Shared};
 use super::stop::Stop;
 use super::{deployment, view, Matrix, Outcome, Prepared, RunError, RunOptions};
 use crate::client;
-use crate::results::index::SweepIndex;
+use crate::results::index::{DeploymentStatus, SweepIndex};
 use crate::results::{self};
 use crate::ui::say;
 use crate::workload::sweep;
@@ -55,7 +55,12 @@ pub async fn run(m: &Matrix, opts: &RunOptions) -> Result<Outcome, RunError> {
             // One run: its error is the run's.
             Err(err) if !m.is_matrix() => return Err(err),
             Err(RunError::Interrupted) => {
-                sh.deployment_status(name(&m.deployments[i]), "interrupted", None, 0.0);
+                sh.deployment_status(
+                    name(&m.deployments[i]),
+                    DeploymentStatus::Interrupted,
+                    None,
+                    0.0,
+                );
                 Vec::new()
             }
             // A deployment that could not be had: recorded as failed, the others go on.
@@ -78,16 +83,26 @@ pub async fn run(m: &Matrix, opts: &RunOptions) -> Result<Outcome, RunError> {
         return Err(RunError::Interrupted);
     }
     let planned = m.points().len();
-    let budget_spent = sh.ledger.exhausted() || points.iter().any(|(r, _)| r.stopped_by_budget());
-    if let Some(x) = sh.index.borrow_mut().as_mut() {
-        x.finish(planned, budget_spent);
-    }
-    let index = sh.save_index();
-    // A stop that came after the last point was measured (as it saved) interrupted nothing.
+    // A stop or a spent budget that came after the last point was measured (as it saved, as
+    // the pods were released) cut nothing short.
     let finished = match sh.indexed() {
         true => m.points().iter().all(|pt| sh.done(pt)),
         false => points.len() == planned,
     };
+    let budget_spent =
+        points.iter().any(|(r, _)| r.stopped_by_budget()) || (sh.ledger.exhausted() && !finished);
+    if let (Some(max), false) = (sh.ledger.max_usd, budget_spent) {
+        let spent = sh.ledger.total();
+        if spent > max {
+            say(format!(
+                "every point was measured; releasing the servers took the spend to ${spent:.2}, past the budget of ${max:.2}"
+            ));
+        }
+    }
+    if let Some(x) = sh.index.borrow_mut().as_mut() {
+        x.finish(planned, budget_spent);
+    }
+    let index = sh.save_index();
     Ok(Outcome {
         points,
         index,
@@ -110,7 +125,7 @@ fn shared(
         .iter()
         .filter_map(|p| p.deployment.clone())
         .collect();
-    let indexed = m.is_matrix() || e.workload.sweep.is_some() || e.workload.search.is_some();
+    let indexed = m.is_matrix() || e.workload.load().points != crate::config::Points::One;
     // A resumed sweep goes on under its own index's name; a new run reserves a name of its own.
     let (index, base, reservation) = match (indexed, opts.resume) {
         (true, true) => {
