@@ -1,25 +1,11 @@
 //! The foundation through the real binary: `validate`, `config show`, `schema`, `init`,
 //! `extends` chains, layering and the error messages users see.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
 use predicates::prelude::*;
-
-fn bin() -> Command {
-    let mut c = Command::cargo_bin("llm-inf-bench").unwrap();
-    // Never read the developer's own config or environment overrides.
-    c.env(
-        "LLM_INF_BENCH_CONFIG",
-        "/nonexistent/llm-inf-bench-test-config.yaml",
-    );
-    for (k, _) in std::env::vars() {
-        if k.starts_with("LLM_INF_BENCH_") && k != "LLM_INF_BENCH_CONFIG" {
-            c.env_remove(k);
-        }
-    }
-    c
-}
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
@@ -52,7 +38,7 @@ fn shipped_experiments() -> Vec<PathBuf> {
 
 #[test]
 fn every_shipped_experiment_validates() {
-    bin()
+    common::bin(120)
         .arg("validate")
         .args(shipped_experiments())
         .assert()
@@ -73,7 +59,7 @@ fn three_level_extends_merges_maps_and_replaces_lists() {
         "leaf/exp.yaml",
         "extends: ../mid/mid.yaml\nname: leaf\nworkload:\n  requests: 7\n",
     );
-    let out = bin()
+    let out = common::bin(120)
         .args(["config", "show"])
         .arg(&leaf)
         .assert()
@@ -116,27 +102,37 @@ fn extends_cycle_is_an_error_naming_the_chain() {
     let d = tempfile::tempdir().unwrap();
     let a = write(d.path(), "a.yaml", "extends: b.yaml\nname: a\n");
     write(d.path(), "b.yaml", "extends: a.yaml\n");
-    bin().arg("validate").arg(&a).assert().code(2).stderr(
-        predicate::str::contains("`extends` cycle").and(predicate::str::contains("a.yaml → ")),
-    );
+    common::bin(120)
+        .arg("validate")
+        .arg(&a)
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("`extends` cycle").and(predicate::str::contains("a.yaml → ")),
+        );
 }
 
 #[test]
 fn missing_parent_names_child_line_and_parent() {
     let d = tempfile::tempdir().unwrap();
     let a = write(d.path(), "a.yaml", "name: a\nextends: gone/parent.yaml\n");
-    bin().arg("validate").arg(&a).assert().code(2).stderr(
-        predicate::str::contains("a.yaml:2:1")
-            .and(predicate::str::contains("gone/parent.yaml"))
-            .and(predicate::str::contains("does not exist")),
-    );
+    common::bin(120)
+        .arg("validate")
+        .arg(&a)
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("a.yaml:2:1")
+                .and(predicate::str::contains("gone/parent.yaml"))
+                .and(predicate::str::contains("does not exist")),
+        );
 }
 
 #[test]
 fn unknown_keys_all_reported_with_suggestion_and_position() {
     let d = tempfile::tempdir().unwrap();
     let a = write(d.path(), "a.yaml", "name: a\nmodel:\n  id: m\n  max_modle_len: 10\nworkload:\n  concurrency: 2\n  requets: 10\n");
-    let assert = bin().arg("validate").arg(&a).assert().code(2);
+    let assert = common::bin(120).arg("validate").arg(&a).assert().code(2);
     let err = String::from_utf8(assert.get_output().stderr.clone()).unwrap();
     assert!(err.contains("a.yaml:4:3: `model.max_modle_len`: unknown key `max_modle_len`; did you mean `max_model_len`?"), "{err}");
     assert!(
@@ -155,7 +151,7 @@ fn type_error_says_what_would_be_valid() {
         "a.yaml",
         &format!("{COMPLETE}  api: grpc\nmetrics:\n  percentiles: fifty\n"),
     );
-    let assert = bin().arg("validate").arg(&a).assert().code(2);
+    let assert = common::bin(120).arg("validate").arg(&a).assert().code(2);
     let err = String::from_utf8(assert.get_output().stderr.clone()).unwrap();
     assert!(
         err.contains(
@@ -178,7 +174,7 @@ fn cross_field_errors_name_the_file_that_set_the_value() {
         "model:\n  id: m\n  max_model_len: 600\n",
     );
     let a = write(d.path(), "a.yaml", "extends: base.yaml\nname: a\ninfrastructure:\n  provider: runpod\nworkload:\n  pattern: rate\n  requests: 5\n  dataset: { kind: random, input_len: 512, output_len: 128 }\n");
-    let assert = bin().arg("validate").arg(&a).assert().code(2);
+    let assert = common::bin(120).arg("validate").arg(&a).assert().code(2);
     let err = String::from_utf8(assert.get_output().stderr.clone()).unwrap();
     assert!(err.contains("a.yaml:4:3: `infrastructure.provider`: `provider: runpod` needs `infrastructure.gpu_type`"), "{err}");
     assert!(
@@ -193,7 +189,7 @@ fn cross_field_errors_name_the_file_that_set_the_value() {
 fn environment_and_set_override_in_order() {
     let d = tempfile::tempdir().unwrap();
     let a = write(d.path(), "a.yaml", COMPLETE);
-    let out = bin()
+    let out = common::bin(120)
         .args(["config", "show"])
         .arg(&a)
         .env("LLM_INF_BENCH_WORKLOAD__CONCURRENCY", "8")
@@ -228,7 +224,7 @@ fn environment_and_set_override_in_order() {
 fn bad_override_values_are_reported_with_their_source() {
     let d = tempfile::tempdir().unwrap();
     let a = write(d.path(), "a.yaml", COMPLETE);
-    bin()
+    common::bin(120)
         .arg("validate")
         .arg(&a)
         .args(["--set", "workload.concurrency=many"])
@@ -238,7 +234,7 @@ fn bad_override_values_are_reported_with_their_source() {
             predicate::str::contains("--set workload.concurrency=many")
                 .and(predicate::str::contains("whole number")),
         );
-    bin()
+    common::bin(120)
         .arg("validate")
         .arg(&a)
         .env("LLM_INF_BENCH_WORKLAOD__CONCURRENCY", "3")
@@ -247,7 +243,7 @@ fn bad_override_values_are_reported_with_their_source() {
         .stderr(predicate::str::contains(
             "unknown key `worklaod`; did you mean `workload`?",
         ));
-    bin()
+    common::bin(120)
         .arg("validate")
         .arg(&a)
         .args(["--set", "nonsense"])
@@ -266,7 +262,7 @@ fn user_config_layers_below_the_experiment_and_warns_when_readable() {
         std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
     }
     let a = write(d.path(), "a.yaml", COMPLETE);
-    let assert = bin()
+    let assert = common::bin(120)
         .args(["config", "show"])
         .arg(&a)
         .env("LLM_INF_BENCH_CONFIG", &cfg)
@@ -292,7 +288,7 @@ fn user_config_layers_below_the_experiment_and_warns_when_readable() {
 
 #[test]
 fn schema_validates_every_shipped_example_and_rejects_a_bad_one() {
-    let out = bin()
+    let out = common::bin(120)
         .arg("schema")
         .assert()
         .success()
@@ -318,28 +314,101 @@ fn schema_validates_every_shipped_example_and_rejects_a_bad_one() {
 fn init_writes_a_valid_starter_and_refuses_to_overwrite() {
     let d = tempfile::tempdir().unwrap();
     let p = d.path().join("exp.yaml");
-    bin().arg("init").arg(&p).assert().success();
-    bin().arg("validate").arg(&p).assert().success();
-    bin()
+    common::bin(120).arg("init").arg(&p).assert().success();
+    common::bin(120).arg("validate").arg(&p).assert().success();
+    common::bin(120)
         .arg("init")
         .arg(&p)
         .assert()
         .code(2)
         .stderr(predicate::str::contains("--force"));
-    bin().arg("init").arg(&p).arg("--force").assert().success();
+    common::bin(120)
+        .arg("init")
+        .arg(&p)
+        .arg("--force")
+        .assert()
+        .success();
 }
 
 #[test]
 fn help_documents_exit_codes_and_examples() {
-    bin()
+    common::bin(120)
         .arg("--help")
         .assert()
         .success()
         .stdout(predicate::str::contains("Exit codes").and(predicate::str::contains("130")));
-    bin().args(["run", "--help"]).assert().success().stdout(
-        predicate::str::contains("--dry-run")
-            .and(predicate::str::contains("--set"))
-            .and(predicate::str::contains("Examples")),
-    );
-    bin().arg("frobnicate").assert().code(2);
+    common::bin(120)
+        .args(["run", "--help"])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("--dry-run")
+                .and(predicate::str::contains("--set"))
+                .and(predicate::str::contains("Examples")),
+        );
+    common::bin(120).arg("frobnicate").assert().code(2);
+}
+
+/// Every combination rule of the load (`config/load.rs` decides the shape; `validate.rs` blames
+/// the key): each bad combination is located at the line and key that set it, and the valid
+/// combinations a rule must not catch pass.
+#[test]
+fn each_load_combination_error_is_located_at_its_key() {
+    // (the workload's lines from line 5, the line and key blamed, what the message starts with)
+    let bad: &[(&str, usize, &str, &str)] = &[
+        ("  pattern: concurrent\n  requests: 5\n", 5, "workload.pattern", "`pattern: concurrent` needs `workload.concurrency`"),
+        ("  concurrency: 0\n  requests: 5\n", 5, "workload.concurrency", "must be at least 1"),
+        ("  pattern: rate\n  requests: 5\n", 5, "workload.pattern", "`pattern: rate` needs `workload.rate`"),
+        ("  pattern: rate\n  rate: -2\n  requests: 5\n", 6, "workload.rate", "must be a positive number of requests per second"),
+        ("  pattern: sequential\n  concurrency: 4\n  requests: 5\n", 6, "workload.concurrency", "has no effect with `pattern: sequential`"),
+        ("  concurrency: 2\n  rate: 3\n  requests: 5\n", 6, "workload.rate", "is only used with `pattern: rate`"),
+        ("  concurrency: 2\n  max_concurrency: 3\n  requests: 5\n", 6, "workload.max_concurrency", "caps `pattern: rate`"),
+        ("  concurrency: 2\n  dataset: { kind: trace, path: t.jsonl }\n", 6, "workload.dataset", "a trace sends at its own timestamps"),
+        ("  ramp: { over: 10s }\n  dataset: { kind: trace, path: t.jsonl }\n", 5, "workload.ramp", "a trace sets its own send times"),
+        ("  pattern: sequential\n  ramp: { over: 10s }\n  requests: 5\n", 6, "workload.ramp", "has nothing to ramp"),
+        ("  concurrency: 2\n  requests: 5\n  sweep: { concurrency: [1, 2] }\n  search: { over: concurrency, slo: { ttft_ms: 100 } }\n", 8, "workload.search", "cannot go with `workload.sweep`"),
+        ("  search: { over: rate, slo: { ttft_ms: 100 } }\n  dataset: { kind: trace, path: t.jsonl }\n", 5, "workload.search", "a trace sets its own times"),
+        ("  concurrency: 2\n  sessions: 3\n", 6, "workload.sessions", "counts conversations"),
+        ("  concurrency: 2\n", 4, "workload", "needs a bound"),
+        ("  concurrency: 2\n  requests: 5\n  sweep: { concurrency: [0] }\n", 7, "workload.sweep.concurrency", "needs one or more values ≥ 1"),
+    ];
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(
+        d.path().join("t.jsonl"),
+        "{\"timestamp\": 0, \"input_length\": 8, \"output_length\": 4, \"hash_ids\": [1]}\n",
+    )
+    .unwrap();
+    let head = "name: t\nmodel: { id: m }\ninfrastructure: { provider: simulator }\nworkload:\n";
+    for (workload, line, key, says) in bad {
+        let exp = write(d.path(), "exp.yaml", &format!("{head}{workload}"));
+        let out = common::bin(120).arg("validate").arg(&exp).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{workload}\n{err}");
+        let at = format!("exp.yaml:{line}:");
+        let found = err
+            .lines()
+            .find(|l| l.contains(&format!("`{key}`: {says}")))
+            .unwrap_or_else(|| panic!("no `{key}`: {says}\nin\n{err}\nfor\n{workload}"));
+        assert!(
+            found.contains(&at),
+            "{found} is not at {at}\nfor\n{workload}"
+        );
+    }
+    // What a rule must not catch: a sweep or a search supplies the load, a trace needs no bound.
+    let good = [
+        "  pattern: concurrent\n  requests: 5\n  sweep: { concurrency: [1, 2] }\n",
+        "  pattern: rate\n  requests: 5\n  sweep: { rate: [1, 2] }\n",
+        "  pattern: concurrent\n  requests: 5\n  search: { over: concurrency, slo: { ttft_ms: 100 } }\n",
+        "  max_concurrency: 4\n  dataset: { kind: trace, path: t.jsonl }\n",
+        "  pattern: rate\n  rate: 2\n  max_concurrency: 4\n  ramp: { over: 10s }\n  duration: 1m\n",
+    ];
+    for workload in good {
+        let exp = write(d.path(), "exp.yaml", &format!("{head}{workload}"));
+        let out = common::bin(120).arg("validate").arg(&exp).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{workload}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

@@ -5,6 +5,7 @@
 pub mod check;
 pub mod deploy;
 pub mod duration;
+pub mod load;
 pub mod locate;
 pub mod schema;
 pub mod secret;
@@ -20,6 +21,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 pub use duration::HumanDuration;
+pub use load::{Load, Pace, Points};
 pub use locate::{Locator, Pos};
 pub use schema::*;
 pub use secret::Secret;

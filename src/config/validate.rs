@@ -5,7 +5,8 @@
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
 
 use super::{
-    Api, Count, Dataset, Issue, Pattern, ProviderKind, RampStrategy, Resolved, SweepValues,
+    Api, Count, Dataset, Issue, Pace, Pattern, Points, ProviderKind, RampStrategy, Resolved,
+    SweepValues,
 };
 
 pub(super) fn cross_field(r: &Resolved) -> Vec<Issue> {
@@ -46,11 +47,11 @@ fn identity_rules(r: &Resolved, bad: &mut impl FnMut(&str, String)) {
 fn load_rules(r: &Resolved, bad: &mut impl FnMut(&str, String)) {
     let e = &r.experiment;
     let w = &e.workload;
-    let trace = matches!(w.dataset, Dataset::Trace { .. });
+    let load = w.load();
+    let trace = matches!(load.pace, Pace::Trace { .. });
     match w.pattern {
-        _ if trace => {}
-        // A search sets the pattern and the load of each probe.
-        _ if w.search.is_some() => {}
+        // A trace sends at its own times; a search sets the pattern and load of each probe.
+        _ if trace || matches!(load.points, Points::Search(_)) => {}
         Pattern::Concurrent => match w.concurrency {
             None if w.sweep.as_ref().and_then(|s| s.concurrency.as_ref()).is_none() => bad(
                 "workload.pattern",
@@ -337,17 +338,17 @@ fn shape_rules(r: &Resolved, bad: &mut impl FnMut(&str, String)) {
                 "must be longer than 0s, e.g. `over: 30s`".into(),
             );
         }
-        let target = match (w.pattern, &w.dataset) {
-            (_, Dataset::Trace { .. }) => {
+        let target = match (w.load().pace, w.pattern) {
+            (Pace::Trace { .. }, _) => {
                 bad(
                     "workload.ramp",
                     "a trace sets its own send times; remove `ramp`".into(),
                 );
                 None
             }
-            (Pattern::Rate, _) => w.rate,
-            (Pattern::Concurrent, _) => w.concurrency.map(f64::from),
-            (Pattern::Sequential, _) => {
+            (_, Pattern::Rate) => w.rate,
+            (_, Pattern::Concurrent) => w.concurrency.map(f64::from),
+            (_, Pattern::Sequential) => {
                 bad(
                     "workload.ramp",
                     "has nothing to ramp with `pattern: sequential`".into(),

@@ -230,9 +230,7 @@ impl Settings {
 /// The saturation rule of an open-loop point (a rate, or a trace) with `saturation.stop`.
 fn saturation_rule(e: &Experiment) -> Option<SaturationRule> {
     let w = &e.workload;
-    let open = w.pattern == crate::config::Pattern::Rate
-        || matches!(w.dataset, crate::config::Dataset::Trace { .. });
-    (open && w.saturation.stop).then(|| SaturationRule {
+    (w.load().pace.is_open() && w.saturation.stop).then(|| SaturationRule {
         after_s: w.saturation.after.as_duration().as_secs_f64(),
         window_s: w.saturation.window.as_duration().as_secs_f64(),
     })

@@ -1,12 +1,13 @@
 //! One deployment, end to end: provision its server, wait until it is ready, run its points in
 //! order (each saved as it ends), release the server on every way out.
 
-use super::point::{self, PointOutcome, Session};
+use super::point::{self, PointContext, PointOutcome};
 use super::shared::Shared;
 use super::view::Screen;
 use super::{client_workers, ready, Prepared, RunError, RunOptions};
 use crate::client::Endpoint;
 use crate::provider::{self, Handle};
+use crate::results::index::DeploymentStatus;
 use crate::results::{self, RunResult, Status};
 use crate::ui::say;
 use crate::workload::sweep;
@@ -25,7 +26,7 @@ pub async fn run(p: &Prepared, opts: &RunOptions, sh: &Shared) -> Result<Saved, 
     screen.phase("provisioning");
     if let Some(d) = dep {
         say(format!("deployment {d}: provisioning"));
-        sh.deployment_status(d, "running", None, 0.0);
+        sh.deployment_status(d, DeploymentStatus::Running, None, 0.0);
     }
     // Provision: the handle releases the server on every way out of this function.
     let server_log = sh.deployment_file(dep, "server.log");
@@ -60,7 +61,7 @@ pub async fn run(p: &Prepared, opts: &RunOptions, sh: &Shared) -> Result<Saved, 
     if let Some(d) = dep {
         say(format!("deployment {d}: ready at {base_url}"));
     }
-    let mut s = Session {
+    let mut s = PointContext {
         p,
         opts,
         ep: &ep,
@@ -74,7 +75,7 @@ pub async fn run(p: &Prepared, opts: &RunOptions, sh: &Shared) -> Result<Saved, 
         server_version,
         cold: Some((asked, asked.elapsed())),
     };
-    let mut saved = match points.first().filter(|p| p.label == sweep::SEARCH) {
+    let mut saved = match points.first().filter(|p| p.search().is_some()) {
         Some(slot) => super::search::run(&mut s, slot, sh).await,
         None => sweep_points(&mut s, &points, sh).await,
     };
@@ -90,9 +91,9 @@ pub async fn run(p: &Prepared, opts: &RunOptions, sh: &Shared) -> Result<Saved, 
         *path = sh.saver.borrow_mut().result(path, result);
     }
     if let Some(d) = dep {
-        let status = match points.first().filter(|p| p.label == sweep::SEARCH) {
-            Some(slot) if sh.done(slot) => "completed",
-            Some(_) => "interrupted",
+        let status = match points.first().filter(|p| p.search().is_some()) {
+            Some(slot) if sh.done(slot) => DeploymentStatus::Completed,
+            Some(_) => DeploymentStatus::Interrupted,
             None => deployment_status(&saved, points.len(), sh),
         };
         let error = saved.iter().find_map(|(r, _)| r.error.clone());
@@ -103,19 +104,19 @@ pub async fn run(p: &Prepared, opts: &RunOptions, sh: &Shared) -> Result<Saved, 
 }
 
 /// A deployment's status in the index, from its points.
-fn deployment_status(saved: &Saved, planned: usize, sh: &Shared) -> &'static str {
+fn deployment_status(saved: &Saved, planned: usize, sh: &Shared) -> DeploymentStatus {
     let budget = saved.iter().any(|(r, _)| r.stopped_by_budget())
         || (sh.ledger.exhausted() && saved.len() < planned);
     if saved.iter().any(|(r, _)| r.status == Status::Failed) {
-        "failed"
+        DeploymentStatus::Failed
     } else if budget {
-        crate::results::index::BUDGET_SPENT
+        DeploymentStatus::BudgetSpent
     } else if saved.len() == planned && saved.iter().all(|(r, _)| r.status == Status::Completed) {
-        "completed"
+        DeploymentStatus::Completed
     } else if sh.stop.is_stopped() || sh.ledger.exhausted() || !saved.is_empty() {
-        "interrupted"
+        DeploymentStatus::Interrupted
     } else {
-        "completed"
+        DeploymentStatus::Completed
     }
 }
 
@@ -123,7 +124,7 @@ fn deployment_status(saved: &Saved, planned: usize, sh: &Shared) -> &'static str
 /// Rule: after an interrupted point the deployment stops; after a failed point it goes on when
 /// the server still answers, and stops when the server is gone; once the run's budget is
 /// spent no new point starts.
-async fn sweep_points(s: &mut Session<'_>, points: &[sweep::Point], sh: &Shared) -> Saved {
+async fn sweep_points(s: &mut PointContext<'_>, points: &[sweep::Point], sh: &Shared) -> Saved {
     let mut outcomes = Vec::new();
     let mut spent_before = 0.0;
     let n = points.len();
@@ -204,7 +205,7 @@ pub fn record_failure(p: &Prepared, sh: &Shared, handle: Option<&Handle>, why: &
     result.cost.actual_usd = spent;
     let path = sh.save_point(pt, &mut result);
     if let Some(d) = &pt.deployment {
-        sh.deployment_status(d, "failed", Some(why.to_string()), spent);
+        sh.deployment_status(d, DeploymentStatus::Failed, Some(why.to_string()), spent);
     }
     vec![(result, path)]
 }

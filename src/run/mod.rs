@@ -178,18 +178,14 @@ fn room_for_streams(m: &Matrix) -> Result<(), RunError> {
 /// its largest probe), or an open loop's `max_concurrency` (without one, the 256 connections it
 /// keeps warm — beyond them it opens more only while requests pile up).
 fn streams_of(e: &Experiment) -> u64 {
-    let w = &e.workload;
-    let open = w.max_concurrency.map_or(256, u64::from);
-    if let Some(s) = &w.search {
-        return match s.over {
-            crate::config::SearchOver::Concurrency => s.max.max(1.0) as u64,
-            crate::config::SearchOver::Rate => open,
-        };
-    }
-    match (&w.dataset, w.pattern) {
-        (crate::config::Dataset::Trace { .. }, _) | (_, crate::config::Pattern::Rate) => open,
-        (_, crate::config::Pattern::Sequential) => 1,
-        (_, crate::config::Pattern::Concurrent) => u64::from(w.concurrency.unwrap_or(1)),
+    use crate::config::{Pace, Points, SearchOver};
+    let load = e.workload.load();
+    match (load.points, load.pace) {
+        (Points::Search(s), _) if s.over == SearchOver::Concurrency => s.max.max(1.0) as u64,
+        (_, Pace::Closed { concurrency }) => u64::from(concurrency),
+        (_, Pace::Open { max_in_flight, .. } | Pace::Trace { max_in_flight }) => {
+            max_in_flight.map_or(256, u64::from)
+        }
     }
 }
 

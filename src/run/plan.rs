@@ -3,7 +3,7 @@
 //! `--resume` has a sweep to go on with.
 
 use super::{Matrix, RunError};
-use crate::config::{Dataset, Experiment, Pattern, SearchOver};
+use crate::config::{Dataset, Experiment, Pace, Pattern, Points, SearchOver};
 use crate::provider::CostEstimate;
 
 /// A matrix's plan: each deployment's estimate, in order.
@@ -47,7 +47,7 @@ impl std::fmt::Display for Plan<'_> {
 /// `--resume` needs a sweep, a search or a matrix, and an unfinished one of the same points.
 pub fn resumable(m: &Matrix) -> Result<(), RunError> {
     let e = &m.experiment;
-    if e.workload.sweep.is_none() && e.workload.search.is_none() && !m.is_matrix() {
+    if e.workload.load().points == Points::One && !m.is_matrix() {
         return Err(RunError::Config(format!(
             "--resume continues a sweep, a capacity search or a deployment matrix, and `{}` has no `workload.sweep`, `workload.search` or `deployments`",
             e.name
@@ -79,43 +79,38 @@ fn matrix_line(m: &Matrix, each: &[CostEstimate]) -> String {
 
 /// One line of plan: what runs where, how long, what it costs.
 fn plan_line(e: &Experiment, c: &CostEstimate) -> String {
-    let bound = match (e.workload.requests, e.workload.duration) {
-        _ if matches!(e.workload.dataset, Dataset::Trace { .. }) => match e.workload.requests {
+    let w = &e.workload;
+    let load = w.load();
+    let per = match load.points {
+        Points::One => "",
+        Points::Sweep(_) => " per point",
+        Points::Search(_) => " per probe",
+    };
+    let bound = match (w.requests, w.duration) {
+        _ if matches!(load.pace, Pace::Trace { .. }) => match w.requests {
             Some(n) => format!("the trace's first {n} requests"),
             None => "the whole trace".into(),
         },
-        (None, None) if e.workload.sessions.is_some() => {
-            format!("{} sessions", e.workload.sessions.unwrap_or(0))
-        }
-        (Some(n), Some(d)) if e.workload.search.is_some() => {
-            format!("{n} requests or {d} per probe, whichever first")
-        }
-        (Some(n), Some(d)) => format!("{n} requests or {d}, whichever first"),
-        (Some(n), None) if e.workload.sweep.is_some() || e.workload.search.is_some() => {
-            format!("{n} requests per point")
-        }
-
-        (Some(n), None) => format!("{n} requests"),
+        (None, None) if w.sessions.is_some() => format!("{} sessions", w.sessions.unwrap_or(0)),
+        (Some(n), Some(d)) => format!("{n} requests or {d}{per}, whichever first"),
+        (Some(n), None) => format!("{n} requests{per}"),
         (None, Some(d)) => format!("{d}"),
         (None, None) => "unbounded".into(),
     };
-    let points = crate::workload::sweep::expand(e);
-    let pattern = match e.workload.pattern {
-        _ if e.workload.search.is_some() => {
-            let s = e.workload.search.clone().unwrap_or_default();
-            format!(
-                "capacity search over {} from {} to {}, at most {} probes, to within {}%",
-                match s.over {
-                    SearchOver::Rate => "rate",
-                    SearchOver::Concurrency => "concurrency",
-                },
-                s.start,
-                s.max,
-                s.max_points,
-                s.tolerance.0 * 100.0
-            )
-        }
-        _ if e.workload.sweep.is_some() => {
+    let pattern = match (load.points, load.pace) {
+        (Points::Search(s), _) => format!(
+            "capacity search over {} from {} to {}, at most {} probes, to within {}%",
+            match s.over {
+                SearchOver::Rate => "rate",
+                SearchOver::Concurrency => "concurrency",
+            },
+            s.start,
+            s.max,
+            s.max_points,
+            s.tolerance.0 * 100.0
+        ),
+        (Points::Sweep(_), _) => {
+            let points = crate::workload::sweep::expand(e);
             let labels: Vec<&str> = points.iter().map(|p| p.label.as_str()).collect();
             format!(
                 "sweep of {} points [{}] on one server",
@@ -123,25 +118,19 @@ fn plan_line(e: &Experiment, c: &CostEstimate) -> String {
                 labels.join(", ")
             )
         }
-        _ if matches!(e.workload.dataset, Dataset::Trace { .. }) => {
-            "at the trace's timestamps".to_string()
+        (Points::One, Pace::Trace { .. }) => "at the trace's timestamps".to_string(),
+        (Points::One, Pace::Closed { .. }) if w.pattern == Pattern::Sequential => {
+            "sequential".to_string()
         }
-        Pattern::Sequential => "sequential".to_string(),
-        Pattern::Concurrent if matches!(e.workload.dataset, Dataset::Conversation { .. }) => {
-            format!(
-                "{} concurrent sessions",
-                e.workload.concurrency.unwrap_or(1)
-            )
+        (Points::One, Pace::Closed { concurrency })
+            if matches!(w.dataset, Dataset::Conversation { .. }) =>
+        {
+            format!("{concurrency} concurrent sessions")
         }
-        Pattern::Concurrent => {
-            format!("concurrency {}", e.workload.concurrency.unwrap_or(1))
+        (Points::One, Pace::Closed { concurrency }) => format!("concurrency {concurrency}"),
+        (Points::One, Pace::Open { rate, .. }) => {
+            format!("{rate} req/s ({:?})", w.arrival).to_lowercase()
         }
-        Pattern::Rate => format!(
-            "{} req/s ({:?})",
-            e.workload.rate.unwrap_or(0.0),
-            e.workload.arrival
-        )
-        .to_lowercase(),
     };
     let cost = match c.price_per_hour_usd {
         None => "cost: $0.00 (no rented hardware)".to_string(),

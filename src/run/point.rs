@@ -13,7 +13,7 @@ use super::stop::Stop;
 use super::view::{self, Screen, Watchers};
 use super::{ready, Prepared, RunOptions};
 use crate::client::Endpoint;
-use crate::config::{Experiment, Pattern, ProviderKind, RampStrategy, Secret};
+use crate::config::{Experiment, Pace, ProviderKind, RampStrategy, Secret};
 use crate::metrics::collector::{Collector, Measured, Settings, StopReason};
 use crate::metrics::event::Event;
 use crate::metrics::scrape;
@@ -26,8 +26,8 @@ use crate::workload::source::{self, Feed, Source};
 use crate::workload::sweep::Point;
 use crate::workload::{RateCurve, Schedule};
 
-/// What every point of a run shares: the server, its key, the screen, the stop signals.
-pub struct Session<'a> {
+/// What every point on one deployment shares: the server, its key, the screen, the stop.
+pub struct PointContext<'a> {
     pub p: &'a Prepared,
     pub opts: &'a RunOptions,
     pub ep: &'a Endpoint,
@@ -54,7 +54,7 @@ pub struct PointOutcome {
 }
 
 /// Runs one point: prompts, pre-flight, the timed window; then judges how it ended.
-pub async fn run_point(s: &mut Session<'_>, pt: &Point, n_points: usize) -> PointOutcome {
+pub async fn run_point(s: &mut PointContext<'_>, pt: &Point, n_points: usize) -> PointOutcome {
     let e = &pt.experiment;
     let started_at = chrono::Utc::now();
     let key = pt.key();
@@ -132,7 +132,7 @@ fn failures(m: &Option<Measured>) -> u64 {
 }
 
 /// How a point that ran ended: interrupted by the user, failed (its error-rate rule fired, or
-/// no request succeeded), or completed.
+/// no request succeeded on its own), or completed (to its bounds, or cut by a stop rule).
 fn judge(m: &Measured) -> (Status, Option<String>) {
     if let Some(why) = &m.stop {
         if why.is_interrupt() {
@@ -150,6 +150,9 @@ fn judge(m: &Measured) -> (Status, Option<String>) {
                 s.failed,
                 m.errors.samples.get(kind).cloned().unwrap_or_default()
             ),
+            // A budget or lifetime rule ended the point before its first request finished:
+            // cut short (its reason says by what), not failed.
+            None if m.stop.is_some() => return (Status::Completed, None),
             None => "no request finished in the timed window".to_string(),
         };
         return (Status::Failed, Some(why));
@@ -160,7 +163,7 @@ fn judge(m: &Measured) -> (Status, Option<String>) {
 /// Where the point's requests come from (the measured feed and the warm-up's prompts, both
 /// from the point's own `seed`), and how prompt lengths were made.
 async fn sources(
-    s: &Session<'_>,
+    s: &PointContext<'_>,
     e: &Experiment,
     seed: u64,
 ) -> ((Feed, Arc<dyn Source>), Option<String>) {
@@ -186,21 +189,41 @@ async fn sources(
     (feed, Some(described))
 }
 
-/// The timed window: the executor on its threads, the scraper, and the collector reading their
-/// events until the executor returns (or a second Ctrl-C says to save at once).
-async fn drive(s: &mut Session<'_>, e: &Experiment, feed: (Feed, Arc<dyn Source>)) -> Measured {
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let metrics_url = super::monitor::metrics_url(&s.ep.base_url());
-    let _scraper = e.metrics.scrape.then(|| {
+/// The point's pollers, each on its own task (ended when dropped): the server's `/metrics`
+/// scraper, and the provider's GPU gauges (an API call never holds the point's loop).
+fn pollers(
+    s: &PointContext<'_>,
+    e: &Experiment,
+    metrics_url: &str,
+    tx: &mpsc::UnboundedSender<Event>,
+) -> [Option<AbortOnDropHandle<()>>; 2] {
+    let scraper = e.metrics.scrape.then(|| {
         let interval = e.metrics.scrape_interval.as_duration();
-        let scraper = scrape::run(metrics_url.clone(), s.api_key.clone(), interval, tx.clone());
+        let scraper = scrape::run(
+            metrics_url.to_string(),
+            s.api_key.clone(),
+            interval,
+            tx.clone(),
+        );
         AbortOnDropHandle::new(tokio::spawn(scraper))
     });
-    // The provider's GPU gauges, read on their own task (an API call never holds the loop).
-    let _gpu = s.handle.gpu_probe().map(|probe| {
+    let gpu = s.handle.gpu_probe().map(|probe| {
         let poll = probe.poll(crate::metrics::collector::GPU_POLL, tx.clone());
         AbortOnDropHandle::new(tokio::spawn(poll))
     });
+    [scraper, gpu]
+}
+
+/// The timed window: the executor on its threads, the scraper, and the collector reading their
+/// events until the executor returns (or a second Ctrl-C says to save at once).
+async fn drive(
+    s: &mut PointContext<'_>,
+    e: &Experiment,
+    feed: (Feed, Arc<dyn Source>),
+) -> Measured {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let metrics_url = super::monitor::metrics_url(&s.ep.base_url());
+    let _pollers = pollers(s, e, &metrics_url, &tx);
     let mut col = Collector::new(Settings::of(e));
     first_scrape(e, &mut rx, &mut col).await;
     let warmup = e.workload.warmup_requests as u64;
@@ -350,21 +373,25 @@ fn plan(
         concurrency,
         starts: Arc::new(crate::workload::slot_starts(concurrency, w.ramp.as_ref())),
     };
-    let arrivals = match (&loaded.trace, w.pattern) {
-        (Some(t), _) => Arrivals::Open {
-            schedule: Schedule::Fixed(Arc::new(t.times())),
-            max_in_flight: w.max_concurrency,
+    let arrivals = match w.load().pace {
+        Pace::Trace { max_in_flight } => Arrivals::Open {
+            schedule: Schedule::Fixed(Arc::new(
+                loaded.trace.as_ref().map(|t| t.times()).unwrap_or_default(),
+            )),
+            max_in_flight,
         },
-        (None, Pattern::Sequential) => closed(1),
-        (None, Pattern::Concurrent) => closed(w.concurrency.unwrap_or(1)),
-        (None, Pattern::Rate) => Arrivals::Open {
+        Pace::Closed { concurrency } => closed(concurrency),
+        Pace::Open {
+            rate,
+            max_in_flight,
+        } => Arrivals::Open {
             schedule: Schedule::Process {
                 kind: w.arrival,
-                curve: rate_curve(w.rate.unwrap_or(1.0), w.ramp.as_ref()),
+                curve: rate_curve(rate, w.ramp.as_ref()),
                 burstiness: w.burstiness,
                 seed: e.seed,
             },
-            max_in_flight: w.max_concurrency,
+            max_in_flight,
         },
     };
     let conc = match &arrivals {
@@ -415,7 +442,11 @@ fn rate_curve(rate: f64, ramp: Option<&crate::config::Ramp>) -> RateCurve {
 }
 
 /// Where the point ran: provider, server, pod, GPU, price, client.
-fn environment(s: &Session<'_>, e: &Experiment, prompt_lengths: Option<String>) -> Environment {
+fn environment(
+    s: &PointContext<'_>,
+    e: &Experiment,
+    prompt_lengths: Option<String>,
+) -> Environment {
     let inf = &e.infrastructure;
     let price = s.handle.price();
     Environment {

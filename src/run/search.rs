@@ -3,7 +3,7 @@
 //! and record the answer. A resumed search replays the probes it already measured (their
 //! result files) and goes on from there.
 
-use super::point::{self, PointOutcome, Session};
+use super::point::{self, PointContext, PointOutcome};
 use super::shared::{Saved, Shared};
 use crate::config::{Search, SearchOver, Slo};
 use crate::metrics::collector::StopKind;
@@ -62,8 +62,8 @@ fn record(
 }
 
 /// Runs the search in `slot` (its experiment has `workload.search`).
-pub async fn run(s: &mut Session<'_>, slot: &Point, sh: &Shared) -> Saved {
-    let cfg = slot.experiment.workload.search.clone().unwrap_or_default();
+pub async fn run(s: &mut PointContext<'_>, slot: &Point, sh: &Shared) -> Saved {
+    let cfg = slot.search().cloned().unwrap_or_default();
     let slo = cfg
         .slo
         .clone()

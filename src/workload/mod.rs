@@ -14,7 +14,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Exp, Gamma};
 
-use crate::config::{ArrivalKind, Dataset, Experiment, Pattern, RampStrategy};
+use crate::config::{ArrivalKind, Dataset, Experiment, Pace, Points, RampStrategy};
 
 /// Assumed decode speed per stream when nothing better is known (conservative).
 const ASSUMED_TOKENS_PER_S_PER_STREAM: f64 = 20.0;
@@ -33,7 +33,7 @@ pub fn expected_duration(e: &Experiment) -> Duration {
 /// (each as long as the longer of its lowest and highest load).
 fn points(e: &Experiment) -> Vec<sweep::Point> {
     let points = sweep::expand(e);
-    let (Some(s), Some(slot)) = (&e.workload.search, points.first()) else {
+    let (Points::Search(s), Some(slot)) = (e.workload.load().points, points.first()) else {
         return points;
     };
     let low = sweep::probe(slot, s.start);
@@ -55,12 +55,13 @@ pub fn expected_requests(e: &Experiment) -> Vec<(u64, u32)> {
             let out = output_len(&p.experiment);
             let n = w.requests.unwrap_or_else(|| {
                 let secs = w.duration.map_or(0.0, |d| d.as_duration().as_secs_f64());
-                let per_s = match w.pattern {
-                    Pattern::Rate => w.rate.unwrap_or(1.0),
-                    Pattern::Sequential => ASSUMED_TOKENS_PER_S_PER_STREAM / out.max(1) as f64,
-                    Pattern::Concurrent => {
-                        w.concurrency.unwrap_or(1) as f64 * ASSUMED_TOKENS_PER_S_PER_STREAM
-                            / out.max(1) as f64
+                let streams = |n: u32| f64::from(n) * ASSUMED_TOKENS_PER_S_PER_STREAM;
+                let per_s = match w.load().pace {
+                    Pace::Open { rate, .. } => rate,
+                    Pace::Closed { concurrency } => streams(concurrency) / out.max(1) as f64,
+                    // A trace's pace is its own: the in-flight cap bounds it.
+                    Pace::Trace { max_in_flight } => {
+                        streams(max_in_flight.unwrap_or(1)) / out.max(1) as f64
                     }
                 };
                 (secs * per_s).min(1e9) as u64
@@ -107,10 +108,10 @@ fn point_duration(e: &Experiment) -> Duration {
     let n = measured + w.warmup_requests as f64;
     // Each turn after the first waits its think time on its slot.
     let per_stream = per_stream + think * (turns - 1.0) / turns;
-    let secs = match w.pattern {
-        Pattern::Rate => n / w.rate.unwrap_or(1.0).max(1e-3) + per_stream,
-        Pattern::Sequential => n * per_stream,
-        Pattern::Concurrent => n * per_stream / w.concurrency.unwrap_or(1).max(1) as f64,
+    let secs = match w.load().pace {
+        Pace::Open { rate, .. } => n / rate.max(1e-3) + per_stream,
+        Pace::Closed { concurrency } => n * per_stream / concurrency.max(1) as f64,
+        Pace::Trace { max_in_flight } => n * per_stream / max_in_flight.unwrap_or(1).max(1) as f64,
     };
     Duration::from_secs_f64(secs.min(1e7))
 }

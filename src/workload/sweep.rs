@@ -3,7 +3,7 @@
 //! sweep climbs the load on one shape before it changes shape.
 
 use crate::config::parse_seq_len;
-use crate::config::{Dataset, Experiment, Pattern, SweepValues};
+use crate::config::{Dataset, Experiment, Pattern, Points, SweepValues};
 
 /// The label of a capacity search's slot among the points.
 pub const SEARCH: &str = "search";
@@ -59,6 +59,15 @@ pub struct Point {
 }
 
 impl Point {
+    /// A capacity search's slot: not measured itself, its probes are placed as the search goes
+    /// (each a point of its own, without the search).
+    pub fn search(&self) -> Option<&crate::config::Search> {
+        match self.experiment.workload.load().points {
+            Points::Search(s) => Some(s),
+            _ => None,
+        }
+    }
+
     /// The point's name in the index and `sweep_point`: `vllm-h100/c16` in a matrix (the
     /// deployment alone when it has no sweep), else the label.
     pub fn key(&self) -> String {
@@ -142,26 +151,21 @@ fn short(n: u32) -> String {
 
 /// The points to run: one (the experiment itself, unlabelled) without a sweep.
 pub fn expand(e: &Experiment) -> Vec<Point> {
-    // A capacity search is one slot: its probes are placed as it goes (`run::search`).
-    if e.workload.search.is_some() {
-        return vec![Point {
-            label: SEARCH.into(),
+    let one = |label: &str| {
+        vec![Point {
+            label: label.into(),
             concurrency: None,
             rate: None,
             seq: None,
             deployment: None,
             experiment: e.clone(),
-        }];
-    }
-    let Some(s) = e.workload.sweep.clone() else {
-        return vec![Point {
-            label: String::new(),
-            concurrency: None,
-            rate: None,
-            seq: None,
-            deployment: None,
-            experiment: e.clone(),
-        }];
+        }]
+    };
+    let s = match e.workload.load().points {
+        // A capacity search is one slot: its probes are placed as it goes (`run::search`).
+        Points::Search(_) => return one(SEARCH),
+        Points::One => return one(""),
+        Points::Sweep(s) => s.clone(),
     };
     let seqs: Vec<Option<(u32, u32)>> = if s.seq_lens.is_empty() {
         vec![None]
