@@ -172,10 +172,6 @@ fn sim_experiment(dir: &std::path::Path, personality: &str) -> std::path::PathBu
     )
 }
 
-fn bin() -> assert_cmd::Command {
-    common::bin(120)
-}
-
 fn result(dir: &std::path::Path) -> Value {
     common::result(dir)
 }
@@ -184,7 +180,7 @@ fn result(dir: &std::path::Path) -> Value {
 fn a_run_saves_the_servers_view_and_it_agrees_with_the_client() {
     let d = tempfile::tempdir().unwrap();
     let exp = sim_experiment(d.path(), "sglang");
-    bin()
+    common::bin(120)
         .args(["run", "--no-tui"])
         .arg(&exp)
         .assert()
@@ -219,7 +215,7 @@ fn a_run_saves_the_servers_view_and_it_agrees_with_the_client() {
 fn scraping_can_be_turned_off() {
     let d = tempfile::tempdir().unwrap();
     let exp = sim_experiment(d.path(), "vllm");
-    bin()
+    common::bin(120)
         .args(["run", "--no-tui", "--set", "metrics.scrape=false"])
         .arg(&exp)
         .assert()
@@ -233,7 +229,7 @@ fn monitor_prints_a_line_per_scrape_and_fails_when_nothing_answers() {
     let s = rt
         .block_on(sim::start(cfg(Personality::Vllm), "127.0.0.1:0"))
         .unwrap();
-    let out = bin()
+    let out = common::bin(120)
         .args([
             "monitor",
             "--no-tui",
@@ -256,7 +252,7 @@ fn monitor_prints_a_line_per_scrape_and_fails_when_nothing_answers() {
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", dead.local_addr().unwrap());
     drop(dead);
-    bin()
+    common::bin(120)
         .args([
             "monitor",
             "--no-tui",
@@ -270,7 +266,7 @@ fn monitor_prints_a_line_per_scrape_and_fails_when_nothing_answers() {
         .code(1)
         .stdout(predicates::str::contains("gap:"))
         .stderr(predicates::str::contains("no scrape of"));
-    bin()
+    common::bin(120)
         .args(["monitor", "localhost:8000"])
         .assert()
         .code(2)

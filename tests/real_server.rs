@@ -44,10 +44,6 @@ fn experiment(dir: &Path, url: &str, api: &str, concurrency: u32, input: u32) ->
     )
 }
 
-fn bin() -> assert_cmd::Command {
-    common::bin(300)
-}
-
 fn result(dir: &Path) -> Value {
     common::result(dir)
 }
@@ -68,7 +64,11 @@ fn chat_and_completions_at_concurrency_1_and_8_measure_what_the_server_did() {
     ] {
         let d = tempfile::tempdir().unwrap();
         let exp = experiment(d.path(), &url, api, c, 64);
-        bin().args(["run", "--no-tui"]).arg(&exp).assert().success();
+        common::bin(300)
+            .args(["run", "--no-tui"])
+            .arg(&exp)
+            .assert()
+            .success();
         let r = result(d.path());
         let what = format!("{api} c={c}");
         assert_eq!(r["summary"]["completed"], 48, "{what}");
@@ -164,7 +164,7 @@ fn an_over_long_prompt_is_a_recorded_error_with_the_servers_words() {
     // Each of the server's 8 slots has 2 048 tokens of context.
     let exp = experiment(d.path(), &url, "completions", 2, 4000);
     // Nothing succeeded: the run is recorded as failed, with the server's words.
-    bin()
+    common::bin(300)
         .args(["run", "--no-tui", "--set", "workload.requests=4"])
         .arg(&exp)
         .assert()
@@ -200,7 +200,11 @@ fn provider_local_starts_and_stops_a_real_server() {
         ),
     )
     .unwrap();
-    bin().args(["run", "--no-tui"]).arg(&p).assert().success();
+    common::bin(300)
+        .args(["run", "--no-tui"])
+        .arg(&p)
+        .assert()
+        .success();
     let r = result(d.path());
     assert_eq!(r["summary"]["completed"], 6);
     // The server is gone once the run is: its port no longer answers.

@@ -12,16 +12,6 @@ use llm_inf_bench::sim::{Faults, SimConfig};
 use predicates::prelude::*;
 use serde_json::Value;
 
-fn bin() -> Command {
-    let mut c = Command::cargo_bin("llm-inf-bench").unwrap();
-    c.env(
-        "LLM_INF_BENCH_CONFIG",
-        "/nonexistent/llm-inf-bench-test-config.yaml",
-    );
-    c.timeout(Duration::from_secs(120));
-    c
-}
-
 fn server(profile: &str, faults: Faults, speed: f64) -> common::Sim {
     let mut cfg = SimConfig::new(profile.parse().unwrap(), Personality::Vllm, "m");
     cfg.faults = faults;
@@ -51,7 +41,7 @@ fn run_ok_with(
     dir: &Path,
     more: impl FnOnce(&mut Command),
 ) -> (std::process::Output, Value) {
-    let mut c = bin();
+    let mut c = common::bin(120);
     c.arg("run").arg(exp).arg("--no-tui");
     more(&mut c);
     let out = c.output().unwrap();
@@ -93,7 +83,7 @@ fn every_pattern_honours_counts_and_excludes_warmup() {
     ] {
         let d = tempfile::tempdir().unwrap();
         let exp = experiment(d.path(), &s.url, &format!("{workload}  dataset: {{ kind: random, input_len: 12, output_len: 6 }}\n  ignore_eos: true\n"));
-        bin().arg("run").arg(&exp).arg("--no-tui").assert().success();
+        common::bin(120).arg("run").arg(&exp).arg("--no-tui").assert().success();
         let r = only_result(d.path());
         let reqs = r["requests"].as_array().unwrap();
         assert_eq!(reqs.len(), expect, "{workload}");
@@ -168,7 +158,12 @@ fn max_error_rate_stops_early_and_says_why() {
     );
     let d = tempfile::tempdir().unwrap();
     let exp = experiment(d.path(), &s.url, "  concurrency: 2\n  requests: 5000\n  max_error_rate: 0.5\n  dataset: { kind: random, input_len: 8, output_len: 4 }\n");
-    let out = bin().arg("run").arg(&exp).arg("--no-tui").output().unwrap();
+    let out = common::bin(120)
+        .arg("run")
+        .arg(&exp)
+        .arg("--no-tui")
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     let r = only_result(d.path());
@@ -239,7 +234,7 @@ fn jsonl_error_is_reported_with_its_line_before_anything_starts() {
         "http://127.0.0.1:9",
         "  concurrency: 1\n  requests: 3\n  dataset: { kind: jsonl, path: p.jsonl }\n",
     );
-    bin()
+    common::bin(120)
         .arg("run")
         .arg(&exp)
         .assert()
@@ -263,7 +258,7 @@ fn the_api_key_is_sent_from_its_variable_and_written_nowhere() {
     );
     let key_env = ["--set", "infrastructure.api_key_env=LLMIB_TEST_SERVER_KEY"];
     // A named variable that is not set is a usage error before anything starts.
-    bin()
+    common::bin(120)
         .arg("run")
         .arg(&exp)
         .args(key_env)
@@ -275,7 +270,7 @@ fn the_api_key_is_sent_from_its_variable_and_written_nowhere() {
             "api_key_env names `LLMIB_TEST_SERVER_KEY`, which is not set",
         ));
     // A wrong key: the server's 401 is quoted at once (not after the health timeout).
-    bin()
+    common::bin(120)
         .arg("run")
         .arg(&exp)
         .args(key_env)
@@ -291,7 +286,7 @@ fn the_api_key_is_sent_from_its_variable_and_written_nowhere() {
     // No key at all: the same 401, with where a key would come from.
     let other = tempfile::tempdir().unwrap();
     let no_key = experiment(other.path(), &s.url, "  concurrency: 1\n  requests: 1\n");
-    bin()
+    common::bin(120)
         .arg("run")
         .arg(&no_key)
         .arg("--no-tui")
@@ -324,7 +319,7 @@ fn https_servers_are_measured_through_tls_with_a_private_ca() {
         "  concurrency: 4\n  requests: 40\n  warmup_requests: 4\n  dataset: { kind: random, input_len: 12, output_len: 16 }\n  ignore_eos: true\n",
     );
     // The system's roots do not know the test CA: refused, saying why, before any request.
-    bin()
+    common::bin(120)
         .arg("run")
         .arg(&exp)
         .arg("--no-tui")
@@ -349,7 +344,7 @@ fn https_servers_are_measured_through_tls_with_a_private_ca() {
     }
     // A CA file that is not one is found before anything starts.
     let not_pem = common::write(d.path(), "not.pem", "hello");
-    bin()
+    common::bin(120)
         .arg("run")
         .arg(&exp)
         .args([
@@ -367,7 +362,7 @@ fn wrong_model_is_quoted_from_the_server() {
     let s = server("instant", Faults::default(), 1.0);
     let d = tempfile::tempdir().unwrap();
     let exp = experiment(d.path(), &s.url, "  concurrency: 1\n  requests: 3\n");
-    bin()
+    common::bin(120)
         .arg("run")
         .arg(&exp)
         .args(["--set", "model.id=not-served"])
@@ -384,7 +379,7 @@ fn jsonl_prompts_cycle_and_results_show_reads_the_file() {
     let d = tempfile::tempdir().unwrap();
     let prompts = Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts/chat-short.jsonl");
     let exp = experiment(d.path(), &s.url, &format!("  concurrency: 3\n  requests: 45\n  max_tokens: 5\n  ignore_eos: true\n  dataset: {{ kind: jsonl, path: {} }}\n", prompts.display()));
-    bin()
+    common::bin(120)
         .arg("run")
         .arg(&exp)
         .arg("--json")
@@ -397,7 +392,7 @@ fn jsonl_prompts_cycle_and_results_show_reads_the_file() {
         .unwrap()
         .unwrap()
         .path();
-    bin()
+    common::bin(120)
         .args(["results", "show"])
         .arg(&file)
         .assert()
@@ -405,14 +400,14 @@ fn jsonl_prompts_cycle_and_results_show_reads_the_file() {
         .stdout(predicates::str::contains(
             "Successful requests:                45",
         ));
-    bin()
+    common::bin(120)
         .args(["results", "list"])
         .arg(d.path().join("out"))
         .assert()
         .success()
         .stdout(predicates::str::contains("completed"));
     let v: Value = serde_json::from_slice(
-        &bin()
+        &common::bin(120)
             .args(["results", "export", "--format", "vllm"])
             .arg(&file)
             .output()
@@ -426,7 +421,7 @@ fn jsonl_prompts_cycle_and_results_show_reads_the_file() {
 
 #[test]
 fn quickstart_dry_run_spends_nothing() {
-    bin()
+    common::bin(120)
         .args(["run", "experiments/examples/quickstart.yaml", "--dry-run"])
         .assert()
         .success()
@@ -441,7 +436,7 @@ fn model_tokenizer_is_loaded_before_anything_starts_and_recorded() {
         "http://127.0.0.1:9",
         "  concurrency: 1\n  requests: 3\n",
     );
-    bin()
+    common::bin(120)
         .arg("run")
         .arg(&exp)
         .args(["--set", "model.tokenizer=missing/tokenizer.json"])
@@ -463,7 +458,7 @@ fn model_tokenizer_is_loaded_before_anything_starts_and_recorded() {
         "model:\n  id: m\n  tokenizer: tokenizer.json\n",
     );
     std::fs::write(&exp, text).unwrap();
-    bin()
+    common::bin(120)
         .arg("run")
         .arg(&exp)
         .arg("--no-tui")
@@ -524,7 +519,12 @@ fn on_deadline_abort_cancels_requests_in_flight() {
     // Each answer takes 50 + 199·10 ms ≈ 2 s; the window is 500 ms.
     let exp = experiment(d.path(), &s.url, "  concurrency: 4\n  duration: 500ms\n  on_deadline: abort\n  dataset: { kind: random, input_len: 8, output_len: 200 }\n  ignore_eos: true\n");
     // Nothing completed, so nothing was measured: the run says so and fails.
-    bin().arg("run").arg(&exp).arg("--no-tui").assert().code(1);
+    common::bin(120)
+        .arg("run")
+        .arg(&exp)
+        .arg("--no-tui")
+        .assert()
+        .code(1);
     let r = only_result(d.path());
     assert_eq!(r["termination_reason"], "duration");
     assert_eq!(r["status"], "failed");
@@ -577,7 +577,7 @@ fn local_provider_starts_the_server_benchmarks_it_and_stops_it() {
     let me = assert_cmd::cargo::cargo_bin("llm-inf-bench");
     let command = format!("[\"{}\", serve-sim, --port, \"{{port}}\", --model, \"{{model}}\", --profile, instant, --startup-delay, 300ms]", me.display());
     let exp = local_experiment(d.path(), &command, "  concurrency: 2\n  requests: 20\n  dataset: { kind: random, input_len: 8, output_len: 4 }\n");
-    bin()
+    common::bin(120)
         .arg("run")
         .arg(&exp)
         .arg("--no-tui")
@@ -611,10 +611,15 @@ fn a_local_server_that_dies_is_reported_with_its_log() {
         "[sh, -c, \"echo loading weights; echo CUDA out of memory >&2; exit 3\"]",
         "  concurrency: 1\n  requests: 2\n",
     );
-    bin().arg("run").arg(&exp).assert().code(1).stderr(
-        predicates::str::contains("stopped before it was ready")
-            .and(predicates::str::contains("CUDA out of memory")),
-    );
+    common::bin(120)
+        .arg("run")
+        .arg(&exp)
+        .assert()
+        .code(1)
+        .stderr(
+            predicates::str::contains("stopped before it was ready")
+                .and(predicates::str::contains("CUDA out of memory")),
+        );
 }
 
 #[test]
@@ -670,7 +675,12 @@ fn a_run_with_no_successful_request_writes_null_figures_and_fails() {
     );
     let d = tempfile::tempdir().unwrap();
     let exp = experiment(d.path(), &s.url, "  concurrency: 2\n  requests: 30\n  dataset: { kind: random, input_len: 8, output_len: 4 }\n");
-    let out = bin().arg("run").arg(&exp).arg("--no-tui").output().unwrap();
+    let out = common::bin(120)
+        .arg("run")
+        .arg(&exp)
+        .arg("--no-tui")
+        .output()
+        .unwrap();
     let (stdout, stderr) = (
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
@@ -707,7 +717,7 @@ fn a_run_with_no_successful_request_writes_null_figures_and_fails() {
     );
     // vLLM's own format has no null: it writes 0 there, and so does the export.
     let file = common::result_path(d.path());
-    let out = bin()
+    let out = common::bin(120)
         .args(["results", "export", "--format", "vllm"])
         .arg(&file)
         .output()
@@ -782,7 +792,7 @@ fn an_output_dir_that_cannot_take_files_is_refused_before_anything_starts() {
     // `out` is a file: no directory can be made there.
     std::fs::write(d.path().join("out"), "a file").unwrap();
     let exp = experiment(d.path(), &s.url, "  concurrency: 1\n  requests: 3\n");
-    bin()
+    common::bin(120)
         .args(["run", "--no-tui"])
         .arg(&exp)
         .assert()
@@ -878,7 +888,7 @@ fn a_full_disk_is_refused_up_front_and_a_disk_that_fills_loses_nothing() {
     let _fs = Tmpfs::mount(&d.path().join("out"), "256k");
     // Too small for what 100 000 requests write: refused before anything starts.
     let big = experiment(d.path(), &s.url, "  concurrency: 1\n  requests: 100000\n");
-    bin()
+    common::bin(120)
         .args(["run", "--no-tui"])
         .arg(&big)
         .assert()

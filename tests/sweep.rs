@@ -19,10 +19,6 @@ fn experiment(dir: &Path, requests: u32, sweep: &str) -> PathBuf {
     )
 }
 
-fn bin() -> assert_cmd::Command {
-    common::bin(240)
-}
-
 use common::files;
 
 fn json(p: &Path) -> Value {
@@ -37,7 +33,7 @@ fn a_sweep_runs_every_point_on_one_server_and_plots_and_reports() {
         24,
         "    concurrency: { start: 1, end: 8, factor: 2 }\n    seq_lens: [256x32, 512x64]\n",
     );
-    bin()
+    common::bin(240)
         .args(["run", "--no-tui"])
         .arg(&exp)
         .assert()
@@ -89,7 +85,7 @@ fn a_sweep_runs_every_point_on_one_server_and_plots_and_reports() {
 
     // The plot is a real image of the documented size with something drawn on it.
     let png = d.path().join("sweep.png");
-    bin()
+    common::bin(240)
         .arg("plot")
         .arg(&index[0])
         .arg("-o")
@@ -113,12 +109,20 @@ fn a_sweep_runs_every_point_on_one_server_and_plots_and_reports() {
     let non_white = img.pixels().filter(|p| p.0 != [255, 255, 255]).count();
     assert!(non_white > 10_000, "{non_white} drawn pixels");
     // The default: PNG and SVG next to the index.
-    bin().arg("plot").arg(&index[0]).assert().success();
+    common::bin(240)
+        .arg("plot")
+        .arg(&index[0])
+        .assert()
+        .success();
     let svg =
         std::fs::read_to_string(index[0].to_string_lossy().replace(".sweep.json", ".svg")).unwrap();
     assert!(svg.contains("<svg") && svg.contains("c8") && svg.contains("256/32"));
 
-    let out = bin().arg("report").arg(&index[0]).output().unwrap();
+    let out = common::bin(240)
+        .arg("report")
+        .arg(&index[0])
+        .output()
+        .unwrap();
     let md = String::from_utf8(out.stdout).unwrap();
     assert!(out.status.success());
     assert!(
@@ -139,7 +143,7 @@ fn an_interrupted_sweep_keeps_its_points_and_resumes() {
     let d = tempfile::tempdir().unwrap();
     let exp = experiment(d.path(), 60, "    concurrency: [1, 2, 4]\n");
     // Nothing to resume yet: refused before anything starts.
-    bin()
+    common::bin(240)
         .args(["run", "--no-tui", "--resume"])
         .arg(&exp)
         .assert()
@@ -170,7 +174,7 @@ fn an_interrupted_sweep_keeps_its_points_and_resumes() {
     let done = idx["points"].as_array().unwrap().len();
     assert!((1..3).contains(&done), "{idx}");
 
-    bin()
+    common::bin(240)
         .args(["run", "--no-tui", "--resume"])
         .arg(&exp)
         .assert()
@@ -212,7 +216,7 @@ fn resume_needs_a_sweep() {
         "name: one\nmodel: { id: m }\ninfrastructure: { provider: simulator }\nworkload: { concurrency: 1, requests: 2 }\n",
     )
     .unwrap();
-    bin()
+    common::bin(240)
         .args(["run", "--no-tui", "--resume"])
         .arg(&p)
         .assert()
@@ -238,7 +242,11 @@ fn a_sweep_whose_server_dies_keeps_the_points_before_and_records_the_failed_one(
             d.path().join("out").display()
         ),
     );
-    let out = bin().args(["run", "--no-tui"]).arg(&exp).output().unwrap();
+    let out = common::bin(240)
+        .args(["run", "--no-tui"])
+        .arg(&exp)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("the server is gone"), "{stderr}");
@@ -320,7 +328,7 @@ fn sweep_points_never_share_prompts_and_stay_deterministic_per_point() {
     };
     let a = recording_sim();
     let d = tempfile::tempdir().unwrap();
-    bin()
+    common::bin(240)
         .args(["run", "--no-tui"])
         .arg(exp(d.path(), &a.url))
         .assert()
@@ -355,7 +363,7 @@ fn sweep_points_never_share_prompts_and_stay_deterministic_per_point() {
     let b = recording_sim();
     let d2 = tempfile::tempdir().unwrap();
     let exp2 = exp(d2.path(), &b.url);
-    bin()
+    common::bin(240)
         .args(["run", "--no-tui"])
         .arg(&exp2)
         .assert()
@@ -372,7 +380,7 @@ fn sweep_points_never_share_prompts_and_stay_deterministic_per_point() {
     std::fs::write(&index, idx.to_string()).unwrap();
     let c = recording_sim();
     let exp3 = exp(d2.path(), &c.url);
-    bin()
+    common::bin(240)
         .args(["run", "--no-tui", "--resume"])
         .arg(&exp3)
         .assert()

@@ -105,14 +105,40 @@ pub struct IndexProbe {
 /// The index's (and a deployment's) status when the run's budget stopped it.
 pub const BUDGET_SPENT: &str = "budget_spent";
 
+/// How a deployment of a matrix stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeploymentStatus {
+    /// Not started.
+    Pending,
+    Running,
+    Completed,
+    Interrupted,
+    /// The run's budget stopped it.
+    BudgetSpent,
+    /// It could not be deployed or lost its server (see `error`); the others went on.
+    Failed,
+}
+
+impl std::fmt::Display for DeploymentStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Completed => "completed",
+            Self::Interrupted => "interrupted",
+            Self::BudgetSpent => BUDGET_SPENT,
+            Self::Failed => "failed",
+        };
+        f.write_str(s)
+    }
+}
+
 /// One deployment of a matrix, as the index records it.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct IndexDeployment {
     pub name: String,
-    /// `pending` (not started), `running`, `completed`, `interrupted`, `budget_spent` (the
-    /// run's budget stopped it), or `failed` (it could not be deployed or lost its server: see
-    /// `error`; the others went on).
-    pub status: String,
+    pub status: DeploymentStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// What its server cost, where it was rented.
@@ -142,7 +168,7 @@ impl SweepIndex {
                 .iter()
                 .map(|name| IndexDeployment {
                     name: name.clone(),
-                    status: "pending".into(),
+                    status: DeploymentStatus::Pending,
                     error: None,
                     spent_usd: 0.0,
                 })
@@ -238,8 +264,8 @@ impl SweepIndex {
             }
         }
         for d in &mut idx.deployments {
-            if d.status != "completed" {
-                d.status = "pending".into();
+            if d.status != DeploymentStatus::Completed {
+                d.status = DeploymentStatus::Pending;
                 d.error = None;
             }
         }
@@ -289,9 +315,15 @@ impl SweepIndex {
     }
 
     /// Records how a deployment of the matrix stands.
-    pub fn deployment(&mut self, name: &str, status: &str, error: Option<String>, spent_usd: f64) {
+    pub fn deployment(
+        &mut self,
+        name: &str,
+        status: DeploymentStatus,
+        error: Option<String>,
+        spent_usd: f64,
+    ) {
         if let Some(d) = self.deployments.iter_mut().find(|d| d.name == name) {
-            d.status = status.into();
+            d.status = status;
             d.error = error;
             d.spent_usd = spent_usd;
         }

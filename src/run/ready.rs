@@ -61,7 +61,7 @@ fn refused(ep: &Endpoint, said: String) -> RunError {
 }
 
 /// What one look at the server found.
-enum Probe {
+enum Look {
     /// The model is served; the server's version, if it says.
     Ready(Option<String>),
     /// Not (yet): what it last answered.
@@ -69,7 +69,7 @@ enum Probe {
 }
 
 /// One look: `/health`, then `/v1/models` must list `model`.
-async fn probe(ep: &Endpoint, model: &str) -> Result<Probe, RunError> {
+async fn look(ep: &Endpoint, model: &str) -> Result<Look, RunError> {
     let models = async {
         get_ok(ep, "/health", Duration::from_secs(10)).await?;
         get_ok(ep, "/v1/models", Duration::from_secs(10)).await
@@ -78,7 +78,7 @@ async fn probe(ep: &Endpoint, model: &str) -> Result<Probe, RunError> {
         Ok(body) => body,
         Err(NotOk::Refused(said)) => return Err(refused(ep, said)),
         Err(NotOk::Tls(said)) => return Err(tls_refused(said)),
-        Err(NotOk::Other(said)) => return Ok(Probe::NotYet(said)),
+        Err(NotOk::Other(said)) => return Ok(Look::NotYet(said)),
     };
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
     let ids: Vec<&str> = v["data"]
@@ -96,7 +96,7 @@ async fn probe(ep: &Endpoint, model: &str) -> Result<Probe, RunError> {
         .ok()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
         .and_then(|v| v["version"].as_str().map(String::from));
-    Ok(Probe::Ready(version))
+    Ok(Look::Ready(version))
 }
 
 /// A wait for the server says what it is waiting for and what it last heard after this long,
@@ -116,9 +116,9 @@ pub async fn wait_ready(
     let mut delay = Duration::from_millis(50);
     let (mut said, mut every) = (Instant::now(), SAY_FIRST);
     loop {
-        let last = match probe(ep, model).await? {
-            Probe::Ready(version) => return Ok(version),
-            Probe::NotYet(last) => last,
+        let last = match look(ep, model).await? {
+            Look::Ready(version) => return Ok(version),
+            Look::NotYet(last) => last,
         };
         // `/v1/health` does not exist: a base_url ending in /v1 will never be ready.
         if last.starts_with("/health answered 404") && ep.base_url().ends_with("/v1") {
@@ -171,9 +171,9 @@ pub async fn still_there(ep: &Endpoint, model: &str, handle: &mut Handle) -> Opt
         if let Some(reason) = handle.gone() {
             return Some(reason);
         }
-        match probe(ep, model).await {
-            Ok(Probe::Ready(_)) => return None,
-            Ok(Probe::NotYet(said)) => last = said,
+        match look(ep, model).await {
+            Ok(Look::Ready(_)) => return None,
+            Ok(Look::NotYet(said)) => last = said,
             Err(e) => last = e.to_string(),
         }
         if attempt < 3 {

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 
 use super::save::{self, Saver};
 use super::stop::Stop;
-use crate::results::index::SweepIndex;
+use crate::results::index::{DeploymentStatus, SweepIndex};
 use crate::results::RunResult;
 use crate::workload::sweep::Point;
 
@@ -139,7 +139,13 @@ impl Shared {
     }
 
     /// Records how a deployment stands and saves the index.
-    pub fn deployment_status(&self, name: &str, status: &str, error: Option<String>, usd: f64) {
+    pub fn deployment_status(
+        &self,
+        name: &str,
+        status: DeploymentStatus,
+        error: Option<String>,
+        usd: f64,
+    ) {
         if let Some(x) = self.index.borrow_mut().as_mut() {
             x.deployment(name, status, error, usd);
         }

@@ -195,6 +195,29 @@ impl PrefixCache {
     }
 }
 
+/// What one engine step did, for `/metrics`.
+#[derive(Default)]
+struct Step {
+    aborted: u64,
+    prefix_queries: u64,
+    prefix_hits: u64,
+    preempted: u64,
+    prompt_done: u64,
+    generated: u64,
+    ttft: Vec<f64>,
+    itl: Vec<f64>,
+    /// (end-to-end s, queue s, ended on EOS) of each sequence that finished.
+    finished: Vec<(f64, f64, bool)>,
+}
+
+/// The scheduler's state between steps.
+struct Engine {
+    profile: Profile,
+    waiting: VecDeque<Seq>,
+    running: Vec<Seq>,
+    cache: PrefixCache,
+}
+
 /// Runs the step loop until every sender of `rx` is gone.
 pub async fn run(
     profile: Profile,
@@ -202,76 +225,110 @@ pub async fn run(
     mut rx: mpsc::UnboundedReceiver<Submit>,
     metrics: Arc<Mutex<SimMetrics>>,
 ) {
-    let mut waiting: VecDeque<Seq> = VecDeque::new();
-    let mut running: Vec<Seq> = Vec::new();
-    let mut cache = PrefixCache {
-        order: VecDeque::new(),
-        present: HashMap::new(),
-        capacity: (profile.kv_tokens / profile.block_size as u64).min(1 << 22) as usize,
+    let mut e = Engine {
+        waiting: VecDeque::new(),
+        running: Vec::new(),
+        cache: PrefixCache {
+            order: VecDeque::new(),
+            present: HashMap::new(),
+            capacity: (profile.kv_tokens / profile.block_size as u64).min(1 << 22) as usize,
+        },
+        profile,
     };
-    let block = profile.block_size as u64;
     loop {
         // Take new arrivals; sleep until one comes when idle.
-        if running.is_empty() && waiting.is_empty() {
+        if e.running.is_empty() && e.waiting.is_empty() {
             match rx.recv().await {
-                Some(s) => waiting.push_back(new_seq(s)),
+                Some(s) => e.waiting.push_back(new_seq(s)),
                 None => return,
             }
         }
         while let Ok(s) = rx.try_recv() {
-            waiting.push_back(new_seq(s));
+            e.waiting.push_back(new_seq(s));
         }
-        // Drop streams whose client went away.
-        let before = running.len() + waiting.len();
-        running.retain(|s| !s.tx.is_closed());
-        waiting.retain(|s| !s.tx.is_closed());
-        let aborted = before - running.len() - waiting.len();
+        let mut step = Step {
+            aborted: e.drop_gone(),
+            ..Step::default()
+        };
+        let mut kv_used = e.admit(&mut step);
+        e.preempt(&mut kv_used, &mut step);
+        let (decoding, finishing_prefill, wall) = e.plan(speed);
+        if !wall.is_zero() {
+            tokio::time::sleep(wall).await;
+        } else {
+            tokio::task::yield_now().await;
+        }
+        e.emit(&decoding, &finishing_prefill, &mut step);
+        e.publish(&metrics, step);
+    }
+}
 
-        // Admit FCFS while there is a slot and KV room for the whole prompt.
-        let mut kv_used: u64 = running.iter().map(Seq::kv).sum();
-        let mut new_prefix_queries = 0u64;
-        let mut new_prefix_hits = 0u64;
+impl Engine {
+    /// Drops the streams whose client went away; returns how many.
+    fn drop_gone(&mut self) -> u64 {
+        let before = self.running.len() + self.waiting.len();
+        self.running.retain(|s| !s.tx.is_closed());
+        self.waiting.retain(|s| !s.tx.is_closed());
+        (before - self.running.len() - self.waiting.len()) as u64
+    }
+
+    /// Admits FCFS while there is a slot and KV room for the whole prompt (a new sequence's
+    /// cached prefix is not prefilled again); returns the KV tokens in use.
+    fn admit(&mut self, step: &mut Step) -> u64 {
+        let block = self.profile.block_size as u64;
+        let mut kv_used: u64 = self.running.iter().map(Seq::kv).sum();
         let now = Instant::now();
-        while running.len() < profile.max_num_seqs {
-            let Some(front) = waiting.front() else { break };
-            if kv_used + front.kv() + 1 > profile.kv_tokens && !running.is_empty() {
+        while self.running.len() < self.profile.max_num_seqs {
+            let Some(front) = self.waiting.front() else {
+                break;
+            };
+            if kv_used + front.kv() + 1 > self.profile.kv_tokens && !self.running.is_empty() {
                 break;
             }
-            let Some(mut s) = waiting.pop_front() else {
+            let Some(mut s) = self.waiting.pop_front() else {
                 break;
             };
             if s.generated == 0 && s.admitted.is_none() {
-                let hit = (cache.hit_blocks(&s.block_hashes) as u64 * block)
+                let hit = (self.cache.hit_blocks(&s.block_hashes) as u64 * block)
                     .min(s.prompt.saturating_sub(1) as u64);
-                new_prefix_queries += s.prompt as u64;
-                new_prefix_hits += hit;
+                step.prefix_queries += s.prompt as u64;
+                step.prefix_hits += hit;
                 s.prefill_left = s.prompt as u64 - hit;
                 s.admitted = Some(now);
             }
             kv_used += s.kv();
-            running.push(s);
+            self.running.push(s);
         }
+        kv_used
+    }
 
-        // Preempt the newest sequences while decode growth would overflow the KV budget.
-        let mut preempted = 0;
-        while running.len() > 1 && kv_used + running.len() as u64 > profile.kv_tokens {
-            let Some(mut s) = running.pop() else { break };
-            kv_used -= s.kv();
+    /// Preempts the newest sequences while decode growth would overflow the KV budget (they
+    /// wait at the front, to prefill again).
+    fn preempt(&mut self, kv_used: &mut u64, step: &mut Step) {
+        while self.running.len() > 1
+            && *kv_used + self.running.len() as u64 > self.profile.kv_tokens
+        {
+            let Some(mut s) = self.running.pop() else {
+                break;
+            };
+            *kv_used -= s.kv();
             s.prefill_left = s.kv();
-            waiting.push_front(s);
-            preempted += 1;
+            self.waiting.push_front(s);
+            step.preempted += 1;
         }
+    }
 
-        // Plan the step: decodes first, then prefill chunks within the token budget.
-        let decoding: Vec<usize> = (0..running.len())
-            .filter(|i| running[*i].prefill_left == 0)
+    /// Plans the step: decodes first, then prefill chunks within the token budget. Returns
+    /// the decoding sequences, those whose prefill ends in this step, and the step's wall time.
+    fn plan(&mut self, speed: f64) -> (Vec<usize>, Vec<usize>, Duration) {
+        let p = &self.profile;
+        let decoding: Vec<usize> = (0..self.running.len())
+            .filter(|i| self.running[*i].prefill_left == 0)
             .collect();
-        let mut budget = profile
-            .max_batched_tokens
-            .saturating_sub(decoding.len() as u64);
+        let mut budget = p.max_batched_tokens.saturating_sub(decoding.len() as u64);
         let mut prefilled = 0u64;
         let mut finishing_prefill = Vec::new();
-        for (i, s) in running.iter_mut().enumerate() {
+        for (i, s) in self.running.iter_mut().enumerate() {
             if s.prefill_left == 0 || budget == 0 {
                 continue;
             }
@@ -283,51 +340,43 @@ pub async fn run(
                 finishing_prefill.push(i);
             }
         }
-        let ctx: u64 = decoding.iter().map(|i| running[*i].kv()).sum();
-        let step = profile.decode_base
-            + profile.decode_per_seq * decoding.len() as u32
-            + profile.decode_per_kctx.mul_f64(ctx as f64 / 1000.0)
-            + profile.prefill_per_token.mul_f64(prefilled as f64);
-        let wall = step.div_f64(speed);
-        if !wall.is_zero() {
-            tokio::time::sleep(wall).await;
-        } else {
-            tokio::task::yield_now().await;
-        }
+        let ctx: u64 = decoding.iter().map(|i| self.running[*i].kv()).sum();
+        let step = p.decode_base
+            + p.decode_per_seq * decoding.len() as u32
+            + p.decode_per_kctx.mul_f64(ctx as f64 / 1000.0)
+            + p.prefill_per_token.mul_f64(prefilled as f64);
+        (decoding, finishing_prefill, step.div_f64(speed))
+    }
 
-        // Emit one token per decoding sequence and a first token per finished prefill.
+    /// Emits one token per decoding sequence and a first token per finished prefill, then
+    /// ends the sequences that have their whole answer.
+    fn emit(&mut self, decoding: &[usize], finishing_prefill: &[usize], step: &mut Step) {
         let t = Instant::now();
-        let mut m_ttft = Vec::new();
-        let mut m_itl = Vec::new();
-        let mut generated = 0u64;
-        let mut prompt_done = 0u64;
         for i in decoding.iter().chain(finishing_prefill.iter()) {
-            let s = &mut running[*i];
+            let s = &mut self.running[*i];
             if s.generated >= s.output_tokens {
                 continue;
             }
             if s.first_token.is_none() {
-                m_ttft.push((t - s.arrived).as_secs_f64());
+                step.ttft.push((t - s.arrived).as_secs_f64());
                 s.first_token = Some(t);
-                prompt_done += s.prompt as u64;
-                cache.insert(&s.block_hashes);
+                step.prompt_done += s.prompt as u64;
+                self.cache.insert(&s.block_hashes);
             } else if let Some(last) = s.last_token {
-                m_itl.push((t - last).as_secs_f64());
+                step.itl.push((t - last).as_secs_f64());
             }
             s.last_token = Some(t);
             let _ = s.tx.send(Emit::Token { index: s.generated });
             s.generated += 1;
-            generated += 1;
+            step.generated += 1;
         }
-        let mut finished = Vec::new();
-        running.retain(|s| {
+        self.running.retain(|s| {
             if s.generated >= s.output_tokens && s.prefill_left == 0 {
                 let _ = s.tx.send(Emit::Done);
-                finished.push((
+                let queued = s.admitted.map(|a| (a - s.arrived).as_secs_f64());
+                step.finished.push((
                     (t - s.arrived).as_secs_f64(),
-                    s.admitted
-                        .map(|a| (a - s.arrived).as_secs_f64())
-                        .unwrap_or(0.0),
+                    queued.unwrap_or(0.0),
                     s.ends_on_eos,
                 ));
                 false
@@ -335,35 +384,39 @@ pub async fn run(
                 true
             }
         });
+    }
 
-        let kv_now: u64 = running.iter().map(Seq::kv).sum();
-        if let Ok(mut m) = metrics.lock() {
-            m.running = running.len() as u64;
-            m.waiting = waiting.len() as u64;
-            m.kv_used_tokens = kv_now;
-            m.kv_usage = (kv_now as f64 / profile.kv_tokens as f64).min(1.0);
-            m.prompt_tokens += prompt_done;
-            m.generation_tokens += generated;
-            m.prefix_queries += new_prefix_queries;
-            m.prefix_hits += new_prefix_hits;
-            m.preemptions += preempted;
-            m.finished_abort += aborted as u64;
-            m.requests_total += finished.len() as u64;
-            for v in m_ttft {
-                m.ttft.observe(v);
+    /// Adds the step to the server's `/metrics`.
+    fn publish(&self, metrics: &Mutex<SimMetrics>, step: Step) {
+        let kv_now: u64 = self.running.iter().map(Seq::kv).sum();
+        let Ok(mut m) = metrics.lock() else {
+            return;
+        };
+        m.running = self.running.len() as u64;
+        m.waiting = self.waiting.len() as u64;
+        m.kv_used_tokens = kv_now;
+        m.kv_usage = (kv_now as f64 / self.profile.kv_tokens as f64).min(1.0);
+        m.prompt_tokens += step.prompt_done;
+        m.generation_tokens += step.generated;
+        m.prefix_queries += step.prefix_queries;
+        m.prefix_hits += step.prefix_hits;
+        m.preemptions += step.preempted;
+        m.finished_abort += step.aborted;
+        m.requests_total += step.finished.len() as u64;
+        for v in step.ttft {
+            m.ttft.observe(v);
+        }
+        for v in step.itl {
+            m.itl.observe(v);
+        }
+        for (e2e, q, eos) in step.finished {
+            if eos {
+                m.finished_stop += 1;
+            } else {
+                m.finished_length += 1;
             }
-            for v in m_itl {
-                m.itl.observe(v);
-            }
-            for (e2e, q, eos) in finished {
-                if eos {
-                    m.finished_stop += 1;
-                } else {
-                    m.finished_length += 1;
-                }
-                m.e2e.observe(e2e);
-                m.queue.observe(q);
-            }
+            m.e2e.observe(e2e);
+            m.queue.observe(q);
         }
     }
 }

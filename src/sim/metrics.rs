@@ -221,6 +221,8 @@ impl SimMetrics {
         o
     }
 
+    /// SGLang's names: the scheduler's gauges (labelled by engine, TP and PP rank), then the
+    /// tokenizer manager's counters and histograms (labelled by model).
     fn render_sglang(&self, model: &str) -> String {
         let sched = format!(
             "engine_type=\"unified\",model_name=\"{}\",pp_rank=\"0\",tp_rank=\"0\"",
@@ -228,129 +230,106 @@ impl SimMetrics {
         );
         let tok = format!("model_name=\"{}\"", escape(model));
         let mut o = String::with_capacity(16 * 1024);
-        let g = single;
+        self.sglang_gauges(&mut o, &sched);
+        let counters = [
+            (
+                "prompt_tokens_total",
+                "Number of prefill tokens processed.",
+                self.prompt_tokens,
+            ),
+            (
+                "generation_tokens_total",
+                "Number of generation tokens processed.",
+                self.generation_tokens,
+            ),
+            (
+                "cached_tokens_total",
+                "Number of cached prompt tokens.",
+                self.prefix_hits,
+            ),
+            (
+                "num_requests_total",
+                "Number of requests processed.",
+                self.requests_total,
+            ),
+            (
+                "num_aborted_requests_total",
+                "Number of requests aborted.",
+                self.finished_abort,
+            ),
+        ];
+        for (name, help, v) in counters {
+            single(
+                &mut o,
+                &format!("sglang:{name}"),
+                help,
+                "counter",
+                &tok,
+                v as f64,
+            );
+        }
+        let histograms = [
+            (
+                "time_to_first_token_seconds",
+                "Histogram of time to first token in seconds.",
+                &self.ttft,
+            ),
+            (
+                "inter_token_latency_seconds",
+                "Histogram of inter-token latency in seconds.",
+                &self.itl,
+            ),
+            (
+                "e2e_request_latency_seconds",
+                "Histogram of End-to-end request latency in seconds",
+                &self.e2e,
+            ),
+            (
+                "queue_time_seconds",
+                "Histogram of queueing time in seconds.",
+                &self.queue,
+            ),
+        ];
+        for (name, help, h) in histograms {
+            hist(&mut o, &format!("sglang:{name}"), help, h, &tok);
+        }
+        o
+    }
+
+    /// SGLang's scheduler gauges, with the scheduler's `labels`.
+    fn sglang_gauges(&self, o: &mut String, labels: &str) {
         let hit_rate = if self.prefix_queries > 0 {
             self.prefix_hits as f64 / self.prefix_queries as f64
         } else {
             0.0
         };
-        g(
-            &mut o,
-            "sglang:num_running_reqs",
-            "The number of running requests.",
-            "gauge",
-            &sched,
-            self.running as f64,
-        );
-        g(
-            &mut o,
-            "sglang:num_queue_reqs",
-            "The number of requests in the waiting queue.",
-            "gauge",
-            &sched,
-            self.waiting as f64,
-        );
-        g(
-            &mut o,
-            "sglang:num_used_tokens",
-            "The number of used tokens.",
-            "gauge",
-            &sched,
-            self.kv_used_tokens as f64,
-        );
-        g(
-            &mut o,
-            "sglang:token_usage",
-            "The token usage.",
-            "gauge",
-            &sched,
-            self.kv_usage,
-        );
-        g(
-            &mut o,
-            "sglang:cache_hit_rate",
-            "The prefix cache hit rate.",
-            "gauge",
-            &sched,
-            hit_rate,
-        );
-        g(
-            &mut o,
-            "sglang:num_retracted_reqs",
-            "The number of retracted requests.",
-            "gauge",
-            &sched,
-            self.preemptions as f64,
-        );
-        g(
-            &mut o,
-            "sglang:prompt_tokens_total",
-            "Number of prefill tokens processed.",
-            "counter",
-            &tok,
-            self.prompt_tokens as f64,
-        );
-        g(
-            &mut o,
-            "sglang:generation_tokens_total",
-            "Number of generation tokens processed.",
-            "counter",
-            &tok,
-            self.generation_tokens as f64,
-        );
-        g(
-            &mut o,
-            "sglang:cached_tokens_total",
-            "Number of cached prompt tokens.",
-            "counter",
-            &tok,
-            self.prefix_hits as f64,
-        );
-        g(
-            &mut o,
-            "sglang:num_requests_total",
-            "Number of requests processed.",
-            "counter",
-            &tok,
-            self.requests_total as f64,
-        );
-        g(
-            &mut o,
-            "sglang:num_aborted_requests_total",
-            "Number of requests aborted.",
-            "counter",
-            &tok,
-            self.finished_abort as f64,
-        );
-        hist(
-            &mut o,
-            "sglang:time_to_first_token_seconds",
-            "Histogram of time to first token in seconds.",
-            &self.ttft,
-            &tok,
-        );
-        hist(
-            &mut o,
-            "sglang:inter_token_latency_seconds",
-            "Histogram of inter-token latency in seconds.",
-            &self.itl,
-            &tok,
-        );
-        hist(
-            &mut o,
-            "sglang:e2e_request_latency_seconds",
-            "Histogram of End-to-end request latency in seconds",
-            &self.e2e,
-            &tok,
-        );
-        hist(
-            &mut o,
-            "sglang:queue_time_seconds",
-            "Histogram of queueing time in seconds.",
-            &self.queue,
-            &tok,
-        );
-        o
+        let gauges = [
+            (
+                "num_running_reqs",
+                "The number of running requests.",
+                self.running as f64,
+            ),
+            (
+                "num_queue_reqs",
+                "The number of requests in the waiting queue.",
+                self.waiting as f64,
+            ),
+            (
+                "num_used_tokens",
+                "The number of used tokens.",
+                self.kv_used_tokens as f64,
+            ),
+            ("token_usage", "The token usage.", self.kv_usage),
+            ("cache_hit_rate", "The prefix cache hit rate.", hit_rate),
+            (
+                "num_retracted_reqs",
+                "The number of retracted requests.",
+                self.preemptions as f64,
+            ),
+        ];
+        for (name, help, v) in gauges {
+            single(o, &format!("sglang:{name}"), help, "gauge", labels, v);
+        }
     }
 }
 

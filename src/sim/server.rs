@@ -342,6 +342,132 @@ fn prompt_of(api: Api, req: &Value, block_size: usize) -> Result<(u32, Vec<u64>,
     }
 }
 
+/// What a request asks for, as the engine will serve it (with the prompt's seed), or the
+/// error answer vLLM gives: an unknown model, `n` > 1, a malformed prompt, a context overflow.
+fn job_of(sim: &Sim, api: Api, body: &Bytes) -> Result<(Job, u64), Box<Response>> {
+    let req = json_body(body).map_err(|m| Box::new(sim.bad_request(&m)))?;
+    if let Some(m) = req.get("model").and_then(Value::as_str) {
+        if m != sim.cfg.model {
+            return Err(Box::new(sim.error(
+                StatusCode::NOT_FOUND,
+                "NotFoundError",
+                &format!("The model `{m}` does not exist."),
+                Some("model"),
+            )));
+        }
+    }
+    if req.get("n").and_then(Value::as_u64).is_some_and(|n| n != 1) {
+        return Err(Box::new(sim.error(
+            StatusCode::BAD_REQUEST,
+            "BadRequestError",
+            "The simulator supports n=1 only.",
+            Some("n"),
+        )));
+    }
+    sim.record(&req);
+    let (prompt_tokens, block_hashes, prompt_seed) =
+        prompt_of(api, &req, sim.profile.block_size).map_err(|e| Box::new(sim.bad_request(&e)))?;
+    let requested = requested_tokens(sim, api, &req, prompt_tokens)?;
+    let (output_tokens, ends_on_eos) = output_length(sim, &req, requested, prompt_seed);
+    let job = Job {
+        prompt_tokens,
+        block_hashes,
+        output_tokens,
+        ends_on_eos,
+        stream: req.get("stream").and_then(Value::as_bool).unwrap_or(false),
+        include_usage: req
+            .pointer("/stream_options/include_usage")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        words_seed: sim.cfg.seed ^ prompt_seed.rotate_left(17),
+    };
+    Ok((job, prompt_seed))
+}
+
+/// The output cap (`max_completion_tokens`, `max_tokens`, else the rest of the context), or
+/// vLLM's 400 when prompt and cap together pass `max_model_len`.
+fn requested_tokens(
+    sim: &Sim,
+    api: Api,
+    req: &Value,
+    prompt_tokens: u32,
+) -> Result<u32, Box<Response>> {
+    let max_len = sim.profile.max_model_len;
+    let max_tokens = req
+        .get("max_completion_tokens")
+        .and_then(Value::as_u64)
+        .or_else(|| req.get("max_tokens").and_then(Value::as_u64))
+        .map(|v| v.min(u32::MAX as u64) as u32);
+    let requested = max_tokens.unwrap_or(max_len.saturating_sub(prompt_tokens));
+    if prompt_tokens as u64 + requested as u64 > max_len as u64 || requested == 0 {
+        let what = if api == Api::Chat {
+            "messages"
+        } else {
+            "prompt"
+        };
+        return Err(Box::new(sim.bad_request(&format!(
+                "This model's maximum context length is {max_len} tokens. However, you requested {} tokens ({prompt_tokens} in the {what}, {requested} in the completion). Please reduce the length of the {what} or completion.",
+                prompt_tokens as u64 + requested as u64
+            ))));
+    }
+    Ok(requested)
+}
+
+/// How many tokens the answer has and whether it ends on EOS: the cap with `ignore_eos`, else
+/// a geometric length with the profile's mean (where the model would emit EOS), at least
+/// `min_tokens`.
+fn output_length(sim: &Sim, req: &Value, requested: u32, prompt_seed: u64) -> (u32, bool) {
+    let ignore_eos = req
+        .get("ignore_eos")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    if ignore_eos {
+        return (requested, false);
+    }
+    let min_tokens = req
+        .get("min_tokens")
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
+        .min(requested as u64);
+    let mut rng = ChaCha8Rng::seed_from_u64(sim.cfg.seed ^ prompt_seed);
+    let u: f64 = rng.random_range(f64::EPSILON..1.0);
+    let eos_at = (1.0 + (-u.ln()) * sim.profile.mean_output_tokens as f64) as u64;
+    let eos_at = eos_at.max(min_tokens).max(1);
+    if eos_at < requested as u64 {
+        (eos_at as u32, true)
+    } else {
+        (requested, false)
+    }
+}
+
+/// Request `n`'s faults: drawn from the configured rates (seeded by `n`), then the request's
+/// own fault header (a malformed one is a 400).
+fn faults_of(sim: &Sim, n: u64, headers: &HeaderMap) -> Result<RequestFaults, Box<Response>> {
+    let mut fault_rng =
+        ChaCha8Rng::seed_from_u64(sim.cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ n);
+    let mut faults = sim.cfg.faults.draw(n, &mut fault_rng);
+    if let Some(h) = headers.get(FAULT_HEADER).and_then(|h| h.to_str().ok()) {
+        faults
+            .apply_header(h)
+            .map_err(|e| Box::new(sim.bad_request(&format!("{FAULT_HEADER}: {e}"))))?;
+    }
+    Ok(faults)
+}
+
+/// A simulated error answer with `status`, in vLLM's error shape.
+fn fault_error(sim: &Sim, status: u16) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let (kind, msg) = match status.as_u16() {
+        429 => ("RateLimitError", "Too many requests (simulated)."),
+        400..=499 => ("BadRequestError", "Bad request (simulated fault)."),
+        _ => (
+            "InternalServerError",
+            "Internal server error (simulated fault).",
+        ),
+    };
+    sim.error(status, kind, msg, None)
+}
+
 async fn generate(
     sim: Arc<Sim>,
     socket: Option<Arrival>,
@@ -365,113 +491,20 @@ async fn generate(
     if sim.loading() {
         return sim.loading_error();
     }
-    let req = match json_body(&body) {
-        Ok(v) => v,
-        Err(m) => return sim.bad_request(&m),
+    let (job, prompt_seed) = match job_of(&sim, api, &body) {
+        Ok(j) => j,
+        Err(r) => return *r,
     };
-    if let Some(m) = req.get("model").and_then(Value::as_str) {
-        if m != sim.cfg.model {
-            return sim.error(
-                StatusCode::NOT_FOUND,
-                "NotFoundError",
-                &format!("The model `{m}` does not exist."),
-                Some("model"),
-            );
-        }
-    }
-    if req.get("n").and_then(Value::as_u64).is_some_and(|n| n != 1) {
-        return sim.error(
-            StatusCode::BAD_REQUEST,
-            "BadRequestError",
-            "The simulator supports n=1 only.",
-            Some("n"),
-        );
-    }
-    sim.record(&req);
-    let (prompt_tokens, block_hashes, prompt_seed) =
-        match prompt_of(api, &req, sim.profile.block_size) {
-            Ok(p) => p,
-            Err(e) => return sim.bad_request(&e),
-        };
-    let max_len = sim.profile.max_model_len;
-    let max_tokens = req
-        .get("max_completion_tokens")
-        .and_then(Value::as_u64)
-        .or_else(|| req.get("max_tokens").and_then(Value::as_u64))
-        .map(|v| v.min(u32::MAX as u64) as u32);
-    let requested = max_tokens.unwrap_or(max_len.saturating_sub(prompt_tokens));
-    if prompt_tokens as u64 + requested as u64 > max_len as u64 || requested == 0 {
-        let what = if api == Api::Chat {
-            "messages"
-        } else {
-            "prompt"
-        };
-        return sim.bad_request(&format!(
-                "This model's maximum context length is {max_len} tokens. However, you requested {} tokens ({prompt_tokens} in the {what}, {requested} in the completion). Please reduce the length of the {what} or completion.",
-                prompt_tokens as u64 + requested as u64
-            ));
-    }
-    let ignore_eos = req
-        .get("ignore_eos")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    let min_tokens = req
-        .get("min_tokens")
-        .and_then(Value::as_u64)
-        .unwrap_or(0)
-        .min(requested as u64) as u32;
-    let mut rng = ChaCha8Rng::seed_from_u64(sim.cfg.seed ^ prompt_seed);
-    let (output_tokens, ends_on_eos) = if ignore_eos {
-        (requested, false)
-    } else {
-        // Geometric length with the profile's mean: where the model would emit EOS.
-        let u: f64 = rng.random_range(f64::EPSILON..1.0);
-        let eos_at = (1.0 + (-u.ln()) * sim.profile.mean_output_tokens as f64) as u64;
-        let eos_at = eos_at.max(min_tokens as u64).max(1);
-        if eos_at < requested as u64 {
-            (eos_at as u32, true)
-        } else {
-            (requested, false)
-        }
+    let faults = match faults_of(&sim, n, &headers) {
+        Ok(f) => f,
+        Err(r) => return *r,
     };
-    let stream = req.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    let include_usage = req
-        .pointer("/stream_options/include_usage")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-
-    let mut fault_rng =
-        ChaCha8Rng::seed_from_u64(sim.cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ n);
-    let mut faults = sim.cfg.faults.draw(n, &mut fault_rng);
-    if let Some(h) = headers.get(FAULT_HEADER).and_then(|h| h.to_str().ok()) {
-        if let Err(e) = faults.apply_header(h) {
-            return sim.bad_request(&format!("{FAULT_HEADER}: {e}"));
-        }
-    }
     if !faults.delay.is_zero() {
         tokio::time::sleep(faults.delay).await;
     }
     if let Some(status) = faults.error {
-        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let (kind, msg) = match status.as_u16() {
-            429 => ("RateLimitError", "Too many requests (simulated)."),
-            400..=499 => ("BadRequestError", "Bad request (simulated fault)."),
-            _ => (
-                "InternalServerError",
-                "Internal server error (simulated fault).",
-            ),
-        };
-        return sim.error(status, kind, msg, None);
+        return fault_error(&sim, status);
     }
-    let job = Job {
-        prompt_tokens,
-        block_hashes,
-        output_tokens,
-        ends_on_eos,
-        stream,
-        include_usage,
-        words_seed: sim.cfg.seed ^ prompt_seed.rotate_left(17),
-    };
     let id = format!(
         "{}{:016x}{:016x}",
         if api == Api::Chat {
@@ -631,6 +664,30 @@ async fn next_emit(
     Some(Emit::Token { index })
 }
 
+/// The faults due before chunk `sent`: a stall (waited out here), or a cut (sent as the
+/// stream's error: returns true, the stream ends).
+async fn cut_by_fault(
+    faults: &RequestFaults,
+    sent: u32,
+    tx: &mpsc::Sender<Result<Bytes, std::io::Error>>,
+) -> bool {
+    if let Some((stall, at)) = faults.stall {
+        if sent == at {
+            tokio::time::sleep(stall).await;
+        }
+    }
+    if faults.cut_after.is_none_or(|c| sent < c) {
+        return false;
+    }
+    // Let what was written reach the socket before the connection is torn down, as a real
+    // crash mid-stream leaves the client holding the chunks already sent.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let _ = tx
+        .send(Err(std::io::Error::other("stream cut (simulated fault)")))
+        .await;
+    true
+}
+
 /// Writes one streaming response, applying this request's faults.
 async fn produce(
     sim: Arc<Sim>,
@@ -681,18 +738,7 @@ async fn produce(
     };
     let mut handed: Vec<tokio::time::Instant> = Vec::new();
     while let Some(emit) = next_emit(&mut events, &mut synth).await {
-        if let Some((stall, at)) = faults.stall {
-            if sent == at {
-                tokio::time::sleep(stall).await;
-            }
-        }
-        if faults.cut_after.is_some_and(|c| sent >= c) {
-            // Let what was written reach the socket before the connection is torn down, as a
-            // real crash mid-stream leaves the client holding the chunks already sent.
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            let _ = tx
-                .send(Err(std::io::Error::other("stream cut (simulated fault)")))
-                .await;
+        if cut_by_fault(&faults, sent, &tx).await {
             return;
         }
         match emit {
@@ -712,15 +758,9 @@ async fn produce(
                 buf.extend_from_slice(b"data: [DONE]\n\n");
                 let _ = tx.send(Ok(Bytes::from(std::mem::take(&mut buf)))).await;
                 if synth.clock.is_some() {
-                    let secs = |t: Option<&tokio::time::Instant>| {
-                        t.map(|t| (*t - arrived).as_secs_f64()).unwrap_or(0.0)
-                    };
-                    account(
-                        &sim,
-                        &job,
-                        secs(handed.first()),
-                        arrived.elapsed().as_secs_f64(),
-                    );
+                    let first = handed.first().map(|t| (*t - arrived).as_secs_f64());
+                    let e2e = arrived.elapsed().as_secs_f64();
+                    account(&sim, &job, first.unwrap_or(0.0), e2e);
                     record_truth(&sim, truth_from, handler_delay, &handed);
                 }
                 return;

@@ -162,31 +162,17 @@ pub fn sources(
             // Warm-up on the same prefixes (what a server serving them would have cached).
             (Feed::Requests(s.clone()), s)
         }
-        Dataset::Jsonl { .. } => {
-            let lines = loaded.jsonl.clone().unwrap_or_default();
-            let warm = Arc::new(JsonlSource {
-                lines: lines.clone(),
-                skip: 0,
-            });
-            (
-                Feed::Requests(Arc::new(JsonlSource {
-                    lines,
-                    skip: warmup,
-                })),
-                warm,
-            )
-        }
+        Dataset::Jsonl { .. } => jsonl_feed(loaded, warmup),
         Dataset::Trace { block_size, .. } => {
             let trace = loaded.trace.clone().unwrap_or_default();
+            // Warm-up prompts as long as the trace's first.
             let typical = trace
                 .requests
                 .first()
                 .map_or(256, |r| r.input_len.clamp(1, 4096));
             let src = super::trace::TraceSource::new(trace, *block_size, seed, lengths.clone());
-            (
-                Feed::Requests(Arc::new(src)),
-                random(typical, 16, 0.0, seed ^ WARMUP_SEED),
-            )
+            let warm = random(typical, 16, 0.0, seed ^ WARMUP_SEED);
+            (Feed::Requests(Arc::new(src)), warm)
         }
         Dataset::Conversation {
             turns,
@@ -227,6 +213,21 @@ pub fn sources(
             (Feed::Sessions(sessions), warm)
         }
     }
+}
+
+/// A JSONL file's prompts: the warm-up takes the first lines, the measured requests the lines
+/// after them.
+fn jsonl_feed(loaded: &Loaded, warmup: u64) -> (Feed, Arc<dyn Source>) {
+    let lines = loaded.jsonl.clone().unwrap_or_default();
+    let warm = Arc::new(JsonlSource {
+        lines: lines.clone(),
+        skip: 0,
+    });
+    let measured = Arc::new(JsonlSource {
+        lines,
+        skip: warmup,
+    });
+    (Feed::Requests(measured), warm)
 }
 
 /// What a point's workload hands the executor: one prompt per request, or sessions of turns.

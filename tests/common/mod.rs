@@ -23,6 +23,12 @@ pub fn test_state_dir() -> std::path::PathBuf {
 #[allow(dead_code)]
 pub fn bin(timeout_s: u64) -> assert_cmd::Command {
     let mut c = assert_cmd::Command::cargo_bin("llm-inf-bench").unwrap();
+    // Never the developer's own config or environment overrides.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("LLM_INF_BENCH_") {
+            c.env_remove(k);
+        }
+    }
     let state =
         std::env::temp_dir().join(format!("llm-inf-bench-test-state-{}", std::process::id()));
     c.env("LLM_INF_BENCH_CONFIG", "/nonexistent")

@@ -321,6 +321,61 @@ pub fn candidates(r: &Resolved) -> Vec<String> {
         .collect()
 }
 
+/// Why no pod was created, by whether one may exist anyway.
+enum Refused {
+    /// Only definite answers (HTTP statuses), or a stop before asking: no pod exists.
+    Definitely(ProviderError),
+    /// The request's fate is unknown (a transport failure): a pod may exist.
+    Maybe(ProviderError),
+    /// A pod `id` of GPU type `gpu` was created, but its description did not decode.
+    Undecodable(String, String, ProviderError),
+}
+
+/// Creates a pod of the first GPU type in `gpus` that RunPod has room for (a 400 is a broken
+/// rule or no capacity: the spec says try the next); `body` is the create request of a type.
+async fn create(
+    api: &RunPodApi,
+    gpus: Vec<String>,
+    body: impl Fn(&str) -> Result<CreatePodRequest, ProviderError>,
+    stop: &CancellationToken,
+) -> Result<(Pod, String), Refused> {
+    let mut refused = Vec::new();
+    for gpu in gpus {
+        if stop.is_cancelled() {
+            return Err(Refused::Definitely(ProviderError::Interrupted));
+        }
+        match api
+            .create_pod(&body(&gpu).map_err(Refused::Definitely)?)
+            .await
+        {
+            Ok(p) => return Ok((p, gpu)),
+            Err(err) if err.status() == Some(400) => {
+                crate::ui::say(format!("RunPod refused {gpu}: {err}"));
+                refused.push(format!("{gpu}: {err}"));
+            }
+            Err(ApiError::Undecodable {
+                id: Some(id),
+                method,
+                path,
+                message,
+            }) => {
+                let err = ApiError::Undecodable {
+                    method,
+                    path,
+                    id: Some(id.clone()),
+                    message,
+                };
+                return Err(Refused::Undecodable(id, gpu, ProviderError::RunPod(err)));
+            }
+            Err(err) if err.status().is_some() => {
+                return Err(Refused::Definitely(ProviderError::RunPod(err)))
+            }
+            Err(err) => return Err(Refused::Maybe(ProviderError::RunPod(err))),
+        }
+    }
+    Err(Refused::Definitely(ProviderError::NoCapacity(refused)))
+}
+
 /// Creates the pod (trying each GPU type on "no capacity"), waits until its port is reachable,
 /// and returns it with the server's base URL and the per-run key its server requires.
 pub async fn provision(
@@ -361,63 +416,25 @@ pub async fn provision(
         keep,
         log: log.to_path_buf(),
     };
-    let mut refused = Vec::new();
-    let mut created: Option<(Pod, String)> = None;
-    // Every answer so far was a definite "no" (HTTP status), so no pod can exist: the
-    // watchdog may stand down. After a transport failure it stays and sweeps by name.
-    let stand_down = |w: &mut Option<Watchdog>| {
-        if let Some(w) = w {
-            w.released();
+    let body = |gpu: &str| create_request(r, &name, gpu, hf.as_ref(), Some(&server_key));
+    let (pod, gpu) = match create(&api, candidates(r), body, stop).await {
+        Ok(created) => created,
+        // Every answer was a definite "no" (an HTTP status), so no pod can exist: the
+        // watchdog stands down. After a transport failure it stays and sweeps by name.
+        Err(Refused::Definitely(err)) => {
+            if let Some(w) = watchdog.as_mut() {
+                w.released();
+            }
+            return Err(err);
         }
-    };
-    for gpu in candidates(r) {
-        if stop.is_cancelled() {
-            stand_down(&mut watchdog);
-            return Err(ProviderError::Interrupted);
+        Err(Refused::Maybe(err)) => return Err(err),
+        // The pod may exist although its description did not decode: terminate it.
+        Err(Refused::Undecodable(id, gpu, err)) => {
+            let mut orphan =
+                RunPodPod::own(api.clone(), id, owner(gpu, 0.0, false), watchdog.take());
+            let _ = orphan.release().await;
+            return Err(err);
         }
-        let body = create_request(r, &name, &gpu, hf.as_ref(), Some(&server_key))?;
-        match api.create_pod(&body).await {
-            Ok(p) => {
-                created = Some((p, gpu));
-                break;
-            }
-            // 400 is a broken rule or no capacity: the spec says try the next candidate.
-            Err(err) if err.status() == Some(400) => {
-                crate::ui::say(format!("RunPod refused {gpu}: {err}"));
-                refused.push(format!("{gpu}: {err}"));
-            }
-            // The pod may exist although its description did not decode: terminate it.
-            Err(ApiError::Undecodable {
-                id: Some(id),
-                method,
-                path,
-                message,
-            }) => {
-                let mut orphan = RunPodPod::own(
-                    api.clone(),
-                    id.clone(),
-                    owner(gpu, 0.0, false),
-                    watchdog.take(),
-                );
-                let _ = orphan.release().await;
-                return Err(ProviderError::RunPod(ApiError::Undecodable {
-                    method,
-                    path,
-                    id: Some(id),
-                    message,
-                }));
-            }
-            Err(err) => {
-                if err.status().is_some() {
-                    stand_down(&mut watchdog);
-                }
-                return Err(ProviderError::RunPod(err));
-            }
-        }
-    }
-    let Some((pod, gpu)) = created else {
-        stand_down(&mut watchdog);
-        return Err(ProviderError::NoCapacity(refused));
     };
     let mut guard = RunPodPod::own(
         api.clone(),

@@ -128,6 +128,42 @@ impl Drop for SlurmJob {
     }
 }
 
+/// Submits `script` (kept at `kept`); returns the job's id. A refusal or an answer that is not
+/// a job id fails (whatever it made is named: the watchdog cancels by name when this process
+/// exits).
+async fn sbatch(
+    cluster: &Cluster,
+    r: &Resolved,
+    script: &str,
+    kept: &Path,
+) -> Result<String, ProviderError> {
+    let fail = |m: String| ProviderError::PodFailed(m);
+    // The Hugging Face token reaches a local job through sbatch's environment, never the script.
+    let mut env = Vec::new();
+    if std::env::var_os("HF_TOKEN").is_none() {
+        if let Some(t) = &r.user.api_keys.huggingface {
+            env.push(("HF_TOKEN", t.expose().to_string()));
+        }
+    }
+    let answer = cluster
+        .run("sbatch", &["--parsable".into()], Some(script), &env)
+        .await
+        .map_err(|m| {
+            fail(format!(
+                "sbatch refused the job: {m} (the script: {})",
+                kept.display()
+            ))
+        })?;
+    let id = answer.trim().split(';').next().unwrap_or_default().trim();
+    if id.is_empty() || id.contains(char::is_whitespace) {
+        return Err(fail(format!(
+            "sbatch answered `{}`, not a job id",
+            answer.trim()
+        )));
+    }
+    Ok(id.to_string())
+}
+
 /// Submits the experiment's server as a job and waits until it runs; returns the job and the
 /// server's base URL. `log` is where the job's output goes (its script is kept beside it).
 pub async fn provision(
@@ -171,36 +207,7 @@ pub async fn provision(
             wlog.display()
         ))
     })?;
-    // The Hugging Face token reaches a local job through sbatch's environment, never the script.
-    let mut env = Vec::new();
-    if std::env::var_os("HF_TOKEN").is_none() {
-        if let Some(t) = &r.user.api_keys.huggingface {
-            env.push(("HF_TOKEN", t.expose().to_string()));
-        }
-    }
-    let answer = cluster
-        .run("sbatch", &["--parsable".into()], Some(&script), &env)
-        .await
-        .map_err(|m| {
-            fail(format!(
-                "sbatch refused the job: {m} (the script: {})",
-                kept.display()
-            ))
-        })?;
-    let id = answer
-        .trim()
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_string();
-    if id.is_empty() || id.contains(char::is_whitespace) {
-        // Whatever it made is named: the watchdog cancels by name when this process exits.
-        return Err(fail(format!(
-            "sbatch answered `{}`, not a job id",
-            answer.trim()
-        )));
-    }
+    let id = sbatch(&cluster, r, &script, &kept).await?;
     watchdog.watch(&id);
     let gpus = e.infrastructure.gpu_count;
     let mut job = SlurmJob {
