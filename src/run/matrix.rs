@@ -82,11 +82,12 @@ pub async fn run(m: &Matrix, opts: &RunOptions) -> Result<Outcome, RunError> {
     if points.is_empty() && sh.stop.is_stopped() {
         return Err(RunError::Interrupted);
     }
-    let planned = m.points().len();
+    let all = m.points();
+    let planned = all.len();
     // A stop or a spent budget that came after the last point was measured (as it saved, as
     // the pods were released) cut nothing short.
     let finished = match sh.indexed() {
-        true => m.points().iter().all(|pt| sh.done(pt)),
+        true => all.iter().all(|pt| sh.done(pt)),
         false => points.len() == planned,
     };
     let budget_spent =
