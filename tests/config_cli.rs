@@ -42,7 +42,8 @@ fn every_shipped_experiment_validates() {
         .arg("validate")
         .args(shipped_experiments())
         .assert()
-        .success();
+        .success()
+        .stderr(predicate::str::contains("warning:").not());
 }
 
 #[test]
@@ -411,4 +412,43 @@ fn each_load_combination_error_is_located_at_its_key() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+#[test]
+fn a_key_the_provider_never_reads_is_a_located_warning() {
+    let d = tempfile::tempdir().unwrap();
+    let head = "name: t\nmodel: { id: m }\nworkload: { concurrency: 1, requests: 1 }\n";
+    // The simulator places no pod: RunPod's keys change nothing, and the line says which.
+    let exp = write(
+        d.path(),
+        "exp.yaml",
+        &format!("{head}infrastructure:\n  provider: simulator\n  gpu_count: 2\n  data_centers: [EU-RO-1]\n  keep_pod: true\n"),
+    );
+    let out = common::bin(120).arg("validate").arg(&exp).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "a stray is a warning, not an error\n{err}"
+    );
+    let warned: Vec<&str> = err.lines().filter(|l| l.starts_with("warning:")).collect();
+    assert_eq!(warned.len(), 2, "{err}");
+    assert!(warned[0].contains("exp.yaml:7:") && warned[0].contains("`infrastructure.data_centers`: only `provider: runpod` reads it, and this experiment runs on `simulator`"), "{err}");
+    assert!(
+        warned[1].contains("exp.yaml:8:") && warned[1].contains("`infrastructure.keep_pod`"),
+        "{err}"
+    );
+    // A matrix with a RunPod deployment reads them: no warning.
+    let matrix = write(
+        d.path(),
+        "matrix.yaml",
+        &format!("{head}infrastructure:\n  provider: simulator\n  data_centers: [EU-RO-1]\ndeployments:\n  matrix:\n    where:\n      sim: {{}}\n      pod: {{ infrastructure: {{ provider: runpod, gpu_type: H100 }} }}\n"),
+    );
+    let out = common::bin(120)
+        .arg("validate")
+        .arg(&matrix)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("warning:"), "{err}");
 }

@@ -9,6 +9,7 @@ pub mod load;
 pub mod locate;
 pub mod schema;
 pub mod secret;
+pub mod site;
 mod validate;
 pub use validate::parse_seq_len;
 
@@ -25,6 +26,7 @@ pub use load::{Load, Pace, Points};
 pub use locate::{Locator, Pos};
 pub use schema::*;
 pub use secret::Secret;
+pub use site::{ExistingSite, RunPodSite, Site};
 
 use check::SchemaChecker;
 
@@ -771,8 +773,28 @@ fn load_files(files: Vec<SourceFile>, opts: &LoadOptions) -> Result<Resolved, Co
         return Err(ConfigError::invalid(issues));
     }
     // Every deployment of a matrix is checked as the experiment is.
-    deploy::expand(&resolved)?;
+    let deployments = deploy::expand(&resolved)?;
+    let mut resolved = resolved;
+    stray_warnings(&mut resolved, &deployments);
     Ok(resolved)
+}
+
+/// A warning for each `infrastructure` key no provider of the run reads (a matrix's: any of
+/// its deployments'), at the line that wrote it.
+fn stray_warnings(r: &mut Resolved, deployments: &[deploy::Deployment]) {
+    let mut providers: Vec<ProviderKind> = deployments
+        .iter()
+        .map(|d| d.resolved.experiment.infrastructure.provider)
+        .collect();
+    if providers.is_empty() {
+        providers.push(r.experiment.infrastructure.provider);
+    }
+    providers.sort_by_key(|p| p.as_str());
+    providers.dedup();
+    for (path, message) in r.experiment.infrastructure.strays(&providers) {
+        let issue = r.issue_at(&path, message);
+        r.warnings.push(issue.to_string());
+    }
 }
 
 /// The user config's layer (its `defaults:`) and keys; the files it was read from.

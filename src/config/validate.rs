@@ -5,8 +5,8 @@
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
 
 use super::{
-    Api, Count, Dataset, Issue, Pace, Pattern, Points, ProviderKind, RampStrategy, Resolved,
-    SweepValues,
+    Api, Count, Dataset, ExistingSite, Issue, Pace, Pattern, Points, ProviderKind, RampStrategy,
+    Resolved, RunPodSite, Site, SweepValues,
 };
 
 pub(super) fn cross_field(r: &Resolved) -> Vec<Issue> {
@@ -410,28 +410,23 @@ fn shape_rules(r: &Resolved, bad: &mut impl FnMut(&str, String)) {
     }
 }
 
-/// Where the server runs: common keys and each provider's own.
+/// Where the server runs: the keys every provider reads, then the provider's own section.
 fn infrastructure_rules(r: &Resolved, bad: &mut impl FnMut(&str, String)) {
-    let e = &r.experiment;
-    let inf = &e.infrastructure;
+    let inf = &r.experiment.infrastructure;
     if inf.gpu_count == 0 {
         bad("infrastructure.gpu_count", "must be at least 1".into());
     }
-    if let Some(c) = inf.max_cost_usd {
-        if !(c > 0.0) {
-            bad(
-                "infrastructure.max_cost_usd",
-                format!("must be a positive amount of USD, found {c}"),
-            );
-        }
+    if let Some(c) = inf.max_cost_usd.filter(|c| !(*c > 0.0)) {
+        bad(
+            "infrastructure.max_cost_usd",
+            format!("must be a positive amount of USD, found {c}"),
+        );
     }
-    if let Some(p) = inf.price_per_hour_usd {
-        if !(p >= 0.0) {
-            bad(
-                "infrastructure.price_per_hour_usd",
-                format!("must be ≥ 0, found {p}"),
-            );
-        }
+    if let Some(p) = inf.price_per_hour_usd.filter(|p| !(*p >= 0.0)) {
+        bad(
+            "infrastructure.price_per_hour_usd",
+            format!("must be ≥ 0, found {p}"),
+        );
     }
     if inf.tls_ca_file.is_some() && inf.provider != ProviderKind::Existing {
         bad(
@@ -439,52 +434,71 @@ fn infrastructure_rules(r: &Resolved, bad: &mut impl FnMut(&str, String)) {
             "only applies to `provider: existing` with an https:// base_url".into(),
         );
     }
-    match inf.provider {
-        ProviderKind::Runpod => {
-            if inf.expose == super::PortExposure::Http {
+    match inf.site() {
+        Site::RunPod(p) => runpod_rules(&p, inf.gpu_type.as_deref(), bad),
+        Site::Existing(x) => existing_rules(&x, bad),
+        Site::Simulator(s) => {
+            if !(s.speed > 0.0 && s.speed.is_finite()) {
                 bad(
-                    "infrastructure.expose",
-                    "`expose: http` puts RunPod's HTTPS proxy (Cloudflare, 100 s timeout) between the client and the server, and its latency into every figure; use `expose: tcp`".into(),
+                    "infrastructure.simulator.speed",
+                    format!("must be a positive number, found {}", s.speed),
                 );
             }
-            if inf.gpu_type.as_deref().is_none_or(str::is_empty) {
-                bad("infrastructure.provider", "`provider: runpod` needs `infrastructure.gpu_type`, RunPod's GPU type id, e.g. `NVIDIA H100 80GB HBM3`".into());
-            }
         }
-        ProviderKind::Existing => match inf.base_url.as_deref() {
-            None | Some("") => bad("infrastructure.provider", "`provider: existing` needs `infrastructure.base_url`, e.g. `http://127.0.0.1:8000`".into()),
-            // Never echoed: the part before `@` may be a password.
-            Some(u) if super::has_userinfo(u) => bad(
-                "infrastructure.base_url",
-                "a user name or password in the URL (`user:pw@host`) is not supported, and would end up in logs: give the host alone, and the server's key through `infrastructure.api_key_env`".into(),
-            ),
-            Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => {
-                bad("infrastructure.base_url", format!("`{u}` must start with http:// or https://"))
-            }
-            Some(u) if inf.tls_ca_file.is_some() && !u.starts_with("https://") => bad(
-                "infrastructure.tls_ca_file",
-                format!("only applies to an https:// server, and base_url is `{u}`"),
-            ),
-            _ => {}
-        },
-        ProviderKind::Local => {}
-        ProviderKind::Simulator => {
-            if !(inf.simulator.speed > 0.0 && inf.simulator.speed.is_finite()) {
-                bad("infrastructure.simulator.speed", format!("must be a positive number, found {}", inf.simulator.speed));
-            }
+        Site::Slurm(s) => slurm_rules(s, bad),
+        Site::Local { .. } => {}
+    }
+}
+
+fn runpod_rules(p: &RunPodSite<'_>, gpu_type: Option<&str>, bad: &mut impl FnMut(&str, String)) {
+    if p.expose == super::PortExposure::Http {
+        bad(
+            "infrastructure.expose",
+            "`expose: http` puts RunPod's HTTPS proxy (Cloudflare, 100 s timeout) between the client and the server, and its latency into every figure; use `expose: tcp`".into(),
+        );
+    }
+    if gpu_type.is_none_or(str::is_empty) {
+        bad("infrastructure.provider", "`provider: runpod` needs `infrastructure.gpu_type`, RunPod's GPU type id, e.g. `NVIDIA H100 80GB HBM3`".into());
+    }
+}
+
+fn existing_rules(x: &ExistingSite<'_>, bad: &mut impl FnMut(&str, String)) {
+    match x.base_url {
+        "" => bad("infrastructure.provider", "`provider: existing` needs `infrastructure.base_url`, e.g. `http://127.0.0.1:8000`".into()),
+        // Never echoed: the part before `@` may be a password.
+        u if super::has_userinfo(u) => bad(
+            "infrastructure.base_url",
+            "a user name or password in the URL (`user:pw@host`) is not supported, and would end up in logs: give the host alone, and the server's key through `infrastructure.api_key_env`".into(),
+        ),
+        u if !(u.starts_with("http://") || u.starts_with("https://")) => {
+            bad("infrastructure.base_url", format!("`{u}` must start with http:// or https://"))
         }
-        ProviderKind::Slurm => {
-            let s = &inf.slurm;
-            if let Some(p) = s.price_per_gpu_hour_usd.filter(|p| !(*p >= 0.0)) {
-                bad("infrastructure.slurm.price_per_gpu_hour_usd", format!("must be ≥ 0, found {p}"));
-            }
-            if s.login_host.as_deref().is_some_and(|h| h.trim().is_empty()) {
-                bad("infrastructure.slurm.login_host", "is empty: name the cluster's login host, or remove it to run sbatch here".into());
-            }
-            if s.port == Some(0) {
-                bad("infrastructure.slurm.port", "must be a port number (1–65535)".into());
-            }
-        }
+        u if x.tls_ca_file.is_some() && !u.starts_with("https://") => bad(
+            "infrastructure.tls_ca_file",
+            format!("only applies to an https:// server, and base_url is `{u}`"),
+        ),
+        _ => {}
+    }
+}
+
+fn slurm_rules(s: &super::SlurmOptions, bad: &mut impl FnMut(&str, String)) {
+    if let Some(p) = s.price_per_gpu_hour_usd.filter(|p| !(*p >= 0.0)) {
+        bad(
+            "infrastructure.slurm.price_per_gpu_hour_usd",
+            format!("must be ≥ 0, found {p}"),
+        );
+    }
+    if s.login_host.as_deref().is_some_and(|h| h.trim().is_empty()) {
+        bad(
+            "infrastructure.slurm.login_host",
+            "is empty: name the cluster's login host, or remove it to run sbatch here".into(),
+        );
+    }
+    if s.port == Some(0) {
+        bad(
+            "infrastructure.slurm.port",
+            "must be a port number (1–65535)".into(),
+        );
     }
 }
 

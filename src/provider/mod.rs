@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Experiment, ProviderKind, Resolved, Secret};
+use crate::config::{Experiment, Resolved, Secret, Site};
 use crate::sim;
 
 #[derive(Debug, thiserror::Error)]
@@ -59,14 +59,11 @@ pub async fn estimate_cost(
     r: &Resolved,
     workload: Duration,
 ) -> Result<CostEstimate, ProviderError> {
-    match r.experiment.infrastructure.provider {
-        ProviderKind::Runpod => runpod::cost::estimate(r, workload).await,
-        ProviderKind::Slurm => {
-            let inf = &r.experiment.infrastructure;
-            let price = inf
-                .slurm
-                .price_per_gpu_hour_usd
-                .map(|p| p * inf.gpu_count as f64);
+    let inf = &r.experiment.infrastructure;
+    match inf.site() {
+        Site::RunPod(_) => runpod::cost::estimate(r, workload).await,
+        Site::Slurm(o) => {
+            let price = o.price_per_gpu_hour_usd.map(|p| p * inf.gpu_count as f64);
             // The job's time limit is what the cluster may bill at most; the estimate is the
             // workload, the model load and a margin, like a pod's.
             let startup = inf
@@ -82,13 +79,11 @@ pub async fn estimate_cost(
                 hours: (workload + startup).as_secs_f64() * 1.2 / 3600.0,
             })
         }
-        ProviderKind::Simulator | ProviderKind::Local | ProviderKind::Existing => {
-            Ok(CostEstimate {
-                price_per_hour_usd: None,
-                price_source: "no rented hardware".into(),
-                hours: workload.as_secs_f64() / 3600.0,
-            })
-        }
+        Site::Simulator(_) | Site::Local { .. } | Site::Existing(_) => Ok(CostEstimate {
+            price_per_hour_usd: None,
+            price_source: "no rented hardware".into(),
+            hours: workload.as_secs_f64() / 3600.0,
+        }),
     }
 }
 
@@ -218,9 +213,8 @@ pub async fn provision(
     stop: &CancellationToken,
 ) -> Result<Provisioned, ProviderError> {
     let e: &Experiment = &r.experiment;
-    match e.infrastructure.provider {
-        ProviderKind::Simulator => {
-            let s = &e.infrastructure.simulator;
+    match e.infrastructure.site() {
+        Site::Simulator(s) => {
             let mut cfg = sim::SimConfig::new(s.profile, s.personality, e.model.id.clone());
             cfg.speed = s.speed;
             cfg.reasoning_share = s.reasoning_share.clamp(0.0, 1.0);
@@ -233,13 +227,13 @@ pub async fn provision(
                 handle: Handle::Simulator(h),
             })
         }
-        ProviderKind::Existing => Ok(Provisioned {
-            base_url: e.infrastructure.base_url.clone().unwrap_or_default(),
+        Site::Existing(x) => Ok(Provisioned {
+            base_url: x.base_url.to_string(),
             api_key: api_key(r),
             handle: Handle::Existing,
         }),
-        ProviderKind::Local => {
-            let (launch, key) = local_launch(r);
+        Site::Local { command } => {
+            let (launch, key) = local_launch(r, command);
             let server = local::LocalServer::start(launch, log)?;
             Ok(Provisioned {
                 base_url: server.base_url(),
@@ -247,7 +241,7 @@ pub async fn provision(
                 handle: Handle::Local(server),
             })
         }
-        ProviderKind::Slurm => {
+        Site::Slurm(_) => {
             let (job, base_url) = slurm::provision(r, run_id, log, stop).await?;
             Ok(Provisioned {
                 base_url,
@@ -255,7 +249,7 @@ pub async fn provision(
                 handle: Handle::Slurm(job),
             })
         }
-        ProviderKind::Runpod => {
+        Site::RunPod(_) => {
             let (pod, base_url, key) = runpod::provision(r, run_id, log, stop).await?;
             Ok(Provisioned {
                 base_url,
@@ -270,7 +264,7 @@ pub async fn provision(
 /// server (the command line a container or a Slurm job gets, on 127.0.0.1) protected by a
 /// per-run key in the framework's key variable — the key the run then sends. `framework.env`
 /// reaches the process either way.
-fn local_launch(r: &Resolved) -> (local::Launch<'_>, Option<Secret>) {
+fn local_launch<'a>(r: &'a Resolved, command: &'a [String]) -> (local::Launch<'a>, Option<Secret>) {
     let e = &r.experiment;
     let env: Vec<(String, String)> = e
         .framework
@@ -278,8 +272,8 @@ fn local_launch(r: &Resolved) -> (local::Launch<'_>, Option<Secret>) {
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    if !e.infrastructure.command.is_empty() {
-        let mut launch = local::Launch::command(&e.infrastructure.command, &e.model.id);
+    if !command.is_empty() {
+        let mut launch = local::Launch::command(command, &e.model.id);
         launch.env = env;
         return (launch, None);
     }
@@ -329,8 +323,7 @@ pub fn sibling(log: &Path, ext: &str) -> std::path::PathBuf {
 fn api_key(r: &Resolved) -> Option<Secret> {
     r.experiment
         .infrastructure
-        .api_key_env
-        .as_deref()
+        .api_key_env()
         .and_then(Secret::from_env)
         .or_else(|| r.user.api_keys.openai.clone())
 }

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::client;
-use crate::config::{deploy, Experiment, ProviderKind, Resolved, Secret};
+use crate::config::{deploy, ExistingSite, Experiment, ProviderKind, Resolved, Secret, Site};
 use crate::provider::{self, CostEstimate};
 use crate::results::{self, RunResult};
 use crate::workload::sweep;
@@ -190,7 +190,7 @@ fn streams_of(e: &Experiment) -> u64 {
 }
 
 fn prepare_one(resolved: Resolved, deployment: Option<String>) -> Result<Prepared, RunError> {
-    if let Some(var) = &resolved.experiment.infrastructure.api_key_env {
+    if let Some(var) = resolved.experiment.infrastructure.api_key_env() {
         if Secret::from_env(var).is_none() {
             return Err(RunError::ApiKey(format!(
                 "infrastructure.api_key_env names `{var}`, which is not set (or empty) in this \
@@ -199,12 +199,15 @@ fn prepare_one(resolved: Resolved, deployment: Option<String>) -> Result<Prepare
         }
     }
     // A CA file that cannot be read or holds no certificate is found before anything starts.
-    let tls_ca = match &resolved.experiment.infrastructure.tls_ca_file {
-        Some(ca) => Some(
+    let tls_ca = match resolved.experiment.infrastructure.site() {
+        Site::Existing(ExistingSite {
+            tls_ca_file: Some(ca),
+            ..
+        }) => Some(
             client::ca_config(&resolved.resolve_path("infrastructure.tls_ca_file", ca))
                 .map_err(|m| RunError::Endpoint(format!("infrastructure.tls_ca_file: {m}")))?,
         ),
-        None => None,
+        _ => None,
     };
     // Where the results go can take them: checked before anything is rented or started.
     let e = &resolved.experiment;

@@ -19,10 +19,11 @@ pub async fn estimate(r: &Resolved, workload: Duration) -> Result<CostEstimate, 
     let inf = &r.experiment.infrastructure;
     let hours = (PROVISION_AND_LOAD + workload).as_secs_f64() * MARGIN / 3600.0;
     let api = RunPodApi::new(api_key(Some(r))?, None).map_err(ProviderError::RunPod)?;
-    let gpu = inf.gpu_type.clone().unwrap_or_default();
-    let (price, source) = match api.gpu_type(&gpu).await {
+    let site = inf.runpod();
+    let gpu = site.gpu_types.first().copied().unwrap_or_default();
+    let (price, source) = match api.gpu_type(gpu).await {
         Ok(t) => {
-            let per_gpu = match inf.cloud {
+            let per_gpu = match site.cloud {
                 Cloud::Secure => t.price.secure,
                 Cloud::Community => t.price.community,
             }

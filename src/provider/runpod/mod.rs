@@ -277,7 +277,7 @@ pub fn create_request(
     server_key: Option<&Secret>,
 ) -> Result<CreatePodRequest, ProviderError> {
     let e = &r.experiment;
-    let inf = &e.infrastructure;
+    let site = e.infrastructure.runpod();
     let mut env: serde_json::Map<String, serde_json::Value> = e
         .framework
         .env
@@ -293,7 +293,7 @@ pub fn create_request(
             k.expose().into(),
         );
     }
-    let port = match inf.expose {
+    let port = match site.expose {
         PortExposure::Tcp => format!("{}/tcp", e.framework.port),
         PortExposure::Http => format!("{}/http", e.framework.port),
     };
@@ -301,24 +301,14 @@ pub fn create_request(
         "name": name,
         "image": crate::framework::image(e),
         "args": crate::framework::container_command(e, server_key.is_some()),
-        "disk": inf.container_disk_gb,
+        "disk": site.container_disk_gb,
         "env": env,
         "ports": [port],
-        "gpu": {"id": gpu, "count": inf.gpu_count},
-        "cloud": match inf.cloud { Cloud::Secure => "SECURE", Cloud::Community => "COMMUNITY" },
-        "dataCenterIds": inf.data_centers,
+        "gpu": {"id": gpu, "count": e.infrastructure.gpu_count},
+        "cloud": match site.cloud { Cloud::Secure => "SECURE", Cloud::Community => "COMMUNITY" },
+        "dataCenterIds": site.data_centers,
     });
     serde_json::from_value(body).map_err(|e| ProviderError::RunPodRequest(e.to_string()))
-}
-
-/// The GPU types to try, in order.
-pub fn candidates(r: &Resolved) -> Vec<String> {
-    let inf = &r.experiment.infrastructure;
-    inf.gpu_type
-        .iter()
-        .chain(inf.fallback_gpu_types.iter())
-        .cloned()
-        .collect()
 }
 
 /// Why no pod was created, by whether one may exist anyway.
@@ -335,20 +325,20 @@ enum Refused {
 /// rule or no capacity: the spec says try the next); `body` is the create request of a type.
 async fn create(
     api: &RunPodApi,
-    gpus: Vec<String>,
+    gpus: &[&str],
     body: impl Fn(&str) -> Result<CreatePodRequest, ProviderError>,
     stop: &CancellationToken,
 ) -> Result<(Pod, String), Refused> {
     let mut refused = Vec::new();
-    for gpu in gpus {
+    for &gpu in gpus {
         if stop.is_cancelled() {
             return Err(Refused::Definitely(ProviderError::Interrupted));
         }
         match api
-            .create_pod(&body(&gpu).map_err(Refused::Definitely)?)
+            .create_pod(&body(gpu).map_err(Refused::Definitely)?)
             .await
         {
-            Ok(p) => return Ok((p, gpu)),
+            Ok(p) => return Ok((p, gpu.to_string())),
             Err(err) if err.status() == Some(400) => {
                 crate::ui::say(format!("RunPod refused {gpu}: {err}"));
                 refused.push(format!("{gpu}: {err}"));
@@ -365,7 +355,11 @@ async fn create(
                     id: Some(id.clone()),
                     message,
                 };
-                return Err(Refused::Undecodable(id, gpu, ProviderError::RunPod(err)));
+                return Err(Refused::Undecodable(
+                    id,
+                    gpu.to_string(),
+                    ProviderError::RunPod(err),
+                ));
             }
             Err(err) if err.status().is_some() => {
                 return Err(Refused::Definitely(ProviderError::RunPod(err)))
@@ -385,6 +379,7 @@ pub async fn provision(
     stop: &CancellationToken,
 ) -> Result<(RunPodPod, String, Secret), ProviderError> {
     let e = &r.experiment;
+    let site = e.infrastructure.runpod();
     let key = api_key(Some(r))?;
     let api = Arc::new(RunPodApi::new(key.clone(), None).map_err(ProviderError::RunPod)?);
     let name = format!("{POD_PREFIX}{run_id}");
@@ -417,7 +412,7 @@ pub async fn provision(
         log: log.to_path_buf(),
     };
     let body = |gpu: &str| create_request(r, &name, gpu, hf.as_ref(), Some(&server_key));
-    let (pod, gpu) = match create(&api, candidates(r), body, stop).await {
+    let (pod, gpu) = match create(&api, &site.gpu_types, body, stop).await {
         Ok(created) => created,
         // Every answer was a definite "no" (an HTTP status), so no pod can exist: the
         // watchdog stands down. After a transport failure it stays and sweeps by name.
@@ -439,15 +434,15 @@ pub async fn provision(
     let mut guard = RunPodPod::own(
         api.clone(),
         pod.id.clone(),
-        owner(gpu, pod.cost(), e.infrastructure.keep_pod),
+        owner(gpu, pod.cost(), site.keep_pod),
         watchdog.take(),
     );
     crate::ui::say(format!(
         "created pod {} ({}, ${:.2}/hour); waiting for it to run",
         pod.id, guard.gpu_type, guard.cost_per_hour_usd
     ));
-    let url = wait_running(&api, &mut guard, r, stop).await?;
-    if e.infrastructure.keep_pod {
+    let url = wait_running(&api, &mut guard, r, site.expose, stop).await?;
+    if site.keep_pod {
         keep_key(log, &server_key, &guard.id);
     }
     Ok((guard, url, server_key))
@@ -486,6 +481,7 @@ async fn wait_running(
     api: &RunPodApi,
     guard: &mut RunPodPod,
     r: &Resolved,
+    expose: PortExposure,
     stop: &CancellationToken,
 ) -> Result<String, ProviderError> {
     let e = &r.experiment;
@@ -504,7 +500,7 @@ async fn wait_running(
             guard.cost_per_hour_usd = pod.cost();
         }
         if pod.status == PodStatus::Running {
-            if let Some(url) = server_url(&pod, e.framework.port, e.infrastructure.expose) {
+            if let Some(url) = server_url(&pod, e.framework.port, expose) {
                 return Ok(url);
             }
         }
