@@ -85,7 +85,9 @@ EOF
 
 # The shared server's command line: the flags the tests' shared server needs, nothing else.
 serve() {
-  VLLM_TARGET_DEVICE=cpu VLLM_CPU_KVCACHE_SPACE=1 VLLM_API_KEY=$API_KEY \
+  # VLLM_SERVER_DEV_MODE=1: its development endpoints, `/reset_prefix_cache` among them
+  # (the tests' `workload.cache.flush`).
+  VLLM_TARGET_DEVICE=cpu VLLM_CPU_KVCACHE_SPACE=1 VLLM_API_KEY=$API_KEY VLLM_SERVER_DEV_MODE=1 \
     exec "$VENV/bin/vllm" serve "$MODEL/chat" --served-model-name tiny \
     --host 127.0.0.1 --port "$1" --max-model-len 2048 --dtype bfloat16 --enable-mfu-metrics
 }

@@ -267,6 +267,74 @@ fn the_prefix_cache_sees_conversations_and_trace_reuse_and_not_random_prompts() 
 
 #[test]
 #[ignore = "needs a real vLLM (scripts/test.sh starts it with scripts/real-vllm.sh)"]
+fn flush_prime_a_target_hit_rate_and_an_agent_replay_meet_vllms_own_counters() {
+    let _g = shared();
+    let tok = model_dir().join("tokenizer.json");
+    let model = format!(
+        "model: {{ id: tiny, max_model_len: 2048, tokenizer: {} }}\n",
+        tok.display()
+    );
+    let with_model = |exp: &Path| {
+        let text = std::fs::read_to_string(exp).unwrap();
+        std::fs::write(
+            exp,
+            text.replacen("model: { id: tiny, max_model_len: 2048 }\n", &model, 1),
+        )
+        .unwrap();
+    };
+    // Half of every prompt is its group's prefix: after the shared server's cache is emptied
+    // (`/reset_prefix_cache`, served with VLLM_SERVER_DEV_MODE=1) and the four prefixes sent
+    // once, vLLM's own hits / queries say 0.5.
+    let d = tempfile::tempdir().unwrap();
+    let exp = existing(
+        d.path(),
+        "target",
+        "workload:\n  api: completions\n  concurrency: 4\n  requests: 32\n  warmup_requests: 0\n  cache: { flush: true, prime: true }\n  dataset: { kind: shared_prefix, prefix_len: 256, suffix_len: 256, groups: 4, output_len: 4, target_hit_rate: 0.5 }\n  ignore_eos: true\n",
+    );
+    with_model(&exp);
+    let hits = counter("vllm:prefix_cache_hits_total", None);
+    let (_, r, _) = ok_run(&exp, 300);
+    let measured = r["server_metrics"]["summary"]["prefix_cache_hit_rate"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        (measured - 0.5).abs() <= 0.05,
+        "vLLM measured {measured} for a target of 0.5"
+    );
+    assert!(counter("vllm:prefix_cache_hits_total", None) > hits);
+    assert!(
+        r["client"]["warnings"].as_array().unwrap().is_empty(),
+        "{}",
+        r["client"]
+    );
+    // The shipped agent traces, replayed two sessions at a time from an emptied cache: the
+    // ideal rate the workload allows and vLLM's counters agree within 5 points.
+    let d = tempfile::tempdir().unwrap();
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("traces/agentic-sample.jsonl");
+    let exp = existing(
+        d.path(),
+        "agents",
+        &format!(
+            "workload:\n  api: completions\n  concurrency: 2\n  sessions: 12\n  warmup_requests: 0\n  cache: {{ flush: true }}\n  dataset: {{ kind: agentic, path: {}, max_gap: 100ms }}\n  ignore_eos: true\n",
+            sample.display()
+        ),
+    );
+    with_model(&exp);
+    let (_, r, _) = ok_run(&exp, 600);
+    let (ideal, measured) = common::hit_rates(&r);
+    assert!(
+        ideal > 0.5,
+        "the sample reuses most of its context: {ideal}"
+    );
+    assert!(
+        (measured - ideal).abs() <= 0.05,
+        "vLLM measured {measured}, the workload's ideal is {ideal}"
+    );
+    assert_eq!(r["summary"]["failed"], 0);
+}
+
+#[test]
+#[ignore = "needs a real vLLM (scripts/test.sh starts it with scripts/real-vllm.sh)"]
 fn a_capacity_search_and_a_saturation_stop_on_the_real_server() {
     let _g = shared();
     let d = tempfile::tempdir().unwrap();

@@ -415,6 +415,10 @@ pub struct SimulatorOptions {
     /// before the content.
     #[serde(skip_serializing_if = "is_zero")]
     pub reasoning_share: f64,
+    /// The KV cache in tokens, instead of the profile's: it bounds the batch and the prefix
+    /// cache (least recently used blocks are evicted), e.g. a small one to see evictions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_tokens: Option<u64>,
 }
 
 fn is_zero(x: &f64) -> bool {
@@ -428,6 +432,7 @@ impl Default for SimulatorOptions {
             personality: Personality::Vllm,
             speed: 1.0,
             reasoning_share: 0.0,
+            kv_tokens: None,
         }
     }
 }
@@ -533,6 +538,9 @@ pub struct Workload {
     pub steady_state: Option<SteadyState>,
     /// Stop an open-loop point early when the server cannot keep up (its queue grows).
     pub saturation: Saturation,
+    /// The server's prefix cache before each point: emptied (`flush`), then primed with the
+    /// shared prefixes (`prime`), neither measured.
+    pub cache: CachePhases,
 }
 
 /// A share, written `5%` or `0.05`.
@@ -681,6 +689,7 @@ impl Default for Workload {
             search: None,
             steady_state: None,
             saturation: Saturation::default(),
+            cache: CachePhases::default(),
         }
     }
 }
@@ -711,6 +720,12 @@ pub enum Dataset {
         #[serde(default = "default_groups")]
         groups: u32,
         output_len: u32,
+        /// Split each prompt (`prefix_len + suffix_len` tokens) so the shared prefix is this
+        /// share of it, in whole `metrics.cache_block_size` blocks: the ideal prefix-cache hit
+        /// rate once every group's prefix is cached (`workload.cache.prime`). The measured
+        /// rate is checked against it after the point.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target_hit_rate: Option<f64>,
     },
     /// Multi-turn sessions: each turn re-sends the whole history, with the assistant's earlier
     /// answers as the server streamed them. Synthetic (`turns`, `input_len`, `output_len`) or
@@ -759,6 +774,69 @@ pub enum Dataset {
         #[serde(default = "default_block_size")]
         block_size: u32,
     },
+    /// Agent sessions replayed from recorded traces (Weka: one JSON object per coding session,
+    /// with sub-agents): each request's prompt is built from its `hash_ids` blocks, a session
+    /// is the unit of concurrency, and a sub-agent runs beside its parent from where it forked.
+    Agentic {
+        /// A trace file, a directory of them (`*.json`), or a JSON Lines file of traces
+        /// (relative to the experiment file).
+        path: PathBuf,
+        /// `weka`.
+        #[serde(default)]
+        format: AgenticFormat,
+        /// The longest pause a session takes between requests (tool time and idle gaps as
+        /// recorded, from the end of what the request waited for to its start); longer gaps
+        /// are cut to it.
+        #[serde(default = "default_max_gap")]
+        max_gap: HumanDuration,
+        /// Where each session starts in its main agent's requests, drawn uniformly per
+        /// session as a share of them: `[0, 0]` (default) starts every session at its first
+        /// request, `[0, 1]` anywhere, so a run does not begin with every context empty.
+        #[serde(default = "default_start")]
+        start: [f64; 2],
+        /// Give each session's context a prefix of its own (a marker drawn per run), so two
+        /// runs of one trace, or two plays of one trace in a run, share no cached prefix.
+        #[serde(default)]
+        cache_bust: bool,
+        /// The share of requests whose context (input + output) may exceed
+        /// `model.max_model_len` before the point is marked invalid (default 0: any).
+        #[serde(default)]
+        max_overflow_share: f64,
+    },
+}
+
+/// What is done to the server's prefix cache before a point's measured window.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CachePhases {
+    /// Empty the prefix cache first: vLLM `POST /reset_prefix_cache` (a development endpoint:
+    /// the server must run with `VLLM_SERVER_DEV_MODE=1`), SGLang `POST /flush_cache`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub flush: bool,
+    /// Then send each shared prefix once (`shared_prefix`: every group's prefix), unmeasured,
+    /// so the measured window starts from the cache the workload means.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub prime: bool,
+}
+
+/// The file format of agent traces.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AgenticFormat {
+    /// The Weka KV-cache-tester format (AIPerf, inference-perf, SemiAnalysis AgentX):
+    /// `{"id", "block_size", "hash_id_scope", "requests": [{"t", "type": "n"|"s", "in",
+    /// "out", "hash_ids", "think_time"?, "api_time"?} | {"t", "type": "subagent", "requests",
+    /// "status", "duration_ms"?, …}]}`.
+    #[default]
+    Weka,
+}
+
+fn default_max_gap() -> HumanDuration {
+    HumanDuration::from_secs(10)
+}
+
+fn default_start() -> [f64; 2] {
+    [0.0, 0.0]
 }
 
 /// How a ramp climbs to its target.
@@ -872,6 +950,7 @@ impl Dataset {
             Self::SharedPrefix { .. } => "shared_prefix",
             Self::Conversation { .. } => "conversation",
             Self::Trace { .. } => "trace",
+            Self::Agentic { .. } => "agentic",
         }
     }
 }
@@ -923,6 +1002,10 @@ pub struct MetricsConfig {
     /// Service-level objectives; goodput counts requests meeting all of them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub slo: Option<Slo>,
+    /// The server's prefix-cache block in tokens, for the ideal hit rate of a workload built
+    /// from blocks (traces, agent traces): vLLM's default 16 (`--block-size`); SGLang's radix
+    /// cache is 1 (`--page-size`).
+    pub cache_block_size: u32,
 }
 
 impl Default for MetricsConfig {
@@ -932,6 +1015,7 @@ impl Default for MetricsConfig {
             scrape: true,
             percentiles: vec![50.0, 90.0, 95.0, 99.0],
             slo: None,
+            cache_block_size: 16,
         }
     }
 }

@@ -20,7 +20,29 @@ pub(super) fn cross_field(r: &Resolved) -> Vec<Issue> {
     steady_rules(&r.experiment, &mut bad);
     infrastructure_rules(r, &mut bad);
     metrics_rules(r, &mut bad);
+    cache_rules(&r.experiment, &mut bad);
     out
+}
+
+/// `workload.cache`: a prime needs shared prefixes; a flush needs an engine that has one.
+fn cache_rules(e: &super::Experiment, bad: &mut impl FnMut(&str, String)) {
+    let c = e.workload.cache;
+    if c.prime && !matches!(e.workload.dataset, Dataset::SharedPrefix { .. }) {
+        bad(
+            "workload.cache.prime",
+            format!(
+                "sends each shared prefix once, and `{}` prompts have none: use `dataset: {{kind: shared_prefix}}`, or remove `prime`",
+                e.workload.dataset.kind()
+            ),
+        );
+    }
+    if c.flush && e.framework.kind == super::FrameworkKind::Llamacpp {
+        bad(
+            "workload.cache.flush",
+            "llama.cpp's server has no endpoint that empties its prompt cache; remove `flush`"
+                .into(),
+        );
+    }
 }
 
 /// The experiment's name and model.
@@ -104,7 +126,7 @@ fn load_rules(r: &Resolved, bad: &mut impl FnMut(&str, String)) {
     if w.requests.is_none() && w.duration.is_none() && w.sessions.is_none() && !trace {
         bad(
             "workload",
-            "needs a bound: `requests: N` and/or `duration: 10m` (or `sessions: N` for conversations)".into(),
+            "needs a bound: `requests: N` and/or `duration: 10m` (or `sessions: N` for conversations and agent traces)".into(),
         );
     }
     if w.requests == Some(0) {
@@ -177,7 +199,17 @@ fn dataset_rules(r: &Resolved, bad: &mut impl FnMut(&str, String)) {
             suffix_len,
             groups,
             output_len,
+            target_hit_rate,
         } => {
+            if target_hit_rate.is_some_and(|r| !(0.0..1.0).contains(&r)) {
+                bad(
+                    "workload.dataset.target_hit_rate",
+                    format!(
+                        "must be a share in [0, 1), found {}",
+                        target_hit_rate.unwrap_or_default()
+                    ),
+                );
+            }
             if *groups == 0 {
                 bad("workload.dataset.groups", "must be at least 1".into());
             }
@@ -194,6 +226,7 @@ fn dataset_rules(r: &Resolved, bad: &mut impl FnMut(&str, String)) {
         }
         Dataset::Conversation { .. } => conversation_rules(w, limit, &limit_is, bad),
         Dataset::Trace { .. } => trace_rules(w, bad),
+        Dataset::Agentic { .. } => agentic_rules(w, bad),
         Dataset::Jsonl { path } => {
             if path.as_os_str().is_empty() {
                 bad(
@@ -208,6 +241,37 @@ fn dataset_rules(r: &Resolved, bad: &mut impl FnMut(&str, String)) {
                 );
             }
         }
+    }
+}
+
+/// Agent traces: a file, a start range within [0, 1], an overflow share within [0, 1].
+fn agentic_rules(w: &super::Workload, bad: &mut impl FnMut(&str, String)) {
+    let Dataset::Agentic {
+        path,
+        start: [lo, hi],
+        max_overflow_share,
+        ..
+    } = &w.dataset
+    else {
+        return;
+    };
+    if path.as_os_str().is_empty() {
+        bad(
+            "workload.dataset.path",
+            "missing: the agent trace file or directory".into(),
+        );
+    }
+    if !(0.0 <= *lo && lo <= hi && *hi <= 1.0) {
+        bad(
+            "workload.dataset.start",
+            format!("must be [min, max] with 0 ≤ min ≤ max ≤ 1 (shares of each session's main-agent calls), found [{lo}, {hi}]"),
+        );
+    }
+    if !(0.0..=1.0).contains(max_overflow_share) {
+        bad(
+            "workload.dataset.max_overflow_share",
+            format!("must be a share in [0, 1], found {max_overflow_share}"),
+        );
     }
 }
 
@@ -374,10 +438,16 @@ fn shape_rules(r: &Resolved, bad: &mut impl FnMut(&str, String)) {
     if w.sessions == Some(0) {
         bad("workload.sessions", "must be at least 1".into());
     }
-    if w.sessions.is_some() && !matches!(w.dataset, Dataset::Conversation { .. }) {
+    if w.sessions.is_some()
+        && !matches!(
+            w.dataset,
+            Dataset::Conversation { .. } | Dataset::Agentic { .. }
+        )
+    {
         bad(
             "workload.sessions",
-            "counts conversations: it needs `dataset: {kind: conversation}`".into(),
+            "counts conversations: it needs `dataset: {kind: conversation}` (or `kind: agentic`)"
+                .into(),
         );
     }
     if let Some(s) = &w.sweep {
@@ -442,6 +512,12 @@ fn infrastructure_rules(r: &Resolved, bad: &mut impl FnMut(&str, String)) {
                 bad(
                     "infrastructure.simulator.speed",
                     format!("must be a positive number, found {}", s.speed),
+                );
+            }
+            if s.kv_tokens.is_some_and(|n| n < 16) {
+                bad(
+                    "infrastructure.simulator.kv_tokens",
+                    "must hold at least one block (16 tokens)".into(),
                 );
             }
         }

@@ -22,9 +22,13 @@ pub struct Brief {
     pub reasoning_tokens: u32,
     /// Turn index in its session, `u32::MAX` for a single request.
     pub turn: u32,
+    /// Prompt tokens an ideal prefix cache would have served (`u32::MAX`: not known).
+    pub ideal_cached: u32,
     pub ok: bool,
     /// The stream carried reasoning.
     pub reasoned: bool,
+    /// Prompt and answer exceed the model's context.
+    pub overflow: bool,
 }
 
 fn nan(x: Option<f64>) -> f64 {
@@ -46,8 +50,10 @@ impl Brief {
             output_tokens: r.output_tokens,
             reasoning_tokens: r.reasoning_tokens.unwrap_or(0),
             turn: r.turn.unwrap_or(u32::MAX),
+            ideal_cached: r.ideal_cached_tokens.unwrap_or(u32::MAX),
             ok: r.ok(),
             reasoned: r.reasoning_tokens.is_some(),
+            overflow: r.context_overflow,
         }
     }
 

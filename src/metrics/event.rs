@@ -154,9 +154,18 @@ pub struct RequestRecord {
     /// The session this request is a turn of (`dataset: {kind: conversation}`).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub session: Option<u64>,
-    /// The turn's index in its session (0 = first).
+    /// The turn's index in its session (0 = first); for agent sessions, the main agent's call
+    /// (a sub-agent's calls have none).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub turn: Option<u32>,
+    /// The prompt tokens an ideal prefix cache would have served this request: its prefix
+    /// shared with the prompts sent before it, in whole server blocks (a workload built from
+    /// blocks: traces, agent traces).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ideal_cached_tokens: Option<u32>,
+    /// Its prompt and answer together exceed `model.max_model_len` (agent traces).
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub context_overflow: bool,
     /// Send → last byte (the `[DONE]` event's read).
     pub e2el_ms: f64,
     /// Prompt tokens: the server's `usage`, else what the prompt was built to hold.

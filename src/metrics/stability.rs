@@ -203,8 +203,10 @@ mod tests {
             output_tokens: 10,
             reasoning_tokens: 0,
             turn: u32::MAX,
+            ideal_cached: u32::MAX,
             ok: true,
             reasoned: false,
+            overflow: false,
         }
     }
 

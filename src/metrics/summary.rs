@@ -124,6 +124,17 @@ pub struct Summary {
     /// Conversations: whole sessions.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sessions: Option<SessionSummary>,
+    /// The share of prompt tokens an ideal prefix cache (infinite, never evicting) would have
+    /// served, over successful requests of a workload built from blocks (traces, agent
+    /// traces): each prompt's prefix shared with prompts sent before it, in whole
+    /// `metrics.cache_block_size` blocks. Beside `server_metrics`' measured
+    /// `prefix_cache_hit_rate` it tells a small cache (or a scattering router) from a workload
+    /// without reuse.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ideal_prefix_cache_hit_rate: Option<f64>,
+    /// Requests whose prompt and answer exceed `model.max_model_len` (agent traces), when any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_overflows: Option<u64>,
     /// `workload.steady_state`: whether the figures settled, and from when. When they did,
     /// every figure above covers the steady part only (requests that ended from
     /// `steady_from_s` on); the transient before it is left out and counted here.
@@ -291,6 +302,9 @@ impl Summary {
             out.extend(self.percentile_names("ttfo"));
             out.push("total_reasoning_tokens".into());
         }
+        if self.ideal_prefix_cache_hit_rate.is_some() {
+            out.push("ideal_prefix_cache_hit_rate".into());
+        }
         for t in &self.by_turn {
             for f in TurnSummary::FIGURES {
                 out.push(format!("turn{}_{f}", t.turn));
@@ -341,6 +355,7 @@ impl Summary {
         usd_per_million_total_tokens,
         mean_gpu_util_pct,
         peak_gpu_memory_pct,
+        ideal_prefix_cache_hit_rate,
     );
 
     /// Mean, median and std of `metric` (`ttft`, …), to be filled.
@@ -601,7 +616,21 @@ pub fn summarize_briefs(
     }
     s.mean_interactivity_tok_s_user = interactivity(s.mean_tpot_ms);
     s.median_interactivity_tok_s_user = interactivity(s.median_tpot_ms);
+    s.ideal_prefix_cache_hit_rate = ideal_hit_rate(&ok);
+    let overflows = briefs.iter().filter(|b| b.overflow).count() as u64;
+    s.context_overflows = (overflows > 0).then_some(overflows);
     s
+}
+
+/// Σ ideal cached tokens ÷ Σ prompt tokens, over the requests that know theirs.
+fn ideal_hit_rate(ok: &[&Brief]) -> Option<f64> {
+    let (cached, input) = ok
+        .iter()
+        .filter(|b| b.ideal_cached != u32::MAX)
+        .fold((0u64, 0u64), |(c, i), b| {
+            (c + u64::from(b.ideal_cached), i + u64::from(b.input_tokens))
+        });
+    (input > 0).then(|| (cached as f64 / input as f64).min(1.0))
 }
 
 fn some(x: f64) -> Option<f64> {

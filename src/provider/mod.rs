@@ -220,6 +220,7 @@ pub async fn provision(
             cfg.reasoning_share = s.reasoning_share.clamp(0.0, 1.0);
             cfg.seed = e.seed;
             cfg.max_model_len = e.model.max_model_len;
+            cfg.kv_tokens = s.kv_tokens;
             let h = sim::start(cfg, "127.0.0.1:0").await?;
             Ok(Provisioned {
                 base_url: h.base_url(),

@@ -158,6 +158,10 @@ pub struct RunResult {
     /// The deployment of a matrix it ran on (`deployments`), by name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployment: Option<String>,
+    /// Why the figures do not stand for the workload asked (more requests overflowed the
+    /// model's context than `workload.dataset.max_overflow_share` allows); absent when valid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invalid: Option<String>,
     pub client: ClientHealth,
     /// One record per measured request (warm-up excluded), by id — or, for a run of more
     /// than 100 000 requests, the records not in `requests_file`.
@@ -362,6 +366,7 @@ impl RunResult {
             gpu_telemetry: m.gpu,
             sweep_point: None,
             deployment: None,
+            invalid: None,
             client: m.client,
             requests: m.requests,
             requests_file: None,

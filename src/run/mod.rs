@@ -4,6 +4,7 @@
 //! written for every point that started — `completed`, `interrupted` or `failed` with why —
 //! and the server is released on every way out.
 
+mod cache;
 mod deployment;
 mod matrix;
 pub mod monitor;

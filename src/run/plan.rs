@@ -123,7 +123,10 @@ fn plan_line(e: &Experiment, c: &CostEstimate) -> String {
             "sequential".to_string()
         }
         (Points::One, Pace::Closed { concurrency })
-            if matches!(w.dataset, Dataset::Conversation { .. }) =>
+            if matches!(
+                w.dataset,
+                Dataset::Conversation { .. } | Dataset::Agentic { .. }
+            ) =>
         {
             format!("{concurrency} concurrent sessions")
         }

@@ -75,7 +75,14 @@ pub async fn run_point(s: &mut PointContext<'_>, pt: &Point, n_points: usize) ->
                     ready_s: ready.as_secs_f64(),
                     first_token_s: Some(first_token.saturating_duration_since(asked).as_secs_f64()),
                 });
-                Ok(drive(s, e, feed).await)
+                let source = match &feed.0 {
+                    Feed::Requests(src) => Some(src.as_ref()),
+                    _ => None,
+                };
+                match super::cache::prepare(s.ep, e, source, s.stop.token()).await {
+                    Ok(()) => Ok(drive(s, e, feed).await),
+                    Err(err) => Err(err),
+                }
             }
             Err(err) => Err(err),
         };
@@ -103,6 +110,9 @@ pub async fn run_point(s: &mut PointContext<'_>, pt: &Point, n_points: usize) ->
         None => (status, error),
     };
     let mut result = RunResult::new(e, measured, status, error, env, started_at);
+    result.invalid = overflowed(e, &result.summary);
+    result.client.warnings.extend(cache_gap(&result));
+    result.client.warnings.extend(target_gap(e, &result));
     result.sweep_point = (!key.is_empty()).then_some(key);
     result.prompt_seed = Some(pt.prompt_seed());
     result.deployment = pt.deployment.clone();
@@ -110,6 +120,75 @@ pub async fn run_point(s: &mut PointContext<'_>, pt: &Point, n_points: usize) ->
         result,
         server_gone: gone.is_some(),
     }
+}
+
+/// Why an agent-trace point is invalid: more of its requests overflowed `model.max_model_len`
+/// than `workload.dataset.max_overflow_share` allows.
+fn overflowed(e: &Experiment, s: &crate::metrics::summary::Summary) -> Option<String> {
+    let crate::config::Dataset::Agentic {
+        max_overflow_share, ..
+    } = &e.workload.dataset
+    else {
+        return None;
+    };
+    let n = s.context_overflows?;
+    let total = s.completed + s.failed;
+    let share = n as f64 / total.max(1) as f64;
+    (share > *max_overflow_share).then(|| {
+        format!(
+            "{n} of {total} requests ({:.1} %) asked for more than the model's context (`model.max_model_len` = {}); `workload.dataset.max_overflow_share` allows {:.1} %",
+            share * 100.0,
+            e.model.max_model_len.unwrap_or_default(),
+            max_overflow_share * 100.0
+        )
+    })
+}
+
+/// A server whose prefix cache served clearly less than an ideal one would (5 points or more
+/// below the workload's ideal rate): said, since the figures then measure the cache's size
+/// (or a router scattering sessions), not only the engine.
+fn cache_gap(r: &RunResult) -> Option<String> {
+    let ideal = r.summary.ideal_prefix_cache_hit_rate?;
+    let measured = measured_hit_rate(r)?;
+    (measured < ideal - 0.05).then(|| {
+        format!(
+            "the server's prefix cache served {:.1} % of prompt tokens where an ideal cache would serve {:.1} % of this workload: its cache is too small for the working set (evictions), or requests of one session reach different replicas",
+            measured * 100.0,
+            ideal * 100.0
+        )
+    })
+}
+
+/// The server's prefix-cache hit rate over the window: vLLM's token-weighted counters, else
+/// SGLang's gauge averaged over the scrapes.
+fn measured_hit_rate(r: &RunResult) -> Option<f64> {
+    let s = &r.server_metrics.as_ref()?.summary;
+    s.prefix_cache_hit_rate.or(s.mean_prefix_cache_hit_rate)
+}
+
+/// A shared-prefix point with `target_hit_rate` whose server measured a rate more than 5
+/// points away from it: said, with the likely reason.
+fn target_gap(e: &Experiment, r: &RunResult) -> Option<String> {
+    let crate::config::Dataset::SharedPrefix {
+        target_hit_rate: Some(target),
+        ..
+    } = &e.workload.dataset
+    else {
+        return None;
+    };
+    let measured = measured_hit_rate(r)?;
+    ((measured - target).abs() > 0.05).then(|| {
+        let why = match (e.workload.cache.flush, e.workload.cache.prime) {
+            (_, false) => "without `workload.cache.prime` each group's first request misses",
+            (false, _) => "without `workload.cache.flush` the cache may hold earlier prompts",
+            _ => "the server's tokens differ from the prompt's calibrated lengths, or its cache block is not `metrics.cache_block_size`",
+        };
+        format!(
+            "the server's prefix cache served {:.1} % of prompt tokens, `target_hit_rate` asked {:.1} %: {why}",
+            measured * 100.0,
+            target * 100.0
+        )
+    })
 }
 
 /// Metric names the server exports that the tool does not know: said once a run, so the
@@ -185,7 +264,7 @@ async fn sources(
     };
     let described = dataset::describe_lengths(&lengths);
     let warmup = w.warmup_requests as u64;
-    let feed = source::sources(&w.dataset, &s.p.loaded, seed, warmup, lengths);
+    let feed = source::sources(e, &s.p.loaded, seed, warmup, lengths);
     (feed, Some(described))
 }
 

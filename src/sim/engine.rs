@@ -167,30 +167,58 @@ impl Seq {
     }
 }
 
-/// Prefix cache: block hashes, evicted oldest first when over capacity.
+/// Prefix cache: block hashes, the least recently used evicted first when over capacity (a
+/// hit or an insert makes a block the most recent). `order` holds (hash, stamp) in use order;
+/// an entry whose stamp is no longer the block's is stale and skipped.
 struct PrefixCache {
-    order: VecDeque<u64>,
-    present: HashMap<u64, ()>,
+    order: VecDeque<(u64, u64)>,
+    present: HashMap<u64, u64>,
     capacity: usize,
+    clock: u64,
 }
 
 impl PrefixCache {
-    fn hit_blocks(&self, hashes: &[u64]) -> usize {
-        hashes
+    fn new(capacity: usize) -> Self {
+        Self {
+            order: VecDeque::new(),
+            present: HashMap::new(),
+            capacity,
+            clock: 0,
+        }
+    }
+
+    /// The prompt's leading blocks in the cache; they become the most recently used.
+    fn hit_blocks(&mut self, hashes: &[u64]) -> usize {
+        let n = hashes
             .iter()
             .take_while(|h| self.present.contains_key(h))
-            .count()
+            .count();
+        self.touch(&hashes[..n]);
+        n
     }
+
     fn insert(&mut self, hashes: &[u64]) {
-        for h in hashes {
-            if self.present.insert(*h, ()).is_none() {
-                self.order.push_back(*h);
-            }
-        }
-        while self.order.len() > self.capacity {
-            if let Some(old) = self.order.pop_front() {
+        self.touch(hashes);
+        while self.present.len() > self.capacity {
+            let Some((old, stamp)) = self.order.pop_front() else {
+                break;
+            };
+            if self.present.get(&old) == Some(&stamp) {
                 self.present.remove(&old);
             }
+        }
+        // Stale entries are dropped once they outnumber the live ones.
+        if self.order.len() > 2 * self.present.len() + 1024 {
+            let present = &self.present;
+            self.order.retain(|(h, st)| present.get(h) == Some(st));
+        }
+    }
+
+    fn touch(&mut self, hashes: &[u64]) {
+        for h in hashes {
+            self.clock += 1;
+            self.present.insert(*h, self.clock);
+            self.order.push_back((*h, self.clock));
         }
     }
 }
@@ -219,20 +247,22 @@ struct Engine {
 }
 
 /// Runs the step loop until every sender of `rx` is gone.
+/// `flushes` moves when the server is asked to empty the prefix cache (it is emptied before
+/// the next step).
 pub async fn run(
     profile: Profile,
     speed: f64,
     mut rx: mpsc::UnboundedReceiver<Submit>,
     metrics: Arc<Mutex<SimMetrics>>,
+    flushes: Arc<std::sync::atomic::AtomicU64>,
 ) {
+    let mut flushed = 0;
     let mut e = Engine {
         waiting: VecDeque::new(),
         running: Vec::new(),
-        cache: PrefixCache {
-            order: VecDeque::new(),
-            present: HashMap::new(),
-            capacity: (profile.kv_tokens / profile.block_size as u64).min(1 << 22) as usize,
-        },
+        cache: PrefixCache::new(
+            (profile.kv_tokens / profile.block_size as u64).min(1 << 22) as usize
+        ),
         profile,
     };
     loop {
@@ -245,6 +275,11 @@ pub async fn run(
         }
         while let Ok(s) = rx.try_recv() {
             e.waiting.push_back(new_seq(s));
+        }
+        let asked = flushes.load(std::sync::atomic::Ordering::Relaxed);
+        if asked != flushed {
+            flushed = asked;
+            e.cache = PrefixCache::new(e.cache.capacity);
         }
         let mut step = Step {
             aborted: e.drop_gone(),
@@ -289,8 +324,9 @@ impl Engine {
                 break;
             };
             if s.generated == 0 && s.admitted.is_none() {
-                let hit = (self.cache.hit_blocks(&s.block_hashes) as u64 * block)
-                    .min(s.prompt.saturating_sub(1) as u64);
+                // As vLLM: at least the last token is computed, and hits are whole blocks.
+                let most = s.prompt.saturating_sub(1) as u64 / block;
+                let hit = (self.cache.hit_blocks(&s.block_hashes) as u64).min(most) * block;
                 step.prefix_queries += s.prompt as u64;
                 step.prefix_hits += hit;
                 s.prefill_left = s.prompt as u64 - hit;

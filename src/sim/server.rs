@@ -42,6 +42,8 @@ struct Sim {
     dead: tokio_util::sync::CancellationToken,
     /// The last `record_requests` requests' `messages` (or `prompt`), oldest first.
     received: Mutex<std::collections::VecDeque<Value>>,
+    /// Prefix-cache flushes asked for; the engine empties its cache when this moves.
+    flushes: Arc<AtomicU64>,
 }
 
 /// Server-side TTFT and ITL of fixed-timing requests: from the kernel's receive time of the
@@ -71,11 +73,19 @@ pub(super) async fn serve(
 ) {
     let profile = cfg.effective_profile();
     let metrics = Arc::new(Mutex::new(SimMetrics::new(cfg.personality)));
+    let flushes = Arc::new(AtomicU64::new(0));
     let engine = if profile.bypasses_engine() {
         None
     } else {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(engine::run(profile.clone(), cfg.speed, rx, metrics.clone()));
+        let run = engine::run(
+            profile.clone(),
+            cfg.speed,
+            rx,
+            metrics.clone(),
+            flushes.clone(),
+        );
+        tokio::spawn(run);
         Some(tx)
     };
     let startup = cfg
@@ -98,28 +108,9 @@ pub(super) async fn serve(
         truth: Mutex::new(Truth::default()),
         dead: tokio_util::sync::CancellationToken::new(),
         received: Mutex::new(std::collections::VecDeque::new()),
+        flushes,
     });
-    let router = Router::new()
-        .route("/v1/chat/completions", post(chat))
-        .route("/v1/completions", post(completions))
-        .route("/v1/models", get(models))
-        .route("/health", get(health))
-        .route("/health_generate", get(health))
-        .route("/version", get(version))
-        .route("/tokenize", post(tokenize))
-        .route("/detokenize", post(detokenize))
-        .route("/metrics", get(metrics_page))
-        .route("/get_model_info", get(model_info))
-        .route("/sim/timings", get(timings))
-        .route("/sim/requests", get(received));
-    let router = match sim.cfg.api_key {
-        Some(_) => router.layer(axum::middleware::from_fn_with_state(
-            sim.clone(),
-            require_key,
-        )),
-        None => router,
-    }
-    .with_state(sim.clone());
+    let router = routes(&sim);
     let refuse_until = sim.started + sim.cfg.faults.refuse_for;
     let anchor = stamped::Anchor::now();
     loop {
@@ -801,6 +792,50 @@ fn record_truth(
 
 /// `GET /sim/timings`: the fixed-timing profile's own TTFT and ITL of every request so far.
 /// `GET /sim/requests`: the last requests' `messages` (or `prompt`), oldest first.
+/// The server's routes: the engine's API, its metrics, its own cache endpoint, the
+/// simulator's introspection; behind the key check when it has a key.
+fn routes(sim: &Arc<Sim>) -> Router {
+    let router = Router::new()
+        .route("/v1/chat/completions", post(chat))
+        .route("/v1/completions", post(completions))
+        .route("/v1/models", get(models))
+        .route("/health", get(health))
+        .route("/health_generate", get(health))
+        .route("/version", get(version))
+        .route("/tokenize", post(tokenize))
+        .route("/detokenize", post(detokenize))
+        .route("/metrics", get(metrics_page))
+        .route("/get_model_info", get(model_info))
+        .route("/sim/timings", get(timings))
+        .route("/sim/requests", get(received));
+    // Each engine's own way to empty its prefix cache (vLLM's is a development endpoint).
+    let router = match sim.cfg.personality {
+        Personality::Vllm => router.route("/reset_prefix_cache", post(reset_prefix_cache)),
+        Personality::Sglang => router.route("/flush_cache", post(flush_cache)),
+    };
+    match sim.cfg.api_key {
+        Some(_) => router.layer(axum::middleware::from_fn_with_state(
+            sim.clone(),
+            require_key,
+        )),
+        None => router,
+    }
+    .with_state(sim.clone())
+}
+
+/// vLLM's `POST /reset_prefix_cache`: `{"success": false}` while requests hold blocks.
+async fn reset_prefix_cache(State(sim): State<Arc<Sim>>) -> Response {
+    axum::Json(serde_json::json!({"success": sim.flush()})).into_response()
+}
+
+/// SGLang's `POST /flush_cache`: 200 with a sentence, 400 while requests run.
+async fn flush_cache(State(sim): State<Arc<Sim>>) -> Response {
+    match sim.flush() {
+        true => "Cache flushed.\nPlease check backend logs for more details. (When there are running or waiting requests, the operation will not be performed.)\n".into_response(),
+        false => (StatusCode::BAD_REQUEST, "Cache flush failed: there are running or waiting requests.\n").into_response(),
+    }
+}
+
 async fn received(State(sim): State<Arc<Sim>>) -> Response {
     match sim.received.lock() {
         Ok(r) => axum::Json(&*r).into_response(),
@@ -809,6 +844,15 @@ async fn received(State(sim): State<Arc<Sim>>) -> Response {
 }
 
 impl Sim {
+    /// Asks the engine to empty its prefix cache; false while requests are in flight.
+    fn flush(&self) -> bool {
+        if self.in_flight.load(Ordering::Relaxed) > 0 {
+            return false;
+        }
+        self.flushes.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
     /// Keeps what `req` asked, when `record_requests` says to.
     fn record(&self, req: &Value) {
         let keep = self.cfg.record_requests;

@@ -70,6 +70,8 @@ pub struct ServerPanel {
     pub gen_history: Vec<u64>,
     /// The GPU's peaks, for MFU / MBU beside the engine's achieved rates.
     pub gpu_peak: Option<crate::metrics::gpus::Peak>,
+    /// The workload's ideal prefix-cache hit rate so far, beside the server's.
+    pub ideal_hit_rate: Option<f64>,
 }
 
 /// The aggregator's side: what has happened so far, bounded in memory.
@@ -94,6 +96,9 @@ pub struct Live {
     gpus: Vec<(Option<f64>, Option<f64>)>,
     /// The GPU's peaks, for MFU / MBU beside the engine's achieved rates.
     gpu_peak: Option<crate::metrics::gpus::Peak>,
+    /// Σ ideal cached tokens and Σ prompt tokens of the requests that know theirs (the ideal
+    /// prefix-cache hit rate so far).
+    ideal: (u64, u64),
 }
 
 fn histogram() -> Histogram<u64> {
@@ -132,6 +137,7 @@ impl Live {
             series: super::charts::Series::default(),
             gpus: Vec::new(),
             gpu_peak: None,
+            ideal: (0, 0),
         }
     }
 
@@ -188,6 +194,10 @@ impl Live {
                 self.done += 1;
                 b.0 += 1;
                 b.1 += r.output_tokens as u64;
+                if let (Some(c), Some(i)) = (r.ideal_cached_tokens, r.input_tokens) {
+                    self.ideal.0 += u64::from(c);
+                    self.ideal.1 += u64::from(i);
+                }
                 let us = |ms: f64| (ms * 1e3).max(0.0) as u64;
                 let ttft = r.ttft_ms.unwrap_or(f64::NAN);
                 if r.ttft_ms.is_some() {
@@ -204,6 +214,12 @@ impl Live {
         while self.per_second.len() as u64 > HISTORY_S + 1 {
             self.per_second.pop_first();
         }
+    }
+
+    /// The ideal prefix-cache hit rate of the requests so far, when they know theirs.
+    fn ideal_rate(&self) -> Option<f64> {
+        let (cached, input) = self.ideal;
+        (input > 0).then(|| cached as f64 / input as f64)
     }
 
     /// The provider's GPU gauges (RunPod's `runtime.gpus`).
@@ -303,6 +319,7 @@ impl Live {
             latency,
             server: self.server.clone().map(|mut p| {
                 p.gpu_peak = self.gpu_peak;
+                p.ideal_hit_rate = self.ideal_rate();
                 p
             }),
             errors: self.errors.iter().cloned().collect(),
@@ -551,8 +568,11 @@ impl ServerPanel {
         b.render(server, buf);
         let l = &s.last;
         let [g1, g2, g3, g4] = Layout::vertical([Constraint::Length(1); 4]).areas(si);
+        let ideal = self.ideal_hit_rate.map_or(String::new(), |x| {
+            format!(" (ideal so far {})", pct(Some(x)))
+        });
         Paragraph::new(format!(
-            "running {}   waiting {}   prefix-cache hits {}   preemptions {}",
+            "running {}   waiting {}   prefix-cache hits {}{ideal}   preemptions {}",
             whole(l.running),
             whole(l.waiting),
             pct(l.prefix_cache_hit_rate),

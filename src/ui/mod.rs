@@ -43,6 +43,9 @@ fn summary_head(o: &mut String, r: &RunResult) {
     if let Some(e) = &r.error {
         row(o, "Failed:", e);
     }
+    if let Some(why) = &r.invalid {
+        row(o, "INVALID:", why);
+    }
     row(
         o,
         "Server:",
@@ -68,6 +71,9 @@ fn summary_head(o: &mut String, r: &RunResult) {
             None => "not reached before the cap".to_string(),
         };
         row(o, "Steady state:", text);
+    }
+    if let Some(n) = s.context_overflows {
+        row(o, "Over the model's context:", format!("{n} requests"));
     }
     row(o, "Total input tokens:", s.total_input_tokens);
     row(o, "Total generated tokens:", s.total_output_tokens);
@@ -215,11 +221,15 @@ fn summary_server(o: &mut String, r: &RunResult) {
                 pc(s.mean_kv_cache_usage)
             ),
         );
-        row(
-            o,
-            "Prefix cache hit rate:",
-            pc(s.prefix_cache_hit_rate.or(s.mean_prefix_cache_hit_rate)),
-        );
+        let measured = pc(s.prefix_cache_hit_rate.or(s.mean_prefix_cache_hit_rate));
+        match r.summary.ideal_prefix_cache_hit_rate {
+            Some(ideal) => row(
+                o,
+                "Prefix cache hit (ideal):",
+                format!("{measured} ({})", pc(Some(ideal))),
+            ),
+            None => row(o, "Prefix cache hit rate:", measured),
+        }
         row(
             o,
             "Server generation (tok/s):",

@@ -22,6 +22,12 @@ use crate::config::Api;
 pub trait Source: Send + Sync {
     /// Request `n`'s prompt (0-based over the whole point: warm-up requests first).
     fn prompt(&self, n: u64) -> Prompt;
+
+    /// What priming the server's prefix cache sends (`workload.cache.prime`): each shared
+    /// prefix once; none for a source without shared prefixes.
+    fn prime(&self) -> Vec<Prompt> {
+        Vec::new()
+    }
 }
 
 /// The generator of request `n`: its own stream of the seeded ChaCha, so requests are
@@ -51,6 +57,9 @@ pub struct Prompt {
     pub max_tokens: u32,
     /// Prompt tokens as calibrated, when known before sending.
     pub expected_input_tokens: Option<u32>,
+    /// The prompt tokens an ideal prefix cache would serve (`workload::ideal`), for a prompt
+    /// built from blocks.
+    pub ideal_cached_tokens: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -147,6 +156,7 @@ pub fn parse_jsonl(
             json: json.into(),
             max_tokens: per_line_max,
             expected_input_tokens: None,
+            ideal_cached_tokens: None,
         });
     }
     if out.is_empty() {

@@ -4,7 +4,8 @@
 //! concurrent) or open loop (a seeded schedule, generated as it is consumed, paced on an
 //! absolute timeline, optionally capped in flight). A unit of work is one request, or — for
 //! conversations — one session: its turns one after another on the same slot, each re-sending
-//! the history with the server's own answers.
+//! the history with the server's own answers; for agent traces, one agent session
+//! (`agentic_play.rs`). What a slot sends with is in `slot.rs`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,102 +16,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::dataset::Prompt;
 use super::session::Conversation;
-use super::source::{Feed, Source};
+use super::slot::{one, Bounds};
+pub use super::slot::{Arrivals, InFlight, Plan};
+use super::source::Feed;
 use super::Schedule;
-use crate::client::{self, Conn, Endpoint};
-use crate::config::{Api, OnDeadline};
-use crate::metrics::event::{Event, RequestRecord};
-
-/// Closed or open loop.
-#[derive(Clone, Debug)]
-pub enum Arrivals {
-    /// `concurrency` requests (or sessions) in flight; slot *k* opens at `starts[k]` (all at
-    /// 0 without a ramp).
-    Closed {
-        concurrency: u32,
-        starts: Arc<Vec<Duration>>,
-    },
-    /// Unit *i* leaves at `t0 + schedule[i]`, at most `max_in_flight` at once.
-    Open {
-        schedule: Schedule,
-        max_in_flight: Option<u32>,
-    },
-}
-
-/// Everything the executor needs; no config types beyond plain values.
-#[derive(Clone)]
-pub struct Plan {
-    pub endpoint: Endpoint,
-    pub model: String,
-    pub api: Api,
-    /// What the measured window sends.
-    pub feed: Feed,
-    /// Requests sent on the measured window's own connections before it starts, never
-    /// recorded, with prompts from `warm` (never a measured prompt).
-    pub warmup: u64,
-    pub warm: Arc<dyn Source>,
-    pub ignore_eos: bool,
-    pub request_timeout: Duration,
-    /// The largest single SSE event read (`workload.max_event_bytes`).
-    pub max_event_bytes: usize,
-    pub arrivals: Arrivals,
-    /// Stop after this many requests.
-    pub count: Option<u64>,
-    /// Start no more than this many sessions (conversations).
-    pub sessions: Option<u64>,
-    /// Stop sending after this long.
-    pub duration: Option<Duration>,
-    pub on_deadline: OnDeadline,
-    pub workers: usize,
-    /// Measured requests sent so far (in flight = sent − finished), for the live view; with
-    /// sessions, also the id of the next turn.
-    pub sent: Arc<AtomicU64>,
-    /// Cancelled when requests in flight are to be abandoned now (a saturated server): each
-    /// ends as `aborted` and its connection is closed, which makes the server drop it.
-    pub abort: CancellationToken,
-    /// Measured requests in flight now, and the most there were at once.
-    pub in_flight: Arc<InFlight>,
-}
-
-/// Requests in flight, and the peak: the concurrency a point really reached.
-#[derive(Debug, Default)]
-pub struct InFlight {
-    now: AtomicU64,
-    peak: AtomicU64,
-}
-
-impl InFlight {
-    fn enter(&self) {
-        let now = self.now.fetch_add(1, Ordering::Relaxed) + 1;
-        self.peak.fetch_max(now, Ordering::Relaxed);
-    }
-
-    fn leave(&self) {
-        self.now.fetch_sub(1, Ordering::Relaxed);
-    }
-
-    pub fn peak(&self) -> u64 {
-        self.peak.load(Ordering::Relaxed)
-    }
-}
-
-/// Where a unit of work stands against the workload's bounds (cloned into each open-loop task).
-#[derive(Clone)]
-struct Bounds {
-    stop: CancellationToken,
-    deadline: Option<tokio::time::Instant>,
-    abort_at: Option<tokio::time::Instant>,
-    t0: Instant,
-}
-
-impl Bounds {
-    fn over(&self) -> bool {
-        self.stop.is_cancelled()
-            || self
-                .deadline
-                .is_some_and(|d| tokio::time::Instant::now() >= d)
-    }
-}
+use crate::client::{self, Conn};
+use crate::config::OnDeadline;
+use crate::metrics::event::Event;
 
 /// Runs the plan on worker threads, blocking until every worker is done.
 /// `stop` (Ctrl-C, `q`, a stop rule) ends sending; requests in flight finish.
@@ -417,7 +329,7 @@ async fn open_loop(
 fn exhausted(plan: &Plan, i: u64) -> bool {
     match plan.feed {
         Feed::Requests(_) => plan.count.is_some_and(|c| i >= c),
-        Feed::Sessions(_) => {
+        Feed::Sessions(_) | Feed::Agents(_) => {
             plan.sessions.is_some_and(|c| i >= c)
                 || plan
                     .count
@@ -452,6 +364,10 @@ async fn unit(
         Feed::Sessions(sessions) => {
             let conversation = sessions.session(i);
             session(plan, conn, i, conversation, scheduled, b, tx).await
+        }
+        Feed::Agents(agents) => {
+            let s = agents.session(i);
+            super::agentic_play::play(plan, conn, i, s, scheduled, b, tx).await
         }
     }
 }
@@ -491,6 +407,7 @@ async fn session(
             json: serde_json::to_string(&history).unwrap_or_default().into(),
             max_tokens: turn.max_tokens,
             expected_input_tokens: None,
+            ideal_cached_tokens: None,
         };
         let first = (k == 0).then_some(scheduled).flatten();
         plan.in_flight.enter();
@@ -508,64 +425,6 @@ async fn session(
         history.push(serde_json::json!({"role": "assistant", "content": answer}));
     }
     true
-}
-
-/// Sends `prompt` on `conn`, reconnecting when it is gone; a failed request leaves `conn`
-/// empty, since the connection's state is unknown after a failure.
-async fn one(
-    plan: &Plan,
-    conn: &mut Option<Conn>,
-    prompt: &Prompt,
-    scheduled: Option<Duration>,
-    abort_at: Option<tokio::time::Instant>,
-    t0: Instant,
-    keep_text: bool,
-) -> RequestRecord {
-    // (`client::send` itself re-dials a kept connection the server closed meanwhile.)
-    let connected = match conn.take() {
-        Some(c) => Ok(c),
-        None => client::connect(&plan.endpoint).await,
-    };
-    let mut rec = match connected {
-        Ok(mut c) => {
-            let body = client::request_body(
-                plan.api,
-                &plan.model,
-                &prompt.json,
-                prompt.max_tokens,
-                plan.ignore_eos,
-            );
-            let bounds = client::Bounds {
-                timeout: plan.request_timeout,
-                deadline: abort_at,
-                max_tokens: prompt.max_tokens,
-                max_event_bytes: plan.max_event_bytes,
-                keep_text,
-            };
-            let r = tokio::select! {
-                biased;
-                r = client::send(&mut c, &plan.endpoint, body, &bounds, t0) => r,
-                _ = plan.abort.cancelled() => client::failed_record(
-                    crate::metrics::event::RequestError::new(
-                        crate::metrics::event::ErrorKind::Aborted,
-                        "aborted in flight: the point was stopped (see its termination_reason)",
-                    ),
-                    t0,
-                ),
-            };
-            if r.ok() {
-                *conn = Some(c);
-            }
-            r
-        }
-        Err(e) => client::failed_record(e, t0),
-    };
-    rec.scheduled_ms = scheduled.map(|s| s.as_secs_f64() * 1e3);
-    rec.expected_input_tokens = prompt
-        .expected_input_tokens
-        .filter(|e| rec.input_tokens.is_some_and(|n| n != *e));
-    rec.input_tokens = rec.input_tokens.or(prompt.expected_input_tokens);
-    rec
 }
 
 #[cfg(test)]

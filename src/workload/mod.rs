@@ -1,9 +1,13 @@
 //! What to send and when: arrival schedules, datasets, and the executor that runs them.
 
+pub mod agentic;
+mod agentic_play;
 pub mod dataset;
 pub mod executor;
+pub mod ideal;
 pub mod search;
 pub mod session;
+mod slot;
 pub mod source;
 pub mod sweep;
 pub mod trace;
@@ -78,7 +82,9 @@ fn output_len(e: &Experiment) -> u32 {
             *output_len
         }
         Dataset::Conversation { output_len, .. } => output_len.unwrap_or(e.workload.max_tokens),
-        Dataset::Jsonl { .. } | Dataset::Trace { .. } => e.workload.max_tokens,
+        Dataset::Jsonl { .. } | Dataset::Trace { .. } | Dataset::Agentic { .. } => {
+            e.workload.max_tokens
+        }
     }
 }
 

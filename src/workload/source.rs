@@ -5,6 +5,7 @@
 //! own stream of the seeded generator (`ChaCha8Rng::set_stream(n)`). JSONL prompts cycle
 //! through the file, as documented; shared prefixes repeat by design.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use rand::Rng;
@@ -12,7 +13,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::dataset::{as_prompt_json, DatasetError, Lengths, Prompt};
 pub use super::dataset::{rng_for, text_of, Source};
-use crate::config::Dataset;
+use crate::config::{Dataset, Experiment};
 
 /// Random prompts of controlled token length (`dataset: {kind: random}`).
 pub struct RandomSource {
@@ -43,58 +44,121 @@ impl Source for RandomSource {
             json: as_prompt_json(self.lengths.api, &text).into(),
             max_tokens: out,
             expected_input_tokens: Some(inp),
+            ideal_cached_tokens: None,
         }
     }
 }
 
 /// `groups` shared prefixes, each request a fresh suffix after one of them, round robin.
 pub struct SharedPrefixSource {
-    prefixes: Vec<String>,
+    prefixes: Arc<Vec<String>>,
     suffix_len: u32,
     prefix_len: u32,
     output_len: u32,
     seed: u64,
     lengths: Lengths,
+    /// The server's cache block, for the ideal hit.
+    block: u32,
+    /// Whether each group's prefix was sent (by a request, the warm-up or the prime).
+    sent: Arc<Vec<AtomicBool>>,
 }
 
 impl SharedPrefixSource {
     pub fn new(
-        prefix_len: u32,
-        suffix_len: u32,
+        (prefix_len, suffix_len): (u32, u32),
         groups: u32,
         output_len: u32,
         seed: u64,
         lengths: Lengths,
+        block: u32,
     ) -> Self {
         // The prefixes come from a stream no request uses (requests use 0, 1, 2, …).
         let mut rng = rng_for(seed, u64::MAX);
-        let prefixes = (0..groups.max(1))
+        let prefixes: Vec<String> = (0..groups.max(1))
             .map(|_| lengths.prompt(&mut rng, prefix_len))
             .collect();
+        let sent = Arc::new(prefixes.iter().map(|_| AtomicBool::new(false)).collect());
         Self {
-            prefixes,
+            prefixes: Arc::new(prefixes),
             suffix_len,
             prefix_len,
             output_len,
             seed,
             lengths,
+            block: block.max(1),
+            sent,
         }
     }
+
+    /// The warm-up's prompts: the same prefixes, suffixes from a stream no measured request
+    /// uses (else measured request *n* would repeat warm-up request *n* whole).
+    pub fn warm(&self) -> Self {
+        Self {
+            prefixes: Arc::clone(&self.prefixes),
+            seed: self.seed ^ WARMUP_SEED,
+            lengths: self.lengths.clone(),
+            sent: Arc::clone(&self.sent),
+            ..*self
+        }
+    }
+
+    /// The tokens an ideal cache serves a request of a group whose prefix was sent: the
+    /// prefix, at most all but the last token, in whole blocks.
+    fn ideal_hit(&self) -> u32 {
+        let most = (self.prefix_len + self.suffix_len).saturating_sub(1);
+        self.prefix_len.min(most) / self.block * self.block
+    }
+}
+
+/// `shared_prefix` with `target_hit_rate`: the prompt's tokens split so the prefix is that share
+/// of them in whole cache blocks (at most all but the last token); else as written.
+pub fn prefix_split(
+    prefix_len: u32,
+    suffix_len: u32,
+    target: Option<f64>,
+    block: u32,
+) -> (u32, u32) {
+    let Some(r) = target else {
+        return (prefix_len, suffix_len);
+    };
+    let total = prefix_len + suffix_len;
+    let block = block.max(1);
+    let blocks = (r.clamp(0.0, 1.0) * f64::from(total) / f64::from(block)).round() as u32;
+    let prefix = (blocks * block).min(total.saturating_sub(1) / block * block);
+    (prefix, total - prefix)
 }
 
 impl Source for SharedPrefixSource {
     fn prompt(&self, n: u64) -> Prompt {
         let mut rng = rng_for(self.seed, n);
-        let prefix = &self.prefixes[(n % self.prefixes.len() as u64) as usize];
+        let g = (n % self.prefixes.len() as u64) as usize;
         let text = format!(
-            "{prefix} {}",
+            "{} {}",
+            self.prefixes[g],
             self.lengths.continuation(&mut rng, self.suffix_len)
         );
+        let seen = self.sent[g].swap(true, Ordering::Relaxed);
         Prompt {
             json: as_prompt_json(self.lengths.api, &text).into(),
             max_tokens: self.output_len,
             expected_input_tokens: Some(self.prefix_len + self.suffix_len),
+            ideal_cached_tokens: Some(if seen { self.ideal_hit() } else { 0 }),
         }
+    }
+
+    fn prime(&self) -> Vec<Prompt> {
+        self.sent
+            .iter()
+            .for_each(|s| s.store(true, Ordering::Relaxed));
+        self.prefixes
+            .iter()
+            .map(|p| Prompt {
+                json: as_prompt_json(self.lengths.api, p).into(),
+                max_tokens: 1,
+                expected_input_tokens: Some(self.prefix_len),
+                ideal_cached_tokens: None,
+            })
+            .collect()
     }
 }
 
@@ -120,12 +184,14 @@ const WARMUP_SEED: u64 = 0x5741_524D_5550;
 /// `trace` the trace's requests, `sessions` the recorded conversations, when the dataset has
 /// them; `warmup` is the number of warm-up requests.
 pub fn sources(
-    dataset: &Dataset,
+    e: &Experiment,
     loaded: &Loaded,
     seed: u64,
     warmup: u64,
     lengths: Lengths,
 ) -> (Feed, Arc<dyn Source>) {
+    let dataset = &e.workload.dataset;
+    let cache_block = e.metrics.cache_block_size;
     let random =
         |input_len: u32, output_len: u32, range_ratio: f64, seed: u64| -> Arc<dyn Source> {
             Arc::new(RandomSource {
@@ -150,17 +216,19 @@ pub fn sources(
             suffix_len,
             groups,
             output_len,
+            target_hit_rate,
         } => {
             let s = Arc::new(SharedPrefixSource::new(
-                *prefix_len,
-                *suffix_len,
+                prefix_split(*prefix_len, *suffix_len, *target_hit_rate, cache_block),
                 *groups,
                 *output_len,
                 seed,
                 lengths.clone(),
+                cache_block,
             ));
             // Warm-up on the same prefixes (what a server serving them would have cached).
-            (Feed::Requests(s.clone()), s)
+            let warm = Arc::new(s.warm());
+            (Feed::Requests(s), warm)
         }
         Dataset::Jsonl { .. } => jsonl_feed(loaded, warmup),
         Dataset::Trace { block_size, .. } => {
@@ -170,48 +238,111 @@ pub fn sources(
                 .requests
                 .first()
                 .map_or(256, |r| r.input_len.clamp(1, 4096));
-            let src = super::trace::TraceSource::new(trace, *block_size, seed, lengths.clone());
+            let src = super::trace::TraceSource::new(
+                trace,
+                (*block_size, cache_block),
+                seed,
+                lengths.clone(),
+            );
             let warm = random(typical, 16, 0.0, seed ^ WARMUP_SEED);
             (Feed::Requests(Arc::new(src)), warm)
         }
-        Dataset::Conversation {
-            turns,
-            input_len,
-            first_input_len,
-            output_len,
-            system_prompt_len,
-            think_time,
-            think_distribution,
-            ..
-        } => {
-            let think = super::session::Think {
-                mean: think_time.map(|t| t.as_duration()).unwrap_or_default(),
-                distribution: *think_distribution,
-            };
-            let sessions: Arc<dyn super::session::Sessions> = match &loaded.conversations {
-                Some(recorded) => Arc::new(super::session::Recorded {
-                    conversations: recorded.clone(),
-                    output_len: *output_len,
-                    think,
-                    seed,
-                    lengths: lengths.clone(),
-                }),
-                None => Arc::new(super::session::Synthetic::new(
-                    turns.unwrap_or(crate::config::Count::Fixed(1)),
-                    (
-                        first_input_len.or(*input_len).unwrap_or(256),
-                        input_len.unwrap_or(256),
-                    ),
-                    output_len.unwrap_or(128),
-                    *system_prompt_len,
-                    think,
-                    seed,
-                    lengths.clone(),
-                )),
-            };
+        Dataset::Conversation { input_len, .. } => {
             let warm = random(input_len.unwrap_or(256), 16, 0.0, seed ^ WARMUP_SEED);
-            (Feed::Sessions(sessions), warm)
+            (
+                Feed::Sessions(conversations(dataset, loaded, seed, &lengths)),
+                warm,
+            )
         }
+        Dataset::Agentic { .. } => {
+            let warm = random(256, 16, 0.0, seed ^ WARMUP_SEED);
+            (
+                Feed::Agents(Arc::new(agents(e, loaded, seed, lengths))),
+                warm,
+            )
+        }
+    }
+}
+
+/// A conversation dataset's sessions: recorded ones when a file was read, else synthetic.
+fn conversations(
+    dataset: &Dataset,
+    loaded: &Loaded,
+    seed: u64,
+    lengths: &Lengths,
+) -> Arc<dyn super::session::Sessions> {
+    let Dataset::Conversation {
+        turns,
+        input_len,
+        first_input_len,
+        output_len,
+        system_prompt_len,
+        think_time,
+        think_distribution,
+        ..
+    } = dataset
+    else {
+        return Arc::new(super::session::Synthetic::new(
+            crate::config::Count::Fixed(1),
+            (256, 256),
+            128,
+            0,
+            super::session::Think::default(),
+            seed,
+            lengths.clone(),
+        ));
+    };
+    let think = super::session::Think {
+        mean: think_time.map(|t| t.as_duration()).unwrap_or_default(),
+        distribution: *think_distribution,
+    };
+    match &loaded.conversations {
+        Some(recorded) => Arc::new(super::session::Recorded {
+            conversations: recorded.clone(),
+            output_len: *output_len,
+            think,
+            seed,
+            lengths: lengths.clone(),
+        }),
+        None => Arc::new(super::session::Synthetic::new(
+            turns.unwrap_or(crate::config::Count::Fixed(1)),
+            (
+                first_input_len.or(*input_len).unwrap_or(256),
+                input_len.unwrap_or(256),
+            ),
+            output_len.unwrap_or(128),
+            *system_prompt_len,
+            think,
+            seed,
+            lengths.clone(),
+        )),
+    }
+}
+
+/// An agent-trace dataset's sessions over the traces read before the run.
+fn agents(
+    e: &Experiment,
+    loaded: &Loaded,
+    seed: u64,
+    lengths: Lengths,
+) -> super::agentic::AgentSessions {
+    let (start, bust) = match &e.workload.dataset {
+        Dataset::Agentic {
+            start, cache_bust, ..
+        } => (*start, *cache_bust),
+        _ => ([0.0, 0.0], false),
+    };
+    let cache_block = e.metrics.cache_block_size;
+    super::agentic::AgentSessions {
+        traces: loaded.agents.clone().unwrap_or_default(),
+        seed,
+        lengths,
+        start,
+        // Drawn per run, never from the seed: two runs of one file share no prefix.
+        bust: bust.then(rand::random::<u64>),
+        server_block: cache_block,
+        context: e.model.max_model_len,
+        shared: Arc::new(super::ideal::IdealCache::new(cache_block)),
     }
 }
 
@@ -235,6 +366,8 @@ fn jsonl_feed(loaded: &Loaded, warmup: u64) -> (Feed, Arc<dyn Source>) {
 pub enum Feed {
     Requests(Arc<dyn Source>),
     Sessions(Arc<dyn super::session::Sessions>),
+    /// Agent sessions (`dataset: {kind: agentic}`), each a tree of calls.
+    Agents(Arc<super::agentic::AgentSessions>),
 }
 
 /// Reads the dataset's files (JSONL prompts, a trace, recorded conversations), every line
@@ -273,6 +406,12 @@ pub fn load(resolved: &crate::config::Resolved) -> Result<Loaded, DatasetError> 
         } => {
             loaded.conversations = Some(Arc::new(super::session::load(&path(p), *format)?));
         }
+        Dataset::Agentic {
+            path: p, max_gap, ..
+        } => {
+            let traces = super::agentic::load(&path(p), max_gap.as_duration())?;
+            loaded.agents = Some(Arc::new(traces));
+        }
         _ => {}
     }
     Ok(loaded)
@@ -284,6 +423,7 @@ pub struct Loaded {
     pub jsonl: Option<Arc<Vec<Prompt>>>,
     pub trace: Option<Arc<super::trace::Trace>>,
     pub conversations: Option<Arc<Vec<super::session::RecordedConversation>>>,
+    pub agents: Option<Arc<Vec<super::agentic::AgentTrace>>>,
 }
 
 #[cfg(test)]
@@ -353,7 +493,9 @@ mod tests {
 
     #[test]
     fn shared_prefixes_repeat_by_design_and_suffixes_do_not() {
-        let s = SharedPrefixSource::new(32, 8, 4, 16, 7, words_only(Api::Completions));
+        let s = SharedPrefixSource::new((32, 8), 4, 16, 7, words_only(Api::Completions), 16);
+        let warm = s.warm();
+        let warmed = text_of(Api::Completions, &warm.prompt(0).json);
         let texts: Vec<String> = (0..8)
             .map(|n| text_of(Api::Completions, &s.prompt(n).json))
             .collect();
@@ -362,6 +504,24 @@ mod tests {
         assert_ne!(prefix(&texts[0]), prefix(&texts[1]));
         assert_ne!(texts[0], texts[4]);
         assert_eq!(s.prompt(3).expected_input_tokens, Some(40));
+        // The warm-up shares the prefixes, never a whole measured prompt.
+        assert_eq!(prefix(&warmed), prefix(&texts[0]));
+        assert_ne!(warmed, texts[0]);
+        // Group 0 was sent by the warm-up, groups 1–3 first by requests 1–3: then every
+        // request is served its 32-token prefix (in blocks of 16).
+        let s = SharedPrefixSource::new((32, 8), 4, 16, 7, words_only(Api::Completions), 16);
+        let _ = s.warm().prompt(0);
+        let ideal: Vec<_> = (0..6).map(|n| s.prompt(n).ideal_cached_tokens).collect();
+        assert_eq!(ideal, [32, 0, 0, 0, 32, 32].map(Some));
+    }
+
+    #[test]
+    fn a_target_hit_rate_splits_the_prompt_in_whole_blocks() {
+        assert_eq!(prefix_split(300, 212, Some(0.5), 16), (256, 256));
+        assert_eq!(prefix_split(300, 212, None, 16), (300, 212));
+        // Never the whole prompt: the server computes at least its last token.
+        assert_eq!(prefix_split(32, 0, Some(1.0), 16), (16, 16));
+        assert_eq!(prefix_split(100, 0, Some(0.0), 16), (0, 100));
     }
 
     /// A word-level tokenizer.json over a few of the prompt words, where every other word is

@@ -217,37 +217,56 @@ pub struct TraceSource {
     block_size: u32,
     seed: u64,
     lengths: Lengths,
+    /// The prefixes sent so far, for each request's ideal cache hit.
+    ideal: super::ideal::IdealCache,
 }
 
 impl TraceSource {
-    pub fn new(trace: Arc<Trace>, block_size: u32, seed: u64, lengths: Lengths) -> Self {
+    /// `server_block` is the server's cache block (`metrics.cache_block_size`).
+    pub fn new(
+        trace: Arc<Trace>,
+        (block_size, server_block): (u32, u32),
+        seed: u64,
+        lengths: Lengths,
+    ) -> Self {
         Self {
             trace,
             block_size: block_size.max(1),
             seed,
             lengths,
+            ideal: super::ideal::IdealCache::new(server_block),
         }
     }
 
     /// The text of block `id` at `position` in its prompt, cut to `tokens`.
     fn block(&self, id: u64, position: usize, tokens: u32) -> String {
-        let mut rng = rng_for(self.seed ^ BLOCK_SEED, id);
-        // The whole block is drawn, then cut: a partial block is a prefix of the full one.
-        let full = match position {
-            0 => self.lengths.prompt(&mut rng, self.block_size),
-            _ => self.lengths.continuation(&mut rng, self.block_size),
-        };
-        if tokens >= self.block_size {
-            return full;
-        }
-        let words = full.split_whitespace().count();
-        let keep =
-            ((words as f64 * tokens as f64 / self.block_size as f64).round() as usize).max(1);
-        full.split_whitespace()
-            .take(keep)
-            .collect::<Vec<_>>()
-            .join(" ")
+        let rng = rng_for(self.seed ^ BLOCK_SEED, id);
+        block_text(&self.lengths, rng, position, self.block_size, tokens)
     }
+}
+
+/// A block's text from its own random stream: the whole block of `block_size` tokens is drawn,
+/// then cut to `tokens`, so a partial block is a prefix of the full one.
+pub(super) fn block_text(
+    lengths: &Lengths,
+    mut rng: rand_chacha::ChaCha8Rng,
+    position: usize,
+    block_size: u32,
+    tokens: u32,
+) -> String {
+    let full = match position {
+        0 => lengths.prompt(&mut rng, block_size),
+        _ => lengths.continuation(&mut rng, block_size),
+    };
+    if tokens >= block_size {
+        return full;
+    }
+    let words = full.split_whitespace().count();
+    let keep = ((words as f64 * tokens as f64 / block_size as f64).round() as usize).max(1);
+    full.split_whitespace()
+        .take(keep)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 impl Source for TraceSource {
@@ -256,6 +275,7 @@ impl Source for TraceSource {
             return self.trace_end();
         };
         let api = self.lengths.api;
+        let mut ideal = None;
         let json: Arc<str> = match &r.body {
             Body::Prompt(p) => p.clone(),
             Body::Random => {
@@ -265,15 +285,21 @@ impl Source for TraceSource {
             Body::Blocks(ids) => {
                 let bs = self.block_size;
                 let mut left = r.input_len;
-                let mut parts = Vec::with_capacity(ids.len());
-                for (k, id) in ids.iter().enumerate() {
+                let mut blocks = Vec::with_capacity(ids.len());
+                for id in ids {
                     if left == 0 {
                         break;
                     }
                     let take = left.min(bs);
-                    parts.push(self.block(*id, k, take));
+                    blocks.push((*id, take));
                     left -= take;
                 }
+                let parts: Vec<String> = blocks
+                    .iter()
+                    .enumerate()
+                    .map(|(k, (id, take))| self.block(*id, k, *take))
+                    .collect();
+                ideal = Some(self.ideal.admit(&blocks, bs));
                 as_prompt_json(api, &parts.join(" ")).into()
             }
         };
@@ -281,6 +307,7 @@ impl Source for TraceSource {
             json,
             max_tokens: r.output_len,
             expected_input_tokens: (r.input_len > 0).then_some(r.input_len),
+            ideal_cached_tokens: ideal,
         }
     }
 }
@@ -292,6 +319,7 @@ impl TraceSource {
             json: as_prompt_json(self.lengths.api, "end").into(),
             max_tokens: 1,
             expected_input_tokens: None,
+            ideal_cached_tokens: None,
         }
     }
 }
@@ -375,7 +403,7 @@ mod tests {
             [0.0, 3.0, 6.0],
             "sorted, from the first, × time_scale"
         );
-        let s = TraceSource::new(t, 8, 5, lengths());
+        let s = TraceSource::new(t, (8, 16), 5, lengths());
         let words = |n| {
             text_of(Api::Completions, &s.prompt(n).json)
                 .split_whitespace()

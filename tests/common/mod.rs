@@ -273,3 +273,14 @@ pub fn signal_and_wait(child: &mut std::process::Child, signal: &str, secs: u64)
     let _ = child.wait();
     code
 }
+
+/// A result's ideal prefix-cache hit rate (the workload's) and the server's measured one.
+#[allow(dead_code)]
+pub fn hit_rates(r: &serde_json::Value) -> (f64, f64) {
+    let ideal = r["summary"]["ideal_prefix_cache_hit_rate"].as_f64();
+    let measured = r["server_metrics"]["summary"]["prefix_cache_hit_rate"].as_f64();
+    match (ideal, measured) {
+        (Some(i), Some(m)) => (i, m),
+        _ => panic!("no ideal or measured hit rate in {}", r["summary"]),
+    }
+}
