@@ -321,6 +321,8 @@ fn flush_prime_a_target_hit_rate_and_an_agent_replay_meet_vllms_own_counters() {
     );
     with_model(&exp);
     let (_, r, _) = ok_run(&exp, 600);
+    // The block vLLM's CPU build hits in (its `cache_config_info`), read from the server.
+    assert_eq!(r["environment"]["cache_block_size"], 128);
     let (ideal, measured) = common::hit_rates(&r);
     assert!(
         ideal > 0.5,

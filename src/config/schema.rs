@@ -1003,9 +1003,11 @@ pub struct MetricsConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub slo: Option<Slo>,
     /// The server's prefix-cache block in tokens, for the ideal hit rate of a workload built
-    /// from blocks (traces, agent traces): vLLM's default 16 (`--block-size`); SGLang's radix
-    /// cache is 1 (`--page-size`).
-    pub cache_block_size: u32,
+    /// from blocks (traces, agent traces, `target_hit_rate`). Default: the server's own — vLLM
+    /// says it in `/metrics` (`vllm:cache_config_info{block_size=…}`: 16 on GPUs, 128 on its
+    /// CPU build) — else 16 for vLLM, 1 for SGLang's radix cache (`--page-size`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_block_size: Option<u32>,
 }
 
 impl Default for MetricsConfig {
@@ -1015,7 +1017,7 @@ impl Default for MetricsConfig {
             scrape: true,
             percentiles: vec![50.0, 90.0, 95.0, 99.0],
             slo: None,
-            cache_block_size: 16,
+            cache_block_size: None,
         }
     }
 }

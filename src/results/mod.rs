@@ -93,6 +93,10 @@ pub struct Environment {
     /// The server's cold start, on the first point measured on it (later points find it warm).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub startup: Option<Startup>,
+    /// The server's prefix-cache block the ideal hit rate counted in (`metrics.cache_block_size`,
+    /// else the server's own, else the engine's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_block_size: Option<u32>,
 }
 
 /// How long the server took to come up — on a pod, paid time — from the moment the tool asked

@@ -11,6 +11,36 @@ use crate::client::{self, Endpoint};
 use crate::config::{Experiment, FrameworkKind};
 use crate::workload::dataset::Source;
 
+/// The server's prefix-cache block in tokens: `metrics.cache_block_size` when given, else what
+/// vLLM says in `/metrics` (`vllm:cache_config_info{block_size="…"}`), else the engine's
+/// default (vLLM 16, SGLang 1: its radix cache matches token by token).
+pub async fn block_size(ep: &Endpoint, e: &Experiment) -> u32 {
+    if let Some(b) = e.metrics.cache_block_size {
+        return b.max(1);
+    }
+    let fallback = match e.framework.kind {
+        FrameworkKind::Sglang => 1,
+        _ => 16,
+    };
+    match client::http_call(ep, "GET", "/metrics", None, Duration::from_secs(5)).await {
+        Ok((200, body)) => said_block_size(&String::from_utf8_lossy(&body)).unwrap_or(fallback),
+        _ => fallback,
+    }
+}
+
+/// `block_size` of vLLM's `cache_config_info` in a `/metrics` page.
+fn said_block_size(page: &str) -> Option<u32> {
+    let line = page
+        .lines()
+        .find(|l| l.starts_with("vllm:cache_config_info{"))?;
+    // The label itself, not `effective_attention_block_size` or `hash_block_size`.
+    let at = [",block_size=\"", "{block_size=\""]
+        .iter()
+        .find_map(|k| line.find(k).map(|i| i + k.len()))?;
+    let rest = &line[at..];
+    rest[..rest.find('"')?].parse().ok().filter(|b| *b > 0)
+}
+
 /// A reset refused because requests still hold blocks is tried again this many times.
 const FLUSH_TRIES: u32 = 10;
 
@@ -114,4 +144,22 @@ async fn prime(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::said_block_size;
+
+    #[test]
+    fn the_block_size_is_read_from_vllms_cache_config() {
+        // As vLLM 0.32's CPU build says it (labels in its order; `_block_size_resolved` first).
+        let page = "# HELP vllm:cache_config_info Information of the LLMEngine CacheConfig\nvllm:cache_config_info{_block_size_resolved=\"True\",block_size=\"128\",effective_attention_block_size=\"128\",enable_prefix_caching=\"True\"} 1.0\n";
+        assert_eq!(said_block_size(page), Some(128));
+        let first = "vllm:cache_config_info{block_size=\"16\",hash_block_size=\"None\"} 1.0\n";
+        assert_eq!(said_block_size(first), Some(16));
+        let later =
+            "vllm:cache_config_info{effective_attention_block_size=\"64\",block_size=\"32\"} 1.0\n";
+        assert_eq!(said_block_size(later), Some(32));
+        assert_eq!(said_block_size("vllm:num_requests_running 0\n"), None);
+    }
 }

@@ -65,8 +65,9 @@ pub async fn run_point(s: &mut PointContext<'_>, pt: &Point, n_points: usize) ->
     };
     s.screen.live.start_point(label, e.workload.requests);
     s.screen.phase("preparing prompts");
-    let (feed, lengths) = sources(s, e, pt.prompt_seed()).await;
+    let (feed, lengths, block) = sources(s, e, pt.prompt_seed()).await;
     let mut env = environment(s, e, lengths);
+    env.cache_block_size = Some(block);
     let timeout = e.workload.request_timeout.as_duration();
     let outcome =
         match ready::preflight(s.ep, &e.model.id, e.workload.api, timeout, s.stop.token()).await {
@@ -181,7 +182,7 @@ fn target_gap(e: &Experiment, r: &RunResult) -> Option<String> {
         let why = match (e.workload.cache.flush, e.workload.cache.prime) {
             (_, false) => "without `workload.cache.prime` each group's first request misses",
             (false, _) => "without `workload.cache.flush` the cache may hold earlier prompts",
-            _ => "the server's tokens differ from the prompt's calibrated lengths, or its cache block is not `metrics.cache_block_size`",
+            _ => "the server's tokens differ from the prompt's calibrated lengths, or its cache block is not `environment.cache_block_size`",
         };
         format!(
             "the server's prefix cache served {:.1} % of prompt tokens, `target_hit_rate` asked {:.1} %: {why}",
@@ -245,7 +246,7 @@ async fn sources(
     s: &PointContext<'_>,
     e: &Experiment,
     seed: u64,
-) -> ((Feed, Arc<dyn Source>), Option<String>) {
+) -> ((Feed, Arc<dyn Source>), Option<String>, u32) {
     let w = &e.workload;
     // Bounded like a request, and ended by a stop: a server that takes `/tokenize` and never
     // answers cannot hold the run (the pre-flight then says what is wrong).
@@ -264,8 +265,9 @@ async fn sources(
     };
     let described = dataset::describe_lengths(&lengths);
     let warmup = w.warmup_requests as u64;
-    let feed = source::sources(e, &s.p.loaded, seed, warmup, lengths);
-    (feed, Some(described))
+    let block = super::cache::block_size(s.ep, e).await;
+    let feed = source::sources(e, &s.p.loaded, (seed, warmup), lengths, block);
+    (feed, Some(described), block)
 }
 
 /// The point's pollers, each on its own task (ended when dropped): the server's `/metrics`
@@ -547,5 +549,6 @@ fn environment(
         prompt_lengths,
         provider_drift: s.handle.drift(),
         startup: None,
+        cache_block_size: None,
     }
 }

@@ -1195,6 +1195,13 @@ async fn metrics_page(State(sim): State<Arc<Sim>>) -> Response {
         }
         Err(_) => String::new(),
     };
+    // vLLM's cache configuration, as an info gauge (the block size the prefix cache hits in).
+    if sim.cfg.personality == Personality::Vllm {
+        text.push_str(&format!(
+            "# HELP vllm:cache_config_info Information of the LLMEngine CacheConfig\n# TYPE vllm:cache_config_info gauge\nvllm:cache_config_info{{_block_size_resolved=\"True\",block_size=\"{}\",cache_dtype=\"auto\",enable_prefix_caching=\"True\",engine=\"0\",gpu_memory_utilization=\"0.9\"}} 1.0\n",
+            sim.profile.block_size
+        ));
+    }
     if text.is_empty() {
         text.push('\n');
     }

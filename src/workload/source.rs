@@ -183,15 +183,15 @@ const WARMUP_SEED: u64 = 0x5741_524D_5550;
 /// The measured source and the warm-up source of a point. `jsonl` holds the JSONL prompts,
 /// `trace` the trace's requests, `sessions` the recorded conversations, when the dataset has
 /// them; `warmup` is the number of warm-up requests.
+/// `cache_block` is the server's prefix-cache block (the ideal hit rate counts in it).
 pub fn sources(
     e: &Experiment,
     loaded: &Loaded,
-    seed: u64,
-    warmup: u64,
+    (seed, warmup): (u64, u64),
     lengths: Lengths,
+    cache_block: u32,
 ) -> (Feed, Arc<dyn Source>) {
     let dataset = &e.workload.dataset;
-    let cache_block = e.metrics.cache_block_size;
     let random =
         |input_len: u32, output_len: u32, range_ratio: f64, seed: u64| -> Arc<dyn Source> {
             Arc::new(RandomSource {
@@ -257,7 +257,7 @@ pub fn sources(
         Dataset::Agentic { .. } => {
             let warm = random(256, 16, 0.0, seed ^ WARMUP_SEED);
             (
-                Feed::Agents(Arc::new(agents(e, loaded, seed, lengths))),
+                Feed::Agents(Arc::new(agents(e, loaded, seed, lengths, cache_block))),
                 warm,
             )
         }
@@ -325,6 +325,7 @@ fn agents(
     loaded: &Loaded,
     seed: u64,
     lengths: Lengths,
+    cache_block: u32,
 ) -> super::agentic::AgentSessions {
     let (start, bust) = match &e.workload.dataset {
         Dataset::Agentic {
@@ -332,7 +333,6 @@ fn agents(
         } => (*start, *cache_bust),
         _ => ([0.0, 0.0], false),
     };
-    let cache_block = e.metrics.cache_block_size;
     super::agentic::AgentSessions {
         traces: loaded.agents.clone().unwrap_or_default(),
         seed,
