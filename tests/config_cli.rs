@@ -379,22 +379,7 @@ fn each_load_combination_error_is_located_at_its_key() {
         "{\"timestamp\": 0, \"input_length\": 8, \"output_length\": 4, \"hash_ids\": [1]}\n",
     )
     .unwrap();
-    let head = "name: t\nmodel: { id: m }\ninfrastructure: { provider: simulator }\nworkload:\n";
-    for (workload, line, key, says) in bad {
-        let exp = write(d.path(), "exp.yaml", &format!("{head}{workload}"));
-        let out = common::bin(120).arg("validate").arg(&exp).output().unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{workload}\n{err}");
-        let at = format!("exp.yaml:{line}:");
-        let found = err
-            .lines()
-            .find(|l| l.contains(&format!("`{key}`: {says}")))
-            .unwrap_or_else(|| panic!("no `{key}`: {says}\nin\n{err}\nfor\n{workload}"));
-        assert!(
-            found.contains(&at),
-            "{found} is not at {at}\nfor\n{workload}"
-        );
-    }
+    assert_located(d.path(), bad);
     // What a rule must not catch: a sweep or a search supplies the load, a trace needs no bound.
     let good = [
         "  pattern: concurrent\n  requests: 5\n  sweep: { concurrency: [1, 2] }\n",
@@ -403,15 +388,7 @@ fn each_load_combination_error_is_located_at_its_key() {
         "  max_concurrency: 4\n  dataset: { kind: trace, path: t.jsonl }\n",
         "  pattern: rate\n  rate: 2\n  max_concurrency: 4\n  ramp: { over: 10s }\n  duration: 1m\n",
     ];
-    for workload in good {
-        let exp = write(d.path(), "exp.yaml", &format!("{head}{workload}"));
-        let out = common::bin(120).arg("validate").arg(&exp).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{workload}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    assert_valid(d.path(), &good);
 }
 
 #[test]
@@ -451,4 +428,61 @@ fn a_key_the_provider_never_reads_is_a_located_warning() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert!(!err.contains("warning:"), "{err}");
+}
+
+#[test]
+fn agent_trace_and_prefix_cache_errors_are_located_at_their_keys() {
+    // (the workload's lines from line 5, the line and key blamed, what the message says)
+    let bad: &[(&str, usize, &str, &str)] = &[
+        ("  sessions: 2\n  dataset: { kind: agentic, path: t.jsonl, start: [0.8, 0.2] }\n", 6, "workload.dataset.start", "0 ≤ min ≤ max ≤ 1"),
+        ("  sessions: 2\n  dataset: { kind: agentic, path: t.jsonl, max_overflow_share: 2 }\n", 6, "workload.dataset.max_overflow_share", "must be a share in [0, 1]"),
+        ("  requests: 4\n  dataset: { kind: shared_prefix, prefix_len: 8, suffix_len: 8, output_len: 4, target_hit_rate: 1.5 }\n", 6, "workload.dataset.target_hit_rate", "must be a share in [0, 1)"),
+        ("  requests: 4\n  cache: { prime: true }\n", 6, "workload.cache.prime", "`random` prompts have none"),
+        ("  requests: 4\n  dataset: { kind: random, input_len: 8, output_len: 4 }\n  sessions: 3\n", 7, "workload.sessions", "(or `kind: agentic`)"),
+    ];
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        "t.jsonl",
+        "{\"id\": \"s\", \"block_size\": 64, \"requests\": [{\"t\": 0, \"type\": \"s\", \"in\": 100, \"out\": 8, \"hash_ids\": [1, 2]}]}\n",
+    );
+    assert_located(d.path(), bad);
+    // And what is valid: an agent replay with a drawn start, a primed target.
+    let good = [
+        "  sessions: 2\n  concurrency: 2\n  dataset: { kind: agentic, path: t.jsonl, start: [0, 1], cache_bust: true, max_overflow_share: 0.1 }\n",
+        "  requests: 4\n  concurrency: 2\n  cache: { flush: true, prime: true }\n  dataset: { kind: shared_prefix, prefix_len: 8, suffix_len: 8, output_len: 4, target_hit_rate: 0.5 }\n",
+    ];
+    assert_valid(d.path(), &good);
+}
+
+/// The head of the load-rule experiments: the workload's lines follow from line 5.
+const LOAD_HEAD: &str =
+    "name: t\nmodel: { id: m }\ninfrastructure: { provider: simulator }\nworkload:\n";
+
+/// Each `(workload, line, key, says)` fails `validate` with `says` at `exp.yaml:line` and `key`.
+fn assert_located(dir: &Path, bad: &[(&str, usize, &str, &str)]) {
+    for (workload, line, key, says) in bad {
+        let exp = write(dir, "exp.yaml", &format!("{LOAD_HEAD}{workload}"));
+        let out = common::bin(120).arg("validate").arg(&exp).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{workload}\n{err}");
+        let found = err
+            .lines()
+            .find(|l| l.contains(&format!("`{key}`")) && l.contains(says))
+            .unwrap_or_else(|| panic!("no `{key}` … {says}\nin\n{err}\nfor\n{workload}"));
+        assert!(
+            found.contains(&format!("exp.yaml:{line}:")),
+            "{found} is not at line {line}\nfor\n{workload}"
+        );
+    }
+}
+
+/// Each workload validates: no rule may catch it.
+fn assert_valid(dir: &Path, good: &[&str]) {
+    for workload in good {
+        let exp = write(dir, "exp.yaml", &format!("{LOAD_HEAD}{workload}"));
+        let out = common::bin(120).arg("validate").arg(&exp).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{workload}\n{err}");
+    }
 }

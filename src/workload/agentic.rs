@@ -487,6 +487,42 @@ mod tests {
     }
 
     #[test]
+    fn a_background_sub_agent_or_one_with_no_later_call_is_not_waited_for() {
+        let background = TRACE.replace("\"completed\"", "\"async_launched\"");
+        let t = &parse(&background, "t.json", Duration::from_secs(10)).unwrap()[0];
+        assert!(matches!(t.main.steps[1], Step::Spawn { join: false, .. }));
+        // The parent has no call after it: nothing waits, the session waits at its end.
+        let last = TRACE.replace(
+            ",\n        {\"t\": 30, \"type\": \"s\", \"model\": \"m\", \"in\": 12, \"out\": 4, \"hash_ids\": [1, 2, 3], \"think_time\": 0.25}",
+            "",
+        );
+        let t = &parse(&last, "t.json", Duration::from_secs(10)).unwrap()[0];
+        assert_eq!(t.main.steps.len(), 2);
+        assert!(matches!(t.main.steps[1], Step::Spawn { join: false, .. }));
+    }
+
+    #[test]
+    fn each_session_starts_at_a_call_drawn_for_it_within_the_range() {
+        let mut long = parse(TRACE, "t.json", Duration::from_secs(10)).unwrap();
+        let call = long[0].main.steps[0].clone();
+        long[0].main.steps = vec![call; 20];
+        let mut s = sessions(None);
+        s.traces = Arc::new(long);
+        s.start = [0.5, 1.0];
+        let starts: Vec<usize> = (0..64).map(|n| s.session(n).first_call).collect();
+        assert!(starts.iter().all(|k| (10..20).contains(k)), "{starts:?}");
+        let distinct: std::collections::HashSet<_> = starts.iter().collect();
+        assert!(distinct.len() > 5, "drawn per session: {starts:?}");
+        // The same seed, the same starts.
+        assert_eq!(
+            starts,
+            (0..64).map(|n| s.session(n).first_call).collect::<Vec<_>>()
+        );
+        s.start = [0.0, 0.0];
+        assert!((0..8).all(|n| s.session(n).first_call == 0));
+    }
+
+    #[test]
     fn bad_traces_are_named_where_they_are_wrong() {
         let cases = [
             (
