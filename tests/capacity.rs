@@ -227,6 +227,103 @@ fn one_search_per_deployment_of_a_matrix() {
     assert!(a.fract() == 0.0 && h.fract() == 0.0);
 }
 
+/// Conversations of three turns (an agent's big first turn, short ones after): the load of a
+/// sessions search and of the grid that checks it.
+const SESSIONS: &str = "  duration: 4s\n  ignore_eos: true\n  dataset: { kind: conversation, turns: 3, first_input_len: 1024, input_len: 128, output_len: 64 }\n";
+
+#[test]
+fn a_sessions_search_answers_each_slo_tier_and_a_grid_agrees() {
+    let d = tempfile::tempdir().unwrap();
+    let exp = experiment(
+        d.path(),
+        "users",
+        &format!("workload:\n{SESSIONS}  search:\n    over: sessions\n    tiers:\n      - {{ name: interactive, ttft_ms: 400 }}\n      - {{ name: batch, ttft_ms: 3000 }}\n    tolerance: 25%\n    max_points: 7\n    start: 2\n    max: 256\n"),
+    );
+    common::bin(900)
+        .arg("run")
+        .arg(&exp)
+        .args(["--yes", "--no-tui"])
+        .assert()
+        .success()
+        .stderr(predicates::str::contains("capacity for tier interactive: "))
+        .stderr(predicates::str::contains("capacity for tier batch: "));
+    let idx_path = common::files(d.path(), ".sweep.json").remove(0);
+    let idx = json(&idx_path);
+    common::assert_valid(&common::index_schema(), &idx, &idx_path);
+    assert_eq!(idx["status"], "completed", "{idx}");
+    let searches = idx["searches"].as_array().unwrap();
+    assert_eq!(searches.len(), 2, "one search per tier");
+    let tier = |name: &str| searches.iter().find(|s| s["tier"] == name).unwrap();
+    let (fast, slow) = (tier("interactive"), tier("batch"));
+    for s in [fast, slow] {
+        assert_eq!(s["over"], "sessions");
+        assert_eq!(s["status"], "completed", "{s}");
+    }
+    let answer = |s: &Value| s["answer"].as_f64().expect("an answer");
+    let failed = |s: &Value| s["failed_at"].as_f64().unwrap_or(f64::INFINITY);
+    assert!(
+        answer(slow) > answer(fast),
+        "a looser tier serves more sessions: {slow} vs {fast}"
+    );
+    // A load both tiers probed was measured once: the points are fewer than the probes.
+    let probes = |s: &Value| s["probes"].as_array().unwrap().len();
+    let points = idx["points"].as_array().unwrap();
+    assert!(
+        points.len() < probes(fast) + probes(slow),
+        "{} points",
+        points.len()
+    );
+    assert!(points
+        .iter()
+        .all(|p| p["label"].as_str().unwrap().starts_with('s')));
+    // The grid agrees: half the answer meets the tier, twice where it failed does not.
+    let grid: Vec<u32> = [fast, slow]
+        .iter()
+        .flat_map(|s| [(answer(s) / 2.0).max(1.0), (failed(s) * 2.0).min(512.0)])
+        .map(|x| x.round() as u32)
+        .collect();
+    let g = tempfile::tempdir().unwrap();
+    let sweep = experiment(
+        g.path(),
+        "grid",
+        &format!("workload:\n{SESSIONS}  sweep: {{ concurrency: {grid:?} }}\n"),
+    );
+    common::bin(600)
+        .arg("run")
+        .arg(&sweep)
+        .args(["--yes", "--no-tui"])
+        .assert()
+        .success();
+    let gidx = json(&common::files(g.path(), ".sweep.json")[0]);
+    let p99 = |c: u32| {
+        let p = gidx["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["label"] == format!("c{c}"))
+            .unwrap();
+        let r = json(&g.path().join("out").join(p["file"].as_str().unwrap()));
+        r["summary"]["p99_ttft_ms"]
+            .as_f64()
+            .unwrap_or(f64::INFINITY)
+    };
+    for (i, limit) in [(0, 400.0), (2, 3000.0)] {
+        assert!(
+            p99(grid[i]) <= limit,
+            "{} sessions should meet {limit} ms: {}",
+            grid[i],
+            p99(grid[i])
+        );
+        if failed([fast, slow][i / 2]).is_finite() {
+            assert!(
+                p99(grid[i + 1]) > limit,
+                "{} sessions should miss {limit} ms",
+                grid[i + 1]
+            );
+        }
+    }
+}
+
 #[test]
 fn a_steady_point_stops_before_its_cap_and_a_ramping_one_does_not() {
     let d = tempfile::tempdir().unwrap();

@@ -439,6 +439,9 @@ fn agent_trace_and_prefix_cache_errors_are_located_at_their_keys() {
         ("  requests: 4\n  dataset: { kind: shared_prefix, prefix_len: 8, suffix_len: 8, output_len: 4, target_hit_rate: 1.5 }\n", 6, "workload.dataset.target_hit_rate", "must be a share in [0, 1)"),
         ("  requests: 4\n  cache: { prime: true }\n", 6, "workload.cache.prime", "`random` prompts have none"),
         ("  requests: 4\n  dataset: { kind: random, input_len: 8, output_len: 4 }\n  sessions: 3\n", 7, "workload.sessions", "(or `kind: agentic`)"),
+        ("  duration: 5s\n  search:\n    over: sessions\n    slo: { ttft_ms: 100 }\n", 7, "workload.search.over", "`random` prompts are single requests"),
+        ("  duration: 5s\n  sessions: 2\n  dataset: { kind: agentic, path: t.jsonl }\n  search:\n    over: sessions\n    slo: { ttft_ms: 100 }\n    tiers: [{ name: a, ttft_ms: 100 }]\n", 11, "workload.search.tiers", "not both"),
+        ("  duration: 5s\n  sessions: 2\n  dataset: { kind: agentic, path: t.jsonl }\n  search:\n    over: sessions\n    tiers:\n      - { name: a, ttft_ms: 100 }\n      - { name: a }\n", 10, "workload.search.tiers", "tier 2 is named `a`"),
     ];
     let d = tempfile::tempdir().unwrap();
     write(
@@ -451,6 +454,7 @@ fn agent_trace_and_prefix_cache_errors_are_located_at_their_keys() {
     let good = [
         "  sessions: 2\n  concurrency: 2\n  dataset: { kind: agentic, path: t.jsonl, start: [0, 1], cache_bust: true, max_overflow_share: 0.1 }\n",
         "  requests: 4\n  concurrency: 2\n  cache: { flush: true, prime: true }\n  dataset: { kind: shared_prefix, prefix_len: 8, suffix_len: 8, output_len: 4, target_hit_rate: 0.5 }\n",
+        "  duration: 5s\n  sessions: 2\n  dataset: { kind: agentic, path: t.jsonl }\n  search: { over: sessions, tiers: [{ name: fast, ttft_ms: 200, tpot_ms: 20 }, { name: slow, e2el_ms: 60000 }] }\n",
     ];
     assert_valid(d.path(), &good);
 }

@@ -71,7 +71,7 @@ impl Workload {
                     rate: s.start,
                     max_in_flight: self.max_concurrency,
                 },
-                SearchOver::Concurrency => Pace::Closed {
+                SearchOver::Concurrency | SearchOver::Sessions => Pace::Closed {
                     concurrency: s.start.round().max(1.0) as u32,
                 },
             },

@@ -583,17 +583,64 @@ pub enum SearchOver {
     Rate,
     /// Requests in flight (closed loop).
     Concurrency,
+    /// Sessions at once (a closed loop of conversations or agent sessions): how many users a
+    /// deployment serves within the SLO.
+    Sessions,
+}
+
+impl SearchOver {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rate => "rate",
+            Self::Concurrency => "concurrency",
+            Self::Sessions => "sessions",
+        }
+    }
+
+    /// A closed loop: the load is a whole number of slots (requests or sessions).
+    pub fn is_closed(self) -> bool {
+        self != Self::Rate
+    }
+}
+
+/// One SLO tier of a capacity search (`search.tiers`): its name and its limits.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SloTier {
+    /// e.g. `interactive`, `batch`.
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttft_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tpot_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e2el_ms: Option<f64>,
+}
+
+impl SloTier {
+    pub fn slo(&self) -> Slo {
+        Slo {
+            ttft_ms: self.ttft_ms,
+            tpot_ms: self.tpot_ms,
+            e2el_ms: self.e2el_ms,
+        }
+    }
 }
 
 /// `workload.search`: the highest load meeting every SLO, found by probing.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Search {
-    /// `rate` or `concurrency`.
+    /// `rate`, `concurrency` or `sessions`.
     pub over: SearchOver,
     /// The limits at `percentile` (default: `metrics.slo`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub slo: Option<Slo>,
+    /// Several SLOs, each answered on its own (`[{name: interactive, ttft_ms: 500, tpot_ms:
+    /// 30}, {name: batch, ttft_ms: 5000}]`), instead of `slo`; a probe one tier measured is
+    /// reused by the others.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tiers: Vec<SloTier>,
     /// The percentile the SLO holds at (e.g. 99: p99 TTFT ≤ slo.ttft_ms).
     pub percentile: f64,
     /// Stop when the highest passing load is within this share of the lowest failing one.
@@ -611,6 +658,7 @@ impl Default for Search {
         Self {
             over: SearchOver::Rate,
             slo: None,
+            tiers: Vec::new(),
             percentile: 99.0,
             tolerance: Share(0.05),
             max_points: 8,

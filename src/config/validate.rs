@@ -642,6 +642,44 @@ pub fn parse_seq_len(s: &str) -> Option<(u32, u32)> {
     Some((one(a)?, one(b)?)).filter(|(a, b)| *a > 0 && *b > 0)
 }
 
+/// `search.tiers`: instead of `slo`, each named, distinct, with a positive limit.
+fn tier_rules(s: &super::Search, bad: &mut impl FnMut(&str, String)) {
+    if s.tiers.is_empty() {
+        return;
+    }
+    if s.slo.is_some() {
+        bad(
+            "workload.search.tiers",
+            "give `slo` (one answer) or `tiers` (one answer each), not both".into(),
+        );
+    }
+    // Blamed on the list (a list item has no line of its own in the locator), by number.
+    let at = "workload.search.tiers";
+    for (i, t) in s.tiers.iter().enumerate() {
+        if t.name.trim().is_empty() || s.tiers[..i].iter().any(|o| o.name == t.name) {
+            bad(
+                at,
+                format!(
+                    "each tier needs a name of its own; tier {} is named `{}`",
+                    i + 1,
+                    t.name
+                ),
+            );
+        }
+        let limits = [t.ttft_ms, t.tpot_ms, t.e2el_ms];
+        if limits.iter().all(Option::is_none) || limits.iter().flatten().any(|v| !(*v > 0.0)) {
+            bad(
+                at,
+                format!(
+                    "tier {} (`{}`) needs limits in milliseconds > 0: `ttft_ms`, `tpot_ms` and/or `e2el_ms`",
+                    i + 1,
+                    t.name
+                ),
+            );
+        }
+    }
+}
+
 /// `workload.search`: a load to vary, an SLO to hold, a range and a precision that make sense.
 fn search_rules(e: &super::Experiment, bad: &mut impl FnMut(&str, String)) {
     let w = &e.workload;
@@ -649,8 +687,23 @@ fn search_rules(e: &super::Experiment, bad: &mut impl FnMut(&str, String)) {
         return;
     };
     let slo = s.slo.as_ref().or(e.metrics.slo.as_ref());
-    if slo.is_none_or(|x| x.ttft_ms.is_none() && x.tpot_ms.is_none() && x.e2el_ms.is_none()) {
-        bad("workload.search.slo", "a search needs an SLO to hold: `slo: {ttft_ms: 500, tpot_ms: 50}` here or in `metrics.slo`".into());
+    let empty = |x: &super::Slo| x.ttft_ms.is_none() && x.tpot_ms.is_none() && x.e2el_ms.is_none();
+    if s.tiers.is_empty() && slo.is_none_or(empty) {
+        bad("workload.search.slo", "a search needs an SLO to hold: `slo: {ttft_ms: 500, tpot_ms: 50}` here or in `metrics.slo` (or `tiers`)".into());
+    }
+    tier_rules(s, bad);
+    let sessions = matches!(
+        w.dataset,
+        Dataset::Conversation { .. } | Dataset::Agentic { .. }
+    );
+    if s.over == super::SearchOver::Sessions && !sessions {
+        bad(
+            "workload.search.over",
+            format!(
+                "`sessions` counts conversations or agent sessions, and `{}` prompts are single requests: use `over: concurrency`, or `dataset: {{kind: conversation}}` / `{{kind: agentic}}`",
+                w.dataset.kind()
+            ),
+        );
     }
     if w.sweep.is_some() {
         bad(

@@ -67,7 +67,10 @@ pub struct SweepIndex {
 pub struct IndexSearch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployment: Option<String>,
-    /// `rate` or `concurrency`.
+    /// The SLO tier this search answers (`search.tiers`), when there are tiers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
+    /// `rate`, `concurrency` or `sessions`.
     pub over: String,
     pub percentile: f64,
     pub slo: crate::config::Slo,
@@ -295,14 +298,27 @@ impl SweepIndex {
             return false;
         };
         let dep = dep.strip_suffix('/');
+        // Every SLO tier of the slot answered (each is recorded, as `running`, when it starts).
+        let mut of = self
+            .searches
+            .iter()
+            .filter(|s| s.deployment.as_deref() == dep)
+            .peekable();
+        of.peek().is_some() && of.all(|s| s.status == "completed")
+    }
+
+    /// How the search of deployment `dep` for SLO tier `tier` stands, if it was recorded.
+    pub fn search_status(&self, dep: Option<&str>, tier: Option<&str>) -> Option<&str> {
         self.searches
             .iter()
-            .any(|s| s.deployment.as_deref() == dep && s.status == "completed")
+            .find(|s| s.deployment.as_deref() == dep && s.tier.as_deref() == tier)
+            .map(|s| s.status.as_str())
     }
 
     /// Records (or updates) a search's state.
     pub fn search(&mut self, s: IndexSearch) {
-        self.searches.retain(|x| x.deployment != s.deployment);
+        self.searches
+            .retain(|x| x.deployment != s.deployment || x.tier != s.tier);
         self.searches.push(s);
     }
 

@@ -85,8 +85,19 @@ impl PointData {
 pub struct Series {
     pub name: String,
     pub points: Vec<PointData>,
-    /// A capacity search's probes and answer (the probes are also among `points`).
-    pub search: Option<super::index::IndexSearch>,
+    /// Capacity searches' probes and answers, one per SLO tier (the probes are also among
+    /// `points`).
+    pub searches: Vec<super::index::IndexSearch>,
+}
+
+impl Series {
+    /// Each search with the name it is shown by: the series', and its SLO tier's.
+    pub fn named_searches(&self) -> impl Iterator<Item = (String, &super::index::IndexSearch)> {
+        self.searches.iter().map(|s| match &s.tier {
+            Some(t) => (format!("{} · {t}", self.name), s),
+            None => (self.name.clone(), s),
+        })
+    }
 }
 
 fn point(file: &Path, r: &super::ResultHead) -> PointData {
@@ -149,7 +160,7 @@ pub fn load(files: &[PathBuf]) -> Result<Vec<Series>, ResultsError> {
         None => series.push(Series {
             name,
             points: vec![p],
-            search: None,
+            searches: Vec::new(),
         }),
     };
     let mut searches: Vec<(String, super::index::IndexSearch)> = Vec::new();
@@ -187,11 +198,11 @@ pub fn load(files: &[PathBuf]) -> Result<Vec<Series>, ResultsError> {
     }
     for (name, s) in searches {
         match series.iter_mut().find(|x| x.name == name) {
-            Some(x) => x.search = Some(s),
+            Some(x) => x.searches.push(s),
             None => series.push(Series {
                 name,
                 points: Vec::new(),
-                search: Some(s),
+                searches: vec![s],
             }),
         }
     }

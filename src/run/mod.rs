@@ -179,10 +179,10 @@ fn room_for_streams(m: &Matrix) -> Result<(), RunError> {
 /// its largest probe), or an open loop's `max_concurrency` (without one, the 256 connections it
 /// keeps warm — beyond them it opens more only while requests pile up).
 fn streams_of(e: &Experiment) -> u64 {
-    use crate::config::{Pace, Points, SearchOver};
+    use crate::config::{Pace, Points};
     let load = e.workload.load();
     match (load.points, load.pace) {
-        (Points::Search(s), _) if s.over == SearchOver::Concurrency => s.max.max(1.0) as u64,
+        (Points::Search(s), _) if s.over.is_closed() => s.max.max(1.0) as u64,
         (_, Pace::Closed { concurrency }) => u64::from(concurrency),
         (_, Pace::Open { max_in_flight, .. } | Pace::Trace { max_in_flight }) => {
             max_in_flight.map_or(256, u64::from)

@@ -3,7 +3,7 @@
 //! `--resume` has a sweep to go on with.
 
 use super::{Matrix, RunError};
-use crate::config::{Dataset, Experiment, Pace, Pattern, Points, SearchOver};
+use crate::config::{Dataset, Experiment, Pace, Pattern, Points};
 use crate::provider::CostEstimate;
 
 /// A matrix's plan: each deployment's estimate, in order.
@@ -99,15 +99,16 @@ fn plan_line(e: &Experiment, c: &CostEstimate) -> String {
     };
     let pattern = match (load.points, load.pace) {
         (Points::Search(s), _) => format!(
-            "capacity search over {} from {} to {}, at most {} probes, to within {}%",
-            match s.over {
-                SearchOver::Rate => "rate",
-                SearchOver::Concurrency => "concurrency",
-            },
+            "capacity search over {} from {} to {}, at most {} probes, to within {}%{}",
+            s.over.as_str(),
             s.start,
             s.max,
             s.max_points,
-            s.tolerance.0 * 100.0
+            s.tolerance.0 * 100.0,
+            match s.tiers.len() {
+                0 => String::new(),
+                n => format!(", for each of {n} SLO tiers"),
+            }
         ),
         (Points::Sweep(_), _) => {
             let points = crate::workload::sweep::expand(e);

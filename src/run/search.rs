@@ -5,7 +5,7 @@
 
 use super::point::{self, PointContext, PointOutcome};
 use super::shared::{Saved, Shared};
-use crate::config::{Search, SearchOver, Slo};
+use crate::config::{Search, Slo};
 use crate::metrics::collector::StopKind;
 use crate::results::index::{IndexProbe, IndexSearch};
 use crate::results::{RunResult, Status};
@@ -30,19 +30,17 @@ fn probe_of(x: f64, r: &RunResult, slo: &Slo, percentile: f64) -> Probe {
     }
 }
 
-/// The index's record of the search so far.
+/// The index's record of the search (of one SLO tier) so far.
 fn record(
     slot: &Point,
     cfg: &Search,
-    slo: &Slo,
+    (tier, slo): (&Option<String>, &Slo),
     probes: &[(String, Probe, String)],
 ) -> IndexSearch {
     IndexSearch {
         deployment: slot.deployment.clone(),
-        over: match cfg.over {
-            SearchOver::Rate => "rate".into(),
-            SearchOver::Concurrency => "concurrency".into(),
-        },
+        tier: tier.clone(),
+        over: cfg.over.as_str().into(),
         percentile: cfg.percentile,
         slo: slo.clone(),
         tolerance: cfg.tolerance.0,
@@ -61,14 +59,60 @@ fn record(
     }
 }
 
-/// Runs the search in `slot` (its experiment has `workload.search`).
+/// Runs the search in `slot` (its experiment has `workload.search`): once, or once per SLO
+/// tier — a probe an earlier tier measured is read back, not measured again.
 pub async fn run(s: &mut PointContext<'_>, slot: &Point, sh: &Shared) -> Saved {
     let cfg = slot.search().cloned().unwrap_or_default();
-    let slo = cfg
-        .slo
-        .clone()
-        .or_else(|| slot.experiment.metrics.slo.clone())
-        .unwrap_or_default();
+    let mut saved = Vec::new();
+    let all = tiers(&cfg, slot);
+    let dep = slot.deployment.as_deref();
+    // Every tier is in the index from the start: the slot is done when all are answered.
+    for (tier, slo) in &all {
+        if !sh.search_completed(dep, tier.as_deref()) {
+            save_search(sh, record(slot, &cfg, (tier, slo), &[]), "running");
+        }
+    }
+    for tier in all {
+        if sh.search_completed(dep, tier.0.as_deref()) {
+            continue;
+        }
+        let (mut more, stopped) = search_tier(s, slot, sh, &cfg, tier).await;
+        saved.append(&mut more);
+        if stopped {
+            break;
+        }
+    }
+    saved
+}
+
+/// The SLOs to answer: each of `tiers` by name, else the one `slo` (or `metrics.slo`).
+fn tiers(cfg: &Search, slot: &Point) -> Vec<(Option<String>, Slo)> {
+    match cfg.tiers.is_empty() {
+        true => vec![(
+            None,
+            cfg.slo
+                .clone()
+                .or_else(|| slot.experiment.metrics.slo.clone())
+                .unwrap_or_default(),
+        )],
+        false => cfg
+            .tiers
+            .iter()
+            .map(|t| (Some(t.name.clone()), t.slo()))
+            .collect(),
+    }
+}
+
+/// One search under one SLO; true when the run was stopped (interrupted, budget, server gone).
+async fn search_tier(
+    s: &mut PointContext<'_>,
+    slot: &Point,
+    sh: &Shared,
+    cfg: &Search,
+    (tier, slo): (Option<String>, Slo),
+) -> (Saved, bool) {
+    let cfg = cfg.clone();
+    let at = (&tier, &slo);
     let mut planner = Planner::new(&cfg);
     let mut probes: Vec<(String, Probe, String)> = Vec::new();
     let mut saved: Saved = Vec::new();
@@ -86,7 +130,10 @@ pub async fn run(s: &mut PointContext<'_>, slot: &Point, sh: &Shared) -> Saved {
         let pt = sweep::probe(slot, x);
         // Resumed: what this probe measured before.
         if let Some(r) = sh.done(&pt).then(|| sh.result_of(&pt)).flatten() {
-            say(format!("resume: probe {} already measured", pt.key()));
+            say(format!(
+                "probe {} already measured: its result is read back",
+                pt.key()
+            ));
             let p = probe_of(x, &r, &slo, cfg.percentile);
             planner.record(p.clone());
             probes.push((pt.label.clone(), p, r.termination_reason.clone()));
@@ -94,8 +141,8 @@ pub async fn run(s: &mut PointContext<'_>, slot: &Point, sh: &Shared) -> Saved {
             continue;
         }
         if s.stop.is_stopped() || sh.ledger.exhausted() {
-            save_search(sh, record(slot, &cfg, &slo, &probes), "interrupted");
-            return saved;
+            save_search(sh, record(slot, &cfg, at, &probes), "interrupted");
+            return (saved, true);
         }
         say(format!(
             "search probe {}/{n}: {}",
@@ -122,13 +169,13 @@ pub async fn run(s: &mut PointContext<'_>, slot: &Point, sh: &Shared) -> Saved {
         let stop = result.status == Status::Interrupted || server_gone;
         results.push(result.clone());
         saved.push((result, path));
-        save_search(sh, record(slot, &cfg, &slo, &probes), "running");
+        save_search(sh, record(slot, &cfg, at, &probes), "running");
         if stop {
-            save_search(sh, record(slot, &cfg, &slo, &probes), "interrupted");
-            return saved;
+            save_search(sh, record(slot, &cfg, at, &probes), "interrupted");
+            return (saved, true);
         }
     };
-    let mut done = record(slot, &cfg, &slo, &probes);
+    let mut done = record(slot, &cfg, at, &probes);
     done.answer = answer;
     done.failed_at = failed_at;
     done.reason = Some(reason.as_str().into());
@@ -140,7 +187,7 @@ pub async fn run(s: &mut PointContext<'_>, slot: &Point, sh: &Shared) -> Saved {
     }
     say(answer_text(&done, slot));
     save_search(sh, done, "completed");
-    saved
+    (saved, false)
 }
 
 fn save_search(sh: &Shared, mut s: IndexSearch, status: &str) {
@@ -155,10 +202,14 @@ fn answer_text(s: &IndexSearch, slot: &Point) -> String {
         .as_deref()
         .map(|d| format!(" of {d}"))
         .unwrap_or_default();
-    let unit = if s.over == "rate" {
-        " req/s"
-    } else {
-        " in flight"
+    let who = match &s.tier {
+        Some(t) => format!("{who} for tier {t}"),
+        None => who,
+    };
+    let unit = match s.over.as_str() {
+        "rate" => " req/s",
+        "sessions" => " sessions",
+        _ => " in flight",
     };
     match (s.answer, s.failed_at) {
         (Some(a), f) => format!(

@@ -130,6 +130,15 @@ impl Shared {
         crate::results::read(&path).ok()
     }
 
+    /// Whether the search of `dep` for `tier` has its answer in the index (a resumed run).
+    pub fn search_completed(&self, dep: Option<&str>, tier: Option<&str>) -> bool {
+        self.index
+            .borrow()
+            .as_ref()
+            .and_then(|x| x.search_status(dep, tier).map(|s| s == "completed"))
+            .unwrap_or(false)
+    }
+
     /// Records a capacity search's state and saves the index.
     pub fn record_search(&self, s: crate::results::index::IndexSearch) {
         if let Some(x) = self.index.borrow_mut().as_mut() {

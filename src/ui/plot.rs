@@ -66,7 +66,7 @@ pub fn size(series: &[Series]) -> (u32, u32) {
 fn has_search(series: &[Series]) -> bool {
     series
         .iter()
-        .any(|s| s.search.as_ref().is_some_and(|x| !x.probes.is_empty()))
+        .any(|s| s.searches.iter().any(|x| !x.probes.is_empty()))
 }
 
 /// Writes the plot as PNG (`.png`) or SVG (anything else) to `path`.
@@ -340,10 +340,8 @@ fn search_panel<DB: DrawingBackend>(
     series: &[Series],
 ) -> Result<(), String> {
     let e = |x: DrawingAreaErrorKind<DB::ErrorType>| x.to_string();
-    let searches: Vec<(&str, &crate::results::index::IndexSearch)> = series
-        .iter()
-        .filter_map(|s| Some((s.name.as_str(), s.search.as_ref()?)))
-        .collect();
+    let searches: Vec<(String, &crate::results::index::IndexSearch)> =
+        series.iter().flat_map(|s| s.named_searches()).collect();
     let loads = searches
         .iter()
         .flat_map(|(_, s)| s.probes.iter().map(|p| p.value));
@@ -355,10 +353,10 @@ fn search_panel<DB: DrawingBackend>(
         hi.max(lo * 1.01).log10() + 0.1,
     );
     let over = searches.first().map_or("rate", |(_, s)| s.over.as_str());
-    let unit = if over == "rate" {
-        "rate (req/s)"
-    } else {
-        "concurrency"
+    let unit = match over {
+        "rate" => "rate (req/s)",
+        "sessions" => "sessions at once",
+        _ => "concurrency",
     };
     let mut chart = ChartBuilder::on(area)
         .caption("Capacity search: probes and the answer", ("sans-serif", 18))

@@ -160,19 +160,17 @@ fn deployments_table(
 
 /// `workload.search`: each search's answer, then its probes in the order they ran.
 fn searches(o: &mut String, series: &[Series]) {
-    let found: Vec<(&str, &crate::results::index::IndexSearch)> = series
-        .iter()
-        .filter_map(|s| Some((s.name.as_str(), s.search.as_ref()?)))
-        .collect();
+    let found: Vec<(String, &crate::results::index::IndexSearch)> =
+        series.iter().flat_map(|s| s.named_searches()).collect();
     if found.is_empty() {
         return;
     }
     let _ = writeln!(o, "\n## Capacity search\n");
     for (name, s) in found {
-        let unit = if s.over == "rate" {
-            "req/s"
-        } else {
-            "in flight"
+        let unit = match s.over.as_str() {
+            "rate" => "req/s",
+            "sessions" => "sessions",
+            _ => "in flight",
         };
         let mut limits = Vec::new();
         for (what, v) in [

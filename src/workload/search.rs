@@ -127,7 +127,7 @@ impl Planner {
     /// A load as the search sends it: concurrency is a whole number ≥ 1.
     fn load(&self, x: f64) -> f64 {
         match self.over {
-            SearchOver::Concurrency => x.round().max(1.0),
+            SearchOver::Concurrency | SearchOver::Sessions => x.round().max(1.0),
             SearchOver::Rate => (x * 1000.0).round() / 1000.0,
         }
     }
@@ -170,7 +170,7 @@ impl Planner {
             return Next::Probe(self.load((l * 2.0).min(self.max)));
         };
         let width = hi.x - lo.x;
-        let whole = self.over == SearchOver::Concurrency;
+        let whole = self.over.is_closed();
         if width / hi.x <= self.tolerance || (whole && width <= 1.0) {
             return done(Reason::Precision);
         }
@@ -189,7 +189,7 @@ impl Planner {
                 .get(1)
                 .and_then(|p| p.throughput)
                 .map(|c| 1.05 * c),
-            SearchOver::Concurrency => None,
+            SearchOver::Concurrency | SearchOver::Sessions => None,
         };
         // When the SLO still holds below that line, the line itself is probed next: a failure
         // there bounds the bracket by a measured probe (precision is judged against real
@@ -248,6 +248,8 @@ impl Planner {
         match self.over {
             SearchOver::Rate => Some(0.9 * capacity),
             SearchOver::Concurrency => Some(capacity * first.mean_e2el_ms? / 1e3),
+            // Sessions think between turns: Little's law in requests says nothing of them.
+            SearchOver::Sessions => None,
         }
     }
 }
@@ -300,7 +302,7 @@ mod tests {
     fn search(over: SearchOver, start: f64, max: f64, knee: f64) -> (Next, usize) {
         let measure = |x: f64| match over {
             SearchOver::Rate => open(x, knee),
-            SearchOver::Concurrency => closed(x, knee),
+            SearchOver::Concurrency | SearchOver::Sessions => closed(x, knee),
         };
         let mut p = Planner::new(&Search {
             over,

@@ -25,6 +25,13 @@ pub fn probe(slot: &Point, x: f64) -> Point {
             e.workload.concurrency = Some(c);
             (format!("c{c}"), Some(c), None)
         }
+        // Sessions at once: the closed loop of a conversation or agent workload.
+        crate::config::SearchOver::Sessions => {
+            let c = x.round().max(1.0) as u32;
+            e.workload.pattern = Pattern::Concurrent;
+            e.workload.concurrency = Some(c);
+            (format!("s{c}"), Some(c), None)
+        }
     };
     if !e.metrics.percentiles.contains(&search.percentile) {
         e.metrics.percentiles.push(search.percentile);
