@@ -186,7 +186,7 @@ fn an_interrupted_search_resumes_from_its_probes() {
         .assert()
         .success()
         .stderr(predicates::str::contains(
-            "resume: probe r2 already measured",
+            "probe r2 already measured (a resumed run",
         ))
         .stderr(predicates::str::contains("capacity: "));
     let after = common::files(d.path(), ".sweep.json");

@@ -131,7 +131,7 @@ async fn search_tier(
         // Resumed: what this probe measured before.
         if let Some(r) = sh.done(&pt).then(|| sh.result_of(&pt)).flatten() {
             say(format!(
-                "probe {} already measured: its result is read back",
+                "probe {} already measured (a resumed run, or an earlier SLO tier): its result is read back",
                 pt.key()
             ));
             let p = probe_of(x, &r, &slo, cfg.percentile);
