@@ -336,6 +336,15 @@ pub struct ServerSummary {
     pub mbu: Option<f64>,
 }
 
+impl ServerSummary {
+    /// The prefix-cache hit rate over the window: vLLM's token-weighted counters, else
+    /// SGLang's gauge averaged over the scrapes.
+    pub fn hit_rate(&self) -> Option<f64> {
+        self.prefix_cache_hit_rate
+            .or(self.mean_prefix_cache_hit_rate)
+    }
+}
+
 impl ServerMetrics {
     /// Summarises the samples that fall in the timed window `[0, duration_ms]`; counter
     /// deltas run from the last good sample at or before the start to the last one in it.

@@ -13,19 +13,29 @@ use crate::workload::dataset::Source;
 
 /// The server's prefix-cache block in tokens: `metrics.cache_block_size` when given, else what
 /// vLLM says in `/metrics` (`vllm:cache_config_info{block_size="…"}`), else the engine's
-/// default (vLLM 16, SGLang 1: its radix cache matches token by token).
-pub async fn block_size(ep: &Endpoint, e: &Experiment) -> u32 {
+/// default (vLLM 16, SGLang 1: its radix cache matches token by token). `None` for a dataset
+/// that never counts in blocks (only traces, agent traces and shared prefixes do): no
+/// `/metrics` request is made for it.
+pub async fn block_size(ep: &Endpoint, e: &Experiment) -> Option<u32> {
+    use crate::config::Dataset;
+    if !matches!(
+        e.workload.dataset,
+        Dataset::Trace { .. } | Dataset::Agentic { .. } | Dataset::SharedPrefix { .. }
+    ) {
+        return None;
+    }
     if let Some(b) = e.metrics.cache_block_size {
-        return b.max(1);
+        return Some(b.max(1));
     }
     let fallback = match e.framework.kind {
         FrameworkKind::Sglang => 1,
         _ => 16,
     };
-    match client::http_call(ep, "GET", "/metrics", None, Duration::from_secs(5)).await {
-        Ok((200, body)) => said_block_size(&String::from_utf8_lossy(&body)).unwrap_or(fallback),
-        _ => fallback,
-    }
+    let said = match client::http_call(ep, "GET", "/metrics", None, Duration::from_secs(5)).await {
+        Ok((200, body)) => said_block_size(&String::from_utf8_lossy(&body)),
+        _ => None,
+    };
+    Some(said.unwrap_or(fallback))
 }
 
 /// `block_size` of vLLM's `cache_config_info` in a `/metrics` page.

@@ -67,7 +67,7 @@ pub async fn run_point(s: &mut PointContext<'_>, pt: &Point, n_points: usize) ->
     s.screen.phase("preparing prompts");
     let (feed, lengths, block) = sources(s, e, pt.prompt_seed()).await;
     let mut env = environment(s, e, lengths);
-    env.cache_block_size = Some(block);
+    env.cache_block_size = block;
     let timeout = e.workload.request_timeout.as_duration();
     let outcome =
         match ready::preflight(s.ep, &e.model.id, e.workload.api, timeout, s.stop.token()).await {
@@ -150,7 +150,7 @@ fn overflowed(e: &Experiment, s: &crate::metrics::summary::Summary) -> Option<St
 /// (or a router scattering sessions), not only the engine.
 fn cache_gap(r: &RunResult) -> Option<String> {
     let ideal = r.summary.ideal_prefix_cache_hit_rate?;
-    let measured = measured_hit_rate(r)?;
+    let measured = r.server_metrics.as_ref()?.summary.hit_rate()?;
     (measured < ideal - 0.05).then(|| {
         format!(
             "the server's prefix cache served {:.1} % of prompt tokens where an ideal cache would serve {:.1} % of this workload: its cache is too small for the working set (evictions), or requests of one session reach different replicas",
@@ -158,13 +158,6 @@ fn cache_gap(r: &RunResult) -> Option<String> {
             ideal * 100.0
         )
     })
-}
-
-/// The server's prefix-cache hit rate over the window: vLLM's token-weighted counters, else
-/// SGLang's gauge averaged over the scrapes.
-fn measured_hit_rate(r: &RunResult) -> Option<f64> {
-    let s = &r.server_metrics.as_ref()?.summary;
-    s.prefix_cache_hit_rate.or(s.mean_prefix_cache_hit_rate)
 }
 
 /// A shared-prefix point with `target_hit_rate` whose server measured a rate more than 5
@@ -177,7 +170,7 @@ fn target_gap(e: &Experiment, r: &RunResult) -> Option<String> {
     else {
         return None;
     };
-    let measured = measured_hit_rate(r)?;
+    let measured = r.server_metrics.as_ref()?.summary.hit_rate()?;
     ((measured - target).abs() > 0.05).then(|| {
         let why = match (e.workload.cache.flush, e.workload.cache.prime) {
             (_, false) => "without `workload.cache.prime` each group's first request misses",
@@ -246,7 +239,7 @@ async fn sources(
     s: &PointContext<'_>,
     e: &Experiment,
     seed: u64,
-) -> ((Feed, Arc<dyn Source>), Option<String>, u32) {
+) -> ((Feed, Arc<dyn Source>), Option<String>, Option<u32>) {
     let w = &e.workload;
     // Bounded like a request, and ended by a stop: a server that takes `/tokenize` and never
     // answers cannot hold the run (the pre-flight then says what is wrong).
@@ -266,7 +259,8 @@ async fn sources(
     let described = dataset::describe_lengths(&lengths);
     let warmup = w.warmup_requests as u64;
     let block = super::cache::block_size(s.ep, e).await;
-    let feed = source::sources(e, &s.p.loaded, (seed, warmup), lengths, block);
+    // The other datasets never count in cache blocks.
+    let feed = source::sources(e, &s.p.loaded, (seed, warmup), lengths, block.unwrap_or(1));
     (feed, Some(described), block)
 }
 

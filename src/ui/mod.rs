@@ -221,7 +221,7 @@ fn summary_server(o: &mut String, r: &RunResult) {
                 pc(s.mean_kv_cache_usage)
             ),
         );
-        let measured = pc(s.prefix_cache_hit_rate.or(s.mean_prefix_cache_hit_rate));
+        let measured = pc(s.hit_rate());
         match r.summary.ideal_prefix_cache_hit_rate {
             Some(ideal) => row(
                 o,
