@@ -192,6 +192,26 @@ fn a_small_cache_falls_short_of_the_ideal_and_the_result_says_so() {
         warnings.contains("too small for the working set"),
         "{warnings}"
     );
+    // The report puts them side by side, with their ratio.
+    let out = common::bin(60)
+        .arg("report")
+        .arg(common::result_path(&d.path().join("a")))
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    let row = report
+        .lines()
+        .skip_while(|l| !l.starts_with("### Prefix cache"))
+        .find(|l| l.starts_with("| agents |"))
+        .unwrap_or_else(|| panic!("{report}"));
+    let ratio: f64 = row
+        .trim_end_matches(" |")
+        .rsplit("| ")
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((ratio - measured / ideal).abs() < 0.01, "{row}");
 }
 
 #[test]

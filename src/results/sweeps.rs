@@ -51,6 +51,9 @@ pub struct PointData {
     pub usd_per_mtok_output: Option<f64>,
     /// The engine's achieved work per GPU and its share of the GPU's peaks, where reported.
     pub hardware: Option<Hardware>,
+    /// The workload's ideal prefix-cache hit rate and the server's measured one, when the
+    /// point has them (a workload built from blocks).
+    pub prefix_cache: Option<(f64, Option<f64>)>,
 }
 
 impl PointData {
@@ -137,6 +140,13 @@ fn point(file: &Path, r: &super::ResultHead) -> PointData {
         // Files written before the figure existed: from their price and throughput.
         usd_per_mtok_output: m.usd_per_million_output_tokens.or_else(|| {
             crate::metrics::summary::usd_per_million(r.environment.price_per_hour_usd, Some(out))
+        }),
+        prefix_cache: m.ideal_prefix_cache_hit_rate.map(|ideal| {
+            let s = r.server_metrics.as_ref().map(|sm| &sm.summary);
+            (
+                ideal,
+                s.and_then(|s| s.prefix_cache_hit_rate.or(s.mean_prefix_cache_hit_rate)),
+            )
         }),
         hardware: r
             .server_metrics
@@ -333,6 +343,7 @@ mod tests {
             by_turn: vec![],
             usd_per_mtok_output: None,
             hardware: None,
+            prefix_cache: None,
         }
     }
 

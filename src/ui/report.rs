@@ -50,6 +50,44 @@ fn hardware_table(o: &mut String, pts: &[(&str, &PointData)]) {
     }
 }
 
+/// The server's prefix-cache hit rate beside the ideal one the workload allows.
+fn prefix_cache_table(o: &mut String, pts: &[(&str, &PointData)]) {
+    let rows: Vec<_> = pts
+        .iter()
+        .filter_map(|(s, p)| Some((s, p, p.prefix_cache?)))
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        o,
+        "\n### Prefix cache: measured against the workload's ideal\n"
+    );
+    let _ = writeln!(
+        o,
+        "| series | point | measured | ideal | measured / ideal |"
+    );
+    let _ = writeln!(o, "|---|---|---:|---:|---:|");
+    let pc = |v: f64| format!("{:.1} %", v * 100.0);
+    for (s, p, (ideal, measured)) in rows {
+        let _ = writeln!(
+            o,
+            "| {s} | {} | {} | {} | {} |",
+            p.label,
+            measured.map_or("-".into(), pc),
+            pc(ideal),
+            match measured.filter(|_| ideal > 0.0) {
+                Some(m) => format!("{:.2}", m / ideal),
+                None => "-".into(),
+            }
+        );
+    }
+    let _ = writeln!(
+        o,
+        "\nWell under 1: the cache is too small for the working set (evictions), or a router sends one session's requests to different replicas."
+    );
+}
+
 fn turns_table(o: &mut String, pts: &[(&str, &PointData)]) {
     let turns = pts.iter().map(|(_, p)| p.by_turn.len()).max().unwrap_or(0);
     if turns > 0 {
@@ -336,6 +374,7 @@ pub fn markdown(series: &[Series], slo_ttft_ms: Option<f64>, slo_tpot_ms: Option
         }
         turns_table(&mut o, &pts);
         hardware_table(&mut o, &pts);
+        prefix_cache_table(&mut o, &pts);
         deployments_table(&mut o, &pts, slo_ttft_ms, slo_tpot_ms);
         best_and_cheapest(&mut o, &shape, &pts, slo_ttft_ms, slo_tpot_ms);
     }
