@@ -143,10 +143,7 @@ fn point(file: &Path, r: &super::ResultHead) -> PointData {
         }),
         prefix_cache: m.ideal_prefix_cache_hit_rate.map(|ideal| {
             let s = r.server_metrics.as_ref().map(|sm| &sm.summary);
-            (
-                ideal,
-                s.and_then(|s| s.prefix_cache_hit_rate.or(s.mean_prefix_cache_hit_rate)),
-            )
+            (ideal, s.and_then(|s| s.hit_rate()))
         }),
         hardware: r
             .server_metrics
