@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use super::metrics::SimMetrics;
+use super::tokenizer::BlockChain;
 use crate::config::SimProfile;
 
 /// Timing and capacity of a simulated GPU + model.
@@ -126,10 +127,34 @@ pub fn profile(which: SimProfile) -> Profile {
     }
 }
 
+/// Where a sequence's answer goes on in its prompt's block chain: vLLM caches the blocks its
+/// answer fills too, so a next turn that re-sends prompt and answer hits them.
+#[derive(Clone, Copy, Debug)]
+pub struct AnswerChain {
+    pub chain: BlockChain,
+    pub words_seed: u64,
+    /// A chat answer: the next turn re-sends it as an `assistant` message (its role word
+    /// first, as `message_words` reads a history).
+    pub chat: bool,
+}
+
+impl AnswerChain {
+    /// The hashes of the blocks the first `tokens` answer tokens fill.
+    fn hashes(mut self, tokens: u32) -> Vec<u64> {
+        let role = self.chat.then_some("assistant");
+        let words = (0..tokens).map(|i| super::tokenizer::answer_word(self.words_seed, i));
+        role.into_iter()
+            .chain(words)
+            .filter_map(|w| self.chain.push(w))
+            .collect()
+    }
+}
+
 /// A request handed to the engine.
 pub struct Submit {
     pub prompt_tokens: u32,
     pub block_hashes: Vec<u64>,
+    pub answer: AnswerChain,
     pub output_tokens: u32,
     /// The sequence ends on EOS (finish reason `stop`) rather than its token cap (`length`).
     pub ends_on_eos: bool,
@@ -154,6 +179,7 @@ struct Seq {
     output_tokens: u32,
     ends_on_eos: bool,
     block_hashes: Vec<u64>,
+    answer: AnswerChain,
     arrived: Instant,
     admitted: Option<Instant>,
     first_token: Option<Instant>,
@@ -406,9 +432,12 @@ impl Engine {
             s.generated += 1;
             step.generated += 1;
         }
+        let mut answered = Vec::new();
         self.running.retain(|s| {
             if s.generated >= s.output_tokens && s.prefill_left == 0 {
                 let _ = s.tx.send(Emit::Done);
+                // All but the last token went through the model: their full blocks are cached.
+                answered.push((s.answer, s.generated.saturating_sub(1)));
                 let queued = s.admitted.map(|a| (a - s.arrived).as_secs_f64());
                 step.finished.push((
                     (t - s.arrived).as_secs_f64(),
@@ -420,6 +449,9 @@ impl Engine {
                 true
             }
         });
+        for (answer, tokens) in answered {
+            self.cache.insert(&answer.hashes(tokens));
+        }
     }
 
     /// Adds the step to the server's `/metrics`.
@@ -465,6 +497,7 @@ fn new_seq(s: Submit) -> Seq {
         output_tokens: s.output_tokens.max(1),
         ends_on_eos: s.ends_on_eos,
         block_hashes: s.block_hashes,
+        answer: s.answer,
         arrived: s.arrived,
         admitted: None,
         first_token: None,

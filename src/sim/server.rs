@@ -16,11 +16,11 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use super::engine::{self, Emit, Profile, Submit};
+use super::engine::{self, AnswerChain, Emit, Profile, Submit};
 use super::faults::{Hostile, RequestFaults, FAULT_HEADER};
 use super::metrics::SimMetrics;
 use super::stamped::{self, Arrival};
-use super::tokenizer::{self, VOCAB};
+use super::tokenizer::{self, BlockChain};
 use super::SimConfig;
 use crate::config::Personality;
 
@@ -271,6 +271,9 @@ async fn completions(
 struct Job {
     prompt_tokens: u32,
     block_hashes: Vec<u64>,
+    /// The prompt's block chain where its answer starts.
+    chain: BlockChain,
+    chat: bool,
     output_tokens: u32,
     ends_on_eos: bool,
     stream: bool,
@@ -285,6 +288,11 @@ impl Job {
         let s = Submit {
             prompt_tokens: self.prompt_tokens,
             block_hashes: self.block_hashes.clone(),
+            answer: AnswerChain {
+                chain: self.chain,
+                words_seed: self.words_seed,
+                chat: self.chat,
+            },
             output_tokens: self.output_tokens,
             ends_on_eos: self.ends_on_eos,
             arrived: Instant::now(),
@@ -294,7 +302,13 @@ impl Job {
     }
 }
 
-fn prompt_of(api: Api, req: &Value, block_size: usize) -> Result<(u32, Vec<u64>, u64), String> {
+/// A prompt's tokens, block hashes, seed, and its block chain where the answer starts (a chat
+/// answer is the next turn's `assistant` message).
+fn prompt_of(
+    api: Api,
+    req: &Value,
+    block_size: usize,
+) -> Result<(u32, Vec<u64>, u64, BlockChain), String> {
     match api {
         Api::Chat => {
             let msgs = req
@@ -306,11 +320,8 @@ fn prompt_of(api: Api, req: &Value, block_size: usize) -> Result<(u32, Vec<u64>,
             }
             let words = tokenizer::message_words(msgs);
             let seed = tokenizer::fnv1a(words.join(" ").as_bytes());
-            Ok((
-                tokenizer::count_messages(msgs),
-                tokenizer::block_hashes(words.into_iter(), block_size),
-                seed,
-            ))
+            let (hashes, chain) = tokenizer::chain_over(words.into_iter(), block_size);
+            Ok((tokenizer::count_messages(msgs), hashes, seed, chain))
         }
         Api::Completions => {
             let prompt = match req.get("prompt") {
@@ -324,11 +335,8 @@ fn prompt_of(api: Api, req: &Value, block_size: usize) -> Result<(u32, Vec<u64>,
                 _ => return Err("`prompt` is required and must be a string".into()),
             };
             let seed = tokenizer::fnv1a(prompt.as_bytes());
-            Ok((
-                tokenizer::count(&prompt).max(1),
-                tokenizer::block_hashes(prompt.split_whitespace(), block_size),
-                seed,
-            ))
+            let (hashes, chain) = tokenizer::chain_over(prompt.split_whitespace(), block_size);
+            Ok((tokenizer::count(&prompt).max(1), hashes, seed, chain))
         }
     }
 }
@@ -356,13 +364,15 @@ fn job_of(sim: &Sim, api: Api, body: &Bytes) -> Result<(Job, u64), Box<Response>
         )));
     }
     sim.record(&req);
-    let (prompt_tokens, block_hashes, prompt_seed) =
+    let (prompt_tokens, block_hashes, prompt_seed, chain) =
         prompt_of(api, &req, sim.profile.block_size).map_err(|e| Box::new(sim.bad_request(&e)))?;
     let requested = requested_tokens(sim, api, &req, prompt_tokens)?;
     let (output_tokens, ends_on_eos) = output_length(sim, &req, requested, prompt_seed);
     let job = Job {
         prompt_tokens,
         block_hashes,
+        chain,
+        chat: api == Api::Chat,
         output_tokens,
         ends_on_eos,
         stream: req.get("stream").and_then(Value::as_bool).unwrap_or(false),
@@ -977,13 +987,7 @@ impl Chunker {
 
     /// Token `i`'s text: a seeded vocabulary word, space-separated after the first.
     fn word(&self, i: u32) -> String {
-        let mut x = self
-            .words_seed
-            .wrapping_add((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        x ^= x >> 31;
-        let w = VOCAB[(x % VOCAB.len() as u64) as usize];
+        let w = tokenizer::answer_word(self.words_seed, i);
         if i == 0 {
             w.to_string()
         } else {

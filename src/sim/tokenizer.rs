@@ -148,20 +148,55 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
 /// Hashes of each full `block_size` block of the prompt, chained so a block's hash depends on
 /// everything before it (as vLLM's prefix cache keys blocks).
 pub fn block_hashes<'a>(words: impl Iterator<Item = &'a str>, block_size: usize) -> Vec<u64> {
-    let mut out = Vec::new();
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut n = 0;
-    for w in words {
-        for b in w.as_bytes().iter().chain(b" ") {
-            h ^= *b as u64;
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        n += 1;
-        if n % block_size == 0 {
-            out.push(h);
+    chain_over(words, block_size).0
+}
+
+/// [`block_hashes`], and the chain where the words end: what follows them (the answer) goes on
+/// hashing from there.
+pub fn chain_over<'a>(
+    words: impl Iterator<Item = &'a str>,
+    block_size: usize,
+) -> (Vec<u64>, BlockChain) {
+    let mut chain = BlockChain::new(block_size);
+    let hashes = words.filter_map(|w| chain.push(w)).collect();
+    (hashes, chain)
+}
+
+/// The chained block hash as words are added, one hash each time a block fills.
+#[derive(Clone, Copy, Debug)]
+pub struct BlockChain {
+    h: u64,
+    n: usize,
+    block: usize,
+}
+
+impl BlockChain {
+    pub fn new(block: usize) -> Self {
+        Self {
+            h: 0xcbf2_9ce4_8422_2325,
+            n: 0,
+            block: block.max(1),
         }
     }
-    out
+
+    /// Adds a word; the hash of the block it completes, if it does.
+    pub fn push(&mut self, w: &str) -> Option<u64> {
+        for b in w.as_bytes().iter().chain(b" ") {
+            self.h ^= *b as u64;
+            self.h = self.h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.n += 1;
+        (self.n % self.block == 0).then_some(self.h)
+    }
+}
+
+/// Answer token `i`'s word for a request whose answers are seeded by `seed`.
+pub fn answer_word(seed: u64, i: u32) -> &'static str {
+    let mut x = seed.wrapping_add((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^= x >> 31;
+    VOCAB[(x % VOCAB.len() as u64) as usize]
 }
 
 #[cfg(test)]
