@@ -401,3 +401,57 @@ fn flush_uses_each_engine_s_endpoint_and_says_when_vllm_has_none() {
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("VLLM_SERVER_DEV_MODE=1"), "{err}");
 }
+
+#[test]
+fn a_conversation_target_hit_rate_sizes_the_system_prompt_and_the_server_measures_it() {
+    let s = sim(|_| {});
+    let d = tempfile::tempdir().unwrap();
+    let text = format!(
+        "name: turns\nmodel: {{ id: m }}\ninfrastructure: {{ provider: existing, base_url: {}, health_timeout: 10s }}\nmetrics: {{ scrape_interval: 100ms }}\noutput: {{ dir: {} }}\nworkload:\n  api: chat\n  concurrency: 4\n  sessions: 24\n  warmup_requests: 0\n  ignore_eos: true\n  cache: {{ flush: true, prime: true }}\n  dataset: {{ kind: conversation, turns: [2, 4], input_len: 120, output_len: 24, target_hit_rate: 0.8 }}\n",
+        s.url,
+        d.path().join("out").display()
+    );
+    let exp = common::write(d.path(), "exp.yaml", &text);
+    let (_, r) = common::run_ok(&exp, 120);
+    let (ideal, measured) = common::hit_rates(&r);
+    // The ideal counts each turn from the server's own token counts: the template's tokens
+    // the target's sizing does not know move it a little.
+    assert!((ideal - 0.8).abs() <= 0.03, "ideal {ideal}");
+    assert!((measured - 0.8).abs() <= 0.05, "measured {measured}");
+    // The simulator caches the blocks an answer fills, as vLLM does: a next turn re-sending
+    // prompt and answer is served both, as the ideal counts it.
+    assert!(
+        (measured - ideal).abs() <= 0.01,
+        "measured {measured}, ideal {ideal}"
+    );
+    assert!(
+        r["client"]["warnings"].as_array().unwrap().is_empty(),
+        "{}",
+        r["client"]
+    );
+    // Each turn's own ideal rate, the later ones higher (more history re-sent).
+    let turns = r["summary"]["by_turn"].as_array().unwrap();
+    let per_turn: Vec<f64> = turns
+        .iter()
+        .map(|t| t["ideal_prefix_cache_hit_rate"].as_f64().unwrap())
+        .collect();
+    assert!(per_turn.windows(2).all(|w| w[0] < w[1]), "{per_turn:?}");
+    // Below the floor the re-sent history already gives: refused before the run, with it.
+    let low = common::write(
+        d.path(),
+        "low.yaml",
+        &text.replace("target_hit_rate: 0.8", "target_hit_rate: 0.3"),
+    );
+    let out = common::bin(30)
+        .args(["validate"])
+        .arg(&low)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("1 problem in"), "{err}");
+    assert!(
+        err.contains("13:81: `workload.dataset.target_hit_rate`: 0.3 is below what these sessions reach with no system prompt (0.569: each turn re-sends the history)"),
+        "{err}"
+    );
+}

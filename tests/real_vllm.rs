@@ -337,6 +337,33 @@ fn flush_prime_a_target_hit_rate_and_an_agent_replay_meet_vllms_own_counters() {
 
 #[test]
 #[ignore = "needs a real vLLM (scripts/test.sh starts it with scripts/real-vllm.sh)"]
+fn a_conversations_ideal_hit_rate_and_its_target_meet_vllms_own_counters() {
+    let _g = shared();
+    // Three-turn sessions whose shared system prompt `target_hit_rate` sizes, counted in the
+    // 128-token blocks vLLM's CPU build caches in: the cache emptied, the system prompt sent
+    // once, each turn's ideal counted from vLLM's own token counts.
+    let d = tempfile::tempdir().unwrap();
+    let exp = existing(
+        d.path(),
+        "turns",
+        "workload:\n  api: chat\n  concurrency: 2\n  sessions: 8\n  warmup_requests: 0\n  ignore_eos: true\n  cache: { flush: true, prime: true }\n  dataset: { kind: conversation, turns: 3, input_len: 200, output_len: 32, target_hit_rate: 0.7 }\n",
+    );
+    let (_, r, _) = ok_run(&exp, 300);
+    assert_eq!(r["environment"]["cache_block_size"], 128);
+    assert_eq!(r["summary"]["failed"], 0);
+    let (ideal, measured) = common::hit_rates(&r);
+    assert!(
+        (ideal - 0.7).abs() <= 0.05,
+        "the ideal of sessions sized for 0.7: {ideal}"
+    );
+    assert!(
+        (measured - ideal).abs() <= 0.05,
+        "vLLM measured {measured}, the workload's ideal is {ideal}"
+    );
+}
+
+#[test]
+#[ignore = "needs a real vLLM (scripts/test.sh starts it with scripts/real-vllm.sh)"]
 fn a_capacity_search_and_a_saturation_stop_on_the_real_server() {
     let _g = shared();
     let d = tempfile::tempdir().unwrap();

@@ -9,6 +9,7 @@ pub mod load;
 pub mod locate;
 pub mod schema;
 pub mod secret;
+pub mod sessions;
 pub mod site;
 mod validate;
 pub use validate::parse_seq_len;

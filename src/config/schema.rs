@@ -638,7 +638,7 @@ pub struct Search {
     pub slo: Option<Slo>,
     /// Several SLOs, each answered on its own (`[{name: interactive, ttft_ms: 500, tpot_ms:
     /// 30}, {name: batch, ttft_ms: 5000}]`), instead of `slo`; a probe one tier measured is
-    /// reused by the others.
+    /// reused by the others (and counts toward their `max_points`, as in a search of its own).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tiers: Vec<SloTier>,
     /// The percentile the SLO holds at (e.g. 99: p99 TTFT ≤ slo.ttft_ms).
@@ -795,6 +795,12 @@ pub enum Dataset {
         /// A system prompt of this many tokens, the same for every session (0: none).
         #[serde(default)]
         system_prompt_len: u32,
+        /// Size the shared system prompt so the sessions' ideal prefix-cache hit rate is this
+        /// share (synthetic sessions; instead of `system_prompt_len`). Each turn re-sends the
+        /// history, so a conversation has a floor: a lower target is refused with it. The
+        /// measured rate is checked against it after the point.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target_hit_rate: Option<f64>,
         /// Recorded conversations (relative to the experiment file), instead of synthetic ones.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         path: Option<PathBuf>,

@@ -27,11 +27,21 @@ pub(super) fn cross_field(r: &Resolved) -> Vec<Issue> {
 /// `workload.cache`: a prime needs shared prefixes; a flush needs an engine that has one.
 fn cache_rules(e: &super::Experiment, bad: &mut impl FnMut(&str, String)) {
     let c = e.workload.cache;
-    if c.prime && !matches!(e.workload.dataset, Dataset::SharedPrefix { .. }) {
+    let shares = match &e.workload.dataset {
+        Dataset::SharedPrefix { .. } => true,
+        Dataset::Conversation {
+            path: None,
+            system_prompt_len,
+            target_hit_rate,
+            ..
+        } => *system_prompt_len > 0 || target_hit_rate.is_some(),
+        _ => false,
+    };
+    if c.prime && !shares {
         bad(
             "workload.cache.prime",
             format!(
-                "sends each shared prefix once, and `{}` prompts have none: use `dataset: {{kind: shared_prefix}}`, or remove `prime`",
+                "sends each shared prefix once, and these `{}` prompts have none: use `dataset: {{kind: shared_prefix}}` or synthetic sessions with a system prompt (`system_prompt_len` or `target_hit_rate`), or remove `prime`",
                 e.workload.dataset.kind()
             ),
         );
@@ -340,16 +350,24 @@ fn conversation_rules(
     if output_len == &Some(0) {
         bad("workload.dataset.output_len", "must be at least 1".into());
     }
-    // A synthetic session's last turn re-sends every turn before it.
+    target_rules(&w.dataset, bad);
+    // A synthetic session's last turn re-sends the system prompt and every turn before it.
     if let (Some(t), Some(i), Some(o)) = (turns, input_len, output_len) {
         let most = match t {
             Count::Fixed(n) => u64::from(*n),
             Count::Range([a, b]) => u64::from(*a.max(b)),
         };
         let first = u64::from(first_input_len.unwrap_or(*i));
-        let longest = first + most.saturating_sub(1) * u64::from(*i) + most * u64::from(*o);
+        let system = u64::from(w.dataset.system_len(1));
+        let longest =
+            system + first + most.saturating_sub(1) * u64::from(*i) + most * u64::from(*o);
         if longest > limit as u64 {
-            bad("workload.dataset.turns", format!("a session's last turn can reach {longest} tokens of history and answer, more than {limit_is}"));
+            let with = if system > 0 {
+                format!(" (with a system prompt of {system})")
+            } else {
+                String::new()
+            };
+            bad("workload.dataset.turns", format!("a session's last turn can reach {longest} tokens of history and answer{with}, more than {limit_is}"));
         }
     }
     if think_time.is_some_and(|t| t.0 > std::time::Duration::from_secs(3600)) {
@@ -357,6 +375,33 @@ fn conversation_rules(
             "workload.dataset.think_time",
             "is more than an hour; is the unit right (e.g. `2s`)?".into(),
         );
+    }
+}
+
+/// A conversation's `target_hit_rate`: a share, for synthetic sessions, instead of
+/// `system_prompt_len`, and above the floor the sessions' re-sent history already gives.
+fn target_rules(d: &Dataset, bad: &mut impl FnMut(&str, String)) {
+    let Dataset::Conversation {
+        target_hit_rate: Some(target),
+        system_prompt_len,
+        path,
+        ..
+    } = d
+    else {
+        return;
+    };
+    const AT: &str = "workload.dataset.target_hit_rate";
+    if !(0.0..1.0).contains(target) {
+        return bad(AT, format!("must be a share in [0, 1), found {target}"));
+    }
+    if path.is_some() {
+        return bad(AT, "is for synthetic sessions: recorded conversations reuse what they recorded; remove `target_hit_rate` or `path`".into());
+    }
+    if *system_prompt_len > 0 {
+        return bad(AT, "sizes the shared system prompt itself: remove `system_prompt_len` (or `target_hit_rate`)".into());
+    }
+    if let Some(Err(least)) = d.session_shape().map(|s| s.system_len_for(*target, 1)) {
+        bad(AT, format!("{target} is below what these sessions reach with no system prompt ({least:.3}: each turn re-sends the history); ask for at least that, or lengthen `input_len` or shorten `turns` to lower the floor"));
     }
 }
 

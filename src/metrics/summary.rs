@@ -173,6 +173,9 @@ pub struct TurnSummary {
     pub mean_e2el_ms: Option<f64>,
     pub p50_e2el_ms: Option<f64>,
     pub p99_e2el_ms: Option<f64>,
+    /// The share of this turn's prompt tokens an ideal prefix cache serves (`workload::ideal`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ideal_prefix_cache_hit_rate: Option<f64>,
 }
 
 impl TurnSummary {
@@ -674,6 +677,7 @@ pub fn by_turn(briefs: &[Brief], itl_by_turn: &[(f64, u64)]) -> Vec<TurnSummary>
                 mean_e2el_ms: mean_std(&e2el).map(|m| m.0),
                 p50_e2el_ms: percentile(&e2el, 50.0),
                 p99_e2el_ms: percentile(&e2el, 99.0),
+                ideal_prefix_cache_hit_rate: ideal_hit_rate(&ok),
             }
         })
         .collect()

@@ -9,18 +9,21 @@ use tokio_util::sync::CancellationToken;
 use super::RunError;
 use crate::client::{self, Endpoint};
 use crate::config::{Experiment, FrameworkKind};
-use crate::workload::dataset::Source;
+use crate::workload::source::Feed;
 
 /// The server's prefix-cache block in tokens: `metrics.cache_block_size` when given, else what
 /// vLLM says in `/metrics` (`vllm:cache_config_info{block_size="…"}`), else the engine's
 /// default (vLLM 16, SGLang 1: its radix cache matches token by token). `None` for a dataset
-/// that never counts in blocks (only traces, agent traces and shared prefixes do): no
-/// `/metrics` request is made for it.
+/// that never counts in blocks (only traces, agent traces, shared prefixes and conversations
+/// do): no `/metrics` request is made for it.
 pub async fn block_size(ep: &Endpoint, e: &Experiment) -> Option<u32> {
     use crate::config::Dataset;
     if !matches!(
         e.workload.dataset,
-        Dataset::Trace { .. } | Dataset::Agentic { .. } | Dataset::SharedPrefix { .. }
+        Dataset::Trace { .. }
+            | Dataset::Agentic { .. }
+            | Dataset::SharedPrefix { .. }
+            | Dataset::Conversation { .. }
     ) {
         return None;
     }
@@ -54,11 +57,11 @@ fn said_block_size(page: &str) -> Option<u32> {
 /// A reset refused because requests still hold blocks is tried again this many times.
 const FLUSH_TRIES: u32 = 10;
 
-/// Flushes, then primes, as `e.workload.cache` says; `source` has the shared prefixes.
+/// Flushes, then primes, as `e.workload.cache` says; `feed` has the shared prefixes.
 pub async fn prepare(
     ep: &Endpoint,
     e: &Experiment,
-    source: Option<&dyn Source>,
+    feed: &Feed,
     stop: &CancellationToken,
 ) -> Result<(), RunError> {
     let c = e.workload.cache;
@@ -71,7 +74,7 @@ pub async fn prepare(
         }
     }
     if c.prime {
-        let prompts = source.map(|s| s.prime()).unwrap_or_default();
+        let prompts = feed.prime();
         tokio::select! {
             biased;
             _ = stop.cancelled() => return Err(RunError::Interrupted),

@@ -76,11 +76,7 @@ pub async fn run_point(s: &mut PointContext<'_>, pt: &Point, n_points: usize) ->
                     ready_s: ready.as_secs_f64(),
                     first_token_s: Some(first_token.saturating_duration_since(asked).as_secs_f64()),
                 });
-                let source = match &feed.0 {
-                    Feed::Requests(src) => Some(src.as_ref()),
-                    _ => None,
-                };
-                match super::cache::prepare(s.ep, e, source, s.stop.token()).await {
+                match super::cache::prepare(s.ep, e, &feed.0, s.stop.token()).await {
                     Ok(()) => Ok(drive(s, e, feed).await),
                     Err(err) => Err(err),
                 }
@@ -160,21 +156,31 @@ fn cache_gap(r: &RunResult) -> Option<String> {
     })
 }
 
-/// A shared-prefix point with `target_hit_rate` whose server measured a rate more than 5
-/// points away from it: said, with the likely reason.
+/// A point with `target_hit_rate` (shared prefixes, synthetic sessions) whose server measured
+/// a rate more than 5 points away from it: said, with the likely reason.
 fn target_gap(e: &Experiment, r: &RunResult) -> Option<String> {
-    let crate::config::Dataset::SharedPrefix {
+    use crate::config::Dataset;
+    let (Dataset::SharedPrefix {
         target_hit_rate: Some(target),
         ..
-    } = &e.workload.dataset
+    }
+    | Dataset::Conversation {
+        target_hit_rate: Some(target),
+        ..
+    }) = &e.workload.dataset
     else {
         return None;
     };
     let measured = r.server_metrics.as_ref()?.summary.hit_rate()?;
     ((measured - target).abs() > 0.05).then(|| {
         let why = match (e.workload.cache.flush, e.workload.cache.prime) {
-            (_, false) => "without `workload.cache.prime` each group's first request misses",
+            (_, false) => "without `workload.cache.prime` each shared prefix's first request misses",
             (false, _) => "without `workload.cache.flush` the cache may hold earlier prompts",
+            _ if !e.workload.ignore_eos
+                && matches!(e.workload.dataset, Dataset::Conversation { .. }) =>
+            {
+                "answers ended before `output_len` (the target counts whole answers: set `workload.ignore_eos`)"
+            }
             _ => "the server's tokens differ from the prompt's calibrated lengths, or its cache block is not `environment.cache_block_size`",
         };
         format!(

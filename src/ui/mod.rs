@@ -166,11 +166,16 @@ fn summary_turns(o: &mut String, r: &RunResult) {
                 o,
                 &format!("Turn {} ({} ok):", t.turn, t.completed),
                 format!(
-                    "{} / {}, {}",
+                    "{} / {}, {}{}",
                     f(t.p50_ttft_ms),
                     f(t.p99_ttft_ms),
                     t.mean_input_tokens
-                        .map_or("n/a".into(), |n| format!("{n:.0}"))
+                        .map_or("n/a".into(), |n| format!("{n:.0}")),
+                    t.ideal_prefix_cache_hit_rate
+                        .map_or(String::new(), |r| format!(
+                            " (ideal hit {:.0} %)",
+                            r * 100.0
+                        ))
                 ),
             );
         }

@@ -395,16 +395,8 @@ impl Prompter {
     /// The prompt of `call`; `salt` makes a call without `hash_ids` a prompt of its own.
     pub fn prompt(&self, call: &Call, salt: u64) -> AgentPrompt {
         let bs = self.block_size;
-        let mut blocks: Vec<(u64, u32)> = Vec::with_capacity(call.hash_ids.len() + 1);
-        let mut left = call.input_len.max(1);
-        for id in &call.hash_ids {
-            if left == 0 {
-                break;
-            }
-            let take = left.min(bs);
-            blocks.push((mix(self.namespace, *id), take));
-            left -= take;
-        }
+        let ids = call.hash_ids.iter().map(|id| mix(self.namespace, *id));
+        let (mut blocks, left) = super::ideal::cut(ids, call.input_len.max(1), bs);
         // Tokens past the blocks (a trace without `hash_ids`): this call's own text.
         if left > 0 {
             blocks.push((mix(self.namespace ^ 0x5A17, salt), left));

@@ -7,7 +7,6 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use tokio::sync::mpsc::UnboundedSender;
@@ -36,10 +35,7 @@ pub(super) async fn play(
         scheduled,
     };
     let more = run_chain(plan, conn, &s.main, &s.prompts, agent, b, tx).await;
-    let used_up = plan
-        .count
-        .is_some_and(|c| plan.sent.load(Ordering::Relaxed) >= c);
-    more && !used_up
+    more && !plan.requests_used_up()
 }
 
 /// Which agent of session `n` a chain is.
@@ -110,11 +106,10 @@ async fn run_chain(
         if !more || b.over() {
             break;
         }
-        let id = plan.sent.fetch_add(1, Ordering::Relaxed);
-        if plan.count.is_some_and(|c| id >= c) {
+        let Some(id) = plan.next_id() else {
             more = false;
             break;
-        }
+        };
         let p = prompts.prompt(call, id);
         let first = (agent.main && !sent_any)
             .then_some(agent.scheduled)

@@ -15,7 +15,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
 use super::dataset::Prompt;
-use super::session::Conversation;
+use super::session::{Conversation, TurnIdeal};
 use super::slot::{one, Bounds};
 pub use super::slot::{Arrivals, InFlight, Plan};
 use super::source::Feed;
@@ -330,10 +330,7 @@ fn exhausted(plan: &Plan, i: u64) -> bool {
     match plan.feed {
         Feed::Requests(_) => plan.count.is_some_and(|c| i >= c),
         Feed::Sessions(_) | Feed::Agents(_) => {
-            plan.sessions.is_some_and(|c| i >= c)
-                || plan
-                    .count
-                    .is_some_and(|c| plan.sent.load(Ordering::Relaxed) >= c)
+            plan.sessions.is_some_and(|c| i >= c) || plan.requests_used_up()
         }
     }
 }
@@ -363,7 +360,8 @@ async fn unit(
         }
         Feed::Sessions(sessions) => {
             let conversation = sessions.session(i);
-            session(plan, conn, i, conversation, scheduled, b, tx).await
+            let ideal = sessions.ideal();
+            session(plan, conn, (i, conversation, ideal), scheduled, b, tx).await
         }
         Feed::Agents(agents) => {
             let s = agents.session(i);
@@ -374,17 +372,19 @@ async fn unit(
 
 /// Plays session `n`: each turn re-sends the history so far, with the server's own answers;
 /// think time before every turn after the first. A failed turn ends the session (its history
-/// is broken); a bound reached ends it between turns.
+/// is broken); a bound reached ends it between turns. Each turn's ideal prefix-cache hit is
+/// counted from the server's token counts once it is answered.
 async fn session(
     plan: &Plan,
     conn: &mut Option<Conn>,
-    n: u64,
-    c: Conversation,
+    (n, c, ideal): (u64, Conversation, &TurnIdeal),
     scheduled: Option<Duration>,
     b: &Bounds,
     tx: &UnboundedSender<Event>,
 ) -> bool {
     let mut history: Vec<serde_json::Value> = Vec::new();
+    // The previous turn's (prompt, answer) tokens, as the server counted them.
+    let mut before: Option<(u32, u32)> = None;
     if let Some(system) = c.system {
         history.push(serde_json::json!({"role": "system", "content": system}));
     }
@@ -398,10 +398,9 @@ async fn session(
         if b.over() {
             return true;
         }
-        let id = plan.sent.fetch_add(1, Ordering::Relaxed);
-        if plan.count.is_some_and(|c| id >= c) {
+        let Some(id) = plan.next_id() else {
             return false;
-        }
+        };
         history.push(serde_json::json!({"role": "user", "content": turn.user}));
         let prompt = Prompt {
             json: serde_json::to_string(&history).unwrap_or_default().into(),
@@ -414,6 +413,12 @@ async fn session(
         let mut rec = one(plan, conn, &prompt, first, b.abort_at, b.t0, true).await;
         plan.in_flight.leave();
         (rec.id, rec.session, rec.turn) = (id, Some(n), Some(k as u32));
+        rec.ideal_cached_tokens = rec.input_tokens.map(|input| match (k, before) {
+            (0, _) => ideal.first(input, c.repeat),
+            (_, Some((p, o))) => ideal.later(p, o, input),
+            (_, None) => 0,
+        });
+        before = rec.input_tokens.map(|p| (p, rec.output_tokens));
         let answer = rec.text.take().unwrap_or_default();
         let ok = rec.ok();
         if tx.send(Event::Request(Box::new(rec))).is_err() {

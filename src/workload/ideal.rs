@@ -21,6 +21,26 @@ pub struct IdealCache {
     seen: Mutex<HashMap<u64, u32>>,
 }
 
+/// A prompt of `input_len` tokens over `ids`, as `(id, tokens)` blocks of `block` tokens (the
+/// last cut short), and the tokens past the ids (a prompt longer than its blocks).
+pub fn cut(
+    ids: impl IntoIterator<Item = u64>,
+    input_len: u32,
+    block: u32,
+) -> (Vec<(u64, u32)>, u32) {
+    let mut left = input_len;
+    let mut blocks = Vec::new();
+    for id in ids {
+        if left == 0 {
+            break;
+        }
+        let take = left.min(block.max(1));
+        blocks.push((id, take));
+        left -= take;
+    }
+    (blocks, left)
+}
+
 /// The chain hash of a prefix: the previous prefix's key and the next block's id.
 fn chain(prev: u64, id: u64) -> u64 {
     // FNV-1a over the 16 bytes, then a finaliser: stable across runs and platforms.

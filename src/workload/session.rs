@@ -5,6 +5,7 @@
 //! next turn's prefix is exactly what the server produced and its prefix cache is really used.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +21,9 @@ use crate::config::{ConversationFormat, Count, ThinkDistribution};
 pub struct Conversation {
     pub system: Option<String>,
     pub turns: Vec<Turn>,
+    /// A recorded conversation played again (more sessions than the file holds): its first
+    /// turn is a prompt the server was sent before.
+    pub repeat: bool,
 }
 
 /// One user turn.
@@ -34,6 +38,62 @@ pub struct Turn {
 /// Where sessions come from: session `n` is the same whatever order sessions run in.
 pub trait Sessions: Send + Sync {
     fn session(&self, n: u64) -> Conversation;
+    /// The ideal prefix-cache hit of each turn.
+    fn ideal(&self) -> &TurnIdeal;
+    /// What priming the server's prefix cache sends (`workload.cache.prime`): the shared
+    /// system prompt once; nothing when sessions share none.
+    fn prime(&self) -> Vec<super::dataset::Prompt> {
+        Vec::new()
+    }
+}
+
+/// The ideal prefix-cache hit of a conversation's turns (`workload::ideal` for sessions),
+/// counted from the server's own token counts in whole server blocks: a later turn re-sends
+/// the previous turn's prompt and answer, all of it cacheable but the answer's last token
+/// (never run through the model); a first turn shares the system prompt once any session (or
+/// the prime) sent it, and all of itself when it repeats a recorded conversation.
+#[derive(Debug)]
+pub struct TurnIdeal {
+    block: u32,
+    /// Tokens of the system prompt every session shares (0: none).
+    system_tokens: u32,
+    system_sent: AtomicBool,
+}
+
+impl TurnIdeal {
+    pub fn new(block: u32, system_tokens: u32) -> Self {
+        Self {
+            block: block.max(1),
+            system_tokens,
+            system_sent: AtomicBool::new(false),
+        }
+    }
+
+    /// The ideal hit of a session's first turn of `input` prompt tokens.
+    pub fn first(&self, input: u32, repeat: bool) -> u32 {
+        let shared = if repeat {
+            input
+        } else if self.system_sent.swap(true, Ordering::Relaxed) {
+            self.system_tokens
+        } else {
+            0
+        };
+        self.whole(shared, input)
+    }
+
+    /// The ideal hit of a later turn of `input` prompt tokens, after a turn of `prev_input`
+    /// prompt tokens answered with `prev_output`.
+    pub fn later(&self, prev_input: u32, prev_output: u32, input: u32) -> u32 {
+        self.whole((prev_input + prev_output).saturating_sub(1), input)
+    }
+
+    fn whole(&self, shared: u32, input: u32) -> u32 {
+        crate::config::sessions::whole_blocks(shared, input, self.block)
+    }
+
+    fn primed(&self) {
+        self.system_sent.store(true, Ordering::Relaxed);
+    }
 }
 
 /// Think time between turns.
@@ -70,9 +130,11 @@ pub struct Synthetic {
     think: Think,
     seed: u64,
     lengths: Lengths,
+    ideal: TurnIdeal,
 }
 
 impl Synthetic {
+    /// `block` is the server's prefix-cache block (the ideal hit counts in it).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         turns: Count,
@@ -82,6 +144,7 @@ impl Synthetic {
         think: Think,
         seed: u64,
         lengths: Lengths,
+        block: u32,
     ) -> Self {
         // The system prompt comes from a stream no session uses.
         let system = (system_len > 0)
@@ -95,6 +158,7 @@ impl Synthetic {
             think,
             seed,
             lengths,
+            ideal: TurnIdeal::new(block, system_len),
         }
     }
 }
@@ -124,7 +188,33 @@ impl Sessions for Synthetic {
         Conversation {
             system: self.system.clone(),
             turns,
+            repeat: false,
         }
+    }
+
+    fn ideal(&self) -> &TurnIdeal {
+        &self.ideal
+    }
+
+    /// The system prompt and a one-word user turn: the prefix every first turn shares.
+    fn prime(&self) -> Vec<super::dataset::Prompt> {
+        let Some(system) = &self.system else {
+            return Vec::new();
+        };
+        self.ideal.primed();
+        let user = self
+            .lengths
+            .continuation(&mut rng_for(self.seed, u64::MAX - 2), 1);
+        let messages = serde_json::json!([
+            {"role": "system", "content": system},
+            {"role": "user", "content": user},
+        ]);
+        vec![super::dataset::Prompt {
+            json: messages.to_string().into(),
+            max_tokens: 1,
+            expected_input_tokens: None,
+            ideal_cached_tokens: None,
+        }]
     }
 }
 
@@ -143,6 +233,7 @@ pub struct Recorded {
     pub think: Think,
     pub seed: u64,
     pub lengths: Lengths,
+    pub ideal: TurnIdeal,
 }
 
 /// `max_tokens` of a recorded turn without an answer to size it by.
@@ -155,6 +246,7 @@ impl Sessions for Recorded {
             return Conversation {
                 system: None,
                 turns: vec![],
+                repeat: false,
             };
         };
         let mut rng = rng_for(self.seed, n);
@@ -179,7 +271,12 @@ impl Sessions for Recorded {
         Conversation {
             system: c.system.clone(),
             turns,
+            repeat: n >= len,
         }
+    }
+
+    fn ideal(&self) -> &TurnIdeal {
+        &self.ideal
     }
 }
 
@@ -321,7 +418,16 @@ mod tests {
             mean: Duration::from_millis(500),
             distribution: ThinkDistribution::Exponential,
         };
-        let s = Synthetic::new(Count::Range([2, 5]), (30, 30), 12, 40, think, 9, lengths());
+        let s = Synthetic::new(
+            Count::Range([2, 5]),
+            (30, 30),
+            12,
+            40,
+            think,
+            9,
+            lengths(),
+            16,
+        );
         let a = s.session(3);
         assert_eq!(a, s.session(3), "session n is the same every time");
         assert_ne!(a.turns[0].user, s.session(4).turns[0].user);
@@ -370,8 +476,11 @@ mod tests {
             think: Think::default(),
             seed: 0,
             lengths: lengths(),
+            ideal: TurnIdeal::new(16, 0),
         };
         let s = r.session(7);
+        assert!(s.repeat, "session 7 of one conversation plays it again");
+        assert!(!r.session(0).repeat);
         assert_eq!(
             (s.turns[0].max_tokens, s.turns[1].max_tokens),
             (2, DEFAULT_RECORDED_MAX_TOKENS)
@@ -388,5 +497,40 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("r.jsonl:1: turn 0: `from` is \"robot\""), "{e}");
+    }
+
+    #[test]
+    fn a_turn_is_served_the_previous_prompt_and_answer_and_a_first_turn_the_system_prompt() {
+        let ideal = TurnIdeal::new(16, 100);
+        // The first session to send the system prompt misses it; every later one is served
+        // its whole blocks (96 of 100).
+        assert_eq!(ideal.first(130, false), 0);
+        assert_eq!(ideal.first(130, false), 96);
+        // A recorded conversation played again: all of it but the last token, in blocks.
+        assert_eq!(ideal.first(130, true), 128);
+        // After a turn of 130 prompt tokens answered with 40: 169 computed tokens → 160.
+        assert_eq!(ideal.later(130, 40, 200), 160);
+        // Never more than all but the prompt's last token.
+        assert_eq!(ideal.later(130, 40, 150), 144);
+        // The prime sends the system prompt: the first session is served it too.
+        let primed = TurnIdeal::new(16, 100);
+        let s = Synthetic::new(
+            Count::Fixed(2),
+            (30, 30),
+            12,
+            100,
+            Think::default(),
+            9,
+            lengths(),
+            16,
+        );
+        let prime = s.prime();
+        assert_eq!(prime.len(), 1);
+        assert!(prime[0]
+            .json
+            .contains(s.session(0).system.as_deref().unwrap()));
+        primed.primed();
+        assert_eq!(primed.first(130, false), 96);
+        assert_eq!(s.ideal().first(130, false), 96, "primed by s.prime()");
     }
 }

@@ -66,6 +66,21 @@ pub struct Plan {
     pub in_flight: Arc<InFlight>,
 }
 
+impl Plan {
+    /// The id of the next request of a session (a turn, an agent's call), or `None` when the
+    /// workload's request count is used up.
+    pub fn next_id(&self) -> Option<u64> {
+        let id = self.sent.fetch_add(1, Ordering::Relaxed);
+        self.count.is_none_or(|c| id < c).then_some(id)
+    }
+
+    /// Whether sessions sent the workload's request count.
+    pub fn requests_used_up(&self) -> bool {
+        self.count
+            .is_some_and(|c| self.sent.load(Ordering::Relaxed) >= c)
+    }
+}
+
 /// Requests in flight, and the peak: the concurrency a point really reached.
 #[derive(Debug, Default)]
 pub struct InFlight {

@@ -250,7 +250,7 @@ pub fn sources(
         Dataset::Conversation { input_len, .. } => {
             let warm = random(input_len.unwrap_or(256), 16, 0.0, seed ^ WARMUP_SEED);
             (
-                Feed::Sessions(conversations(dataset, loaded, seed, &lengths)),
+                Feed::Sessions(conversations(dataset, loaded, seed, &lengths, cache_block)),
                 warm,
             )
         }
@@ -264,59 +264,56 @@ pub fn sources(
     }
 }
 
-/// A conversation dataset's sessions: recorded ones when a file was read, else synthetic.
+/// A conversation dataset's sessions: recorded ones when a file was read, else synthetic;
+/// `cache_block` is the server's prefix-cache block (the ideal hit counts in it).
 fn conversations(
     dataset: &Dataset,
     loaded: &Loaded,
     seed: u64,
     lengths: &Lengths,
+    cache_block: u32,
 ) -> Arc<dyn super::session::Sessions> {
-    let Dataset::Conversation {
-        turns,
-        input_len,
-        first_input_len,
-        output_len,
-        system_prompt_len,
-        think_time,
-        think_distribution,
-        ..
-    } = dataset
-    else {
-        return Arc::new(super::session::Synthetic::new(
-            crate::config::Count::Fixed(1),
-            (256, 256),
-            128,
-            0,
-            super::session::Think::default(),
-            seed,
-            lengths.clone(),
-        ));
+    let (think_time, think_distribution, output_len) = match dataset {
+        Dataset::Conversation {
+            think_time,
+            think_distribution,
+            output_len,
+            ..
+        } => (*think_time, *think_distribution, *output_len),
+        _ => (None, Default::default(), None),
     };
     let think = super::session::Think {
         mean: think_time.map(|t| t.as_duration()).unwrap_or_default(),
-        distribution: *think_distribution,
+        distribution: think_distribution,
     };
-    match &loaded.conversations {
-        Some(recorded) => Arc::new(super::session::Recorded {
+    if let Some(recorded) = &loaded.conversations {
+        return Arc::new(super::session::Recorded {
             conversations: recorded.clone(),
-            output_len: *output_len,
+            output_len,
             think,
             seed,
             lengths: lengths.clone(),
-        }),
-        None => Arc::new(super::session::Synthetic::new(
-            turns.unwrap_or(crate::config::Count::Fixed(1)),
-            (
-                first_input_len.or(*input_len).unwrap_or(256),
-                input_len.unwrap_or(256),
-            ),
-            output_len.unwrap_or(128),
-            *system_prompt_len,
-            think,
-            seed,
-            lengths.clone(),
-        )),
+            ideal: super::session::TurnIdeal::new(cache_block, 0),
+        });
     }
+    let shape = dataset
+        .session_shape()
+        .unwrap_or(crate::config::sessions::Shape {
+            turns: crate::config::Count::Fixed(1),
+            first: 256,
+            input: 256,
+            output: 128,
+        });
+    Arc::new(super::session::Synthetic::new(
+        shape.turns,
+        (shape.first, shape.input),
+        shape.output,
+        dataset.system_len(cache_block),
+        think,
+        seed,
+        lengths.clone(),
+        cache_block,
+    ))
 }
 
 /// An agent-trace dataset's sessions over the traces read before the run.
@@ -368,6 +365,18 @@ pub enum Feed {
     Sessions(Arc<dyn super::session::Sessions>),
     /// Agent sessions (`dataset: {kind: agentic}`), each a tree of calls.
     Agents(Arc<super::agentic::AgentSessions>),
+}
+
+impl Feed {
+    /// What priming the server's prefix cache sends (`workload.cache.prime`): each shared
+    /// prefix (a group's, or the sessions' system prompt) once.
+    pub fn prime(&self) -> Vec<Prompt> {
+        match self {
+            Feed::Requests(src) => src.prime(),
+            Feed::Sessions(sessions) => sessions.prime(),
+            Feed::Agents(_) => Vec::new(),
+        }
+    }
 }
 
 /// Reads the dataset's files (JSONL prompts, a trace, recorded conversations), every line

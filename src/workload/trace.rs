@@ -284,16 +284,7 @@ impl Source for TraceSource {
             }
             Body::Blocks(ids) => {
                 let bs = self.block_size;
-                let mut left = r.input_len;
-                let mut blocks = Vec::with_capacity(ids.len());
-                for id in ids {
-                    if left == 0 {
-                        break;
-                    }
-                    let take = left.min(bs);
-                    blocks.push((*id, take));
-                    left -= take;
-                }
+                let (blocks, _) = super::ideal::cut(ids.iter().copied(), r.input_len, bs);
                 let parts: Vec<String> = blocks
                     .iter()
                     .enumerate()
