@@ -442,6 +442,11 @@ fn agent_trace_and_prefix_cache_errors_are_located_at_their_keys() {
         ("  duration: 5s\n  search:\n    over: sessions\n    slo: { ttft_ms: 100 }\n", 7, "workload.search.over", "`random` prompts are single requests"),
         ("  duration: 5s\n  sessions: 2\n  dataset: { kind: agentic, path: t.jsonl }\n  search:\n    over: sessions\n    slo: { ttft_ms: 100 }\n    tiers: [{ name: a, ttft_ms: 100 }]\n", 11, "workload.search.tiers", "not both"),
         ("  duration: 5s\n  sessions: 2\n  dataset: { kind: agentic, path: t.jsonl }\n  search:\n    over: sessions\n    tiers:\n      - { name: a, ttft_ms: 100 }\n      - { name: a }\n", 10, "workload.search.tiers", "tier 2 is named `a`"),
+        ("  api: chat\n  sessions: 2\n  concurrency: 2\n  dataset: { kind: conversation, turns: 3, input_len: 100, output_len: 10, system_prompt_len: 50, target_hit_rate: 0.9 }\n", 8, "workload.dataset.target_hit_rate", "remove `system_prompt_len`"),
+        ("  api: chat\n  sessions: 2\n  concurrency: 2\n  dataset: { kind: conversation, path: t.jsonl, target_hit_rate: 0.9 }\n", 8, "workload.dataset.target_hit_rate", "is for synthetic sessions"),
+        ("  api: chat\n  sessions: 2\n  concurrency: 2\n  dataset: { kind: conversation, turns: 3, input_len: 100, output_len: 10, target_hit_rate: 1 }\n", 8, "workload.dataset.target_hit_rate", "must be a share in [0, 1)"),
+        ("  api: chat\n  sessions: 2\n  concurrency: 2\n  dataset: { kind: conversation, turns: 2, input_len: 100, output_len: 10, system_prompt_len: 20000000 }\n", 8, "workload.dataset.turns", "(with a system prompt of 20000000)"),
+        ("  api: chat\n  sessions: 2\n  concurrency: 2\n  cache: { prime: true }\n  dataset: { kind: conversation, turns: 2, input_len: 100, output_len: 10 }\n", 8, "workload.cache.prime", "synthetic sessions with a system prompt"),
     ];
     let d = tempfile::tempdir().unwrap();
     write(
@@ -455,6 +460,7 @@ fn agent_trace_and_prefix_cache_errors_are_located_at_their_keys() {
         "  sessions: 2\n  concurrency: 2\n  dataset: { kind: agentic, path: t.jsonl, start: [0, 1], cache_bust: true, max_overflow_share: 0.1 }\n",
         "  requests: 4\n  concurrency: 2\n  cache: { flush: true, prime: true }\n  dataset: { kind: shared_prefix, prefix_len: 8, suffix_len: 8, output_len: 4, target_hit_rate: 0.5 }\n",
         "  duration: 5s\n  sessions: 2\n  dataset: { kind: agentic, path: t.jsonl }\n  search: { over: sessions, tiers: [{ name: fast, ttft_ms: 200, tpot_ms: 20 }, { name: slow, e2el_ms: 60000 }] }\n",
+        "  api: chat\n  sessions: 2\n  concurrency: 2\n  cache: { flush: true, prime: true }\n  dataset: { kind: conversation, turns: 3, input_len: 100, output_len: 10, target_hit_rate: 0.9 }\n",
     ];
     assert_valid(d.path(), &good);
 }
