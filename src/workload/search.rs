@@ -146,6 +146,16 @@ impl Planner {
         (lo, hi)
     }
 
+    /// Whether the bracket between the highest pass and the lowest fail is within the
+    /// tolerance (a whole-number load: no whole number lies between).
+    fn precise(&self, lo: Option<&Probe>, hi: Option<&Probe>) -> bool {
+        let (Some(lo), Some(hi)) = (lo, hi) else {
+            return false;
+        };
+        let width = hi.x - lo.x;
+        width / hi.x <= self.tolerance || (self.over.is_closed() && width <= 1.0)
+    }
+
     pub fn next(&self) -> Next {
         let n = self.probes.len();
         let (lo, hi) = self.best();
@@ -161,7 +171,8 @@ impl Planner {
                 return done(Reason::NoFailure)
             }
             1 => return Next::Probe(self.load(self.max)),
-            _ if n >= self.max_points => return done(Reason::MaxPoints),
+            // The last probe allowed may also be the one that closed the bracket.
+            _ if n >= self.max_points && !self.precise(lo, hi) => return done(Reason::MaxPoints),
             _ => {}
         }
         let (Some(lo), Some(hi)) = (lo, hi) else {
@@ -169,9 +180,7 @@ impl Planner {
             let l = lo.map_or(self.start, |p| p.x);
             return Next::Probe(self.load((l * 2.0).min(self.max)));
         };
-        let width = hi.x - lo.x;
-        let whole = self.over.is_closed();
-        if width / hi.x <= self.tolerance || (whole && width <= 1.0) {
+        if self.precise(Some(lo), Some(hi)) {
             return done(Reason::Precision);
         }
         // The third probe goes to the estimate from the capacity, anywhere inside the bracket.
@@ -212,7 +221,7 @@ impl Planner {
             false => (lo.x + 0.1 * width, top.x - 0.1 * width),
         };
         let mut x = self.load(guess.clamp(a.min(b), a.max(b)));
-        if whole && (x <= lo.x || x >= hi.x) {
+        if self.over.is_closed() && (x <= lo.x || x >= hi.x) {
             x = ((lo.x + hi.x) / 2.0).round();
         }
         if x <= lo.x || x >= hi.x {
@@ -318,6 +327,49 @@ mod tests {
                 done => return (done, p.probes.len()),
             }
         }
+    }
+
+    #[test]
+    fn a_last_probe_that_closes_the_bracket_is_precision_not_max_points() {
+        // The probes of a CI run: the eighth (of 8) brought fail and pass within 5 %.
+        let mut p = Planner::new(&Search {
+            over: SearchOver::Rate,
+            start: 2.0,
+            max: 1000.0,
+            tolerance: Share(0.05),
+            max_points: 8,
+            ..Search::default()
+        });
+        let at = |x: f64, pass: bool| Probe {
+            x,
+            margin: if pass { -0.1 } else { 0.1 },
+            throughput: None,
+            mean_e2el_ms: None,
+        };
+        for (x, pass) in [
+            (2.0, true),
+            (1000.0, false),
+            (54.447, true),
+            (63.521, false),
+            (57.162, true),
+            (58.463, true),
+            (59.785, true),
+        ] {
+            p.record(at(x, pass));
+        }
+        assert!(matches!(p.next(), Next::Probe(_)), "7 of 8: not done yet");
+        p.record(at(60.664, false));
+        let Next::Done { reason, answer, .. } = p.next() else {
+            panic!("8 of 8 probes");
+        };
+        assert_eq!((reason, answer), (Reason::Precision, Some(59.785)));
+        // Without the bracket closed, the eighth probe ends it on max_points.
+        p.probes.pop();
+        p.record(at(63.0, false));
+        let Next::Done { reason, .. } = p.next() else {
+            panic!("8 of 8 probes");
+        };
+        assert_eq!(reason, Reason::MaxPoints);
     }
 
     #[test]
