@@ -273,7 +273,14 @@ fn by_turn(turns: &[(u32, u64, f64, f64)], area: Rect, buf: &mut Buffer) {
     let inner = block.inner(area);
     block.render(area, buf);
     let max = turns.iter().map(|t| t.2).fold(1e-9, f64::max);
-    let bar_w = inner.width.saturating_sub(26) as f64;
+    // The label takes 26 columns and the count "  (n)" its digits and 4: the bar the rest.
+    let count_w = turns
+        .iter()
+        .map(|t| t.1.to_string().len())
+        .max()
+        .unwrap_or(1)
+        + 4;
+    let bar_w = (inner.width as usize).saturating_sub(26 + count_w) as f64;
     let lines: Vec<Line> = turns
         .iter()
         .take(inner.height as usize)
@@ -364,5 +371,24 @@ mod tests {
             .filter(|c| ('\u{2801}'..='\u{28FF}').contains(c))
             .count();
         assert!(dots > 20, "{text}");
+    }
+
+    #[test]
+    fn each_turn_shows_its_count_beside_its_bar() {
+        // The slowest turn's bar is the longest: its count must still fit the panel.
+        let turns = [(0, 1234, 60.2, 61.0), (1, 34, 8.5, 17.3), (2, 5, 8.8, 10.9)];
+        let area = Rect::new(0, 0, 52, 6);
+        let mut buf = Buffer::empty(area);
+        by_turn(&turns, area, &mut buf);
+        let lines: Vec<String> = (0..area.height)
+            .map(|y| (0..area.width).map(|x| buf[(x, y)].symbol()).collect())
+            .collect();
+        for (t, n, ..) in turns {
+            let line = lines
+                .iter()
+                .find(|l| l.contains(&format!("turn {t} ")))
+                .unwrap_or_else(|| panic!("turn {t} in {lines:#?}"));
+            assert!(line.contains(&format!("({n})")), "{line}");
+        }
     }
 }
