@@ -186,7 +186,7 @@ impl BlockChain {
             self.h = self.h.wrapping_mul(0x0100_0000_01b3);
         }
         self.n += 1;
-        (self.n % self.block == 0).then_some(self.h)
+        self.n.is_multiple_of(self.block).then_some(self.h)
     }
 }
 
