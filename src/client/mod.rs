@@ -10,7 +10,7 @@
 
 pub mod api;
 pub mod limits;
-mod responses;
+pub mod responses;
 pub mod scan;
 pub mod sse;
 pub mod wire;

@@ -73,9 +73,17 @@ const DELTA: &[u8] = b"\"delta\":\"";
 
 /// The event in `data` (one SSE event's data).
 pub fn classify(data: &[u8]) -> Event {
-    if let Some(e) = fast(data) {
-        return e;
-    }
+    fast(data).unwrap_or_else(|| full(data))
+}
+
+/// What the bytes alone say (when they are sure) and what serde says, for the fuzzer: where
+/// the first answers, they must agree.
+pub fn fast_and_full(data: &[u8]) -> (Option<Event>, Event) {
+    (fast(data), full(data))
+}
+
+/// The event, decoded.
+fn full(data: &[u8]) -> Event {
     let w: Wire = match serde_json::from_slice(data) {
         Ok(w) => w,
         Err(e) => {
