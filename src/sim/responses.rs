@@ -75,14 +75,22 @@ impl Events {
         );
     }
 
-    /// Delta `i` (of the answer's tokens): text, or reasoning before the text.
+    /// Delta `i` (of the answer's tokens): text, or reasoning before the text. Written as
+    /// bytes (the words are plain vocabulary, nothing to escape): the simulator must not be
+    /// the slower side of a client benchmark.
     pub fn delta(&self, out: &mut Vec<u8>, i: u32, word: &str, reasoning: bool) {
         let kind = match reasoning {
             true => "response.reasoning_text.delta",
             false => "response.output_text.delta",
         };
-        let data = json!({"content_index": 0, "delta": word, "item_id": self.item_id, "logprobs": [], "output_index": 0, "sequence_number": OPENING + i, "type": kind});
-        event(out, kind, &data);
+        let _ = std::io::Write::write_fmt(
+            out,
+            format_args!(
+                "event: {kind}\ndata: {{\"content_index\":0,\"delta\":\"{word}\",\"item_id\":\"{}\",\"logprobs\":[],\"output_index\":0,\"sequence_number\":{},\"type\":\"{kind}\"}}\n\n",
+                self.item_id,
+                OPENING + i
+            ),
+        );
     }
 
     /// The closing events after `tokens` deltas of `text`, and `response.completed` with the
