@@ -352,14 +352,24 @@ fn the_responses_api_streams_with_ttft_itl_and_vllms_own_token_counts() {
     let (_, r, _) = ok_run(&exp, 300);
     let s = &r["summary"];
     assert_eq!(s["completed"], 16, "{s}");
-    assert_eq!(s["total_output_tokens"], 16 * 32, "ignore_eos runs each answer to the cap");
+    assert_eq!(
+        s["total_output_tokens"],
+        16 * 32,
+        "ignore_eos runs each answer to the cap"
+    );
     assert!(s["p50_ttft_ms"].as_f64().unwrap() > 0.0);
     assert!(s["mean_itl_ms"].as_f64().unwrap() > 0.0);
     let recs = r["requests"].as_array().unwrap();
-    assert!(recs.iter().all(|q| q["tokens_source"] == "usage"), "{recs:?}");
+    assert!(
+        recs.iter().all(|q| q["tokens_source"] == "usage"),
+        "{recs:?}"
+    );
     // The usage each response.completed carried is what vLLM itself counted; beside the 16
     // measured requests only the pre-flight went out ("Say hello.", at most 2 tokens back).
-    let input: u64 = recs.iter().map(|q| q["input_tokens"].as_u64().unwrap()).sum();
+    let input: u64 = recs
+        .iter()
+        .map(|q| q["input_tokens"].as_u64().unwrap())
+        .sum();
     let extra_prompt = counter("vllm:prompt_tokens_total", None) - prompt - input as f64;
     assert!((1.0..=32.0).contains(&extra_prompt), "{extra_prompt}");
     let extra_out = counter("vllm:generation_tokens_total", None) - generated - 16.0 * 32.0;

@@ -1,7 +1,9 @@
 //! The simulator's OpenAI Responses stream (`POST /v1/responses`), in vLLM 0.32's shape: each
 //! event an `event: TYPE` line and a `data:` JSON whose keys come in the order vLLM's pydantic
-//! models write them, `sequence_number` counting every event; no `[DONE]` — the stream ends
-//! after `response.completed`, which carries the usage.
+//! models write them (captured from the real server), `sequence_number` counting every event;
+//! no `[DONE]` — the stream ends after `response.completed`, which carries the usage (and
+//! says `incomplete` when the answer ran to `max_output_tokens`). vLLM merges tokens that
+//! detokenize together into one delta; the simulator sends one per token.
 
 use serde_json::{json, Value};
 
@@ -26,17 +28,25 @@ fn event(out: &mut Vec<u8>, kind: &str, data: &Value) {
 }
 
 impl Events {
-    /// The response object at `status`, with its `output` and `usage` when known.
+    /// The response object at `status` (`incomplete` with its reason when the answer ran to
+    /// `max_output_tokens`), with its `output` and `usage` when known — every key vLLM 0.32
+    /// writes, in its order.
     fn response(&self, status: &str, output: Value, usage: Value) -> Value {
+        let incomplete = match status {
+            "incomplete" => json!({"reason": "max_output_tokens"}),
+            _ => Value::Null,
+        };
         json!({
-            "id": self.id, "created_at": self.created, "incomplete_details": null,
+            "id": self.id, "created_at": self.created, "incomplete_details": incomplete,
             "instructions": null, "metadata": null, "model": self.model, "object": "response",
             "output": output, "parallel_tool_calls": true, "temperature": 1.0,
-            "tool_choice": "auto", "tools": [], "top_p": 1.0, "background": false,
+            "tool_choice": "none", "tools": [], "top_p": 1.0, "background": false,
             "max_output_tokens": self.max_output_tokens, "max_tool_calls": null,
             "previous_response_id": null, "prompt": null, "reasoning": null,
             "service_tier": "auto", "status": status, "text": null, "top_logprobs": null,
-            "truncation": "disabled", "usage": usage, "user": null,
+            "truncation": "disabled", "usage": usage, "user": null, "presence_penalty": 0.0,
+            "frequency_penalty": 0.0, "kv_transfer_params": null, "ec_transfer_params": null,
+            "input_messages": null, "output_messages": null,
         })
     }
 
@@ -47,7 +57,18 @@ impl Events {
             }
             None => json!([]),
         };
-        json!({"id": self.item_id, "content": content, "role": "assistant", "status": status, "type": "message"})
+        json!({"id": self.item_id, "content": content, "role": "assistant", "status": status, "type": "message", "phase": null})
+    }
+
+    /// The usage as vLLM 0.32 writes it (its per-turn lists empty for a plain answer).
+    fn usage((input, output, reasoning): (u32, u32, u32)) -> Value {
+        json!({
+            "input_tokens": input,
+            "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0, "input_tokens_per_turn": [], "cached_tokens_per_turn": []},
+            "output_tokens": output,
+            "output_tokens_details": {"reasoning_tokens": reasoning, "tool_output_tokens": 0, "output_tokens_per_turn": [], "tool_output_tokens_per_turn": []},
+            "total_tokens": input + output,
+        })
     }
 
     /// `response.created`, `response.in_progress`, the message item and its text part.
@@ -71,7 +92,7 @@ impl Events {
         event(
             out,
             "response.content_part.added",
-            &json!({"content_index": 0, "item_id": self.item_id, "output_index": 0, "part": {"annotations": [], "text": "", "type": "output_text", "logprobs": null}, "sequence_number": 3, "type": "response.content_part.added"}),
+            &json!({"content_index": 0, "item_id": self.item_id, "output_index": 0, "part": {"annotations": [], "text": "", "type": "output_text", "logprobs": []}, "sequence_number": 3, "type": "response.content_part.added"}),
         );
     }
 
@@ -94,8 +115,14 @@ impl Events {
     }
 
     /// The closing events after `tokens` deltas of `text`, and `response.completed` with the
-    /// usage.
-    pub fn closing(&self, out: &mut Vec<u8>, tokens: u32, text: &str, usage: (u32, u32, u32)) {
+    /// usage; `capped` when the answer ran to `max_output_tokens` (status `incomplete`).
+    pub fn closing(
+        &self,
+        out: &mut Vec<u8>,
+        (tokens, capped): (u32, bool),
+        text: &str,
+        usage: (u32, u32, u32),
+    ) {
         let mut seq = OPENING + tokens;
         let mut next = || {
             seq += 1;
@@ -117,9 +144,8 @@ impl Events {
             "response.output_item.done",
             &json!({"item": item, "output_index": 0, "sequence_number": next(), "type": "response.output_item.done"}),
         );
-        let (input, output, reasoning) = usage;
-        let usage = json!({"input_tokens": input, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": output, "output_tokens_details": {"reasoning_tokens": reasoning}, "total_tokens": input + output});
-        let r = self.response("completed", json!([item]), usage);
+        let status = if capped { "incomplete" } else { "completed" };
+        let r = self.response(status, json!([item]), Self::usage(usage));
         event(
             out,
             "response.completed",
@@ -128,13 +154,12 @@ impl Events {
     }
 
     /// The whole answer at once (`stream: false`).
-    pub fn whole(&self, text: &str, usage: (u32, u32, u32)) -> Value {
-        let (input, output, reasoning) = usage;
-        let usage = json!({"input_tokens": input, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": output, "output_tokens_details": {"reasoning_tokens": reasoning}, "total_tokens": input + output});
+    pub fn whole(&self, text: &str, capped: bool, usage: (u32, u32, u32)) -> Value {
+        let status = if capped { "incomplete" } else { "completed" };
         self.response(
-            "completed",
+            status,
             json!([self.message("completed", Some(text))]),
-            usage,
+            Self::usage(usage),
         )
     }
 }

@@ -525,16 +525,12 @@ async fn generate(
     if let Some(status) = faults.error {
         return fault_error(&sim, status);
     }
-    let id = format!(
-        "{}{:016x}{:016x}",
-        match api {
-            Api::Chat => "chatcmpl-",
-            Api::Completions => "cmpl-",
-            Api::Responses => "resp_",
-        },
-        prompt_seed,
-        n
-    );
+    let id = match api {
+        Api::Chat => format!("chatcmpl-{prompt_seed:016x}{n:016x}"),
+        Api::Completions => format!("cmpl-{prompt_seed:016x}{n:016x}"),
+        // vLLM's Responses ids are 16 hex digits.
+        Api::Responses => format!("resp_{:016x}", prompt_seed.rotate_left(23) ^ n),
+    };
     let chunker = Chunker::new(&sim, api, &id, &job);
     if !job.stream {
         return complete(sim, chunker, job, api).await;
@@ -961,6 +957,7 @@ async fn complete(sim: Arc<Sim>, chunker: Chunker, job: Job, api: Api) -> Respon
         }),
         Api::Responses => chunker.responses.whole(
             &text,
+            !job.ends_on_eos,
             (
                 job.prompt_tokens,
                 job.output_tokens,
@@ -1015,7 +1012,7 @@ impl Chunker {
             finish: if job.ends_on_eos { "stop" } else { "length" },
             responses: super::responses::Events {
                 id: id.to_string(),
-                item_id: format!("msg_{}", &id[id.len().saturating_sub(16)..]),
+                item_id: format!("msg_{:016x}", job.words_seed),
                 created: sim.created,
                 model: sim.cfg.model.clone(),
                 max_output_tokens: job.output_tokens,
@@ -1130,7 +1127,10 @@ impl Chunker {
             let reasoning = self.reasoning_tokens.min(completion);
             let text: String = (reasoning..completion).map(|i| self.word(i)).collect();
             let usage = (self.prompt_tokens, completion, reasoning);
-            return self.responses.closing(out, completion, &text, usage);
+            let capped = self.finish == "length";
+            return self
+                .responses
+                .closing(out, (completion, capped), &text, usage);
         }
         out.extend_from_slice(self.head.as_bytes());
         let _ = std::io::Write::write_fmt(
