@@ -4,10 +4,13 @@
 //! usage in the `response` of `response.completed` (`input_tokens`, `output_tokens`,
 //! `output_tokens_details.reasoning_tokens`) — the stream's last event: there is no `[DONE]`.
 //!
-//! A delta event is recognised without decoding it when its bytes say so for certain: the
-//! `type` is the object's last key, `"delta":"` comes before any nested object or array, and
-//! its first byte is not the closing quote (a non-empty string). Every other event goes to
-//! serde, which answers exactly.
+//! Most events are recognised without decoding them, from their bytes: the `type` is the
+//! object's last key (vLLM writes it last); a delta is text when `"delta":"` comes before any
+//! nested object or array and its first byte is not the closing quote (a non-empty string);
+//! the opening and closing events of the response and its item are nothing to count. On every
+//! event that is JSON this reading is serde's (`crate::fuzz::sse` checks it); an event broken
+//! inside, whose last bytes still name its type, is taken by its type rather than failing the
+//! request. The end (`response.completed`), errors and anything else go to serde.
 
 use std::borrow::Cow;
 
@@ -67,6 +70,18 @@ struct Response {
     error: Option<serde_json::Value>,
 }
 
+/// Events that carry neither text nor the end (the response's and its item's opening and
+/// closing): answered from their `type` alone.
+const QUIET: [&[u8]; 7] = [
+    b",\"type\":\"response.created\"}",
+    b",\"type\":\"response.in_progress\"}",
+    b",\"type\":\"response.output_item.added\"}",
+    b",\"type\":\"response.content_part.added\"}",
+    b",\"type\":\"response.output_text.done\"}",
+    b",\"type\":\"response.content_part.done\"}",
+    b",\"type\":\"response.output_item.done\"}",
+];
+
 const TEXT: &[u8] = b",\"type\":\"response.output_text.delta\"}";
 const REASONING: &[u8] = b",\"type\":\"response.reasoning_text.delta\"}";
 const DELTA: &[u8] = b"\"delta\":\"";
@@ -114,8 +129,12 @@ fn full(data: &[u8]) -> Event {
     }
 }
 
-/// A non-empty delta recognised from its bytes alone, or `None` (serde decides).
+/// A non-empty delta, or an event that is neither text nor the end, recognised from its bytes
+/// alone; `None` when serde decides.
 fn fast(data: &[u8]) -> Option<Event> {
+    if data.first() == Some(&b'{') && QUIET.iter().any(|q| data.ends_with(q)) {
+        return Some(Event::Nothing);
+    }
     let kind = if data.ends_with(TEXT) {
         Event::Text
     } else if data.ends_with(REASONING) {
@@ -172,7 +191,8 @@ mod tests {
             }))
         );
         let other = br#"{"item":{"id":"msg_1"},"output_index":0,"sequence_number":1,"type":"response.output_item.added"}"#;
-        assert_eq!(classify(other), Event::Nothing);
+        assert_eq!(fast(other), Some(Event::Nothing));
+        assert_eq!(full(other), Event::Nothing);
         let err = br#"{"type":"error","code":"x","message":"engine dead","param":null,"sequence_number":4}"#;
         assert_eq!(classify(err), Event::Error("engine dead".into()));
         assert!(matches!(classify(b"{not json"), Event::Malformed(m) if m.starts_with("bad JSON")));
