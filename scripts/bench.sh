@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Client ceiling, timing truth and pacer lag, as recorded in BENCHMARKS.md.
 # Server pinned to core 0, client to core 1 (needs 2 cores). Loopback only.
-#   scripts/bench.sh [ceiling|truth|pacer|memory|longrun|tui|hostile|streams|readers|all]
+#   scripts/bench.sh [ceiling|truth|pacer|memory|longrun|tui|hostile|streams|readers|apis|all]
 # The exact-length ceiling against an older commit: scripts/ab.sh COMMIT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,6 +54,30 @@ events = s["total_output_tokens"] + 2 * s["completed"]   # tokens + usage + [DON
 print(c, round(s["request_throughput"]), round(s["output_throughput"]), round(s["median_ttft_ms"], 2),
       round(s["p99_ttft_ms"], 2), round(user + sys_, 2), round((user + sys_) * 1e6 / events, 3),
       round(d["client"]["reads_per_request"], 1), round(rss / 1024))
+PY
+      rm -f "$OUT"/results/*.json
+    done
+  done
+}
+
+apis() {
+  # The ceiling per API (c=256, the ceiling experiment): chat and responses interleaved, 3 each.
+  serve instant
+  echo "api concurrency req/s out_tok/s ttft_p50_ms cpu_s(user+sys) cpu_us_per_token maxrss_MiB"
+  for rep in 1 2 3; do
+    for api in chat responses; do
+      y=$(exp "$api" "  api: $api
+  concurrency: 256
+  requests: 20000
+  dataset: { kind: random, input_len: 16, output_len: 128 }
+  ignore_eos: true")
+      mapfile -t r < <(run "$y")
+      python3 - "${r[1]}" $api ${r[0]} <<'PY'
+import json, sys
+f, api, wall, user, sys_, rss = sys.argv[1], sys.argv[2], *map(float, sys.argv[3:7])
+d = json.load(open(f)); s = d["summary"]
+print(api, 256, round(s["request_throughput"]), round(s["output_throughput"]), round(s["median_ttft_ms"], 2),
+      round(user + sys_, 2), round((user + sys_) * 1e6 / s["total_output_tokens"], 3), round(rss / 1024))
 PY
       rm -f "$OUT"/results/*.json
     done
@@ -248,8 +272,8 @@ PY
 
 case "${1:-all}" in
   ceiling) ceiling ;; truth) truth ;; pacer) pacer ;; memory) memory ;; longrun) longrun ;; tui) tui ;; hostile) hostile ;;
-  streams) streams ;; readers) readers ;;
+  streams) streams ;; readers) readers ;; apis) apis ;;
   truth-at) truth_of "concurrency: ${2:?streams}" $(( ${2} * 4 )) "$2" "${3:-16}" ;;
   all) ceiling; truth; pacer; memory; longrun; tui; hostile; streams; readers ;;
-  *) echo "usage: $0 [ceiling|truth|pacer|memory|longrun|tui|hostile|streams|readers|all]"; exit 2 ;;
+  *) echo "usage: $0 [ceiling|truth|pacer|memory|longrun|tui|hostile|streams|readers|apis|all]"; exit 2 ;;
 esac

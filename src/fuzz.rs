@@ -15,9 +15,10 @@ pub fn http_response(data: &[u8]) {
     }
 }
 
-/// The SSE splitter over input split in two reads, and the event classifier: on every event
+/// The SSE splitter over input split in two reads, and the event classifiers: on every event
 /// serde_json accepts as JSON, the hot-path scan (when it decides, its stream template carried
-/// from event to event) agrees with the full parser.
+/// from event to event) agrees with the full parser, and so does the Responses stream's
+/// bytes-only reading.
 pub fn sse(data: &[u8]) {
     let split = (data.first().copied().unwrap_or(0) as usize).min(data.len());
     let (a, b) = data.split_at(split);
@@ -32,6 +33,15 @@ pub fn sse(data: &[u8]) {
                     scan,
                     full,
                     "the scan and serde disagree on {:?}",
+                    String::from_utf8_lossy(event)
+                );
+            }
+            // The same event read as a Responses stream's: the bytes-only reading agrees too.
+            if let (Some(fast), full) = crate::client::responses::fast_and_full(event) {
+                assert_eq!(
+                    fast,
+                    full,
+                    "the Responses fast path and serde disagree on {:?}",
                     String::from_utf8_lossy(event)
                 );
             }

@@ -337,6 +337,47 @@ fn flush_prime_a_target_hit_rate_and_an_agent_replay_meet_vllms_own_counters() {
 
 #[test]
 #[ignore = "needs a real vLLM (scripts/test.sh starts it with scripts/real-vllm.sh)"]
+fn the_responses_api_streams_with_ttft_itl_and_vllms_own_token_counts() {
+    let _g = shared();
+    let d = tempfile::tempdir().unwrap();
+    let exp = existing(
+        d.path(),
+        "responses",
+        "workload:\n  api: responses\n  concurrency: 4\n  requests: 16\n  warmup_requests: 0\n  ignore_eos: true\n  dataset: { kind: random, input_len: 128, output_len: 32 }\n",
+    );
+    let (prompt, generated) = (
+        counter("vllm:prompt_tokens_total", None),
+        counter("vllm:generation_tokens_total", None),
+    );
+    let (_, r, _) = ok_run(&exp, 300);
+    let s = &r["summary"];
+    assert_eq!(s["completed"], 16, "{s}");
+    assert_eq!(
+        s["total_output_tokens"],
+        16 * 32,
+        "ignore_eos runs each answer to the cap"
+    );
+    assert!(s["p50_ttft_ms"].as_f64().unwrap() > 0.0);
+    assert!(s["mean_itl_ms"].as_f64().unwrap() > 0.0);
+    let recs = r["requests"].as_array().unwrap();
+    assert!(
+        recs.iter().all(|q| q["tokens_source"] == "usage"),
+        "{recs:?}"
+    );
+    // The usage each response.completed carried is what vLLM itself counted; beside the 16
+    // measured requests only the pre-flight went out ("Say hello.", at most 2 tokens back).
+    let input: u64 = recs
+        .iter()
+        .map(|q| q["input_tokens"].as_u64().unwrap())
+        .sum();
+    let extra_prompt = counter("vllm:prompt_tokens_total", None) - prompt - input as f64;
+    assert!((1.0..=32.0).contains(&extra_prompt), "{extra_prompt}");
+    let extra_out = counter("vllm:generation_tokens_total", None) - generated - 16.0 * 32.0;
+    assert!((1.0..=2.0).contains(&extra_out), "{extra_out}");
+}
+
+#[test]
+#[ignore = "needs a real vLLM (scripts/test.sh starts it with scripts/real-vllm.sh)"]
 fn a_conversations_ideal_hit_rate_and_its_target_meet_vllms_own_counters() {
     let _g = shared();
     // Three-turn sessions whose shared system prompt `target_hit_rate` sizes, counted in the

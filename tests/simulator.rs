@@ -165,6 +165,60 @@ async fn the_reasoning_stream_is_the_real_vllms() {
     assert_eq!(ours, theirs);
 }
 
+/// The events of a Responses stream (`event: TYPE` / `data: …`), each as (type, the data with
+/// what legitimately differs replaced — ids, times, text, counts, sequence numbers), runs of
+/// deltas as one: vLLM merges tokens that detokenize together into one delta.
+fn responses_events(body: &str) -> Vec<(String, String)> {
+    fn walk(v: &mut Value, key: &str) {
+        match v {
+            Value::Object(m) => m.iter_mut().for_each(|(k, x)| walk(x, k)),
+            Value::Array(a) => a.iter_mut().for_each(|x| walk(x, key)),
+            Value::String(s) if ["id", "item_id", "model", "text", "delta"].contains(&key) => {
+                *s = key.to_uppercase()
+            }
+            Value::Number(_) => *v = json!(0),
+            _ => {}
+        }
+    }
+    let mut out: Vec<(String, String)> = Vec::new();
+    for block in body.split("\n\n").filter(|b| !b.is_empty()) {
+        let (kind, data) = block
+            .strip_prefix("event: ")
+            .and_then(|b| b.split_once("\ndata: "))
+            .unwrap_or_else(|| panic!("not an event/data pair: {block:?}"));
+        let mut v: Value = serde_json::from_str(data).unwrap();
+        assert_eq!(v["type"], kind, "the data's type is the event's");
+        walk(&mut v, "");
+        let e = (kind.to_string(), v.to_string());
+        if out.last() != Some(&e) {
+            out.push(e);
+        }
+    }
+    out
+}
+
+/// vLLM 0.32's `/v1/responses` stream (captured: 3 tokens, `ignore_eos`, `store: false`):
+/// the simulator sends the same events, keys in the same order, the same `incomplete` status
+/// when the answer ran to `max_output_tokens`, and no `[DONE]`.
+#[tokio::test]
+async fn the_responses_stream_is_the_real_vllms() {
+    let s = start(cfg("instant", Personality::Vllm)).await;
+    let body = stream_text(
+        &s.base_url(),
+        "/v1/responses",
+        json!({
+            "model": MODEL, "input": [{"role": "user", "content": "hello there"}],
+            "max_output_tokens": 3, "stream": true, "store": false, "ignore_eos": true
+        }),
+    )
+    .await;
+    assert!(!body.contains("[DONE]"));
+    assert_eq!(
+        responses_events(&body),
+        responses_events(&fixture("responses-stream.txt"))
+    );
+}
+
 #[tokio::test]
 async fn usage_counts_equal_tokenize_counts() {
     let s = start(cfg("instant", Personality::Vllm)).await;

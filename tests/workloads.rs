@@ -325,3 +325,45 @@ fn an_open_loop_of_sessions_schedules_each_session_s_first_turn() {
     let min_session = r["summary"]["sessions"]["p50_duration_s"].as_f64().unwrap();
     assert!(min_session >= 0.1, "{min_session}");
 }
+
+#[test]
+fn the_responses_api_streams_measures_and_carries_a_conversation() {
+    let s = sim(SimProfile::H100Llama8b, 4.0, |c| c.record_requests = 64);
+    let d = tempfile::tempdir().unwrap();
+    // Single requests: TTFT and ITL from the deltas, token counts from `response.completed`.
+    let exp = experiment(
+        d.path(),
+        &s.url,
+        "  api: responses\n  concurrency: 4\n  requests: 24\n  ignore_eos: true\n  dataset: { kind: random, input_len: 200, output_len: 16 }\n",
+    );
+    let r = run(&exp);
+    let sum = &r["summary"];
+    assert_eq!(sum["completed"], 24);
+    assert_eq!(sum["total_output_tokens"], 24 * 16);
+    assert!(sum["p50_ttft_ms"].as_f64().unwrap() > 0.0);
+    assert!(sum["mean_itl_ms"].as_f64().unwrap() > 0.0);
+    let recs = r["requests"].as_array().unwrap();
+    assert!(recs
+        .iter()
+        .all(|q| q["tokens_source"] == "usage" && q["input_tokens"].as_u64() == Some(200)));
+    // A conversation through Responses: the whole history goes in `input` each turn (the
+    // server keeps nothing: `store: false`), the answers as streamed.
+    let d = tempfile::tempdir().unwrap();
+    let exp = experiment(
+        d.path(),
+        &s.url,
+        "  api: responses\n  pattern: sequential\n  sessions: 2\n  dataset: { kind: conversation, turns: 3, input_len: 40, output_len: 12 }\n",
+    );
+    let r = run(&exp);
+    assert_eq!(r["summary"]["completed"], 6);
+    let received: Vec<Value> = serde_json::from_str(&get(&s, "/sim/requests")).unwrap();
+    let session = &received[received.len() - 3..];
+    for (k, input) in session.iter().enumerate() {
+        let msgs = input.as_array().unwrap();
+        assert_eq!(msgs.len(), 2 * k + 1, "{msgs:?}");
+        if k > 0 {
+            assert_eq!(msgs[2 * k - 1]["role"], "assistant");
+            assert!(!msgs[2 * k - 1]["content"].as_str().unwrap().is_empty());
+        }
+    }
+}

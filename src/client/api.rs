@@ -94,11 +94,51 @@ impl GenerationApi for Completions {
     }
 }
 
+/// `POST /v1/responses`: `input` (messages, as chat's), `max_output_tokens`, `store: false`
+/// (vLLM keeps every stored response in memory); text in `response.output_text.delta`.
+pub struct Responses;
+
+impl GenerationApi for Responses {
+    fn path(&self) -> &'static str {
+        "/v1/responses"
+    }
+    fn prompt_key(&self) -> &'static str {
+        "input"
+    }
+    fn text_prompt(&self, text: &str) -> Value {
+        Chat.text_prompt(text)
+    }
+    fn conversation_prompt(&self, messages: &[Value]) -> Value {
+        Chat.conversation_prompt(messages)
+    }
+    fn templated(&self) -> bool {
+        true
+    }
+    fn tokenize_body(&self, model: &str, text: &str) -> Value {
+        Chat.tokenize_body(model, text)
+    }
+
+    /// No `stream_options` (the usage always comes in `response.completed`); `ignore_eos`
+    /// is vLLM's extension (no `min_tokens` here: with it the answer runs to the cap).
+    fn body(&self, model: &str, prompt_json: &str, max_tokens: u32, ignore_eos: bool) -> Bytes {
+        let model = serde_json::to_string(model).unwrap_or_else(|_| "\"\"".into());
+        let extra = if ignore_eos {
+            ",\"ignore_eos\":true"
+        } else {
+            ""
+        };
+        Bytes::from(format!(
+            "{{\"model\":{model},\"input\":{prompt_json},\"max_output_tokens\":{max_tokens},\"stream\":true,\"store\":false{extra}}}"
+        ))
+    }
+}
+
 /// The implementation of an experiment's `api`.
 pub fn of(api: Api) -> &'static dyn GenerationApi {
     match api {
         Api::Chat => &Chat,
         Api::Completions => &Completions,
+        Api::Responses => &Responses,
     }
 }
 
@@ -132,5 +172,16 @@ mod tests {
             true
         );
         assert!(of(Api::Chat).templated() && !of(Api::Completions).templated());
+        let b: Value = serde_json::from_slice(&of(Api::Responses).body(
+            "m",
+            r#"[{"role":"user","content":"p"}]"#,
+            4,
+            true,
+        ))
+        .unwrap();
+        assert_eq!(
+            b,
+            json!({"model": "m", "input": [{"role": "user", "content": "p"}], "max_output_tokens": 4, "stream": true, "store": false, "ignore_eos": true})
+        );
     }
 }

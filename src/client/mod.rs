@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod limits;
+pub mod responses;
 pub mod scan;
 pub mod sse;
 pub mod wire;
@@ -471,6 +472,15 @@ enum Parsed {
     Error(RequestError),
 }
 
+/// One event of a stream of `api`.
+fn event_of(data: &[u8], r: &mut Stamps, api: Api) -> Parsed {
+    match api {
+        Api::Responses => responses_event(data, r),
+        Api::Chat | Api::Completions => handle_event(data, r),
+    }
+}
+
+/// One event of a chat or completions stream.
 fn handle_event(data: &[u8], r: &mut Stamps) -> Parsed {
     if data == b"[DONE]" {
         return Parsed::Done;
@@ -481,6 +491,26 @@ fn handle_event(data: &[u8], r: &mut Stamps) -> Parsed {
     match scan::classify_in_stream(data, &mut r.template) {
         Some(c) => Parsed::from(c),
         None => parse_event(data, r),
+    }
+}
+
+/// One event of a Responses stream (`client::responses`); its usage into `r`.
+fn responses_event(data: &[u8], r: &mut Stamps) -> Parsed {
+    use responses::Event;
+    match responses::classify(data) {
+        Event::Text => Parsed::Content,
+        Event::Reasoning => Parsed::Reasoning,
+        Event::Nothing => Parsed::Nothing,
+        Event::Done(usage) => {
+            if let Some(u) = usage.filter(|u| u.output_tokens.is_some()) {
+                r.usage_completion_tokens = u.output_tokens;
+                r.usage_prompt_tokens = u.input_tokens;
+                r.usage_reasoning_tokens = u.reasoning_tokens;
+            }
+            Parsed::Done
+        }
+        Event::Error(m) => Parsed::Error(RequestError::new(ErrorKind::ServerError, m)),
+        Event::Malformed(m) => Parsed::Error(RequestError::new(ErrorKind::Parse, m)),
     }
 }
 
@@ -597,8 +627,12 @@ pub struct Bounds {
     pub keep_text: bool,
 }
 
-/// Appends the content of one event (`delta.content` or `text`) to `text`.
-fn append_content(data: &[u8], text: &mut String) {
+/// Appends the content of one event (`delta.content` or `text`; a Responses `delta`) to `text`.
+fn append_content(data: &[u8], text: &mut String, api: Api) {
+    if api == Api::Responses {
+        text.push_str(&responses::text_of(data).unwrap_or_default());
+        return;
+    }
     if let Ok(chunk) = serde_json::from_slice::<Chunk>(data) {
         for c in &chunk.choices {
             if let Some(t) = c.delta.as_ref().and_then(|d| d.content.as_deref()) {
@@ -701,6 +735,8 @@ struct StreamSink<'a> {
     max_events: u32,
     max_event_bytes: usize,
     late: Late,
+    /// How the stream's events are read.
+    api: Api,
 }
 
 /// Bytes of an answer that is not an event stream quoted in its error.
@@ -750,10 +786,10 @@ impl Sink for StreamSink<'_> {
             return false;
         }
         let r = &mut *self.r;
-        let (max_events, max_tokens) = (self.max_events, self.max_tokens);
+        let (max_events, max_tokens, api) = (self.max_events, self.max_tokens, self.api);
         let (done, failure) = (&mut self.done, &mut self.failure);
         self.splitter
-            .feed(bytes, |event| match handle_event(event, r) {
+            .feed(bytes, |event| match event_of(event, r, api) {
                 Parsed::Content | Parsed::Reasoning if r.events >= max_events => {
                     *failure = Some(RequestError::new(
                         ErrorKind::Overrun,
@@ -766,7 +802,7 @@ impl Sink for StreamSink<'_> {
                 Parsed::Content => {
                     r.content(at);
                     if let Some(text) = r.text.as_mut() {
-                        append_content(event, text);
+                        append_content(event, text, api);
                     }
                     true
                 }
@@ -866,6 +902,7 @@ async fn exchange(
         max_events: overrun_limit(bounds.max_tokens),
         max_event_bytes: bounds.max_event_bytes,
         late,
+        api: ep.api,
     };
     let restart = |s: &mut StreamSink| s.r.sent = Instant::now();
     let flow = round_trip(conn, ep, &request, &mut sink, restart).await;
@@ -906,12 +943,13 @@ async fn exchange(
         return Err(f);
     }
     if !sink.done {
+        let end = match ep.api {
+            Api::Responses => "a response.completed event",
+            _ => "[DONE]",
+        };
         return Err(RequestError::new(
             ErrorKind::StreamCut,
-            format!(
-                "stream ended without [DONE] after {} reads",
-                conn.wire.reads
-            ),
+            format!("stream ended without {end} after {} reads", conn.wire.reads),
         ));
     }
     if flow == Flow::Stopped {

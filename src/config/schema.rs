@@ -440,9 +440,15 @@ impl Default for SimulatorOptions {
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Api {
+    /// OpenAI chat completions (`POST /v1/chat/completions`).
     #[default]
     Chat,
+    /// OpenAI completions (`POST /v1/completions`): a plain prompt, no chat template.
     Completions,
+    /// OpenAI Responses (`POST /v1/responses`): `input` messages, text in
+    /// `response.output_text.delta` events, the usage in `response.completed`; sent with
+    /// `store: false` (the server keeps nothing).
+    Responses,
 }
 
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]

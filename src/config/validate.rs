@@ -316,10 +316,10 @@ fn conversation_rules(
             "is for synthetic sessions; recorded conversations have their own first turns".into(),
         );
     }
-    if w.api != Api::Chat {
+    if w.api == Api::Completions {
         bad(
             "workload.api",
-            "conversations need `api: chat` (the history is a list of messages)".into(),
+            "conversations need `api: chat` or `api: responses` (the history is a list of messages)".into(),
         );
     }
     match path {

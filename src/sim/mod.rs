@@ -8,6 +8,7 @@
 pub mod engine;
 pub mod faults;
 pub mod metrics;
+mod responses;
 mod server;
 mod stamped;
 pub mod tokenizer;

@@ -64,6 +64,7 @@ const TRUTH_CAP: usize = 1_000_000;
 enum Api {
     Chat,
     Completions,
+    Responses,
 }
 
 pub(super) async fn serve(
@@ -258,6 +259,15 @@ async fn chat(
     generate(sim, socket.map(|s| s.0), headers, body, Api::Chat).await
 }
 
+async fn responses(
+    State(sim): State<Arc<Sim>>,
+    socket: Option<axum::Extension<Arrival>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    generate(sim, socket.map(|s| s.0), headers, body, Api::Responses).await
+}
+
 async fn completions(
     State(sim): State<Arc<Sim>>,
     socket: Option<axum::Extension<Arrival>>,
@@ -309,12 +319,18 @@ fn prompt_of(
     req: &Value,
     block_size: usize,
 ) -> Result<(u32, Vec<u64>, u64, BlockChain), String> {
+    let input;
     match api {
-        Api::Chat => {
-            let msgs = req
-                .get("messages")
-                .and_then(Value::as_array)
-                .ok_or("`messages` is required and must be a list of {role, content} objects")?;
+        Api::Chat | Api::Responses => {
+            let msgs = match api {
+                Api::Responses => {
+                    input = super::responses::input_messages(req)?;
+                    &input
+                }
+                _ => req.get("messages").and_then(Value::as_array).ok_or(
+                    "`messages` is required and must be a list of {role, content} objects",
+                )?,
+            };
             if msgs.is_empty() {
                 return Err("`messages` must not be empty".into());
             }
@@ -372,14 +388,16 @@ fn job_of(sim: &Sim, api: Api, body: &Bytes) -> Result<(Job, u64), Box<Response>
         prompt_tokens,
         block_hashes,
         chain,
-        chat: api == Api::Chat,
+        chat: api != Api::Completions,
         output_tokens,
         ends_on_eos,
         stream: req.get("stream").and_then(Value::as_bool).unwrap_or(false),
-        include_usage: req
-            .pointer("/stream_options/include_usage")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
+        // A Responses stream always ends with its usage (`response.completed`).
+        include_usage: api == Api::Responses
+            || req
+                .pointer("/stream_options/include_usage")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
         words_seed: sim.cfg.seed ^ prompt_seed.rotate_left(17),
     };
     Ok((job, prompt_seed))
@@ -398,13 +416,14 @@ fn requested_tokens(
         .get("max_completion_tokens")
         .and_then(Value::as_u64)
         .or_else(|| req.get("max_tokens").and_then(Value::as_u64))
+        .or_else(|| req.get("max_output_tokens").and_then(Value::as_u64))
         .map(|v| v.min(u32::MAX as u64) as u32);
     let requested = max_tokens.unwrap_or(max_len.saturating_sub(prompt_tokens));
     if prompt_tokens as u64 + requested as u64 > max_len as u64 || requested == 0 {
-        let what = if api == Api::Chat {
-            "messages"
-        } else {
-            "prompt"
+        let what = match api {
+            Api::Chat => "messages",
+            Api::Completions => "prompt",
+            Api::Responses => "input",
         };
         return Err(Box::new(sim.bad_request(&format!(
                 "This model's maximum context length is {max_len} tokens. However, you requested {} tokens ({prompt_tokens} in the {what}, {requested} in the completion). Please reduce the length of the {what} or completion.",
@@ -506,16 +525,12 @@ async fn generate(
     if let Some(status) = faults.error {
         return fault_error(&sim, status);
     }
-    let id = format!(
-        "{}{:016x}{:016x}",
-        if api == Api::Chat {
-            "chatcmpl-"
-        } else {
-            "cmpl-"
-        },
-        prompt_seed,
-        n
-    );
+    let id = match api {
+        Api::Chat => format!("chatcmpl-{prompt_seed:016x}{n:016x}"),
+        Api::Completions => format!("cmpl-{prompt_seed:016x}{n:016x}"),
+        // vLLM's Responses ids are 16 hex digits.
+        Api::Responses => format!("resp_{:016x}", prompt_seed.rotate_left(23) ^ n),
+    };
     let chunker = Chunker::new(&sim, api, &id, &job);
     if !job.stream {
         return complete(sim, chunker, job, api).await;
@@ -547,7 +562,7 @@ async fn generate(
         if job.include_usage {
             chunker.usage(job.output_tokens, &mut out);
         }
-        out.extend_from_slice(b"data: [DONE]\n\n");
+        chunker.end(&mut out);
         account(&sim, &job, 0.0, 0.0);
         return sse(Body::from(out));
     }
@@ -756,7 +771,7 @@ async fn produce(
                 if job.include_usage {
                     chunker.usage(job.output_tokens, &mut buf);
                 }
-                buf.extend_from_slice(b"data: [DONE]\n\n");
+                chunker.end(&mut buf);
                 let _ = tx.send(Ok(Bytes::from(std::mem::take(&mut buf)))).await;
                 if synth.clock.is_some() {
                     let first = handed.first().map(|t| (*t - arrived).as_secs_f64());
@@ -808,6 +823,7 @@ fn routes(sim: &Arc<Sim>) -> Router {
     let router = Router::new()
         .route("/v1/chat/completions", post(chat))
         .route("/v1/completions", post(completions))
+        .route("/v1/responses", post(responses))
         .route("/v1/models", get(models))
         .route("/health", get(health))
         .route("/health_generate", get(health))
@@ -872,6 +888,7 @@ impl Sim {
         let what = req
             .get("messages")
             .or_else(|| req.get("prompt"))
+            .or_else(|| req.get("input"))
             .cloned()
             .unwrap_or_default();
         if let Ok(mut r) = self.received.lock() {
@@ -938,6 +955,15 @@ async fn complete(sim: Arc<Sim>, chunker: Chunker, job: Job, api: Api) -> Respon
             "choices": [{"index": 0, "text": text, "logprobs": null, "finish_reason": finish, "stop_reason": null}],
             "usage": usage,
         }),
+        Api::Responses => chunker.responses.whole(
+            &text,
+            !job.ends_on_eos,
+            (
+                job.prompt_tokens,
+                job.output_tokens,
+                chunker.reasoning_tokens.min(job.output_tokens),
+            ),
+        ),
     };
     axum::Json(body).into_response()
 }
@@ -955,6 +981,8 @@ struct Chunker {
     prompt_tokens: u32,
     output_tokens: u32,
     finish: &'static str,
+    /// The Responses API's events (`api: responses`).
+    responses: super::responses::Events,
 }
 
 impl Chunker {
@@ -982,6 +1010,20 @@ impl Chunker {
             prompt_tokens: job.prompt_tokens,
             output_tokens: job.output_tokens,
             finish: if job.ends_on_eos { "stop" } else { "length" },
+            responses: super::responses::Events {
+                id: id.to_string(),
+                item_id: format!("msg_{:016x}", job.words_seed),
+                created: sim.created,
+                model: sim.cfg.model.clone(),
+                max_output_tokens: job.output_tokens,
+            },
+        }
+    }
+
+    /// The stream's last line: `data: [DONE]` (a Responses stream has none).
+    fn end(&self, out: &mut Vec<u8>) {
+        if self.api != Api::Responses {
+            out.extend_from_slice(b"data: [DONE]\n\n");
         }
     }
 
@@ -997,6 +1039,9 @@ impl Chunker {
 
     /// The first chat chunk: the role and an empty content (no token), as vLLM 0.32 sends it.
     fn role(&self, out: &mut Vec<u8>) {
+        if self.api == Api::Responses {
+            return self.responses.opening(out);
+        }
         if self.api == Api::Chat {
             out.extend_from_slice(self.head.as_bytes());
             out.extend_from_slice(b"{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"logprobs\":null,\"finish_reason\":null}],\"prompt_token_ids\":null");
@@ -1018,6 +1063,9 @@ impl Chunker {
 
     fn token(&self, i: u32, out: &mut Vec<u8>) {
         let w = self.word(i);
+        if self.api == Api::Responses {
+            return self.responses.delta(out, i, &w, i < self.reasoning_tokens);
+        }
         out.extend_from_slice(self.head.as_bytes());
         match self.api {
             Api::Chat => {
@@ -1058,6 +1106,7 @@ impl Chunker {
                 }
                 out.extend_from_slice(tail);
             }
+            Api::Responses => {}
         }
     }
 
@@ -1074,6 +1123,15 @@ impl Chunker {
     }
 
     fn usage(&self, completion: u32, out: &mut Vec<u8>) {
+        if self.api == Api::Responses {
+            let reasoning = self.reasoning_tokens.min(completion);
+            let text: String = (reasoning..completion).map(|i| self.word(i)).collect();
+            let usage = (self.prompt_tokens, completion, reasoning);
+            let capped = self.finish == "length";
+            return self
+                .responses
+                .closing(out, (completion, capped), &text, usage);
+        }
         out.extend_from_slice(self.head.as_bytes());
         let _ = std::io::Write::write_fmt(
             out,
@@ -1098,7 +1156,7 @@ impl Chunker {
     fn reasoning_usage(&self, completion: u32) -> String {
         // Completions have no reasoning parser: no reasoning in their usage.
         let n = match self.api {
-            Api::Chat => self.reasoning_tokens.min(completion),
+            Api::Chat | Api::Responses => self.reasoning_tokens.min(completion),
             Api::Completions => 0,
         };
         match (n, self.personality) {

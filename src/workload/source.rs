@@ -570,7 +570,11 @@ mod tests {
             3,
             "BOS from the post-processor"
         );
-        for (api, overhead) in [(Api::Completions, 0.0), (Api::Chat, 9.0)] {
+        for (api, overhead) in [
+            (Api::Completions, 0.0),
+            (Api::Chat, 9.0),
+            (Api::Responses, 9.0),
+        ] {
             let s = RandomSource {
                 input_len: 200,
                 output_len: 5,
@@ -592,7 +596,7 @@ mod tests {
                 let text = text_of(api, &p.json);
                 let counted = match api {
                     Api::Completions => tok.count(&text, true),
-                    Api::Chat => tok.count(&text, false) + overhead as usize,
+                    Api::Chat | Api::Responses => tok.count(&text, false) + overhead as usize,
                 };
                 assert_eq!(counted as u32, p.expected_input_tokens.unwrap(), "{api:?}");
             }
