@@ -19,80 +19,102 @@ pub struct Events {
 /// Events before the first delta (`response.created` … `response.content_part.added`).
 pub const OPENING: u32 = 4;
 
-fn event(out: &mut Vec<u8>, kind: &str, data: &Value) {
+fn event(out: &mut Vec<u8>, kind: &str, data: &str) {
     out.extend_from_slice(b"event: ");
     out.extend_from_slice(kind.as_bytes());
     out.extend_from_slice(b"\ndata: ");
-    out.extend_from_slice(data.to_string().as_bytes());
+    out.extend_from_slice(data.as_bytes());
     out.extend_from_slice(b"\n\n");
 }
 
+/// `s` as a JSON string.
+fn quoted(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
+/// The events are written as text, not built as JSON values: at a client benchmark's ceiling
+/// the simulator must not be the slower side.
 impl Events {
     /// The response object at `status` (`incomplete` with its reason when the answer ran to
-    /// `max_output_tokens`), with its `output` and `usage` when known — every key vLLM 0.32
+    /// `max_output_tokens`), with its `output` and `usage` (JSON) — every key vLLM 0.32
     /// writes, in its order.
-    fn response(&self, status: &str, output: Value, usage: Value) -> Value {
+    fn response(&self, status: &str, output: &str, usage: &str) -> String {
         let incomplete = match status {
-            "incomplete" => json!({"reason": "max_output_tokens"}),
-            _ => Value::Null,
+            "incomplete" => r#"{"reason":"max_output_tokens"}"#,
+            _ => "null",
         };
-        json!({
-            "id": self.id, "created_at": self.created, "incomplete_details": incomplete,
-            "instructions": null, "metadata": null, "model": self.model, "object": "response",
-            "output": output, "parallel_tool_calls": true, "temperature": 1.0,
-            "tool_choice": "none", "tools": [], "top_p": 1.0, "background": false,
-            "max_output_tokens": self.max_output_tokens, "max_tool_calls": null,
-            "previous_response_id": null, "prompt": null, "reasoning": null,
-            "service_tier": "auto", "status": status, "text": null, "top_logprobs": null,
-            "truncation": "disabled", "usage": usage, "user": null, "presence_penalty": 0.0,
-            "frequency_penalty": 0.0, "kv_transfer_params": null, "ec_transfer_params": null,
-            "input_messages": null, "output_messages": null,
-        })
+        format!(
+            concat!(
+                r#"{{"id":"{}","created_at":{},"incomplete_details":{},"instructions":null,"metadata":null,"#,
+                r#""model":{},"object":"response","output":{},"parallel_tool_calls":true,"temperature":1.0,"#,
+                r#""tool_choice":"none","tools":[],"top_p":1.0,"background":false,"max_output_tokens":{},"#,
+                r#""max_tool_calls":null,"previous_response_id":null,"prompt":null,"reasoning":null,"#,
+                r#""service_tier":"auto","status":"{}","text":null,"top_logprobs":null,"truncation":"disabled","#,
+                r#""usage":{},"user":null,"presence_penalty":0.0,"frequency_penalty":0.0,"#,
+                r#""kv_transfer_params":null,"ec_transfer_params":null,"input_messages":null,"output_messages":null}}"#
+            ),
+            self.id,
+            self.created,
+            incomplete,
+            quoted(&self.model),
+            output,
+            self.max_output_tokens,
+            status,
+            usage
+        )
     }
 
-    fn message(&self, status: &str, text: Option<&str>) -> Value {
+    /// The message item; its one text part once there is `text` (JSON).
+    fn message(&self, status: &str, text: Option<&str>) -> String {
         let content = match text {
             Some(t) => {
-                json!([{"annotations": [], "text": t, "type": "output_text", "logprobs": null}])
+                format!(r#"[{{"annotations":[],"text":{t},"type":"output_text","logprobs":null}}]"#)
             }
-            None => json!([]),
+            None => "[]".into(),
         };
-        json!({"id": self.item_id, "content": content, "role": "assistant", "status": status, "type": "message", "phase": null})
+        format!(
+            r#"{{"id":"{}","content":{content},"role":"assistant","status":"{status}","type":"message","phase":null}}"#,
+            self.item_id
+        )
     }
 
     /// The usage as vLLM 0.32 writes it (its per-turn lists empty for a plain answer).
-    fn usage((input, output, reasoning): (u32, u32, u32)) -> Value {
-        json!({
-            "input_tokens": input,
-            "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0, "input_tokens_per_turn": [], "cached_tokens_per_turn": []},
-            "output_tokens": output,
-            "output_tokens_details": {"reasoning_tokens": reasoning, "tool_output_tokens": 0, "output_tokens_per_turn": [], "tool_output_tokens_per_turn": []},
-            "total_tokens": input + output,
-        })
+    fn usage((input, output, reasoning): (u32, u32, u32)) -> String {
+        format!(
+            concat!(
+                r#"{{"input_tokens":{},"input_tokens_details":{{"cached_tokens":0,"cache_write_tokens":0,"input_tokens_per_turn":[],"cached_tokens_per_turn":[]}},"#,
+                r#""output_tokens":{},"output_tokens_details":{{"reasoning_tokens":{},"tool_output_tokens":0,"output_tokens_per_turn":[],"tool_output_tokens_per_turn":[]}},"#,
+                r#""total_tokens":{}}}"#
+            ),
+            input,
+            output,
+            reasoning,
+            input + output
+        )
     }
 
     /// `response.created`, `response.in_progress`, the message item and its text part.
     pub fn opening(&self, out: &mut Vec<u8>) {
-        let r = self.response("in_progress", json!([]), Value::Null);
-        event(
-            out,
-            "response.created",
-            &json!({"response": r, "sequence_number": 0, "type": "response.created"}),
-        );
-        event(
-            out,
-            "response.in_progress",
-            &json!({"response": r, "sequence_number": 1, "type": "response.in_progress"}),
-        );
+        let r = self.response("in_progress", "[]", "null");
+        for (seq, kind) in [(0, "response.created"), (1, "response.in_progress")] {
+            let data = format!(r#"{{"response":{r},"sequence_number":{seq},"type":"{kind}"}}"#);
+            event(out, kind, &data);
+        }
+        let item = self.message("in_progress", None);
         event(
             out,
             "response.output_item.added",
-            &json!({"item": self.message("in_progress", None), "output_index": 0, "sequence_number": 2, "type": "response.output_item.added"}),
+            &format!(
+                r#"{{"item":{item},"output_index":0,"sequence_number":2,"type":"response.output_item.added"}}"#
+            ),
         );
         event(
             out,
             "response.content_part.added",
-            &json!({"content_index": 0, "item_id": self.item_id, "output_index": 0, "part": {"annotations": [], "text": "", "type": "output_text", "logprobs": []}, "sequence_number": 3, "type": "response.content_part.added"}),
+            &format!(
+                r#"{{"content_index":0,"item_id":"{}","output_index":0,"part":{{"annotations":[],"text":"","type":"output_text","logprobs":[]}},"sequence_number":3,"type":"response.content_part.added"}}"#,
+                self.item_id
+            ),
         );
     }
 
@@ -123,44 +145,50 @@ impl Events {
         text: &str,
         usage: (u32, u32, u32),
     ) {
-        let mut seq = OPENING + tokens;
-        let mut next = || {
-            seq += 1;
-            seq - 1
-        };
+        let seq = OPENING + tokens;
+        let (id, t) = (&self.item_id, quoted(text));
         event(
             out,
             "response.output_text.done",
-            &json!({"content_index": 0, "item_id": self.item_id, "logprobs": [], "output_index": 0, "sequence_number": next(), "text": text, "type": "response.output_text.done"}),
+            &format!(
+                r#"{{"content_index":0,"item_id":"{id}","logprobs":[],"output_index":0,"sequence_number":{seq},"text":{t},"type":"response.output_text.done"}}"#
+            ),
         );
         event(
             out,
             "response.content_part.done",
-            &json!({"content_index": 0, "item_id": self.item_id, "output_index": 0, "part": {"annotations": [], "text": text, "type": "output_text", "logprobs": null}, "sequence_number": next(), "type": "response.content_part.done"}),
+            &format!(
+                r#"{{"content_index":0,"item_id":"{id}","output_index":0,"part":{{"annotations":[],"text":{t},"type":"output_text","logprobs":null}},"sequence_number":{},"type":"response.content_part.done"}}"#,
+                seq + 1
+            ),
         );
-        let item = self.message("completed", Some(text));
+        let item = self.message("completed", Some(&t));
         event(
             out,
             "response.output_item.done",
-            &json!({"item": item, "output_index": 0, "sequence_number": next(), "type": "response.output_item.done"}),
+            &format!(
+                r#"{{"item":{item},"output_index":0,"sequence_number":{},"type":"response.output_item.done"}}"#,
+                seq + 2
+            ),
         );
         let status = if capped { "incomplete" } else { "completed" };
-        let r = self.response(status, json!([item]), Self::usage(usage));
+        let r = self.response(status, &format!("[{item}]"), &Self::usage(usage));
         event(
             out,
             "response.completed",
-            &json!({"response": r, "sequence_number": next(), "type": "response.completed"}),
+            &format!(
+                r#"{{"response":{r},"sequence_number":{},"type":"response.completed"}}"#,
+                seq + 3
+            ),
         );
     }
 
     /// The whole answer at once (`stream: false`).
     pub fn whole(&self, text: &str, capped: bool, usage: (u32, u32, u32)) -> Value {
         let status = if capped { "incomplete" } else { "completed" };
-        self.response(
-            status,
-            json!([self.message("completed", Some(text))]),
-            Self::usage(usage),
-        )
+        let item = self.message("completed", Some(&quoted(text)));
+        let r = self.response(status, &format!("[{item}]"), &Self::usage(usage));
+        serde_json::from_str(&r).unwrap_or(Value::Null)
     }
 }
 
