@@ -308,19 +308,24 @@ mod tests {
         }
     }
 
-    fn search(over: SearchOver, start: f64, max: f64, knee: f64) -> (Next, usize) {
-        let measure = |x: f64| match over {
-            SearchOver::Rate => open(x, knee),
-            SearchOver::Concurrency | SearchOver::Sessions => closed(x, knee),
-        };
-        let mut p = Planner::new(&Search {
+    /// A planner over `start..=max` to within 5 %, in at most 8 probes.
+    fn planner(over: SearchOver, start: f64, max: f64) -> Planner {
+        Planner::new(&Search {
             over,
             start,
             max,
             tolerance: Share(0.05),
             max_points: 8,
             ..Search::default()
-        });
+        })
+    }
+
+    fn search(over: SearchOver, start: f64, max: f64, knee: f64) -> (Next, usize) {
+        let measure = |x: f64| match over {
+            SearchOver::Rate => open(x, knee),
+            SearchOver::Concurrency | SearchOver::Sessions => closed(x, knee),
+        };
+        let mut p = planner(over, start, max);
         loop {
             match p.next() {
                 Next::Probe(x) => p.record(measure(x)),
@@ -332,14 +337,7 @@ mod tests {
     #[test]
     fn a_last_probe_that_closes_the_bracket_is_precision_not_max_points() {
         // The probes of a CI run: the eighth (of 8) brought fail and pass within 5 %.
-        let mut p = Planner::new(&Search {
-            over: SearchOver::Rate,
-            start: 2.0,
-            max: 1000.0,
-            tolerance: Share(0.05),
-            max_points: 8,
-            ..Search::default()
-        });
+        let mut p = planner(SearchOver::Rate, 2.0, 1000.0);
         let at = |x: f64, pass: bool| Probe {
             x,
             margin: if pass { -0.1 } else { 0.1 },
@@ -421,14 +419,7 @@ mod tests {
 
     #[test]
     fn a_search_whose_slo_holds_up_to_capacity_ends_on_precision() {
-        let mut p = Planner::new(&Search {
-            over: SearchOver::Rate,
-            start: 1.0,
-            max: 1000.0,
-            tolerance: Share(0.05),
-            max_points: 8,
-            ..Search::default()
-        });
+        let mut p = planner(SearchOver::Rate, 1.0, 1000.0);
         let done = loop {
             match p.next() {
                 Next::Probe(x) => p.record(flat_to_capacity(x, 64.0)),
@@ -467,14 +458,7 @@ mod tests {
             throughput: Some(x.min(61.0)),
             mean_e2el_ms: Some(400.0),
         };
-        let mut p = Planner::new(&Search {
-            over: SearchOver::Rate,
-            start: 2.0,
-            max: 1000.0,
-            tolerance: Share(0.05),
-            max_points: 8,
-            ..Search::default()
-        });
+        let mut p = planner(SearchOver::Rate, 2.0, 1000.0);
         let done = loop {
             match p.next() {
                 Next::Probe(x) => p.record(convex(x)),
