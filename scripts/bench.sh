@@ -61,16 +61,19 @@ PY
 }
 
 apis() {
-  # The ceiling per API (c=256, the ceiling experiment): chat and responses interleaved, 3 each.
-  serve instant
+  # The ceiling per API (c=256, the ceiling experiment): chat, responses and messages
+  # interleaved, 3 each. Messages cannot ask for ignore_eos: the simulator never ends early.
+  serve instant --never-eos
   echo "api concurrency req/s out_tok/s ttft_p50_ms cpu_s(user+sys) cpu_us_per_token maxrss_MiB"
   for rep in 1 2 3; do
-    for api in chat responses; do
+    for api in chat responses messages; do
+      eos="ignore_eos: true"
+      [ "$api" = messages ] && eos="ignore_eos: false"
       y=$(exp "$api" "  api: $api
   concurrency: 256
   requests: 20000
   dataset: { kind: random, input_len: 16, output_len: 128 }
-  ignore_eos: true")
+  $eos")
       mapfile -t r < <(run "$y")
       python3 - "${r[1]}" $api ${r[0]} <<'PY'
 import json, sys

@@ -335,15 +335,16 @@ fn flush_prime_a_target_hit_rate_and_an_agent_replay_meet_vllms_own_counters() {
     assert_eq!(r["summary"]["failed"], 0);
 }
 
-#[test]
-#[ignore = "needs a real vLLM (scripts/test.sh starts it with scripts/real-vllm.sh)"]
-fn the_responses_api_streams_with_ttft_itl_and_vllms_own_token_counts() {
-    let _g = shared();
+/// 16 random 128-in / 32-out requests through `api` (`extra`: more workload lines): each one
+/// completed with TTFT, ITL and token counts from the server's usage, and those counts are
+/// what vLLM itself counted — beside the 16 only the pre-flight went out ("Say hello.", at
+/// most 2 tokens back). The result's JSON.
+fn usage_agrees_with_vllms_counters(api: &str, extra: &str) -> Value {
     let d = tempfile::tempdir().unwrap();
     let exp = existing(
         d.path(),
-        "responses",
-        "workload:\n  api: responses\n  concurrency: 4\n  requests: 16\n  warmup_requests: 0\n  ignore_eos: true\n  dataset: { kind: random, input_len: 128, output_len: 32 }\n",
+        api,
+        &format!("workload:\n  api: {api}\n  concurrency: 4\n  requests: 16\n  warmup_requests: 0\n{extra}  dataset: {{ kind: random, input_len: 128, output_len: 32 }}\n"),
     );
     let (prompt, generated) = (
         counter("vllm:prompt_tokens_total", None),
@@ -352,28 +353,72 @@ fn the_responses_api_streams_with_ttft_itl_and_vllms_own_token_counts() {
     let (_, r, _) = ok_run(&exp, 300);
     let s = &r["summary"];
     assert_eq!(s["completed"], 16, "{s}");
-    assert_eq!(
-        s["total_output_tokens"],
-        16 * 32,
-        "ignore_eos runs each answer to the cap"
-    );
     assert!(s["p50_ttft_ms"].as_f64().unwrap() > 0.0);
     assert!(s["mean_itl_ms"].as_f64().unwrap() > 0.0);
     let recs = r["requests"].as_array().unwrap();
     assert!(
-        recs.iter().all(|q| q["tokens_source"] == "usage"),
-        "{recs:?}"
+        recs.iter()
+            .all(|q| q["tokens_source"] == "usage" && q["input_tokens"].as_u64() == Some(128)),
+        "the usage's input tokens are the calibrated prompt's: {recs:?}"
     );
-    // The usage each response.completed carried is what vLLM itself counted; beside the 16
-    // measured requests only the pre-flight went out ("Say hello.", at most 2 tokens back).
-    let input: u64 = recs
-        .iter()
-        .map(|q| q["input_tokens"].as_u64().unwrap())
-        .sum();
-    let extra_prompt = counter("vllm:prompt_tokens_total", None) - prompt - input as f64;
+    let sum = |k: &str| recs.iter().map(|q| q[k].as_u64().unwrap()).sum::<u64>();
+    let extra_prompt =
+        counter("vllm:prompt_tokens_total", None) - prompt - sum("input_tokens") as f64;
     assert!((1.0..=32.0).contains(&extra_prompt), "{extra_prompt}");
-    let extra_out = counter("vllm:generation_tokens_total", None) - generated - 16.0 * 32.0;
+    let extra_out =
+        counter("vllm:generation_tokens_total", None) - generated - sum("output_tokens") as f64;
     assert!((1.0..=2.0).contains(&extra_out), "{extra_out}");
+    assert_eq!(
+        s["total_output_tokens"].as_u64(),
+        Some(sum("output_tokens"))
+    );
+    r
+}
+
+#[test]
+#[ignore = "needs a real vLLM (scripts/test.sh starts it with scripts/real-vllm.sh)"]
+fn the_responses_api_streams_with_ttft_itl_and_vllms_own_token_counts() {
+    let _g = shared();
+    let r = usage_agrees_with_vllms_counters("responses", "  ignore_eos: true\n");
+    assert_eq!(
+        r["summary"]["total_output_tokens"],
+        16 * 32,
+        "ignore_eos runs each answer to the cap"
+    );
+}
+
+#[test]
+#[ignore = "needs a real vLLM (scripts/test.sh starts it with scripts/real-vllm.sh)"]
+fn the_messages_api_streams_with_ttft_itl_and_vllms_own_token_counts() {
+    let _g = shared();
+    // No `ignore_eos` (the API has none): the answers end where the model stops or at 32.
+    usage_agrees_with_vllms_counters("messages", "");
+
+    // Conversations with a system prompt: Messages sends it in the top-level `system`, and
+    // vLLM's template makes of it the prompt chat's `system` message makes (first turns count
+    // the same; later turns carry different sampled answers).
+    let mut first_turns = Vec::new();
+    for api in ["chat", "messages"] {
+        let d = tempfile::tempdir().unwrap();
+        let exp = existing(
+            d.path(),
+            api,
+            &format!("seed: 5\nworkload:\n  api: {api}\n  concurrency: 2\n  sessions: 3\n  warmup_requests: 0\n  dataset: {{ kind: conversation, turns: 2, input_len: 60, output_len: 8, system_prompt_len: 40 }}\n"),
+        );
+        let (_, r, _) = ok_run(&exp, 300);
+        assert_eq!(r["summary"]["completed"], 6, "{api}");
+        let mut firsts: Vec<u64> = r["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|q| q["turn"] == 0)
+            .map(|q| q["input_tokens"].as_u64().unwrap())
+            .collect();
+        firsts.sort();
+        assert_eq!(firsts.len(), 3, "{api}");
+        first_turns.push(firsts);
+    }
+    assert_eq!(first_turns[0], first_turns[1]);
 }
 
 #[test]

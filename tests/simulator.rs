@@ -165,15 +165,27 @@ async fn the_reasoning_stream_is_the_real_vllms() {
     assert_eq!(ours, theirs);
 }
 
-/// The events of a Responses stream (`event: TYPE` / `data: …`), each as (type, the data with
-/// what legitimately differs replaced — ids, times, text, counts, sequence numbers), runs of
-/// deltas as one: vLLM merges tokens that detokenize together into one delta.
-fn responses_events(body: &str) -> Vec<(String, String)> {
+/// The events of a Responses or Messages stream (`event: TYPE` / `data: …`), each as (type,
+/// the data with what legitimately differs replaced — ids, times, text, counts, sequence
+/// numbers, signatures), runs of deltas as one: vLLM merges tokens that detokenize together
+/// into one delta.
+fn typed_events(body: &str) -> Vec<(String, String)> {
     fn walk(v: &mut Value, key: &str) {
         match v {
             Value::Object(m) => m.iter_mut().for_each(|(k, x)| walk(x, k)),
             Value::Array(a) => a.iter_mut().for_each(|x| walk(x, key)),
-            Value::String(s) if ["id", "item_id", "model", "text", "delta"].contains(&key) => {
+            Value::String(s)
+                if [
+                    "id",
+                    "item_id",
+                    "model",
+                    "text",
+                    "delta",
+                    "thinking",
+                    "signature",
+                ]
+                .contains(&key) =>
+            {
                 *s = key.to_uppercase()
             }
             Value::Number(_) => *v = json!(0),
@@ -214,9 +226,125 @@ async fn the_responses_stream_is_the_real_vllms() {
     .await;
     assert!(!body.contains("[DONE]"));
     assert_eq!(
-        responses_events(&body),
-        responses_events(&fixture("responses-stream.txt"))
+        typed_events(&body),
+        typed_events(&fixture("responses-stream.txt"))
     );
+}
+
+/// vLLM 0.32's `/v1/messages` stream (captured: 3 tokens, a system prompt, capped at
+/// `max_tokens`), and with a reasoning parser (vLLM's own converter run over the captured
+/// reasoning chat stream, `scripts/anthropic_from_chat.py`): the simulator sends the same
+/// events — the thinking block with its signature before the text — keys in the same order,
+/// and no `[DONE]`.
+#[tokio::test]
+async fn the_messages_stream_is_the_real_vllms() {
+    for (share, fixture_name) in [
+        (0.0, "messages-stream.txt"),
+        (1.0, "messages-reasoning-stream.txt"),
+    ] {
+        let mut c = cfg("instant", Personality::Vllm);
+        c.reasoning_share = share;
+        let s = start(c).await;
+        let body = stream_text(
+            &s.base_url(),
+            "/v1/messages",
+            json!({
+                "model": MODEL, "system": "be brief",
+                "messages": [{"role": "user", "content": "time people class module"}],
+                "max_tokens": 3, "stream": true, "ignore_eos": true
+            }),
+        )
+        .await;
+        assert!(!body.contains("[DONE]"));
+        assert_eq!(
+            typed_events(&body),
+            typed_events(&fixture(fixture_name)),
+            "{fixture_name}"
+        );
+    }
+    // Half thinking, half text: the thinking block is signed and closed before the text's.
+    let mut c = cfg("instant", Personality::Vllm);
+    c.reasoning_share = 0.5;
+    let s = start(c).await;
+    let body = stream_text(
+        &s.base_url(),
+        "/v1/messages",
+        json!({"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4, "stream": true, "ignore_eos": true}),
+    )
+    .await;
+    let kinds: Vec<String> = body
+        .split("\n\n")
+        .filter_map(|b| b.split_once("\ndata: "))
+        .map(|(_, d)| {
+            let v: Value = serde_json::from_str(d).unwrap();
+            let k = v["type"].as_str().unwrap().to_string();
+            match v["delta"]["type"]
+                .as_str()
+                .or(v["content_block"]["type"].as_str())
+            {
+                Some(t) => format!("{k}:{t}:{}", v["index"]),
+                None => k,
+            }
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "message_start",
+            "content_block_start:thinking:0",
+            "content_block_delta:thinking_delta:0",
+            "content_block_delta:thinking_delta:0",
+            "content_block_delta:signature_delta:0",
+            "content_block_stop",
+            "content_block_start:text:1",
+            "content_block_delta:text_delta:1",
+            "content_block_delta:text_delta:1",
+            "content_block_stop",
+            "message_delta",
+            "message_stop"
+        ]
+    );
+}
+
+/// Errors on `/v1/messages` come in Anthropic's shape, as vLLM 0.32 answers there (seen: an
+/// unknown model is a 404 `{"type":"error","error":{"type":"NotFoundError",…}}`).
+#[tokio::test]
+async fn messages_errors_are_anthropics_shape() {
+    let s = start(cfg("instant", Personality::Vllm)).await;
+    let r = post(
+        &s.base_url(),
+        "/v1/messages",
+        &json!({"model": "nope", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3}),
+    )
+    .await;
+    assert_eq!(r.status(), 404);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["type"], "error");
+    assert_eq!(v["error"]["type"], "NotFoundError");
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("`nope` does not exist"));
+    let r = post(
+        &s.base_url(),
+        "/v1/messages",
+        &json!({"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
+    assert_eq!(r.status(), 400, "max_tokens is required");
+    let whole: Value = post(
+        &s.base_url(),
+        "/v1/messages",
+        &json!({"model": MODEL, "system": [{"type": "text", "text": "be brief"}], "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}], "max_tokens": 3, "ignore_eos": true}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(whole["type"], "message");
+    assert_eq!(whole["stop_reason"], "max_tokens");
+    assert_eq!(whole["usage"]["output_tokens"], 3);
+    assert_eq!(whole["content"][0]["type"], "text");
 }
 
 #[tokio::test]

@@ -367,3 +367,94 @@ fn the_responses_api_streams_measures_and_carries_a_conversation() {
         }
     }
 }
+
+/// Anthropic Messages: TTFT at the first `text_delta` (or `thinking_delta`), tokens from the
+/// usage of `message_start` / `message_delta`; no `ignore_eos` (refused at `validate`), so the
+/// answers end where the model stops. A conversation with a system prompt sends it in the
+/// top-level `system`, and the server sees exactly the prompts chat sends.
+#[test]
+fn the_messages_api_streams_measures_and_carries_a_conversation() {
+    let s = sim(SimProfile::H100Llama8b, 4.0, |c| {
+        c.record_requests = 64;
+        c.reasoning_share = 0.25;
+    });
+    let d = tempfile::tempdir().unwrap();
+    let exp = experiment(
+        d.path(),
+        &s.url,
+        "  api: messages\n  concurrency: 4\n  requests: 24\n  dataset: { kind: random, input_len: 200, output_len: 64 }\n",
+    );
+    let r = run(&exp);
+    let sum = &r["summary"];
+    assert_eq!(sum["completed"], 24);
+    assert!(sum["p50_ttft_ms"].as_f64().unwrap() > 0.0);
+    let recs = r["requests"].as_array().unwrap();
+    assert!(recs
+        .iter()
+        .all(|q| q["tokens_source"] == "usage" && q["input_tokens"].as_u64() == Some(200)));
+    let outs: Vec<u64> = recs
+        .iter()
+        .map(|q| q["output_tokens"].as_u64().unwrap())
+        .collect();
+    assert!(outs.iter().all(|&o| (1..=64).contains(&o)), "{outs:?}");
+    assert!(
+        outs.iter().any(|&o| o < 64),
+        "without ignore_eos some answers end early: {outs:?}"
+    );
+    assert_eq!(
+        sum["total_output_tokens"].as_u64(),
+        Some(outs.iter().sum::<u64>())
+    );
+    assert!(sum["total_reasoning_tokens"].as_u64().unwrap() > 0, "{sum}");
+    let bad = common::write(
+        d.path(),
+        "eos.yaml",
+        &std::fs::read_to_string(&exp)
+            .unwrap()
+            .replace("api: messages", "api: messages\n  ignore_eos: true"),
+    );
+    let out = common::bin(30).arg("validate").arg(&bad).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("workload.ignore_eos"),
+        "{err}"
+    );
+
+    // The same conversations, with a system prompt, through chat and through Messages.
+    let mut inputs = Vec::new();
+    for api in ["chat", "messages"] {
+        let d = tempfile::tempdir().unwrap();
+        let exp = experiment(
+            d.path(),
+            &s.url,
+            &format!("  api: {api}\n  pattern: sequential\n  sessions: 2\n  dataset: {{ kind: conversation, turns: 3, input_len: 40, output_len: 12, system_prompt_len: 30 }}\n"),
+        );
+        let r = run(&exp);
+        assert_eq!(r["summary"]["completed"], 6);
+        let recs = r["requests"].as_array().unwrap();
+        inputs.push(
+            recs.iter()
+                .map(|q| q["input_tokens"].as_u64().unwrap())
+                .collect::<Vec<_>>(),
+        );
+    }
+    assert_eq!(
+        inputs[0], inputs[1],
+        "chat and Messages prompts count the same"
+    );
+    let received: Vec<Value> = serde_json::from_str(&get(&s, "/sim/requests")).unwrap();
+    let session = &received[received.len() - 3..];
+    for (k, msgs) in session.iter().enumerate() {
+        let msgs = msgs.as_array().unwrap();
+        assert_eq!(
+            msgs.len(),
+            2 * k + 1,
+            "no system message in `messages`: {msgs:?}"
+        );
+        assert_eq!(msgs[0]["role"], "user");
+        if k > 0 {
+            assert_eq!(msgs[2 * k - 1]["role"], "assistant");
+            assert!(!msgs[2 * k - 1]["content"].as_str().unwrap().is_empty());
+        }
+    }
+}

@@ -295,6 +295,10 @@ pub struct ServeSimArgs {
     /// and SGLang's reasoning parsers emit them); with --reasoning-tokens, the larger wins.
     #[arg(long, default_value_t = 0.0)]
     pub reasoning_share: f64,
+    /// A model that never emits EOS (as a random-weight one): every answer runs to its cap, as
+    /// with `ignore_eos` — for APIs that cannot ask for it (`api: messages`).
+    #[arg(long)]
+    pub never_eos: bool,
     /// Keep the last N request bodies' `messages` (or `prompt`) and show them at
     /// GET /sim/requests (for tests of what a client sent; off by default).
     #[arg(long, default_value_t = 0)]

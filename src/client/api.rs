@@ -1,8 +1,9 @@
 //! The generation APIs the client speaks, behind one trait: the endpoint's path, how a prompt
-//! goes into the body, how the server counts it. Chat and completions implement it; another
-//! API (a server's native endpoint) is one more implementation and one more `Api` variant.
-//! Their streamed events are classified by the same scan (`client::handle_event`): it looks
-//! for every text key either API uses.
+//! goes into the body, how the server counts it. Chat, completions, Responses and Messages
+//! implement it (the defaults are the message-speaking APIs'); another API is one more
+//! implementation and one more `Api` variant. Chat and completions events are classified by
+//! one scan (`client::handle_event`); Responses and Messages have readers of their own
+//! (`client::responses`, `client::messages`).
 
 use bytes::Bytes;
 use serde_json::{json, Value};
@@ -14,15 +15,29 @@ pub trait GenerationApi: Sync {
     fn path(&self) -> &'static str;
     /// The body key the prompt goes under.
     fn prompt_key(&self) -> &'static str;
-    /// A plain-text prompt as this API's prompt value.
-    fn text_prompt(&self, text: &str) -> Value;
+    /// A plain-text prompt as this API's prompt value (by default one user message: every
+    /// API but completions speaks in messages).
+    fn text_prompt(&self, text: &str) -> Value {
+        json!([{"role": "user", "content": text}])
+    }
     /// A conversation (`messages` of a JSONL line) as this API's prompt value.
-    fn conversation_prompt(&self, messages: &[Value]) -> Value;
+    fn conversation_prompt(&self, messages: &[Value]) -> Value {
+        Value::Array(messages.to_vec())
+    }
     /// True when the server wraps the prompt in a chat template (tokens the prompt's own
     /// text does not account for, measured by calibration).
-    fn templated(&self) -> bool;
+    fn templated(&self) -> bool {
+        true
+    }
     /// The body of a vLLM/SGLang `/tokenize` call that counts `text` as this API sends it.
-    fn tokenize_body(&self, model: &str, text: &str) -> Value;
+    fn tokenize_body(&self, model: &str, text: &str) -> Value {
+        json!({"model": model, "messages": self.text_prompt(text), "add_generation_prompt": true})
+    }
+    /// Request headers this API's document asks for beyond the common ones, each line ending
+    /// in CRLF.
+    fn headers(&self) -> &'static str {
+        ""
+    }
 
     /// The streaming request body. `prompt_json` is a serialized prompt value.
     fn body(&self, model: &str, prompt_json: &str, max_tokens: u32, ignore_eos: bool) -> Bytes {
@@ -51,18 +66,6 @@ impl GenerationApi for Chat {
     }
     fn prompt_key(&self) -> &'static str {
         "messages"
-    }
-    fn text_prompt(&self, text: &str) -> Value {
-        json!([{"role": "user", "content": text}])
-    }
-    fn conversation_prompt(&self, messages: &[Value]) -> Value {
-        Value::Array(messages.to_vec())
-    }
-    fn templated(&self) -> bool {
-        true
-    }
-    fn tokenize_body(&self, model: &str, text: &str) -> Value {
-        json!({"model": model, "messages": self.text_prompt(text), "add_generation_prompt": true})
     }
 }
 
@@ -105,18 +108,6 @@ impl GenerationApi for Responses {
     fn prompt_key(&self) -> &'static str {
         "input"
     }
-    fn text_prompt(&self, text: &str) -> Value {
-        Chat.text_prompt(text)
-    }
-    fn conversation_prompt(&self, messages: &[Value]) -> Value {
-        Chat.conversation_prompt(messages)
-    }
-    fn templated(&self) -> bool {
-        true
-    }
-    fn tokenize_body(&self, model: &str, text: &str) -> Value {
-        Chat.tokenize_body(model, text)
-    }
 
     /// No `stream_options` (the usage always comes in `response.completed`); `ignore_eos`
     /// is vLLM's extension (no `min_tokens` here: with it the answer runs to the cap).
@@ -133,12 +124,75 @@ impl GenerationApi for Responses {
     }
 }
 
+/// `POST /v1/messages` (Anthropic): `messages` as chat's with the system prompt lifted into
+/// the top-level `system`, `max_tokens`, the `anthropic-version` header; text in
+/// `content_block_delta` events. The API has no `ignore_eos` or `min_tokens` (vLLM 0.32 drops
+/// fields it does not know): `validate` refuses `ignore_eos` with it. The key goes as
+/// `Authorization: Bearer` — vLLM 0.32 refuses Anthropic's `x-api-key` (seen: 401).
+pub struct Messages;
+
+impl GenerationApi for Messages {
+    fn path(&self) -> &'static str {
+        "/v1/messages"
+    }
+    fn prompt_key(&self) -> &'static str {
+        "messages"
+    }
+    /// The version of Anthropic's API the requests follow.
+    fn headers(&self) -> &'static str {
+        "anthropic-version: 2023-06-01\r\n"
+    }
+
+    /// `stream: true` and nothing else: the usage always comes (`message_start`,
+    /// `message_delta`).
+    fn body(&self, model: &str, prompt_json: &str, max_tokens: u32, _ignore_eos: bool) -> Bytes {
+        let model = serde_json::to_string(model).unwrap_or_else(|_| "\"\"".into());
+        let (system, messages) = lift_system(prompt_json);
+        let system = match system {
+            Some(s) => format!(
+                ",\"system\":{}",
+                serde_json::to_string(&s).unwrap_or_default()
+            ),
+            None => String::new(),
+        };
+        Bytes::from(format!(
+            "{{\"model\":{model}{system},\"messages\":{messages},\"max_tokens\":{max_tokens},\"stream\":true}}"
+        ))
+    }
+}
+
+/// A chat `messages` array (JSON) split into the system prompt (the contents of its `system`
+/// messages, joined by blank lines) and the rest, as Anthropic's API wants them. Most prompts
+/// have no system message: they are passed through untouched, found by a byte search.
+fn lift_system(prompt_json: &str) -> (Option<String>, std::borrow::Cow<'_, str>) {
+    use std::borrow::Cow;
+    if memchr::memmem::find(prompt_json.as_bytes(), b"\"system\"").is_none() {
+        return (None, Cow::Borrowed(prompt_json));
+    }
+    let Ok(Value::Array(all)) = serde_json::from_str::<Value>(prompt_json) else {
+        return (None, Cow::Borrowed(prompt_json));
+    };
+    let (system, rest): (Vec<Value>, Vec<Value>) =
+        all.into_iter().partition(|m| m["role"] == "system");
+    if system.is_empty() {
+        return (None, Cow::Borrowed(prompt_json));
+    }
+    let text = system
+        .iter()
+        .filter_map(|m| m["content"].as_str())
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    let rest = serde_json::to_string(&rest).unwrap_or_else(|_| "[]".into());
+    (Some(text), Cow::Owned(rest))
+}
+
 /// The implementation of an experiment's `api`.
 pub fn of(api: Api) -> &'static dyn GenerationApi {
     match api {
         Api::Chat => &Chat,
         Api::Completions => &Completions,
         Api::Responses => &Responses,
+        Api::Messages => &Messages,
     }
 }
 
@@ -183,5 +237,36 @@ mod tests {
             b,
             json!({"model": "m", "input": [{"role": "user", "content": "p"}], "max_output_tokens": 4, "stream": true, "store": false, "ignore_eos": true})
         );
+    }
+
+    #[test]
+    fn messages_lift_the_system_prompt_and_send_no_ignore_eos() {
+        let m = of(Api::Messages);
+        let prompt = serde_json::to_string(&json!([
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "hello"},
+            {"role": "system", "content": "and kind"},
+            {"role": "user", "content": "again"},
+        ]))
+        .unwrap();
+        let b: Value = serde_json::from_slice(&m.body("m", &prompt, 4, true)).unwrap();
+        assert_eq!(
+            b,
+            json!({"model": "m", "system": "be brief\n\nand kind", "messages": [
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": "hello"},
+                {"role": "user", "content": "again"},
+            ], "max_tokens": 4, "stream": true})
+        );
+        // No system message: the prompt goes as it is.
+        let plain = r#"[{"role":"user","content":"the system is down"}]"#;
+        let b = m.body("m", plain, 2, false);
+        assert_eq!(
+            std::str::from_utf8(&b).unwrap(),
+            r#"{"model":"m","messages":[{"role":"user","content":"the system is down"}],"max_tokens":2,"stream":true}"#
+        );
+        assert_eq!(m.headers(), "anthropic-version: 2023-06-01\r\n");
+        assert_eq!(m.path(), "/v1/messages");
     }
 }

@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod limits;
+pub mod messages;
 pub mod responses;
 pub mod scan;
 pub mod sse;
@@ -152,7 +153,7 @@ impl Endpoint {
     }
 
     /// A whole HTTP/1.1 request to `uri` with this endpoint's `Host`, content type and, when a
-    /// key is set, `Authorization` headers.
+    /// key is set, `Authorization` headers; to the API's own path, the headers its API adds.
     fn request(&self, method: &str, uri: &str, accept: &str, body: &[u8]) -> Vec<u8> {
         use std::io::Write;
         let mut out = Vec::with_capacity(256 + body.len());
@@ -163,6 +164,9 @@ impl Endpoint {
         );
         if let Some(k) = &self.api_key {
             let _ = write!(out, "Authorization: Bearer {}\r\n", k.expose());
+        }
+        if uri == self.request_path {
+            out.extend_from_slice(api::of(self.api).headers().as_bytes());
         }
         let _ = write!(out, "Content-Length: {}\r\n\r\n", body.len());
         out.extend_from_slice(body);
@@ -476,6 +480,7 @@ enum Parsed {
 fn event_of(data: &[u8], r: &mut Stamps, api: Api) -> Parsed {
     match api {
         Api::Responses => responses_event(data, r),
+        Api::Messages => messages_event(data, r),
         Api::Chat | Api::Completions => handle_event(data, r),
     }
 }
@@ -509,6 +514,28 @@ fn responses_event(data: &[u8], r: &mut Stamps) -> Parsed {
             }
             Parsed::Done
         }
+        Event::Error(m) => Parsed::Error(RequestError::new(ErrorKind::ServerError, m)),
+        Event::Malformed(m) => Parsed::Error(RequestError::new(ErrorKind::Parse, m)),
+    }
+}
+
+/// One event of an Anthropic Messages stream (`client::messages`); its usage into `r`.
+fn messages_event(data: &[u8], r: &mut Stamps) -> Parsed {
+    use messages::Event;
+    match messages::classify(data) {
+        Event::Text => Parsed::Content,
+        Event::Reasoning => Parsed::Reasoning,
+        Event::Nothing => Parsed::Nothing,
+        Event::Started(u) => {
+            r.usage_prompt_tokens = u.prompt_tokens().or(r.usage_prompt_tokens);
+            Parsed::Nothing
+        }
+        Event::Usage(u) => {
+            r.usage_prompt_tokens = u.prompt_tokens().or(r.usage_prompt_tokens);
+            r.usage_completion_tokens = u.output_tokens.or(r.usage_completion_tokens);
+            Parsed::Nothing
+        }
+        Event::Done => Parsed::Done,
         Event::Error(m) => Parsed::Error(RequestError::new(ErrorKind::ServerError, m)),
         Event::Malformed(m) => Parsed::Error(RequestError::new(ErrorKind::Parse, m)),
     }
@@ -627,11 +654,13 @@ pub struct Bounds {
     pub keep_text: bool,
 }
 
-/// Appends the content of one event (`delta.content` or `text`; a Responses `delta`) to `text`.
+/// Appends the content of one event (`delta.content` or `text`; a Responses `delta`; a
+/// Messages `text_delta`) to `text`.
 fn append_content(data: &[u8], text: &mut String, api: Api) {
-    if api == Api::Responses {
-        text.push_str(&responses::text_of(data).unwrap_or_default());
-        return;
+    match api {
+        Api::Responses => return text.push_str(&responses::text_of(data).unwrap_or_default()),
+        Api::Messages => return text.push_str(&messages::text_of(data).unwrap_or_default()),
+        Api::Chat | Api::Completions => {}
     }
     if let Ok(chunk) = serde_json::from_slice::<Chunk>(data) {
         for c in &chunk.choices {
@@ -945,7 +974,8 @@ async fn exchange(
     if !sink.done {
         let end = match ep.api {
             Api::Responses => "a response.completed event",
-            _ => "[DONE]",
+            Api::Messages => "a message_stop event",
+            Api::Chat | Api::Completions => "[DONE]",
         };
         return Err(RequestError::new(
             ErrorKind::StreamCut,

@@ -55,19 +55,13 @@ struct Wire<'a> {
     kind: Cow<'a, str>,
     #[serde(borrow, default)]
     delta: Option<Cow<'a, str>>,
+    /// As a `Value`: a field this reading does not use, of an unexpected type, cannot fail the
+    /// event (the bytes-only reading ignores it too).
     #[serde(default)]
-    response: Option<Response>,
+    response: Option<serde_json::Value>,
     /// An `error` event's message (OpenAI puts it at the top).
-    #[serde(borrow, default)]
-    message: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct Response {
     #[serde(default)]
-    usage: Option<Usage>,
-    #[serde(default)]
-    error: Option<serde_json::Value>,
+    message: Option<serde_json::Value>,
 }
 
 /// Events that carry neither text nor the end (the response's and its item's opening and
@@ -112,19 +106,21 @@ fn full(data: &[u8]) -> Event {
         "response.reasoning_text.delta" | "response.reasoning_summary_text.delta" if nonempty => {
             Event::Reasoning
         }
-        "response.completed" | "response.incomplete" => {
-            Event::Done(w.response.and_then(|r| r.usage))
-        }
+        "response.completed" | "response.incomplete" => Event::Done(
+            w.response
+                .and_then(|r| Usage::deserialize(&r["usage"]).ok()),
+        ),
         "response.failed" => Event::Error(
             w.response
-                .and_then(|r| r.error)
+                .map(|r| r["error"].clone())
+                .filter(|e| !e.is_null())
                 .map(|e| super::error_message(&serde_json::json!({ "error": e })))
                 .unwrap_or_else(|| "the response failed".into()),
         ),
-        "error" => Event::Error(w.message.map_or_else(
-            || String::from_utf8_lossy(&data[..data.len().min(300)]).into_owned(),
-            Cow::into_owned,
-        )),
+        "error" => Event::Error(match w.message.as_ref().and_then(|m| m.as_str()) {
+            Some(m) => m.to_string(),
+            None => String::from_utf8_lossy(&data[..data.len().min(300)]).into_owned(),
+        }),
         _ => Event::Nothing,
     }
 }

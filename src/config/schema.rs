@@ -415,6 +415,10 @@ pub struct SimulatorOptions {
     /// before the content.
     #[serde(skip_serializing_if = "is_zero")]
     pub reasoning_share: f64,
+    /// A model that never emits EOS (as a random-weight one): every answer runs to its cap, as
+    /// `ignore_eos` would make it — for `api: messages`, which cannot ask for that.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub never_eos: bool,
     /// The KV cache in tokens, instead of the profile's: it bounds the batch and the prefix
     /// cache (least recently used blocks are evicted), e.g. a small one to see evictions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -432,6 +436,7 @@ impl Default for SimulatorOptions {
             personality: Personality::Vllm,
             speed: 1.0,
             reasoning_share: 0.0,
+            never_eos: false,
             kv_tokens: None,
         }
     }
@@ -449,6 +454,11 @@ pub enum Api {
     /// `response.output_text.delta` events, the usage in `response.completed`; sent with
     /// `store: false` (the server keeps nothing).
     Responses,
+    /// Anthropic Messages (`POST /v1/messages`): `messages` with any system prompt in the
+    /// top-level `system`, text in `content_block_delta` events (`text_delta`, reasoning in
+    /// `thinking_delta`), the usage in `message_start` and `message_delta`. The API has no
+    /// `ignore_eos`: answers end where the model stops (or at `max_tokens`).
+    Messages,
 }
 
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]

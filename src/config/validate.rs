@@ -14,6 +14,7 @@ pub(super) fn cross_field(r: &Resolved) -> Vec<Issue> {
     let mut bad = |path: &str, msg: String| out.push(r.issue_at(path, msg));
     identity_rules(r, &mut bad);
     load_rules(r, &mut bad);
+    api_rules(&r.experiment.workload, &mut bad);
     dataset_rules(r, &mut bad);
     shape_rules(r, &mut bad);
     search_rules(&r.experiment, &mut bad);
@@ -22,6 +23,16 @@ pub(super) fn cross_field(r: &Resolved) -> Vec<Issue> {
     metrics_rules(r, &mut bad);
     cache_rules(&r.experiment, &mut bad);
     out
+}
+
+/// What an API cannot ask of the server.
+fn api_rules(w: &super::Workload, bad: &mut impl FnMut(&str, String)) {
+    if w.api == Api::Messages && w.ignore_eos {
+        bad(
+            "workload.ignore_eos",
+            "Anthropic's Messages API has no `ignore_eos` (vLLM drops the field): answers end where the model stops or at the output cap; remove `ignore_eos`, or use `api: chat` or `api: responses` to force output lengths".into(),
+        );
+    }
 }
 
 /// `workload.cache`: a prime needs shared prefixes; a flush needs an engine that has one.
@@ -319,7 +330,7 @@ fn conversation_rules(
     if w.api == Api::Completions {
         bad(
             "workload.api",
-            "conversations need `api: chat` or `api: responses` (the history is a list of messages)".into(),
+            "conversations need `api: chat`, `responses` or `messages` (the history is a list of messages)".into(),
         );
     }
     match path {

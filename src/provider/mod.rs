@@ -218,6 +218,7 @@ pub async fn provision(
             let mut cfg = sim::SimConfig::new(s.profile, s.personality, e.model.id.clone());
             cfg.speed = s.speed;
             cfg.reasoning_share = s.reasoning_share.clamp(0.0, 1.0);
+            cfg.never_eos = s.never_eos;
             cfg.seed = e.seed;
             cfg.max_model_len = e.model.max_model_len;
             cfg.kv_tokens = s.kv_tokens;

@@ -7,6 +7,7 @@
 
 pub mod engine;
 pub mod faults;
+mod messages;
 pub mod metrics;
 mod responses;
 mod server;
@@ -44,6 +45,9 @@ pub struct SimConfig {
     pub reasoning_tokens: u32,
     /// This share of each answer's tokens are reasoning (the larger of the two counts wins).
     pub reasoning_share: f64,
+    /// A model that never emits EOS (as a random-weight one): every answer runs to its cap,
+    /// as with `ignore_eos` — for APIs that cannot ask for it (Anthropic Messages).
+    pub never_eos: bool,
     /// Keep the last N requests' `messages` / `prompt` for `GET /sim/requests` (0: none).
     pub record_requests: usize,
     pub faults: Faults,
@@ -66,6 +70,7 @@ impl SimConfig {
             startup_delay: None,
             reasoning_tokens: 0,
             reasoning_share: 0.0,
+            never_eos: false,
             record_requests: 0,
             faults: Faults::default(),
             api_key: None,

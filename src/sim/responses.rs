@@ -19,7 +19,8 @@ pub struct Events {
 /// Events before the first delta (`response.created` … `response.content_part.added`).
 pub const OPENING: u32 = 4;
 
-fn event(out: &mut Vec<u8>, kind: &str, data: &str) {
+/// One SSE event with its `event:` line (Responses and Messages streams both name theirs).
+pub(super) fn event(out: &mut Vec<u8>, kind: &str, data: &str) {
     out.extend_from_slice(b"event: ");
     out.extend_from_slice(kind.as_bytes());
     out.extend_from_slice(b"\ndata: ");

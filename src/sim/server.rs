@@ -65,6 +65,7 @@ enum Api {
     Chat,
     Completions,
     Responses,
+    Messages,
 }
 
 pub(super) async fn serve(
@@ -268,6 +269,20 @@ async fn responses(
     generate(sim, socket.map(|s| s.0), headers, body, Api::Responses).await
 }
 
+/// Anthropic's route: its errors in Anthropic's shape, as vLLM answers there.
+async fn messages(
+    State(sim): State<Arc<Sim>>,
+    socket: Option<axum::Extension<Arrival>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let r = generate(sim, socket.map(|s| s.0), headers, body, Api::Messages).await;
+    if r.status().is_client_error() || r.status().is_server_error() {
+        return super::messages::anthropic_error(r).await;
+    }
+    r
+}
+
 async fn completions(
     State(sim): State<Arc<Sim>>,
     socket: Option<axum::Extension<Arrival>>,
@@ -321,10 +336,14 @@ fn prompt_of(
 ) -> Result<(u32, Vec<u64>, u64, BlockChain), String> {
     let input;
     match api {
-        Api::Chat | Api::Responses => {
+        Api::Chat | Api::Responses | Api::Messages => {
             let msgs = match api {
                 Api::Responses => {
                     input = super::responses::input_messages(req)?;
+                    &input
+                }
+                Api::Messages => {
+                    input = super::messages::request_messages(req)?;
                     &input
                 }
                 _ => req.get("messages").and_then(Value::as_array).ok_or(
@@ -392,8 +411,8 @@ fn job_of(sim: &Sim, api: Api, body: &Bytes) -> Result<(Job, u64), Box<Response>
         output_tokens,
         ends_on_eos,
         stream: req.get("stream").and_then(Value::as_bool).unwrap_or(false),
-        // A Responses stream always ends with its usage (`response.completed`).
-        include_usage: api == Api::Responses
+        // A Responses or Messages stream always carries its usage.
+        include_usage: matches!(api, Api::Responses | Api::Messages)
             || req
                 .pointer("/stream_options/include_usage")
                 .and_then(Value::as_bool)
@@ -421,7 +440,7 @@ fn requested_tokens(
     let requested = max_tokens.unwrap_or(max_len.saturating_sub(prompt_tokens));
     if prompt_tokens as u64 + requested as u64 > max_len as u64 || requested == 0 {
         let what = match api {
-            Api::Chat => "messages",
+            Api::Chat | Api::Messages => "messages",
             Api::Completions => "prompt",
             Api::Responses => "input",
         };
@@ -441,7 +460,7 @@ fn output_length(sim: &Sim, req: &Value, requested: u32, prompt_seed: u64) -> (u
         .get("ignore_eos")
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    if ignore_eos {
+    if ignore_eos || sim.cfg.never_eos {
         return (requested, false);
     }
     let min_tokens = req
@@ -526,7 +545,8 @@ async fn generate(
         return fault_error(&sim, status);
     }
     let id = match api {
-        Api::Chat => format!("chatcmpl-{prompt_seed:016x}{n:016x}"),
+        // vLLM's Messages ids are its chat request's.
+        Api::Chat | Api::Messages => format!("chatcmpl-{prompt_seed:016x}{n:016x}"),
         Api::Completions => format!("cmpl-{prompt_seed:016x}{n:016x}"),
         // vLLM's Responses ids are 16 hex digits.
         Api::Responses => format!("resp_{:016x}", prompt_seed.rotate_left(23) ^ n),
@@ -824,6 +844,7 @@ fn routes(sim: &Arc<Sim>) -> Router {
         .route("/v1/chat/completions", post(chat))
         .route("/v1/completions", post(completions))
         .route("/v1/responses", post(responses))
+        .route("/v1/messages", post(messages))
         .route("/v1/models", get(models))
         .route("/health", get(health))
         .route("/health_generate", get(health))
@@ -964,6 +985,16 @@ async fn complete(sim: Arc<Sim>, chunker: Chunker, job: Job, api: Api) -> Respon
                 chunker.reasoning_tokens.min(job.output_tokens),
             ),
         ),
+        Api::Messages => {
+            let thinking = chunker.reasoning_tokens.min(job.output_tokens);
+            let words = |r: std::ops::Range<u32>| r.map(|i| chunker.word(i)).collect::<String>();
+            chunker.messages.whole(
+                &words(0..thinking),
+                &words(thinking..job.output_tokens),
+                !job.ends_on_eos,
+                (job.prompt_tokens, job.output_tokens),
+            )
+        }
     };
     axum::Json(body).into_response()
 }
@@ -983,6 +1014,8 @@ struct Chunker {
     finish: &'static str,
     /// The Responses API's events (`api: responses`).
     responses: super::responses::Events,
+    /// The Messages API's events (`api: messages`).
+    messages: super::messages::Events,
 }
 
 impl Chunker {
@@ -992,15 +1025,16 @@ impl Chunker {
         } else {
             "text_completion"
         };
+        let reasoning_tokens = sim
+            .cfg
+            .reasoning_tokens
+            .max((sim.cfg.reasoning_share * job.output_tokens as f64).round() as u32)
+            .min(job.output_tokens);
         Self {
             id: id.to_string(),
             api,
             head: format!("data: {{\"id\":\"{id}\",\"object\":\"{object}\",\"created\":{},\"model\":{},\"choices\":[", sim.created, sim.model_json),
-            reasoning_tokens: sim
-                .cfg
-                .reasoning_tokens
-                .max((sim.cfg.reasoning_share * job.output_tokens as f64).round() as u32)
-                .min(job.output_tokens),
+            reasoning_tokens,
             personality: sim.cfg.personality,
             reasoning_key: match sim.cfg.personality {
                 Personality::Vllm => "reasoning",
@@ -1017,12 +1051,18 @@ impl Chunker {
                 model: sim.cfg.model.clone(),
                 max_output_tokens: job.output_tokens,
             },
+            messages: super::messages::Events {
+                id: id.to_string(),
+                model_json: sim.model_json.clone(),
+                reasoning_tokens,
+                signature: format!("{:032x}", u128::from(job.words_seed) * 0x9E37_79B9_7F4A_7C15),
+            },
         }
     }
 
-    /// The stream's last line: `data: [DONE]` (a Responses stream has none).
+    /// The stream's last line: `data: [DONE]` (a Responses or Messages stream has none).
     fn end(&self, out: &mut Vec<u8>) {
-        if self.api != Api::Responses {
+        if !matches!(self.api, Api::Responses | Api::Messages) {
             out.extend_from_slice(b"data: [DONE]\n\n");
         }
     }
@@ -1039,8 +1079,10 @@ impl Chunker {
 
     /// The first chat chunk: the role and an empty content (no token), as vLLM 0.32 sends it.
     fn role(&self, out: &mut Vec<u8>) {
-        if self.api == Api::Responses {
-            return self.responses.opening(out);
+        match self.api {
+            Api::Responses => return self.responses.opening(out),
+            Api::Messages => return self.messages.opening(out, self.prompt_tokens),
+            Api::Chat | Api::Completions => {}
         }
         if self.api == Api::Chat {
             out.extend_from_slice(self.head.as_bytes());
@@ -1063,8 +1105,10 @@ impl Chunker {
 
     fn token(&self, i: u32, out: &mut Vec<u8>) {
         let w = self.word(i);
-        if self.api == Api::Responses {
-            return self.responses.delta(out, i, &w, i < self.reasoning_tokens);
+        match self.api {
+            Api::Responses => return self.responses.delta(out, i, &w, i < self.reasoning_tokens),
+            Api::Messages => return self.messages.delta(out, i, &w),
+            Api::Chat | Api::Completions => {}
         }
         out.extend_from_slice(self.head.as_bytes());
         match self.api {
@@ -1106,7 +1150,7 @@ impl Chunker {
                 }
                 out.extend_from_slice(tail);
             }
-            Api::Responses => {}
+            Api::Responses | Api::Messages => {}
         }
     }
 
@@ -1132,6 +1176,12 @@ impl Chunker {
                 .responses
                 .closing(out, (completion, capped), &text, usage);
         }
+        if self.api == Api::Messages {
+            let capped = self.finish == "length";
+            return self
+                .messages
+                .closing(out, (completion, capped), self.prompt_tokens);
+        }
         out.extend_from_slice(self.head.as_bytes());
         let _ = std::io::Write::write_fmt(
             out,
@@ -1156,7 +1206,7 @@ impl Chunker {
     fn reasoning_usage(&self, completion: u32) -> String {
         // Completions have no reasoning parser: no reasoning in their usage.
         let n = match self.api {
-            Api::Chat | Api::Responses => self.reasoning_tokens.min(completion),
+            Api::Chat | Api::Responses | Api::Messages => self.reasoning_tokens.min(completion),
             Api::Completions => 0,
         };
         match (n, self.personality) {

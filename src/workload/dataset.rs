@@ -42,10 +42,12 @@ pub fn rng_for(seed: u64, n: u64) -> ChaCha8Rng {
 pub fn text_of(api: Api, json: &str) -> String {
     match api {
         Api::Completions => serde_json::from_str::<String>(json).unwrap_or_default(),
-        Api::Chat | Api::Responses => serde_json::from_str::<serde_json::Value>(json)
-            .ok()
-            .and_then(|v| v[0]["content"].as_str().map(String::from))
-            .unwrap_or_default(),
+        Api::Chat | Api::Responses | Api::Messages => {
+            serde_json::from_str::<serde_json::Value>(json)
+                .ok()
+                .and_then(|v| v[0]["content"].as_str().map(String::from))
+                .unwrap_or_default()
+        }
     }
 }
 

@@ -574,6 +574,7 @@ mod tests {
             (Api::Completions, 0.0),
             (Api::Chat, 9.0),
             (Api::Responses, 9.0),
+            (Api::Messages, 9.0),
         ] {
             let s = RandomSource {
                 input_len: 200,
@@ -596,7 +597,9 @@ mod tests {
                 let text = text_of(api, &p.json);
                 let counted = match api {
                     Api::Completions => tok.count(&text, true),
-                    Api::Chat | Api::Responses => tok.count(&text, false) + overhead as usize,
+                    Api::Chat | Api::Responses | Api::Messages => {
+                        tok.count(&text, false) + overhead as usize
+                    }
                 };
                 assert_eq!(counted as u32, p.expected_input_tokens.unwrap(), "{api:?}");
             }
