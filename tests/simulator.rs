@@ -347,6 +347,34 @@ async fn messages_errors_are_anthropics_shape() {
     assert_eq!(whole["content"][0]["type"], "text");
 }
 
+/// `never_eos`: without `ignore_eos` every answer runs to its cap (the default model stops
+/// early on most of these 20 prompts).
+#[tokio::test]
+async fn a_model_that_never_emits_eos_runs_every_answer_to_its_cap() {
+    for never in [false, true] {
+        let mut c = cfg("instant", Personality::Vllm);
+        c.never_eos = never;
+        let s = start(c).await;
+        let mut capped = 0;
+        for n in 0..20 {
+            let v: Value = post(
+                &s.base_url(),
+                "/v1/messages",
+                &json!({"model": MODEL, "messages": [{"role": "user", "content": format!("prompt {n}")}], "max_tokens": 400}),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+            capped += usize::from(v["usage"]["output_tokens"] == 400);
+        }
+        match never {
+            true => assert_eq!(capped, 20),
+            false => assert!(capped < 10, "{capped}"),
+        }
+    }
+}
+
 #[tokio::test]
 async fn usage_counts_equal_tokenize_counts() {
     let s = start(cfg("instant", Personality::Vllm)).await;
