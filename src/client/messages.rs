@@ -105,10 +105,7 @@ fn fast(data: &[u8]) -> Option<Event> {
 fn full(data: &[u8]) -> Event {
     let v: Value = match serde_json::from_slice(data) {
         Ok(v) => v,
-        Err(e) => {
-            let shown = String::from_utf8_lossy(&data[..data.len().min(120)]);
-            return Event::Malformed(format!("bad JSON in stream ({e}): {shown}"));
-        }
+        Err(e) => return Event::Malformed(super::bad_json(&e, data)),
     };
     let usage = |u: &Value| Usage::deserialize(u).ok();
     match v["type"].as_str() {

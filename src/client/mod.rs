@@ -570,16 +570,18 @@ impl From<scan::Class> for Parsed {
     }
 }
 
+/// The message of a stream event that is not JSON: serde's reason and the event's start.
+fn bad_json(e: &serde_json::Error, data: &[u8]) -> String {
+    let shown = String::from_utf8_lossy(&data[..data.len().min(120)]);
+    format!("bad JSON in stream ({e}): {shown}")
+}
+
 /// The full parser: usage, error events, and anything the scan is unsure of.
 fn parse_event(data: &[u8], r: &mut Stamps) -> Parsed {
     let chunk: Chunk = match serde_json::from_slice(data) {
         Ok(c) => c,
         Err(e) => {
-            let shown = String::from_utf8_lossy(&data[..data.len().min(120)]);
-            return Parsed::Error(RequestError::new(
-                ErrorKind::Parse,
-                format!("bad JSON in stream ({e}): {shown}"),
-            ));
+            return Parsed::Error(RequestError::new(ErrorKind::Parse, bad_json(&e, data)));
         }
     };
     if let Some(err) = chunk.error {

@@ -95,10 +95,7 @@ pub fn fast_and_full(data: &[u8]) -> (Option<Event>, Event) {
 fn full(data: &[u8]) -> Event {
     let w: Wire = match serde_json::from_slice(data) {
         Ok(w) => w,
-        Err(e) => {
-            let shown = String::from_utf8_lossy(&data[..data.len().min(120)]);
-            return Event::Malformed(format!("bad JSON in stream ({e}): {shown}"));
-        }
+        Err(e) => return Event::Malformed(super::bad_json(&e, data)),
     };
     let nonempty = w.delta.as_deref().is_some_and(|d| !d.is_empty());
     match w.kind.as_ref() {
