@@ -383,7 +383,7 @@ async fn drive(
     }
     let end = Instant::now();
     if e.metrics.scrape && s.stop.presses() < 2 {
-        if let Some(ev) = last_scrape(e, &mut rx).await {
+        for ev in last_scrape(e, &mut rx, end).await {
             take(&mut col, &mut watchers, ev);
         }
     }
@@ -413,18 +413,30 @@ fn reached(m: &mut Measured, peak: u64, planned: Option<u64>) {
     }
 }
 
-/// One more scrape after the last request, so the server's counters cover the whole window.
-async fn last_scrape(e: &Experiment, rx: &mut mpsc::UnboundedReceiver<Event>) -> Option<Event> {
+/// One more scrape after the last request, so the server's counters cover the whole window:
+/// the first one that *began* after `end`. A scrape already in flight when the last answer
+/// arrived can read counters the server has not yet updated (llama.cpp under load was seen a
+/// whole wave short), so it is taken as an ordinary sample, not as the last one.
+async fn last_scrape(
+    e: &Experiment,
+    rx: &mut mpsc::UnboundedReceiver<Event>,
+    end: Instant,
+) -> Vec<Event> {
     let wait = e.metrics.scrape_interval.as_duration() * 2 + Duration::from_secs(1);
+    let mut taken = Vec::new();
     let next = async {
         while let Some(ev) = rx.recv().await {
-            if matches!(ev, Event::Server(_)) {
-                return Some(ev);
+            if let Event::Server(s) = &ev {
+                let after = s.at >= end;
+                taken.push(ev);
+                if after {
+                    return;
+                }
             }
         }
-        None
     };
-    tokio::time::timeout(wait, next).await.ok().flatten()
+    let _ = tokio::time::timeout(wait, next).await;
+    taken
 }
 
 /// The server's counters before the first request of the window (or of its warm-up).
