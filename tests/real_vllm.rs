@@ -894,3 +894,183 @@ fn a_slurm_job_without_a_container_runs_the_real_vllm_and_is_cancelled_at_the_en
         "{queue}"
     );
 }
+
+// ---- pooling: a server of its own, the same tiny model as an embedding model ----
+
+/// A vLLM serving the tiny model as an embedding model (`--runner pooling --convert embed`),
+/// started by the test on a free port, its process group stopped when dropped.
+struct PoolingServer {
+    child: std::process::Child,
+    url: String,
+    marker: String,
+    log: PathBuf,
+}
+
+impl PoolingServer {
+    fn start(dir: &Path) -> Self {
+        use std::os::unix::process::CommandExt;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let marker = marker();
+        let log = dir.join("pooling-vllm.log");
+        let out = std::fs::File::create(&log).unwrap();
+        let child = std::process::Command::new(var("LLMIB_VLLM_BIN"))
+            .arg("serve")
+            .arg(model_dir())
+            .args(["--served-model-name", "tiny-embed", "--runner", "pooling"])
+            .args(["--convert", "embed", "--host", "127.0.0.1", "--port"])
+            .arg(port.to_string())
+            .args(["--max-model-len", "2048", "--dtype", "bfloat16"])
+            .env("VLLM_TARGET_DEVICE", "cpu")
+            .env("VLLM_CPU_KVCACHE_SPACE", "1")
+            .env("LLMIB_TEST_MARKER", &marker)
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let s = Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            marker,
+            log,
+        };
+        let started = std::time::Instant::now();
+        while started.elapsed() < Duration::from_secs(900) {
+            let up = std::process::Command::new("curl")
+                .args(["-fs", &format!("{}/health", s.url)])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if up {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        panic!(
+            "the pooling vLLM never became healthy:\n{}",
+            std::fs::read_to_string(&s.log).unwrap_or_default()
+        );
+    }
+
+    fn counter(&self, name: &str) -> f64 {
+        let text = std::process::Command::new("curl")
+            .args(["-fs", &format!("{}/metrics", self.url)])
+            .output()
+            .unwrap()
+            .stdout;
+        String::from_utf8_lossy(&text)
+            .lines()
+            .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+}
+
+impl Drop for PoolingServer {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        // `--`: procps-ng 4.0.2 misreads a negative pid after a signal (seen: `-4697`
+        // sent as `kill(-4, …)`).
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", "--", &group])
+            .status();
+        for _ in 0..100 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .status();
+        let _ = self.child.wait();
+        let left = left_behind(&self.marker);
+        if !std::thread::panicking() {
+            assert!(left.is_empty(), "pooling vLLM processes left: {left:?}");
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs a real vLLM (scripts/test.sh starts it with scripts/real-vllm.sh)"]
+fn embeddings_and_rerank_on_a_real_pooling_vllm_count_what_vllm_counted() {
+    let d = tempfile::tempdir().unwrap();
+    let server = PoolingServer::start(d.path());
+    for (api, inputs, texts) in [("embeddings", 4u64, 4u64), ("rerank", 3, 4)] {
+        let dir = d.path().join(api);
+        std::fs::create_dir_all(&dir).unwrap();
+        let exp = common::write(
+            &dir,
+            "pool.yaml",
+            &format!(
+                "name: {api}\nmodel: {{ id: tiny-embed, max_model_len: 2048, tokenizer: {} }}\ninfrastructure: {{ provider: existing, base_url: {} }}\noutput: {{ dir: {} }}\nmetrics: {{ scrape_interval: 250ms }}\nworkload:\n  api: {api}\n  inputs_per_request: {inputs}\n  concurrency: 2\n  requests: 12\n  warmup_requests: 0\n  dataset: {{ kind: random, input_len: 64, output_len: 1 }}\n",
+                model_dir().join("tokenizer.json").display(),
+                server.url,
+                dir.join("out").display()
+            ),
+        );
+        let (prompt, done) = (
+            server.counter("vllm:prompt_tokens_total"),
+            server.counter("vllm:request_success_total"),
+        );
+        let out = common::bin(600)
+            .args(["run", "--yes", "--no-tui"])
+            .arg(&exp)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{api}: {err}");
+        let path = common::result_path(&dir);
+        common::assert_valid_result(&path);
+        let r = json(&path);
+        let s = &r["summary"];
+        assert_eq!(s["completed"], 12, "{api}: {s}");
+        assert_eq!(s["total_inputs"], 12 * inputs, "{api}: {s}");
+        for k in [
+            "mean_ttft_ms",
+            "p99_itl_ms",
+            "mean_tpot_ms",
+            "output_throughput",
+        ] {
+            assert!(s[k].is_null(), "{api}: {k} = {}", s[k]);
+        }
+        assert!(s["p50_e2el_ms"].as_f64().unwrap() > 0.0);
+        let recs = r["requests"].as_array().unwrap();
+        for q in recs {
+            assert_eq!(q["inputs"], inputs, "{api}: {q}");
+            assert_eq!(q["tokens_source"], "usage", "{api}: {q}");
+            // Prompt lengths are exact with the model's tokenizer: each text 64 tokens, as
+            // vLLM's own usage counts them.
+            assert_eq!(q["input_tokens"], 64 * texts, "{api}: {q}");
+        }
+        // vLLM's counters: one finished request per pooled text, every prompt token counted
+        // (beside the pre-flight's "Say hello.").
+        let sum_in: u64 = recs
+            .iter()
+            .map(|q| q["input_tokens"].as_u64().unwrap())
+            .sum();
+        let extra = server.counter("vllm:prompt_tokens_total") - prompt - sum_in as f64;
+        assert!((1.0..=16.0).contains(&extra), "{api}: {extra}");
+        let finished = server.counter("vllm:request_success_total") - done;
+        let preflight_texts = if api == "rerank" { 2.0 } else { 1.0 };
+        assert_eq!(finished, (12 * texts) as f64 + preflight_texts, "{api}");
+        // The scrapes (the first before the first request, the last after the last answer)
+        // saw exactly the window's prompt tokens, and nothing generated.
+        let seen: Vec<f64> = r["server_metrics"]["samples"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|x| x["prompt_tokens_total"].as_f64())
+            .collect();
+        assert_eq!(
+            seen.last().unwrap() - seen[0],
+            sum_in as f64,
+            "{api}: {seen:?}"
+        );
+        let sm = &r["server_metrics"]["summary"];
+        assert_eq!(sm["generation_tokens_per_s"], 0.0, "{api}: {sm}");
+    }
+}

@@ -755,3 +755,110 @@ async fn fixed_profile_keeps_its_clock_and_reports_the_truth() {
     let m = scrape(&get(&s.base_url(), "/metrics").await.text().await.unwrap());
     assert_eq!(value(&m, "vllm:generation_tokens_total"), 10.0);
 }
+
+/// A JSON answer's shape: keys in order, value kinds, arrays as their first item (and whether
+/// they are empty).
+fn shape(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Array(m.iter().map(|(k, x)| json!([k, shape(x)])).collect()),
+        Value::Array(a) => json!(["array", a.first().map(shape)]),
+        Value::String(_) => json!("string"),
+        Value::Number(_) => json!("number"),
+        Value::Bool(_) => json!("bool"),
+        Value::Null => Value::Null,
+    }
+}
+
+/// The pooling routes answer as vLLM 0.32 serving a model with `--runner pooling`: the same
+/// keys in the same order (`tests/fixtures/vllm-0.32/{embeddings,rerank}.json`, captured), ids
+/// with the same prefixes, results by falling relevance, and vLLM's 400 for a missing field.
+#[tokio::test]
+async fn embeddings_and_rerank_answer_as_the_real_vllm() {
+    let s = start(cfg("instant", Personality::Vllm)).await;
+    let base = s.base_url();
+    for (path, body, name, prefix) in [
+        (
+            "/v1/embeddings",
+            json!({"model": MODEL, "input": ["hello world", "the time of people"]}),
+            "embeddings.json",
+            "embd-",
+        ),
+        (
+            "/v1/rerank",
+            json!({"model": MODEL, "query": "hello world", "documents": ["the time of people", "a b c"]}),
+            "rerank.json",
+            "score-",
+        ),
+    ] {
+        let r = post(&base, path, &body).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["content-type"], "application/json");
+        let ours: Value = r.json().await.unwrap();
+        let real: Value = serde_json::from_str(&fixture(name)).unwrap();
+        assert_eq!(shape(&ours), shape(&real), "{path}");
+        assert!(ours["id"].as_str().unwrap().starts_with(prefix), "{ours}");
+        assert_eq!(
+            ours.get("data")
+                .or(ours.get("results"))
+                .unwrap()
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
+        // The query is pooled once, then each document: 2 + 4 + 3 tokens, as vLLM counts.
+        let tokens = ours["usage"]["prompt_tokens"].as_u64().unwrap();
+        assert_eq!(tokens, if path == "/v1/rerank" { 9 } else { 6 }, "{path}");
+    }
+    let r: Value = post(&base, "/v1/rerank", &json!({"model": MODEL, "query": "hello world", "documents": ["a b c", "the time of people", "x"]}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let scores: Vec<f64> = r["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["relevance_score"].as_f64().unwrap())
+        .collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
+    let r = post(&base, "/v1/rerank", &json!({"model": MODEL, "query": "hi"})).await;
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("documents"),
+        "{e}"
+    );
+    let r = post(
+        &base,
+        "/v1/embeddings",
+        &json!({"model": "nope", "input": "hi"}),
+    )
+    .await;
+    assert_eq!(r.status(), 404);
+    // Each text is one engine request, finished `stop`; nothing generated.
+    let m = client()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |name: &str, label: &str| -> f64 {
+        m.lines()
+            .filter(|l| l.starts_with(name) && l.contains(label))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let stop = "finished_reason=\"stop\"";
+    assert_eq!(value("vllm:request_success_total", stop), 2.0 + 3.0 + 4.0);
+    assert_eq!(value("vllm:generation_tokens_total", ""), 0.0);
+    assert_eq!(
+        value("vllm:prompt_tokens_total", ""),
+        6.0 + 9.0 + 2.0 + 4.0 + 3.0 + 1.0
+    );
+}

@@ -458,3 +458,126 @@ fn the_messages_api_streams_measures_and_carries_a_conversation() {
         }
     }
 }
+
+/// Embeddings and rerank: one JSON answer per request, several texts in it; no TTFT, TPOT or
+/// ITL (null, not 0), texts per second, and the server's own counters agree. The experiment
+/// refuses what a pooling API cannot do.
+#[test]
+fn embeddings_and_rerank_batch_texts_and_have_no_first_token() {
+    let s = sim(SimProfile::H100Llama8b, 4.0, |c| c.record_requests = 64);
+    let mut results = Vec::new();
+    for (api, texts, inputs) in [("embeddings", 4, 4), ("rerank", 4, 3)] {
+        let d = tempfile::tempdir().unwrap();
+        let exp = experiment(
+            d.path(),
+            &s.url,
+            &format!("  api: {api}\n  inputs_per_request: {inputs}\n  concurrency: 4\n  requests: 16\n  dataset: {{ kind: random, input_len: 50, output_len: 8 }}\n"),
+        );
+        let prompt_before = counter(&s, "vllm:prompt_tokens_total");
+        let (path, r) = common::run_ok(&exp, 240);
+        common::assert_valid_result(&path);
+        let sum = &r["summary"];
+        assert_eq!(sum["completed"], 16, "{api}: {sum}");
+        assert_eq!(sum["total_inputs"], 16 * inputs, "{api}");
+        for k in [
+            "mean_ttft_ms",
+            "p99_ttft_ms",
+            "mean_tpot_ms",
+            "mean_itl_ms",
+            "p99_itl_ms",
+            "output_throughput",
+            "mean_interactivity_tok_s_user",
+        ] {
+            assert!(sum[k].is_null(), "{api}: {k} is {}", sum[k]);
+        }
+        assert!(sum["p99_e2el_ms"].as_f64().unwrap() > 0.0);
+        let (rps, tps) = (
+            sum["request_throughput"].as_f64().unwrap(),
+            sum["input_item_throughput"].as_f64().unwrap(),
+        );
+        assert!(
+            (tps - rps * inputs as f64).abs() < 1e-6 * tps,
+            "{api}: {tps} vs {rps}"
+        );
+        for q in r["requests"].as_array().unwrap() {
+            assert!(q["ttft_ms"].is_null() && q["error"].is_null(), "{q}");
+            assert_eq!(q["inputs"], inputs, "{q}");
+            assert_eq!(q["output_tokens"], 0);
+            // Each text is 50 tokens (rerank: the query too), as the server counted them.
+            assert_eq!(q["input_tokens"], 50 * texts, "{api}: {q}");
+        }
+        let counted = counter(&s, "vllm:prompt_tokens_total") - prompt_before;
+        let ours = sum["total_input_tokens"].as_f64().unwrap();
+        // The pre-flight request ("Say hello.") is counted by the server too.
+        assert!(
+            counted >= ours && counted - ours < 10.0,
+            "{api}: server {counted}, client {ours}"
+        );
+        results.push((path, d));
+        let all: Vec<Value> = serde_json::from_str(&get(&s, "/sim/requests")).unwrap();
+        let last = all.last().unwrap();
+        match api {
+            "embeddings" => assert_eq!(last.as_array().unwrap().len(), inputs as usize, "{last}"),
+            _ => {
+                assert!(last["query"].is_string(), "{last}");
+                assert_eq!(last["documents"].as_array().unwrap().len(), inputs as usize);
+            }
+        }
+    }
+    // `compare` judges what a pooling run has: its latency and texts per second, no TTFT.
+    let out = common::bin(60)
+        .arg("compare")
+        .args(results.iter().map(|(p, _)| p))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("input_item_throughput") && text.contains("p99_e2el_ms"),
+        "{text}"
+    );
+    assert!(!text.contains("ttft"), "{text}");
+
+    // What a pooling API cannot do is refused before anything runs, with the key to blame.
+    let d = tempfile::tempdir().unwrap();
+    for (workload, key) in [
+        (
+            "  api: embeddings\n  ignore_eos: true\n",
+            "workload.ignore_eos",
+        ),
+        (
+            "  api: chat\n  inputs_per_request: 4\n",
+            "workload.inputs_per_request",
+        ),
+        (
+            "  api: embeddings\n  inputs_per_request: 0\n",
+            "workload.inputs_per_request",
+        ),
+        (
+            "  api: rerank\n  sessions: 2\n  dataset: { kind: conversation, turns: 2 }\n",
+            "workload.dataset.kind",
+        ),
+    ] {
+        let exp = experiment(d.path(), &s.url, &format!("{workload}  requests: 4\n"));
+        let out = common::bin(30).arg("validate").arg(&exp).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(key),
+            "{workload}: {err}"
+        );
+    }
+    let exp = experiment(d.path(), &s.url, "  api: embeddings\n  requests: 4\n");
+    let text = std::fs::read_to_string(&exp).unwrap();
+    let with_slo = text.replace("metrics:\n", "metrics:\n  slo: { ttft_ms: 100 }\n");
+    let exp = common::write(d.path(), "slo.yaml", &with_slo);
+    let out = common::bin(30).arg("validate").arg(&exp).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("metrics.slo"),
+        "{err}"
+    );
+}

@@ -15,23 +15,45 @@ pub trait GenerationApi: Sync {
     fn path(&self) -> &'static str;
     /// The body key the prompt goes under.
     fn prompt_key(&self) -> &'static str;
-    /// A plain-text prompt as this API's prompt value (by default one user message: every
-    /// API but completions speaks in messages).
-    fn text_prompt(&self, text: &str) -> Value {
-        json!([{"role": "user", "content": text}])
+    /// True for the APIs that take plain text with no chat template (completions, the pooling
+    /// APIs); the others speak in messages.
+    fn plain(&self) -> bool {
+        false
     }
-    /// A conversation (`messages` of a JSONL line) as this API's prompt value.
+    /// A plain-text prompt as this API's prompt value: the text itself, or one user message.
+    fn text_prompt(&self, text: &str) -> Value {
+        match self.plain() {
+            true => Value::String(text.to_string()),
+            false => json!([{"role": "user", "content": text}]),
+        }
+    }
+    /// A conversation (`messages` of a JSONL line) as this API's prompt value: as given, or
+    /// its turns' contents joined by blank lines (no template: the server adds none).
     fn conversation_prompt(&self, messages: &[Value]) -> Value {
-        Value::Array(messages.to_vec())
+        match self.plain() {
+            true => Value::String(
+                messages
+                    .iter()
+                    .filter_map(|m| m.get("content").and_then(Value::as_str))
+                    .collect::<Vec<_>>()
+                    .join("\n\n"),
+            ),
+            false => Value::Array(messages.to_vec()),
+        }
     }
     /// True when the server wraps the prompt in a chat template (tokens the prompt's own
     /// text does not account for, measured by calibration).
     fn templated(&self) -> bool {
-        true
+        !self.plain()
     }
     /// The body of a vLLM/SGLang `/tokenize` call that counts `text` as this API sends it.
     fn tokenize_body(&self, model: &str, text: &str) -> Value {
-        json!({"model": model, "messages": self.text_prompt(text), "add_generation_prompt": true})
+        match self.plain() {
+            true => json!({"model": model, "prompt": text}),
+            false => {
+                json!({"model": model, "messages": self.text_prompt(text), "add_generation_prompt": true})
+            }
+        }
     }
     /// Request headers this API's document asks for beyond the common ones, each line ending
     /// in CRLF.
@@ -76,24 +98,8 @@ impl GenerationApi for Completions {
     fn prompt_key(&self) -> &'static str {
         "prompt"
     }
-    fn text_prompt(&self, text: &str) -> Value {
-        Value::String(text.to_string())
-    }
-    /// The turns' contents joined by blank lines (no template: the server adds none).
-    fn conversation_prompt(&self, messages: &[Value]) -> Value {
-        Value::String(
-            messages
-                .iter()
-                .filter_map(|m| m.get("content").and_then(Value::as_str))
-                .collect::<Vec<_>>()
-                .join("\n\n"),
-        )
-    }
-    fn templated(&self) -> bool {
-        false
-    }
-    fn tokenize_body(&self, model: &str, text: &str) -> Value {
-        json!({"model": model, "prompt": text})
+    fn plain(&self) -> bool {
+        true
     }
 }
 
@@ -186,6 +192,75 @@ fn lift_system(prompt_json: &str) -> (Option<String>, std::borrow::Cow<'_, str>)
     (Some(text), Cow::Owned(rest))
 }
 
+/// The pooling APIs: plain texts (no chat template), one JSON answer each; nothing is
+/// generated, so `max_tokens` and `ignore_eos` have no place in their bodies.
+/// * `POST /v1/embeddings`: `input` is one text (a JSON string) or several (a list, from
+///   [`batch`]); the answer has `data[]` and `usage`.
+/// * `POST /v1/rerank` (Jina/Cohere's shape, as vLLM serves it): `query` and `documents`, from
+///   a prompt value `{"query": …, "documents": […]}` ([`batch`]); one text alone (the
+///   pre-flight's) is both the query and the one document. The answer has `results[]` and
+///   `usage`.
+pub struct Pooling {
+    rerank: bool,
+}
+
+pub const EMBEDDINGS: Pooling = Pooling { rerank: false };
+pub const RERANK: Pooling = Pooling { rerank: true };
+
+impl GenerationApi for Pooling {
+    fn path(&self) -> &'static str {
+        match self.rerank {
+            true => "/v1/rerank",
+            false => "/v1/embeddings",
+        }
+    }
+    fn prompt_key(&self) -> &'static str {
+        match self.rerank {
+            true => "documents",
+            false => "input",
+        }
+    }
+    fn plain(&self) -> bool {
+        true
+    }
+    fn body(&self, model: &str, prompt_json: &str, _max_tokens: u32, _ignore_eos: bool) -> Bytes {
+        let model = serde_json::to_string(model).unwrap_or_else(|_| "\"\"".into());
+        Bytes::from(match (self.rerank, prompt_json.strip_prefix('{')) {
+            (false, _) => format!("{{\"model\":{model},\"input\":{prompt_json}}}"),
+            // `{"query":…,"documents":[…]}`: its members after the model's.
+            (true, Some(members)) => format!("{{\"model\":{model},{members}"),
+            (true, None) => format!(
+                "{{\"model\":{model},\"query\":{prompt_json},\"documents\":[{prompt_json}]}}"
+            ),
+        })
+    }
+}
+
+/// One request's prompt value of a pooling API from the JSON strings of its texts: for
+/// `embeddings` the one text, or the list of them; for `rerank` the first text is the query
+/// and the rest the documents. Spliced from the serialized strings, never re-parsed.
+pub fn batch(api: Api, texts: &[std::sync::Arc<str>]) -> String {
+    let list = |items: &[std::sync::Arc<str>]| {
+        let mut out = String::with_capacity(items.iter().map(|t| t.len() + 1).sum::<usize>() + 2);
+        out.push('[');
+        for (i, t) in items.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(t);
+        }
+        out.push(']');
+        out
+    };
+    match (api, texts) {
+        (Api::Rerank, [query, documents @ ..]) if !documents.is_empty() => {
+            format!("{{\"query\":{query},\"documents\":{}}}", list(documents))
+        }
+        (_, [one]) => one.to_string(),
+        _ => list(texts),
+    }
+}
+
 /// The implementation of an experiment's `api`.
 pub fn of(api: Api) -> &'static dyn GenerationApi {
     match api {
@@ -193,6 +268,8 @@ pub fn of(api: Api) -> &'static dyn GenerationApi {
         Api::Completions => &Completions,
         Api::Responses => &Responses,
         Api::Messages => &Messages,
+        Api::Embeddings => &EMBEDDINGS,
+        Api::Rerank => &RERANK,
     }
 }
 

@@ -11,6 +11,7 @@
 pub mod api;
 pub mod limits;
 pub mod messages;
+pub mod pooling;
 pub mod responses;
 pub mod scan;
 pub mod sse;
@@ -257,6 +258,8 @@ struct Stamps {
     server_timings: Option<(f64, f64)>,
     /// The shape of this stream's chunks, once the scan has verified one (`scan::Template`).
     template: Option<scan::Template>,
+    /// A pooling API's answer: the texts it pooled.
+    inputs: Option<u32>,
 }
 
 impl Stamps {
@@ -278,6 +281,7 @@ impl Stamps {
             usage_reasoning_tokens: None,
             server_timings: None,
             template: None,
+            inputs: None,
         }
     }
 
@@ -338,6 +342,7 @@ impl Stamps {
             error,
             server_prefill_ms: self.server_timings.map(|t| t.0),
             server_decode_ms: self.server_timings.map(|t| t.1),
+            inputs: self.inputs,
             ..RequestRecord::default()
         }
     }
@@ -481,7 +486,8 @@ fn event_of(data: &[u8], r: &mut Stamps, api: Api) -> Parsed {
     match api {
         Api::Responses => responses_event(data, r),
         Api::Messages => messages_event(data, r),
-        Api::Chat | Api::Completions => handle_event(data, r),
+        // Pooling answers are not streams (`client::pooling`).
+        Api::Chat | Api::Completions | Api::Embeddings | Api::Rerank => handle_event(data, r),
     }
 }
 
@@ -662,7 +668,7 @@ fn append_content(data: &[u8], text: &mut String, api: Api) {
     match api {
         Api::Responses => return text.push_str(&responses::text_of(data).unwrap_or_default()),
         Api::Messages => return text.push_str(&messages::text_of(data).unwrap_or_default()),
-        Api::Chat | Api::Completions => {}
+        Api::Chat | Api::Completions | Api::Embeddings | Api::Rerank => {}
     }
     if let Ok(chunk) = serde_json::from_slice::<Chunk>(data) {
         for c in &chunk.choices {
@@ -705,8 +711,13 @@ pub async fn send(
         timeout: bounds.timeout,
         at: until.into_std(),
     };
-    let outcome =
-        tokio::time::timeout_at(until, exchange(conn, ep, body, &mut r, bounds, late)).await;
+    let work = async {
+        match ep.api.pooling() {
+            true => pooling::exchange(conn, ep, body, &mut r).await,
+            false => exchange(conn, ep, body, &mut r, bounds, late).await,
+        }
+    };
+    let outcome = tokio::time::timeout_at(until, work).await;
     let error = match outcome {
         // `end` is the `[DONE]` read (or the body's end), not when draining finished.
         Ok(Ok(())) => {
@@ -959,15 +970,7 @@ async fn exchange(
         if flow == Flow::Stopped {
             conn.wire.close();
         }
-        let bytes = &sink.error_body;
-        let msg = serde_json::from_slice::<serde_json::Value>(bytes)
-            .map(|v| error_message(&v))
-            .unwrap_or_else(|_| {
-                String::from_utf8_lossy(&bytes[..bytes.len().min(500)]).into_owned()
-            });
-        let mut err = RequestError::new(ErrorKind::Status, format!("HTTP {}: {msg}", sink.status));
-        err.status = Some(sink.status);
-        return Err(err);
+        return Err(status_error(sink.status, &sink.error_body));
     }
     if let Some(f) = sink.failure {
         conn.wire.close();
@@ -977,7 +980,7 @@ async fn exchange(
         let end = match ep.api {
             Api::Responses => "a response.completed event",
             Api::Messages => "a message_stop event",
-            Api::Chat | Api::Completions => "[DONE]",
+            Api::Chat | Api::Completions | Api::Embeddings | Api::Rerank => "[DONE]",
         };
         return Err(RequestError::new(
             ErrorKind::StreamCut,
@@ -994,6 +997,16 @@ async fn exchange(
         }
     }
     Ok(())
+}
+
+/// The error of an answer with an error status: its JSON error's message, or its first bytes.
+fn status_error(status: u16, body: &[u8]) -> RequestError {
+    let msg = serde_json::from_slice::<serde_json::Value>(body)
+        .map(|v| error_message(&v))
+        .unwrap_or_else(|_| String::from_utf8_lossy(&body[..body.len().min(500)]).into_owned());
+    let mut err = RequestError::new(ErrorKind::Status, format!("HTTP {status}: {msg}"));
+    err.status = Some(status);
+    err
 }
 
 /// Collects a whole answer (control-plane calls).

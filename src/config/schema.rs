@@ -459,6 +459,20 @@ pub enum Api {
     /// `thinking_delta`), the usage in `message_start` and `message_delta`. The API has no
     /// `ignore_eos`: answers end where the model stops (or at `max_tokens`).
     Messages,
+    /// OpenAI embeddings (`POST /v1/embeddings`, a pooling model): `input` is one text, or
+    /// `inputs_per_request` texts; not streamed (no TTFT or ITL), the prompt tokens from
+    /// `usage`.
+    Embeddings,
+    /// Rerank (`POST /v1/rerank`, Jina/Cohere's shape, a pooling model): one `query` and
+    /// `inputs_per_request` `documents`; not streamed, the prompt tokens from `usage`.
+    Rerank,
+}
+
+impl Api {
+    /// A pooling API: one JSON answer per request, no tokens generated (no TTFT, ITL or TPOT).
+    pub fn pooling(self) -> bool {
+        matches!(self, Api::Embeddings | Api::Rerank)
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
@@ -495,8 +509,13 @@ pub enum OnDeadline {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Workload {
-    /// Endpoint: `chat` (/v1/chat/completions) or `completions` (/v1/completions).
+    /// Endpoint: `chat` (/v1/chat/completions), `completions` (/v1/completions), `responses`,
+    /// `messages`, `embeddings` or `rerank`.
     pub api: Api,
+    /// Texts per request of a pooling API (default 1): `embeddings` embeds this many prompts
+    /// in one `input` list; `rerank` scores this many `documents` against one query. Each is
+    /// a prompt of the dataset. Only with `api: embeddings` or `rerank`.
+    pub inputs_per_request: u32,
     /// `sequential`, `concurrent` or `rate`.
     pub pattern: Pattern,
     /// Requests in flight for `concurrent`.
@@ -731,6 +750,7 @@ impl Default for Workload {
     fn default() -> Self {
         Self {
             api: Api::Chat,
+            inputs_per_request: 1,
             pattern: Pattern::Concurrent,
             concurrency: None,
             rate: None,

@@ -15,6 +15,7 @@ pub(super) fn cross_field(r: &Resolved) -> Vec<Issue> {
     identity_rules(r, &mut bad);
     load_rules(r, &mut bad);
     api_rules(&r.experiment.workload, &mut bad);
+    pooling_rules(&r.experiment, &mut bad);
     dataset_rules(r, &mut bad);
     shape_rules(r, &mut bad);
     search_rules(&r.experiment, &mut bad);
@@ -33,6 +34,90 @@ fn api_rules(w: &super::Workload, bad: &mut impl FnMut(&str, String)) {
             "Anthropic's Messages API has no `ignore_eos` (vLLM drops the field): answers end where the model stops or at the output cap; remove `ignore_eos`, or use `api: chat` or `api: responses` to force output lengths".into(),
         );
     }
+}
+
+/// A pooling API (`embeddings`, `rerank`) generates nothing: no output to force, no first
+/// token to limit, no conversation to carry; `inputs_per_request` is its own.
+fn pooling_rules(e: &super::Experiment, bad: &mut impl FnMut(&str, String)) {
+    let w = &e.workload;
+    let name = api_name(w.api);
+    if w.inputs_per_request == 0 {
+        bad(
+            "workload.inputs_per_request",
+            "must be at least 1 (the texts each request carries)".into(),
+        );
+    }
+    if !w.api.pooling() {
+        if w.inputs_per_request > 1 {
+            bad(
+                "workload.inputs_per_request",
+                format!("batches the texts of a pooling API; `api: {name}` sends one prompt per request: use `api: embeddings` or `api: rerank`, or remove it"),
+            );
+        }
+        return;
+    }
+    if w.ignore_eos {
+        bad(
+            "workload.ignore_eos",
+            format!("`api: {name}` generates no tokens, so there is no end of sequence to ignore; remove `ignore_eos`"),
+        );
+    }
+    if matches!(
+        w.dataset,
+        Dataset::Conversation { .. } | Dataset::Agentic { .. }
+    ) {
+        bad(
+            "workload.dataset.kind",
+            format!("`api: {name}` answers single requests, and `{}` is a dialogue of turns: use `random`, `shared_prefix`, `jsonl` or `trace` prompts", w.dataset.kind()),
+        );
+    }
+    if w.inputs_per_request > 1 && matches!(w.dataset, Dataset::Trace { .. }) {
+        bad(
+            "workload.inputs_per_request",
+            "a trace's requests are one prompt each, at their own times; remove `inputs_per_request` (or use `random` or `jsonl` prompts to batch)".into(),
+        );
+    }
+    let mut slos: Vec<(String, &super::Slo)> = Vec::new();
+    slos.extend(
+        e.metrics
+            .slo
+            .as_ref()
+            .map(|s| ("metrics.slo".to_string(), s)),
+    );
+    if let Some(s) = &w.search {
+        slos.extend(
+            s.slo
+                .as_ref()
+                .map(|s| ("workload.search.slo".to_string(), s)),
+        );
+    }
+    for (at, slo) in slos {
+        if slo.ttft_ms.is_some() || slo.tpot_ms.is_some() {
+            bad(&at, format!("`api: {name}` is not streamed and generates nothing: it has no TTFT or TPOT; limit `e2el_ms` only"));
+        }
+    }
+    if let Some(s) = &w.search {
+        for (i, t) in s.tiers.iter().enumerate() {
+            if t.ttft_ms.is_some() || t.tpot_ms.is_some() {
+                bad(
+                    "workload.search.tiers",
+                    format!(
+                        "tier {} (`{}`): `api: {name}` has no TTFT or TPOT; limit `e2el_ms` only",
+                        i + 1,
+                        t.name
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// The API's name as the experiment spells it.
+fn api_name(api: Api) -> String {
+    serde_json::to_value(api)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
 }
 
 /// `workload.cache`: a prime needs shared prefixes; a flush needs an engine that has one.

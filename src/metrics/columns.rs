@@ -20,6 +20,8 @@ pub struct Brief {
     pub input_tokens: u32,
     pub output_tokens: u32,
     pub reasoning_tokens: u32,
+    /// A pooling API's texts in the request (0: generation).
+    pub inputs: u32,
     /// Turn index in its session, `u32::MAX` for a single request.
     pub turn: u32,
     /// Prompt tokens an ideal prefix cache would have served (`u32::MAX`: not known).
@@ -49,6 +51,7 @@ impl Brief {
             input_tokens: r.input_tokens.unwrap_or(0),
             output_tokens: r.output_tokens,
             reasoning_tokens: r.reasoning_tokens.unwrap_or(0),
+            inputs: r.inputs.unwrap_or(0),
             turn: r.turn.unwrap_or(u32::MAX),
             ideal_cached: r.ideal_cached_tokens.unwrap_or(u32::MAX),
             ok: r.ok(),

@@ -173,6 +173,10 @@ pub struct RequestRecord {
     /// Output tokens (see `tokens_source`).
     pub output_tokens: u32,
     pub tokens_source: TokensSource,
+    /// A pooling API's request: the texts the answer pooled (`embeddings`' `data`, `rerank`'s
+    /// scored `results`). Absent for generation.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub inputs: Option<u32>,
     /// Body reads that carried data.
     pub reads: u32,
     /// Of those, reads stamped with the kernel's receive time (summed into `client.read_stamps`).

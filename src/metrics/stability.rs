@@ -202,6 +202,7 @@ mod tests {
             input_tokens: 10,
             output_tokens: 10,
             reasoning_tokens: 0,
+            inputs: 0,
             turn: u32::MAX,
             ideal_cached: u32::MAX,
             ok: true,

@@ -135,6 +135,14 @@ pub struct Summary {
     /// Requests whose prompt and answer exceed `model.max_model_len` (agent traces), when any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context_overflows: Option<u64>,
+    /// A pooling API (`embeddings`, `rerank`): the texts the successful requests pooled
+    /// (embedded, or documents scored). Its output figures (`output_throughput`, TTFT, TPOT,
+    /// ITL) are `null`: nothing was generated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_inputs: Option<u64>,
+    /// `total_inputs` per second: texts embedded (or documents scored) per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_item_throughput: Option<f64>,
     /// `workload.steady_state`: whether the figures settled, and from when. When they did,
     /// every figure above covers the steady part only (requests that ended from
     /// `steady_from_s` on); the transient before it is left out and counted here.
@@ -256,6 +264,7 @@ impl Summary {
             "total_input_tokens" => Some(self.total_input_tokens as f64),
             "total_output_tokens" => Some(self.total_output_tokens as f64),
             "total_reasoning_tokens" => self.total_reasoning_tokens.map(|n| n as f64),
+            "total_inputs" => self.total_inputs.map(|n| n as f64),
             _ => match self.named(name) {
                 Some(v) => v,
                 None => match turn_figure(name) {
@@ -308,6 +317,9 @@ impl Summary {
         if self.ideal_prefix_cache_hit_rate.is_some() {
             out.push("ideal_prefix_cache_hit_rate".into());
         }
+        if self.total_inputs.is_some() {
+            out.extend(["total_inputs".into(), "input_item_throughput".into()]);
+        }
         for t in &self.by_turn {
             for f in TurnSummary::FIGURES {
                 out.push(format!("turn{}_{f}", t.turn));
@@ -359,6 +371,7 @@ impl Summary {
         mean_gpu_util_pct,
         peak_gpu_memory_pct,
         ideal_prefix_cache_hit_rate,
+        input_item_throughput,
     );
 
     /// Mean, median and std of `metric` (`ttft`, …), to be filled.
@@ -620,9 +633,23 @@ pub fn summarize_briefs(
     s.mean_interactivity_tok_s_user = interactivity(s.mean_tpot_ms);
     s.median_interactivity_tok_s_user = interactivity(s.median_tpot_ms);
     s.ideal_prefix_cache_hit_rate = ideal_hit_rate(&ok);
+    pooled(&mut s, &ok, d);
     let overflows = briefs.iter().filter(|b| b.overflow).count() as u64;
     s.context_overflows = (overflows > 0).then_some(overflows);
     s
+}
+
+/// A pooling API's run: texts pooled and their rate; the figures of generation are `null`
+/// (nothing generated is not a measured 0 tokens/s).
+fn pooled(s: &mut Summary, ok: &[&Brief], duration_s: f64) {
+    if !ok.iter().any(|b| b.inputs > 0) {
+        return;
+    }
+    let inputs: u64 = ok.iter().map(|b| u64::from(b.inputs)).sum();
+    s.total_inputs = Some(inputs);
+    s.input_item_throughput = per_s(inputs as f64, duration_s);
+    s.output_throughput = None;
+    s.output_throughput_per_gpu = None;
 }
 
 /// Σ ideal cached tokens ÷ Σ prompt tokens, over the requests that know theirs.

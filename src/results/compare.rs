@@ -369,7 +369,7 @@ fn figures(a: &Loaded, b: &Loaded) -> Vec<(String, Direction)> {
 /// Lower latency and fewer failures are better; more throughput is; counts are neutral.
 fn direction(metric: &str) -> Direction {
     match metric {
-        "completed" | "duration" | "duration_s" => Direction::Neutral,
+        "completed" | "duration" | "duration_s" | "total_inputs" => Direction::Neutral,
         "mean_gpu_util_pct" | "peak_gpu_memory_pct" => Direction::Neutral,
         "failed" => Direction::Lower,
         m if m.ends_with("_ms") || m.starts_with("usd_per_") => Direction::Lower,
@@ -408,7 +408,10 @@ fn source<'a>(l: &'a Loaded, metric: &str) -> Option<(&'a [f64], Stat)> {
             (v.len() > MIN_SECONDS).then(|| &v[..v.len() - 1])
         };
         return match metric {
-            "request_throughput" | "request_goodput" => Some((whole(&l.req_per_s)?, Stat::Mean)),
+            // Texts per request are fixed: texts/s follow requests/s.
+            "request_throughput" | "request_goodput" | "input_item_throughput" => {
+                Some((whole(&l.req_per_s)?, Stat::Mean))
+            }
             "output_throughput" | "total_token_throughput" | "output_throughput_per_gpu" => {
                 Some((whole(&l.tok_per_s)?, Stat::Mean))
             }
@@ -496,7 +499,8 @@ pub fn compare(a: &Loaded, b: &Loaded, threshold: f64) -> Comparison {
         };
         // No per-request data on either side at all (summary-only files): the threshold is
         // all there is to go by, and the verdict says so.
-        let summary_only = a.ttft.is_empty() || b.ttft.is_empty();
+        // (E2EL: a pooling API's requests have no TTFT.)
+        let summary_only = a.e2el.is_empty() || b.e2el.is_empty();
         let verdict = match (direction, delta, delta_pct) {
             (Direction::Neutral, _, _) | (_, None, _) => Verdict::Info,
             (dir, Some(d), pct) => {
@@ -550,6 +554,7 @@ fn source_scale(l: &Loaded, metric: &str, data: &[f64], s: Stat) -> Option<f64> 
         metric,
         "request_throughput"
             | "request_goodput"
+            | "input_item_throughput"
             | "output_throughput"
             | "total_token_throughput"
             | "output_throughput_per_gpu"

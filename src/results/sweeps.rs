@@ -41,6 +41,11 @@ pub struct PointData {
     pub tpot_p50: Option<f64>,
     pub tpot_p99: Option<f64>,
     pub e2el_p50: Option<f64>,
+    pub e2el_p99: Option<f64>,
+    /// A pooling API's point (`embeddings`, `rerank`): texts per second; it has no TTFT,
+    /// TPOT or output throughput.
+    pub texts_per_s: Option<f64>,
+    pub input_throughput: Option<f64>,
     /// The run's own `metrics.slo` (TTFT, TPOT ms), the default SLO of plots and reports.
     pub slo: (Option<f64>, Option<f64>),
     /// Median time to first output token, where streams reasoned.
@@ -134,6 +139,9 @@ fn point(file: &Path, r: &super::ResultHead) -> PointData {
         tpot_p50: m.median_tpot_ms,
         tpot_p99: m.figure("p99_tpot_ms"),
         e2el_p50: m.median_e2el_ms,
+        e2el_p99: m.figure("p99_e2el_ms"),
+        texts_per_s: m.input_item_throughput,
+        input_throughput: m.input_throughput,
         slo: (slo.ttft_ms, slo.tpot_ms),
         ttfo_p50: m.median_ttfo_ms,
         by_turn: m.by_turn.clone(),
@@ -335,6 +343,9 @@ mod tests {
             tpot_p50: Some(1000.0 / x),
             tpot_p99: None,
             e2el_p50: None,
+            e2el_p99: None,
+            texts_per_s: None,
+            input_throughput: None,
             slo: (None, None),
             ttfo_p50: None,
             by_turn: vec![],

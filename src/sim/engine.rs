@@ -155,6 +155,8 @@ pub struct Submit {
     pub prompt_tokens: u32,
     pub block_hashes: Vec<u64>,
     pub answer: AnswerChain,
+    /// Tokens to generate; 0 for a pooling request (embeddings, rerank): its prefill is all,
+    /// and it finishes (`stop`) when the prefill ends.
     pub output_tokens: u32,
     /// The sequence ends on EOS (finish reason `stop`) rather than its token cap (`length`).
     pub ends_on_eos: bool,
@@ -416,6 +418,13 @@ impl Engine {
         let t = Instant::now();
         for i in decoding.iter().chain(finishing_prefill.iter()) {
             let s = &mut self.running[*i];
+            if s.output_tokens == 0 && s.first_token.is_none() {
+                // A pooling request: its prompt went through the model; nothing is generated.
+                s.first_token = Some(t);
+                step.prompt_done += s.prompt as u64;
+                self.cache.insert(&s.block_hashes);
+                continue;
+            }
             if s.generated >= s.output_tokens {
                 continue;
             }
@@ -494,7 +503,7 @@ fn new_seq(s: Submit) -> Seq {
         prompt: s.prompt_tokens,
         prefill_left: s.prompt_tokens as u64,
         generated: 0,
-        output_tokens: s.output_tokens.max(1),
+        output_tokens: s.output_tokens,
         ends_on_eos: s.ends_on_eos,
         block_hashes: s.block_hashes,
         answer: s.answer,

@@ -24,6 +24,8 @@ use super::tokenizer::{self, BlockChain};
 use super::SimConfig;
 use crate::config::Personality;
 
+mod pooling;
+
 struct Sim {
     cfg: SimConfig,
     profile: Profile,
@@ -380,16 +382,7 @@ fn prompt_of(
 /// error answer vLLM gives: an unknown model, `n` > 1, a malformed prompt, a context overflow.
 fn job_of(sim: &Sim, api: Api, body: &Bytes) -> Result<(Job, u64), Box<Response>> {
     let req = json_body(body).map_err(|m| Box::new(sim.bad_request(&m)))?;
-    if let Some(m) = req.get("model").and_then(Value::as_str) {
-        if m != sim.cfg.model {
-            return Err(Box::new(sim.error(
-                StatusCode::NOT_FOUND,
-                "NotFoundError",
-                &format!("The model `{m}` does not exist."),
-                Some("model"),
-            )));
-        }
-    }
+    known_model(sim, &req)?;
     if req.get("n").and_then(Value::as_u64).is_some_and(|n| n != 1) {
         return Err(Box::new(sim.error(
             StatusCode::BAD_REQUEST,
@@ -420,6 +413,19 @@ fn job_of(sim: &Sim, api: Api, body: &Bytes) -> Result<(Job, u64), Box<Response>
         words_seed: sim.cfg.seed ^ prompt_seed.rotate_left(17),
     };
     Ok((job, prompt_seed))
+}
+
+/// vLLM's 404 for a `model` it does not serve.
+fn known_model(sim: &Sim, req: &Value) -> Result<(), Box<Response>> {
+    match req.get("model").and_then(Value::as_str) {
+        Some(m) if m != sim.cfg.model => Err(Box::new(sim.error(
+            StatusCode::NOT_FOUND,
+            "NotFoundError",
+            &format!("The model `{m}` does not exist."),
+            Some("model"),
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// The output cap (`max_completion_tokens`, `max_tokens`, else the rest of the context), or
@@ -493,6 +499,22 @@ fn faults_of(sim: &Sim, n: u64, headers: &HeaderMap) -> Result<RequestFaults, Bo
     Ok(faults)
 }
 
+/// Request `n`'s faults, its delay waited out; its error status as the answer.
+async fn delayed_faults(
+    sim: &Sim,
+    n: u64,
+    headers: &HeaderMap,
+) -> Result<RequestFaults, Box<Response>> {
+    let faults = faults_of(sim, n, headers)?;
+    if !faults.delay.is_zero() {
+        tokio::time::sleep(faults.delay).await;
+    }
+    match faults.error {
+        Some(status) => Err(Box::new(fault_error(sim, status))),
+        None => Ok(faults),
+    }
+}
+
 /// A simulated error answer with `status`, in vLLM's error shape.
 fn fault_error(sim: &Sim, status: u16) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -534,16 +556,10 @@ async fn generate(
         Ok(j) => j,
         Err(r) => return *r,
     };
-    let faults = match faults_of(&sim, n, &headers) {
+    let faults = match delayed_faults(&sim, n, &headers).await {
         Ok(f) => f,
         Err(r) => return *r,
     };
-    if !faults.delay.is_zero() {
-        tokio::time::sleep(faults.delay).await;
-    }
-    if let Some(status) = faults.error {
-        return fault_error(&sim, status);
-    }
     let id = match api {
         // vLLM's Messages ids are its chat request's.
         Api::Chat | Api::Messages => format!("chatcmpl-{prompt_seed:016x}{n:016x}"),
@@ -845,6 +861,8 @@ fn routes(sim: &Arc<Sim>) -> Router {
         .route("/v1/completions", post(completions))
         .route("/v1/responses", post(responses))
         .route("/v1/messages", post(messages))
+        .route("/v1/embeddings", post(pooling::embeddings))
+        .route("/v1/rerank", post(pooling::rerank))
         .route("/v1/models", get(models))
         .route("/health", get(health))
         .route("/health_generate", get(health))
@@ -911,6 +929,10 @@ impl Sim {
             .or_else(|| req.get("prompt"))
             .or_else(|| req.get("input"))
             .cloned()
+            .or_else(|| {
+                let (q, d) = (req.get("query")?, req.get("documents")?);
+                Some(json!({"query": q, "documents": d}))
+            })
             .unwrap_or_default();
         if let Ok(mut r) = self.received.lock() {
             r.push_back(what);

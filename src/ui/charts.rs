@@ -49,6 +49,8 @@ pub struct Series {
     done: BTreeMap<u64, Point>,
     by_turn: BTreeMap<u32, Histogram<u64>>,
     open_loop: bool,
+    /// A pooling API's requests: no first token; E2EL is charted in TTFT's place.
+    pooled: bool,
 }
 
 fn push(v: &mut Vec<f64>, x: f64) {
@@ -70,9 +72,14 @@ impl Series {
             sent.lag_max = Some(sent.lag_max.map_or(lag, |m| m.max(lag)));
         }
         self.latest = self.latest.max(second(r.end_ms()));
+        self.pooled |= r.inputs.is_some();
         if r.ok() {
             let end = self.open.entry(second(r.end_ms())).or_default();
-            push(&mut end.ttft, r.ttft_ms.unwrap_or(f64::NAN));
+            let first = match r.inputs {
+                Some(_) => Some(r.e2el_ms),
+                None => r.ttft_ms,
+            };
+            push(&mut end.ttft, first.unwrap_or(f64::NAN));
             for g in r.itl_ms.as_deref().unwrap_or_default() {
                 push(&mut end.itl, *g);
             }
@@ -129,6 +136,7 @@ impl Series {
             sent: line(&|p| Some(p.sent as f64)),
             lag: line(&|p| p.lag_max),
             open_loop: self.open_loop,
+            pooled: self.pooled,
             by_turn: self
                 .by_turn
                 .iter()
@@ -154,6 +162,8 @@ pub struct Charts {
     pub open_loop: bool,
     /// Per turn index: requests, TTFT p50 and p99 (ms).
     pub by_turn: Vec<(u32, u64, f64, f64)>,
+    /// A pooling API: `ttft` holds E2EL (there is no first token) and `itl` nothing.
+    pub pooled: bool,
 }
 
 impl Charts {
@@ -225,14 +235,21 @@ impl Widget for &Charts {
         let n = if third { 3 } else { 2 };
         let cols = Layout::horizontal(vec![Constraint::Ratio(1, n); n as usize]).split(area);
         let (g, r) = (Color::Green, Color::Red);
+        let (first, gaps) = match self.pooled {
+            true => (
+                " E2EL ms: p50 green, p99 red (not streamed) ",
+                " ITL: none (not streamed) ",
+            ),
+            false => (" TTFT ms: p50 green, p99 red ", " ITL ms: p50, p99 "),
+        };
         chart(
-            " TTFT ms: p50 green, p99 red ",
+            first,
             [("p50", &self.ttft[0], g), ("p99", &self.ttft[1], r)],
             cols[0],
             buf,
         );
         chart(
-            " ITL ms: p50, p99 ",
+            gaps,
             [("p50", &self.itl[0], g), ("p99", &self.itl[1], r)],
             cols[1],
             buf,

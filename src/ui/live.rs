@@ -193,7 +193,8 @@ impl Live {
             None => {
                 self.done += 1;
                 b.0 += 1;
-                b.1 += r.output_tokens as u64;
+                // A pooling API's texts in place of output tokens (it has none).
+                b.1 += r.inputs.map_or(r.output_tokens, |n| n) as u64;
                 if let (Some(c), Some(i)) = (r.ideal_cached_tokens, r.input_tokens) {
                     self.ideal.0 += u64::from(c);
                     self.ideal.1 += u64::from(i);
@@ -480,7 +481,12 @@ impl Snapshot {
             .data(tail(&self.req_per_s))
             .style(Style::new().fg(Color::Green))
             .render(s1, buf);
-        Paragraph::new(format!("output tok/s {}", last(&self.tok_per_s))).render(r2, buf);
+        let what = if self.charts.pooled {
+            "texts/s"
+        } else {
+            "output tok/s"
+        };
+        Paragraph::new(format!("{what} {}", last(&self.tok_per_s))).render(r2, buf);
         Sparkline::default()
             .data(tail(&self.tok_per_s))
             .style(Style::new().fg(Color::Blue))

@@ -77,6 +77,11 @@ fn summary_head(o: &mut String, r: &RunResult) {
     }
     row(o, "Total input tokens:", s.total_input_tokens);
     row(o, "Total generated tokens:", s.total_output_tokens);
+    if let Some(n) = s.total_inputs {
+        row(o, "Texts pooled (embedded/scored):", n);
+        row(o, "Text throughput (texts/s):", f(s.input_item_throughput));
+        row(o, "Input token throughput (tok/s):", f(s.input_throughput));
+    }
     row(o, "Request throughput (req/s):", f(s.request_throughput));
     if s.request_goodput.is_some() {
         row(o, "Request goodput (req/s):", f(s.request_goodput));
@@ -123,6 +128,11 @@ fn summary_latencies(o: &mut String, r: &RunResult) {
         "End-to-end Latency",
     ];
     let mut sections: Vec<(&str, &str)> = titles.into_iter().zip(LATENCIES).collect();
+    if s.total_inputs.is_some() {
+        // A pooling API's answer is one document: only its end is a latency.
+        let _ = writeln!(o, "{:-^50}", " Not streamed: no TTFT, TPOT or ITL ");
+        sections.retain(|(_, key)| *key == "e2el");
+    }
     if s.mean_ttfo_ms.is_some() {
         sections.push(("Time to First Output (content) Token", "ttfo"));
     }

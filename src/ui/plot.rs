@@ -48,6 +48,8 @@ impl PlotOptions {
 pub enum PlotError {
     #[error("nothing to plot: no point has a throughput and a TPOT")]
     Empty,
+    #[error("nothing to plot: these are results of a pooling API (embeddings, rerank), which has no TTFT or TPOT to plot throughput against; `report` tables their texts/s and E2EL")]
+    Pooling,
     #[error("nothing to plot per dollar: no point has a price (RunPod's, or `infrastructure.price_per_hour_usd`)")]
     NoPrice,
     #[error("drawing {path}: {message}")]
@@ -77,7 +79,11 @@ pub fn write(series: &[Series], o: &PlotOptions, path: &Path) -> Result<(), Plot
         .flat_map(|s| &s.points)
         .any(|p| p.interactivity.is_some())
     {
-        return Err(PlotError::Empty);
+        let mut points = series.iter().flat_map(|s| &s.points);
+        return Err(match points.all(|p| p.texts_per_s.is_some()) {
+            true => PlotError::Pooling,
+            false => PlotError::Empty,
+        });
     }
     if o.per_dollar
         && !series

@@ -318,6 +318,28 @@ fn best_and_cheapest(
 }
 
 /// The report for `series`, judged against the SLO (median TTFT / TPOT in ms), if any.
+/// The points of a pooling API (`embeddings`, `rerank`): not streamed, nothing generated —
+/// texts and input tokens per second, and the answer's latency.
+fn pooling_table(o: &mut String, pts: &[(&str, &PointData)]) {
+    let _ = writeln!(
+        o,
+        "Pooling API (not streamed): no TTFT, TPOT or output tokens.\n\n| series | point | req/s | texts/s | input tok/s | E2EL p50 | E2EL p99 | failed |\n|---|---|---:|---:|---:|---:|---:|---:|"
+    );
+    for (series, p) in pts {
+        let _ = writeln!(
+            o,
+            "| {series} | {} | {:.2} | {} | {} | {} | {} | {} |",
+            p.label,
+            p.request_throughput,
+            p.texts_per_s.map_or("-".into(), |x| format!("{x:.1}")),
+            p.input_throughput.map_or("-".into(), |x| format!("{x:.0}")),
+            ms(p.e2el_p50),
+            ms(p.e2el_p99),
+            p.failed
+        );
+    }
+}
+
 pub fn markdown(series: &[Series], slo_ttft_ms: Option<f64>, slo_tpot_ms: Option<f64>) -> String {
     let mut o = String::new();
     let has_slo = slo_ttft_ms.is_some() || slo_tpot_ms.is_some();
@@ -331,6 +353,16 @@ pub fn markdown(series: &[Series], slo_ttft_ms: Option<f64>, slo_tpot_ms: Option
     searches(&mut o, series);
     for shape in sweeps::shapes(series) {
         let _ = writeln!(o, "\n## ISL/OSL {shape}\n");
+        let of_shape = || {
+            series
+                .iter()
+                .flat_map(|s| s.points.iter().map(move |p| (s.name.as_str(), p)))
+                .filter(|(_, p)| p.shape() == shape)
+        };
+        if of_shape().all(|(_, p)| p.texts_per_s.is_some()) {
+            pooling_table(&mut o, &of_shape().collect::<Vec<_>>());
+            continue;
+        }
         let _ = writeln!(
             o,
             "| series | point | req/s | output tok/s | tok/s/GPU | tok/s/user | TTFT p50 | TTFT p99 | TPOT p50 | TPOT p99 | E2EL p50 | $/M out | failed |{}",

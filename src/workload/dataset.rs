@@ -41,7 +41,9 @@ pub fn rng_for(seed: u64, n: u64) -> ChaCha8Rng {
 /// The prompt text inside a prompt value (the one message of chat, the string of completions).
 pub fn text_of(api: Api, json: &str) -> String {
     match api {
-        Api::Completions => serde_json::from_str::<String>(json).unwrap_or_default(),
+        Api::Completions | Api::Embeddings | Api::Rerank => {
+            serde_json::from_str::<String>(json).unwrap_or_default()
+        }
         Api::Chat | Api::Responses | Api::Messages => {
             serde_json::from_str::<serde_json::Value>(json)
                 .ok()

@@ -13,7 +13,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::dataset::{as_prompt_json, DatasetError, Lengths, Prompt};
 pub use super::dataset::{rng_for, text_of, Source};
-use crate::config::{Dataset, Experiment};
+use crate::config::{Api, Dataset, Experiment};
 
 /// Random prompts of controlled token length (`dataset: {kind: random}`).
 pub struct RandomSource {
@@ -185,6 +185,53 @@ const WARMUP_SEED: u64 = 0x5741_524D_5550;
 /// them; `warmup` is the number of warm-up requests.
 /// `cache_block` is the server's prefix-cache block (the ideal hit rate counts in it).
 pub fn sources(
+    e: &Experiment,
+    loaded: &Loaded,
+    (seed, warmup): (u64, u64),
+    lengths: Lengths,
+    cache_block: u32,
+) -> (Feed, Arc<dyn Source>) {
+    let (feed, warm) = single_sources(e, loaded, (seed, warmup), lengths, cache_block);
+    let api = e.workload.api;
+    match feed {
+        Feed::Requests(src) if api.pooling() => {
+            // Rerank's query is one text more than its documents.
+            let texts = e.workload.inputs_per_request.max(1) + u32::from(api == Api::Rerank);
+            let batched = |inner| -> Arc<dyn Source> { Arc::new(Batched { inner, texts, api }) };
+            (Feed::Requests(batched(src)), batched(warm))
+        }
+        other => (other, warm),
+    }
+}
+
+/// A pooling API's requests: `texts` consecutive prompts of `inner` in one request
+/// ([`crate::client::api::batch`]); request `n` holds prompts `n·texts …`.
+pub struct Batched {
+    inner: Arc<dyn Source>,
+    texts: u32,
+    api: Api,
+}
+
+impl Source for Batched {
+    fn prompt(&self, n: u64) -> Prompt {
+        let k = u64::from(self.texts);
+        let prompts: Vec<Prompt> = (0..k).map(|i| self.inner.prompt(n * k + i)).collect();
+        let jsons: Vec<Arc<str>> = prompts.iter().map(|p| p.json.clone()).collect();
+        Prompt {
+            json: crate::client::api::batch(self.api, &jsons).into(),
+            max_tokens: prompts.first().map_or(0, |p| p.max_tokens),
+            expected_input_tokens: prompts.iter().map(|p| p.expected_input_tokens).sum(),
+            ideal_cached_tokens: None,
+        }
+    }
+
+    fn prime(&self) -> Vec<Prompt> {
+        self.inner.prime()
+    }
+}
+
+/// The sources of one prompt per request (before a pooling API batches them).
+fn single_sources(
     e: &Experiment,
     loaded: &Loaded,
     (seed, warmup): (u64, u64),
@@ -575,6 +622,7 @@ mod tests {
             (Api::Chat, 9.0),
             (Api::Responses, 9.0),
             (Api::Messages, 9.0),
+            (Api::Embeddings, 0.0),
         ] {
             let s = RandomSource {
                 input_len: 200,
@@ -596,7 +644,7 @@ mod tests {
                 let p = s.prompt(n);
                 let text = text_of(api, &p.json);
                 let counted = match api {
-                    Api::Completions => tok.count(&text, true),
+                    Api::Completions | Api::Embeddings | Api::Rerank => tok.count(&text, true),
                     Api::Chat | Api::Responses | Api::Messages => {
                         tok.count(&text, false) + overhead as usize
                     }
