@@ -19,6 +19,7 @@ ROOT=$CACHE/real-vllm
 VENV=$ROOT/venv-0.32.0
 PY=$VENV/bin/python
 MODEL=$ROOT/tiny-llama
+ADAPTERS=$ROOT/tiny-lora
 RUN=${LLMIB_VLLM_RUN_DIR:-target/real-vllm}
 PORT=18790
 VLLM_VERSION=0.32.0
@@ -80,6 +81,12 @@ EOF
     rm -rf "$MODEL"
     "$PY" scripts/tiny_vllm_model.py "$MODEL"
     touch "$MODEL/.complete"
+  fi
+  # Two random LoRA adapters for it (tests/real_vllm.rs, the adapter mix).
+  if [ ! -f "$ADAPTERS/.complete" ]; then
+    rm -rf "$ADAPTERS"
+    "$PY" scripts/tiny_lora.py "$MODEL/chat" "$ADAPTERS" a1 a2
+    touch "$ADAPTERS/.complete"
   fi
 }
 
@@ -154,6 +161,7 @@ case "${1:-}" in
     echo "export LLMIB_VLLM_API_KEY=$API_KEY"
     echo "export LLMIB_VLLM_BIN=$VENV/bin/vllm"
     echo "export LLMIB_VLLM_MODEL=$MODEL"
+    echo "export LLMIB_VLLM_ADAPTERS=$ADAPTERS"
     echo "export LLMIB_SGLANG_WHEEL=$(ls "$ROOT"/wheels/sglang-"$SGLANG_VERSION"-*.whl 2>/dev/null | head -1)"
     echo "export LLMIB_VLLM_CHECK_ARGS=$(pwd)/scripts/vllm_check_args.py" ;;
   *) echo "usage: $0 install | start [PORT] [--no-wait] | wait | stop | env"; exit 2 ;;

@@ -144,8 +144,35 @@ fn server_flags(e: &Experiment, host: &str) -> Vec<String> {
         a.push(flag.into());
         a.push(n.to_string());
     }
+    a.extend(lora_flags(e));
     a.extend(e.framework.args.iter().cloned());
     a
+}
+
+/// The LoRA adapters a started server loads (`model.adapters` with `paths`): vLLM's
+/// `--enable-lora --max-loras N --lora-modules NAME=PATH …` (as many in a batch as there are
+/// adapters; vLLM's default is 1), SGLang's `--enable-lora --lora-paths NAME=PATH …`.
+fn lora_flags(e: &Experiment) -> Vec<String> {
+    let Some(a) = e.model.adapters.as_ref().filter(|a| !a.paths.is_empty()) else {
+        return Vec::new();
+    };
+    let modules = a
+        .all()
+        .into_iter()
+        .zip(&a.paths)
+        .map(|(n, p)| format!("{n}={p}"));
+    let mut f = vec!["--enable-lora".to_string()];
+    match e.framework.kind {
+        FrameworkKind::Vllm => {
+            f.extend(["--max-loras".to_string(), a.paths.len().to_string()]);
+            f.push("--lora-modules".into());
+        }
+        FrameworkKind::Sglang => f.push("--lora-paths".into()),
+        // `validate` refuses adapters with llama.cpp.
+        FrameworkKind::Llamacpp => return Vec::new(),
+    }
+    f.extend(modules);
+    f
 }
 
 /// The environment variable through which the server reads its API key: vLLM's
@@ -195,6 +222,35 @@ pub fn join_args(args: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lora_adapters_with_paths_are_loaded_by_each_engines_flags() {
+        let mut e = Experiment::default();
+        e.model.id = "m".into();
+        e.model.adapters = Some(crate::config::Adapters {
+            names: vec!["sql".into(), "chat".into()],
+            paths: vec!["/a/sql".into(), "/a/chat".into()],
+            ..Default::default()
+        });
+        e.framework.args = vec!["--max-lora-rank".into(), "64".into()];
+        let a = join_args(&container_args(&e));
+        assert!(
+            a.ends_with("--enable-lora --max-loras 2 --lora-modules sql=/a/sql chat=/a/chat --max-lora-rank 64"),
+            "{a}"
+        );
+        e.framework.kind = FrameworkKind::Sglang;
+        let a = join_args(&server_command(&e, "0.0.0.0"));
+        assert!(
+            a.contains("--enable-lora --lora-paths sql=/a/sql chat=/a/chat"),
+            "{a}"
+        );
+        // Names alone (a server that already serves them): no flags.
+        e.framework.kind = FrameworkKind::Vllm;
+        if let Some(x) = e.model.adapters.as_mut() {
+            x.paths.clear();
+        }
+        assert!(!join_args(&container_args(&e)).contains("--enable-lora"));
+    }
 
     #[test]
     fn vllm_args_carry_model_port_tp_and_user_args() {

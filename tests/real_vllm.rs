@@ -554,6 +554,18 @@ fn left_behind(marker: &str) -> Vec<String> {
     left
 }
 
+/// A deployed run that succeeded and left nothing behind: its result (checked against the
+/// schema).
+fn deployed_ok(exp: &Path, mark: &str) -> Value {
+    let out = run_deployed(exp);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{err}");
+    assert_gone(mark);
+    let path = common::result_path(exp.parent().unwrap());
+    common::assert_valid_result(&path);
+    json(&path)
+}
+
 /// `run EXP --yes --no-tui` of a run that deploys its own server (minutes on 2 cores).
 fn run_deployed(exp: &Path) -> std::process::Output {
     common::bin(900)
@@ -592,13 +604,7 @@ fn the_tool_deploys_vllm_with_a_reasoning_parser_measures_it_and_leaves_nothing(
         ", --reasoning-parser, deepseek_r1",
         "workload:\n  concurrency: 4\n  requests: 24\n  dataset: { kind: random, input_len: 32, output_len: 12 }\n  ignore_eos: true\n",
     );
-    let out = run_deployed(&exp);
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{err}");
-    assert_gone(&mark);
-    let path = common::result_path(d.path());
-    common::assert_valid_result(&path);
-    let r = json(&path);
+    let r = deployed_ok(&exp, &mark);
     let s = &r["summary"];
     assert_eq!(s["completed"], 24);
     // A random model never closes `</think>`: every token streamed as `delta.reasoning`, and
@@ -1072,5 +1078,68 @@ fn embeddings_and_rerank_on_a_real_pooling_vllm_count_what_vllm_counted() {
         );
         let sm = &r["server_metrics"]["summary"];
         assert_eq!(sm["generation_tokens_per_s"], 0.0, "{api}: {sm}");
+    }
+}
+
+// ---- LoRA: a mix of two random adapters on a vLLM the tool starts ----
+
+#[test]
+#[ignore = "needs a real vLLM (scripts/test.sh starts it with scripts/real-vllm.sh)"]
+fn a_lora_mix_goes_to_the_adapters_the_tool_deployed() {
+    let d = tempfile::tempdir().unwrap();
+    let mark = marker();
+    let adapters = PathBuf::from(var("LLMIB_VLLM_ADAPTERS"));
+    let exp = local_vllm(
+        d.path(),
+        &mark,
+        "",
+        "workload:\n  concurrency: 4\n  requests: 24\n  dataset: { kind: random, input_len: 32, output_len: 8 }\n  ignore_eos: true\n",
+    );
+    let text = std::fs::read_to_string(&exp).unwrap();
+    let tok = format!(
+        "tokenizer: {} }}",
+        model_dir().join("tokenizer.json").display()
+    );
+    let mix = format!(
+        "tokenizer: {}, adapters: {{ names: [a1, a2], paths: [{}, {}], distribution: zipf }} }}",
+        model_dir().join("tokenizer.json").display(),
+        adapters.join("a1").display(),
+        adapters.join("a2").display()
+    );
+    assert!(text.contains(&tok));
+    std::fs::write(&exp, text.replace(&tok, &mix)).unwrap();
+    let r = deployed_ok(&exp, &mark);
+    let s = &r["summary"];
+    // Every request named an adapter as its `model`, and vLLM (which answers 404 to a name it
+    // does not serve) answered each: both adapters were loaded and served.
+    assert_eq!(s["completed"], 24, "{s}");
+    let by = s["by_adapter"].as_array().unwrap();
+    assert_eq!(by.len(), 2, "{s}");
+    let (a1, a2) = (
+        by[0]["completed"].as_u64().unwrap(),
+        by[1]["completed"].as_u64().unwrap(),
+    );
+    assert_eq!(
+        (by[0]["adapter"].as_str(), by[1]["adapter"].as_str()),
+        (Some("a1"), Some("a2"))
+    );
+    // (That the counts follow the weights is shown on the simulator, over 2 000 requests.)
+    assert!(a1 + a2 == 24 && a1 > 0 && a2 > 0, "{a1} / {a2}");
+    for a in by {
+        assert!(a["p50_ttft_ms"].as_f64().unwrap() > 0.0, "{a}");
+        assert!(a["p50_tpot_ms"].as_f64().unwrap() > 0.0, "{a}");
+    }
+    // The flags reached vLLM, and it loaded both.
+    let log = common::files(d.path(), ".server.log").remove(0);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("'enable_lora': True"),
+        "--enable-lora reached vLLM"
+    );
+    for a in ["a1", "a2"] {
+        assert!(
+            text.contains(&format!("name='{a}'")) || text.contains(&format!("'{a}'")),
+            "{a} in vLLM's arguments"
+        );
     }
 }

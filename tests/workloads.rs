@@ -581,3 +581,141 @@ fn embeddings_and_rerank_batch_texts_and_have_no_first_token() {
         "{err}"
     );
 }
+
+/// A Zipf mix of LoRA adapters: each request names its adapter as `model` (the simulator
+/// serves them, and refuses a name it does not know), the counts follow the weights within
+/// sampling error, a conversation keeps one adapter for all its turns, and a step holding an
+/// adapter's request runs `lora_slowdown` slower.
+#[test]
+fn a_zipf_adapter_mix_matches_its_weights_and_a_session_keeps_its_adapter() {
+    let s = sim(SimProfile::Instant, 1.0, |c| {
+        c.adapters = (0..4).map(|k| format!("adapter-{k}")).collect();
+    });
+    let d = tempfile::tempdir().unwrap();
+    let exp = experiment(
+        d.path(),
+        &s.url,
+        "  concurrency: 8\n  requests: 2000\n  dataset: { kind: random, input_len: 16, output_len: 4 }\n",
+    );
+    let text = std::fs::read_to_string(&exp).unwrap().replace(
+        "  id: m\n",
+        "  id: m\n  adapters: { count: 4, distribution: zipf }\n",
+    );
+    std::fs::write(&exp, text).unwrap();
+    let (path, r) = common::run_ok(&exp, 240);
+    common::assert_valid_result(&path);
+    let by = r["summary"]["by_adapter"].as_array().unwrap();
+    assert_eq!(by.len(), 4);
+    let h: f64 = (1..=4).map(|k| 1.0 / k as f64).sum();
+    let n = 2000.0;
+    for (k, a) in by.iter().enumerate() {
+        assert_eq!(a["adapter"], format!("adapter-{k}"));
+        assert_eq!(a["failed"], 0, "{a}");
+        let p = 1.0 / (k + 1) as f64 / h;
+        let got = a["completed"].as_f64().unwrap();
+        let sd = (n * p * (1.0 - p)).sqrt();
+        assert!(
+            (got - n * p).abs() < 4.0 * sd,
+            "adapter-{k}: {got} vs {}",
+            n * p
+        );
+        assert!((a["share"].as_f64().unwrap() - got / n).abs() < 1e-9);
+        assert!(a["p50_ttft_ms"].as_f64().is_some());
+    }
+    let recs = r["requests"].as_array().unwrap();
+    for (k, a) in by.iter().enumerate() {
+        let of = recs.iter().filter(|q| q["adapter"] == k).count() as u64;
+        assert_eq!(Some(of), a["completed"].as_u64());
+    }
+
+    // Conversations: every turn of a session goes to the session's adapter.
+    let d = tempfile::tempdir().unwrap();
+    let exp = experiment(
+        d.path(),
+        &s.url,
+        "  concurrency: 4\n  sessions: 24\n  dataset: { kind: conversation, turns: 3, input_len: 16, output_len: 4 }\n",
+    );
+    let text = std::fs::read_to_string(&exp)
+        .unwrap()
+        .replace("  id: m\n", "  id: m\n  adapters: { count: 4 }\n");
+    std::fs::write(&exp, text).unwrap();
+    let r = run(&exp);
+    let mut of: std::collections::BTreeMap<u64, HashSet<u64>> = Default::default();
+    for q in r["requests"].as_array().unwrap() {
+        of.entry(q["session"].as_u64().unwrap())
+            .or_default()
+            .insert(q["adapter"].as_u64().unwrap());
+    }
+    assert_eq!(of.len(), 24);
+    assert!(of.values().all(|a| a.len() == 1), "{of:?}");
+    let used: HashSet<u64> = of.values().flatten().copied().collect();
+    assert!(
+        used.len() > 1,
+        "sessions spread over the adapters: {used:?}"
+    );
+
+    // A name the server does not serve is its 404, and a step with an adapter is slower: on
+    // the fixed profile (50 ms to the first token), `lora_slowdown: 1` makes it at least 100.
+    let slow = sim(SimProfile::Fixed50ms10ms, 1.0, |c| {
+        c.adapters = vec!["a".into()];
+        c.lora_slowdown = 1.0;
+    });
+    let d = tempfile::tempdir().unwrap();
+    let exp = experiment(
+        d.path(),
+        &slow.url,
+        "  concurrency: 2\n  requests: 6\n  dataset: { kind: random, input_len: 16, output_len: 3 }\n",
+    );
+    let base = std::fs::read_to_string(&exp).unwrap();
+    std::fs::write(
+        &exp,
+        base.replace("  id: m\n", "  id: m\n  adapters: { names: [a] }\n"),
+    )
+    .unwrap();
+    let r = run(&exp);
+    for q in r["requests"].as_array().unwrap() {
+        assert!(q["ttft_ms"].as_f64().unwrap() >= 100.0, "{q}");
+    }
+    std::fs::write(
+        &exp,
+        base.replace("  id: m\n", "  id: m\n  adapters: { names: [b] }\n"),
+    )
+    .unwrap();
+    let out = common::bin(60)
+        .args(["run", "--no-tui"])
+        .arg(&exp)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("does not exist"),
+        "{err}"
+    );
+
+    // A mix that cannot be sent is refused before anything runs, with the key to blame.
+    for (adapters, key) in [
+        ("{ names: [a, b], weights: [1] }", "model.adapters.weights"),
+        ("{ names: [a, a] }", "model.adapters.names"),
+        ("{ distribution: zipf }", "model.adapters"),
+        ("{ names: [a], count: 2 }", "model.adapters"),
+    ] {
+        let text = base.replace("  id: m\n", &format!("  id: m\n  adapters: {adapters}\n"));
+        std::fs::write(&exp, text).unwrap();
+        let out = common::bin(30).arg("validate").arg(&exp).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(key),
+            "{adapters}: {err}"
+        );
+    }
+    let local = base
+        .replace("  id: m\n", "  id: m\n  adapters: { names: [a] }\n")
+        .replace("provider: existing", "provider: local");
+    std::fs::write(&exp, local).unwrap();
+    let out = common::bin(30).arg("validate").arg(&exp).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("model.adapters.paths"),
+        "{err}"
+    );
+}

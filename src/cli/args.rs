@@ -299,6 +299,13 @@ pub struct ServeSimArgs {
     /// with `ignore_eos` — for APIs that cannot ask for it (`api: messages`).
     #[arg(long)]
     pub never_eos: bool,
+    /// Serve these LoRA adapters beside the model (comma-separated names): a request's
+    /// `model` may name one (`/v1/models` lists them).
+    #[arg(long, value_delimiter = ',')]
+    pub adapters: Vec<String>,
+    /// An engine step holding any adapter's request takes this much longer (0.2: 20 %).
+    #[arg(long, default_value_t = 0.0)]
+    pub lora_slowdown: f64,
     /// Keep the last N request bodies' `messages` (or `prompt`) and show them at
     /// GET /sim/requests (for tests of what a client sent; off by default).
     #[arg(long, default_value_t = 0)]

@@ -296,6 +296,8 @@ fn serve_sim(a: ServeSimArgs) -> Result<i32, CliError> {
     cfg.reasoning_tokens = a.reasoning_tokens;
     cfg.reasoning_share = a.reasoning_share.clamp(0.0, 1.0);
     cfg.never_eos = a.never_eos;
+    cfg.adapters = a.adapters.clone();
+    cfg.lora_slowdown = a.lora_slowdown.max(0.0);
     cfg.record_requests = a.record_requests;
     cfg.api_key = a.api_key.filter(|k| !k.is_empty()).map(config::Secret::new);
     for (name, rate) in [

@@ -80,6 +80,85 @@ pub struct Model {
     /// Local `tokenizer.json` used to build random prompts of exact token length.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tokenizer: Option<PathBuf>,
+    /// LoRA adapters on the base model, and how requests are spread over them: each request
+    /// names one adapter as its `model` (a conversation or agent session keeps its adapter).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adapters: Option<Adapters>,
+}
+
+/// `model.adapters`: a multi-LoRA traffic mix.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Adapters {
+    /// Adapter names, as the server serves them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<String>,
+    /// Or this many adapters named `adapter-0`, `adapter-1`, … (the simulator serves any
+    /// count; a real server must serve those names).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+    /// The adapters' weights (directories), in `names` order, for a server the tool starts:
+    /// vLLM `--enable-lora --lora-modules NAME=PATH …`, SGLang `--enable-lora --lora-paths
+    /// NAME=PATH …`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<String>,
+    /// Relative weights of the adapters (`names` order); instead of `distribution`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub weights: Vec<f64>,
+    /// `uniform` (default), or `zipf`: the k-th adapter (from 1) weighted 1 / k^`zipf_exponent`.
+    pub distribution: AdapterDistribution,
+    /// The exponent of `zipf` (default 1.0).
+    pub zipf_exponent: f64,
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AdapterDistribution {
+    #[default]
+    Uniform,
+    Zipf,
+}
+
+impl Default for Adapters {
+    fn default() -> Self {
+        Self {
+            names: Vec::new(),
+            count: None,
+            paths: Vec::new(),
+            weights: Vec::new(),
+            distribution: AdapterDistribution::Uniform,
+            zipf_exponent: 1.0,
+        }
+    }
+}
+
+impl Adapters {
+    /// The adapters' names: `names`, or `adapter-0` … `adapter-{count-1}`.
+    pub fn all(&self) -> Vec<String> {
+        match self.count {
+            Some(n) if self.names.is_empty() => (0..n).map(|k| format!("adapter-{k}")).collect(),
+            _ => self.names.clone(),
+        }
+    }
+
+    /// Each adapter's share of the requests (sums to 1).
+    pub fn shares(&self) -> Vec<f64> {
+        let n = self.all().len();
+        let raw: Vec<f64> = if !self.weights.is_empty() {
+            self.weights.clone()
+        } else {
+            match self.distribution {
+                AdapterDistribution::Uniform => vec![1.0; n],
+                AdapterDistribution::Zipf => (1..=n)
+                    .map(|k| 1.0 / (k as f64).powf(self.zipf_exponent))
+                    .collect(),
+            }
+        };
+        let total: f64 = raw.iter().sum();
+        raw.iter()
+            .map(|w| if total > 0.0 { w / total } else { 0.0 })
+            .collect()
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
@@ -423,6 +502,10 @@ pub struct SimulatorOptions {
     /// cache (least recently used blocks are evicted), e.g. a small one to see evictions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kv_tokens: Option<u64>,
+    /// Served LoRA adapters (`model.adapters`) cost this much more per engine step that holds
+    /// any (0.2: 20 % slower steps), as the extra adapter kernels of a real engine do.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub lora_slowdown: f64,
 }
 
 fn is_zero(x: &f64) -> bool {
@@ -438,6 +521,7 @@ impl Default for SimulatorOptions {
             reasoning_share: 0.0,
             never_eos: false,
             kv_tokens: None,
+            lora_slowdown: 0.0,
         }
     }
 }

@@ -16,6 +16,7 @@ pub(super) fn cross_field(r: &Resolved) -> Vec<Issue> {
     load_rules(r, &mut bad);
     api_rules(&r.experiment.workload, &mut bad);
     pooling_rules(&r.experiment, &mut bad);
+    adapter_rules(&r.experiment, &mut bad);
     dataset_rules(r, &mut bad);
     shape_rules(r, &mut bad);
     search_rules(&r.experiment, &mut bad);
@@ -109,6 +110,81 @@ fn pooling_rules(e: &super::Experiment, bad: &mut impl FnMut(&str, String)) {
                 );
             }
         }
+    }
+}
+
+/// `model.adapters`: names or a count, weights that fit them, and weights a started server
+/// can load.
+fn adapter_rules(e: &super::Experiment, bad: &mut impl FnMut(&str, String)) {
+    let Some(a) = &e.model.adapters else {
+        return;
+    };
+    let at = "model.adapters";
+    match (a.names.is_empty(), a.count) {
+        (true, None) | (true, Some(0)) => bad(at, "needs `names: [a, b]` (as the server serves them) or `count: N` (`adapter-0` …, for the simulator)".into()),
+        (false, Some(_)) => bad(at, "give `names` or `count`, not both".into()),
+        _ => {}
+    }
+    let names = a.all();
+    if names.len() > usize::from(u16::MAX) {
+        bad(
+            at,
+            format!("{} adapters; at most {}", names.len(), u16::MAX),
+        );
+    }
+    if let Some(dup) = names
+        .iter()
+        .enumerate()
+        .find(|(i, n)| n.is_empty() || names[..*i].contains(n))
+    {
+        bad(
+            "model.adapters.names",
+            format!(
+                "each adapter needs a name of its own; `{}` is empty or repeated",
+                dup.1
+            ),
+        );
+    }
+    if !a.weights.is_empty()
+        && (a.weights.len() != names.len()
+            || a.weights.iter().any(|w| !(*w >= 0.0))
+            || a.weights.iter().sum::<f64>() <= 0.0)
+    {
+        bad(
+            "model.adapters.weights",
+            format!(
+                "one weight ≥ 0 per adapter ({} of them), not all 0",
+                names.len()
+            ),
+        );
+    }
+    if !(a.zipf_exponent > 0.0) {
+        bad(
+            "model.adapters.zipf_exponent",
+            format!("must be > 0, found {}", a.zipf_exponent),
+        );
+    }
+    if !a.paths.is_empty() && a.paths.len() != names.len() {
+        bad(
+            "model.adapters.paths",
+            format!(
+                "one path per adapter, in `names` order ({} of them)",
+                names.len()
+            ),
+        );
+    }
+    // A server from the framework's own command line (no command of the user's).
+    let inf = &e.infrastructure;
+    let starts = match inf.provider {
+        ProviderKind::Runpod => true,
+        ProviderKind::Local => inf.command.is_empty(),
+        ProviderKind::Slurm => inf.slurm.command.is_empty(),
+        ProviderKind::Existing | ProviderKind::Simulator => false,
+    };
+    match e.framework.kind {
+        super::FrameworkKind::Llamacpp => bad(at, "llama.cpp's server applies its LoRA adapters to every request (it cannot serve a mix by name); remove `adapters`, or use vLLM or SGLang".into()),
+        _ if starts && a.paths.is_empty() => bad("model.adapters.paths", "the tool starts this server, which must load the adapters: give each one's weights (`paths`, in `names` order)".into()),
+        _ => {}
     }
 }
 

@@ -197,6 +197,8 @@ pub struct Settings {
     /// Where records go once a point has more than [`INLINE_RECORDS`] (a side file next to
     /// the results); `None` keeps every record in memory.
     pub spill_dir: Option<PathBuf>,
+    /// `model.adapters`' names (the per-adapter figures), in order.
+    pub adapters: Vec<String>,
 }
 
 /// Records a result file holds inline; past this they are written to a side file as they
@@ -223,6 +225,12 @@ impl Settings {
                 saturation: saturation_rule(e),
             },
             spill_dir: Some(e.output.dir.clone()),
+            adapters: e
+                .model
+                .adapters
+                .as_ref()
+                .map(|a| a.all())
+                .unwrap_or_default(),
         }
     }
 }
@@ -651,6 +659,11 @@ impl Collector {
         );
         summary.steady_state = steady;
         summary.by_turn = summary::by_turn(&self.briefs, &self.itl_by_turn);
+        summary.by_adapter = summary::by_adapter(
+            part.as_deref().unwrap_or(&self.briefs),
+            &s.adapters,
+            duration_s,
+        );
         summary.sessions = summary::sessions(self.sessions.values().copied());
         let server_metrics = self.server_metrics(duration_s);
         let client = self.client_health();
@@ -892,6 +905,7 @@ mod tests {
                 ..StopRules::default()
             },
             spill_dir: None,
+            adapters: Vec::new(),
         }
     }
 

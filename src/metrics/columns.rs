@@ -22,6 +22,8 @@ pub struct Brief {
     pub reasoning_tokens: u32,
     /// A pooling API's texts in the request (0: generation).
     pub inputs: u32,
+    /// The LoRA adapter's index (`u16::MAX`: the base model).
+    pub adapter: u16,
     /// Turn index in its session, `u32::MAX` for a single request.
     pub turn: u32,
     /// Prompt tokens an ideal prefix cache would have served (`u32::MAX`: not known).
@@ -52,6 +54,7 @@ impl Brief {
             output_tokens: r.output_tokens,
             reasoning_tokens: r.reasoning_tokens.unwrap_or(0),
             inputs: r.inputs.unwrap_or(0),
+            adapter: r.adapter.unwrap_or(u16::MAX),
             turn: r.turn.unwrap_or(u32::MAX),
             ideal_cached: r.ideal_cached_tokens.unwrap_or(u32::MAX),
             ok: r.ok(),

@@ -177,6 +177,10 @@ pub struct RequestRecord {
     /// scored `results`). Absent for generation.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub inputs: Option<u32>,
+    /// The LoRA adapter it went to: its index in `model.adapters` (`summary.by_adapter` names
+    /// each).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub adapter: Option<u16>,
     /// Body reads that carried data.
     pub reads: u32,
     /// Of those, reads stamped with the kernel's receive time (summed into `client.read_stamps`).

@@ -203,6 +203,7 @@ mod tests {
             output_tokens: 10,
             reasoning_tokens: 0,
             inputs: 0,
+            adapter: u16::MAX,
             turn: u32::MAX,
             ideal_cached: u32::MAX,
             ok: true,

@@ -124,6 +124,10 @@ pub struct Summary {
     /// Conversations: whole sessions.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sessions: Option<SessionSummary>,
+    /// `model.adapters`: the figures of each LoRA adapter's requests, in `model.adapters`
+    /// order (the server's own counters carry only the base model).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub by_adapter: Vec<AdapterSummary>,
     /// The share of prompt tokens an ideal prefix cache (infinite, never evicting) would have
     /// served, over successful requests of a workload built from blocks (traces, agent
     /// traces): each prompt's prefix shared with prompts sent before it, in whole
@@ -161,6 +165,103 @@ pub struct SteadyReport {
     pub threshold: f64,
     /// Requests that ended before `steady_from_s` (the transient, left out of the figures).
     pub transient_requests: u64,
+}
+
+/// One LoRA adapter's requests (`model.adapters`): how many, how fast, how long.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AdapterSummary {
+    /// Its name (the requests' `model`).
+    pub adapter: String,
+    pub completed: u64,
+    pub failed: u64,
+    /// Its share of all requests sent (successful or not).
+    pub share: f64,
+    /// Its successful requests per second, over the whole window.
+    pub request_throughput: Option<f64>,
+    /// Its output tokens per second, over the whole window.
+    pub output_throughput: Option<f64>,
+    pub p50_ttft_ms: Option<f64>,
+    pub p99_ttft_ms: Option<f64>,
+    pub p50_tpot_ms: Option<f64>,
+    pub p99_tpot_ms: Option<f64>,
+    pub p50_e2el_ms: Option<f64>,
+    pub p99_e2el_ms: Option<f64>,
+}
+
+impl AdapterSummary {
+    /// The figures `compare` and `report` show per adapter (`adapter.NAME.p99_ttft_ms`, …).
+    pub const FIGURES: [&'static str; 8] = [
+        "request_throughput",
+        "output_throughput",
+        "p50_ttft_ms",
+        "p99_ttft_ms",
+        "p50_tpot_ms",
+        "p99_tpot_ms",
+        "p50_e2el_ms",
+        "p99_e2el_ms",
+    ];
+
+    pub fn figure(&self, name: &str) -> Option<f64> {
+        match name {
+            "request_throughput" => self.request_throughput,
+            "output_throughput" => self.output_throughput,
+            "p50_ttft_ms" => self.p50_ttft_ms,
+            "p99_ttft_ms" => self.p99_ttft_ms,
+            "p50_tpot_ms" => self.p50_tpot_ms,
+            "p99_tpot_ms" => self.p99_tpot_ms,
+            "p50_e2el_ms" => self.p50_e2el_ms,
+            "p99_e2el_ms" => self.p99_e2el_ms,
+            _ => None,
+        }
+    }
+}
+
+/// `adapter.NAME.p99_ttft_ms` → ("NAME", "p99_ttft_ms").
+pub fn adapter_figure(name: &str) -> Option<(&str, &str)> {
+    let rest = name.strip_prefix("adapter.")?;
+    let (adapter, figure) = rest.rsplit_once('.')?;
+    AdapterSummary::FIGURES
+        .contains(&figure)
+        .then_some((adapter, figure))
+}
+
+/// Each adapter's figures over `briefs` (`names` in `model.adapters` order), over a window of
+/// `duration_s`; none without adapters.
+pub fn by_adapter(briefs: &[Brief], names: &[String], duration_s: f64) -> Vec<AdapterSummary> {
+    let sent = briefs.len().max(1) as f64;
+    let sorted = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v
+    };
+    names
+        .iter()
+        .enumerate()
+        .map(|(k, name)| {
+            let of: Vec<&Brief> = briefs
+                .iter()
+                .filter(|b| usize::from(b.adapter) == k)
+                .collect();
+            let ok: Vec<&Brief> = of.iter().copied().filter(|b| b.ok).collect();
+            let ttft = sorted(ok.iter().filter_map(|b| b.ttft()).collect());
+            let tpot = sorted(ok.iter().filter_map(|b| b.tpot()).collect());
+            let e2el = sorted(ok.iter().map(|b| b.e2el_ms).collect());
+            let out: u64 = ok.iter().map(|b| u64::from(b.output_tokens)).sum();
+            AdapterSummary {
+                adapter: name.clone(),
+                completed: ok.len() as u64,
+                failed: (of.len() - ok.len()) as u64,
+                share: of.len() as f64 / sent,
+                request_throughput: per_s(ok.len() as f64, duration_s),
+                output_throughput: per_s(out as f64, duration_s).filter(|_| out > 0),
+                p50_ttft_ms: percentile(&ttft, 50.0),
+                p99_ttft_ms: percentile(&ttft, 99.0),
+                p50_tpot_ms: percentile(&tpot, 50.0),
+                p99_tpot_ms: percentile(&tpot, 99.0),
+                p50_e2el_ms: percentile(&e2el, 50.0),
+                p99_e2el_ms: percentile(&e2el, 99.0),
+            }
+        })
+        .collect()
 }
 
 /// One turn index of a conversation workload, over its successful requests.
@@ -267,9 +368,12 @@ impl Summary {
             "total_inputs" => self.total_inputs.map(|n| n as f64),
             _ => match self.named(name) {
                 Some(v) => v,
-                None => match turn_figure(name) {
-                    Some((t, f)) => self.by_turn.iter().find(|x| x.turn == t)?.figure(f),
-                    None => self.percentiles_ms.get(name).copied().flatten(),
+                None => match (turn_figure(name), adapter_figure(name)) {
+                    (Some((t, f)), _) => self.by_turn.iter().find(|x| x.turn == t)?.figure(f),
+                    (None, Some((a, f))) => {
+                        self.by_adapter.iter().find(|x| x.adapter == a)?.figure(f)
+                    }
+                    (None, None) => self.percentiles_ms.get(name).copied().flatten(),
                 },
             },
         }
@@ -323,6 +427,11 @@ impl Summary {
         for t in &self.by_turn {
             for f in TurnSummary::FIGURES {
                 out.push(format!("turn{}_{f}", t.turn));
+            }
+        }
+        for a in &self.by_adapter {
+            for f in AdapterSummary::FIGURES {
+                out.push(format!("adapter.{}.{f}", a.adapter));
             }
         }
         out

@@ -219,6 +219,13 @@ pub async fn provision(
             cfg.speed = s.speed;
             cfg.reasoning_share = s.reasoning_share.clamp(0.0, 1.0);
             cfg.never_eos = s.never_eos;
+            cfg.adapters = e
+                .model
+                .adapters
+                .as_ref()
+                .map(|a| a.all())
+                .unwrap_or_default();
+            cfg.lora_slowdown = s.lora_slowdown.max(0.0);
             cfg.seed = e.seed;
             cfg.max_model_len = e.model.max_model_len;
             cfg.kv_tokens = s.kv_tokens;

@@ -517,6 +517,11 @@ fn plan(
         sent: Arc::new(AtomicU64::new(0)),
         abort: tokio_util::sync::CancellationToken::new(),
         in_flight: Arc::default(),
+        adapters: e
+            .model
+            .adapters
+            .as_ref()
+            .map(|a| Arc::new(crate::workload::adapters::AdapterMix::new(a, e.seed))),
     }
 }
 

@@ -160,6 +160,8 @@ pub struct Submit {
     pub output_tokens: u32,
     /// The sequence ends on EOS (finish reason `stop`) rather than its token cap (`length`).
     pub ends_on_eos: bool,
+    /// Its `model` is a LoRA adapter.
+    pub lora: bool,
     pub arrived: Instant,
     pub events: mpsc::UnboundedSender<Emit>,
 }
@@ -180,6 +182,7 @@ struct Seq {
     generated: u32,
     output_tokens: u32,
     ends_on_eos: bool,
+    lora: bool,
     block_hashes: Vec<u64>,
     answer: AnswerChain,
     arrived: Instant,
@@ -279,7 +282,7 @@ struct Engine {
 /// the next step).
 pub async fn run(
     profile: Profile,
-    speed: f64,
+    (speed, lora_slowdown): (f64, f64),
     mut rx: mpsc::UnboundedReceiver<Submit>,
     metrics: Arc<Mutex<SimMetrics>>,
     flushes: Arc<std::sync::atomic::AtomicU64>,
@@ -315,7 +318,13 @@ pub async fn run(
         };
         let mut kv_used = e.admit(&mut step);
         e.preempt(&mut kv_used, &mut step);
-        let (decoding, finishing_prefill, wall) = e.plan(speed);
+        // A step holding any LoRA adapter's sequence runs its adapter kernels too.
+        let lora = e.running.iter().any(|s| s.lora);
+        let step_speed = match lora {
+            true => speed / (1.0 + lora_slowdown),
+            false => speed,
+        };
+        let (decoding, finishing_prefill, wall) = e.plan(step_speed);
         if !wall.is_zero() {
             tokio::time::sleep(wall).await;
         } else {
@@ -505,6 +514,7 @@ fn new_seq(s: Submit) -> Seq {
         generated: 0,
         output_tokens: s.output_tokens,
         ends_on_eos: s.ends_on_eos,
+        lora: s.lora,
         block_hashes: s.block_hashes,
         answer: s.answer,
         arrived: s.arrived,

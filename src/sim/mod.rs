@@ -48,6 +48,10 @@ pub struct SimConfig {
     /// A model that never emits EOS (as a random-weight one): every answer runs to its cap,
     /// as with `ignore_eos` — for APIs that cannot ask for it (Anthropic Messages).
     pub never_eos: bool,
+    /// LoRA adapters served beside the base model (a request's `model` may name one).
+    pub adapters: Vec<String>,
+    /// An engine step holding any adapter's request takes this much longer (0.2: 20 %).
+    pub lora_slowdown: f64,
     /// Keep the last N requests' `messages` / `prompt` for `GET /sim/requests` (0: none).
     pub record_requests: usize,
     pub faults: Faults,
@@ -71,6 +75,8 @@ impl SimConfig {
             reasoning_tokens: 0,
             reasoning_share: 0.0,
             never_eos: false,
+            adapters: Vec::new(),
+            lora_slowdown: 0.0,
             record_requests: 0,
             faults: Faults::default(),
             api_key: None,

@@ -84,7 +84,7 @@ pub(super) async fn serve(
         let (tx, rx) = mpsc::unbounded_channel();
         let run = engine::run(
             profile.clone(),
-            cfg.speed,
+            (cfg.speed, cfg.lora_slowdown),
             rx,
             metrics.clone(),
             flushes.clone(),
@@ -306,6 +306,8 @@ struct Job {
     stream: bool,
     include_usage: bool,
     words_seed: u64,
+    /// Its `model` names a served LoRA adapter.
+    lora: bool,
 }
 
 impl Job {
@@ -322,6 +324,7 @@ impl Job {
             },
             output_tokens: self.output_tokens,
             ends_on_eos: self.ends_on_eos,
+            lora: self.lora,
             arrived: Instant::now(),
             events,
         };
@@ -411,19 +414,25 @@ fn job_of(sim: &Sim, api: Api, body: &Bytes) -> Result<(Job, u64), Box<Response>
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
         words_seed: sim.cfg.seed ^ prompt_seed.rotate_left(17),
+        lora: req
+            .get("model")
+            .and_then(Value::as_str)
+            .is_some_and(|m| sim.cfg.adapters.iter().any(|a| a == m)),
     };
     Ok((job, prompt_seed))
 }
 
-/// vLLM's 404 for a `model` it does not serve.
+/// vLLM's 404 for a `model` it does not serve (the base model or a LoRA adapter).
 fn known_model(sim: &Sim, req: &Value) -> Result<(), Box<Response>> {
     match req.get("model").and_then(Value::as_str) {
-        Some(m) if m != sim.cfg.model => Err(Box::new(sim.error(
-            StatusCode::NOT_FOUND,
-            "NotFoundError",
-            &format!("The model `{m}` does not exist."),
-            Some("model"),
-        ))),
+        Some(m) if m != sim.cfg.model && !sim.cfg.adapters.iter().any(|a| a == m) => {
+            Err(Box::new(sim.error(
+                StatusCode::NOT_FOUND,
+                "NotFoundError",
+                &format!("The model `{m}` does not exist."),
+                Some("model"),
+            )))
+        }
         _ => Ok(()),
     }
 }
@@ -667,6 +676,15 @@ fn hostile(h: Hostile, chunker: Chunker, sse: impl Fn(Body) -> Response) -> Resp
     }
 }
 
+/// The time scale of a request served without the engine: a LoRA adapter's is slower by
+/// `lora_slowdown`.
+fn lora_speed(sim: &Sim, job: &Job) -> f64 {
+    match job.lora {
+        true => sim.cfg.speed / (1.0 + sim.cfg.lora_slowdown),
+        false => sim.cfg.speed,
+    }
+}
+
 /// Counts a request served without the engine; `ttft` and `e2e` in seconds (0 when instant).
 fn account(sim: &Sim, job: &Job, ttft: f64, e2e: f64) {
     if let Ok(mut m) = sim.metrics.lock() {
@@ -779,7 +797,7 @@ async fn produce(
     }
     // Chunks sent so far, counting the role chunk.
     let mut sent: u32 = 1;
-    let speed = sim.cfg.speed;
+    let speed = lora_speed(&sim, &job);
     let mut synth = Synthetic {
         next: 0,
         total: job.output_tokens,
@@ -976,7 +994,8 @@ async fn complete(sim: Arc<Sim>, chunker: Chunker, job: Job, api: Api) -> Respon
             }
         }
     } else if let Some((ttft, itl)) = sim.profile.fixed {
-        let (ttft, itl) = (ttft.div_f64(sim.cfg.speed), itl.div_f64(sim.cfg.speed));
+        let speed = lora_speed(&sim, &job);
+        let (ttft, itl) = (ttft.div_f64(speed), itl.div_f64(speed));
         let e2e = ttft + itl * job.output_tokens.saturating_sub(1);
         tokio::time::sleep(e2e).await;
         account(&sim, &job, ttft.as_secs_f64(), e2e.as_secs_f64());
@@ -1246,11 +1265,19 @@ async fn models(State(sim): State<Arc<Sim>>) -> Response {
         Personality::Vllm => "vllm",
         Personality::Sglang => "sglang",
     };
-    axum::Json(json!({"object": "list", "data": [{
+    let base = json!({
         "id": sim.cfg.model, "object": "model", "created": sim.created, "owned_by": owner,
         "root": sim.cfg.model, "parent": null, "max_model_len": sim.profile.max_model_len, "permission": []
-    }]}))
-    .into_response()
+    });
+    // LoRA adapters as vLLM lists them: their parent is the base model.
+    let adapters = sim.cfg.adapters.iter().map(|a| {
+        json!({
+            "id": a, "object": "model", "created": sim.created, "owned_by": owner,
+            "root": a, "parent": sim.cfg.model, "max_model_len": null, "permission": []
+        })
+    });
+    let data: Vec<Value> = std::iter::once(base).chain(adapters).collect();
+    axum::Json(json!({"object": "list", "data": data})).into_response()
 }
 
 async fn health(State(sim): State<Arc<Sim>>) -> Response {

@@ -25,6 +25,7 @@ pub fn summary_table(r: &RunResult) -> String {
     summary_head(&mut o, r);
     summary_latencies(&mut o, r);
     summary_turns(&mut o, r);
+    summary_adapters(&mut o, r);
     summary_server(&mut o, r);
     summary_client(&mut o, r);
     let _ = write!(o, "{}", "=".repeat(50));
@@ -162,6 +163,33 @@ fn summary_latencies(o: &mut String, r: &RunResult) {
         if let Some(k) = s.reasoning_only_requests.filter(|k| *k > 0) {
             row(o, "Only reasoning (no TTFO):", format!("{k} requests"));
         }
+    }
+}
+
+/// LoRA adapters: each one's share and latencies.
+fn summary_adapters(o: &mut String, r: &RunResult) {
+    let f = |v: Option<f64>| v.map(|x| format!("{x:.1}")).unwrap_or_else(|| "n/a".into());
+    let s = &r.summary;
+    if s.by_adapter.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        o,
+        "{:-^50}",
+        " By adapter: share, TTFT p50/p99, TPOT p50 (ms) "
+    );
+    for a in &s.by_adapter {
+        row(
+            o,
+            &format!("{} ({} ok, {} failed):", a.adapter, a.completed, a.failed),
+            format!(
+                "{:.1} %, {} / {}, {}",
+                a.share * 100.0,
+                f(a.p50_ttft_ms),
+                f(a.p99_ttft_ms),
+                f(a.p50_tpot_ms)
+            ),
+        );
     }
 }
 

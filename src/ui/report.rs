@@ -124,6 +124,41 @@ fn turns_table(o: &mut String, pts: &[(&str, &PointData)]) {
     }
 }
 
+/// LoRA adapter mixes: each adapter's share and figures, per point.
+fn adapters_table(o: &mut String, pts: &[(&str, &PointData)]) {
+    let with: Vec<_> = pts
+        .iter()
+        .filter(|(_, p)| !p.by_adapter.is_empty())
+        .collect();
+    if with.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        o,
+        "\nBy LoRA adapter:\n\n| series | point | adapter | share | req/s | output tok/s | TTFT p50 | TTFT p99 | TPOT p50 | E2EL p50 | failed |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for (name, p) in with {
+        for a in &p.by_adapter {
+            let _ = writeln!(
+                o,
+                "| {name} | {} | {} | {:.1} % | {} | {} | {} | {} | {} | {} | {} |",
+                p.label,
+                a.adapter,
+                a.share * 100.0,
+                a.request_throughput
+                    .map_or("-".into(), |x| format!("{x:.2}")),
+                a.output_throughput
+                    .map_or("-".into(), |x| format!("{x:.0}")),
+                ms(a.p50_ttft_ms),
+                ms(a.p99_ttft_ms),
+                ms(a.p50_tpot_ms),
+                ms(a.p50_e2el_ms),
+                a.failed
+            );
+        }
+    }
+}
+
 /// A point as the report names it: `` `h100-vllm` at `c16` `` in a matrix, else
 /// `` series `c16` ``.
 fn who(series: &str, p: &PointData) -> String {
@@ -405,6 +440,7 @@ pub fn markdown(series: &[Series], slo_ttft_ms: Option<f64>, slo_tpot_ms: Option
             }
         }
         turns_table(&mut o, &pts);
+        adapters_table(&mut o, &pts);
         hardware_table(&mut o, &pts);
         prefix_cache_table(&mut o, &pts);
         deployments_table(&mut o, &pts, slo_ttft_ms, slo_tpot_ms);

@@ -13,7 +13,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinHandle;
 
 use super::agentic::{AgentSession, Chain, Prompter, Step};
-use super::slot::{one, Bounds, Plan};
+use super::slot::{one, Bounds, Call, Plan};
 use crate::client::Conn;
 use crate::metrics::event::Event;
 
@@ -115,7 +115,14 @@ async fn run_chain(
             .then_some(agent.scheduled)
             .flatten();
         plan.in_flight.enter();
-        let mut rec = one(plan, conn, &p.prompt, first, b.abort_at, b.t0, false).await;
+        // Every call of an agent session goes to its adapter.
+        let call = Call {
+            prompt: &p.prompt,
+            unit: agent.n,
+            scheduled: first,
+            keep_text: false,
+        };
+        let mut rec = one(plan, conn, call, b.abort_at, b.t0).await;
         plan.in_flight.leave();
         rec.id = id;
         rec.session = Some(agent.n);

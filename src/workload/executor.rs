@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::dataset::Prompt;
 use super::session::{Conversation, TurnIdeal};
-use super::slot::{one, Bounds};
+use super::slot::{one, Bounds, Call};
 pub use super::slot::{Arrivals, InFlight, Plan};
 use super::source::Feed;
 use super::Schedule;
@@ -109,7 +109,13 @@ async fn warm_up(
                 break;
             }
             let prompt = plan.warm.prompt(i);
-            one(plan, &mut conn, &prompt, None, None, t0, false).await;
+            let call = Call {
+                prompt: &prompt,
+                unit: i,
+                scheduled: None,
+                keep_text: false,
+            };
+            one(plan, &mut conn, call, None, t0).await;
         }
         conn
     });
@@ -353,7 +359,13 @@ async fn unit(
             plan.sent.fetch_add(1, Ordering::Relaxed);
             let prompt = source.prompt(i);
             plan.in_flight.enter();
-            let mut rec = one(plan, conn, &prompt, scheduled, b.abort_at, b.t0, false).await;
+            let call = Call {
+                prompt: &prompt,
+                unit: i,
+                scheduled,
+                keep_text: false,
+            };
+            let mut rec = one(plan, conn, call, b.abort_at, b.t0).await;
             plan.in_flight.leave();
             rec.id = i;
             tx.send(Event::Request(Box::new(rec))).is_ok()
@@ -410,7 +422,14 @@ async fn session(
         };
         let first = (k == 0).then_some(scheduled).flatten();
         plan.in_flight.enter();
-        let mut rec = one(plan, conn, &prompt, first, b.abort_at, b.t0, true).await;
+        // Every turn of a session goes to its adapter.
+        let call = Call {
+            prompt: &prompt,
+            unit: n,
+            scheduled: first,
+            keep_text: true,
+        };
+        let mut rec = one(plan, conn, call, b.abort_at, b.t0).await;
         plan.in_flight.leave();
         (rec.id, rec.session, rec.turn) = (id, Some(n), Some(k as u32));
         rec.ideal_cached_tokens = rec.input_tokens.map(|input| match (k, before) {

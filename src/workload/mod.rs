@@ -1,5 +1,6 @@
 //! What to send and when: arrival schedules, datasets, and the executor that runs them.
 
+pub mod adapters;
 pub mod agentic;
 mod agentic_play;
 pub mod dataset;

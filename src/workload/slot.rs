@@ -64,6 +64,8 @@ pub struct Plan {
     pub abort: CancellationToken,
     /// Measured requests in flight now, and the most there were at once.
     pub in_flight: Arc<InFlight>,
+    /// `model.adapters`: each unit's LoRA adapter (its name is the request's `model`).
+    pub adapters: Option<Arc<super::adapters::AdapterMix>>,
 }
 
 impl Plan {
@@ -121,17 +123,36 @@ impl Bounds {
     }
 }
 
-/// Sends `prompt` on `conn`, reconnecting when it is gone; a failed request leaves `conn`
-/// empty, since the connection's state is unknown after a failure.
+/// One request to send: its prompt; the unit of work it belongs to (a request's index, or its
+/// session's: which LoRA adapter it goes to); when it was due (open loop); whether its
+/// answer's text is kept (a conversation's history).
+pub(super) struct Call<'a> {
+    pub(super) prompt: &'a Prompt,
+    pub(super) unit: u64,
+    pub(super) scheduled: Option<Duration>,
+    pub(super) keep_text: bool,
+}
+
+/// Sends a call's prompt on `conn`, reconnecting when it is gone; a failed request leaves
+/// `conn` empty, since the connection's state is unknown after a failure.
 pub(super) async fn one(
     plan: &Plan,
     conn: &mut Option<Conn>,
-    prompt: &Prompt,
-    scheduled: Option<Duration>,
+    call: Call<'_>,
     abort_at: Option<tokio::time::Instant>,
     t0: Instant,
-    keep_text: bool,
 ) -> RequestRecord {
+    let Call {
+        prompt,
+        unit,
+        scheduled,
+        keep_text,
+    } = call;
+    let adapter = plan.adapters.as_ref().map(|m| m.pick(unit));
+    let model = match (&plan.adapters, adapter) {
+        (Some(m), Some(k)) => m.name(k),
+        _ => &plan.model,
+    };
     // (`client::send` itself re-dials a kept connection the server closed meanwhile.)
     let connected = match conn.take() {
         Some(c) => Ok(c),
@@ -141,7 +162,7 @@ pub(super) async fn one(
         Ok(mut c) => {
             let body = client::request_body(
                 plan.api,
-                &plan.model,
+                model,
                 &prompt.json,
                 prompt.max_tokens,
                 plan.ignore_eos,
@@ -177,5 +198,6 @@ pub(super) async fn one(
         .filter(|e| rec.input_tokens.is_some_and(|n| n != *e));
     rec.input_tokens = rec.input_tokens.or(prompt.expected_input_tokens);
     rec.ideal_cached_tokens = prompt.ideal_cached_tokens;
+    rec.adapter = adapter;
     rec
 }

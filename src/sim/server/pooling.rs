@@ -36,6 +36,7 @@ impl Text {
             },
             output_tokens: 0,
             ends_on_eos: true,
+            lora: false,
             arrived: Instant::now(),
             events,
         };
