@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Client ceiling, timing truth and pacer lag, as recorded in BENCHMARKS.md.
 # Server pinned to core 0, client to core 1 (needs 2 cores). Loopback only.
-#   scripts/bench.sh [ceiling|truth|pacer|memory|longrun|tui|hostile|streams|readers|apis|all]
+#   scripts/bench.sh [ceiling|truth|pacer|memory|longrun|tui|hostile|streams|readers|apis|pooling|all]
 # The exact-length ceiling against an older commit: scripts/ab.sh COMMIT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -81,6 +81,35 @@ f, api, wall, user, sys_, rss = sys.argv[1], sys.argv[2], *map(float, sys.argv[3
 d = json.load(open(f)); s = d["summary"]
 print(api, 256, round(s["request_throughput"]), round(s["output_throughput"]), round(s["median_ttft_ms"], 2),
       round(user + sys_, 2), round((user + sys_) * 1e6 / s["total_output_tokens"], 3), round(rss / 1024))
+PY
+      rm -f "$OUT"/results/*.json
+    done
+  done
+}
+
+pooling() {
+  # The pooling APIs' ceiling (c=256, instant simulator): embeddings of 1 and of 16 texts per
+  # request (each answer 256 floats per text, ~5.5 KB), rerank of 16 documents; 3 each,
+  # interleaved. CPU per request and per text, and peak RSS.
+  serve instant
+  echo "api texts_per_req concurrency req/s texts/s e2el_p50_ms cpu_s(user+sys) cpu_us_per_req cpu_us_per_text maxrss_MiB"
+  for rep in 1 2 3; do
+    for c in "embeddings 1" "embeddings 16" "rerank 16"; do
+      set -- $c
+      y=$(exp "$1-$2" "  api: $1
+  inputs_per_request: $2
+  concurrency: 256
+  requests: 20000
+  dataset: { kind: random, input_len: 16, output_len: 1 }")
+      mapfile -t r < <(run "$y")
+      python3 - "${r[1]}" $1 $2 ${r[0]} <<'PY'
+import json, sys
+f, api, k = sys.argv[1], sys.argv[2], int(sys.argv[3])
+wall, user, sys_, rss = map(float, sys.argv[4:8])
+d = json.load(open(f)); s = d["summary"]
+cpu = user + sys_
+print(api, k, 256, round(s["request_throughput"]), round(s["input_item_throughput"]), round(s["median_e2el_ms"], 2),
+      round(cpu, 2), round(cpu * 1e6 / s["completed"], 2), round(cpu * 1e6 / s["total_inputs"], 3), round(rss / 1024))
 PY
       rm -f "$OUT"/results/*.json
     done
@@ -275,8 +304,8 @@ PY
 
 case "${1:-all}" in
   ceiling) ceiling ;; truth) truth ;; pacer) pacer ;; memory) memory ;; longrun) longrun ;; tui) tui ;; hostile) hostile ;;
-  streams) streams ;; readers) readers ;; apis) apis ;;
+  streams) streams ;; readers) readers ;; apis) apis ;; pooling) pooling ;;
   truth-at) truth_of "concurrency: ${2:?streams}" $(( ${2} * 4 )) "$2" "${3:-16}" ;;
   all) ceiling; truth; pacer; memory; longrun; tui; hostile; streams; readers ;;
-  *) echo "usage: $0 [ceiling|truth|pacer|memory|longrun|tui|hostile|streams|readers|apis|all]"; exit 2 ;;
+  *) echo "usage: $0 [ceiling|truth|pacer|memory|longrun|tui|hostile|streams|readers|apis|pooling|all]"; exit 2 ;;
 esac

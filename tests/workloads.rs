@@ -541,6 +541,31 @@ fn embeddings_and_rerank_batch_texts_and_have_no_first_token() {
         "{text}"
     );
     assert!(!text.contains("ttft"), "{text}");
+    // `report` tables texts/s and E2EL; `plot` draws texts/s against E2EL (no first token).
+    let out = common::bin(60)
+        .arg("report")
+        .arg(&results[0].0)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("| series | point | req/s | texts/s |"),
+        "{text}"
+    );
+    let png = results[0].1.path().join("p.png");
+    let out = common::bin(60)
+        .arg("plot")
+        .arg(&results[0].0)
+        .arg("-o")
+        .arg(&png)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(std::fs::metadata(&png).unwrap().len() > 10_000);
 
     // What a pooling API cannot do is refused before anything runs, with the key to blame.
     let d = tempfile::tempdir().unwrap();

@@ -711,13 +711,12 @@ pub async fn send(
         timeout: bounds.timeout,
         at: until.into_std(),
     };
-    let work = async {
-        match ep.api.pooling() {
-            true => pooling::exchange(conn, ep, body, &mut r).await,
-            false => exchange(conn, ep, body, &mut r, bounds, late).await,
+    let outcome = match ep.api.pooling() {
+        false => {
+            tokio::time::timeout_at(until, exchange(conn, ep, body, &mut r, bounds, late)).await
         }
+        true => tokio::time::timeout_at(until, pooling::exchange(conn, ep, body, &mut r)).await,
     };
-    let outcome = tokio::time::timeout_at(until, work).await;
     let error = match outcome {
         // `end` is the `[DONE]` read (or the body's end), not when draining finished.
         Ok(Ok(())) => {

@@ -20,20 +20,24 @@ pub struct Brief {
     pub input_tokens: u32,
     pub output_tokens: u32,
     pub reasoning_tokens: u32,
-    /// A pooling API's texts in the request (0: generation).
-    pub inputs: u32,
-    /// The LoRA adapter's index (`u16::MAX`: the base model).
-    pub adapter: u16,
-    /// Turn index in its session, `u32::MAX` for a single request.
-    pub turn: u32,
     /// Prompt tokens an ideal prefix cache would have served (`u32::MAX`: not known).
     pub ideal_cached: u32,
+    /// Turn index in its session, `u16::MAX` for a single request (later turns count as the
+    /// last one before it).
+    pub turn: u16,
+    /// A pooling API's texts in the request (0: generation; at most `u16::MAX - 1` counted).
+    pub inputs: u16,
+    /// The LoRA adapter's index (`u16::MAX`: the base model).
+    pub adapter: u16,
     pub ok: bool,
-    /// The stream carried reasoning.
-    pub reasoned: bool,
-    /// Prompt and answer exceed the model's context.
-    pub overflow: bool,
+    /// [`REASONED`] and [`OVERFLOW`].
+    pub flags: u8,
 }
+
+/// The stream carried reasoning.
+pub const REASONED: u8 = 1;
+/// Prompt and answer exceed the model's context.
+pub const OVERFLOW: u8 = 2;
 
 fn nan(x: Option<f64>) -> f64 {
     x.unwrap_or(f64::NAN)
@@ -53,14 +57,28 @@ impl Brief {
             input_tokens: r.input_tokens.unwrap_or(0),
             output_tokens: r.output_tokens,
             reasoning_tokens: r.reasoning_tokens.unwrap_or(0),
-            inputs: r.inputs.unwrap_or(0),
-            adapter: r.adapter.unwrap_or(u16::MAX),
-            turn: r.turn.unwrap_or(u32::MAX),
             ideal_cached: r.ideal_cached_tokens.unwrap_or(u32::MAX),
+            turn: r
+                .turn
+                .map_or(u16::MAX, |t| t.min(u32::from(u16::MAX - 1)) as u16),
+            inputs: r
+                .inputs
+                .map_or(0, |n| n.min(u32::from(u16::MAX - 1)) as u16),
+            adapter: r.adapter.unwrap_or(u16::MAX),
             ok: r.ok(),
-            reasoned: r.reasoning_tokens.is_some(),
-            overflow: r.context_overflow,
+            flags: u8::from(r.reasoning_tokens.is_some()) * REASONED
+                + u8::from(r.context_overflow) * OVERFLOW,
         }
+    }
+
+    /// The stream carried reasoning.
+    pub fn reasoned(&self) -> bool {
+        self.flags & REASONED != 0
+    }
+
+    /// Prompt and answer exceed the model's context.
+    pub fn overflow(&self) -> bool {
+        self.flags & OVERFLOW != 0
     }
 
     pub fn ttft(&self) -> Option<f64> {
@@ -72,7 +90,7 @@ impl Brief {
     }
 
     pub fn turn(&self) -> Option<u32> {
-        (self.turn != u32::MAX).then_some(self.turn)
+        (self.turn != u16::MAX).then_some(u32::from(self.turn))
     }
 }
 
@@ -189,6 +207,25 @@ fn record(h: &mut Histogram<u64>, ms: f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_brief_stays_64_bytes_with_its_flags_and_narrow_counts() {
+        // What a million-request run holds per request (README, BENCHMARKS).
+        assert_eq!(std::mem::size_of::<Brief>(), 64);
+        let r = RequestRecord {
+            reasoning_tokens: Some(3),
+            context_overflow: true,
+            turn: Some(70_000),
+            inputs: Some(8),
+            adapter: Some(2),
+            ..RequestRecord::default()
+        };
+        let b = Brief::of(&r);
+        assert!(b.reasoned() && b.overflow());
+        assert_eq!((b.turn(), b.inputs, b.adapter), (Some(65_534), 8, 2));
+        let plain = Brief::of(&RequestRecord::default());
+        assert!(!plain.reasoned() && !plain.overflow() && plain.turn().is_none());
+    }
 
     #[test]
     fn gaps_fold_into_a_histogram_past_the_limit_and_keep_exact_moments() {

@@ -202,13 +202,12 @@ mod tests {
             input_tokens: 10,
             output_tokens: 10,
             reasoning_tokens: 0,
+            ideal_cached: u32::MAX,
+            turn: u16::MAX,
             inputs: 0,
             adapter: u16::MAX,
-            turn: u32::MAX,
-            ideal_cached: u32::MAX,
             ok: true,
-            reasoned: false,
-            overflow: false,
+            flags: 0,
         }
     }
 

@@ -729,13 +729,13 @@ pub fn summarize_briefs(
         ok.iter().map(|r| r.e2el_ms).collect(),
         percentiles,
     );
-    if ok.iter().any(|r| r.reasoned) {
+    if ok.iter().any(|r| r.reasoned()) {
         let ttfos = ok.iter().filter_map(|r| some(r.ttfo_ms)).collect();
         put_stats(&mut s, "ttfo", ttfos, percentiles);
         s.total_reasoning_tokens = Some(ok.iter().map(|r| r.reasoning_tokens as u64).sum());
         s.reasoning_only_requests = Some(
             ok.iter()
-                .filter(|r| r.reasoned && r.ttfo_ms.is_nan())
+                .filter(|r| r.reasoned() && r.ttfo_ms.is_nan())
                 .count() as u64,
         );
     }
@@ -743,7 +743,7 @@ pub fn summarize_briefs(
     s.median_interactivity_tok_s_user = interactivity(s.median_tpot_ms);
     s.ideal_prefix_cache_hit_rate = ideal_hit_rate(&ok);
     pooled(&mut s, &ok, d);
-    let overflows = briefs.iter().filter(|b| b.overflow).count() as u64;
+    let overflows = briefs.iter().filter(|b| b.overflow()).count() as u64;
     s.context_overflows = (overflows > 0).then_some(overflows);
     s
 }
@@ -785,7 +785,10 @@ pub fn by_turn(briefs: &[Brief], itl_by_turn: &[(f64, u64)]) -> Vec<TurnSummary>
         .map_or(0, |t| t as usize + 1);
     (0..turns)
         .map(|t| {
-            let of: Vec<&Brief> = briefs.iter().filter(|b| b.turn == t as u32).collect();
+            let of: Vec<&Brief> = briefs
+                .iter()
+                .filter(|b| b.turn() == Some(t as u32))
+                .collect();
             let ok: Vec<&Brief> = of.iter().copied().filter(|b| b.ok).collect();
             let sorted = |mut v: Vec<f64>| {
                 v.sort_by(f64::total_cmp);

@@ -35,21 +35,76 @@ pub struct PlotOptions {
 }
 
 impl PlotOptions {
-    /// The y value of `p`: tok/s per GPU, or output tokens per USD.
-    fn y(&self, p: &PointData) -> Option<f64> {
-        match self.per_dollar {
-            true => p.tokens_per_usd(),
-            false => Some(p.output_throughput_per_gpu),
+    /// The y value of `p` on a panel of `axis`: tok/s per GPU, or output tokens per USD; a
+    /// pooling API's texts per second.
+    fn y(&self, p: &PointData, axis: Axis) -> Option<f64> {
+        match (axis.pooled(), self.per_dollar) {
+            (true, _) => p.texts_per_s,
+            (false, true) => p.tokens_per_usd(),
+            (false, false) => Some(p.output_throughput_per_gpu),
         }
     }
 }
 
+/// A panel's x axis: generation against interactivity or TTFT; a pooling API (no first token)
+/// against its latency, median or p99.
+#[derive(Clone, Copy, PartialEq)]
+enum Axis {
+    Interactivity,
+    Ttft,
+    E2elP50,
+    E2elP99,
+}
+
+impl Axis {
+    fn x(self, p: &PointData) -> Option<f64> {
+        match self {
+            Axis::Interactivity => p.interactivity,
+            Axis::Ttft => p.ttft_p50,
+            Axis::E2elP50 => p.e2el_p50,
+            Axis::E2elP99 => p.e2el_p99,
+        }
+    }
+
+    fn pooled(self) -> bool {
+        matches!(self, Axis::E2elP50 | Axis::E2elP99)
+    }
+
+    /// The axis' name in a caption, and its description.
+    fn names(self) -> (&'static str, &'static str) {
+        match self {
+            Axis::Interactivity => (
+                "interactivity",
+                "interactivity (tok/s per user = 1000 / TPOT p50)",
+            ),
+            Axis::Ttft => ("TTFT", "TTFT p50 (ms)"),
+            Axis::E2elP50 => ("E2EL p50", "E2EL p50 (ms)"),
+            Axis::E2elP99 => ("E2EL p99", "E2EL p99 (ms)"),
+        }
+    }
+
+    /// The SLO's bound on this axis, and its label.
+    fn bound(self, o: &PlotOptions) -> Option<(f64, &'static str)> {
+        match self {
+            Axis::Ttft => o.slo_ttft_ms.map(|t| (t, "TTFT SLO")),
+            Axis::Interactivity => o.slo_tpot_ms.map(|t| (1000.0 / t, "TPOT SLO")),
+            Axis::E2elP50 | Axis::E2elP99 => None,
+        }
+    }
+}
+
+/// A pooling API's points (`embeddings`, `rerank`): texts per second and no TTFT or TPOT.
+fn pooled(series: &[Series]) -> bool {
+    let mut points = series.iter().flat_map(|s| &s.points).peekable();
+    points.peek().is_some() && points.all(|p| p.texts_per_s.is_some())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PlotError {
-    #[error("nothing to plot: no point has a throughput and a TPOT")]
+    #[error(
+        "nothing to plot: no point has a throughput and a TPOT (or, for a pooling API, an E2EL)"
+    )]
     Empty,
-    #[error("nothing to plot: these are results of a pooling API (embeddings, rerank), which has no TTFT or TPOT to plot throughput against; `report` tables their texts/s and E2EL")]
-    Pooling,
     #[error("nothing to plot per dollar: no point has a price (RunPod's, or `infrastructure.price_per_hour_usd`)")]
     NoPrice,
     #[error("drawing {path}: {message}")]
@@ -74,18 +129,15 @@ fn has_search(series: &[Series]) -> bool {
 /// Writes the plot as PNG (`.png`) or SVG (anything else) to `path`.
 pub fn write(series: &[Series], o: &PlotOptions, path: &Path) -> Result<(), PlotError> {
     register_font();
-    if !series
-        .iter()
-        .flat_map(|s| &s.points)
-        .any(|p| p.interactivity.is_some())
-    {
-        let mut points = series.iter().flat_map(|s| &s.points);
-        return Err(match points.all(|p| p.texts_per_s.is_some()) {
-            true => PlotError::Pooling,
-            false => PlotError::Empty,
-        });
+    let drawable = |p: &PointData| match pooled(series) {
+        true => p.e2el_p50.is_some(),
+        false => p.interactivity.is_some(),
+    };
+    if !series.iter().flat_map(|s| &s.points).any(drawable) {
+        return Err(PlotError::Empty);
     }
     if o.per_dollar
+        && !pooled(series)
         && !series
             .iter()
             .flat_map(|s| &s.points)
@@ -136,10 +188,18 @@ fn draw<DB: DrawingBackend>(
 ) -> Result<(), String> {
     let e = |x: DrawingAreaErrorKind<DB::ErrorType>| x.to_string();
     root.fill(&WHITE).map_err(e)?;
-    let title = o.title.clone().unwrap_or_else(|| match o.per_dollar {
-        true => "Output tokens per dollar against interactivity and TTFT".into(),
-        false => "Throughput per GPU against interactivity and TTFT".into(),
-    });
+    let axes = match pooled(series) {
+        true => [Axis::E2elP50, Axis::E2elP99],
+        false => [Axis::Interactivity, Axis::Ttft],
+    };
+    let title = o
+        .title
+        .clone()
+        .unwrap_or_else(|| match (axes[0].pooled(), o.per_dollar) {
+            (true, _) => "Texts per second against latency (pooling API: no first token)".into(),
+            (false, true) => "Output tokens per dollar against interactivity and TTFT".into(),
+            (false, false) => "Throughput per GPU against interactivity and TTFT".into(),
+        });
     let (top, body) = root.split_vertically(40);
     top.titled(&title, ("sans-serif", 24)).map_err(e)?;
     let shapes = sweeps::shapes(series);
@@ -154,47 +214,45 @@ fn draw<DB: DrawingBackend>(
     };
     let rows = body.split_evenly((shapes.len().max(1), 2));
     for (r, shape) in shapes.iter().enumerate() {
-        for (c, vs_ttft) in [false, true].into_iter().enumerate() {
-            panel(&rows[r * 2 + c], series, shape, vs_ttft, o)?;
+        for (c, axis) in axes.into_iter().enumerate() {
+            panel(&rows[r * 2 + c], series, shape, axis, o)?;
         }
     }
     Ok(())
 }
 
-/// One panel: every series' points of `shape`, against interactivity or TTFT.
+/// One panel: every series' points of `shape`, against the axis.
 fn panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     series: &[Series],
     shape: &str,
-    vs_ttft: bool,
+    axis: Axis,
     o: &PlotOptions,
 ) -> Result<(), String> {
     let e = |x: DrawingAreaErrorKind<DB::ErrorType>| x.to_string();
-    let x_of = |p: &PointData| if vs_ttft { p.ttft_p50 } else { p.interactivity };
     let of_shape: Vec<Vec<&PointData>> = series
         .iter()
         .map(|s| {
             s.points
                 .iter()
-                .filter(|p| p.shape() == shape && x_of(p).is_some() && o.y(p).is_some())
+                .filter(|p| p.shape() == shape && axis.x(p).is_some() && o.y(p, axis).is_some())
                 .collect()
         })
         .collect();
     let all = || of_shape.iter().flatten();
-    let (x0, x1) = range(all().filter_map(|p| x_of(p)));
-    let (_, y1) = range(all().filter_map(|p| o.y(p)));
-    let what = if o.per_dollar {
-        "tokens per $"
-    } else {
-        "throughput per GPU"
+    let (x0, x1) = range(all().filter_map(|p| axis.x(p)));
+    let (_, y1) = range(all().filter_map(|p| o.y(p, axis)));
+    let (what, y_desc) = match (axis.pooled(), o.per_dollar) {
+        (true, _) => ("texts per second", "texts/s"),
+        (false, true) => ("tokens per $", "output tokens per USD"),
+        (false, false) => ("throughput per GPU", "output tok/s per GPU"),
     };
-    let caption = if vs_ttft {
-        format!("ISL/OSL {shape}: {what} vs TTFT")
-    } else {
-        format!("ISL/OSL {shape}: {what} vs interactivity")
-    };
+    let (x_name, x_desc) = axis.names();
     let mut chart = ChartBuilder::on(area)
-        .caption(caption, ("sans-serif", 18))
+        .caption(
+            format!("ISL/OSL {shape}: {what} vs {x_name}"),
+            ("sans-serif", 18),
+        )
         .margin(12)
         .x_label_area_size(42)
         .y_label_area_size(70)
@@ -202,16 +260,8 @@ fn panel<DB: DrawingBackend>(
         .map_err(e)?;
     chart
         .configure_mesh()
-        .x_desc(if vs_ttft {
-            "TTFT p50 (ms)"
-        } else {
-            "interactivity (tok/s per user = 1000 / TPOT p50)"
-        })
-        .y_desc(if o.per_dollar {
-            "output tokens per USD"
-        } else {
-            "output tok/s per GPU"
-        })
+        .x_desc(x_desc)
+        .y_desc(y_desc)
         .y_label_formatter(&|v| format!("{v:.0}"))
         .label_style(("sans-serif", 13))
         .axis_desc_style(("sans-serif", 14))
@@ -219,12 +269,7 @@ fn panel<DB: DrawingBackend>(
         .map_err(e)?;
 
     // The SLO's bound on this panel's axis.
-    let bound = if vs_ttft {
-        o.slo_ttft_ms
-    } else {
-        o.slo_tpot_ms.map(|t| 1000.0 / t)
-    };
-    if let Some(b) = bound.filter(|b| (x0..x1).contains(b)) {
+    if let Some((b, label)) = axis.bound(o).filter(|(b, _)| (x0..x1).contains(b)) {
         chart
             .draw_series(DashedLineSeries::new(
                 vec![(b, 0.0), (b, y1)],
@@ -233,17 +278,22 @@ fn panel<DB: DrawingBackend>(
                 RGBColor(200, 60, 60).stroke_width(1),
             ))
             .map_err(e)?
-            .label(if vs_ttft { "TTFT SLO" } else { "TPOT SLO" })
+            .label(label)
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], RGBColor(200, 60, 60)));
     }
 
     for (i, (s, pts)) in series.iter().zip(&of_shape).enumerate() {
         if !pts.is_empty() {
             let color = Palette99::pick(i).to_rgba();
-            draw_one(&mut chart, &s.name, pts, color, vs_ttft, o).map_err(e)?;
+            draw_one(&mut chart, &s.name, pts, color, axis, o).map_err(e)?;
         }
     }
-    legend(&mut chart, SeriesLabelPosition::UpperRight).map_err(e)?;
+    // A pooling API's throughput rises to a plateau on the right: the legend goes below it.
+    let at = match axis.pooled() {
+        true => SeriesLabelPosition::LowerRight,
+        false => SeriesLabelPosition::UpperRight,
+    };
+    legend(&mut chart, at).map_err(e)?;
     Ok(())
 }
 
@@ -254,14 +304,11 @@ fn draw_one<'a, DB: DrawingBackend + 'a>(
     name: &str,
     pts: &[&PointData],
     color: RGBAColor,
-    vs_ttft: bool,
+    axis: Axis,
     o: &PlotOptions,
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
-    let x_of = |p: &PointData| if vs_ttft { p.ttft_p50 } else { p.interactivity };
-    let line: Vec<(f64, f64)> = pts
-        .iter()
-        .filter_map(|p| Some((x_of(p)?, o.y(p)?)))
-        .collect();
+    let at = |p: &PointData| Some((axis.x(p)?, o.y(p, axis)?));
+    let line: Vec<(f64, f64)> = pts.iter().filter_map(|p| at(p)).collect();
     chart
         .draw_series(LineSeries::new(line.clone(), color.stroke_width(2)))?
         .label(name.to_string())
@@ -271,10 +318,9 @@ fn draw_one<'a, DB: DrawingBackend + 'a>(
             .map(|&(x, y)| Circle::new((x, y), 5, color.filled())),
     )?;
     chart.draw_series(pts.iter().filter_map(|p| {
-        let at = (x_of(p)?, o.y(p)?);
-        Some(EmptyElement::at(at) + Text::new(tag(p), (7, -16), ("sans-serif", 12).into_font()))
+        Some(EmptyElement::at(at(p)?) + Text::new(tag(p), (7, -16), ("sans-serif", 12).into_font()))
     }))?;
-    if !vs_ttft && !o.per_dollar {
+    if axis == Axis::Interactivity && !o.per_dollar {
         let f: Vec<(f64, f64)> = sweeps::frontier(pts)
             .iter()
             .filter_map(|p| Some((p.interactivity?, p.output_throughput_per_gpu)))
@@ -288,13 +334,13 @@ fn draw_one<'a, DB: DrawingBackend + 'a>(
             ))?;
         }
     }
-    if o.slo_ttft_ms.is_some() || o.slo_tpot_ms.is_some() {
+    if !axis.pooled() && (o.slo_ttft_ms.is_some() || o.slo_tpot_ms.is_some()) {
         let best = match o.per_dollar {
             true => sweeps::cheapest_within(pts, o.slo_ttft_ms, o.slo_tpot_ms),
             false => sweeps::best_within(pts, o.slo_ttft_ms, o.slo_tpot_ms),
         };
         if let Some(b) = best {
-            if let (Some(x), Some(y)) = (x_of(b), o.y(b)) {
+            if let Some((x, y)) = at(b) {
                 let label = format!("best in SLO: {y:.0}");
                 let red = RGBColor(200, 60, 60).to_rgba();
                 ring(chart, (x, y), red, label)?;
