@@ -292,17 +292,7 @@ fn records_past_the_inline_limit_go_to_a_side_file_that_readers_merge() {
     assert_eq!(read.requests.len(), 100_500);
     assert!(read.requests.windows(2).all(|w| w[0].id < w[1].id));
     // `compare` reads it too.
-    let out = common::bin(120)
-        .arg("compare")
-        .arg(&path)
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::succeeds(120, [Path::new("compare"), &path, &path]);
 }
 
 #[test]
@@ -525,46 +515,23 @@ fn embeddings_and_rerank_batch_texts_and_have_no_first_token() {
         }
     }
     // `compare` judges what a pooling run has: its latency and texts per second, no TTFT.
-    let out = common::bin(60)
-        .arg("compare")
-        .args(results.iter().map(|(p, _)| p))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let compare =
+        std::iter::once(Path::new("compare")).chain(results.iter().map(|(p, _)| p.as_path()));
+    let text = common::succeeds(60, compare);
     assert!(
         text.contains("input_item_throughput") && text.contains("p99_e2el_ms"),
         "{text}"
     );
     assert!(!text.contains("ttft"), "{text}");
     // `report` tables texts/s and E2EL; `plot` draws texts/s against E2EL (no first token).
-    let out = common::bin(60)
-        .arg("report")
-        .arg(&results[0].0)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = common::succeeds(60, [Path::new("report"), &results[0].0]);
     assert!(
         text.contains("| series | point | req/s | texts/s |"),
         "{text}"
     );
     let png = results[0].1.path().join("p.png");
-    let out = common::bin(60)
-        .arg("plot")
-        .arg(&results[0].0)
-        .arg("-o")
-        .arg(&png)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let plot = [Path::new("plot"), &results[0].0, Path::new("-o"), &png];
+    common::succeeds(60, plot);
     assert!(std::fs::metadata(&png).unwrap().len() > 10_000);
 
     // What a pooling API cannot do is refused before anything runs, with the key to blame.

@@ -192,6 +192,22 @@ pub fn index_schema() -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
 }
 
+/// Runs the tool with `args`, which must succeed; its stdout.
+#[allow(dead_code)]
+pub fn succeeds<I, S>(timeout_s: u64, args: I) -> String
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let out = bin(timeout_s).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// `run EXP --no-tui --yes` must succeed; its result file (checked against the schema) and
 /// the file's JSON.
 #[allow(dead_code)]
