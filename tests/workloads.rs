@@ -553,6 +553,18 @@ fn embeddings_and_rerank_batch_texts_and_have_no_first_token() {
             "  api: rerank\n  sessions: 2\n  dataset: { kind: conversation, turns: 2 }\n",
             "workload.dataset.kind",
         ),
+        (
+            "  api: embeddings\n  steady_state: { window: 5s }\n",
+            "workload.steady_state",
+        ),
+        (
+            &format!(
+                "  api: rerank\n  dataset: {{ kind: trace, path: {}/traces/mooncake-sample.jsonl }}\n",
+                env!("CARGO_MANIFEST_DIR")
+            )
+            .as_str(),
+            "workload.dataset.kind",
+        ),
     ] {
         let exp = experiment(d.path(), &s.url, &format!("{workload}  requests: 4\n"));
         let out = common::bin(30).arg("validate").arg(&exp).output().unwrap();

@@ -72,6 +72,18 @@ fn pooling_rules(e: &super::Experiment, bad: &mut impl FnMut(&str, String)) {
             format!("`api: {name}` answers single requests, and `{}` is a dialogue of turns: use `random`, `shared_prefix`, `jsonl` or `trace` prompts", w.dataset.kind()),
         );
     }
+    if w.api == Api::Rerank && matches!(w.dataset, Dataset::Trace { .. }) {
+        bad(
+            "workload.dataset.kind",
+            "a trace's requests are one prompt each, at their own times, and a rerank request is a query and documents: use `random`, `shared_prefix` or `jsonl` prompts with `api: rerank`".into(),
+        );
+    }
+    if w.steady_state.is_some() {
+        bad(
+            "workload.steady_state",
+            format!("is judged on windows of TTFT and TPOT, which `api: {name}` has none of; bound the point with `requests` or `duration` instead"),
+        );
+    }
     if w.inputs_per_request > 1 && matches!(w.dataset, Dataset::Trace { .. }) {
         bad(
             "workload.inputs_per_request",
