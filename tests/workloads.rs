@@ -558,7 +558,7 @@ fn embeddings_and_rerank_batch_texts_and_have_no_first_token() {
             "workload.steady_state",
         ),
         (
-            &format!(
+            format!(
                 "  api: rerank\n  dataset: {{ kind: trace, path: {}/traces/mooncake-sample.jsonl }}\n",
                 env!("CARGO_MANIFEST_DIR")
             )
