@@ -86,11 +86,15 @@ fn ok_run(exp: &Path, secs: u64) -> (PathBuf, Value, String) {
     (path, r, err)
 }
 
-/// The server's own counter `name` (summed over its labels, or one label set).
+/// The shared server's own counter `name` (summed over its labels, or one label set).
 fn counter(name: &str, label: Option<&str>) -> f64 {
-    let (url, _) = server();
+    counter_at(&server().0, name, label)
+}
+
+/// The counter `name` of the vLLM at `url` (`/metrics` needs no key).
+fn counter_at(url: &str, name: &str, label: Option<&str>) -> f64 {
     let text = std::process::Command::new("curl")
-        .args(["-fs", &format!("{url}/metrics")])
+        .args(["-fs", "--max-time", "10", &format!("{url}/metrics")])
         .output()
         .unwrap()
         .stdout;
@@ -901,19 +905,48 @@ fn a_slurm_job_without_a_container_runs_the_real_vllm_and_is_cancelled_at_the_en
     );
 }
 
-// ---- pooling: a server of its own, the same tiny model as an embedding model ----
+// ---- servers of their own: an embedding model, a second chat replica ----
 
-/// A vLLM serving the tiny model as an embedding model (`--runner pooling --convert embed`),
-/// started by the test on a free port, its process group stopped when dropped.
-struct PoolingServer {
+/// A vLLM serving the tiny model with the test's own flags (an embedding model: `--runner
+/// pooling --convert embed`; a second chat replica), started by the test on a free port, its
+/// process group stopped when dropped.
+struct OwnServer {
     child: std::process::Child,
     url: String,
     marker: String,
     log: PathBuf,
 }
 
-impl PoolingServer {
-    fn start(dir: &Path) -> Self {
+impl OwnServer {
+    /// The tiny model as an embedding model, served as `tiny-embed`.
+    fn pooling(dir: &Path) -> Self {
+        Self::start(
+            dir,
+            "pooling-vllm.log",
+            &[
+                "--served-model-name",
+                "tiny-embed",
+                "--runner",
+                "pooling",
+                "--convert",
+                "embed",
+            ],
+            &[],
+        )
+    }
+
+    /// The tiny chat model as the shared server serves it (`tiny`, its key): a replica.
+    fn chat_replica(dir: &Path) -> Self {
+        let (_, key) = server();
+        Self::start(
+            dir,
+            "replica-vllm.log",
+            &["--served-model-name", "tiny"],
+            &[("VLLM_API_KEY", key.as_str())],
+        )
+    }
+
+    fn start(dir: &Path, log: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
         use std::os::unix::process::CommandExt;
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -921,18 +954,19 @@ impl PoolingServer {
             .unwrap()
             .port();
         let marker = marker();
-        let log = dir.join("pooling-vllm.log");
+        let log = dir.join(log);
         let out = std::fs::File::create(&log).unwrap();
         let child = std::process::Command::new(var("LLMIB_VLLM_BIN"))
             .arg("serve")
             .arg(model_dir())
-            .args(["--served-model-name", "tiny-embed", "--runner", "pooling"])
-            .args(["--convert", "embed", "--host", "127.0.0.1", "--port"])
+            .args(args)
+            .args(["--host", "127.0.0.1", "--port"])
             .arg(port.to_string())
             .args(["--max-model-len", "2048", "--dtype", "bfloat16"])
             .env("VLLM_TARGET_DEVICE", "cpu")
             .env("VLLM_CPU_KVCACHE_SPACE", "1")
             .env("LLMIB_TEST_MARKER", &marker)
+            .envs(env.iter().copied())
             .stdout(out.try_clone().unwrap())
             .stderr(out)
             .process_group(0)
@@ -956,26 +990,17 @@ impl PoolingServer {
             std::thread::sleep(Duration::from_millis(500));
         }
         panic!(
-            "the pooling vLLM never became healthy:\n{}",
+            "the test's own vLLM never became healthy:\n{}",
             std::fs::read_to_string(&s.log).unwrap_or_default()
         );
     }
 
     fn counter(&self, name: &str) -> f64 {
-        let text = std::process::Command::new("curl")
-            .args(["-fs", &format!("{}/metrics", self.url)])
-            .output()
-            .unwrap()
-            .stdout;
-        String::from_utf8_lossy(&text)
-            .lines()
-            .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
+        counter_at(&self.url, name, None)
     }
 }
 
-impl Drop for PoolingServer {
+impl Drop for OwnServer {
     fn drop(&mut self) {
         let group = format!("-{}", self.child.id());
         // `--`: procps-ng 4.0.2 misreads a negative pid after a signal (seen: `-4697`
@@ -995,7 +1020,10 @@ impl Drop for PoolingServer {
         let _ = self.child.wait();
         let left = left_behind(&self.marker);
         if !std::thread::panicking() {
-            assert!(left.is_empty(), "pooling vLLM processes left: {left:?}");
+            assert!(
+                left.is_empty(),
+                "the test's own vLLM left processes: {left:?}"
+            );
         }
     }
 }
@@ -1004,7 +1032,7 @@ impl Drop for PoolingServer {
 #[ignore = "needs a real vLLM (scripts/test.sh starts it with scripts/real-vllm.sh)"]
 fn embeddings_and_rerank_on_a_real_pooling_vllm_count_what_vllm_counted() {
     let d = tempfile::tempdir().unwrap();
-    let server = PoolingServer::start(d.path());
+    let server = OwnServer::pooling(d.path());
     for (api, inputs, texts) in [("embeddings", 4u64, 4u64), ("rerank", 3, 4)] {
         let dir = d.path().join(api);
         std::fs::create_dir_all(&dir).unwrap();
@@ -1142,4 +1170,71 @@ fn a_lora_mix_goes_to_the_adapters_the_tool_deployed() {
             "{a} in vLLM's arguments"
         );
     }
+}
+
+// ---- replicas: the shared server and a second one, behind one run ----
+
+/// Two real vLLM servers behind one run (`base_urls`), session-sticky (the default for
+/// conversations): every turn of a conversation reached one server, and each server's own
+/// `vllm:request_success_total` counted exactly the requests the records say went there (and
+/// the pre-flight request each replica gets).
+#[test]
+#[ignore = "needs a real vLLM (scripts/test.sh starts it with scripts/real-vllm.sh)"]
+fn two_real_vllm_replicas_keep_each_conversation_on_one() {
+    let d = tempfile::tempdir().unwrap();
+    let second = OwnServer::chat_replica(d.path());
+    let _turn = shared();
+    let (url, _) = server();
+    let exp = existing(
+        d.path(),
+        "replicas",
+        "workload:\n  concurrency: 4\n  sessions: 12\n  warmup_requests: 0\n  ignore_eos: true\n  dataset: { kind: conversation, turns: 3, input_len: 32, output_len: 8 }\n",
+    );
+    let text = std::fs::read_to_string(&exp).unwrap().replace(
+        &format!("base_url: {url}"),
+        &format!("base_urls: [{url}, {}]", second.url),
+    );
+    std::fs::write(&exp, text).unwrap();
+    let done = "vllm:request_success_total";
+    let before = [counter(done, None), second.counter(done)];
+    let out = run(&exp, 600, true);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = [counter(done, None), second.counter(done)];
+    let path = common::result_path(d.path());
+    common::assert_valid_result(&path);
+    let r = json(&path);
+    let recs = r["requests"].as_array().unwrap();
+    assert_eq!(recs.len(), 36, "12 conversations of 3 turns");
+    let mut of: std::collections::BTreeMap<u64, std::collections::BTreeSet<u64>> =
+        Default::default();
+    for q in recs {
+        assert!(q["error"].is_null(), "{q}");
+        of.entry(q["session"].as_u64().unwrap())
+            .or_default()
+            .insert(q["replica"].as_u64().unwrap());
+    }
+    assert!(
+        of.values().all(|k| k.len() == 1),
+        "a session on two servers: {of:?}"
+    );
+    let by = r["summary"]["by_replica"].as_array().unwrap();
+    for k in 0..2 {
+        let sent = recs.iter().filter(|q| q["replica"] == k).count() as f64;
+        assert!(sent > 0.0, "both servers had conversations: {of:?}");
+        assert_eq!(by[k]["completed"].as_f64(), Some(sent));
+        // Each server counted its conversations' turns and its own pre-flight request.
+        assert_eq!(
+            after[k] - before[k],
+            sent + 1.0,
+            "replica {k}: the server counted {}, the records say {sent} (+1 pre-flight)",
+            after[k] - before[k]
+        );
+    }
+    // Each server scraped on its own; the run's generation rate is theirs summed.
+    let sm = &r["server_metrics"];
+    assert_eq!(sm["replicas"].as_array().unwrap().len(), 2, "{sm}");
 }

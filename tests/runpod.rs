@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -678,23 +678,26 @@ fn sigint_while_the_pod_provisions_terminates_it() {
 
 #[test]
 fn a_failure_after_the_pod_runs_still_terminates_it() {
-    let (w, _d, exp) = rig(
-        Script {
-            cost: 1.0,
-            ..Script::default()
-        },
-        "",
-    );
-    // The pod's server does not serve this model: pre-flight fails.
-    run_fails(
-        &w,
-        &exp,
-        &["--set", "model.id=other"],
-        "does not serve `other`",
-    );
-    let f = w.state.lock().unwrap();
-    assert_eq!(f.creates.len(), 1);
-    assert_eq!(f.deleted.len(), 1);
+    // One pod, then two replicas: every pod created is terminated.
+    for (extra, pods) in [("", 1), ("  replicas: 2\n", 2)] {
+        let (w, _d, exp) = rig(
+            Script {
+                cost: 1.0,
+                ..Script::default()
+            },
+            extra,
+        );
+        // The pod's server does not serve this model: pre-flight fails.
+        run_fails(
+            &w,
+            &exp,
+            &["--set", "model.id=other"],
+            "does not serve `other`",
+        );
+        let f = w.state.lock().unwrap();
+        assert_eq!(f.creates.len(), pods);
+        assert_eq!(f.deleted.len(), pods);
+    }
 }
 
 #[test]
@@ -1479,4 +1482,62 @@ fn budget_race(budget: f64) -> bool {
         }
     }
     cut
+}
+
+/// `replicas: 2` rents two pods (each its own server, key, name and log), spreads the load
+/// over both, prices the run at both, and terminates both — after a run, and after a failure.
+#[test]
+fn replicas_rent_a_pod_each_and_terminate_every_one() {
+    let (w, d, exp) = rig(
+        Script {
+            cost: 1.5,
+            ..Script::default()
+        },
+        "  replicas: 2\n",
+    );
+    let out = bin(&w).arg("run").arg(&exp).arg("--yes").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("2 replicas, round-robin routing"),
+        "{stderr}"
+    );
+    let (r, _) = result(d.path());
+    let by = r["summary"]["by_replica"].as_array().unwrap();
+    assert_eq!(by.len(), 2, "{by:?}");
+    assert!(by.iter().all(|x| x["completed"] == 10), "{by:?}");
+    assert_ne!(by[0]["base_url"], by[1]["base_url"]);
+    assert_eq!(r["environment"]["price_per_hour_usd"].as_f64(), Some(3.0));
+    {
+        let f = w.state.lock().unwrap();
+        assert!(f.violations.is_empty(), "{:?}", f.violations);
+        assert_eq!(f.creates.len(), 2);
+        let names: Vec<&str> = f
+            .creates
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert!(names[0] != names[1], "{names:?}");
+        assert!(
+            names.iter().all(|n| n.starts_with("llm-inf-bench-rp-")),
+            "{names:?}"
+        );
+        let mut deleted = f.deleted.clone();
+        deleted.sort();
+        let mut ids: Vec<String> = f.pod_servers.keys().cloned().collect();
+        ids.sort();
+        assert_eq!(deleted, ids, "every pod terminated");
+        // Two keys, one per pod's server.
+        let keys: HashSet<_> = f.pod_servers.values().map(|(_, k, _)| k.clone()).collect();
+        assert_eq!(keys.len(), 2);
+    }
+    let logs = std::fs::read_dir(d.path().join("out"))
+        .unwrap()
+        .filter(|e| {
+            let n = e.as_ref().unwrap().file_name();
+            n.to_string_lossy().ends_with(".server.log")
+        })
+        .count();
+    assert_eq!(logs, 2, "a server log per replica");
+    // (A failure after both run terminates both: `a_failure_after_the_pod_runs_still_terminates_it`.)
 }

@@ -723,3 +723,154 @@ fn a_zipf_adapter_mix_matches_its_weights_and_a_session_keeps_its_adapter() {
         "{err}"
     );
 }
+
+/// Two servers behind one run (`base_urls`): the records, `summary.by_replica` and each
+/// server's own log agree on where every request went. Round-robin alternates exactly;
+/// least-in-flight sends more to the faster server; session-sticky (the default for
+/// conversations) keeps every turn of a conversation on one server, as each server saw it.
+#[test]
+fn replicas_spread_requests_by_each_routing_policy() {
+    let fast = sim(SimProfile::Fixed50ms10ms, 4.0, |c| c.record_requests = 4096);
+    let slow = sim(SimProfile::Fixed50ms10ms, 0.5, |c| c.record_requests = 4096);
+    let with = |workload: &str| {
+        let d = tempfile::tempdir().unwrap();
+        let exp = experiment(d.path(), &fast.url, workload);
+        let text = std::fs::read_to_string(&exp).unwrap().replace(
+            &format!("  base_url: {}\n", fast.url),
+            &format!("  base_urls: [{}, {}]\n", fast.url, slow.url),
+        );
+        std::fs::write(&exp, text).unwrap();
+        let (path, r) = common::run_ok(&exp, 240);
+        common::assert_valid_result(&path);
+        r
+    };
+    let counts = |r: &Value| -> Vec<u64> {
+        let by = r["summary"]["by_replica"].as_array().unwrap();
+        assert_eq!(by.len(), 2, "{by:?}");
+        assert_eq!(by[0]["base_url"], fast.url.as_str());
+        assert_eq!(by[1]["base_url"], slow.url.as_str());
+        let recs = r["requests"].as_array().unwrap();
+        by.iter()
+            .enumerate()
+            .map(|(k, x)| {
+                let n = x["completed"].as_u64().unwrap();
+                let of = recs.iter().filter(|q| q["replica"] == k).count() as u64;
+                assert_eq!(n, of, "replica {k}: by_replica says {n}, the records {of}");
+                n
+            })
+            .collect()
+    };
+    let random = "  concurrency: 8\n  requests: 200\n  dataset: { kind: random, input_len: 16, output_len: 8 }\n  ignore_eos: true\n";
+
+    let r = with(&format!("  routing: round_robin\n{random}"));
+    assert_eq!(counts(&r), [100, 100]);
+    // Each server scraped on its own, and the run's figures theirs summed.
+    let sm = &r["server_metrics"];
+    let each = sm["replicas"].as_array().unwrap();
+    assert_eq!(each.len(), 2);
+    let gen = |m: &Value| m["summary"]["generation_tokens_per_s"].as_f64().unwrap();
+    assert!(each
+        .iter()
+        .all(|m| !m["samples"].as_array().unwrap().is_empty()));
+    assert!(
+        (gen(sm) - gen(&each[0]) - gen(&each[1])).abs() < 1e-6,
+        "{sm}"
+    );
+
+    let r = with(&format!("  routing: least_in_flight\n{random}"));
+    let n = counts(&r);
+    // The fast server (8× the slow one) ends its requests sooner, so it has fewer in flight
+    // whenever the router looks.
+    assert!(n[0] > 2 * n[1], "least in flight: {n:?}");
+
+    // Conversations: every turn of a session to one server (the default routing for them).
+    let before: Vec<usize> = [&fast, &slow]
+        .iter()
+        .map(|s| {
+            serde_json::from_str::<Vec<Value>>(&get(s, "/sim/requests"))
+                .unwrap()
+                .len()
+        })
+        .collect();
+    let r = with("  concurrency: 6\n  sessions: 30\n  dataset: { kind: conversation, turns: 3, input_len: 16, output_len: 4 }\n");
+    let mut of: std::collections::BTreeMap<u64, HashSet<u64>> = Default::default();
+    for q in r["requests"].as_array().unwrap() {
+        of.entry(q["session"].as_u64().unwrap())
+            .or_default()
+            .insert(q["replica"].as_u64().unwrap());
+    }
+    assert_eq!(of.len(), 30);
+    assert!(of.values().all(|k| k.len() == 1), "{of:?}");
+    let n = counts(&r);
+    assert!(n.iter().all(|n| *n > 0), "sessions spread over both: {n:?}");
+    // As the servers saw it: a conversation's first user message reached one server only.
+    let firsts = |s: &common::Sim, skip: usize| -> HashSet<String> {
+        let all: Vec<Value> = serde_json::from_str(&get(s, "/sim/requests")).unwrap();
+        all[skip..]
+            .iter()
+            .filter_map(|m| {
+                let first = m.as_array()?.iter().find(|x| x["role"] == "user")?;
+                Some(first["content"].as_str()?.to_string())
+            })
+            .collect()
+    };
+    let (a, b) = (firsts(&fast, before[0]), firsts(&slow, before[1]));
+    assert!(a.len() >= 2 && b.len() >= 2, "{} and {}", a.len(), b.len());
+    let both: Vec<&String> = a.intersection(&b).collect();
+    // (Each server's pre-flight request is the one prompt both saw.)
+    assert_eq!(both, ["Say hello."], "conversations seen by both servers");
+}
+
+/// `infrastructure.replicas` starts that many simulators, each its own server and log; the
+/// wrong ways to ask for replicas are refused with the key to blame.
+#[test]
+fn the_simulator_starts_replicas_and_bad_replica_settings_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let exp = common::write(
+        d.path(),
+        "exp.yaml",
+        &format!(
+            "name: t\nmodel: {{ id: m }}\ninfrastructure:\n  provider: simulator\n  replicas: 3\n  simulator: {{ profile: instant }}\nmetrics: {{ scrape_interval: 200ms }}\noutput: {{ dir: {} }}\nworkload:\n  concurrency: 6\n  requests: 90\n  dataset: {{ kind: random, input_len: 16, output_len: 4 }}\n",
+            d.path().join("out").display()
+        ),
+    );
+    let (path, r) = common::run_ok(&exp, 120);
+    common::assert_valid_result(&path);
+    let by = r["summary"]["by_replica"].as_array().unwrap();
+    let urls: HashSet<&str> = by.iter().map(|x| x["base_url"].as_str().unwrap()).collect();
+    assert_eq!(urls.len(), 3, "three servers of their own: {by:?}");
+    assert!(by.iter().all(|x| x["completed"] == 30), "{by:?}");
+    assert_eq!(r["server_metrics"]["replicas"].as_array().unwrap().len(), 3);
+
+    let base = std::fs::read_to_string(&exp).unwrap();
+    for (from, to, key) in [
+        ("  replicas: 3\n", "  replicas: 0\n", "infrastructure.replicas"),
+        ("  replicas: 3\n", "  replicas: 65\n", "infrastructure.replicas"),
+        (
+            "  provider: simulator\n  replicas: 3\n",
+            "  provider: existing\n  base_url: http://127.0.0.1:9\n  replicas: 2\n",
+            "infrastructure.replicas",
+        ),
+        (
+            "  provider: simulator\n  replicas: 3\n",
+            "  provider: existing\n  base_url: http://127.0.0.1:9\n  base_urls: [http://127.0.0.1:8]\n",
+            "infrastructure.base_urls",
+        ),
+        (
+            "  provider: simulator\n  replicas: 3\n",
+            "  provider: existing\n  base_urls: [http://127.0.0.1:9, http://127.0.0.1:9]\n",
+            "infrastructure.base_urls[1]",
+        ),
+        (
+            "  provider: simulator\n  replicas: 3\n",
+            "  provider: existing\n  base_urls: [http://127.0.0.1:9, 127.0.0.1:8]\n",
+            "infrastructure.base_urls[1]",
+        ),
+        ("  concurrency: 6\n", "  concurrency: 6\n  routing: sticky\n", "workload.routing"),
+    ] {
+        let bad = common::write(d.path(), "bad.yaml", &base.replace(from, to));
+        let out = common::bin(30).arg("validate").arg(&bad).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(key), "{to}: {err}");
+    }
+}

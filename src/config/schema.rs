@@ -295,6 +295,14 @@ pub struct Infrastructure {
     /// `existing`: the server's base URL, e.g. `http://127.0.0.1:8000`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub base_url: Option<String>,
+    /// `existing`: several servers behind one run (replicas the tool routes between with
+    /// `workload.routing`), instead of `base_url`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub base_urls: Vec<String>,
+    /// Servers of the same spec behind one run (default 1): `simulator`, `local`, `runpod`
+    /// (N pods) and `slurm` (N jobs) start N; each is scraped, requests are spread over them
+    /// by `workload.routing`, and the budget and cost count all of them.
+    pub replicas: u32,
     /// `existing`: name of the environment variable holding the server's API key.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_key_env: Option<String>,
@@ -400,6 +408,8 @@ impl Default for Infrastructure {
             container_disk_gb: 50,
             health_timeout: HumanDuration::from_secs(900),
             base_url: None,
+            base_urls: Vec::new(),
+            replicas: 1,
             api_key_env: None,
             tls_ca_file: None,
             command: Vec::new(),
@@ -552,6 +562,21 @@ pub enum Api {
     Rerank,
 }
 
+/// How requests are spread over replicas (`workload.routing`).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Routing {
+    /// Each request to the next replica in turn.
+    RoundRobin,
+    /// Each request to the replica with the fewest of this run's requests in flight (ties: the
+    /// next in turn).
+    LeastInFlight,
+    /// A unit of work (a request; a whole conversation or agent session) to the replica its
+    /// hash picks, as a consistent-hash router does: a session's turns all reach one replica,
+    /// and its prefix cache.
+    SessionSticky,
+}
+
 impl Api {
     /// A pooling API: one JSON answer per request, no tokens generated (no TTFT, ITL or TPOT).
     pub fn pooling(self) -> bool {
@@ -600,6 +625,12 @@ pub struct Workload {
     /// in one `input` list; `rerank` scores this many `documents` against one query. Each is
     /// a prompt of the dataset. Only with `api: embeddings` or `rerank`.
     pub inputs_per_request: u32,
+    /// How requests are spread over several servers (`infrastructure.replicas`, `base_urls`):
+    /// `round_robin`, `least_in_flight` or `session_sticky` (every request of a conversation
+    /// or agent session to one replica, chosen by a hash of the session). Default:
+    /// `session_sticky` for conversations and agents, `round_robin` otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub routing: Option<Routing>,
     /// `sequential`, `concurrent` or `rate`.
     pub pattern: Pattern,
     /// Requests in flight for `concurrent`.
@@ -835,6 +866,7 @@ impl Default for Workload {
         Self {
             api: Api::Chat,
             inputs_per_request: 1,
+            routing: None,
             pattern: Pattern::Concurrent,
             concurrency: None,
             rate: None,

@@ -44,7 +44,8 @@ pub struct RunPodSite<'a> {
 /// Where an already running server is.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ExistingSite<'a> {
-    pub base_url: &'a str,
+    /// `base_url`, or `base_urls` (replicas); empty when neither is written.
+    pub base_urls: Vec<&'a str>,
     /// The CA that signed an https:// server's certificate (else the system's roots).
     pub tls_ca_file: Option<&'a Path>,
 }
@@ -58,6 +59,12 @@ const KEYED: &[ProviderKind] = &[
     ProviderKind::Slurm,
 ];
 const LOCAL: &[ProviderKind] = &[ProviderKind::Local];
+const STARTED: &[ProviderKind] = &[
+    ProviderKind::Simulator,
+    ProviderKind::Local,
+    ProviderKind::Runpod,
+    ProviderKind::Slurm,
+];
 const SIMULATOR: &[ProviderKind] = &[ProviderKind::Simulator];
 const SLURM: &[ProviderKind] = &[ProviderKind::Slurm];
 
@@ -71,7 +78,12 @@ impl Infrastructure {
                 command: &self.command,
             },
             ProviderKind::Existing => Site::Existing(ExistingSite {
-                base_url: self.base_url.as_deref().unwrap_or_default(),
+                base_urls: self
+                    .base_url
+                    .iter()
+                    .chain(&self.base_urls)
+                    .map(String::as_str)
+                    .collect(),
                 tls_ca_file: self.tls_ca_file.as_deref(),
             }),
             ProviderKind::Simulator => Site::Simulator(&self.simulator),
@@ -108,7 +120,7 @@ impl Infrastructure {
     /// providers that read it.
     fn written(&self) -> Vec<(&'static str, &'static [ProviderKind])> {
         let d = Infrastructure::default();
-        let keys: [(bool, &'static str, &'static [ProviderKind]); 11] = [
+        let keys: [(bool, &'static str, &'static [ProviderKind]); 13] = [
             (
                 !self.fallback_gpu_types.is_empty(),
                 "fallback_gpu_types",
@@ -124,6 +136,8 @@ impl Infrastructure {
             ),
             (self.keep_pod, "keep_pod", RUNPOD),
             (self.base_url.is_some(), "base_url", EXISTING),
+            (!self.base_urls.is_empty(), "base_urls", EXISTING),
+            (self.replicas != d.replicas, "replicas", STARTED),
             (self.api_key_env.is_some(), "api_key_env", KEYED),
             (!self.command.is_empty(), "command", LOCAL),
             (self.simulator != d.simulator, "simulator", SIMULATOR),
@@ -182,7 +196,7 @@ mod tests {
         assert_eq!(
             inf.site(),
             Site::Existing(ExistingSite {
-                base_url: "http://127.0.0.1:9",
+                base_urls: vec!["http://127.0.0.1:9"],
                 tls_ca_file: None
             })
         );

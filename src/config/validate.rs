@@ -5,8 +5,8 @@
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
 
 use super::{
-    Api, Count, Dataset, ExistingSite, Issue, Pace, Pattern, Points, ProviderKind, RampStrategy,
-    Resolved, RunPodSite, Site, SweepValues,
+    Api, Count, Dataset, ExistingSite, Infrastructure, Issue, Pace, Pattern, Points, ProviderKind,
+    RampStrategy, Resolved, RunPodSite, Site, SweepValues,
 };
 
 pub(super) fn cross_field(r: &Resolved) -> Vec<Issue> {
@@ -733,9 +733,12 @@ fn infrastructure_rules(r: &Resolved, bad: &mut impl FnMut(&str, String)) {
             "only applies to `provider: existing` with an https:// base_url".into(),
         );
     }
+    replica_rules(inf, bad);
     match inf.site() {
         Site::RunPod(p) => runpod_rules(&p, inf.gpu_type.as_deref(), bad),
-        Site::Existing(x) => existing_rules(&x, bad),
+        Site::Existing(x) => {
+            existing_rules(&x, inf.base_url.is_some() && !inf.base_urls.is_empty(), bad)
+        }
         Site::Simulator(s) => {
             if !(s.speed > 0.0 && s.speed.is_finite()) {
                 bad(
@@ -767,24 +770,77 @@ fn runpod_rules(p: &RunPodSite<'_>, gpu_type: Option<&str>, bad: &mut impl FnMut
     }
 }
 
-fn existing_rules(x: &ExistingSite<'_>, bad: &mut impl FnMut(&str, String)) {
-    match x.base_url {
-        "" => bad("infrastructure.provider", "`provider: existing` needs `infrastructure.base_url`, e.g. `http://127.0.0.1:8000`".into()),
-        // Never echoed: the part before `@` may be a password.
-        u if super::has_userinfo(u) => bad(
-            "infrastructure.base_url",
-            "a user name or password in the URL (`user:pw@host`) is not supported, and would end up in logs: give the host alone, and the server's key through `infrastructure.api_key_env`".into(),
-        ),
-        u if !(u.starts_with("http://") || u.starts_with("https://")) => {
-            bad("infrastructure.base_url", format!("`{u}` must start with http:// or https://"))
+fn existing_rules(x: &ExistingSite<'_>, both: bool, bad: &mut impl FnMut(&str, String)) {
+    if both {
+        bad(
+            "infrastructure.base_urls",
+            "give `base_url` (one server) or `base_urls` (replicas behind one run), not both"
+                .into(),
+        );
+        return;
+    }
+    if x.base_urls.is_empty() {
+        bad("infrastructure.provider", "`provider: existing` needs `infrastructure.base_url`, e.g. `http://127.0.0.1:8000` (or `base_urls`, a list, for replicas)".into());
+    }
+    let many = x.base_urls.len() > 1;
+    for (i, u) in x.base_urls.iter().copied().enumerate() {
+        let at = match many {
+            true => format!("infrastructure.base_urls[{i}]"),
+            false => "infrastructure.base_url".to_string(),
+        };
+        if x.base_urls[..i].contains(&u) {
+            bad(
+                &at,
+                format!("`{u}` is listed twice: each replica is one server"),
+            );
         }
-        u if x.tls_ca_file.is_some() && !u.starts_with("https://") => bad(
-            "infrastructure.tls_ca_file",
-            format!("only applies to an https:// server, and base_url is `{u}`"),
-        ),
-        _ => {}
+        match u {
+            "" => bad(&at, "is empty: e.g. `http://127.0.0.1:8000`".into()),
+            // Never echoed: the part before `@` may be a password.
+            u if super::has_userinfo(u) => bad(
+                &at,
+                "a user name or password in the URL (`user:pw@host`) is not supported, and would end up in logs: give the host alone, and the server's key through `infrastructure.api_key_env`".into(),
+            ),
+            u if !(u.starts_with("http://") || u.starts_with("https://")) => {
+                bad(&at, format!("`{u}` must start with http:// or https://"))
+            }
+            u if x.tls_ca_file.is_some() && !u.starts_with("https://") => bad(
+                "infrastructure.tls_ca_file",
+                format!("only applies to an https:// server, and base_url is `{u}`"),
+            ),
+            _ => {}
+        }
     }
 }
+
+/// `infrastructure.replicas`: how many servers a provider starts.
+fn replica_rules(inf: &Infrastructure, bad: &mut impl FnMut(&str, String)) {
+    let n = inf.replicas;
+    if n == 0 || n > MAX_REPLICAS {
+        bad(
+            "infrastructure.replicas",
+            format!("must be 1 to {MAX_REPLICAS}, found {n}"),
+        );
+    } else if n > 1 && inf.provider == ProviderKind::Existing {
+        bad(
+            "infrastructure.replicas",
+            "`provider: existing` starts nothing: list the servers already running in `infrastructure.base_urls`".into(),
+        );
+    }
+    if inf.base_urls.len() > MAX_REPLICAS as usize {
+        bad(
+            "infrastructure.base_urls",
+            format!(
+                "at most {MAX_REPLICAS} servers, found {}",
+                inf.base_urls.len()
+            ),
+        );
+    }
+}
+
+/// The most replicas one run spreads requests over (a request record keeps its replica in a
+/// byte; a run of more servers is a fleet, not a router).
+pub const MAX_REPLICAS: u32 = 64;
 
 fn slurm_rules(s: &super::SlurmOptions, bad: &mut impl FnMut(&str, String)) {
     if let Some(p) = s.price_per_gpu_hour_usd.filter(|p| !(*p >= 0.0)) {

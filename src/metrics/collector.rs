@@ -199,6 +199,8 @@ pub struct Settings {
     pub spill_dir: Option<PathBuf>,
     /// `model.adapters`' names (the per-adapter figures), in order.
     pub adapters: Vec<String>,
+    /// The servers' base URLs, with several (the per-replica figures), in the run's order.
+    pub replicas: Vec<String>,
 }
 
 /// Records a result file holds inline; past this they are written to a side file as they
@@ -231,6 +233,7 @@ impl Settings {
                 .as_ref()
                 .map(|a| a.all())
                 .unwrap_or_default(),
+            replicas: Vec::new(),
         }
     }
 }
@@ -293,7 +296,8 @@ pub struct Collector {
     total_reads: u64,
     kernel_reads: u64,
     /// Scrapes of the server's `/metrics`, with when each started.
-    server: Vec<(Instant, ServerSample)>,
+    /// Each replica's scrapes (one list per server of the run).
+    server: Vec<Vec<(Instant, ServerSample)>>,
     framework: Option<FrameworkKind>,
     gpu: Vec<GpuReading>,
     steady: SteadyWatch,
@@ -367,7 +371,11 @@ impl Collector {
                 if let Some(u) = s.unknown_names {
                     self.unknown_names = u;
                 }
-                self.server.push((s.at, s.sample));
+                let k = usize::from(s.replica);
+                if self.server.len() <= k {
+                    self.server.resize_with(k + 1, Vec::new);
+                }
+                self.server[k].push((s.at, s.sample));
                 None
             }
             Event::Gpu(g) => {
@@ -664,6 +672,11 @@ impl Collector {
             &s.adapters,
             duration_s,
         );
+        summary.by_replica = summary::by_replica(
+            part.as_deref().unwrap_or(&self.briefs),
+            &s.replicas,
+            duration_s,
+        );
         summary.sessions = summary::sessions(self.sessions.values().copied());
         let server_metrics = self.server_metrics(duration_s);
         let client = self.client_health();
@@ -781,25 +794,41 @@ impl Collector {
         }
     }
 
-    /// The scrapes, stamped relative to the timed window's start, and their summary.
+    /// The scrapes, stamped relative to the timed window's start, and their summary; with
+    /// several replicas, each one's and theirs combined ([`ServerMetrics::combine`]).
     fn server_metrics(&mut self, duration_s: f64) -> Option<ServerMetrics> {
-        let first = self.server.first()?.0;
+        let first = self
+            .server
+            .iter()
+            .filter_map(|s| s.first())
+            .map(|s| s.0)
+            .min()?;
         let t0 = self.t0.unwrap_or(first);
-        let mut m = ServerMetrics {
-            framework: self.framework,
-            interval_ms: ms(self.settings.scrape_interval),
-            summary: Default::default(),
-            samples: std::mem::take(&mut self.server)
-                .into_iter()
-                .map(|(at, mut s)| {
-                    s.t_ms = signed_ms(at, t0);
-                    s
-                })
-                .collect(),
-            unknown_names: std::mem::take(&mut self.unknown_names),
-        };
-        m.summarize(duration_s * 1e3);
-        Some(m)
+        let unknown = std::mem::take(&mut self.unknown_names);
+        let mut each: Vec<ServerMetrics> = std::mem::take(&mut self.server)
+            .into_iter()
+            .map(|scrapes| {
+                let mut m = ServerMetrics {
+                    framework: self.framework,
+                    interval_ms: ms(self.settings.scrape_interval),
+                    samples: scrapes
+                        .into_iter()
+                        .map(|(at, mut s)| {
+                            s.t_ms = signed_ms(at, t0);
+                            s
+                        })
+                        .collect(),
+                    unknown_names: unknown.clone(),
+                    ..ServerMetrics::default()
+                };
+                m.summarize(duration_s * 1e3);
+                m
+            })
+            .collect();
+        match each.len() {
+            1 => each.pop(),
+            _ => Some(ServerMetrics::combine(each)),
+        }
     }
 }
 
@@ -906,6 +935,7 @@ mod tests {
             },
             spill_dir: None,
             adapters: Vec::new(),
+            replicas: Vec::new(),
         }
     }
 

@@ -29,11 +29,14 @@ pub struct Brief {
     pub inputs: u16,
     /// The LoRA adapter's index (`u16::MAX`: the base model).
     pub adapter: u16,
-    pub ok: bool,
-    /// [`REASONED`] and [`OVERFLOW`].
+    /// The server (replica) it went to (`u8::MAX`: the only one; at most 64 replicas).
+    pub replica: u8,
+    /// [`OK`], [`REASONED`] and [`OVERFLOW`].
     pub flags: u8,
 }
 
+/// The request succeeded.
+pub const OK: u8 = 4;
 /// The stream carried reasoning.
 pub const REASONED: u8 = 1;
 /// Prompt and answer exceed the model's context.
@@ -65,10 +68,18 @@ impl Brief {
                 .inputs
                 .map_or(0, |n| n.min(u32::from(u16::MAX - 1)) as u16),
             adapter: r.adapter.unwrap_or(u16::MAX),
-            ok: r.ok(),
-            flags: u8::from(r.reasoning_tokens.is_some()) * REASONED
+            replica: r
+                .replica
+                .map_or(u8::MAX, |k| k.min(u16::from(u8::MAX - 1)) as u8),
+            flags: u8::from(r.ok()) * OK
+                + u8::from(r.reasoning_tokens.is_some()) * REASONED
                 + u8::from(r.context_overflow) * OVERFLOW,
         }
+    }
+
+    /// The request succeeded.
+    pub fn ok(&self) -> bool {
+        self.flags & OK != 0
     }
 
     /// The stream carried reasoning.

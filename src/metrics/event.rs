@@ -181,6 +181,10 @@ pub struct RequestRecord {
     /// each).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub adapter: Option<u16>,
+    /// The server it went to, with several (`infrastructure.replicas`, `base_urls`): its index
+    /// in the run's servers (`summary.by_replica` names each).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub replica: Option<u16>,
     /// Body reads that carried data.
     pub reads: u32,
     /// Of those, reads stamped with the kernel's receive time (summed into `client.read_stamps`).
@@ -293,6 +297,8 @@ pub struct Scraped {
     pub framework: Option<FrameworkKind>,
     /// vLLM metric families the tool does not know (from the scrape that first saw vLLM).
     pub unknown_names: Option<Vec<String>>,
+    /// Which server (replica) was scraped: its index in the run's servers.
+    pub replica: u16,
 }
 
 /// One scrape, mapped. Gauges as the server reported them; `*_per_s` and the interval means

@@ -287,6 +287,10 @@ pub struct ServerMetrics {
     /// new figure since the release it was checked against (vLLM 0.32).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unknown_names: Vec<String>,
+    /// Several servers behind the run (`infrastructure.replicas`, `base_urls`): each one's own
+    /// view, in the run's order; then `summary` is theirs combined and `samples` is empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replicas: Vec<ServerMetrics>,
 }
 
 /// Files written before `null` meant "unknown" carry `"unknown"`.
@@ -411,6 +415,67 @@ impl ServerMetrics {
         };
     }
 
+    /// Several replicas' views as one: their token rates, preemptions, requests running and
+    /// waiting (peaks and means) summed — the fleet's —; cache usage the highest peak and
+    /// the mean of means; the window's prefix-cache hit rate weighted by each one's prompt
+    /// tokens (what its counters query); per-GPU figures the mean. Each one's own view is kept
+    /// in `replicas`.
+    pub fn combine(parts: Vec<ServerMetrics>) -> ServerMetrics {
+        let each = |f: fn(&ServerSummary) -> Option<f64>| -> Vec<f64> {
+            parts.iter().filter_map(|m| f(&m.summary)).collect()
+        };
+        let sum = |f: fn(&ServerSummary) -> Option<f64>| {
+            let v = each(f);
+            (!v.is_empty()).then(|| v.iter().sum::<f64>())
+        };
+        let mean = |f: fn(&ServerSummary) -> Option<f64>| {
+            let v = each(f);
+            (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+        };
+        let weighted: Vec<(f64, f64)> = parts
+            .iter()
+            .filter_map(|m| {
+                Some((
+                    m.summary.prefix_cache_hit_rate?,
+                    m.summary.prompt_tokens_per_s?,
+                ))
+            })
+            .collect();
+        let weight: f64 = weighted.iter().map(|(_, w)| w).sum();
+        let summary = ServerSummary {
+            scrapes: parts.iter().map(|m| m.summary.scrapes).sum(),
+            gaps: parts.iter().map(|m| m.summary.gaps).sum(),
+            peak_running: sum(|s| s.peak_running),
+            mean_running: sum(|s| s.mean_running),
+            peak_waiting: sum(|s| s.peak_waiting),
+            mean_waiting: sum(|s| s.mean_waiting),
+            peak_kv_cache_usage: each(|s| s.peak_kv_cache_usage).into_iter().reduce(f64::max),
+            mean_kv_cache_usage: mean(|s| s.mean_kv_cache_usage),
+            mean_prefix_cache_hit_rate: mean(|s| s.mean_prefix_cache_hit_rate),
+            generation_tokens_per_s: sum(|s| s.generation_tokens_per_s),
+            prompt_tokens_per_s: sum(|s| s.prompt_tokens_per_s),
+            preemptions: sum(|s| s.preemptions),
+            prefix_cache_hit_rate: (weight > 0.0)
+                .then(|| weighted.iter().map(|(r, w)| r * w).sum::<f64>() / weight),
+            tflops_per_gpu: mean(|s| s.tflops_per_gpu),
+            tb_per_s_per_gpu: mean(|s| s.tb_per_s_per_gpu),
+            mfu: None,
+            mbu: None,
+        };
+        ServerMetrics {
+            framework: parts.iter().find_map(|m| m.framework),
+            interval_ms: parts.first().map_or(0.0, |m| m.interval_ms),
+            summary,
+            samples: Vec::new(),
+            unknown_names: parts
+                .iter()
+                .find(|m| !m.unknown_names.is_empty())
+                .map(|m| m.unknown_names.clone())
+                .unwrap_or_default(),
+            replicas: parts,
+        }
+    }
+
     /// MFU and MBU against the peaks of `gpu_type` (`metrics::gpus`), when it is known.
     pub fn utilisation(&mut self, gpu_type: Option<&str>) {
         let Some(peak) = gpu_type.and_then(super::gpus::peak) else {
@@ -428,6 +493,17 @@ pub async fn run(
     url: String,
     api_key: Option<Secret>,
     interval: Duration,
+    tx: UnboundedSender<Event>,
+) {
+    run_replica(url, api_key, interval, 0, tx).await
+}
+
+/// [`run`] for replica `replica` of the run's servers (its samples say which).
+pub async fn run_replica(
+    url: String,
+    api_key: Option<Secret>,
+    interval: Duration,
+    replica: u16,
     tx: UnboundedSender<Event>,
 ) {
     let http = match reqwest::Client::builder()
@@ -463,6 +539,7 @@ pub async fn run(
             framework: mapper.framework,
             // Said once: the collector keeps it.
             unknown_names: mapper.unknown_names.as_ref().filter(|_| !told).cloned(),
+            replica,
         }));
         told |= mapper.unknown_names.is_some();
         if tx.send(ev).is_err() {

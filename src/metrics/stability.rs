@@ -39,12 +39,12 @@ struct Window {
 fn window(briefs: &[&Brief]) -> Option<Window> {
     let mut ttft: Vec<f64> = briefs
         .iter()
-        .filter(|b| b.ok)
+        .filter(|b| b.ok())
         .filter_map(|b| b.ttft())
         .collect();
     let mut tpot: Vec<f64> = briefs
         .iter()
-        .filter(|b| b.ok)
+        .filter(|b| b.ok())
         .filter_map(|b| b.tpot())
         .collect();
     if ttft.len() < MIN_PER_WINDOW {
@@ -60,7 +60,7 @@ fn window(briefs: &[&Brief]) -> Option<Window> {
         tpot: pair(&mut tpot).unwrap_or((0.0, 0.0)),
         output_tokens: briefs
             .iter()
-            .filter(|b| b.ok)
+            .filter(|b| b.ok())
             .map(|b| b.output_tokens as f64)
             .sum(),
     })
@@ -206,8 +206,8 @@ mod tests {
             turn: u16::MAX,
             inputs: 0,
             adapter: u16::MAX,
-            ok: true,
-            flags: 0,
+            replica: u8::MAX,
+            flags: crate::metrics::columns::OK,
         }
     }
 

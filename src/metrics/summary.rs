@@ -128,6 +128,10 @@ pub struct Summary {
     /// order (the server's own counters carry only the base model).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub by_adapter: Vec<AdapterSummary>,
+    /// Several servers behind the run (`infrastructure.replicas`, `base_urls`): the figures of
+    /// each one's requests, in the run's order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub by_replica: Vec<ReplicaSummary>,
     /// The share of prompt tokens an ideal prefix cache (infinite, never evicting) would have
     /// served, over successful requests of a workload built from blocks (traces, agent
     /// traces): each prompt's prefix shared with prompts sent before it, in whole
@@ -167,11 +171,9 @@ pub struct SteadyReport {
     pub transient_requests: u64,
 }
 
-/// One LoRA adapter's requests (`model.adapters`): how many, how fast, how long.
+/// One group of a point's requests (an adapter's, a replica's): how many, how fast, how long.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct AdapterSummary {
-    /// Its name (the requests' `model`).
-    pub adapter: String,
+pub struct GroupFigures {
     pub completed: u64,
     pub failed: u64,
     /// Its share of all requests sent (successful or not).
@@ -188,8 +190,9 @@ pub struct AdapterSummary {
     pub p99_e2el_ms: Option<f64>,
 }
 
-impl AdapterSummary {
-    /// The figures `compare` and `report` show per adapter (`adapter.NAME.p99_ttft_ms`, …).
+impl GroupFigures {
+    /// The figures `compare` and `report` show per group (`adapter.NAME.p99_ttft_ms`,
+    /// `replica.0.p99_ttft_ms`, …).
     pub const FIGURES: [&'static str; 8] = [
         "request_throughput",
         "output_throughput",
@@ -214,52 +217,100 @@ impl AdapterSummary {
             _ => None,
         }
     }
+
+    /// The figures of the briefs `of` picks out of `briefs`, over a window of `duration_s`.
+    fn of(briefs: &[Brief], of: impl Fn(&Brief) -> bool, duration_s: f64) -> Self {
+        let sorted = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v
+        };
+        let group: Vec<&Brief> = briefs.iter().filter(|b| of(b)).collect();
+        let ok: Vec<&Brief> = group.iter().copied().filter(|b| b.ok()).collect();
+        let ttft = sorted(ok.iter().filter_map(|b| b.ttft()).collect());
+        let tpot = sorted(ok.iter().filter_map(|b| b.tpot()).collect());
+        let e2el = sorted(ok.iter().map(|b| b.e2el_ms).collect());
+        let out: u64 = ok.iter().map(|b| u64::from(b.output_tokens)).sum();
+        Self {
+            completed: ok.len() as u64,
+            failed: (group.len() - ok.len()) as u64,
+            share: group.len() as f64 / briefs.len().max(1) as f64,
+            request_throughput: per_s(ok.len() as f64, duration_s),
+            output_throughput: per_s(out as f64, duration_s).filter(|_| out > 0),
+            p50_ttft_ms: percentile(&ttft, 50.0),
+            p99_ttft_ms: percentile(&ttft, 99.0),
+            p50_tpot_ms: percentile(&tpot, 50.0),
+            p99_tpot_ms: percentile(&tpot, 99.0),
+            p50_e2el_ms: percentile(&e2el, 50.0),
+            p99_e2el_ms: percentile(&e2el, 99.0),
+        }
+    }
+}
+
+/// One LoRA adapter's requests (`model.adapters`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AdapterSummary {
+    /// Its name (the requests' `model`).
+    pub adapter: String,
+    #[serde(flatten)]
+    pub figures: GroupFigures,
+}
+
+/// One server's requests, with several behind a run (`infrastructure.replicas`, `base_urls`):
+/// an unbalanced router shows here.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ReplicaSummary {
+    /// Its index in the run's servers (`replica` in the records).
+    pub replica: u16,
+    /// Where it answered.
+    pub base_url: String,
+    #[serde(flatten)]
+    pub figures: GroupFigures,
 }
 
 /// `adapter.NAME.p99_ttft_ms` → ("NAME", "p99_ttft_ms").
 pub fn adapter_figure(name: &str) -> Option<(&str, &str)> {
-    let rest = name.strip_prefix("adapter.")?;
-    let (adapter, figure) = rest.rsplit_once('.')?;
-    AdapterSummary::FIGURES
+    group_figure("adapter.", name)
+}
+
+/// `replica.1.p99_ttft_ms` → (1, "p99_ttft_ms").
+pub fn replica_figure(name: &str) -> Option<(u16, &str)> {
+    let (k, f) = group_figure("replica.", name)?;
+    Some((k.parse().ok()?, f))
+}
+
+fn group_figure<'a>(prefix: &str, name: &'a str) -> Option<(&'a str, &'a str)> {
+    let rest = name.strip_prefix(prefix)?;
+    let (group, figure) = rest.rsplit_once('.')?;
+    GroupFigures::FIGURES
         .contains(&figure)
-        .then_some((adapter, figure))
+        .then_some((group, figure))
 }
 
 /// Each adapter's figures over `briefs` (`names` in `model.adapters` order), over a window of
 /// `duration_s`; none without adapters.
 pub fn by_adapter(briefs: &[Brief], names: &[String], duration_s: f64) -> Vec<AdapterSummary> {
-    let sent = briefs.len().max(1) as f64;
-    let sorted = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v
-    };
     names
         .iter()
         .enumerate()
-        .map(|(k, name)| {
-            let of: Vec<&Brief> = briefs
-                .iter()
-                .filter(|b| usize::from(b.adapter) == k)
-                .collect();
-            let ok: Vec<&Brief> = of.iter().copied().filter(|b| b.ok).collect();
-            let ttft = sorted(ok.iter().filter_map(|b| b.ttft()).collect());
-            let tpot = sorted(ok.iter().filter_map(|b| b.tpot()).collect());
-            let e2el = sorted(ok.iter().map(|b| b.e2el_ms).collect());
-            let out: u64 = ok.iter().map(|b| u64::from(b.output_tokens)).sum();
-            AdapterSummary {
-                adapter: name.clone(),
-                completed: ok.len() as u64,
-                failed: (of.len() - ok.len()) as u64,
-                share: of.len() as f64 / sent,
-                request_throughput: per_s(ok.len() as f64, duration_s),
-                output_throughput: per_s(out as f64, duration_s).filter(|_| out > 0),
-                p50_ttft_ms: percentile(&ttft, 50.0),
-                p99_ttft_ms: percentile(&ttft, 99.0),
-                p50_tpot_ms: percentile(&tpot, 50.0),
-                p99_tpot_ms: percentile(&tpot, 99.0),
-                p50_e2el_ms: percentile(&e2el, 50.0),
-                p99_e2el_ms: percentile(&e2el, 99.0),
-            }
+        .map(|(k, name)| AdapterSummary {
+            adapter: name.clone(),
+            figures: GroupFigures::of(briefs, |b| usize::from(b.adapter) == k, duration_s),
+        })
+        .collect()
+}
+
+/// Each server's figures over `briefs` (`base_urls` in the run's order); none with one.
+pub fn by_replica(briefs: &[Brief], base_urls: &[String], duration_s: f64) -> Vec<ReplicaSummary> {
+    if base_urls.len() < 2 {
+        return Vec::new();
+    }
+    base_urls
+        .iter()
+        .enumerate()
+        .map(|(k, url)| ReplicaSummary {
+            replica: k as u16,
+            base_url: url.clone(),
+            figures: GroupFigures::of(briefs, |b| usize::from(b.replica) == k, duration_s),
         })
         .collect()
 }
@@ -368,15 +419,34 @@ impl Summary {
             "total_inputs" => self.total_inputs.map(|n| n as f64),
             _ => match self.named(name) {
                 Some(v) => v,
-                None => match (turn_figure(name), adapter_figure(name)) {
-                    (Some((t, f)), _) => self.by_turn.iter().find(|x| x.turn == t)?.figure(f),
-                    (None, Some((a, f))) => {
-                        self.by_adapter.iter().find(|x| x.adapter == a)?.figure(f)
-                    }
-                    (None, None) => self.percentiles_ms.get(name).copied().flatten(),
-                },
+                None => self.group_figure(name),
             },
         }
+    }
+
+    /// A figure of a turn, an adapter or a replica (`turn1_p50_ttft_ms`,
+    /// `adapter.a1.p99_ttft_ms`, `replica.0.request_throughput`), else a percentile.
+    fn group_figure(&self, name: &str) -> Option<f64> {
+        if let Some((t, f)) = turn_figure(name) {
+            return self.by_turn.iter().find(|x| x.turn == t)?.figure(f);
+        }
+        if let Some((a, f)) = adapter_figure(name) {
+            return self
+                .by_adapter
+                .iter()
+                .find(|x| x.adapter == a)?
+                .figures
+                .figure(f);
+        }
+        if let Some((k, f)) = replica_figure(name) {
+            return self
+                .by_replica
+                .iter()
+                .find(|x| x.replica == k)?
+                .figures
+                .figure(f);
+        }
+        self.percentiles_ms.get(name).copied().flatten()
     }
 
     /// Sets the figure called `name`; false when no figure has that name.
@@ -430,8 +500,13 @@ impl Summary {
             }
         }
         for a in &self.by_adapter {
-            for f in AdapterSummary::FIGURES {
+            for f in GroupFigures::FIGURES {
                 out.push(format!("adapter.{}.{f}", a.adapter));
+            }
+        }
+        for r in &self.by_replica {
+            for f in GroupFigures::FIGURES {
+                out.push(format!("replica.{}.{f}", r.replica));
             }
         }
         out
@@ -679,7 +754,7 @@ pub fn summarize_briefs(
     slo: Option<&Slo>,
     gpu_count: u32,
 ) -> Summary {
-    let ok: Vec<&Brief> = briefs.iter().filter(|r| r.ok).collect();
+    let ok: Vec<&Brief> = briefs.iter().filter(|r| r.ok()).collect();
     let input: u64 = ok.iter().map(|r| r.input_tokens as u64).sum();
     let output: u64 = ok.iter().map(|r| r.output_tokens as u64).sum();
     let good = slo.map(|s| {
@@ -789,7 +864,7 @@ pub fn by_turn(briefs: &[Brief], itl_by_turn: &[(f64, u64)]) -> Vec<TurnSummary>
                 .iter()
                 .filter(|b| b.turn() == Some(t as u32))
                 .collect();
-            let ok: Vec<&Brief> = of.iter().copied().filter(|b| b.ok).collect();
+            let ok: Vec<&Brief> = of.iter().copied().filter(|b| b.ok()).collect();
             let sorted = |mut v: Vec<f64>| {
                 v.sort_by(f64::total_cmp);
                 v

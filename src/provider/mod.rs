@@ -59,6 +59,19 @@ pub async fn estimate_cost(
     r: &Resolved,
     workload: Duration,
 ) -> Result<CostEstimate, ProviderError> {
+    let mut one = estimate_one(r, workload).await?;
+    let n = r.experiment.infrastructure.replicas;
+    if n > 1 && !matches!(r.experiment.infrastructure.site(), Site::Existing(_)) {
+        if let Some(p) = one.price_per_hour_usd.as_mut() {
+            *p *= f64::from(n);
+            one.price_source = format!("{} × {n} replicas", one.price_source);
+        }
+    }
+    Ok(one)
+}
+
+/// One server's estimate.
+async fn estimate_one(r: &Resolved, workload: Duration) -> Result<CostEstimate, ProviderError> {
     let inf = &r.experiment.infrastructure;
     match inf.site() {
         Site::RunPod(_) => runpod::cost::estimate(r, workload).await,
@@ -94,6 +107,8 @@ pub enum Handle {
     RunPod(runpod::RunPodPod),
     Slurm(slurm::SlurmJob),
     Existing,
+    /// `infrastructure.replicas` servers, each released with the others.
+    Replicas(Vec<Handle>),
 }
 
 impl Handle {
@@ -107,6 +122,10 @@ impl Handle {
             Self::Slurm(mut j) => {
                 let _ = j.release().await;
             }
+            // All at once: N pods are N terminations in flight, not N in a row.
+            Self::Replicas(hs) => {
+                futures_util::future::join_all(hs.into_iter().map(|h| Box::pin(h.release()))).await;
+            }
             other => drop(other),
         }
     }
@@ -116,6 +135,10 @@ impl Handle {
         match self {
             Self::RunPod(p) => Some(p.id.clone()),
             Self::Slurm(j) => Some(j.id.clone()),
+            Self::Replicas(hs) => {
+                let ids: Vec<String> = hs.iter().filter_map(Handle::pod_id).collect();
+                (!ids.is_empty()).then(|| ids.join(", "))
+            }
             _ => None,
         }
     }
@@ -124,6 +147,7 @@ impl Handle {
     pub fn noun(&self) -> &'static str {
         match self {
             Self::Slurm(_) => "Slurm job",
+            Self::Replicas(hs) => hs.first().map_or("pod", Handle::noun),
             _ => "pod",
         }
     }
@@ -132,6 +156,8 @@ impl Handle {
     pub fn gpu_probe(&self) -> Option<runpod::GpuProbe> {
         match self {
             Self::RunPod(p) => Some(p.gpu_probe()),
+            // The first replica's GPUs stand for all (one probe per point).
+            Self::Replicas(hs) => hs.first().and_then(Handle::gpu_probe),
             _ => None,
         }
     }
@@ -141,6 +167,15 @@ impl Handle {
         match self {
             Self::RunPod(p) => Some((p.gpu_type.clone(), p.cost_per_hour_usd)),
             Self::Slurm(j) => j.price_per_hour_usd.map(|p| (j.describe.clone(), p)),
+            // Every replica's price: what the run costs per hour.
+            Self::Replicas(hs) => {
+                let each: Vec<(String, f64)> = hs.iter().filter_map(Handle::price).collect();
+                let (gpu, _) = each.first()?;
+                Some((
+                    format!("{} × {gpu}", each.len()),
+                    each.iter().map(|(_, p)| p).sum(),
+                ))
+            }
             _ => None,
         }
     }
@@ -150,6 +185,7 @@ impl Handle {
         match self {
             Self::RunPod(p) => p.spent_usd(),
             Self::Slurm(j) => j.spent_usd(),
+            Self::Replicas(hs) => hs.iter().map(Handle::spent_usd).sum(),
             _ => 0.0,
         }
     }
@@ -160,6 +196,10 @@ impl Handle {
         match self {
             Self::Local(l) => l.exited(),
             Self::Slurm(j) => j.gone(),
+            Self::Replicas(hs) => hs
+                .iter_mut()
+                .enumerate()
+                .find_map(|(k, h)| h.gone().map(|why| format!("replica {k}: {why}"))),
             _ => None,
         }
     }
@@ -170,6 +210,10 @@ impl Handle {
             Self::Local(l) => &l.log,
             Self::RunPod(p) => &p.log,
             Self::Slurm(j) => &j.log,
+            Self::Replicas(hs) => {
+                let each: Vec<String> = hs.iter().filter_map(Handle::diagnostics).collect();
+                return (!each.is_empty()).then(|| each.join("\n"));
+            }
             _ => return None,
         };
         Some(format!(
@@ -183,6 +227,7 @@ impl Handle {
     pub fn drift(&self) -> Option<String> {
         match self {
             Self::RunPod(p) => p.api_drift(),
+            Self::Replicas(hs) => hs.iter().find_map(Handle::drift),
             _ => None,
         }
     }
@@ -192,19 +237,28 @@ impl Handle {
         match self {
             Self::RunPod(p) => Some(p.created.elapsed()),
             Self::Slurm(j) => Some(j.submitted.elapsed()),
+            Self::Replicas(hs) => hs.iter().filter_map(Handle::age).max(),
             _ => None,
         }
     }
 }
 
-/// A server to benchmark.
-pub struct Provisioned {
+/// One server of a run: where it answers and the key it wants.
+pub struct Server {
     pub base_url: String,
     pub api_key: Option<Secret>,
+}
+
+/// The servers to benchmark (one, or `infrastructure.replicas` / `base_urls`), and what
+/// releases them.
+pub struct Provisioned {
+    pub servers: Vec<Server>,
     pub handle: Handle,
 }
 
-/// Starts (or finds) the experiment's server. `log` is where a local server's output goes,
+/// Starts (or finds) the experiment's servers: `infrastructure.replicas` of them, at once,
+/// each with a log (`…r1.server.log`) and a name (`…-r1`) of its own; one that cannot be had
+/// releases the others before the error returns. `log` is where a local server's output goes,
 /// `run_id` names a pod; `stop` carries Ctrl-C into a long provisioning wait.
 pub async fn provision(
     r: &Resolved,
@@ -212,7 +266,78 @@ pub async fn provision(
     run_id: &str,
     stop: &CancellationToken,
 ) -> Result<Provisioned, ProviderError> {
+    let inf = &r.experiment.infrastructure;
+    if let Site::Existing(x) = inf.site() {
+        let servers = x
+            .base_urls
+            .iter()
+            .map(|u| Server {
+                base_url: u.to_string(),
+                api_key: api_key(r),
+            })
+            .collect();
+        return Ok(Provisioned {
+            servers,
+            handle: Handle::Existing,
+        });
+    }
+    let n = inf.replicas.max(1);
+    if n == 1 {
+        let (server, handle) = provision_one(r, log, run_id, stop).await?;
+        return Ok(Provisioned {
+            servers: vec![server],
+            handle,
+        });
+    }
+    let names: Vec<(std::path::PathBuf, String)> = (0..n)
+        .map(|k| (replica_log(log, k), format!("{run_id}-r{k}")))
+        .collect();
+    let all = futures_util::future::join_all(
+        names
+            .iter()
+            .map(|(log, id)| provision_one(r, log, id, stop)),
+    )
+    .await;
+    let (mut servers, mut handles, mut failed) = (Vec::new(), Vec::new(), None);
+    for (k, got) in all.into_iter().enumerate() {
+        match got {
+            Ok((s, h)) => {
+                servers.push(s);
+                handles.push(h);
+            }
+            Err(e) => {
+                failed.get_or_insert((k, e));
+            }
+        }
+    }
+    if let Some((k, e)) = failed {
+        crate::ui::say(format!(
+            "replica {k} could not be had: releasing the {} that were",
+            handles.len()
+        ));
+        Handle::Replicas(handles).release().await;
+        return Err(e);
+    }
+    Ok(Provisioned {
+        servers,
+        handle: Handle::Replicas(handles),
+    })
+}
+
+/// Replica `k`'s server log: `name-stamp.server.log` → `name-stamp.r{k}.server.log`.
+fn replica_log(log: &Path, k: u32) -> std::path::PathBuf {
+    sibling(log, &format!("r{k}.server.log"))
+}
+
+/// One server (one replica).
+async fn provision_one(
+    r: &Resolved,
+    log: &Path,
+    run_id: &str,
+    stop: &CancellationToken,
+) -> Result<(Server, Handle), ProviderError> {
     let e: &Experiment = &r.experiment;
+    let served = |base_url: String, api_key: Option<Secret>| Server { base_url, api_key };
     match e.infrastructure.site() {
         Site::Simulator(s) => {
             let mut cfg = sim::SimConfig::new(s.profile, s.personality, e.model.id.clone());
@@ -230,41 +355,25 @@ pub async fn provision(
             cfg.max_model_len = e.model.max_model_len;
             cfg.kv_tokens = s.kv_tokens;
             let h = sim::start(cfg, "127.0.0.1:0").await?;
-            Ok(Provisioned {
-                base_url: h.base_url(),
-                api_key: None,
-                handle: Handle::Simulator(h),
-            })
+            Ok((served(h.base_url(), None), Handle::Simulator(h)))
         }
-        Site::Existing(x) => Ok(Provisioned {
-            base_url: x.base_url.to_string(),
-            api_key: api_key(r),
-            handle: Handle::Existing,
-        }),
+        // Answered by `provision` (nothing to start).
+        Site::Existing(_) => Err(ProviderError::Local(
+            "an existing server is not started".into(),
+        )),
         Site::Local { command } => {
             let (launch, key) = local_launch(r, command);
             let server = local::LocalServer::start(launch, log)?;
-            Ok(Provisioned {
-                base_url: server.base_url(),
-                api_key: key.or_else(|| api_key(r)),
-                handle: Handle::Local(server),
-            })
+            let key = key.or_else(|| api_key(r));
+            Ok((served(server.base_url(), key), Handle::Local(server)))
         }
         Site::Slurm(_) => {
             let (job, base_url) = slurm::provision(r, run_id, log, stop).await?;
-            Ok(Provisioned {
-                base_url,
-                api_key: api_key(r),
-                handle: Handle::Slurm(job),
-            })
+            Ok((served(base_url, api_key(r)), Handle::Slurm(job)))
         }
         Site::RunPod(_) => {
             let (pod, base_url, key) = runpod::provision(r, run_id, log, stop).await?;
-            Ok(Provisioned {
-                base_url,
-                api_key: Some(key),
-                handle: Handle::RunPod(pod),
-            })
+            Ok((served(base_url, Some(key)), Handle::RunPod(pod)))
         }
     }
 }

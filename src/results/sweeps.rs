@@ -54,6 +54,8 @@ pub struct PointData {
     pub by_turn: Vec<crate::metrics::summary::TurnSummary>,
     /// LoRA adapters: the figures of each one's requests.
     pub by_adapter: Vec<crate::metrics::summary::AdapterSummary>,
+    /// Several servers: the figures of each one's requests.
+    pub by_replica: Vec<crate::metrics::summary::ReplicaSummary>,
     /// USD per million output tokens at this point's throughput, where a price is known.
     pub usd_per_mtok_output: Option<f64>,
     /// The engine's achieved work per GPU and its share of the GPU's peaks, where reported.
@@ -148,6 +150,7 @@ fn point(file: &Path, r: &super::ResultHead) -> PointData {
         ttfo_p50: m.median_ttfo_ms,
         by_turn: m.by_turn.clone(),
         by_adapter: m.by_adapter.clone(),
+        by_replica: m.by_replica.clone(),
         // Files written before the figure existed: from their price and throughput.
         usd_per_mtok_output: m.usd_per_million_output_tokens.or_else(|| {
             crate::metrics::summary::usd_per_million(r.environment.price_per_hour_usd, Some(out))
@@ -353,6 +356,7 @@ mod tests {
             ttfo_p50: None,
             by_turn: vec![],
             by_adapter: vec![],
+            by_replica: vec![],
             usd_per_mtok_output: None,
             hardware: None,
             prefix_cache: None,

@@ -32,40 +32,43 @@ pub async fn run(p: &Prepared, opts: &RunOptions, sh: &Shared) -> Result<Saved, 
     let server_log = sh.deployment_file(dep, "server.log");
     let asked = std::time::Instant::now();
     let provider::Provisioned {
-        base_url,
-        api_key,
+        servers,
         mut handle,
     } = provider::provision(&p.resolved, &server_log, &sh.run_id(dep), sh.stop.token()).await?;
     screen.pod(&handle);
     screen.phase("waiting for the server");
-    let ep = Endpoint::parse_trusting(&base_url, e.workload.api, api_key.clone(), p.tls_ca.clone())
-        .map_err(RunError::Endpoint)?;
+    let eps = match endpoints(p, &servers) {
+        Ok(eps) => eps,
+        Err(err) => {
+            handle.release().await;
+            return Err(err);
+        }
+    };
     let timeout = e.infrastructure.health_timeout.as_duration();
-    let server_version =
-        match ready::wait_ready(&ep, &e.model.id, timeout, &mut handle, sh.stop.token()).await {
-            Ok(v) => v,
-            // Stopped, or refused for a reason of the configuration (a key, a certificate): nothing
-            // was measured and there is nothing to record but the error.
-            Err(err @ (RunError::Interrupted | RunError::ApiKey(_) | RunError::Endpoint(_))) => {
-                handle.release().await;
-                return Err(err);
-            }
-            // The server did not become ready: recorded as failed, with why.
-            Err(err) => {
-                let failed = record_failure(p, sh, Some(&handle), &err.to_string());
-                sh.ledger.report(who, handle.spent_usd());
-                handle.release().await;
-                return Ok(failed);
-            }
-        };
+    let server_version = match ready_all(&eps, &e.model.id, timeout, &mut handle, sh).await {
+        Ok(v) => v,
+        // Stopped, or refused for a reason of the configuration (a key, a certificate): nothing
+        // was measured and there is nothing to record but the error.
+        Err(err @ (RunError::Interrupted | RunError::ApiKey(_) | RunError::Endpoint(_))) => {
+            handle.release().await;
+            return Err(err);
+        }
+        // The server did not become ready: recorded as failed, with why.
+        Err(err) => {
+            let failed = record_failure(p, sh, Some(&handle), &err.to_string());
+            sh.ledger.report(who, handle.spent_usd());
+            handle.release().await;
+            return Ok(failed);
+        }
+    };
     if let Some(d) = dep {
-        say(format!("deployment {d}: ready at {base_url}"));
+        let at: Vec<String> = eps.iter().map(Endpoint::base_url).collect();
+        say(format!("deployment {d}: ready at {}", at.join(", ")));
     }
     let mut s = PointContext {
         p,
         opts,
-        ep: &ep,
-        api_key,
+        eps: &eps,
         stop: &sh.stop,
         screen: &mut screen,
         handle: &mut handle,
@@ -101,6 +104,36 @@ pub async fn run(p: &Prepared, opts: &RunOptions, sh: &Shared) -> Result<Saved, 
         say(format!("deployment {d}: {status}"));
     }
     Ok(saved)
+}
+
+/// Where each server (replica) answers, with its key.
+fn endpoints(p: &Prepared, servers: &[provider::Server]) -> Result<Vec<Endpoint>, RunError> {
+    let api = p.resolved.experiment.workload.api;
+    servers
+        .iter()
+        .map(|s| {
+            Endpoint::parse_trusting(&s.base_url, api, s.api_key.clone(), p.tls_ca.clone())
+                .map_err(RunError::Endpoint)
+        })
+        .collect()
+}
+
+/// Waits until every replica is ready, one after another (they came up together, so the
+/// later ones are ready by then); the first one's version names the server.
+async fn ready_all(
+    eps: &[Endpoint],
+    model: &str,
+    timeout: std::time::Duration,
+    handle: &mut Handle,
+    sh: &Shared,
+) -> Result<Option<String>, RunError> {
+    let mut version = None;
+    for ep in eps {
+        // (A server that never answers is named by its URL in the error.)
+        let v = ready::wait_ready(ep, model, timeout, handle, sh.stop.token()).await?;
+        version = version.or(v);
+    }
+    Ok(version)
 }
 
 /// A deployment's status in the index, from its points.

@@ -77,6 +77,16 @@ fn matrix_line(m: &Matrix, each: &[CostEstimate]) -> String {
     )
 }
 
+/// How requests are spread over replicas: as written, else sessions sticky and requests in
+/// turn (the executor's rule, `run::point::plan`).
+pub fn routing(e: &Experiment) -> crate::config::Routing {
+    use crate::config::Routing;
+    e.workload.routing.unwrap_or(match e.workload.dataset {
+        Dataset::Conversation { .. } | Dataset::Agentic { .. } => Routing::SessionSticky,
+        _ => Routing::RoundRobin,
+    })
+}
+
 /// One line of plan: what runs where, how long, what it costs.
 fn plan_line(e: &Experiment, c: &CostEstimate) -> String {
     let w = &e.workload;
@@ -147,10 +157,20 @@ fn plan_line(e: &Experiment, c: &CostEstimate) -> String {
             format!("cost: about ${:.2} (${p:.2}/hour × {:.2} h incl. provisioning and 20% margin; {}){budget}", c.usd(), c.hours, c.price_source)
         }
     };
+    let inf = &e.infrastructure;
+    let servers = match (inf.replicas, inf.base_urls.len()) {
+        (_, n @ 2..) => format!("{n} servers, {:?} routing, ", routing(e)),
+        (n @ 2.., _) => format!("{n} replicas, {:?} routing, ", routing(e)),
+        _ => String::new(),
+    }
+    .replace("RoundRobin", "round-robin")
+    .replace("LeastInFlight", "least-in-flight")
+    .replace("SessionSticky", "session-sticky");
     format!(
-        "plan: {} — {} on {} ({}), {} {}, {bound} + {} warm-up; {cost}",
+        "plan: {} — {} on {}{} ({}), {} {}, {bound} + {} warm-up; {cost}",
         e.name,
         e.model.id,
+        servers,
         e.infrastructure.provider.as_str(),
         e.framework.kind.as_str(),
         e.workload.dataset.kind(),

@@ -13,7 +13,7 @@ use super::stop::Stop;
 use super::view::{self, Screen, Watchers};
 use super::{ready, Prepared, RunOptions};
 use crate::client::Endpoint;
-use crate::config::{Experiment, Pace, ProviderKind, RampStrategy, Secret};
+use crate::config::{Experiment, Pace, ProviderKind, RampStrategy};
 use crate::metrics::collector::{Collector, Measured, Settings, StopReason};
 use crate::metrics::event::Event;
 use crate::metrics::scrape;
@@ -21,7 +21,7 @@ use crate::provider::Handle;
 use crate::results::{Environment, RunResult, Status};
 use crate::ui::say;
 use crate::workload::dataset;
-use crate::workload::executor::{self, Arrivals, Plan};
+use crate::workload::executor::{self, Arrivals, Plan, Router};
 use crate::workload::source::{self, Feed, Source};
 use crate::workload::sweep::Point;
 use crate::workload::{RateCurve, Schedule};
@@ -30,8 +30,8 @@ use crate::workload::{RateCurve, Schedule};
 pub struct PointContext<'a> {
     pub p: &'a Prepared,
     pub opts: &'a RunOptions,
-    pub ep: &'a Endpoint,
-    pub api_key: Option<Secret>,
+    /// Each server (replica), with its key; requests spread over them by `workload.routing`.
+    pub eps: &'a [Endpoint],
     /// Ctrl-C, `q` or SIGTERM, with why: ends the run.
     pub stop: &'a Stop,
     pub screen: &'a mut Screen,
@@ -45,6 +45,14 @@ pub struct PointContext<'a> {
     /// When the tool asked for the server, and how long it took to be ready: the cold start,
     /// recorded (with the first token) on the first point only.
     pub cold: Option<(Instant, Duration)>,
+}
+
+impl PointContext<'_> {
+    /// The first server: the one asked what every replica of one spec answers alike (its
+    /// tokenizer, its cache block size).
+    pub fn ep(&self) -> &Endpoint {
+        &self.eps[0]
+    }
 }
 
 /// One point's result, and whether the server was found gone after it.
@@ -68,21 +76,16 @@ pub async fn run_point(s: &mut PointContext<'_>, pt: &Point, n_points: usize) ->
     let (feed, lengths, block) = sources(s, e, pt.prompt_seed()).await;
     let mut env = environment(s, e, lengths);
     env.cache_block_size = block;
-    let timeout = e.workload.request_timeout.as_duration();
-    let outcome =
-        match ready::preflight(s.ep, &e.model.id, e.workload.api, timeout, s.stop.token()).await {
-            Ok(first_token) => {
-                env.startup = s.cold.take().map(|(asked, ready)| crate::results::Startup {
-                    ready_s: ready.as_secs_f64(),
-                    first_token_s: Some(first_token.saturating_duration_since(asked).as_secs_f64()),
-                });
-                match super::cache::prepare(s.ep, e, &feed.0, s.stop.token()).await {
-                    Ok(()) => Ok(drive(s, e, feed).await),
-                    Err(err) => Err(err),
-                }
-            }
-            Err(err) => Err(err),
-        };
+    let outcome = match prepare_servers(s, e, &feed.0).await {
+        Ok(first_token) => {
+            env.startup = s.cold.take().map(|(asked, ready)| crate::results::Startup {
+                ready_s: ready.as_secs_f64(),
+                first_token_s: Some(first_token.saturating_duration_since(asked).as_secs_f64()),
+            });
+            Ok(drive(s, e, feed).await)
+        }
+        Err(err) => Err(err),
+    };
     s.screen.phase("saving");
     let (status, error, measured) = match outcome {
         Err(super::RunError::Interrupted) => (Status::Interrupted, None, None),
@@ -96,7 +99,7 @@ pub async fn run_point(s: &mut PointContext<'_>, pt: &Point, n_points: usize) ->
     // A point with failures may have lost its server: look before the sweep goes on.
     let suspect = status == Status::Failed || failures(&measured) > 0;
     let gone = match status != Status::Interrupted && suspect {
-        true => ready::still_there(s.ep, &e.model.id, s.handle).await,
+        true => still_there(s, &e.model.id).await,
         false => None,
     };
     let (status, error) = match &gone {
@@ -117,6 +120,38 @@ pub async fn run_point(s: &mut PointContext<'_>, pt: &Point, n_points: usize) ->
         result,
         server_gone: gone.is_some(),
     }
+}
+
+/// Every replica's pre-flight request and prefix-cache preparation, in turn; the first
+/// server's first token is the cold start's.
+async fn prepare_servers(
+    s: &PointContext<'_>,
+    e: &Experiment,
+    feed: &Feed,
+) -> Result<Instant, super::RunError> {
+    let timeout = e.workload.request_timeout.as_duration();
+    let mut first = None;
+    for ep in s.eps {
+        let t = ready::preflight(ep, &e.model.id, e.workload.api, timeout, s.stop.token()).await?;
+        first.get_or_insert(t);
+        super::cache::prepare(ep, e, feed, s.stop.token()).await?;
+    }
+    first.ok_or_else(|| super::RunError::Endpoint("no server to send to".into()))
+}
+
+/// After a failed point: does every replica still answer? What the first one that does not
+/// said.
+async fn still_there(s: &mut PointContext<'_>, model: &str) -> Option<String> {
+    let many = s.eps.len() > 1;
+    for ep in s.eps {
+        if let Some(why) = ready::still_there(ep, model, s.handle).await {
+            return Some(match many {
+                true => format!("{}: {why}", ep.base_url()),
+                false => why,
+            });
+        }
+    }
+    None
 }
 
 /// Why an agent-trace point is invalid: more of its requests overflowed `model.max_model_len`
@@ -250,8 +285,10 @@ async fn sources(
     // Bounded like a request, and ended by a stop: a server that takes `/tokenize` and never
     // answers cannot hold the run (the pre-flight then says what is wrong).
     let limit = w.request_timeout.as_duration();
-    let calibrated =
-        tokio::time::timeout(limit, dataset::calibrate(s.ep, &e.model.id, w.api, e.seed));
+    let calibrated = tokio::time::timeout(
+        limit,
+        dataset::calibrate(s.ep(), &e.model.id, w.api, e.seed),
+    );
     let cal = tokio::select! {
         biased;
         _ = s.stop.token().cancelled() => dataset::Calibration::ESTIMATED,
@@ -264,35 +301,36 @@ async fn sources(
     };
     let described = dataset::describe_lengths(&lengths);
     let warmup = w.warmup_requests as u64;
-    let block = super::cache::block_size(s.ep, e).await;
+    let block = super::cache::block_size(s.ep(), e).await;
     // The other datasets never count in cache blocks.
     let feed = source::sources(e, &s.p.loaded, (seed, warmup), lengths, block.unwrap_or(1));
     (feed, Some(described), block)
 }
 
-/// The point's pollers, each on its own task (ended when dropped): the server's `/metrics`
-/// scraper, and the provider's GPU gauges (an API call never holds the point's loop).
+/// The point's pollers, each on its own task (ended when dropped): a `/metrics` scraper per
+/// server (replica), and the provider's GPU gauges (an API call never holds the point's loop).
 fn pollers(
     s: &PointContext<'_>,
     e: &Experiment,
-    metrics_url: &str,
     tx: &mpsc::UnboundedSender<Event>,
-) -> [Option<AbortOnDropHandle<()>>; 2] {
-    let scraper = e.metrics.scrape.then(|| {
-        let interval = e.metrics.scrape_interval.as_duration();
-        let scraper = scrape::run(
-            metrics_url.to_string(),
-            s.api_key.clone(),
-            interval,
-            tx.clone(),
-        );
-        AbortOnDropHandle::new(tokio::spawn(scraper))
-    });
+) -> Vec<AbortOnDropHandle<()>> {
+    let interval = e.metrics.scrape_interval.as_duration();
+    let scrapers = s
+        .eps
+        .iter()
+        .enumerate()
+        .filter(|_| e.metrics.scrape)
+        .map(|(k, ep)| {
+            let url = super::monitor::metrics_url(&ep.base_url());
+            let k = u16::try_from(k).unwrap_or(u16::MAX);
+            let scraper = scrape::run_replica(url, ep.api_key.clone(), interval, k, tx.clone());
+            AbortOnDropHandle::new(tokio::spawn(scraper))
+        });
     let gpu = s.handle.gpu_probe().map(|probe| {
         let poll = probe.poll(crate::metrics::collector::GPU_POLL, tx.clone());
         AbortOnDropHandle::new(tokio::spawn(poll))
     });
-    [scraper, gpu]
+    scrapers.chain(gpu).collect()
 }
 
 /// The timed window: the executor on its threads, the scraper, and the collector reading their
@@ -303,19 +341,24 @@ async fn drive(
     feed: (Feed, Arc<dyn Source>),
 ) -> Measured {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let metrics_url = super::monitor::metrics_url(&s.ep.base_url());
-    let _pollers = pollers(s, e, &metrics_url, &tx);
-    let mut col = Collector::new(Settings::of(e));
-    first_scrape(e, &mut rx, &mut col).await;
+    let _pollers = pollers(s, e, &tx);
+    let mut col = collector(s, e);
+    let replicas = s.eps.len();
+    first_scrape(e, replicas, &mut rx, &mut col).await;
     let warmup = e.workload.warmup_requests as u64;
-    let plan = plan(e, s.ep, feed, &s.p.loaded, s.workers);
+    let plan = plan(e, s.eps, feed, &s.p.loaded, s.workers);
     // This point's own stop: a rule ends the point; Ctrl-C (the run's stop) ends it too.
     let point_stop = s.stop.child();
     let mut watchers = Watchers {
         screen: &mut *s.screen,
         bar: (s.opts.progress && !s.opts.tui).then(|| view::progress_bar(e.workload.requests)),
-        metrics_url,
+        metrics_url: super::monitor::metrics_url(&s.eps[0].base_url()),
         sent: plan.sent.clone(),
+        fleet: if replicas > 1 {
+            vec![None; replicas]
+        } else {
+            Vec::new()
+        },
     };
     let stop = point_stop.clone();
     let abort = plan.abort.clone();
@@ -383,7 +426,7 @@ async fn drive(
     }
     let end = Instant::now();
     if e.metrics.scrape && s.stop.presses() < 2 {
-        for ev in last_scrape(e, &mut rx, end).await {
+        for ev in last_scrape(e, replicas, &mut rx, end).await {
             take(&mut col, &mut watchers, ev);
         }
     }
@@ -391,6 +434,13 @@ async fn drive(
     let mut m = col.finish(end);
     reached(&mut m, in_flight.peak(), planned);
     m
+}
+
+/// The point's collector, which knows the servers' URLs (the per-replica figures).
+fn collector(s: &PointContext<'_>, e: &Experiment) -> Collector {
+    let mut settings = Settings::of(e);
+    settings.replicas = s.eps.iter().map(Endpoint::base_url).collect();
+    Collector::new(settings)
 }
 
 /// The concurrency a closed loop of requests means to reach (sessions hold a slot while they
@@ -413,23 +463,29 @@ fn reached(m: &mut Measured, peak: u64, planned: Option<u64>) {
     }
 }
 
-/// One more scrape after the last request, so the server's counters cover the whole window:
-/// the first one that *began* after `end`. A scrape already in flight when the last answer
-/// arrived can read counters the server has not yet updated (llama.cpp under load was seen a
-/// whole wave short), so it is taken as an ordinary sample, not as the last one.
+/// One more scrape of each replica after the last request, so the server's counters cover
+/// the whole window: the first one that *began* after `end`. A scrape already in flight when
+/// the last answer arrived can read counters the server has not yet updated (llama.cpp under
+/// load was seen a whole wave short), so it is taken as an ordinary sample, not as the last one.
 async fn last_scrape(
     e: &Experiment,
+    replicas: usize,
     rx: &mut mpsc::UnboundedReceiver<Event>,
     end: Instant,
 ) -> Vec<Event> {
     let wait = e.metrics.scrape_interval.as_duration() * 2 + Duration::from_secs(1);
     let mut taken = Vec::new();
+    let mut after = vec![false; replicas];
     let next = async {
         while let Some(ev) = rx.recv().await {
             if let Event::Server(s) = &ev {
-                let after = s.at >= end;
+                if s.at >= end {
+                    if let Some(a) = after.get_mut(usize::from(s.replica)) {
+                        *a = true;
+                    }
+                }
                 taken.push(ev);
-                if after {
+                if after.iter().all(|a| *a) {
                     return;
                 }
             }
@@ -439,24 +495,33 @@ async fn last_scrape(
     taken
 }
 
-/// The server's counters before the first request of the window (or of its warm-up).
+/// Each server's counters before the first request of the window (or of its warm-up).
 async fn first_scrape(
     e: &Experiment,
+    replicas: usize,
     rx: &mut mpsc::UnboundedReceiver<Event>,
     col: &mut Collector,
 ) {
     if e.metrics.scrape {
         let wait = e.metrics.scrape_interval.as_duration() + Duration::from_millis(500);
-        if let Ok(Some(ev)) = tokio::time::timeout(wait, rx.recv()).await {
-            col.on(ev);
-        }
+        let all = async {
+            for _ in 0..replicas {
+                match rx.recv().await {
+                    Some(ev) => {
+                        col.on(ev);
+                    }
+                    None => return,
+                }
+            }
+        };
+        let _ = tokio::time::timeout(wait, all).await;
     }
 }
 
 /// The executor's plan for this point.
 fn plan(
     e: &Experiment,
-    ep: &Endpoint,
+    eps: &[Endpoint],
     (feed, warm): (Feed, Arc<dyn Source>),
     loaded: &source::Loaded,
     workers: usize,
@@ -497,8 +562,11 @@ fn plan(
         (Some(n), Some(t)) => Some(n.min(t)),
         (n, t) => n.or(t),
     };
+    // Sessions stay on one replica unless told otherwise (their prefix cache is there).
+    let routing = super::plan::routing(e);
     Plan {
-        endpoint: ep.clone(),
+        endpoints: eps.into(),
+        router: Arc::new(Router::new(routing, eps.len())),
         model: e.model.id.clone(),
         api: w.api,
         feed,
@@ -549,7 +617,7 @@ fn environment(
     let price = s.handle.price();
     Environment {
         provider: inf.provider.as_str().into(),
-        base_url: Some(s.ep.base_url()),
+        base_url: Some(s.ep().base_url()),
         pod_id: s.handle.pod_id(),
         gpu_type: match (inf.provider, &price) {
             (ProviderKind::Simulator, _) => Some(format!("simulated ({})", inf.simulator.profile)),

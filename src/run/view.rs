@@ -155,6 +155,28 @@ pub struct Watchers<'a> {
     pub bar: Option<indicatif::ProgressBar>,
     pub metrics_url: String,
     pub sent: Arc<AtomicU64>,
+    /// With several replicas: each one's latest good scrape; the panel shows their sum.
+    pub fleet: Vec<Option<crate::metrics::event::ServerSample>>,
+}
+
+/// The replicas' latest scrapes as one: requests running and waiting and token rates summed,
+/// cache use the mean; a replica not scraped yet counts for nothing.
+fn fleet(
+    latest: &[Option<crate::metrics::event::ServerSample>],
+) -> crate::metrics::event::ServerSample {
+    let got: Vec<&crate::metrics::event::ServerSample> = latest.iter().flatten().collect();
+    let sum = |f: fn(&crate::metrics::event::ServerSample) -> Option<f64>| {
+        got.iter().filter_map(|s| f(s)).reduce(|a, b| a + b)
+    };
+    let kv: Vec<f64> = got.iter().filter_map(|s| s.kv_cache_usage).collect();
+    crate::metrics::event::ServerSample {
+        running: sum(|s| s.running),
+        waiting: sum(|s| s.waiting),
+        kv_cache_usage: (!kv.is_empty()).then(|| kv.iter().sum::<f64>() / kv.len() as f64),
+        prompt_tokens_per_s: sum(|s| s.prompt_tokens_per_s),
+        generation_tokens_per_s: sum(|s| s.generation_tokens_per_s),
+        ..Default::default()
+    }
 }
 
 impl Watchers<'_> {
@@ -167,6 +189,16 @@ impl Watchers<'_> {
         match ev {
             Event::Started { .. } => live.set_phase("running"),
             Event::Request(r) => live.on_record(r, Instant::now()),
+            Event::Server(s) if self.fleet.len() > 1 => {
+                let url = format!("{} replicas, from {}", self.fleet.len(), self.metrics_url);
+                let k = usize::from(s.replica);
+                if s.sample.error.is_some() {
+                    live.on_server(&url, s.framework, &s.sample);
+                } else if let Some(slot) = self.fleet.get_mut(k) {
+                    *slot = Some(s.sample.clone());
+                    live.on_server(&url, s.framework, &fleet(&self.fleet));
+                }
+            }
             Event::Server(s) => live.on_server(&self.metrics_url, s.framework, &s.sample),
             Event::Gpu(g) => live.on_gpu(&g.gpus),
             Event::Tick { .. } => {}

@@ -11,7 +11,7 @@ pub use tui::say;
 
 use std::fmt::Write;
 
-use crate::metrics::summary::LATENCIES;
+use crate::metrics::summary::{GroupFigures, LATENCIES};
 use crate::results::RunResult;
 
 /// `label` padded to the value column, then `value`.
@@ -166,22 +166,38 @@ fn summary_latencies(o: &mut String, r: &RunResult) {
     }
 }
 
-/// LoRA adapters: each one's share and latencies.
+/// LoRA adapters and replicas: each one's share and latencies.
 fn summary_adapters(o: &mut String, r: &RunResult) {
-    let f = |v: Option<f64>| v.map(|x| format!("{x:.1}")).unwrap_or_else(|| "n/a".into());
     let s = &r.summary;
-    if s.by_adapter.is_empty() {
+    let adapters: Vec<(String, &GroupFigures)> = s
+        .by_adapter
+        .iter()
+        .map(|a| (a.adapter.clone(), &a.figures))
+        .collect();
+    summary_groups(o, "adapter", &adapters);
+    let replicas: Vec<(String, &GroupFigures)> = s
+        .by_replica
+        .iter()
+        .map(|x| (x.replica.to_string(), &x.figures))
+        .collect();
+    summary_groups(o, "replica", &replicas);
+}
+
+/// A group's rows (an adapter's, a replica's requests): share, TTFT p50/p99, TPOT p50.
+fn summary_groups(o: &mut String, what: &str, groups: &[(String, &GroupFigures)]) {
+    let f = |v: Option<f64>| v.map(|x| format!("{x:.1}")).unwrap_or_else(|| "n/a".into());
+    if groups.is_empty() {
         return;
     }
     let _ = writeln!(
         o,
         "{:-^50}",
-        " By adapter: share, TTFT p50/p99, TPOT p50 (ms) "
+        format!(" By {what}: share, TTFT p50/p99, TPOT p50 (ms) ")
     );
-    for a in &s.by_adapter {
+    for (name, a) in groups {
         row(
             o,
-            &format!("{} ({} ok, {} failed):", a.adapter, a.completed, a.failed),
+            &format!("{name} ({} ok, {} failed):", a.completed, a.failed),
             format!(
                 "{:.1} %, {} / {}, {}",
                 a.share * 100.0,

@@ -4,6 +4,7 @@
 
 use std::fmt::Write;
 
+use crate::metrics::summary::GroupFigures;
 use crate::results::sweeps::{self, PointData, Series};
 
 fn ms(v: Option<f64>) -> String {
@@ -124,26 +125,51 @@ fn turns_table(o: &mut String, pts: &[(&str, &PointData)]) {
     }
 }
 
-/// LoRA adapter mixes: each adapter's share and figures, per point.
+/// LoRA adapter mixes and replicas: each adapter's (each server's) share and figures, per
+/// point.
 fn adapters_table(o: &mut String, pts: &[(&str, &PointData)]) {
-    let with: Vec<_> = pts
+    groups_table(o, pts, ("By LoRA adapter", "adapter"), |p| {
+        p.by_adapter
+            .iter()
+            .map(|a| (a.adapter.clone(), &a.figures))
+            .collect()
+    });
+    groups_table(o, pts, ("By replica", "replica"), |p| {
+        p.by_replica
+            .iter()
+            .map(|r| (format!("{} `{}`", r.replica, r.base_url), &r.figures))
+            .collect()
+    });
+}
+
+/// A group's name and figures (an adapter's, a replica's requests).
+type Group<'a> = (String, &'a GroupFigures);
+
+/// One row per group of each point's requests.
+fn groups_table<'a>(
+    o: &mut String,
+    pts: &[(&str, &'a PointData)],
+    (title, column): (&str, &str),
+    groups: impl Fn(&'a PointData) -> Vec<Group<'a>>,
+) {
+    let with: Vec<(&str, &PointData, Vec<Group<'_>>)> = pts
         .iter()
-        .filter(|(_, p)| !p.by_adapter.is_empty())
+        .map(|(name, p)| (*name, *p, groups(p)))
+        .filter(|(_, _, g)| !g.is_empty())
         .collect();
     if with.is_empty() {
         return;
     }
     let _ = writeln!(
         o,
-        "\nBy LoRA adapter:\n\n| series | point | adapter | share | req/s | output tok/s | TTFT p50 | TTFT p99 | TPOT p50 | E2EL p50 | failed |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "\n{title}:\n\n| series | point | {column} | share | req/s | output tok/s | TTFT p50 | TTFT p99 | TPOT p50 | E2EL p50 | failed |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
-    for (name, p) in with {
-        for a in &p.by_adapter {
+    for (name, p, rows) in with {
+        for (group, a) in rows {
             let _ = writeln!(
                 o,
-                "| {name} | {} | {} | {:.1} % | {} | {} | {} | {} | {} | {} | {} |",
+                "| {name} | {} | {group} | {:.1} % | {} | {} | {} | {} | {} | {} | {} |",
                 p.label,
-                a.adapter,
                 a.share * 100.0,
                 a.request_throughput
                     .map_or("-".into(), |x| format!("{x:.2}")),

@@ -13,15 +13,14 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinHandle;
 
 use super::agentic::{AgentSession, Chain, Prompter, Step};
-use super::slot::{one, Bounds, Call, Plan};
-use crate::client::Conn;
+use super::slot::{one, Bounds, Call, Conns, Plan};
 use crate::metrics::event::Event;
 
 /// Plays session `n`; false when the workload's request count is used up (or the collector
 /// is gone).
 pub(super) async fn play(
     plan: &Plan,
-    conn: &mut Option<Conn>,
+    conn: &mut Conns,
     n: u64,
     s: AgentSession,
     scheduled: Option<std::time::Duration>,
@@ -54,7 +53,7 @@ struct Agent {
 /// awaited before it returns. False when the request count is used up or the collector is gone.
 async fn run_chain(
     plan: &Plan,
-    conn: &mut Option<Conn>,
+    conn: &mut Conns,
     chain: &Chain,
     prompts: &Arc<Prompter>,
     agent: Agent,
@@ -161,7 +160,7 @@ fn sub_agent(
             skip: 0,
             scheduled: None,
         };
-        let mut conn = None;
+        let mut conn = Conns::default();
         run_chain(&plan, &mut conn, &chain, &prompts, agent, &b, &tx).await
     })
 }

@@ -16,11 +16,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::dataset::Prompt;
 use super::session::{Conversation, TurnIdeal};
-use super::slot::{one, Bounds, Call};
-pub use super::slot::{Arrivals, InFlight, Plan};
+use super::slot::{one, Bounds, Call, Conns};
+pub use super::slot::{Arrivals, InFlight, Plan, Router};
 use super::source::Feed;
 use super::Schedule;
-use crate::client::{self, Conn};
+use crate::client;
 use crate::config::OnDeadline;
 use crate::metrics::event::Event;
 
@@ -93,15 +93,14 @@ pub fn run(plan: Plan, stop: CancellationToken, tx: UnboundedSender<Event>) -> I
 /// through `next`); returns the connections still usable.
 async fn warm_up(
     plan: &Plan,
-    conns: Vec<Conn>,
+    conns: Vec<Conns>,
     next: &AtomicU64,
     stop: &CancellationToken,
-) -> Vec<Conn> {
+) -> Vec<Conns> {
     if plan.warmup == 0 {
         return conns;
     }
-    let slots = conns.into_iter().map(|c| async move {
-        let mut conn = Some(c);
+    let slots = conns.into_iter().map(|mut conn| async move {
         let t0 = Instant::now();
         while !stop.is_cancelled() {
             let i = next.fetch_add(1, Ordering::Relaxed);
@@ -119,11 +118,7 @@ async fn warm_up(
         }
         conn
     });
-    futures_util::future::join_all(slots)
-        .await
-        .into_iter()
-        .flatten()
-        .collect()
+    futures_util::future::join_all(slots).await
 }
 
 /// Waits until `at` to within microseconds. tokio's timer wheel has 1 ms resolution and fires
@@ -139,6 +134,40 @@ async fn pace_until(at: tokio::time::Instant) {
     while tokio::time::Instant::now() < at {
         tokio::task::yield_now().await;
     }
+}
+
+/// Opens `slots` connections to each server, at most 16 dials at once; a slot is kept when any
+/// of its dials succeeded (one that failed is dialled again when it is first needed). With
+/// one server, the slots are the connections that opened.
+async fn dial(plan: &Plan, slots: u32) -> (Vec<Conns>, Vec<Duration>, Vec<String>) {
+    use futures_util::StreamExt;
+    let n = plan.endpoints.len();
+    let mut by_replica: Vec<Vec<client::Conn>> = (0..n).map(|_| Vec::new()).collect();
+    let (mut times, mut errors) = (Vec::new(), Vec::new());
+    let mut pending = futures_util::stream::FuturesUnordered::new();
+    let dials = (0..slots as usize * n).map(|i| i % n);
+    let mut dials = dials.peekable();
+    while dials.peek().is_some() || !pending.is_empty() {
+        while pending.len() < 16 {
+            let Some(k) = dials.next() else { break };
+            let ep = &plan.endpoints[k];
+            pending.push(async move { (k, client::connect(ep).await) });
+        }
+        match pending.next().await {
+            Some((k, Ok(c))) => {
+                times.push(c.connect_time);
+                by_replica[k].push(c);
+            }
+            Some((_, Err(e))) => errors.push(e.message),
+            None => break,
+        }
+    }
+    let kept = by_replica.iter().map(Vec::len).max().unwrap_or(0);
+    let mut iters: Vec<_> = by_replica.into_iter().map(Vec::into_iter).collect();
+    let conns = (0..kept)
+        .map(|_| Conns::of(iters.iter_mut().map(Iterator::next).collect()))
+        .collect();
+    (conns, times, errors)
 }
 
 /// Slots (connections) this worker owns out of `total`.
@@ -167,30 +196,7 @@ fn worker(
     };
     // Warm the connections before the window, at most 16 dials at once: a burst of dials
     // overflows the server's accept queue and costs 1 s SYN retransmits.
-    let (conns, times, errors) = rt.block_on(async {
-        let ep = &plan.endpoint;
-        let mut conns = Vec::new();
-        let mut times = Vec::new();
-        let mut errors = Vec::new();
-        let mut pending = futures_util::stream::FuturesUnordered::new();
-        let mut started = 0;
-        use futures_util::StreamExt;
-        while started < slots || !pending.is_empty() {
-            while started < slots && pending.len() < 16 {
-                pending.push(client::connect(ep));
-                started += 1;
-            }
-            match pending.next().await {
-                Some(Ok(c)) => {
-                    times.push(c.connect_time);
-                    conns.push(c);
-                }
-                Some(Err(e)) => errors.push(e.message),
-                None => break,
-            }
-        }
-        (conns, times, errors)
-    });
+    let (conns, times, errors) = rt.block_on(dial(&plan, slots));
     // Warm-up on these very connections, so the first measured request on each is not the
     // first the server (and this client) handle on it.
     let conns = rt.block_on(warm_up(&plan, conns, &warm_next, &stop));
@@ -242,13 +248,12 @@ fn worker(
 /// One closed-loop slot: from `start`, unit after unit until a bound is reached.
 async fn closed_slot(
     plan: &Plan,
-    conn: Conn,
+    mut conn: Conns,
     start: tokio::time::Instant,
     next: &AtomicU64,
     b: &Bounds,
     tx: &UnboundedSender<Event>,
 ) {
-    let mut conn = Some(conn);
     if start > tokio::time::Instant::now() {
         tokio::select! {
             _ = tokio::time::sleep_until(start) => {}
@@ -266,7 +271,7 @@ async fn closed_slot(
 /// The open loop on one worker: every `workers`-th unit of the schedule, from unit `w`.
 async fn open_loop(
     plan: &Arc<Plan>,
-    conns: Vec<Conn>,
+    conns: Vec<Conns>,
     schedule: &Schedule,
     max_in_flight: Option<u32>,
     (w, workers): (usize, usize),
@@ -318,10 +323,14 @@ async fn open_loop(
         let (plan, tx, pool) = (plan.clone(), tx.clone(), pool.clone());
         let bounds = b.clone();
         tasks.spawn(async move {
-            let mut conn = pool.lock().ok().and_then(|mut p| p.pop());
+            let mut conn = pool
+                .lock()
+                .ok()
+                .and_then(|mut p| p.pop())
+                .unwrap_or_default();
             unit(&plan, &mut conn, i, Some(offset), &bounds, &tx).await;
-            if let (Some(c), Ok(mut p)) = (conn, pool.lock()) {
-                p.push(c);
+            if let Ok(mut p) = pool.lock() {
+                p.push(conn);
             }
             drop(permit);
         });
@@ -345,7 +354,7 @@ fn exhausted(plan: &Plan, i: u64) -> bool {
 /// workload's counts are used up (or the collector is gone).
 async fn unit(
     plan: &Plan,
-    conn: &mut Option<Conn>,
+    conn: &mut Conns,
     i: u64,
     scheduled: Option<Duration>,
     b: &Bounds,
@@ -388,7 +397,7 @@ async fn unit(
 /// counted from the server's token counts once it is answered.
 async fn session(
     plan: &Plan,
-    conn: &mut Option<Conn>,
+    conn: &mut Conns,
     (n, c, ideal): (u64, Conversation, &TurnIdeal),
     scheduled: Option<Duration>,
     b: &Bounds,

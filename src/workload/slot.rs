@@ -12,7 +12,7 @@ use super::dataset::{Prompt, Source};
 use super::source::Feed;
 use super::Schedule;
 use crate::client::{self, Conn, Endpoint};
-use crate::config::{Api, OnDeadline};
+use crate::config::{Api, OnDeadline, Routing};
 use crate::metrics::event::RequestRecord;
 
 /// Closed or open loop.
@@ -34,7 +34,9 @@ pub enum Arrivals {
 /// Everything the executor needs; no config types beyond plain values.
 #[derive(Clone)]
 pub struct Plan {
-    pub endpoint: Endpoint,
+    /// The servers (one, or the replicas `router` spreads requests over).
+    pub endpoints: Arc<[Endpoint]>,
+    pub router: Arc<Router>,
     pub model: String,
     pub api: Api,
     /// What the measured window sends.
@@ -69,6 +71,11 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The first server (warmed connections are dialled to each).
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoints[0]
+    }
+
     /// The id of the next request of a session (a turn, an agent's call), or `None` when the
     /// workload's request count is used up.
     pub fn next_id(&self) -> Option<u64> {
@@ -80,6 +87,90 @@ impl Plan {
     pub fn requests_used_up(&self) -> bool {
         self.count
             .is_some_and(|c| self.sent.load(Ordering::Relaxed) >= c)
+    }
+}
+
+/// Where each request goes among several servers (`workload.routing`).
+#[derive(Debug)]
+pub struct Router {
+    policy: Routing,
+    /// The next replica in turn (round-robin; where least-in-flight starts looking).
+    turn: AtomicU64,
+    /// This run's requests in flight on each replica.
+    in_flight: Box<[AtomicU64]>,
+}
+
+impl Router {
+    pub fn new(policy: Routing, replicas: usize) -> Self {
+        Self {
+            policy,
+            turn: AtomicU64::new(0),
+            in_flight: (0..replicas.max(1)).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    pub fn replicas(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// The replica for a request of `unit` (a request, or its session), counted in flight
+    /// there until [`Router::leave`].
+    fn enter(&self, unit: u64) -> usize {
+        let n = self.in_flight.len();
+        if n == 1 {
+            return 0;
+        }
+        let k = match self.policy {
+            Routing::RoundRobin => (self.turn.fetch_add(1, Ordering::Relaxed) % n as u64) as usize,
+            Routing::LeastInFlight => {
+                let from = (self.turn.fetch_add(1, Ordering::Relaxed) % n as u64) as usize;
+                (0..n)
+                    .map(|i| (from + i) % n)
+                    .min_by_key(|k| self.in_flight[*k].load(Ordering::Relaxed))
+                    .unwrap_or(from)
+            }
+            Routing::SessionSticky => (splitmix(unit) % n as u64) as usize,
+        };
+        self.in_flight[k].fetch_add(1, Ordering::Relaxed);
+        k
+    }
+
+    fn leave(&self, k: usize) {
+        if self.in_flight.len() > 1 {
+            self.in_flight[k].fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A 64-bit mix (splitmix64's finaliser): a unit's replica under session-sticky routing, the
+/// way a consistent-hash router spreads session ids.
+fn splitmix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A slot's kept connections: one per server (replica), each opened when first needed or
+/// warmed before the window. With one server, one connection.
+#[derive(Default)]
+pub struct Conns(Vec<Option<Conn>>);
+
+impl Conns {
+    /// Connections already open, replica `k`'s at index `k`.
+    pub fn of(conns: Vec<Option<Conn>>) -> Self {
+        Self(conns)
+    }
+
+    fn take(&mut self, k: usize) -> Option<Conn> {
+        self.0.get_mut(k).and_then(Option::take)
+    }
+
+    fn put(&mut self, k: usize, c: Conn) {
+        if self.0.len() <= k {
+            self.0.resize_with(k + 1, || None);
+        }
+        self.0[k] = Some(c);
     }
 }
 
@@ -133,11 +224,12 @@ pub(super) struct Call<'a> {
     pub(super) keep_text: bool,
 }
 
-/// Sends a call's prompt on `conn`, reconnecting when it is gone; a failed request leaves
-/// `conn` empty, since the connection's state is unknown after a failure.
+/// Sends a call's prompt to the replica the router picks, on the slot's connection to it,
+/// reconnecting when it is gone; a failed request leaves no connection there, since its state
+/// is unknown after a failure.
 pub(super) async fn one(
     plan: &Plan,
-    conn: &mut Option<Conn>,
+    conns: &mut Conns,
     call: Call<'_>,
     abort_at: Option<tokio::time::Instant>,
     t0: Instant,
@@ -153,10 +245,12 @@ pub(super) async fn one(
         (Some(m), Some(k)) => m.name(k),
         _ => &plan.model,
     };
+    let replica = plan.router.enter(unit);
+    let endpoint = &plan.endpoints[replica.min(plan.endpoints.len() - 1)];
     // (`client::send` itself re-dials a kept connection the server closed meanwhile.)
-    let connected = match conn.take() {
+    let connected = match conns.take(replica) {
         Some(c) => Ok(c),
-        None => client::connect(&plan.endpoint).await,
+        None => client::connect(endpoint).await,
     };
     let mut rec = match connected {
         Ok(mut c) => {
@@ -176,7 +270,7 @@ pub(super) async fn one(
             };
             let r = tokio::select! {
                 biased;
-                r = client::send(&mut c, &plan.endpoint, body, &bounds, t0) => r,
+                r = client::send(&mut c, endpoint, body, &bounds, t0) => r,
                 _ = plan.abort.cancelled() => client::failed_record(
                     crate::metrics::event::RequestError::new(
                         crate::metrics::event::ErrorKind::Aborted,
@@ -186,12 +280,13 @@ pub(super) async fn one(
                 ),
             };
             if r.ok() {
-                *conn = Some(c);
+                conns.put(replica, c);
             }
             r
         }
         Err(e) => client::failed_record(e, t0),
     };
+    plan.router.leave(replica);
     rec.scheduled_ms = scheduled.map(|s| s.as_secs_f64() * 1e3);
     rec.expected_input_tokens = prompt
         .expected_input_tokens
@@ -199,5 +294,47 @@ pub(super) async fn one(
     rec.input_tokens = rec.input_tokens.or(prompt.expected_input_tokens);
     rec.ideal_cached_tokens = prompt.ideal_cached_tokens;
     rec.adapter = adapter;
+    rec.replica = (plan.router.replicas() > 1).then_some(replica as u16);
     rec
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_policy_spreads_as_it_says() {
+        let count = |r: &Router, units: &mut dyn Iterator<Item = u64>| {
+            let mut n = [0u32; 3];
+            for u in units {
+                n[r.enter(u)] += 1;
+            }
+            n
+        };
+        // Round-robin: each in turn, whatever the unit.
+        let rr = Router::new(Routing::RoundRobin, 3);
+        assert_eq!(count(&rr, &mut std::iter::repeat_n(7, 9)), [3, 3, 3]);
+        // Sticky: one unit, one replica, every time; many units spread over all.
+        let sticky = Router::new(Routing::SessionSticky, 3);
+        let one = count(&sticky, &mut std::iter::repeat_n(7, 9));
+        assert_eq!(one.iter().filter(|n| **n == 9).count(), 1, "{one:?}");
+        let many = count(&sticky, &mut (0..3000));
+        assert!(many.iter().all(|n| (900..1100).contains(n)), "{many:?}");
+        // Least in flight: three requests held go to three replicas; when one ends, the
+        // next goes where it was.
+        let least = Router::new(Routing::LeastInFlight, 3);
+        let (a, b) = (least.enter(0), least.enter(0));
+        let c = least.enter(0);
+        assert_eq!(
+            [a, b, c]
+                .iter()
+                .collect::<std::collections::BTreeSet<_>>()
+                .len(),
+            3
+        );
+        least.leave(b);
+        assert_eq!(least.enter(0), b);
+        // One server: always 0, nothing counted.
+        assert_eq!(Router::new(Routing::LeastInFlight, 1).enter(5), 0);
+    }
 }
