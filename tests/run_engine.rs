@@ -573,34 +573,48 @@ fn alive(pid: u32) -> bool {
 
 #[test]
 fn local_provider_starts_the_server_benchmarks_it_and_stops_it() {
-    let d = tempfile::tempdir().unwrap();
-    let me = assert_cmd::cargo::cargo_bin("llm-inf-bench");
-    let command = format!("[\"{}\", serve-sim, --port, \"{{port}}\", --model, \"{{model}}\", --profile, instant, --startup-delay, 300ms]", me.display());
-    let exp = local_experiment(d.path(), &command, "  concurrency: 2\n  requests: 20\n  dataset: { kind: random, input_len: 8, output_len: 4 }\n");
-    common::bin(120)
-        .arg("run")
-        .arg(&exp)
-        .arg("--no-tui")
-        .assert()
-        .success();
-    let r = only_result(d.path());
-    assert_eq!(r["summary"]["completed"], 20);
-    assert_eq!(r["environment"]["provider"], "local");
-    // The server said where it listened; after the run nothing listens there.
-    let log = server_log(d.path());
-    let url = log
-        .lines()
-        .find_map(|l| l.strip_prefix("serve-sim: "))
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string();
-    let addr = url.trim_start_matches("http://");
-    assert!(
-        std::net::TcpStream::connect(addr).is_err(),
-        "the local server still listens on {addr}"
-    );
+    // One server, then two replicas (each its own process, port and log).
+    for replicas in [1usize, 2] {
+        let d = tempfile::tempdir().unwrap();
+        let me = assert_cmd::cargo::cargo_bin("llm-inf-bench");
+        let command = format!("[\"{}\", serve-sim, --port, \"{{port}}\", --model, \"{{model}}\", --profile, instant, --startup-delay, 300ms]", me.display());
+        let exp = local_experiment(d.path(), &command, "  concurrency: 2\n  requests: 20\n  dataset: { kind: random, input_len: 8, output_len: 4 }\n");
+        let text = std::fs::read_to_string(&exp).unwrap().replace(
+            "  provider: local\n",
+            &format!("  provider: local\n  replicas: {replicas}\n"),
+        );
+        std::fs::write(&exp, text).unwrap();
+        common::bin(120)
+            .arg("run")
+            .arg(&exp)
+            .arg("--no-tui")
+            .assert()
+            .success();
+        let r = only_result(d.path());
+        assert_eq!(r["summary"]["completed"], 20);
+        assert_eq!(r["environment"]["provider"], "local");
+        let by = r["summary"]["by_replica"].as_array().map_or(0, Vec::len);
+        assert_eq!(by, if replicas == 1 { 0 } else { replicas });
+        // Each server said where it listened; after the run nothing listens there.
+        let logs = common::files(d.path(), ".server.log");
+        assert_eq!(logs.len(), replicas, "{logs:?}");
+        for log in logs {
+            let log = std::fs::read_to_string(log).unwrap();
+            let url = log
+                .lines()
+                .find_map(|l| l.strip_prefix("serve-sim: "))
+                .unwrap()
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .to_string();
+            let addr = url.trim_start_matches("http://");
+            assert!(
+                std::net::TcpStream::connect(addr).is_err(),
+                "the local server still listens on {addr}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -431,3 +431,43 @@ fn over_ssh_a_job_runs_and_a_failing_one_is_quoted_from_the_login_host() {
         "fetched over ssh: {err}"
     );
 }
+
+#[test]
+#[ignore = "needs a Slurm cluster (scripts/test.sh starts one with scripts/slurm.sh)"]
+fn replicas_run_as_jobs_of_their_own_and_are_all_cancelled() {
+    let _c = cluster();
+    let d = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let exp = experiment(d.path(), port, "", "  replicas: 2\n", "");
+    let (code, err) = run_in(&exp, d.path(), &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("2 replicas, round-robin routing"), "{err}");
+    let r = common::result(d.path());
+    // Two jobs, each its own server: the written port, and the next one for the second.
+    let by = r["summary"]["by_replica"].as_array().unwrap();
+    let urls: Vec<&str> = by.iter().map(|x| x["base_url"].as_str().unwrap()).collect();
+    assert_eq!(
+        urls,
+        [
+            format!("http://127.0.0.1:{port}"),
+            format!("http://127.0.0.1:{}", port + 1)
+        ]
+    );
+    assert!(by.iter().all(|x| x["completed"] == 20), "{by:?}");
+    // Priced as two jobs.
+    assert_eq!(r["environment"]["price_per_hour_usd"], 4.0);
+    let jobs: Vec<String> = r["environment"]["pod_id"]
+        .as_str()
+        .unwrap()
+        .split(", ")
+        .map(str::to_string)
+        .collect();
+    assert_eq!(jobs.len(), 2, "{jobs:?}");
+    for id in &jobs {
+        wait_until(30, "every replica's job cancelled", || {
+            job_state(id) == "CANCELLED"
+        });
+    }
+    assert_eq!(files(d.path(), ".sbatch").len(), 2);
+    assert_eq!(files(d.path(), ".server.log").len(), 2);
+}

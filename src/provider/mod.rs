@@ -283,7 +283,7 @@ pub async fn provision(
     }
     let n = inf.replicas.max(1);
     if n == 1 {
-        let (server, handle) = provision_one(r, log, run_id, stop).await?;
+        let (server, handle) = provision_one(r, log, (run_id, 0), stop).await?;
         return Ok(Provisioned {
             servers: vec![server],
             handle,
@@ -295,7 +295,8 @@ pub async fn provision(
     let all = futures_util::future::join_all(
         names
             .iter()
-            .map(|(log, id)| provision_one(r, log, id, stop)),
+            .zip(0u16..)
+            .map(|((log, id), k)| provision_one(r, log, (id, k), stop)),
     )
     .await;
     let (mut servers, mut handles, mut failed) = (Vec::new(), Vec::new(), None);
@@ -329,11 +330,11 @@ fn replica_log(log: &Path, k: u32) -> std::path::PathBuf {
     sibling(log, &format!("r{k}.server.log"))
 }
 
-/// One server (one replica).
+/// One server: replica `k` of the run, named `run_id`.
 async fn provision_one(
     r: &Resolved,
     log: &Path,
-    run_id: &str,
+    (run_id, k): (&str, u16),
     stop: &CancellationToken,
 ) -> Result<(Server, Handle), ProviderError> {
     let e: &Experiment = &r.experiment;
@@ -368,7 +369,7 @@ async fn provision_one(
             Ok((served(server.base_url(), key), Handle::Local(server)))
         }
         Site::Slurm(_) => {
-            let (job, base_url) = slurm::provision(r, run_id, log, stop).await?;
+            let (job, base_url) = slurm::provision(r, (run_id, k), log, stop).await?;
             Ok((served(base_url, api_key(r)), Handle::Slurm(job)))
         }
         Site::RunPod(_) => {

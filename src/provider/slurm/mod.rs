@@ -166,9 +166,12 @@ async fn sbatch(
 
 /// Submits the experiment's server as a job and waits until it runs; returns the job and the
 /// server's base URL. `log` is where the job's output goes (its script is kept beside it).
+/// `replica` is the job's index among the run's replicas: a `slurm.port` written in the
+/// experiment moves by it, so two replicas on one node do not ask for one port (the default
+/// port comes from the job's name, which differs anyway).
 pub async fn provision(
     r: &Resolved,
-    run_id: &str,
+    (run_id, replica): (&str, u16),
     log: &Path,
     stop: &CancellationToken,
 ) -> Result<(SlurmJob, String), ProviderError> {
@@ -176,7 +179,14 @@ pub async fn provision(
     let o = &e.infrastructure.slurm;
     let cluster = Cluster::of(o);
     let name = format!("{JOB_PREFIX}{run_id}");
-    let port = o.port.unwrap_or_else(|| port_for(&name));
+    let port = match o.port {
+        Some(p) => p.checked_add(replica).ok_or_else(|| {
+            ProviderError::PodFailed(format!(
+                "slurm.port {p} + replica {replica} is past 65535: give a lower port"
+            ))
+        })?,
+        None => port_for(&name),
+    };
     let fail = |m: String| ProviderError::PodFailed(m);
     if let Some(dir) = log.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|err| fail(format!("{}: {err}", dir.display())))?;
