@@ -35,13 +35,21 @@ const SEARCH: &str = "workload:\n  duration: 12s\n  requests: 1200\n  dataset: {
 fn a_rate_search_finds_the_capacity_under_the_slo_within_the_tolerance() {
     let d = tempfile::tempdir().unwrap();
     let exp = experiment(d.path(), "cap", SEARCH);
-    common::bin(600)
+    let out = common::bin(600)
         .arg("run")
         .arg(&exp)
         .args(["--yes", "--no-tui"])
         .assert()
         .success()
         .stderr(predicates::str::contains("capacity: "));
+    // The answer is the run's last line on stdout, under the probes' table.
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let last = stdout.trim_end().lines().last().unwrap_or_default();
+    assert!(last.starts_with("capacity: "), "{stdout}");
+    assert!(
+        stdout.lines().any(|l| l.starts_with("SLO: p99 TTFT")),
+        "{stdout}"
+    );
     let idx_path = common::files(d.path(), ".sweep.json").remove(0);
     let idx = json(&idx_path);
     common::assert_valid(&common::index_schema(), &idx, &idx_path);

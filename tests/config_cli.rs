@@ -251,6 +251,16 @@ fn bad_override_values_are_reported_with_their_source() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("expected `key.path=value`"));
+    // An enum whose variants are documented apart (`slurm`) still lists every value.
+    common::bin(120)
+        .arg("validate")
+        .arg(&a)
+        .args(["--set", "infrastructure.provider=simulatr"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "unknown value `simulatr`; valid values are runpod, local, existing, simulator, slurm (did you mean `simulator`?)",
+        ));
 }
 
 #[test]

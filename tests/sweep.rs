@@ -402,3 +402,88 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
     v.sort();
     v
 }
+
+/// A sweep's output can be read and parsed: each point's summary says which point it is, the
+/// run ends with one table (a row per point, the SLO verdict of each) on stdout, `--json` is
+/// one JSON document, and `results show` of the index prints the same table.
+#[test]
+fn a_sweep_ends_with_one_table_and_its_json_is_one_document() {
+    let d = tempfile::tempdir().unwrap();
+    let exp = experiment(d.path(), 12, "    concurrency: [1, 2, 4]\n");
+    let out = common::succeeds(240, ["run", "--no-tui", exp.to_str().unwrap()]);
+    for c in ["c1", "c2", "c4"] {
+        assert!(
+            out.contains(&format!("=== sw · {c}: completed ===")),
+            "{out}"
+        );
+    }
+    let table: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("point "))
+        .collect();
+    assert!(
+        table[0].contains("TTFT p50") && table[0].ends_with("SLO"),
+        "{out}"
+    );
+    for (row, c) in table[1..4].iter().zip(["c1", "c2", "c4"]) {
+        assert!(row.starts_with(c) && row.contains("completed"), "{row}");
+        // A 1 s TTFT, 50 ms TPOT SLO on the medians: the fast simulator meets it.
+        assert!(row.ends_with("met"), "{row}");
+    }
+    assert_eq!(table[4], "SLO: median TTFT ≤ 1000 ms, TPOT ≤ 50 ms");
+
+    let d = tempfile::tempdir().unwrap();
+    let exp = experiment(d.path(), 12, "    concurrency: [1, 2]\n");
+    let out = common::succeeds(240, ["run", "--no-tui", "--json", exp.to_str().unwrap()]);
+    let doc: Value = serde_json::from_str(&out).expect("one JSON document");
+    let points = doc["points"].as_array().unwrap();
+    assert_eq!(points.len(), 2);
+    assert_eq!(points[1]["point"], "c2");
+    assert_eq!(points[1]["summary"]["completed"], 12);
+    let index = doc["index"].as_str().unwrap();
+    assert!(index.ends_with(".sweep.json"));
+
+    let shown = common::succeeds(30, ["results", "show", index]);
+    assert!(shown.starts_with("sw: completed (2 points)"), "{shown}");
+    assert!(shown.lines().nth(2).unwrap().starts_with("c1 "), "{shown}");
+    assert!(shown.contains("SLO: median TTFT ≤ 1000 ms"), "{shown}");
+}
+
+/// Two runs of one experiment in a report are two rows, each named by its file's stamp.
+#[test]
+fn a_report_of_two_runs_of_one_experiment_tells_them_apart() {
+    let d = tempfile::tempdir().unwrap();
+    let exp = common::write(
+        d.path(),
+        "one.yaml",
+        &format!(
+            "name: one\nmodel: {{ id: m }}\ninfrastructure: {{ provider: simulator, simulator: {{ profile: instant }} }}\noutput: {{ dir: {} }}\nworkload: {{ concurrency: 2, requests: 6, dataset: {{ kind: random, input_len: 16, output_len: 4 }} }}\n",
+            d.path().join("out").display()
+        ),
+    );
+    for _ in 0..2 {
+        common::succeeds(60, ["run", "--no-tui", exp.to_str().unwrap()]);
+        // Result files are named to the second.
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+    let runs = files(d.path(), ".json");
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    let md = common::succeeds(
+        60,
+        [
+            "report",
+            runs[0].to_str().unwrap(),
+            runs[1].to_str().unwrap(),
+        ],
+    );
+    let stamp = |p: &PathBuf| {
+        p.file_stem()
+            .unwrap()
+            .to_string_lossy()
+            .trim_start_matches("one-")
+            .to_string()
+    };
+    for r in &runs {
+        assert!(md.contains(&format!("| one | {} |", stamp(r))), "{md}");
+    }
+}

@@ -229,7 +229,9 @@ pub struct RunArgs {
     /// points, and deployments whose points are all finished, are kept).
     #[arg(long)]
     pub resume: bool,
-    /// Print the summary as JSON on stdout (progress goes to stderr).
+    /// Print one JSON document on stdout instead of the tables (progress goes to stderr): a
+    /// single run's summary; for a sweep, search or matrix `{"points": [{"point",
+    /// "deployment", "status", "file", "summary"}…], "searches": [answers…], "index": path}`.
     #[arg(long)]
     pub json: bool,
     /// Resolve, validate, estimate and print the plan; spend nothing.
@@ -365,7 +367,9 @@ pub enum ResultsCommand {
         #[arg(default_value = "results")]
         dir: PathBuf,
     },
-    /// Print a result file's summary as the end of a run prints it.
+    /// Print a result file's summary as the end of a run prints it; of a sweep index
+    /// (`*.sweep.json`), its table: a row per point (the table a sweep ends with) and each
+    /// capacity search's answer.
     Show { file: PathBuf },
     /// Export a result file in another tool's format.
     Export {

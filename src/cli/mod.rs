@@ -518,10 +518,14 @@ fn report_outcome(outcome: &crate::run::Outcome, json: bool) -> (i32, bool) {
     use crate::results::Status;
     let mut code = exit::OK;
     let mut interrupted = outcome.interrupted;
+    // Several points (a sweep, a search, a matrix): one JSON document for all of them.
+    let many = outcome.index.is_some();
+    if json {
+        out(&outcome_json(outcome));
+    }
     for (result, path) in &outcome.points {
-        match json {
-            true => out(&serde_json::to_string_pretty(&result.summary).unwrap_or_default()),
-            false => out(&crate::ui::summary_table(result)),
+        if !json {
+            out(&crate::ui::summary_table(result));
         }
         err(&format!("saved {}", path.display()));
         match result.status {
@@ -533,6 +537,22 @@ fn report_outcome(outcome: &crate::run::Outcome, json: bool) -> (i32, bool) {
                 code = exit::RUN_FAILED;
             }
             Status::Completed => {}
+        }
+    }
+    if many && !json && !outcome.points.is_empty() {
+        let rs: Vec<crate::ui::TableRow> = outcome
+            .points
+            .iter()
+            .map(|(r, _)| crate::ui::TableRow::of(r))
+            .collect();
+        out(&format!(
+            "\n{}",
+            crate::ui::points_table(&rs, outcome.slo.as_ref())
+        ));
+    }
+    if !json {
+        for a in &outcome.answers {
+            out(a);
         }
     }
     for n in &outcome.notes {
@@ -558,6 +578,26 @@ fn report_outcome(outcome: &crate::run::Outcome, json: bool) -> (i32, bool) {
         }
     }
     (code, interrupted)
+}
+
+/// `run --json`: one document. A single run's summary; a run of several points `{"points":
+/// [{"point", "deployment", "status", "file", "summary"}…], "searches": [answers…], "index"}`.
+fn outcome_json(outcome: &crate::run::Outcome) -> String {
+    let doc = match (&outcome.index, outcome.points.as_slice()) {
+        (None, [(r, _)]) => serde_json::to_value(&r.summary).unwrap_or_default(),
+        (index, points) => serde_json::json!({
+            "points": points.iter().map(|(r, path)| serde_json::json!({
+                "point": r.sweep_point,
+                "deployment": r.deployment,
+                "status": r.status,
+                "file": path,
+                "summary": r.summary,
+            })).collect::<Vec<_>>(),
+            "searches": outcome.answers,
+            "index": index,
+        }),
+    };
+    serde_json::to_string_pretty(&doc).unwrap_or_default()
 }
 
 /// A provider's failure as the command's: no RunPod key is a usage error.
@@ -663,8 +703,11 @@ fn confirm(prompt: &str, otherwise: &str) -> Result<(), CliError> {
 fn results_cmd(c: ResultsCommand) -> Result<i32, CliError> {
     let read = |p: &Path| crate::results::read(p).map_err(|e| CliError::Usage(e.to_string()));
     match c {
+        ResultsCommand::Show { file } if file.to_string_lossy().ends_with(".sweep.json") => {
+            out(&show_index(&file)?);
+        }
         ResultsCommand::Show { file } => {
-            println!("{}", crate::ui::summary_table(&read(&file)?));
+            out(&crate::ui::summary_table(&read(&file)?));
         }
         ResultsCommand::Export { format, file } => {
             if format != "vllm" {
@@ -682,6 +725,48 @@ fn results_cmd(c: ResultsCommand) -> Result<i32, CliError> {
         }
     }
     Ok(exit::OK)
+}
+
+/// `results show X.sweep.json`: the sweep's table (a row per point, from each point's result
+/// file, records unread) and its searches' answers.
+fn show_index(file: &Path) -> Result<String, CliError> {
+    let bad = |e: crate::results::ResultsError| CliError::Usage(e.to_string());
+    let (idx, heads) = crate::results::index::read_with_points(file).map_err(bad)?;
+    let judge = serde_json::from_value::<crate::config::Experiment>(idx.config.clone())
+        .ok()
+        .and_then(|e| crate::ui::table_slo(&e));
+    let rows: Vec<crate::ui::TableRow> = heads.iter().map(crate::ui::TableRow::of_head).collect();
+    let mut o = format!(
+        "{}: {} ({} points)\n{}",
+        idx.name,
+        idx.status,
+        idx.points.len(),
+        crate::ui::points_table(&rows, judge.as_ref())
+    );
+    for s in &idx.searches {
+        let who = [&s.deployment, &s.tier]
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let unit = match s.over.as_str() {
+            "rate" => "req/s",
+            "sessions" => "sessions",
+            _ => "in flight",
+        };
+        let answer = match s.answer {
+            Some(a) => format!("{a} {unit}"),
+            None => "no load in range meets the SLO".into(),
+        };
+        let of = match who.is_empty() {
+            true => String::new(),
+            false => format!(" of {who}"),
+        };
+        let slo = crate::ui::slo_legend(&(s.slo.clone(), s.percentile)).unwrap_or_default();
+        o.push_str(&format!("\ncapacity{of}: {answer} ({slo})"));
+    }
+    Ok(o)
 }
 
 /// The file `init` writes.

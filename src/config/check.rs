@@ -169,12 +169,20 @@ impl SchemaChecker {
         path: &str,
         out: &mut Vec<LayerIssue>,
     ) {
-        // Enums whose variants carry docs come out as one `const` branch per variant.
-        let consts: Option<Vec<Value>> = branches
+        // Enums whose variants carry docs come out as one `const` branch per variant (those
+        // without docs together in one `enum` branch): every value of every branch is valid.
+        let consts: Option<Vec<Vec<Value>>> = branches
             .iter()
-            .map(|b| self.resolve(b).get("const").cloned())
+            .map(|b| {
+                let b = self.resolve(b);
+                match (b.get("const"), b.get("enum").and_then(Value::as_array)) {
+                    (Some(c), _) => Some(vec![c.clone()]),
+                    (None, Some(e)) => Some(e.clone()),
+                    (None, None) => None,
+                }
+            })
             .collect();
-        if let Some(allowed) = consts {
+        if let Some(allowed) = consts.map(|c| c.concat()) {
             if !allowed.contains(value) {
                 out.push(enum_issue(path, value, &allowed));
             }

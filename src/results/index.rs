@@ -415,6 +415,23 @@ impl SweepIndex {
 /// beside the index, or — for a point whose write fell back elsewhere — a whole path inside one
 /// of the fallback directories. An index is data a reader may have been sent; it must not name
 /// `/dev/zero` or a file anywhere on the reader's machine.
+/// A sweep index and the heads of its points' result files (their records unread), in the
+/// index's order.
+pub fn read_with_points(path: &Path) -> Result<(SweepIndex, Vec<super::ResultHead>), ResultsError> {
+    let text = super::read_result_text(path)?;
+    let idx: SweepIndex = serde_json::from_str(&text).map_err(|e| ResultsError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let heads = idx
+        .points
+        .iter()
+        .map(|p| super::read_head(&point_path(path, dir, &p.file)?))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((idx, heads))
+}
+
 pub fn point_path(index: &Path, dir: &Path, file: &str) -> Result<PathBuf, ResultsError> {
     let p = Path::new(file);
     let plain = p

@@ -469,6 +469,8 @@ pub struct ResultHead {
     pub sweep_point: Option<String>,
     #[serde(default)]
     pub deployment: Option<String>,
+    #[serde(default)]
+    pub termination_reason: String,
 }
 
 impl ResultHead {
@@ -478,8 +480,43 @@ impl ResultHead {
     }
 }
 
+/// Compares names with their runs of digits as numbers: `c2` < `c16` < `c128`, and
+/// `run-20261205-…` still by date (equal-length numbers compare as text does).
+pub fn natural(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let (mut x, mut y) = (a.as_bytes(), b.as_bytes());
+    loop {
+        match (x.first(), y.first()) {
+            (None, None) => return Ordering::Equal,
+            (None, Some(_)) => return Ordering::Less,
+            (Some(_), None) => return Ordering::Greater,
+            (Some(p), Some(q)) if p.is_ascii_digit() && q.is_ascii_digit() => {
+                let run = |s: &[u8]| s.iter().take_while(|c| c.is_ascii_digit()).count();
+                let (m, n) = (run(x), run(y));
+                let trim = |d: &[u8]| {
+                    let z = d.iter().take_while(|c| **c == b'0').count();
+                    d[z..].to_vec()
+                };
+                let (dx, dy) = (trim(&x[..m]), trim(&y[..n]));
+                let by = dx
+                    .len()
+                    .cmp(&dy.len())
+                    .then_with(|| dx.cmp(&dy))
+                    .then(m.cmp(&n));
+                if by != Ordering::Equal {
+                    return by;
+                }
+                (x, y) = (&x[m..], &y[n..]);
+            }
+            (Some(p), Some(q)) if p != q => return p.cmp(q),
+            _ => (x, y) = (&x[1..], &y[1..]),
+        }
+    }
+}
+
 /// The `*.json` files in `dir` (regular files only: a symlink or a FIFO is not followed), by
-/// name, each with its head when it is a result file.
+/// name as people read names (`c2` before `c16`: [`natural`]), each with its head when it is a
+/// result file.
 pub fn list(dir: &Path) -> Result<Vec<(String, Option<ResultHead>)>, ResultsError> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| ResultsError::Read {
@@ -491,7 +528,7 @@ pub fn list(dir: &Path) -> Result<Vec<(String, Option<ResultHead>)>, ResultsErro
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .collect();
-    files.sort();
+    files.sort_by(|a, b| natural(&a.to_string_lossy(), &b.to_string_lossy()));
     Ok(files
         .iter()
         .map(|f| {
@@ -596,4 +633,35 @@ pub fn export_vllm(r: &RunResult) -> Value {
         }),
     );
     Value::Object(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::natural;
+
+    #[test]
+    fn names_sort_as_people_read_them() {
+        let mut v = vec![
+            "sweep-c16.json",
+            "sweep-c2.json",
+            "sweep-c128.json",
+            "sweep-c02.json",
+            "run-20261205-120000.json",
+            "run-20261204-235959.json",
+            "a.json",
+        ];
+        v.sort_by(|a, b| natural(a, b));
+        assert_eq!(
+            v,
+            [
+                "a.json",
+                "run-20261204-235959.json",
+                "run-20261205-120000.json",
+                "sweep-c2.json",
+                "sweep-c02.json",
+                "sweep-c16.json",
+                "sweep-c128.json",
+            ]
+        );
+    }
 }

@@ -228,6 +228,7 @@ pub fn load(files: &[PathBuf]) -> Result<Vec<Series>, ResultsError> {
         }
     }
     for s in &mut series {
+        distinct_labels(&mut s.points);
         s.points.sort_by_key(|p| {
             (
                 p.input_len,
@@ -238,6 +239,27 @@ pub fn load(files: &[PathBuf]) -> Result<Vec<Series>, ResultsError> {
         });
     }
     Ok(series)
+}
+
+/// Points of a series that share a label (two runs of one experiment, each labelled with its
+/// name) are told apart by their files' stamps: `quickstart-20261205-120000.json` →
+/// `20261205-120000`.
+fn distinct_labels(points: &mut [PointData]) {
+    let labels: Vec<String> = points.iter().map(|p| p.label.clone()).collect();
+    for p in points.iter_mut() {
+        if labels.iter().filter(|l| **l == p.label).count() < 2 {
+            continue;
+        }
+        let stem = p
+            .file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        p.label = stem
+            .strip_prefix(&format!("{}-", p.label))
+            .unwrap_or(&stem)
+            .to_string();
+    }
 }
 
 /// The shapes (ISL/OSL) present, in first-seen order.

@@ -108,6 +108,8 @@ pub async fn run(m: &Matrix, opts: &RunOptions) -> Result<Outcome, RunError> {
         points,
         index,
         notes: sh.saver.take().notes,
+        answers: sh.answers.take(),
+        slo: crate::ui::table_slo(&m.experiment),
         interrupted: sh.stop.is_stopped() && !finished,
         budget_spent,
     })
@@ -147,6 +149,7 @@ fn shared(
         base,
         _reservation: reservation,
         parallel: m.max_parallel > 1 && m.deployments.len() > 1,
+        answers: RefCell::default(),
     })
 }
 

@@ -83,6 +83,10 @@ pub struct Outcome {
     pub index: Option<PathBuf>,
     /// Files that could not go where they belong (saved to a fallback, or nowhere).
     pub notes: Vec<String>,
+    /// Each capacity search's answer.
+    pub answers: Vec<String>,
+    /// What the points are judged against in the run's table (`ui::table_slo`).
+    pub slo: Option<(crate::config::Slo, f64)>,
     /// Stopped by the user (Ctrl-C, SIGTERM, `q`) between points: the points after were not run.
     pub interrupted: bool,
     /// `max_cost_usd` stopped the run: a point was cut short, or points were not run.

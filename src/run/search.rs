@@ -185,7 +185,7 @@ async fn search_tier(
         done.usd_per_million_output_tokens = r.usd_per_million_output_tokens;
         done.answer_label = Some(probes[i].0.clone());
     }
-    say(answer_text(&done, slot));
+    sh.answer(answer_text(&done, slot));
     save_search(sh, done, "completed");
     (saved, false)
 }

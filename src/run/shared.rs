@@ -65,6 +65,8 @@ pub struct Shared {
     pub parallel: bool,
     /// Holds `base`'s name against runs started in the same second, until this run ends.
     pub _reservation: Option<crate::results::Reservation>,
+    /// Each capacity search's answer, as said (the run prints them on stdout at its end).
+    pub answers: RefCell<Vec<String>>,
 }
 
 impl Shared {
@@ -140,6 +142,12 @@ impl Shared {
     }
 
     /// Records a capacity search's state and saves the index.
+    /// A capacity search's answer: said now, printed on stdout at the run's end.
+    pub fn answer(&self, text: String) {
+        crate::ui::say(text.clone());
+        self.answers.borrow_mut().push(text);
+    }
+
     pub fn record_search(&self, s: crate::results::index::IndexSearch) {
         if let Some(x) = self.index.borrow_mut().as_mut() {
             x.search(s);

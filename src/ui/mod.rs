@@ -32,15 +32,71 @@ pub fn summary_table(r: &RunResult) -> String {
     o
 }
 
+/// `name · deployment · point: status`, and why it stopped when that is not the plan's end.
+pub fn title(r: &RunResult) -> String {
+    let mut t = r.name.clone();
+    for part in [&r.deployment, &r.sweep_point].into_iter().flatten() {
+        if !t.ends_with(part.as_str()) {
+            t.push_str(&format!(" · {part}"));
+        }
+    }
+    let status = format!("{:?}", r.status).to_lowercase();
+    match r.termination_reason.as_str() {
+        reason if reason == status || reason.is_empty() => format!("{t}: {status}"),
+        reason => format!("{t}: {status} ({reason})"),
+    }
+}
+
+/// What load ran, from the point's own configuration: `concurrency 16 · random 256→64 tokens ·
+/// 600 requests`.
+pub fn load_of(r: &RunResult) -> String {
+    let w = &r.config["workload"];
+    let num = |k: &str| w[k].as_f64().map(|x| format!("{x}"));
+    let pace = match (w["pattern"].as_str(), num("concurrency"), num("rate")) {
+        (Some("sequential"), _, _) => Some("sequential".to_string()),
+        (Some("rate"), _, Some(rate)) => Some(format!(
+            "{rate} req/s ({})",
+            w["arrival"].as_str().unwrap_or("poisson")
+        )),
+        (_, Some(c), _) if w["sessions"].is_number() => Some(format!("{c} sessions at once")),
+        (_, Some(c), _) => Some(format!("concurrency {c}")),
+        _ => None,
+    };
+    let d = &w["dataset"];
+    let data =
+        d["kind"].as_str().map(
+            |kind| match (d["input_len"].as_u64(), d["output_len"].as_u64()) {
+                (Some(i), Some(o)) => format!("{kind} {i}→{o} tokens"),
+                _ => kind.to_string(),
+            },
+        );
+    let bound = match (
+        w["requests"].as_u64(),
+        w["sessions"].as_u64(),
+        w["duration"].as_str(),
+    ) {
+        (Some(n), _, _) => Some(format!("{n} requests")),
+        (None, Some(n), _) => Some(format!("{n} sessions")),
+        (None, None, Some(d)) => Some(d.to_string()),
+        _ => None,
+    };
+    let api = w["api"]
+        .as_str()
+        .filter(|a| *a != "chat")
+        .map(|a| format!("api {a}"));
+    let parts: Vec<String> = [pace, data, bound, api].into_iter().flatten().collect();
+    match parts.is_empty() {
+        true => "as configured".into(),
+        false => parts.join(" · "),
+    }
+}
+
 /// The run: status, counts, errors, duration, tokens, throughputs, cost.
 fn summary_head(o: &mut String, r: &RunResult) {
     let f = |v: Option<f64>| v.map(|x| format!("{x:.2}")).unwrap_or_else(|| "n/a".into());
     let s = &r.summary;
-    let _ = writeln!(
-        o,
-        "============ {} ({:?}, {}) ============",
-        r.name, r.status, r.termination_reason
-    );
+    let _ = writeln!(o, "============ {} ============", title(r));
+    row(o, "Load:", load_of(r));
     if let Some(e) = &r.error {
         row(o, "Failed:", e);
     }
@@ -366,4 +422,167 @@ pub fn results_list(rows: &[(String, Option<crate::results::ResultHead>)]) -> St
         ));
     }
     o
+}
+
+/// The table a run of several points (a sweep, a search's probes, a matrix) ends with: a row
+/// per point — its load, status, throughput, TTFT/TPOT/ITL/E2EL p50 and p99, goodput, $ per
+/// million output tokens, and whether it meets `judge` ([`table_slo`]).
+pub fn points_table(rs: &[TableRow<'_>], judge: Option<&(crate::config::Slo, f64)>) -> String {
+    let f = |v: Option<f64>, p: usize| v.map_or("-".to_string(), |x| format!("{x:.p$}"));
+    let heads = [
+        "point",
+        "status",
+        "req/s",
+        "out tok/s",
+        "TTFT p50",
+        "p99",
+        "TPOT p50",
+        "p99",
+        "ITL p50",
+        "p99",
+        "E2EL p50",
+        "p99",
+        "goodput",
+        "$/Mtok",
+        "SLO",
+    ];
+    let rows: Vec<Vec<String>> = rs
+        .iter()
+        .map(|r| {
+            let s = r.summary;
+            let mut row = vec![
+                r.point.clone(),
+                format!("{:?}", r.status).to_lowercase(),
+                f(s.request_throughput, 2),
+                f(s.output_throughput, 1),
+            ];
+            for m in ["ttft", "tpot", "itl", "e2el"] {
+                row.push(f(s.figure(&format!("median_{m}_ms")), 1));
+                row.push(f(s.figure(&format!("p99_{m}_ms")), 1));
+            }
+            row.push(f(s.request_goodput, 2));
+            row.push(f(s.usd_per_million_output_tokens, 3));
+            row.push(slo_verdict(r, judge).into());
+            row
+        })
+        .collect();
+    let widths: Vec<usize> = (0..heads.len())
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].chars().count())
+                .chain([heads[i].chars().count()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: Vec<&str>| {
+        let mut l = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            let pad = widths[i] - c.chars().count();
+            match i {
+                0 | 1 => l.push_str(&format!("{c}{}  ", " ".repeat(pad))),
+                _ => l.push_str(&format!("{}{c}  ", " ".repeat(pad))),
+            }
+        }
+        l.trim_end().to_string()
+    };
+    let mut o = line(heads.to_vec());
+    for r in &rows {
+        o.push('\n');
+        o.push_str(&line(r.iter().map(String::as_str).collect()));
+    }
+    if let Some(legend) = judge.and_then(slo_legend) {
+        o.push_str(&format!("\n{legend}"));
+    }
+    o
+}
+
+/// One point of [`points_table`], from a result (a run's end) or its head (`results show` of a
+/// sweep index, which never reads the records).
+pub struct TableRow<'a> {
+    /// `deployment point`, else the run's name.
+    pub point: String,
+    pub status: crate::results::Status,
+    pub summary: &'a crate::metrics::summary::Summary,
+    pub termination_reason: &'a str,
+}
+
+impl<'a> TableRow<'a> {
+    fn named(name: &str, deployment: &Option<String>, point: &Option<String>) -> String {
+        let parts: Vec<&str> = [deployment, point]
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        match parts.is_empty() {
+            true => name.to_string(),
+            false => parts.join(" "),
+        }
+    }
+
+    pub fn of(r: &'a RunResult) -> Self {
+        Self {
+            point: Self::named(&r.name, &r.deployment, &r.sweep_point),
+            status: r.status,
+            summary: &r.summary,
+            termination_reason: &r.termination_reason,
+        }
+    }
+
+    pub fn of_head(r: &'a crate::results::ResultHead) -> Self {
+        Self {
+            point: Self::named(&r.name, &r.deployment, &r.sweep_point),
+            status: r.status,
+            summary: &r.summary,
+            termination_reason: &r.termination_reason,
+        }
+    }
+}
+
+/// The SLO the points of a run are judged against in its table, and at which percentile: a
+/// capacity search's own (`workload.search.slo`, else `metrics.slo`, at its `percentile`),
+/// else `metrics.slo` on the medians (the rule `report` uses); `None` without one, or with SLO
+/// tiers (each tier's answer is printed on its own).
+pub fn table_slo(e: &crate::config::Experiment) -> Option<(crate::config::Slo, f64)> {
+    match &e.workload.search {
+        Some(s) if !s.tiers.is_empty() => None,
+        Some(s) => Some((
+            s.slo.clone().or_else(|| e.metrics.slo.clone())?,
+            s.percentile,
+        )),
+        None => Some((e.metrics.slo.clone()?, 50.0)),
+    }
+}
+
+/// `met` / `missed` against [`table_slo`] (the capacity search's rule,
+/// `workload::search::margin`): a point that failed, measured nothing or saturated misses.
+fn slo_verdict(r: &TableRow<'_>, judge: Option<&(crate::config::Slo, f64)>) -> &'static str {
+    use crate::metrics::collector::StopKind;
+    let Some((slo, percentile)) = judge else {
+        return "-";
+    };
+    let judged = r.status == crate::results::Status::Completed
+        && r.summary.completed > 0
+        && StopKind::of_written(r.termination_reason) != Some(StopKind::Saturated);
+    match judged && crate::workload::search::margin(r.summary, slo, *percentile) <= 0.0 {
+        true => "met",
+        false => "missed",
+    }
+}
+
+/// The line under the table that says what "SLO" meant: `SLO: p99 TTFT ≤ 300 ms, TPOT ≤ 30 ms`.
+pub fn slo_legend((slo, percentile): &(crate::config::Slo, f64)) -> Option<String> {
+    let p = match *percentile {
+        50.0 => "median".to_string(),
+        p => format!("p{p}"),
+    };
+    let limits: Vec<String> = [
+        ("TTFT", slo.ttft_ms),
+        ("TPOT", slo.tpot_ms),
+        ("E2EL", slo.e2el_ms),
+    ]
+    .into_iter()
+    .filter_map(|(n, l)| Some(format!("{n} ≤ {} ms", l?)))
+    .collect();
+    (!limits.is_empty()).then(|| format!("SLO: {p} {}", limits.join(", ")))
 }
