@@ -956,3 +956,42 @@ fn a_full_disk_is_refused_up_front_and_a_disk_that_fills_loses_nothing() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// Without a terminal on stderr (a pipe here, as under nohup or CI) a run prints a plain
+/// progress line every `--progress-every`, with counts, rate, TTFT and ETA; `--quiet` none.
+#[test]
+fn without_a_terminal_progress_is_a_plain_line_and_quiet_silences_it() {
+    let s = server("fixed-50ms-10ms", Faults::default(), 1.0);
+    let d = tempfile::tempdir().unwrap();
+    let exp = experiment(
+        d.path(),
+        &s.url,
+        "  concurrency: 4\n  duration: 2s\n  dataset: { kind: random, input_len: 8, output_len: 10 }\n  ignore_eos: true\n",
+    );
+    let run = |extra: &[&str]| {
+        let out = common::bin(60)
+            .args(["run", "--no-tui"])
+            .arg(&exp)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = run(&["--progress-every", "300ms"]);
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with('[')).collect();
+    assert!(lines.len() >= 3, "{err}");
+    let last = lines[lines.len() - 1];
+    assert!(
+        last.contains(" done, 0 failed, ")
+            && last.contains(" req/s · TTFT p50 ")
+            && last.contains(" ms"),
+        "{last}"
+    );
+    assert!(lines[0].contains("ETA 00:0"), "{}", lines[0]);
+    // No bar and no escape codes in a log.
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+    let quiet = run(&["--quiet"]);
+    assert!(!quiet.lines().any(|l| l.starts_with('[')), "{quiet}");
+    assert!(quiet.contains("saved "), "{quiet}");
+}

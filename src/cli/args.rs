@@ -237,6 +237,13 @@ pub struct RunArgs {
     /// Resolve, validate, estimate and print the plan; spend nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// No progress on stderr (the plan, warnings, errors and `saved …` still are).
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Without a terminal on stderr (nohup, CI, a batch job), a plain progress line this often
+    /// (done / failed / in flight, req/s, p50 TTFT, elapsed and ETA), e.g. `30s`.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_dur)]
+    pub progress_every: std::time::Duration,
     /// Client worker threads (one single-threaded runtime each). Default: all cores but one
     /// when the server runs on this machine, else all cores.
     #[arg(long, value_name = "N")]

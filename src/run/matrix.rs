@@ -6,6 +6,7 @@ use std::cell::RefCell;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
+use super::progress::ProgressMode;
 use super::shared::{Ledger, Shared};
 use super::stop::Stop;
 use super::{deployment, view, Matrix, Outcome, Prepared, RunError, RunOptions};
@@ -157,7 +158,11 @@ fn shared(
 /// view or progress bars that would draw over each other.
 fn deployment_options(opts: &RunOptions, i: usize, parallel: bool) -> RunOptions {
     RunOptions {
-        progress: opts.progress && !parallel,
+        // Bars of deployments side by side would draw over each other: lines instead.
+        progress: match (opts.progress, parallel) {
+            (ProgressMode::Bar, true) => ProgressMode::Lines(std::time::Duration::from_secs(10)),
+            (mode, _) => mode,
+        },
         tui: opts.tui && !parallel,
         estimated_cost_usd: opts
             .estimated_cost_usd

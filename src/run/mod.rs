@@ -10,6 +10,7 @@ mod matrix;
 pub mod monitor;
 pub mod plan;
 mod point;
+pub mod progress;
 mod ready;
 mod save;
 mod search;
@@ -64,7 +65,8 @@ pub enum RunError {
 /// How the run should behave on this terminal.
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
-    pub progress: bool,
+    /// Progress on stderr without the live view: a bar, plain lines, or nothing.
+    pub progress: progress::ProgressMode,
     /// The live terminal view (needs a terminal on stdin and stdout).
     pub tui: bool,
     pub client_cores: Option<usize>,

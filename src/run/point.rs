@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::task::AbortOnDropHandle;
 
+use super::progress::Progress;
 use super::stop::Stop;
-use super::view::{self, Screen, Watchers};
+use super::view::{Screen, Watchers};
 use super::{ready, Prepared, RunOptions};
 use crate::client::Endpoint;
 use crate::config::{Experiment, Pace, ProviderKind, RampStrategy};
@@ -350,15 +351,12 @@ async fn drive(
     // This point's own stop: a rule ends the point; Ctrl-C (the run's stop) ends it too.
     let point_stop = s.stop.child();
     let mut watchers = Watchers {
-        screen: &mut *s.screen,
-        bar: (s.opts.progress && !s.opts.tui).then(|| view::progress_bar(e.workload.requests)),
+        progress: progress_of(s, e),
         metrics_url: super::monitor::metrics_url(&s.eps[0].base_url()),
         sent: plan.sent.clone(),
-        fleet: if replicas > 1 {
-            vec![None; replicas]
-        } else {
-            Vec::new()
-        },
+        // With several replicas the server panel sums their scrapes.
+        fleet: vec![None; if replicas > 1 { replicas } else { 0 }],
+        screen: &mut *s.screen,
     };
     let stop = point_stop.clone();
     let abort = plan.abort.clone();
@@ -434,6 +432,19 @@ async fn drive(
     let mut m = col.finish(end);
     reached(&mut m, in_flight.peak(), planned);
     m
+}
+
+/// A point's progress on stderr, without the live view.
+fn progress_of(s: &PointContext<'_>, e: &Experiment) -> Progress {
+    match s.opts.tui {
+        true => Progress::Off,
+        false => Progress::new(
+            s.opts.progress,
+            e.workload.requests,
+            e.workload.duration.map(|d| d.as_duration()),
+            s.who,
+        ),
+    }
 }
 
 /// The point's collector, which knows the servers' URLs (the per-replica figures).

@@ -132,27 +132,11 @@ async fn next(s: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
     }
 }
 
-/// A progress bar on stderr (for runs without the live view).
-pub fn progress_bar(total: Option<u64>) -> indicatif::ProgressBar {
-    let b = match total {
-        Some(n) => indicatif::ProgressBar::new(n),
-        None => indicatif::ProgressBar::new_spinner(),
-    };
-    b.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} requests  {per_sec}  {msg}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    b.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-    b.enable_steady_tick(Duration::from_millis(200));
-    b
-}
-
-/// Where one point's events are shown: the live view, the progress bar, or neither.
+/// Where one point's events are shown: the live view, or progress on stderr (a bar, plain
+/// lines), or neither.
 pub struct Watchers<'a> {
     pub screen: &'a mut Screen,
-    pub bar: Option<indicatif::ProgressBar>,
+    pub progress: super::progress::Progress,
     pub metrics_url: String,
     pub sent: Arc<AtomicU64>,
     /// With several replicas: each one's latest good scrape; the panel shows their sum.
@@ -182,6 +166,9 @@ fn fleet(
 impl Watchers<'_> {
     /// Shows `ev` (before the collector takes it: a record still carries its gaps).
     pub fn show(&mut self, ev: &Event) {
+        if let Event::Request(r) = ev {
+            self.progress.record(r);
+        }
         if !self.screen.tui {
             return;
         }
@@ -205,12 +192,10 @@ impl Watchers<'_> {
         }
     }
 
-    /// The counts after an event: the bar's position and failures.
-    pub fn progress(&self, finished: u64, failed: u64) {
-        if let Some(b) = &self.bar {
-            b.set_position(finished);
-            b.set_message(format!("{failed} failed"));
-        }
+    /// The counts after an event: the bar's position, or a line when one is due.
+    pub fn progress(&mut self, finished: u64, failed: u64) {
+        let sent = self.sent.load(Ordering::Relaxed);
+        self.progress.update(finished, failed, sent);
     }
 
     /// One frame of the live view: the pod line and requests in flight.
@@ -223,8 +208,6 @@ impl Watchers<'_> {
     }
 
     pub fn done(&mut self) {
-        if let Some(b) = self.bar.take() {
-            b.finish_and_clear();
-        }
+        self.progress.done();
     }
 }
