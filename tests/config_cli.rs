@@ -506,3 +506,41 @@ fn assert_valid(dir: &Path, good: &[&str]) {
         assert!(out.status.success(), "{workload}\n{err}");
     }
 }
+
+/// Shell completions that the shell accepts, and man pages for every command.
+#[test]
+fn completions_load_in_bash_and_man_pages_are_written() {
+    let bash = common::succeeds(30, ["completions", "bash"]);
+    assert!(bash.contains("compare") && bash.contains("--progress-every"));
+    let d = tempfile::tempdir().unwrap();
+    let script = write(d.path(), "c.bash", &bash);
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "source {} && complete -p llm-inf-bench",
+            script.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("llm-inf-bench"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for shell in ["zsh", "fish"] {
+        let s = common::succeeds(30, ["completions", shell]);
+        assert!(s.contains("results") && s.contains("schema"), "{shell}");
+    }
+    let man = d.path().join("man");
+    common::succeeds(30, ["man", man.to_str().unwrap()]);
+    for page in [
+        "llm-inf-bench.1",
+        "llm-inf-bench-run.1",
+        "llm-inf-bench-results-show.1",
+    ] {
+        let text = std::fs::read_to_string(man.join(page)).unwrap();
+        assert!(text.contains(".TH"), "{page}");
+    }
+    let run = std::fs::read_to_string(man.join("llm-inf-bench-run.1")).unwrap();
+    assert!(run.contains("quiet"), "{run}");
+}

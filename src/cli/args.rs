@@ -54,6 +54,19 @@ pub enum Command {
         #[arg(long, default_value = "experiment", value_parser = ["experiment", "result", "sweep-index"])]
         of: String,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
+    #[command(
+        after_help = "Examples:\n  llm-inf-bench completions bash > ~/.local/share/bash-completion/completions/llm-inf-bench\n  llm-inf-bench completions zsh > \"${fpath[1]}/_llm-inf-bench\"\n  llm-inf-bench completions fish > ~/.config/fish/completions/llm-inf-bench.fish"
+    )]
+    Completions { shell: clap_complete::Shell },
+    /// Write the man pages (llm-inf-bench.1 and one per command) into a directory.
+    #[command(
+        after_help = "Example:\n  llm-inf-bench man ~/.local/share/man/man1 && man llm-inf-bench"
+    )]
+    Man {
+        /// Where to write them (created if missing).
+        dir: PathBuf,
+    },
     /// Write a commented starter experiment.
     #[command(
         after_help = "Examples:\n  llm-inf-bench init                 # writes experiment.yaml\n  llm-inf-bench init my-run.yaml --force"

@@ -119,6 +119,15 @@ pub fn run_command(command: Command) -> Result<i32, CliError> {
             Ok(exit::OK)
         }
         Command::Init { path, force } => init(&path, force),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "llm-inf-bench", &mut script);
+            // A closed pipe (`completions bash | head`) ends the output, not in a panic.
+            let _ = std::io::stdout().write_all(&script);
+            Ok(exit::OK)
+        }
+        Command::Man { dir } => man(&dir),
         Command::Run(args) => run(args),
         Command::ServeSim(args) => serve_sim(*args),
         Command::Results(c) => results_cmd(c),
@@ -652,6 +661,16 @@ fn results_cmd(c: ResultsCommand) -> Result<i32, CliError> {
             out(crate::ui::results_list(&rows).trim_end());
         }
     }
+    Ok(exit::OK)
+}
+
+/// `man DIR`: `llm-inf-bench.1` and a page per command (`llm-inf-bench-run.1`, …).
+fn man(dir: &Path) -> Result<i32, CliError> {
+    let failed = |e: std::io::Error| CliError::Usage(format!("{}: {e}", dir.display()));
+    std::fs::create_dir_all(dir).map_err(failed)?;
+    let cmd = <Cli as clap::CommandFactory>::command().name("llm-inf-bench");
+    clap_mangen::generate_to(cmd, dir).map_err(failed)?;
+    err(&format!("man pages written to {}", dir.display()));
     Ok(exit::OK)
 }
 
