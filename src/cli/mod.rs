@@ -8,6 +8,7 @@ use clap::Parser;
 
 mod args;
 mod outcome;
+mod results;
 pub use args::*;
 
 use crate::config::{self, ConfigError, LoadOptions, Resolved};
@@ -130,7 +131,7 @@ pub fn run_command(command: Command) -> Result<i32, CliError> {
         Command::Man { dir } => man(&dir),
         Command::Run(args) => run(args),
         Command::ServeSim(args) => serve_sim(*args),
-        Command::Results(c) => results_cmd(c),
+        Command::Results(c) => results::results_cmd(c),
         Command::Compare(a) => compare(a),
         Command::Plot(a) => plot(a),
         Command::Report(a) => report(a),
@@ -635,33 +636,6 @@ fn confirm(prompt: &str, otherwise: &str) -> Result<(), CliError> {
         true => Ok(()),
         false => Err(CliError::Usage(format!("not confirmed; {otherwise}"))),
     }
-}
-
-fn results_cmd(c: ResultsCommand) -> Result<i32, CliError> {
-    let read = |p: &Path| crate::results::read(p).map_err(|e| CliError::Usage(e.to_string()));
-    match c {
-        ResultsCommand::Show { file } if file.to_string_lossy().ends_with(".sweep.json") => {
-            out(&outcome::show_index(&file)?);
-        }
-        ResultsCommand::Show { file } => {
-            out(&crate::ui::summary_table(&read(&file)?));
-        }
-        ResultsCommand::Export { format, file } => {
-            if format != "vllm" {
-                return Err(CliError::Usage(format!(
-                    "unknown format `{format}`; valid formats: vllm"
-                )));
-            }
-            let v = crate::results::export_vllm(&read(&file)?);
-            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-        }
-        ResultsCommand::List { dir } => {
-            let rows = crate::results::list(&dir).map_err(|e| CliError::Usage(e.to_string()))?;
-            // A closed pipe (`results list | head`) ends the listing, not in a panic.
-            out(crate::ui::results_list(&rows).trim_end());
-        }
-    }
-    Ok(exit::OK)
 }
 
 /// `man DIR`: `llm-inf-bench.1` and a page per command (`llm-inf-bench-run.1`, …).

@@ -2,6 +2,7 @@
 
 pub mod columns;
 pub mod compare;
+pub mod export;
 pub mod index;
 pub mod storage;
 pub mod sweeps;
