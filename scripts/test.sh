@@ -3,7 +3,7 @@
 # a tiny model, via scripts/real-vllm.sh, installed once per machine into ~/.cache; llama.cpp's
 # server and uvicorn via scripts/real-server.sh, Prism serving RunPod's document via
 # scripts/prism.sh; DuckDB via scripts/analysis.sh; each installs itself once, pinned, from
-# PyPI / npm; a one-node Slurm
+# PyPI / npm; Debian's Chromium via scripts/chromium.sh (apt) for the HTML report; a one-node Slurm
 # cluster via scripts/slurm.sh, Debian's slurm-wlm and munge from apt), runs `cargo test`
 # including the tests that need them (they are #[ignore]d in a plain `cargo test`), and stops
 # the servers on every way out. This is the README's test command and what .ci/run runs.
@@ -24,6 +24,9 @@ eval "$(scripts/real-server.sh env)"
 echo "== Prism serving RunPod's document: scripts/prism.sh"
 scripts/prism.sh start
 eval "$(scripts/prism.sh env)"
+echo "== headless Chromium for the HTML report's test: scripts/chromium.sh"
+scripts/chromium.sh install
+eval "$(scripts/chromium.sh env)"
 echo "== DuckDB for the export tests: scripts/analysis.sh"
 scripts/analysis.sh install
 eval "$(scripts/analysis.sh env)"

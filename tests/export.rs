@@ -23,18 +23,14 @@ fn sweep(dir: &Path) -> PathBuf {
 }
 
 fn python(py: &str, code: &str, args: &[&Path]) -> String {
-    let out = std::process::Command::new(py)
-        .arg("-c")
-        .arg(code)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    common::stdout_of(
+        std::process::Command::new(py)
+            .arg("-c")
+            .arg(code)
+            .args(args)
+            .output()
+            .unwrap(),
+    )
 }
 
 /// `results export --format csv ARGS` into `dir/name`, read back by Python's `csv` module: the

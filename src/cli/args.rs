@@ -98,7 +98,7 @@ pub enum Command {
     Plot(PlotArgs),
     /// Write a markdown report of sweeps or result files (a table per ISL/OSL).
     #[command(
-        after_help = "Examples:\n  llm-inf-bench report results/sweep-20261125-120000.sweep.json > report.md\n  llm-inf-bench report results/*.json --slo-ttft-ms 500 --slo-tpot-ms 50"
+        after_help = "Examples:\n  llm-inf-bench report results/sweep-20261125-120000.sweep.json > report.md\n  llm-inf-bench report results/*.json --slo-ttft-ms 500 --slo-tpot-ms 50\n  llm-inf-bench report results/*.sweep.json --html -o report.html   # one file to send"
     )]
     Report(ReportArgs),
     /// Find and terminate pods this tool started.
@@ -166,6 +166,13 @@ pub struct ReportArgs {
     /// Sweep index files (*.sweep.json) and/or result files.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
+    /// One self-contained HTML file instead of markdown: the plots inline (SVG), every table,
+    /// each series' experiment and environment; no scripts, readable offline.
+    #[arg(long)]
+    pub html: bool,
+    /// Write to this file instead of stdout.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
     #[command(flatten)]
     pub slo: SloArgs,
 }

@@ -209,10 +209,33 @@ fn plot(a: PlotArgs) -> Result<i32, CliError> {
 
 fn report(a: ReportArgs) -> Result<i32, CliError> {
     let (series, slo_ttft_ms, slo_tpot_ms) = sweep_inputs(&a.files, &a.slo)?;
-    print!(
-        "{}",
-        crate::ui::report::markdown(&series, slo_ttft_ms, slo_tpot_ms)
-    );
+    let md = crate::ui::report::markdown(&series, slo_ttft_ms, slo_tpot_ms);
+    let text = match a.html {
+        false => md,
+        true => {
+            let o = crate::ui::plot::PlotOptions {
+                slo_ttft_ms,
+                slo_tpot_ms,
+                title: None,
+                per_dollar: false,
+            };
+            // Nothing to plot is a sentence in the page, not a failed report.
+            let svgs: Vec<(String, String)> = crate::ui::plot::svg(&series, &o)
+                .map(|svg| vec![("Throughput per GPU against interactivity (tok/s per user), and TTFT, per ISL/OSL".to_string(), svg)])
+                .unwrap_or_default();
+            crate::ui::html::page(&md, &svgs, &crate::ui::html::runs_of(&series))
+        }
+    };
+    match &a.output {
+        Some(p) => {
+            std::fs::write(p, text.as_bytes())
+                .map_err(|e| CliError::Usage(format!("{}: {e}", p.display())))?;
+            err(&format!("wrote {}", p.display()));
+        }
+        None => {
+            let _ = std::io::stdout().write_all(text.as_bytes());
+        }
+    }
     Ok(exit::OK)
 }
 

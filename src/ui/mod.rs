@@ -2,6 +2,7 @@
 //! `results show`). Reads state and results, changes nothing.
 
 pub mod charts;
+pub mod html;
 pub mod live;
 pub mod plot;
 pub mod report;

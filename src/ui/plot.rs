@@ -126,8 +126,24 @@ fn has_search(series: &[Series]) -> bool {
         .any(|s| s.searches.iter().any(|x| !x.probes.is_empty()))
 }
 
-/// Writes the plot as PNG (`.png`) or SVG (anything else) to `path`.
-pub fn write(series: &[Series], o: &PlotOptions, path: &Path) -> Result<(), PlotError> {
+/// The plot as an SVG document in memory (`report --html` inlines it).
+pub fn svg(series: &[Series], o: &PlotOptions) -> Result<String, PlotError> {
+    drawable(series, o)?;
+    let mut text = String::new();
+    {
+        let root = SVGBackend::with_string(&mut text, size(series)).into_drawing_area();
+        let err = |message: String| PlotError::Draw {
+            path: "the inline SVG".into(),
+            message,
+        };
+        draw(&root, series, o).map_err(err)?;
+        root.present().map_err(|e| err(e.to_string()))?;
+    }
+    Ok(text)
+}
+
+/// Whether `series` have anything to draw (with a price, when drawn per dollar).
+fn drawable(series: &[Series], o: &PlotOptions) -> Result<(), PlotError> {
     register_font();
     let drawable = |p: &PointData| match pooled(series) {
         true => p.e2el_p50.is_some(),
@@ -145,6 +161,12 @@ pub fn write(series: &[Series], o: &PlotOptions, path: &Path) -> Result<(), Plot
     {
         return Err(PlotError::NoPrice);
     }
+    Ok(())
+}
+
+/// Writes the plot as PNG (`.png`) or SVG (anything else) to `path`.
+pub fn write(series: &[Series], o: &PlotOptions, path: &Path) -> Result<(), PlotError> {
+    drawable(series, o)?;
     let err = |e: String| PlotError::Draw {
         path: path.display().to_string(),
         message: e,

@@ -199,7 +199,12 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
-    let out = bin(timeout_s).args(args).output().unwrap();
+    stdout_of(bin(timeout_s).args(args).output().unwrap())
+}
+
+/// A finished command that must have succeeded (else its stderr is the failure); its stdout.
+#[allow(dead_code)]
+pub fn stdout_of(out: std::process::Output) -> String {
     assert!(
         out.status.success(),
         "{}",
