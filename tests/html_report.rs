@@ -89,7 +89,8 @@ fn the_html_report_renders_every_section_in_headless_chromium() {
         dom.matches("<tr>").count() >= 3 + 4,
         "a row per point and probe"
     );
-    assert!(dom.contains("<h3>sw ("), "each series' experiment");
+    // Each series' experiment, under its name alone (one sweep of it, so no stamp).
+    assert!(dom.contains("<h3>sw</h3>"), "each series' experiment");
     assert!(
         !log.contains("CONSOLE") && !log.contains("Uncaught"),
         "{log}"

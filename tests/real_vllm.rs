@@ -613,9 +613,11 @@ fn the_tool_deploys_vllm_with_a_reasoning_parser_measures_it_and_leaves_nothing(
     assert_eq!(s["completed"], 24);
     // A random model never closes `</think>`: every token streamed as `delta.reasoning`, and
     // vLLM's usage said 0 reasoning tokens. The stream wins, and the result says why.
-    // (A `<think>` the model happens to draw is eaten by the parser: a token with no event.)
+    // (A `<think>` the model happens to draw is eaten by the parser: a token with no event.
+    // How many it draws is the sampler's — usually a handful of 288, once 20 in CI — so the
+    // bounds say "nearly all", not an exact count: ≥ 75 % in all, ≥ half of every answer.)
     let reasoning = s["total_reasoning_tokens"].as_u64().unwrap();
-    assert!((24 * 12 - 12..=24 * 12).contains(&reasoning), "{s}");
+    assert!((24 * 9..=24 * 12).contains(&reasoning), "{s}");
     assert_eq!(s["reasoning_only_requests"], 24, "{s}");
     assert!(
         s["mean_ttfo_ms"].is_null(),
@@ -627,7 +629,7 @@ fn the_tool_deploys_vllm_with_a_reasoning_parser_measures_it_and_leaves_nothing(
             "{q}"
         );
         assert_eq!(q["reasoning_usage_disagreed"], 0, "{q}");
-        assert!(q["reasoning_tokens"].as_u64().unwrap() >= 10, "{q}");
+        assert!(q["reasoning_tokens"].as_u64().unwrap() >= 6, "{q}");
     }
     let warnings = r["client"]["warnings"].to_string();
     assert!(

@@ -227,6 +227,7 @@ pub fn load(files: &[PathBuf]) -> Result<Vec<Series>, ResultsError> {
             }),
         }
     }
+    short_names(&mut series);
     for s in &mut series {
         distinct_labels(&mut s.points);
         s.points.sort_by_key(|p| {
@@ -239,6 +240,24 @@ pub fn load(files: &[PathBuf]) -> Result<Vec<Series>, ResultsError> {
         });
     }
     Ok(series)
+}
+
+/// A series is named `NAME (started)` (a sweep) or `DEPLOYMENT (EXPERIMENT)` (a matrix) while
+/// files are grouped; legends and tables show the first part alone where no other series has
+/// it, and the whole name only to tell two apart (two sweeps of one experiment).
+fn short_names(series: &mut [Series]) {
+    let short = |n: &str| -> String {
+        match n.rsplit_once(" (") {
+            Some((head, tail)) if tail.ends_with(')') => head.to_string(),
+            _ => n.to_string(),
+        }
+    };
+    let shorts: Vec<String> = series.iter().map(|s| short(&s.name)).collect();
+    for (s, k) in series.iter_mut().zip(&shorts) {
+        if shorts.iter().filter(|x| *x == k).count() == 1 {
+            s.name = k.clone();
+        }
+    }
 }
 
 /// Points of a series that share a label (two runs of one experiment, each labelled with its

@@ -306,8 +306,7 @@ fn panel<DB: DrawingBackend>(
 
     for (i, (s, pts)) in series.iter().zip(&of_shape).enumerate() {
         if !pts.is_empty() {
-            let color = Palette99::pick(i).to_rgba();
-            draw_one(&mut chart, &s.name, pts, color, axis, o).map_err(e)?;
+            draw_one(&mut chart, &s.name, pts, (colour(i), i), axis, o).map_err(e)?;
         }
     }
     // A pooling API's throughput rises to a plateau on the right: the legend goes below it.
@@ -325,7 +324,7 @@ fn draw_one<'a, DB: DrawingBackend + 'a>(
     chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
     name: &str,
     pts: &[&PointData],
-    color: RGBAColor,
+    (color, k): (RGBAColor, usize),
     axis: Axis,
     o: &PlotOptions,
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
@@ -334,10 +333,14 @@ fn draw_one<'a, DB: DrawingBackend + 'a>(
     chart
         .draw_series(LineSeries::new(line.clone(), color.stroke_width(2)))?
         .label(name.to_string())
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+        .legend(move |(x, y)| {
+            EmptyElement::at((x, y))
+                + PathElement::new(vec![(0, 0), (18, 0)], color.stroke_width(2))
+                + marker(k, (9, 0), color)
+        });
     chart.draw_series(
         line.iter()
-            .map(|&(x, y)| Circle::new((x, y), 5, color.filled())),
+            .map(|&(x, y)| EmptyElement::at((x, y)) + marker(k, (0, 0), color)),
     )?;
     chart.draw_series(pts.iter().filter_map(|p| {
         Some(EmptyElement::at(at(p)?) + Text::new(tag(p), (7, -16), ("sans-serif", 12).into_font()))
@@ -370,6 +373,55 @@ fn draw_one<'a, DB: DrawingBackend + 'a>(
         }
     }
     Ok(())
+}
+
+/// The k-th series' colour: Okabe and Ito's palette, which colour-blind readers tell apart
+/// (yellow last: faint on white).
+fn colour(k: usize) -> RGBAColor {
+    const OKABE_ITO: [(u8, u8, u8); 8] = [
+        (0, 114, 178),
+        (213, 94, 0),
+        (0, 158, 115),
+        (230, 159, 0),
+        (204, 121, 167),
+        (86, 180, 233),
+        (0, 0, 0),
+        (240, 228, 66),
+    ];
+    let (r, g, b) = OKABE_ITO[k % OKABE_ITO.len()];
+    RGBColor(r, g, b).to_rgba()
+}
+
+/// The k-th series' marker: a circle, a triangle, a square, a diamond — so series differ in
+/// print and in grey, not only in colour.
+fn marker<DB: DrawingBackend>(
+    k: usize,
+    at: (i32, i32),
+    color: RGBAColor,
+) -> DynElement<'static, DB, (i32, i32)> {
+    let (x, y) = at;
+    let style = color.filled();
+    match k % 4 {
+        0 => Circle::new((x, y), 5, style).into_dyn(),
+        1 => Polygon::new(vec![(x, y - 6), (x - 6, y + 5), (x + 6, y + 5)], style).into_dyn(),
+        2 => Rectangle::new([(x - 5, y - 5), (x + 5, y + 5)], style).into_dyn(),
+        _ => Polygon::new(vec![(x, y - 6), (x + 6, y), (x, y + 6), (x - 6, y)], style).into_dyn(),
+    }
+}
+
+/// A load on a log axis, with three significant digits at most: `3.16`, `31.6`, `316`, `1000`.
+fn load_label(v: f64) -> String {
+    let x = 10f64.powf(v);
+    let digits = match x {
+        x if x >= 100.0 => 0,
+        x if x >= 10.0 => 1,
+        _ => 2,
+    };
+    let s = format!("{x:.digits$}");
+    match s.contains('.') {
+        true => s.trim_end_matches('0').trim_end_matches('.').to_string(),
+        false => s,
+    }
 }
 
 /// Rings a marked point (the best in the SLO, a search's answer) and labels it.
@@ -443,7 +495,9 @@ fn search_panel<DB: DrawingBackend>(
         .configure_mesh()
         .x_desc(format!("{unit}, log scale"))
         .y_desc("worst measured / SLO limit")
-        .x_label_formatter(&|v| format!("{:.3}", 10f64.powf(*v)))
+        // Ticks at whole decades where the range spans them (10, 100, 1000), not 3.162.
+        .x_labels(((x1 - x0).ceil() as usize + 1).max(3))
+        .x_label_formatter(&|v| load_label(*v))
         .label_style(("sans-serif", 13))
         .axis_desc_style(("sans-serif", 14))
         .draw()
@@ -459,7 +513,7 @@ fn search_panel<DB: DrawingBackend>(
         .label("SLO")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], RGBColor(200, 60, 60)));
     for (i, (name, s)) in searches.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
+        let color = colour(i);
         let at = |p: &crate::results::index::IndexProbe| {
             (
                 p.value.max(1e-3).log10(),
