@@ -1508,6 +1508,13 @@ fn replicas_rent_a_pod_each_and_terminate_every_one() {
     assert!(by.iter().all(|x| x["completed"] == 10), "{by:?}");
     assert_ne!(by[0]["base_url"], by[1]["base_url"]);
     assert_eq!(r["environment"]["price_per_hour_usd"].as_f64(), Some(3.0));
+    // Two pods of one GPU each: per-GPU figures are per GPU of both.
+    assert_eq!(r["environment"]["replicas"], 2);
+    assert_eq!(r["environment"]["gpu_count"], 2);
+    assert_eq!(r["environment"]["gpu_type"], "NVIDIA H100 80GB HBM3");
+    let s = &r["summary"];
+    let per_gpu = s["output_throughput_per_gpu"].as_f64().unwrap();
+    assert!((per_gpu * 2.0 - s["output_throughput"].as_f64().unwrap()).abs() < 1e-6);
     {
         let f = w.state.lock().unwrap();
         assert!(f.violations.is_empty(), "{:?}", f.violations);

@@ -841,6 +841,12 @@ fn the_simulator_starts_replicas_and_bad_replica_settings_are_refused() {
     assert_eq!(urls.len(), 3, "three servers of their own: {by:?}");
     assert!(by.iter().all(|x| x["completed"] == 30), "{by:?}");
     assert_eq!(r["server_metrics"]["replicas"].as_array().unwrap().len(), 3);
+    // Three servers of one GPU: per-GPU figures are per GPU of all three.
+    assert_eq!(r["environment"]["gpu_count"], 3);
+    assert_eq!(r["environment"]["replicas"], 3);
+    let s = &r["summary"];
+    let per_gpu = s["output_throughput_per_gpu"].as_f64().unwrap();
+    assert!((per_gpu * 3.0 - s["output_throughput"].as_f64().unwrap()).abs() < 1e-6);
 
     let base = std::fs::read_to_string(&exp).unwrap();
     for (from, to, key) in [

@@ -281,6 +281,7 @@ pub struct Infrastructure {
     /// The server's price per hour in USD, for the cost of work ($ per million tokens): on
     /// RunPod the catalog's price wins and this is the fallback; for `local`, `existing` and
     /// the simulator it is the price of your own hardware (nothing is billed by this tool).
+    /// Per server: with replicas the run's price is this times their number.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub price_per_hour_usd: Option<f64>,
     /// Keep the pod after the run (prints how to terminate it).

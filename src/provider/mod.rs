@@ -167,14 +167,12 @@ impl Handle {
         match self {
             Self::RunPod(p) => Some((p.gpu_type.clone(), p.cost_per_hour_usd)),
             Self::Slurm(j) => j.price_per_hour_usd.map(|p| (j.describe.clone(), p)),
-            // Every replica's price: what the run costs per hour.
+            // Every replica's price: what the run costs per hour (the GPU type is theirs, one
+            // spec; `environment.replicas` says how many).
             Self::Replicas(hs) => {
                 let each: Vec<(String, f64)> = hs.iter().filter_map(Handle::price).collect();
                 let (gpu, _) = each.first()?;
-                Some((
-                    format!("{} × {gpu}", each.len()),
-                    each.iter().map(|(_, p)| p).sum(),
-                ))
+                Some((gpu.clone(), each.iter().map(|(_, p)| p).sum()))
             }
             _ => None,
         }

@@ -79,7 +79,11 @@ pub struct Environment {
     pub base_url: Option<String>,
     pub pod_id: Option<String>,
     pub gpu_type: Option<String>,
+    /// The GPUs serving the run: `infrastructure.gpu_count` per server, times the replicas.
     pub gpu_count: u32,
+    /// Several servers behind the run (`infrastructure.replicas`, `base_urls`): how many.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<u32>,
     pub price_per_hour_usd: Option<f64>,
     pub image: Option<String>,
     pub server_version: Option<String>,

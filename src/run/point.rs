@@ -447,10 +447,17 @@ fn progress_of(s: &PointContext<'_>, e: &Experiment) -> Progress {
     }
 }
 
+/// How many servers the point drives (replicas).
+fn servers(s: &PointContext<'_>) -> u32 {
+    u32::try_from(s.eps.len()).unwrap_or(u32::MAX)
+}
+
 /// The point's collector, which knows the servers' URLs (the per-replica figures).
 fn collector(s: &PointContext<'_>, e: &Experiment) -> Collector {
     let mut settings = Settings::of(e);
     settings.replicas = s.eps.iter().map(Endpoint::base_url).collect();
+    // Per-GPU figures are per GPU of every replica.
+    settings.gpu_count = servers(s) * e.infrastructure.gpu_count;
     Collector::new(settings)
 }
 
@@ -635,9 +642,13 @@ fn environment(
             (_, Some((gpu, _))) => Some(gpu.clone()),
             _ => inf.gpu_type.clone(),
         },
-        gpu_count: inf.gpu_count,
-        // RunPod's price is the pod's; elsewhere the user's own (for the cost of work).
-        price_per_hour_usd: price.map(|(_, p)| p).or(inf.price_per_hour_usd),
+        gpu_count: servers(s) * inf.gpu_count,
+        replicas: (servers(s) > 1).then(|| servers(s)),
+        // RunPod's price is the pods'; elsewhere the user's own per server (for the cost of
+        // work), times the replicas.
+        price_per_hour_usd: price
+            .map(|(_, p)| p)
+            .or(inf.price_per_hour_usd.map(|p| p * f64::from(servers(s)))),
         image: e.framework.image.clone(),
         server_version: s.server_version.clone(),
         client_host: std::env::var("HOSTNAME").ok(),
