@@ -210,10 +210,9 @@ pub fn runs_of(series: &[Series]) -> Vec<(String, serde_json::Value)> {
     series
         .iter()
         .filter_map(|s| {
-            let p = s.points.first()?;
-            let text = std::fs::read_to_string(&p.file).ok()?;
-            let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-            let keep = serde_json::json!({"config": v["config"], "environment": v["environment"]});
+            // The head only (records skipped unread), through the capped reader.
+            let h = crate::results::read_head(&s.points.first()?.file).ok()?;
+            let keep = serde_json::json!({"config": h.config, "environment": h.environment});
             Some((s.name.clone(), keep))
         })
         .collect()
