@@ -117,11 +117,7 @@ pub(super) fn show_index(file: &Path) -> Result<String, CliError> {
             .map(String::as_str)
             .collect::<Vec<_>>()
             .join(" ");
-        let unit = match s.over.as_str() {
-            "rate" => "req/s",
-            "sessions" => "sessions",
-            _ => "in flight",
-        };
+        let unit = s.unit();
         let answer = match s.answer {
             Some(a) => format!("{a} {unit}"),
             None => "no load in range meets the SLO".into(),

@@ -93,6 +93,17 @@ pub struct IndexSearch {
     pub answer_label: Option<String>,
 }
 
+impl IndexSearch {
+    /// What its loads count: `req/s`, `sessions`, or requests `in flight`.
+    pub fn unit(&self) -> &'static str {
+        match self.over.as_str() {
+            "rate" => "req/s",
+            "sessions" => "sessions",
+            _ => "in flight",
+        }
+    }
+}
+
 /// One probe of a search.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct IndexProbe {

@@ -206,11 +206,7 @@ fn answer_text(s: &IndexSearch, slot: &Point) -> String {
         Some(t) => format!("{who} for tier {t}"),
         None => who,
     };
-    let unit = match s.over.as_str() {
-        "rate" => " req/s",
-        "sessions" => " sessions",
-        _ => " in flight",
-    };
+    let unit = format!(" {}", s.unit());
     match (s.answer, s.failed_at) {
         (Some(a), f) => format!(
             "capacity{who}: {a}{unit} meets every SLO at p{} ({}{}); goodput {} req/s{}",
