@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Client ceiling, timing truth and pacer lag, as recorded in BENCHMARKS.md.
 # Server pinned to core 0, client to core 1 (needs 2 cores). Loopback only.
-#   scripts/bench.sh [ceiling|truth|pacer|memory|longrun|tui|hostile|streams|readers|apis|pooling|all]
+#   scripts/bench.sh [ceiling|truth|pacer|memory|longrun|tui|hostile|streams|readers|tables|apis|pooling|all]
 # The exact-length ceiling against an older commit: scripts/ab.sh COMMIT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -208,6 +208,29 @@ readers() {
   rm -f "$OUT"/results/*
 }
 
+tables() {
+  # One result of 1 000 000 requests (8-token answers, `detail: summary`: 100 000 records
+  # inline, the rest in the JSON Lines side file), exported per request as CSV and as Parquet:
+  # size, wall time and peak RSS of each (the read of the records is in both).
+  serve instant
+  y=$(exp "t" "  concurrency: 256
+  requests: 1000000
+  dataset: { kind: random, input_len: 16, output_len: 8 }
+  ignore_eos: true")
+  sed -i 's/detail: full/detail: summary/' "$y"
+  run "$y" >/dev/null
+  f=$(ls "$OUT"/results/t-*.json | grep -v requests | head -1)
+  echo "result file $(stat -c %s "$f") bytes; side file (JSON Lines) $(stat -c %s "${f%.json}.requests.jsonl") bytes"
+  for fmt in csv parquet; do
+    for rep in 1 2 3; do
+      /usr/bin/time -f "%e %M" -o "$OUT/time" taskset -c 1 $BIN results export --format $fmt --requests "$f" -o "$OUT/requests.$fmt" 2>"$OUT/err" || { cat "$OUT/err"; exit 1; }
+      read -r wall rss < "$OUT/time"
+      echo "export --format $fmt --requests (1 M rows): $(stat -c %s "$OUT/requests.$fmt") bytes, ${wall} s, peak RSS $((rss / 1024)) MiB"
+    done
+  done
+  rm -f "$OUT"/results/* "$OUT"/requests.*
+}
+
 pacer() {
   serve instant
   y=$(exp rate1000 "  pattern: rate
@@ -304,8 +327,8 @@ PY
 
 case "${1:-all}" in
   ceiling) ceiling ;; truth) truth ;; pacer) pacer ;; memory) memory ;; longrun) longrun ;; tui) tui ;; hostile) hostile ;;
-  streams) streams ;; readers) readers ;; apis) apis ;; pooling) pooling ;;
+  streams) streams ;; readers) readers ;; tables) tables ;; apis) apis ;; pooling) pooling ;;
   truth-at) truth_of "concurrency: ${2:?streams}" $(( ${2} * 4 )) "$2" "${3:-16}" ;;
-  all) ceiling; truth; pacer; memory; longrun; tui; hostile; streams; readers ;;
-  *) echo "usage: $0 [ceiling|truth|pacer|memory|longrun|tui|hostile|streams|readers|apis|pooling|all]"; exit 2 ;;
+  all) ceiling; truth; pacer; memory; longrun; tui; hostile; streams; readers; tables ;;
+  *) echo "usage: $0 [ceiling|truth|pacer|memory|longrun|tui|hostile|streams|readers|tables|apis|pooling|all]"; exit 2 ;;
 esac

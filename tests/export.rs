@@ -152,3 +152,95 @@ fn duckdb_queries_the_csv_export_as_a_table() {
         assert_eq!(row[3].as_f64(), r["summary"]["p99_ttft_ms"].as_f64());
     }
 }
+
+#[test]
+fn a_parquet_export_goes_to_a_file_or_a_pipe_and_is_whole() {
+    let d = tempfile::tempdir().unwrap();
+    let index = sweep(d.path());
+    let out = d.path().join("points.parquet");
+    common::bin(30)
+        .args(["results", "export", "--format", "parquet", "-o"])
+        .arg(&out)
+        .arg(&index)
+        .assert()
+        .success()
+        .stderr(predicates::str::contains("wrote"));
+    let bytes = std::fs::read(&out).unwrap();
+    assert!(
+        bytes.starts_with(b"PAR1") && bytes.ends_with(b"PAR1"),
+        "a whole Parquet file"
+    );
+    // Standard output is a pipe here: the same file.
+    let piped = common::bin(30)
+        .args(["results", "export", "--format", "parquet", "--requests"])
+        .arg(point_file(&index, 0))
+        .output()
+        .unwrap();
+    assert!(piped.status.success());
+    assert!(piped.stdout.starts_with(b"PAR1") && piped.stdout.ends_with(b"PAR1"));
+    // vLLM's format is no table.
+    common::bin(30)
+        .args(["results", "export", "--format", "vllm", "--requests"])
+        .arg(point_file(&index, 0))
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains("--format parquet --requests"));
+}
+
+fn point_file(index: &Path, k: usize) -> PathBuf {
+    let idx: Value = serde_json::from_str(&std::fs::read_to_string(index).unwrap()).unwrap();
+    index.with_file_name(idx["points"][k]["file"].as_str().unwrap())
+}
+
+#[test]
+#[ignore = "needs DuckDB's Python package (scripts/test.sh installs it with scripts/analysis.sh)"]
+fn duckdb_reads_the_parquet_exports_typed_with_the_results_own_figures() {
+    let py = std::env::var("LLMIB_ANALYSIS_PY").unwrap_or_else(|_| {
+        panic!("LLMIB_ANALYSIS_PY is not set: `scripts/analysis.sh install && eval \"$(scripts/analysis.sh env)\"` first (scripts/test.sh does)")
+    });
+    let d = tempfile::tempdir().unwrap();
+    let index = sweep(d.path());
+    let points = d.path().join("points.parquet");
+    let requests = d.path().join("requests.parquet");
+    let file = point_file(&index, 2);
+    for (out, what, rows) in [
+        (&points, None, &index),
+        (&requests, Some("--requests"), &file),
+    ] {
+        let mut args = vec!["results", "export", "--format", "parquet", "-o"];
+        args.push(out.to_str().unwrap());
+        args.extend(what);
+        args.push(rows.to_str().unwrap());
+        common::succeeds(30, args);
+    }
+    // The README's recipes: the points, and the requests typed (an integer, a boolean, a null).
+    let read = python(
+        &py,
+        "import duckdb, json, sys\np = duckdb.sql(f\"SELECT point, concurrency, request_throughput, p99_ttft_ms FROM '{sys.argv[1]}' ORDER BY concurrency\").fetchall()\nq = duckdb.sql(f\"SELECT id, ttft_ms, output_tokens, ok, ttfo_ms, typeof(id), typeof(ok) FROM '{sys.argv[2]}' ORDER BY id\").fetchall()\nprint(json.dumps([p, q]))",
+        &[&points, &requests],
+    );
+    let both: Vec<Vec<Value>> = serde_json::from_str(&read).unwrap();
+    let results = point_results(&index);
+    assert_eq!(both[0].len(), 3, "{read}");
+    for (row, r) in both[0].iter().zip(&results) {
+        assert_eq!(row[0], r["sweep_point"]);
+        assert!(row[1].is_i64(), "{row}");
+        assert_eq!(row[2].as_f64(), r["summary"]["request_throughput"].as_f64());
+        assert_eq!(row[3].as_f64(), r["summary"]["p99_ttft_ms"].as_f64());
+    }
+    let mut records = results[2]["requests"].as_array().unwrap().clone();
+    records.sort_by_key(|q| q["id"].as_u64());
+    assert_eq!(both[1].len(), records.len(), "{read}");
+    assert_eq!(records.len(), 12);
+    for (row, q) in both[1].iter().zip(&records) {
+        assert_eq!(row[0].as_u64(), q["id"].as_u64());
+        assert_eq!(row[1].as_f64(), q["ttft_ms"].as_f64());
+        assert_eq!(row[2].as_u64(), q["output_tokens"].as_u64());
+        assert_eq!(row[3], Value::Bool(true));
+        assert_eq!(row[4], Value::Null, "no reasoning: no TTFO");
+        assert_eq!(
+            (row[5].as_str(), row[6].as_str()),
+            (Some("BIGINT"), Some("BOOLEAN"))
+        );
+    }
+}

@@ -285,9 +285,23 @@ fn record(id: u64, sent_ms: f64, ttft: f64, e2el: f64, error: Option<&str>) -> R
 }
 
 fn draw(s: &Snapshot) -> String {
-    let mut t = Terminal::new(TestBackend::new(100, 30)).unwrap();
+    draw_at(s, 100, 30)
+}
+
+fn draw_at(s: &Snapshot, w: u16, h: u16) -> String {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
     t.draw(|f| f.render_widget(s, f.area())).unwrap();
     t.backend().to_string()
+}
+
+/// Rows of the view with nothing between its borders.
+fn empty_rows(view: &str) -> usize {
+    view.lines()
+        .filter(|l| {
+            let inside = l.trim_matches('"').trim_matches(|c| c == '│' || c == '"');
+            inside.trim().is_empty()
+        })
+        .count()
 }
 
 /// A run 12 s in: 6 s of 10 req/s, two failures, one scrape.
@@ -360,10 +374,7 @@ fn the_view_while_running_with_errors() {
     insta::assert_snapshot!("running_with_errors", draw(&s));
 }
 
-#[test]
-fn the_view_when_finished_with_help_open_and_a_scrape_gap() {
-    let now = Instant::now();
-    let mut live = running_view(now);
+fn a_scrape_gap(live: &mut Live) {
     live.on_server(
         "http://127.0.0.1:8000/metrics",
         Some(Framework::Vllm),
@@ -372,6 +383,13 @@ fn the_view_when_finished_with_help_open_and_a_scrape_gap() {
             ..ServerSample::default()
         },
     );
+}
+
+#[test]
+fn the_view_when_finished_with_help_open_and_a_scrape_gap() {
+    let now = Instant::now();
+    let mut live = running_view(now);
+    a_scrape_gap(&mut live);
     live.set_phase("saving");
     // Eleven seconds later the recent window is empty; the overall figures stay.
     let later = now + Duration::from_secs(11);
@@ -382,6 +400,79 @@ fn the_view_when_finished_with_help_open_and_a_scrape_gap() {
     insta::assert_snapshot!("finished", draw(&s));
     s.help = true;
     insta::assert_snapshot!("help", draw(&s));
+}
+
+#[test]
+fn at_80_by_24_the_view_keeps_its_charts_its_column_heads_and_its_newest_notice() {
+    let now = Instant::now();
+    let mut live = running_view(now);
+    a_scrape_gap(&mut live);
+    let mut s = live.snapshot(now, 16, vec!["created pod abc123".into()]);
+    s.elapsed = Duration::from_secs(12);
+    let view = draw_at(&s, 80, 24);
+    for shown in [
+        "TTFT ms",
+        "ITL ms",
+        "p50 10s",
+        "p99 10s",
+        "p50 all",
+        "p99 all",
+        "done 60",
+        "failed 2",
+        "in flight 16",
+        "KV cache 42.0%",
+        "last scrape failed: HTTP 500",
+        "created pod abc123",
+    ] {
+        assert!(view.contains(shown), "{shown:?} missing at 80×24:\n{view}");
+    }
+    insta::assert_snapshot!("running_80x24", view);
+}
+
+#[test]
+fn monitor_charts_the_servers_gauges_over_time() {
+    let mut live = Live::new("monitor · http://127.0.0.1:8000", None, false);
+    live.set_phase("monitoring");
+    for k in 0..40u32 {
+        let k = f64::from(k);
+        live.on_server(
+            "http://127.0.0.1:8000/metrics",
+            Some(Framework::Vllm),
+            &ServerSample {
+                running: Some(k.min(16.0)),
+                waiting: Some((k - 16.0).max(0.0)),
+                kv_cache_usage: Some((k / 40.0).min(1.0)),
+                prefix_cache_hit_rate: Some(0.5),
+                generation_tokens_per_s: Some(100.0 * k),
+                prompt_tokens_per_s: Some(400.0 * k),
+                preemptions_total: Some(0.0),
+                ttft_mean_ms: Some(40.0),
+                itl_mean_ms: Some(12.0),
+                ..ServerSample::default()
+            },
+        );
+    }
+    let mut s = live.snapshot(Instant::now(), 0, Vec::new());
+    s.elapsed = Duration::from_secs(40);
+    let history = &s.server.as_ref().unwrap().history;
+    assert_eq!(history.running.len(), 40);
+    assert_eq!(history.generation_tok_s.last(), Some(&3900));
+    assert_eq!(history.kv_pct.last(), Some(&98));
+    let view = draw_at(&s, 100, 30);
+    for shown in [
+        "generation tok/s 3900",
+        "prompt tok/s 15600",
+        "running requests 16",
+        "waiting requests 23",
+        "KV cache % 98",
+    ] {
+        assert!(view.contains(shown), "{shown:?} missing:\n{view}");
+    }
+    assert!(empty_rows(&view) <= 2, "mostly empty rows:\n{view}");
+    insta::assert_snapshot!("monitor", view);
+    // At 80×24 too.
+    let small = draw_at(&s, 80, 24);
+    assert!(small.contains("KV cache % 98"), "{small}");
 }
 
 /// Runs `cmd` under a pseudo-terminal (util-linux `script`), returning everything it wrote.

@@ -95,8 +95,8 @@ fn a_sweep_runs_every_point_on_one_server_and_plots_and_reports() {
     let img = image::open(&png).unwrap().to_rgb8();
     assert_eq!(
         img.dimensions(),
-        (1400, 2 * 480 + 40),
-        "two shapes: two rows"
+        (1400, 40 + 30 + 2 * 480),
+        "the title, a row of legend, two shapes: two rows"
     );
     let mut colours: Vec<[u8; 3]> = img.pixels().map(|p| p.0).collect();
     colours.sort();

@@ -93,7 +93,7 @@ pub enum Command {
     Compare(CompareArgs),
     /// Plot sweeps: throughput per GPU against interactivity and against TTFT (PNG and SVG).
     #[command(
-        after_help = "Inputs are sweep index files (*.sweep.json, every point) or result files; each sweep (or experiment name) is one series, overlaid in its own colour. One row of panels per ISL/OSL; points are labelled with their concurrency; the dashed line is each series' throughput/interactivity frontier. With an SLO (flags, or the first run's metrics.slo) the best point meeting it is ringed.\n\nExamples:\n  llm-inf-bench plot results/sweep-20261125-120000.sweep.json\n  llm-inf-bench plot before.sweep.json after.sweep.json -o docs/compare.png --slo-ttft-ms 500 --slo-tpot-ms 50"
+        after_help = "Inputs are sweep index files (*.sweep.json, every point) or result files; each sweep (or experiment name) is one series, overlaid in its own colour. One row of panels per ISL/OSL; points are labelled with their concurrency; the dashed line is each series' throughput/interactivity frontier. With an SLO (flags, or the first run's metrics.slo) the best point meeting it is ringed, and the TTFT axis stops at twice the TTFT SLO: points beyond sit on its edge with their value written. One legend for the figure, under the title; labels never overlap.\n\nExamples:\n  llm-inf-bench plot results/sweep-20261125-120000.sweep.json\n  llm-inf-bench plot before.sweep.json after.sweep.json -o docs/compare.png --slo-ttft-ms 500 --slo-tpot-ms 50"
     )]
     Plot(PlotArgs),
     /// Write a markdown report of sweeps or result files (a table per ISL/OSL).
@@ -104,7 +104,8 @@ pub enum Command {
     /// Find and terminate pods this tool started.
     #[command(subcommand)]
     Pods(PodsCommand),
-    /// Live view of any running server's /metrics (vLLM, SGLang, llama.cpp), no workload.
+    /// Live view of any running server's /metrics (vLLM, SGLang, llama.cpp), no workload: its
+    /// gauges now and over the last 120 scrapes.
     #[command(
         after_help = "Keys: q quits, ? help. Without a terminal (or with --no-tui) one line per scrape.\n\nExamples:\n  llm-inf-bench monitor http://10.0.0.5:8000\n  llm-inf-bench monitor http://localhost:30000 --framework sglang --interval 500ms\n  llm-inf-bench monitor http://localhost:8000/metrics --no-tui --duration 60s > scrapes.log\n\nExit codes: 0 when at least one scrape succeeded, 1 when none did."
     )]
@@ -398,20 +399,23 @@ pub enum ResultsCommand {
     /// (`*.sweep.json`), its table: a row per point (the table a sweep ends with) and each
     /// capacity search's answer.
     Show { file: PathBuf },
-    /// Export results as a table (`csv`: one row per point, across result files and sweep
-    /// indexes; with `--requests`, one row per request of one result file) or in another tool's
-    /// format (`vllm`: `vllm bench serve`'s JSON, one result file).
+    /// Export results as a table (`csv` or `parquet`: one row per point, across result files
+    /// and sweep indexes; with `--requests`, one row per request of one result file) or in
+    /// another tool's format (`vllm`: `vllm bench serve`'s JSON, one result file).
     #[command(
-        after_help = "Examples:\n  llm-inf-bench results export --format csv results/*.sweep.json > points.csv\n  llm-inf-bench results export --format csv --requests results/run.json > requests.csv\n  python3 -c \"import pandas as pd; print(pd.read_csv('points.csv'))\"\n  duckdb -c \"SELECT point, p99_ttft_ms FROM 'points.csv' ORDER BY request_throughput\""
+        after_help = "Examples:\n  llm-inf-bench results export --format csv results/*.sweep.json > points.csv\n  llm-inf-bench results export --format parquet --requests results/run.json -o requests.parquet\n  python3 -c \"import pandas as pd; print(pd.read_csv('points.csv'))\"\n  duckdb -c \"SELECT point, p99_ttft_ms FROM 'points.csv' ORDER BY request_throughput\"\n  duckdb -c \"SELECT avg(ttft_ms) FROM 'requests.parquet' WHERE ok\""
     )]
     Export {
-        /// `csv` or `vllm`.
-        #[arg(long, default_value = "vllm", value_parser = ["csv", "vllm"])]
+        /// `csv`, `parquet` (columnar, typed, Snappy-compressed) or `vllm`.
+        #[arg(long, default_value = "vllm", value_parser = ["csv", "parquet", "vllm"])]
         format: String,
         /// One row per request (its side file included) instead of one per point: one result
         /// file.
         #[arg(long)]
         requests: bool,
+        /// Write to this file instead of standard output (Parquet is binary: a file, or a pipe).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
         /// Result files and sweep indexes (`*.sweep.json`: every point).
         #[arg(required = true)]
         files: Vec<PathBuf>,

@@ -1,8 +1,9 @@
 //! Result files as tables for pandas, polars, DuckDB or a spreadsheet: `results export --format
-//! csv` — one row per point (summaries, across many result files and sweep indexes), or one row
-//! per request (`--requests`). RFC 4180 CSV: a header row, `,` between fields, a field with a
-//! comma, quote or line break quoted (quotes doubled), an empty field for a figure the point or
-//! request has none of (`null` in the JSON).
+//! csv | parquet` — one row per point (summaries, across many result files and sweep indexes),
+//! or one row per request (`--requests`). A table is typed columns (`Column`); it is written as
+//! RFC 4180 CSV here (a header row, `,` between fields, a field with a comma, quote or line
+//! break quoted, quotes doubled, an empty field for a figure the point or request has none of:
+//! `null` in the JSON) or as Parquet (`results/parquet.rs`, those cells null).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -43,12 +44,6 @@ fn io(source: std::io::Error) -> ResultsError {
     }
 }
 
-fn number(v: Option<f64>) -> String {
-    v.filter(|x| x.is_finite())
-        .map(|x| x.to_string())
-        .unwrap_or_default()
-}
-
 /// The result files `files` name: each result file itself, each sweep index's points.
 fn heads(files: &[PathBuf]) -> Result<Vec<(PathBuf, ResultHead)>, ResultsError> {
     let mut out = Vec::new();
@@ -66,10 +61,80 @@ fn heads(files: &[PathBuf]) -> Result<Vec<(PathBuf, ResultHead)>, ResultsError> 
     Ok(out)
 }
 
-/// One row per point of `files` (result files and sweep indexes), written to `w`: which point
-/// it is, then every figure any of them has (`Summary::names`, in the order tables show them;
-/// per-turn, per-adapter and per-replica figures included), empty where a point has none.
-pub fn summaries_csv(files: &[PathBuf], w: &mut impl Write) -> Result<(), ResultsError> {
+/// A table's column: its name and its cells, typed; `None` where a point or a request has none.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Column {
+    pub name: String,
+    pub cells: Cells,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Cells {
+    Int(Vec<Option<i64>>),
+    Float(Vec<Option<f64>>),
+    Bool(Vec<Option<bool>>),
+    Text(Vec<Option<String>>),
+}
+
+impl Column {
+    fn new(name: &str, cells: Cells) -> Self {
+        Column {
+            name: name.to_string(),
+            cells,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match &self.cells {
+            Cells::Int(v) => v.len(),
+            Cells::Float(v) => v.len(),
+            Cells::Bool(v) => v.len(),
+            Cells::Text(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Row `i`'s cell as a CSV field, appended to `out`.
+    fn csv_cell(&self, i: usize, out: &mut String) {
+        use std::fmt::Write as _;
+        let _ = match &self.cells {
+            Cells::Int(v) => v[i].map_or(Ok(()), |x| write!(out, "{x}")),
+            Cells::Float(v) => v[i]
+                .filter(|x| x.is_finite())
+                .map_or(Ok(()), |x| write!(out, "{x}")),
+            Cells::Bool(v) => v[i].map_or(Ok(()), |x| write!(out, "{x}")),
+            Cells::Text(v) => v[i].as_deref().map_or(Ok(()), |x| out.write_str(&field(x))),
+        };
+    }
+}
+
+/// Writes `columns` as CSV: the header row, then a line per row.
+pub fn write_csv(columns: &[Column], w: &mut impl Write) -> Result<(), ResultsError> {
+    let head: Vec<String> = columns.iter().map(|c| field(&c.name)).collect();
+    writeln!(w, "{}", head.join(",")).map_err(io)?;
+    let rows = columns.first().map_or(0, Column::len);
+    let mut line = String::new();
+    for i in 0..rows {
+        line.clear();
+        for (k, c) in columns.iter().enumerate() {
+            if k > 0 {
+                line.push(',');
+            }
+            c.csv_cell(i, &mut line);
+        }
+        line.push('\n');
+        w.write_all(line.as_bytes()).map_err(io)?;
+    }
+    Ok(())
+}
+
+/// One row per point of `files` (result files and sweep indexes): which point it is, then every
+/// figure any of them has (`Summary::names`, in the order tables show them; per-turn,
+/// per-adapter and per-replica figures included), empty where a point has none.
+pub fn summaries(files: &[PathBuf]) -> Result<Vec<Column>, ResultsError> {
     let rows = heads(files)?;
     let mut figures: Vec<String> = Vec::new();
     for (_, h) in &rows {
@@ -79,47 +144,67 @@ pub fn summaries_csv(files: &[PathBuf], w: &mut impl Write) -> Result<(), Result
             }
         }
     }
-    let head: Vec<String> = POINT_COLUMNS
-        .iter()
-        .map(|c| c.to_string())
-        .chain(figures.iter().cloned())
-        .collect();
-    writeln!(
-        w,
-        "{}",
-        head.iter().map(|h| field(h)).collect::<Vec<_>>().join(",")
-    )
-    .map_err(io)?;
-    for (path, h) in &rows {
-        let mut cells = vec![
-            path.display().to_string(),
-            h.name.clone(),
-            h.deployment.clone().unwrap_or_default(),
-            h.sweep_point.clone().unwrap_or_default(),
-            format!("{:?}", h.status).to_lowercase(),
-            h.termination_reason.clone(),
-            h.environment.provider.clone(),
-            h.environment.gpu_type.clone().unwrap_or_default(),
-        ];
-        // The load the point ran, as its configuration says.
-        let load = &h.config["workload"];
-        let plain = |v: &serde_json::Value| match v {
-            serde_json::Value::Null => String::new(),
-            serde_json::Value::String(s) => s.clone(),
-            v => v.to_string(),
-        };
-        cells.extend([
-            plain(&load["api"]),
-            plain(&load["concurrency"]),
-            plain(&load["rate"]),
-            plain(&load["dataset"]["input_len"]),
-            plain(&load["dataset"]["output_len"]),
-        ]);
-        cells.extend(figures.iter().map(|f| number(h.summary.figure(f))));
-        let line: Vec<String> = cells.iter().map(|c| field(c)).collect();
-        writeln!(w, "{}", line.join(",")).map_err(io)?;
-    }
-    Ok(())
+    let text = |f: &dyn Fn(&ResultHead) -> Option<String>| {
+        Cells::Text(rows.iter().map(|(_, h)| f(h)).collect())
+    };
+    // The load the point ran, as its configuration says.
+    let load = |h: &ResultHead, key: &str| h.config["workload"][key].clone();
+    let dataset = |h: &ResultHead, key: &str| h.config["workload"]["dataset"][key].as_i64();
+    let mut columns = vec![
+        Column::new(
+            POINT_COLUMNS[0],
+            Cells::Text(
+                rows.iter()
+                    .map(|(p, _)| Some(p.display().to_string()))
+                    .collect(),
+            ),
+        ),
+        Column::new(POINT_COLUMNS[1], text(&|h| Some(h.name.clone()))),
+        Column::new(POINT_COLUMNS[2], text(&|h| h.deployment.clone())),
+        Column::new(POINT_COLUMNS[3], text(&|h| h.sweep_point.clone())),
+        Column::new(
+            POINT_COLUMNS[4],
+            text(&|h| Some(format!("{:?}", h.status).to_lowercase())),
+        ),
+        Column::new(
+            POINT_COLUMNS[5],
+            text(&|h| Some(h.termination_reason.clone())),
+        ),
+        Column::new(
+            POINT_COLUMNS[6],
+            text(&|h| Some(h.environment.provider.clone())),
+        ),
+        Column::new(POINT_COLUMNS[7], text(&|h| h.environment.gpu_type.clone())),
+        Column::new(
+            POINT_COLUMNS[8],
+            text(&|h| load(h, "api").as_str().map(String::from)),
+        ),
+        Column::new(
+            POINT_COLUMNS[9],
+            Cells::Int(
+                rows.iter()
+                    .map(|(_, h)| load(h, "concurrency").as_i64())
+                    .collect(),
+            ),
+        ),
+        Column::new(
+            POINT_COLUMNS[10],
+            Cells::Float(rows.iter().map(|(_, h)| load(h, "rate").as_f64()).collect()),
+        ),
+        Column::new(
+            POINT_COLUMNS[11],
+            Cells::Int(rows.iter().map(|(_, h)| dataset(h, "input_len")).collect()),
+        ),
+        Column::new(
+            POINT_COLUMNS[12],
+            Cells::Int(rows.iter().map(|(_, h)| dataset(h, "output_len")).collect()),
+        ),
+    ];
+    columns.extend(figures.iter().map(|f| {
+        let cells = rows.iter().map(|(_, h)| h.summary.figure(f)).collect();
+        Column::new(f, Cells::Float(cells))
+    }));
+    Ok(columns)
 }
 
 /// The per-request columns, in order.
@@ -148,55 +233,55 @@ pub const REQUEST_COLUMNS: [&str; 22] = [
     "error",
 ];
 
-/// One row per request of the result file `file` (its side file included), written to `w`.
-pub fn requests_csv(file: &Path, w: &mut impl Write) -> Result<(), ResultsError> {
-    let r = super::read(file)?;
-    writeln!(w, "{}", REQUEST_COLUMNS.join(",")).map_err(io)?;
-    for q in &r.requests {
-        writeln!(w, "{}", request_row(q)).map_err(io)?;
-    }
-    Ok(())
+/// One row per request of the result file `file`, its side file included.
+pub fn requests(file: &Path) -> Result<Vec<Column>, ResultsError> {
+    Ok(request_columns(&super::read(file)?.requests))
 }
 
-fn request_row(q: &RequestRecord) -> String {
-    let int = |v: Option<u64>| v.map(|x| x.to_string()).unwrap_or_default();
-    let kind = q.error.as_ref().map(|e| {
-        serde_json::to_value(e.kind)
-            .ok()
-            .and_then(|v| v.as_str().map(String::from))
-            .unwrap_or_default()
-    });
+/// A serde enum's written name (`snake_case`).
+fn written<T: serde::Serialize>(v: T) -> Option<String> {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+}
+
+fn request_columns(qs: &[RequestRecord]) -> Vec<Column> {
+    let int = |f: &dyn Fn(&RequestRecord) -> Option<i64>| Cells::Int(qs.iter().map(f).collect());
+    let float =
+        |f: &dyn Fn(&RequestRecord) -> Option<f64>| Cells::Float(qs.iter().map(f).collect());
+    let text =
+        |f: &dyn Fn(&RequestRecord) -> Option<String>| Cells::Text(qs.iter().map(f).collect());
+    let flag =
+        |f: &dyn Fn(&RequestRecord) -> bool| Cells::Bool(qs.iter().map(|q| Some(f(q))).collect());
     let cells = [
-        q.id.to_string(),
-        int(q.session),
-        int(q.turn.map(u64::from)),
-        int(q.adapter.map(u64::from)),
-        int(q.replica.map(u64::from)),
-        number(q.scheduled_ms),
-        number(Some(q.sent_ms)),
-        number(q.ttft_ms),
-        number(q.ttfo_ms),
-        number(q.tpot_ms()),
-        number(Some(q.e2el_ms)),
-        int(q.input_tokens.map(u64::from)),
-        q.output_tokens.to_string(),
-        int(q.reasoning_tokens.map(u64::from)),
-        int(q.inputs.map(u64::from)),
-        int(q.ideal_cached_tokens.map(u64::from)),
-        q.context_overflow.to_string(),
-        serde_json::to_value(q.tokens_source)
-            .ok()
-            .and_then(|v| v.as_str().map(String::from))
-            .unwrap_or_default(),
-        q.ok().to_string(),
-        kind.unwrap_or_default(),
-        int(q.error.as_ref().and_then(|e| e.status).map(u64::from)),
-        q.error
-            .as_ref()
-            .map(|e| e.message.clone())
-            .unwrap_or_default(),
+        int(&|q| i64::try_from(q.id).ok()),
+        int(&|q| q.session.and_then(|v| i64::try_from(v).ok())),
+        int(&|q| q.turn.map(i64::from)),
+        int(&|q| q.adapter.map(i64::from)),
+        int(&|q| q.replica.map(i64::from)),
+        float(&|q| q.scheduled_ms),
+        float(&|q| Some(q.sent_ms)),
+        float(&|q| q.ttft_ms),
+        float(&|q| q.ttfo_ms),
+        float(&|q| q.tpot_ms()),
+        float(&|q| Some(q.e2el_ms)),
+        int(&|q| q.input_tokens.map(i64::from)),
+        int(&|q| Some(i64::from(q.output_tokens))),
+        int(&|q| q.reasoning_tokens.map(i64::from)),
+        int(&|q| q.inputs.map(i64::from)),
+        int(&|q| q.ideal_cached_tokens.map(i64::from)),
+        flag(&|q| q.context_overflow),
+        text(&|q| written(q.tokens_source)),
+        flag(&|q| q.ok()),
+        text(&|q| q.error.as_ref().and_then(|e| written(e.kind))),
+        int(&|q| q.error.as_ref().and_then(|e| e.status).map(i64::from)),
+        text(&|q| q.error.as_ref().map(|e| e.message.clone())),
     ];
-    cells.iter().map(|c| field(c)).collect::<Vec<_>>().join(",")
+    REQUEST_COLUMNS
+        .iter()
+        .zip(cells)
+        .map(|(n, c)| Column::new(n, c))
+        .collect()
 }
 
 #[cfg(test)]

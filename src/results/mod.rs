@@ -4,6 +4,7 @@ pub mod columns;
 pub mod compare;
 pub mod export;
 pub mod index;
+pub mod parquet;
 pub mod storage;
 pub mod sweeps;
 
@@ -408,6 +409,8 @@ pub enum ResultsError {
     Parse { path: PathBuf, message: String },
     #[error("--resume: {0}")]
     Resume(String),
+    #[error("{0}")]
+    Parquet(String),
 }
 
 /// `{dir}/{name}-{YYYYMMDD-HHMMSS}.json`, with a numeric suffix (`-2`, `-3`, …) when another

@@ -66,12 +66,41 @@ pub struct ServerPanel {
     pub last: ServerSample,
     pub scrapes: u64,
     pub gaps: u64,
-    /// Generation tok/s of the recent scrapes, oldest first.
-    pub gen_history: Vec<u64>,
+    /// The recent scrapes' gauges, oldest first (`monitor` charts them).
+    pub history: ServerHistory,
     /// The GPU's peaks, for MFU / MBU beside the engine's achieved rates.
     pub gpu_peak: Option<crate::metrics::gpus::Peak>,
     /// The workload's ideal prefix-cache hit rate so far, beside the server's.
     pub ideal_hit_rate: Option<f64>,
+}
+
+/// A server's gauges over its last `HISTORY_S` good scrapes, oldest first.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ServerHistory {
+    pub generation_tok_s: Vec<u64>,
+    pub prompt_tok_s: Vec<u64>,
+    pub running: Vec<u64>,
+    pub waiting: Vec<u64>,
+    /// KV-cache use, percent.
+    pub kv_pct: Vec<u64>,
+}
+
+impl ServerHistory {
+    fn push(&mut self, s: &ServerSample) {
+        let at = |v: Option<f64>| v.map_or(0, |x| x.max(0.0).round() as u64);
+        for (q, v) in [
+            (&mut self.generation_tok_s, at(s.generation_tokens_per_s)),
+            (&mut self.prompt_tok_s, at(s.prompt_tokens_per_s)),
+            (&mut self.running, at(s.running)),
+            (&mut self.waiting, at(s.waiting)),
+            (&mut self.kv_pct, at(s.kv_cache_usage.map(|k| k * 100.0))),
+        ] {
+            if q.len() >= HISTORY_S as usize {
+                q.remove(0);
+            }
+            q.push(v);
+        }
+    }
 }
 
 /// The aggregator's side: what has happened so far, bounded in memory.
@@ -243,12 +272,7 @@ impl Live {
             return;
         }
         p.last = s.clone();
-        if let Some(g) = s.generation_tokens_per_s {
-            if p.gen_history.len() >= HISTORY_S as usize {
-                p.gen_history.remove(0);
-            }
-            p.gen_history.push(g.round() as u64);
-        }
+        p.history.push(s);
     }
 
     /// The numbers to draw now. `in_flight` comes from the executor's counters.
@@ -383,8 +407,20 @@ impl Widget for &Snapshot {
         let inner = outer.inner(area);
         outer.render(area, buf);
 
-        let server_h = if self.server.is_some() { 5 } else { 0 };
-        let (head_h, mid_h) = if self.workload { (3, 7) } else { (1, 0) };
+        // A short terminal (80×24) gets the compact layout: two lines of progress, three of
+        // server, a single line of notes, so the charts keep their rows.
+        let compact = inner.height < COMPACT_BELOW;
+        let server_h = match (&self.server, compact) {
+            (None, _) => 0,
+            (Some(_), true) => 4,
+            (Some(_), false) => 5,
+        };
+        let (head_h, mid_h) = match (self.workload, compact) {
+            (true, true) => (2, 7),
+            (true, false) => (3, 7),
+            // `monitor`: no pod, no progress; the server panel and its history.
+            (false, _) => (0, 0),
+        };
         let [head, mid, server, rest] = Layout::vertical([
             Constraint::Length(head_h),
             Constraint::Length(mid_h),
@@ -404,12 +440,15 @@ impl Widget for &Snapshot {
         if let Some(s) = &self.server {
             s.render_panel(&self.gpus, server, buf);
         }
-        self.render_notes(rest, buf);
+        self.render_notes(rest, compact, buf);
         if self.help {
             render_help(area, buf);
         }
     }
 }
+
+/// Inner heights below this draw the compact layout.
+const COMPACT_BELOW: u16 = 28;
 
 impl Snapshot {
     /// Pod, cost, progress.
@@ -420,8 +459,17 @@ impl Snapshot {
             .cost_usd
             .map(|c| format!("${c:.2} so far"))
             .unwrap_or_default();
-        let [line1, line2, line3] = Layout::vertical([Constraint::Length(1); 3]).areas(head);
-        Paragraph::new(format!("{pod}   {cost}")).render(line1, buf);
+        let compact = head.height == 2;
+        let [line1, line2, line3] = match compact {
+            true => {
+                let [a, b] = Layout::vertical([Constraint::Length(1); 2]).areas(head);
+                [a, b, a]
+            }
+            false => Layout::vertical([Constraint::Length(1); 3]).areas(head),
+        };
+        if !compact {
+            Paragraph::new(format!("{pod}   {cost}")).render(line1, buf);
+        }
         if self.workload {
             let finished = self.done + self.failed;
             let label = match self.planned {
@@ -446,12 +494,16 @@ impl Snapshot {
                     Style::new()
                 },
             );
-            Paragraph::new(Line::from(vec![
+            let mut counts = vec![
                 Span::raw(format!("done {}   ", self.done)),
                 failed,
                 Span::raw(format!("   in flight {}", self.in_flight)),
-            ]))
-            .render(line3, buf);
+            ];
+            // Compact: the pod and cost after the counts, on the same line.
+            if compact {
+                counts.push(Span::raw(format!("   ·   {cost}   {pod}")).dim());
+            }
+            Paragraph::new(Line::from(counts)).render(line3, buf);
         }
     }
 
@@ -495,8 +547,14 @@ impl Snapshot {
 
     /// TTFT, ITL, E2EL: p50 and p99, recent and overall.
     fn render_latency(&self, right: Rect, buf: &mut Buffer) {
-        let header = Row::new(["ms", "p50 recent", "p99 recent", "p50 all", "p99 all"])
-            .style(Style::new().bold());
+        // Narrow (80 columns): "10s" for "recent" (the last 10 s, as the help says).
+        let wide = right.width >= 50;
+        let heads = match wide {
+            true => ["ms", "p50 recent", "p99 recent", "p50 all", "p99 all"],
+            false => ["ms", "p50 10s", "p99 10s", "p50 all", "p99 all"],
+        };
+        let header = Row::new(heads).style(Style::new().bold());
+        let (recent_w, all_w) = if wide { (11, 9) } else { (8, 8) };
         let rows = self.latency.iter().map(|(n, v)| {
             Row::new(
                 std::iter::once(Cell::from(n.clone())).chain(v.iter().map(|x| Cell::from(ms(*x)))),
@@ -506,10 +564,10 @@ impl Snapshot {
             rows,
             [
                 Constraint::Length(5),
-                Constraint::Length(11),
-                Constraint::Length(11),
-                Constraint::Length(9),
-                Constraint::Length(9),
+                Constraint::Length(recent_w),
+                Constraint::Length(recent_w),
+                Constraint::Length(all_w),
+                Constraint::Length(all_w),
             ],
         )
         .header(header)
@@ -522,7 +580,7 @@ impl Snapshot {
     }
 
     /// The latest errors and notices, under the charts (which take what the panels leave).
-    fn render_notes(&self, rest: Rect, buf: &mut Buffer) {
+    fn render_notes(&self, rest: Rect, compact: bool, buf: &mut Buffer) {
         // Errors and notices.
         let mut lines: Vec<Line> = self
             .errors
@@ -530,20 +588,30 @@ impl Snapshot {
             .map(|e| Line::styled(e.clone(), Style::new().fg(Color::Red)))
             .collect();
         lines.extend(self.notices.iter().map(|n| Line::raw(n.clone())));
-        // Charts take what the panels leave, above a few lines of errors and notices.
-        let notes_h = if lines.is_empty() {
-            0
-        } else {
-            (lines.len() as u16 + 1).min(6)
+        // Charts take what the panels leave, above a few lines of errors and notices (one in
+        // a short terminal: the newest).
+        let notes_h = match (lines.is_empty(), compact) {
+            (true, _) => 0,
+            (false, true) => 2,
+            (false, false) => (lines.len() as u16 + 1).min(6),
         };
-        let rest = if self.workload && !self.charts.is_empty() && rest.height >= notes_h + 8 {
-            let [charts, notes] =
-                Layout::vertical([Constraint::Min(8), Constraint::Length(notes_h)]).areas(rest);
-            self.charts.render(charts, buf);
-            notes
-        } else {
-            rest
-        };
+        let charts_min = if compact { 7 } else { 8 };
+        let rest =
+            if self.workload && !self.charts.is_empty() && rest.height >= notes_h + charts_min {
+                let [charts, notes] =
+                    Layout::vertical([Constraint::Min(charts_min), Constraint::Length(notes_h)])
+                        .areas(rest);
+                self.charts.render(charts, buf);
+                notes
+            } else if let Some(server) = self.server.as_ref().filter(|_| !self.workload) {
+                // `monitor`: the server's gauges over time.
+                let [charts, notes] =
+                    Layout::vertical([Constraint::Min(0), Constraint::Length(notes_h)]).areas(rest);
+                server.history.render(charts, buf);
+                notes
+            } else {
+                rest
+            };
         if !lines.is_empty() {
             let keep = rest.height.saturating_sub(1) as usize;
             let lines = lines.split_off(lines.len().saturating_sub(keep));
@@ -573,7 +641,15 @@ impl ServerPanel {
         let si = b.inner(server);
         b.render(server, buf);
         let l = &s.last;
-        let [g1, g2, g3, g4] = Layout::vertical([Constraint::Length(1); 4]).areas(si);
+        // Compact (three lines): a failed scrape's reason takes the server's rates' line.
+        let compact = si.height < 4;
+        let [g1, g2, g3, g4] = match compact {
+            true => {
+                let [a, b, c] = Layout::vertical([Constraint::Length(1); 3]).areas(si);
+                [a, b, c, Rect::default()]
+            }
+            false => Layout::vertical([Constraint::Length(1); 4]).areas(si),
+        };
         let ideal = self.ideal_hit_rate.map_or(String::new(), |x| {
             format!(" (ideal so far {})", pct(Some(x)))
         });
@@ -607,17 +683,56 @@ impl ServerPanel {
         if let (Some(b), Some(p)) = (l.tb_per_s_per_gpu, s.gpu_peak) {
             line.push_str(&format!("   MBU {}", pct(Some(b / p.tb_per_s))));
         }
-        Paragraph::new(line).render(g3, buf);
         if let Some(e) = &l.error {
             Paragraph::new(format!("last scrape failed: {e}"))
                 .style(Style::new().fg(Color::Yellow))
-                .render(g4, buf);
+                .render(if compact { g3 } else { g4 }, buf);
+            if !compact {
+                Paragraph::new(line).render(g3, buf);
+            }
         } else if !gpus.is_empty() {
+            Paragraph::new(line).render(g3, buf);
             let each: Vec<String> = gpus
                 .iter()
                 .map(|(u, m)| format!("{} util, {} mem", pct100(*u), pct100(*m)))
                 .collect();
             Paragraph::new(format!("GPUs (provider): {}", each.join(" · "))).render(g4, buf);
+        } else {
+            Paragraph::new(line).render(g3, buf);
+        }
+    }
+}
+
+impl ServerHistory {
+    /// `monitor`'s charts: each gauge as a sparkline under its name and latest value.
+    fn render(&self, area: Rect, buf: &mut Buffer) {
+        let b = Block::new()
+            .borders(Borders::TOP)
+            .title(format!(" the last {HISTORY_S} scrapes "));
+        let inner = b.inner(area);
+        b.render(area, buf);
+        let rows: [(&str, &[u64], Color); 5] = [
+            ("generation tok/s", &self.generation_tok_s, Color::Blue),
+            ("prompt tok/s", &self.prompt_tok_s, Color::Cyan),
+            ("running requests", &self.running, Color::Green),
+            ("waiting requests", &self.waiting, Color::Yellow),
+            ("KV cache %", &self.kv_pct, Color::Magenta),
+        ];
+        // Each gauge: a label line, then its sparkline over what is left (at least a row).
+        let areas = Layout::vertical(vec![Constraint::Fill(1); rows.len()]).split(inner);
+        for ((name, v, colour), at) in rows.iter().zip(areas.iter()) {
+            if at.height < 2 {
+                continue;
+            }
+            let [label, line] =
+                Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(*at);
+            let last = v.last().map_or("–".to_string(), |x| x.to_string());
+            Paragraph::new(format!("{name} {last}")).render(label, buf);
+            let width = line.width as usize;
+            Sparkline::default()
+                .data(v[v.len().saturating_sub(width)..].to_vec())
+                .style(Style::new().fg(*colour))
+                .render(line, buf);
         }
     }
 }
