@@ -223,9 +223,10 @@ tables() {
   echo "result file $(stat -c %s "$f") bytes; side file (JSON Lines) $(stat -c %s "${f%.json}.requests.jsonl") bytes"
   for fmt in csv parquet; do
     for rep in 1 2 3; do
-      /usr/bin/time -f "%e %M" -o "$OUT/time" taskset -c 1 $BIN results export --format $fmt --requests "$f" -o "$OUT/requests.$fmt" 2>"$OUT/err" || { cat "$OUT/err"; exit 1; }
+      LLM_INF_BENCH_LOG=debug /usr/bin/time -f "%e %M" -o "$OUT/time" taskset -c 1 $BIN results export --format $fmt --requests "$f" -o "$OUT/requests.$fmt" 2>"$OUT/err" || { cat "$OUT/err"; exit 1; }
       read -r wall rss < "$OUT/time"
-      echo "export --format $fmt --requests (1 M rows): $(stat -c %s "$OUT/requests.$fmt") bytes, ${wall} s, peak RSS $((rss / 1024)) MiB"
+      split=$(grep -o 'read_s=[0-9.e-]* write_s=[0-9.e-]*' "$OUT/err" | head -1 || true)
+      echo "export --format $fmt --requests (1 M rows): $(stat -c %s "$OUT/requests.$fmt") bytes, ${wall} s ($split), peak RSS $((rss / 1024)) MiB"
     done
   done
   rm -f "$OUT"/results/* "$OUT"/requests.*

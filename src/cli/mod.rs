@@ -72,9 +72,11 @@ pub fn main() -> Result<i32, CliError> {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LLM_INF_BENCH_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // Colour codes only for a terminal: a log file or a pipe gets plain text.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
 

@@ -49,6 +49,7 @@ fn export(
             files.len()
         ))),
     };
+    let read_at = std::time::Instant::now();
     let table = match (format, requests) {
         ("vllm", true) => {
             return Err(CliError::Usage(
@@ -78,6 +79,7 @@ fn export(
         None => (Box::new(std::io::stdout()), "standard output".into()),
     };
     let mut sink = std::io::BufWriter::new(sink);
+    let write_at = std::time::Instant::now();
     let written = match (format, table) {
         ("parquet", Some(t)) => crate::results::parquet::write(&t, &mut sink)
             .map_err(|e| ResultsError::Parquet(e.to_string())),
@@ -99,6 +101,13 @@ fn export(
             source,
         })
     });
+    // `LLM_INF_BENCH_LOG=debug`: where the time went (scripts/bench.sh tables).
+    tracing::debug!(
+        read_s = (write_at - read_at).as_secs_f64(),
+        write_s = write_at.elapsed().as_secs_f64(),
+        format,
+        "exported"
+    );
     match written {
         Err(ResultsError::Write { source, .. })
             if source.kind() == std::io::ErrorKind::BrokenPipe =>

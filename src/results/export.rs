@@ -6,6 +6,7 @@
 //! `null` in the JSON) or as Parquet (`results/parquet.rs`, those cells null).
 
 use std::io::Write;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use super::{ResultHead, ResultsError};
@@ -97,6 +98,17 @@ impl Column {
         self.len() == 0
     }
 
+    /// Rows `r` of the column.
+    fn slice(&self, r: Range<usize>) -> Column {
+        let cells = match &self.cells {
+            Cells::Int(v) => Cells::Int(v[r].to_vec()),
+            Cells::Float(v) => Cells::Float(v[r].to_vec()),
+            Cells::Bool(v) => Cells::Bool(v[r].to_vec()),
+            Cells::Text(v) => Cells::Text(v[r].to_vec()),
+        };
+        Column::new(&self.name, cells)
+    }
+
     /// Row `i`'s cell as a CSV field, appended to `out`.
     fn csv_cell(&self, i: usize, out: &mut String) {
         use std::fmt::Write as _;
@@ -111,22 +123,61 @@ impl Column {
     }
 }
 
-/// Writes `columns` as CSV: the header row, then a line per row.
-pub fn write_csv(columns: &[Column], w: &mut impl Write) -> Result<(), ResultsError> {
-    let head: Vec<String> = columns.iter().map(|c| field(&c.name)).collect();
-    writeln!(w, "{}", head.join(",")).map_err(io)?;
-    let rows = columns.first().map_or(0, Column::len);
-    let mut line = String::new();
-    for i in 0..rows {
-        line.clear();
-        for (k, c) in columns.iter().enumerate() {
-            if k > 0 {
-                line.push(',');
-            }
-            c.csv_cell(i, &mut line);
+/// A table to write, made a slice of rows at a time: a million requests' records are held
+/// once, never beside all their columns too.
+pub struct Table {
+    pub rows: usize,
+    slice: Box<dyn Fn(Range<usize>) -> Vec<Column> + Send + Sync>,
+}
+
+impl Table {
+    /// The columns of rows `range` (of none: the columns' names and types).
+    pub fn columns(&self, range: Range<usize>) -> Vec<Column> {
+        (self.slice)(range)
+    }
+
+    /// Consecutive ranges of at most `n` rows covering the table.
+    pub fn chunks(&self, n: usize) -> impl Iterator<Item = Range<usize>> + '_ {
+        let n = n.max(1);
+        (0..self.rows)
+            .step_by(n)
+            .map(move |start| start..(start + n).min(self.rows))
+    }
+
+    /// A table of columns already made (a few rows: summaries).
+    pub fn from_columns(columns: Vec<Column>) -> Self {
+        Table {
+            rows: columns.first().map_or(0, Column::len),
+            slice: Box::new(move |r| columns.iter().map(|c| c.slice(r.clone())).collect()),
         }
-        line.push('\n');
-        w.write_all(line.as_bytes()).map_err(io)?;
+    }
+}
+
+/// Rows made and written at once by `write_csv`.
+const CSV_CHUNK: usize = 64 * 1024;
+
+/// Writes `table` as CSV: the header row, then a line per row.
+pub fn write_csv(table: &Table, w: &mut impl Write) -> Result<(), ResultsError> {
+    write_csv_in(table, w, CSV_CHUNK)
+}
+
+fn write_csv_in(table: &Table, w: &mut impl Write, chunk: usize) -> Result<(), ResultsError> {
+    let head: Vec<String> = table.columns(0..0).iter().map(|c| field(&c.name)).collect();
+    writeln!(w, "{}", head.join(",")).map_err(io)?;
+    let mut line = String::new();
+    for range in table.chunks(chunk) {
+        let columns = table.columns(range.clone());
+        for i in 0..range.len() {
+            line.clear();
+            for (k, c) in columns.iter().enumerate() {
+                if k > 0 {
+                    line.push(',');
+                }
+                c.csv_cell(i, &mut line);
+            }
+            line.push('\n');
+            w.write_all(line.as_bytes()).map_err(io)?;
+        }
     }
     Ok(())
 }
@@ -134,7 +185,7 @@ pub fn write_csv(columns: &[Column], w: &mut impl Write) -> Result<(), ResultsEr
 /// One row per point of `files` (result files and sweep indexes): which point it is, then every
 /// figure any of them has (`Summary::names`, in the order tables show them; per-turn,
 /// per-adapter and per-replica figures included), empty where a point has none.
-pub fn summaries(files: &[PathBuf]) -> Result<Vec<Column>, ResultsError> {
+pub fn summaries(files: &[PathBuf]) -> Result<Table, ResultsError> {
     let rows = heads(files)?;
     let mut figures: Vec<String> = Vec::new();
     for (_, h) in &rows {
@@ -204,7 +255,7 @@ pub fn summaries(files: &[PathBuf]) -> Result<Vec<Column>, ResultsError> {
         let cells = rows.iter().map(|(_, h)| h.summary.figure(f)).collect();
         Column::new(f, Cells::Float(cells))
     }));
-    Ok(columns)
+    Ok(Table::from_columns(columns))
 }
 
 /// The per-request columns, in order.
@@ -234,8 +285,12 @@ pub const REQUEST_COLUMNS: [&str; 22] = [
 ];
 
 /// One row per request of the result file `file`, its side file included.
-pub fn requests(file: &Path) -> Result<Vec<Column>, ResultsError> {
-    Ok(request_columns(&super::read(file)?.requests))
+pub fn requests(file: &Path) -> Result<Table, ResultsError> {
+    let records = super::read(file)?.requests;
+    Ok(Table {
+        rows: records.len(),
+        slice: Box::new(move |r| request_columns(&records[r])),
+    })
 }
 
 /// A serde enum's written name (`snake_case`).
@@ -286,7 +341,30 @@ fn request_columns(qs: &[RequestRecord]) -> Vec<Column> {
 
 #[cfg(test)]
 mod tests {
-    use super::field;
+    use super::*;
+
+    #[test]
+    fn a_table_written_a_slice_at_a_time_is_the_whole_table() {
+        let table = Table::from_columns(vec![
+            Column::new("id", Cells::Int((0..5).map(Some).collect())),
+            Column::new(
+                "note",
+                Cells::Text(vec![None, Some("a,b".into()), None, Some("c".into()), None]),
+            ),
+            Column::new(
+                "x",
+                Cells::Float(vec![Some(0.5), None, Some(f64::NAN), Some(2.0), None]),
+            ),
+        ]);
+        let mut whole = Vec::new();
+        write_csv_in(&table, &mut whole, 100).unwrap();
+        let expected = "id,note,x\n0,,0.5\n1,\"a,b\",\n2,,\n3,c,2\n4,,\n";
+        assert_eq!(String::from_utf8(whole).unwrap(), expected);
+        let mut sliced = Vec::new();
+        write_csv_in(&table, &mut sliced, 2).unwrap();
+        assert_eq!(String::from_utf8(sliced).unwrap(), expected);
+        assert_eq!(table.chunks(2).collect::<Vec<_>>(), [0..2, 2..4, 4..5]);
+    }
 
     #[test]
     fn fields_are_quoted_as_rfc_4180_says() {

@@ -12,7 +12,7 @@ use parquet::file::properties::WriterProperties;
 use parquet::file::writer::{SerializedColumnWriter, SerializedFileWriter};
 use parquet::schema::types::Type;
 
-use super::export::{Cells, Column};
+use super::export::{Cells, Column, Table};
 
 /// Rows per row group: a reader's unit of parallel work; 1 M requests make 8.
 const ROW_GROUP: usize = 128 * 1024;
@@ -62,13 +62,13 @@ fn put<T: DataType>(
     Ok(())
 }
 
-/// Writes `columns` to `w` as one Parquet file (no row group when the table has no rows).
-pub fn write<W: Write + Send>(columns: &[Column], w: W) -> Result<(), ParquetError> {
-    write_in_groups(columns, w, ROW_GROUP)
+/// Writes `table` to `w` as one Parquet file (no row group when the table has no rows).
+pub fn write<W: Write + Send>(table: &Table, w: W) -> Result<(), ParquetError> {
+    write_in_groups(table, w, ROW_GROUP)
 }
 
 fn write_in_groups<W: Write + Send>(
-    columns: &[Column],
+    table: &Table,
     w: W,
     group_rows: usize,
 ) -> Result<(), ParquetError> {
@@ -76,28 +76,25 @@ fn write_in_groups<W: Write + Send>(
         .set_compression(Compression::SNAPPY)
         .set_created_by(format!("llm-inf-bench {}", env!("CARGO_PKG_VERSION")))
         .build();
-    let mut file = SerializedFileWriter::new(w, Arc::new(schema(columns)?), Arc::new(props))?;
-    let rows = columns.first().map_or(0, Column::len);
-    for start in (0..rows).step_by(group_rows.max(1)) {
-        let range = start..(start + group_rows.max(1)).min(rows);
+    let schema = schema(&table.columns(0..0))?;
+    let mut file = SerializedFileWriter::new(w, Arc::new(schema), Arc::new(props))?;
+    for range in table.chunks(group_rows) {
         let mut group = file.next_row_group()?;
-        for c in columns {
+        for c in table.columns(range) {
             let Some(mut col) = group.next_column()? else {
                 break;
             };
-            match &c.cells {
-                Cells::Int(v) => put::<Int64Type>(&mut col, &v[range.clone()])?,
+            match c.cells {
+                Cells::Int(v) => put::<Int64Type>(&mut col, &v)?,
                 // NaN and infinities are nulls, as in the CSV and the JSON.
                 Cells::Float(v) => {
-                    let finite: Vec<Option<f64>> = v[range.clone()]
-                        .iter()
-                        .map(|x| x.filter(|x| x.is_finite()))
-                        .collect();
+                    let finite: Vec<Option<f64>> =
+                        v.iter().map(|x| x.filter(|x| x.is_finite())).collect();
                     put::<DoubleType>(&mut col, &finite)?
                 }
-                Cells::Bool(v) => put::<BoolType>(&mut col, &v[range.clone()])?,
+                Cells::Bool(v) => put::<BoolType>(&mut col, &v)?,
                 Cells::Text(v) => {
-                    let bytes: Vec<Option<ByteArray>> = v[range.clone()]
+                    let bytes: Vec<Option<ByteArray>> = v
                         .iter()
                         .map(|s| s.as_deref().map(ByteArray::from))
                         .collect();
@@ -170,7 +167,7 @@ mod tests {
     #[test]
     fn a_table_reads_back_typed_with_its_nulls_across_row_groups() {
         let mut out = Vec::new();
-        write_in_groups(&table(), &mut out, 2).unwrap();
+        write_in_groups(&Table::from_columns(table()), &mut out, 2).unwrap();
         assert!(out.starts_with(b"PAR1") && out.ends_with(b"PAR1"));
         let (groups, rows) = read_back(out);
         assert_eq!(groups, 3, "5 rows in groups of 2");
@@ -201,7 +198,7 @@ mod tests {
             cells: Cells::Int(vec![]),
         }];
         let mut out = Vec::new();
-        write(&empty, &mut out).unwrap();
+        write(&Table::from_columns(empty), &mut out).unwrap();
         let (groups, rows) = read_back(out);
         assert_eq!((groups, rows.len()), (0, 0));
     }
