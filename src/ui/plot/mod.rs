@@ -218,6 +218,14 @@ fn three_digits(x: f64) -> String {
     }
 }
 
+/// A y value (throughput, tokens per dollar): whole, or in millions past a million (`14.2M`).
+fn amount(v: f64) -> String {
+    match v.abs() >= 1e6 {
+        true => format!("{}M", three_digits(v / 1e6)),
+        false => format!("{v:.0}"),
+    }
+}
+
 fn range(vals: impl Iterator<Item = f64>) -> (f64, f64) {
     let (lo, hi) = vals.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
         (lo.min(v), hi.max(v))
@@ -441,6 +449,8 @@ mod tests {
         assert_eq!(three_digits(2.0), "2");
         assert_eq!(three_digits(0.05), "0.05");
         assert_eq!(three_digits(150.0), "150");
+        assert_eq!(amount(14_202_585.0), "14.2M");
+        assert_eq!(amount(10_612.4), "10612");
     }
 
     #[test]

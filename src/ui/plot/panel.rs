@@ -6,7 +6,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::place::{Placer, Rect};
-use super::{colour, marker, range, tag, three_digits, Axis, PlotOptions, SLO_RED};
+use super::{amount, colour, marker, range, tag, three_digits, Axis, PlotOptions, SLO_RED};
 use crate::results::sweeps::{self, PointData, Series};
 
 pub(super) type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
@@ -69,7 +69,7 @@ pub(super) fn panel<DB: DrawingBackend>(
         .x_desc(x_desc)
         .y_desc(y_desc)
         .x_label_formatter(&|v| three_digits(*v))
-        .y_label_formatter(&|v| format!("{v:.0}"))
+        .y_label_formatter(&|v| amount(*v))
         .label_style(("sans-serif", 13))
         .axis_desc_style(("sans-serif", 14))
         .draw()
@@ -205,7 +205,9 @@ fn draw_one<'a, DB: DrawingBackend + 'a>(
                 SLO_RED.stroke_width(2),
             )))?;
             marks.rings.push((x, y));
-            marks.first.push((x, y, format!("best in SLO: {y:.0}")));
+            marks
+                .first
+                .push((x, y, format!("best in SLO: {}", amount(y))));
         }
     }
     Ok(())
