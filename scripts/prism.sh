@@ -5,19 +5,30 @@
 #   scripts/prism.sh env     # prints the LLMIB_PRISM_* variables to export
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DIR=${LLMIB_PRISM_DIR:-target/prism}
-SPEC=${LLMIB_RUNPOD_SPEC:-../shared/reference/runpod-v2-openapi.json}
 VERSION=5.14.2
+# Installed once per machine outside the checkout (as the real vLLM is): a fresh clone does not
+# ask npm again.
+CACHE=${LLMIB_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/llm-inf-bench}
+DIR=${LLMIB_PRISM_DIR:-$CACHE/prism-$VERSION}
+SPEC=${LLMIB_RUNPOD_SPEC:-../shared/reference/runpod-v2-openapi.json}
 MOCK=4010
 DYNAMIC=4011
 BIN=$DIR/node_modules/.bin/prism
 
+# npm once stalled for 12 minutes on one idle registry connection: each attempt is bounded,
+# tried three times, into a scratch directory moved into place only when whole.
 install() {
-  mkdir -p "$DIR"
-  if [ ! -x "$BIN" ]; then
-    (cd "$DIR" && { npm install --silent --no-audit --no-fund -E "@stoplight/prism-cli@$VERSION" \
-      || npm install --silent --no-audit --no-fund -E "@stoplight/prism-cli@$VERSION"; })
-  fi
+  [ -x "$BIN" ] && return 0
+  mkdir -p "$(dirname "$DIR")"
+  local tmp="$DIR.partial" ok=""
+  for attempt in 1 2 3; do
+    rm -rf "$tmp"; mkdir -p "$tmp"
+    if (cd "$tmp" && timeout 300 npm install --silent --no-audit --no-fund --fetch-timeout=60000 \
+        --fetch-retries=3 -E "@stoplight/prism-cli@$VERSION"); then ok=1; break; fi
+    echo "npm install of Prism failed (attempt $attempt of 3)"
+  done
+  [ -n "$ok" ] || { echo "could not install Prism $VERSION from npm"; return 1; }
+  rm -rf "$DIR"; mv "$tmp" "$DIR"
 }
 
 wait_up() { # port
