@@ -578,6 +578,18 @@ pub enum Routing {
     SessionSticky,
 }
 
+impl Routing {
+    /// The policy in words, for the plan line: `round-robin`, `least-in-flight`,
+    /// `session-sticky`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Routing::RoundRobin => "round-robin",
+            Routing::LeastInFlight => "least-in-flight",
+            Routing::SessionSticky => "session-sticky",
+        }
+    }
+}
+
 impl Api {
     /// A pooling API: one JSON answer per request, no tokens generated (no TTFT, ITL or TPOT).
     pub fn pooling(self) -> bool {

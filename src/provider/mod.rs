@@ -3,15 +3,20 @@
 //! `Drop` releases what was started.
 
 pub mod local;
+pub mod rental;
 pub mod rented;
 pub mod runpod;
+pub mod shared;
 pub mod slurm;
+pub mod vast;
 pub mod watchdog;
 
 use std::path::Path;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
+
+pub use rental::Rental;
 
 use crate::config::{Experiment, Resolved, Secret, Site};
 use crate::sim;
@@ -104,24 +109,26 @@ async fn estimate_one(r: &Resolved, workload: Duration) -> Result<CostEstimate, 
 pub enum Handle {
     Simulator(sim::SimHandle),
     Local(local::LocalServer),
-    RunPod(runpod::RunPodPod),
-    Slurm(slurm::SlurmJob),
+    /// A rented server: a RunPod pod, a Slurm job.
+    Rented(Box<dyn Rental>),
     Existing,
     /// `infrastructure.replicas` servers, each released with the others.
     Replicas(Vec<Handle>),
 }
 
 impl Handle {
-    /// Releases what was started, now (a RunPod pod is terminated and the answer awaited);
-    /// dropping the handle does the same.
+    fn rented(&self) -> Option<&dyn Rental> {
+        match self {
+            Self::Rented(r) => Some(r.as_ref()),
+            _ => None,
+        }
+    }
+
+    /// Releases what was started, now (a pod is terminated and the answer awaited); dropping
+    /// the handle does the same.
     pub async fn release(self) {
         match self {
-            Self::RunPod(mut p) => {
-                let _ = p.release().await;
-            }
-            Self::Slurm(mut j) => {
-                let _ = j.release().await;
-            }
+            Self::Rented(mut r) => r.release().await,
             // All at once: N pods are N terminations in flight, not N in a row.
             Self::Replicas(hs) => {
                 futures_util::future::join_all(hs.into_iter().map(|h| Box::pin(h.release()))).await;
@@ -133,40 +140,38 @@ impl Handle {
     /// The pod id (RunPod) or job id (Slurm): what is rented.
     pub fn pod_id(&self) -> Option<String> {
         match self {
-            Self::RunPod(p) => Some(p.id.clone()),
-            Self::Slurm(j) => Some(j.id.clone()),
             Self::Replicas(hs) => {
                 let ids: Vec<String> = hs.iter().filter_map(Handle::pod_id).collect();
                 (!ids.is_empty()).then(|| ids.join(", "))
             }
-            _ => None,
+            h => h.rented().map(|r| r.id().to_string()),
         }
     }
 
     /// What the rented thing is called: `pod`, `Slurm job`.
     pub fn noun(&self) -> &'static str {
         match self {
-            Self::Slurm(_) => "Slurm job",
             Self::Replicas(hs) => hs.first().map_or("pod", Handle::noun),
-            _ => "pod",
+            h => h.rented().map_or("pod", |r| r.noun()),
         }
     }
 
-    /// What reads the server's GPU gauges, where the provider reports them (RunPod).
-    pub fn gpu_probe(&self) -> Option<runpod::GpuProbe> {
+    /// A task reading the server's GPU gauges, where the provider reports them (RunPod).
+    pub fn gpu_poll(
+        &self,
+        every: Duration,
+        tx: tokio::sync::mpsc::UnboundedSender<crate::metrics::event::Event>,
+    ) -> Option<futures_util::future::BoxFuture<'static, ()>> {
         match self {
-            Self::RunPod(p) => Some(p.gpu_probe()),
-            // The first replica's GPUs stand for all (one probe per point).
-            Self::Replicas(hs) => hs.first().and_then(Handle::gpu_probe),
-            _ => None,
+            // The first replica's GPUs stand for all (one poller per point).
+            Self::Replicas(hs) => hs.first().and_then(|h| h.gpu_poll(every, tx)),
+            h => h.rented().and_then(|r| r.gpu_poll(every, tx)),
         }
     }
 
     /// GPU type and USD per hour, for pod providers (and Slurm jobs with a price).
     pub fn price(&self) -> Option<(String, f64)> {
         match self {
-            Self::RunPod(p) => Some((p.gpu_type.clone(), p.cost_per_hour_usd)),
-            Self::Slurm(j) => j.price_per_hour_usd.map(|p| (j.describe.clone(), p)),
             // Every replica's price: what the run costs per hour (the GPU type is theirs, one
             // spec; `environment.replicas` says how many).
             Self::Replicas(hs) => {
@@ -174,17 +179,15 @@ impl Handle {
                 let (gpu, _) = each.first()?;
                 Some((gpu.clone(), each.iter().map(|(_, p)| p).sum()))
             }
-            _ => None,
+            h => h.rented().and_then(|r| r.price()),
         }
     }
 
     /// USD spent so far.
     pub fn spent_usd(&self) -> f64 {
         match self {
-            Self::RunPod(p) => p.spent_usd(),
-            Self::Slurm(j) => j.spent_usd(),
             Self::Replicas(hs) => hs.iter().map(Handle::spent_usd).sum(),
-            _ => 0.0,
+            h => h.rented().map_or(0.0, |r| r.spent_usd()),
         }
     }
 
@@ -193,7 +196,7 @@ impl Handle {
     pub fn gone(&mut self) -> Option<String> {
         match self {
             Self::Local(l) => l.exited(),
-            Self::Slurm(j) => j.gone(),
+            Self::Rented(r) => r.gone(),
             Self::Replicas(hs) => hs
                 .iter_mut()
                 .enumerate()
@@ -206,8 +209,7 @@ impl Handle {
     pub fn diagnostics(&self) -> Option<String> {
         let log = match self {
             Self::Local(l) => &l.log,
-            Self::RunPod(p) => &p.log,
-            Self::Slurm(j) => &j.log,
+            Self::Rented(r) => r.log(),
             Self::Replicas(hs) => {
                 let each: Vec<String> = hs.iter().filter_map(Handle::diagnostics).collect();
                 return (!each.is_empty()).then(|| each.join("\n"));
@@ -224,19 +226,16 @@ impl Handle {
     /// The first way the provider's API answered differently from its document, if it did.
     pub fn drift(&self) -> Option<String> {
         match self {
-            Self::RunPod(p) => p.api_drift(),
             Self::Replicas(hs) => hs.iter().find_map(Handle::drift),
-            _ => None,
+            h => h.rented().and_then(|r| r.drift()),
         }
     }
 
     /// How long the pod (or job) has lived, for rented servers (the `max_lifetime` rule reads it).
     pub fn age(&self) -> Option<Duration> {
         match self {
-            Self::RunPod(p) => Some(p.created.elapsed()),
-            Self::Slurm(j) => Some(j.submitted.elapsed()),
             Self::Replicas(hs) => hs.iter().filter_map(Handle::age).max(),
-            _ => None,
+            h => h.rented().map(|r| r.age()),
         }
     }
 }
@@ -368,11 +367,11 @@ async fn provision_one(
         }
         Site::Slurm(_) => {
             let (job, base_url) = slurm::provision(r, (run_id, k), log, stop).await?;
-            Ok((served(base_url, api_key(r)), Handle::Slurm(job)))
+            Ok((served(base_url, api_key(r)), Handle::Rented(Box::new(job))))
         }
         Site::RunPod(_) => {
             let (pod, base_url, key) = runpod::provision(r, run_id, log, stop).await?;
-            Ok((served(base_url, Some(key)), Handle::RunPod(pod)))
+            Ok((served(base_url, Some(key)), Handle::Rented(Box::new(pod))))
         }
     }
 }

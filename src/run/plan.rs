@@ -159,13 +159,10 @@ fn plan_line(e: &Experiment, c: &CostEstimate) -> String {
     };
     let inf = &e.infrastructure;
     let servers = match (inf.replicas, inf.base_urls.len()) {
-        (_, n @ 2..) => format!("{n} servers, {:?} routing, ", routing(e)),
-        (n @ 2.., _) => format!("{n} replicas, {:?} routing, ", routing(e)),
+        (_, n @ 2..) => format!("{n} servers, {} routing, ", routing(e).describe()),
+        (n @ 2.., _) => format!("{n} replicas, {} routing, ", routing(e).describe()),
         _ => String::new(),
-    }
-    .replace("RoundRobin", "round-robin")
-    .replace("LeastInFlight", "least-in-flight")
-    .replace("SessionSticky", "session-sticky");
+    };
     format!(
         "plan: {} — {} on {}{} ({}), {} {}, {bound} + {} warm-up; {cost}",
         e.name,

@@ -327,10 +327,10 @@ fn pollers(
             let scraper = scrape::run_replica(url, ep.api_key.clone(), interval, k, tx.clone());
             AbortOnDropHandle::new(tokio::spawn(scraper))
         });
-    let gpu = s.handle.gpu_probe().map(|probe| {
-        let poll = probe.poll(crate::metrics::collector::GPU_POLL, tx.clone());
-        AbortOnDropHandle::new(tokio::spawn(poll))
-    });
+    let gpu = s
+        .handle
+        .gpu_poll(crate::metrics::collector::GPU_POLL, tx.clone())
+        .map(|poll| AbortOnDropHandle::new(tokio::spawn(poll)));
     scrapers.chain(gpu).collect()
 }
 

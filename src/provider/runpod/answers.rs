@@ -12,6 +12,8 @@ use std::sync::Mutex;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 
+use crate::provider::shared::{lenient, lenient_list};
+
 /// A pod's state. The document's values in its letter case; anything else is kept as text.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum PodStatus {
@@ -63,24 +65,6 @@ impl<'de> Deserialize<'de> for PodStatus {
         let s = String::deserialize(d)?;
         Ok(Self::parse(&s))
     }
-}
-
-/// A field of the wrong shape reads as absent (it is reported as drift by the strict check).
-fn lenient<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Option<T>, D::Error> {
-    let v = serde_json::Value::deserialize(d)?;
-    Ok(serde_json::from_value(v).ok())
-}
-
-/// Lists whose elements may be of the wrong shape: those are left out.
-fn lenient_list<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Vec<T>, D::Error> {
-    let v = serde_json::Value::deserialize(d)?;
-    Ok(match v {
-        serde_json::Value::Array(a) => a
-            .into_iter()
-            .filter_map(|x| serde_json::from_value(x).ok())
-            .collect(),
-        _ => Vec::new(),
-    })
 }
 
 /// What the tool reads of a pod.

@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use super::answers::{Drift, GpuType, Pod, PodList};
 use super::types::{self, CreatePodRequest, ErrorResponse};
 use crate::config::Secret;
+use crate::provider::shared::encode;
 
 /// Overrides the API base URL (tests point it at a fake on 127.0.0.1).
 pub const ENV_API_BASE: &str = "RUNPOD_API_BASE";
@@ -288,29 +289,5 @@ impl RunPodApi {
                 detail,
             });
         }
-    }
-}
-
-/// Percent-encodes a path segment (GPU type ids contain spaces).
-fn encode(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for b in segment.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn encodes_gpu_ids() {
-        assert_eq!(
-            super::encode("NVIDIA H100 80GB HBM3"),
-            "NVIDIA%20H100%2080GB%20HBM3"
-        );
     }
 }

@@ -149,6 +149,51 @@ impl RunPodPod {
     }
 }
 
+impl super::Rental for RunPodPod {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn noun(&self) -> &'static str {
+        "pod"
+    }
+
+    fn price(&self) -> Option<(String, f64)> {
+        Some((self.gpu_type.clone(), self.cost_per_hour_usd))
+    }
+
+    fn spent_usd(&self) -> f64 {
+        RunPodPod::spent_usd(self)
+    }
+
+    fn age(&self) -> Duration {
+        self.created.elapsed()
+    }
+
+    fn log(&self) -> &std::path::Path {
+        &self.log
+    }
+
+    fn drift(&self) -> Option<String> {
+        self.api_drift()
+    }
+
+    /// The pod's `runtime.gpus`: utilisation and memory use per GPU.
+    fn gpu_poll(
+        &self,
+        every: Duration,
+        tx: tokio::sync::mpsc::UnboundedSender<crate::metrics::event::Event>,
+    ) -> Option<futures_util::future::BoxFuture<'static, ()>> {
+        Some(Box::pin(self.gpu_probe().poll(every, tx)))
+    }
+
+    fn release(&mut self) -> futures_util::future::BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let _ = RunPodPod::release(self).await;
+        })
+    }
+}
+
 /// Terminates pod `id`, or with `keep` says how to; tells the user either way.
 async fn end(
     api: &RunPodApi,

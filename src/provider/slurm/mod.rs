@@ -104,6 +104,42 @@ impl SlurmJob {
     }
 }
 
+impl super::Rental for SlurmJob {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn noun(&self) -> &'static str {
+        "Slurm job"
+    }
+
+    fn price(&self) -> Option<(String, f64)> {
+        self.price_per_hour_usd.map(|p| (self.describe.clone(), p))
+    }
+
+    fn spent_usd(&self) -> f64 {
+        SlurmJob::spent_usd(self)
+    }
+
+    fn age(&self) -> Duration {
+        self.submitted.elapsed()
+    }
+
+    fn log(&self) -> &Path {
+        &self.log
+    }
+
+    fn gone(&mut self) -> Option<String> {
+        SlurmJob::gone(self)
+    }
+
+    fn release(&mut self) -> futures_util::future::BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let _ = SlurmJob::release(self).await;
+        })
+    }
+}
+
 /// The last `lines` of a job's output: `log` here, or (over ssh) `remote` fetched into `log`.
 async fn output_tail(cluster: &Cluster, remote: Option<&str>, log: &Path, lines: usize) -> String {
     if let Some(remote) = remote {
