@@ -294,6 +294,13 @@ fn draw_at(s: &Snapshot, w: u16, h: u16) -> String {
     t.backend().to_string()
 }
 
+/// Asserts that `view` shows each of `pieces`.
+fn shows(view: &str, pieces: &[&str]) {
+    for p in pieces {
+        assert!(view.contains(p), "{p:?} missing:\n{view}");
+    }
+}
+
 /// Rows of the view with nothing between its borders.
 fn empty_rows(view: &str) -> usize {
     view.lines()
@@ -410,22 +417,23 @@ fn at_80_by_24_the_view_keeps_its_charts_its_column_heads_and_its_newest_notice(
     let mut s = live.snapshot(now, 16, vec!["created pod abc123".into()]);
     s.elapsed = Duration::from_secs(12);
     let view = draw_at(&s, 80, 24);
-    for shown in [
-        "TTFT ms",
-        "ITL ms",
-        "p50 10s",
-        "p99 10s",
-        "p50 all",
-        "p99 all",
-        "done 60",
-        "failed 2",
-        "in flight 16",
-        "KV cache 42.0%",
-        "last scrape failed: HTTP 500",
-        "created pod abc123",
-    ] {
-        assert!(view.contains(shown), "{shown:?} missing at 80×24:\n{view}");
-    }
+    shows(
+        &view,
+        &[
+            "TTFT ms",
+            "ITL ms",
+            "p50 10s",
+            "p99 10s",
+            "p50 all",
+            "p99 all",
+            "done 60",
+            "failed 2",
+            "in flight 16",
+            "KV cache 42.0%",
+            "last scrape failed: HTTP 500",
+            "created pod abc123",
+        ],
+    );
     insta::assert_snapshot!("running_80x24", view);
 }
 
@@ -459,15 +467,16 @@ fn monitor_charts_the_servers_gauges_over_time() {
     assert_eq!(history.generation_tok_s.last(), Some(&3900));
     assert_eq!(history.kv_pct.last(), Some(&98));
     let view = draw_at(&s, 100, 30);
-    for shown in [
-        "generation tok/s 3900",
-        "prompt tok/s 15600",
-        "running requests 16",
-        "waiting requests 23",
-        "KV cache % 98",
-    ] {
-        assert!(view.contains(shown), "{shown:?} missing:\n{view}");
-    }
+    shows(
+        &view,
+        &[
+            "generation tok/s 3900",
+            "prompt tok/s 15600",
+            "running requests 16",
+            "waiting requests 23",
+            "KV cache % 98",
+        ],
+    );
     assert!(empty_rows(&view) <= 2, "mostly empty rows:\n{view}");
     insta::assert_snapshot!("monitor", view);
     // At 80×24 too.

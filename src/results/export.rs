@@ -328,7 +328,7 @@ fn request_columns(qs: &[RequestRecord]) -> Vec<Column> {
         flag(&|q| q.context_overflow),
         text(&|q| written(q.tokens_source)),
         flag(&|q| q.ok()),
-        text(&|q| q.error.as_ref().and_then(|e| written(e.kind))),
+        text(&|q| q.error.as_ref().map(|e| e.kind.as_str().to_string())),
         int(&|q| q.error.as_ref().and_then(|e| e.status).map(i64::from)),
         text(&|q| q.error.as_ref().map(|e| e.message.clone())),
     ];
