@@ -380,7 +380,7 @@ pub struct SlurmOptions {
     /// experiment's model, port, TP and `framework.args`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub command: Vec<String>,
-    /// The port the server listens on, on its node (default: one from the run's name, 20000–39999).
+    /// The port the server listens on, on its node (default: one from the run's name, 20000–32767, under Linux's ephemeral ports).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
     /// How the client reaches the node: `{node}` is the node Slurm ran the job on (default

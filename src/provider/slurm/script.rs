@@ -21,12 +21,18 @@ pub fn time_limit(d: Duration) -> String {
 }
 
 /// The server's port from the job's name: stable for a run, different between deployments.
+/// It stays below 32768, where Linux's default ephemeral range (`ip_local_port_range`,
+/// 32768–60999) begins: a port in that range can be held by any outgoing connection on the
+/// node, and the server's `bind` would fail with "address already in use".
 pub fn port_for(name: &str) -> u16 {
     let h = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
     });
-    20_000 + (h % 20_000) as u16
+    PORTS.start + (h % u64::from(PORTS.end - PORTS.start)) as u16
 }
+
+/// Where a port from a job's name falls: under the ephemeral range.
+pub const PORTS: std::ops::Range<u16> = 20_000..32_768;
 
 /// The batch script: `#SBATCH` lines, a first line of output that says where the server
 /// listens, the setup lines, then the server. No secret is written here: the job inherits
@@ -148,7 +154,10 @@ mod tests {
 
     #[test]
     fn the_port_comes_from_the_name() {
-        assert!((20_000..40_000).contains(&port_for("llm-inf-bench-x")));
+        for i in 0..2000 {
+            let p = port_for(&format!("llm-inf-bench-{i}"));
+            assert!((20_000..32_768).contains(&p), "{p}");
+        }
         assert_ne!(port_for("llm-inf-bench-a"), port_for("llm-inf-bench-b"));
     }
 }
