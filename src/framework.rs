@@ -191,12 +191,17 @@ pub fn api_key_env(kind: FrameworkKind) -> &'static str {
 /// requires the API key in [`api_key_env`]; for SGLang that means `--api-key "$VAR"`, expanded
 /// by a shell inside the container, so the key itself never appears in the pod's `args`.
 pub fn container_command(e: &Experiment, protected: bool) -> String {
-    let args = join_args(&container_args(e));
+    join_args(&container_argv(e, protected))
+}
+
+/// The same command line as a list (Vast's `args`, passed to the image's entrypoint).
+pub fn container_argv(e: &Experiment, protected: bool) -> Vec<String> {
+    let args = container_args(e);
     match (e.framework.kind, protected) {
         (FrameworkKind::Sglang, true) => {
             let var = api_key_env(FrameworkKind::Sglang);
-            let script = format!("exec {args} --api-key \"${var}\"");
-            join_args(&["sh".into(), "-c".into(), script])
+            let script = format!("exec {} --api-key \"${var}\"", join_args(&args));
+            vec!["sh".into(), "-c".into(), script]
         }
         _ => args,
     }

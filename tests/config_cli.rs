@@ -259,7 +259,7 @@ fn bad_override_values_are_reported_with_their_source() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains(
-            "unknown value `simulatr`; valid values are runpod, local, existing, simulator, slurm (did you mean `simulator`?)",
+            "unknown value `simulatr`; valid values are runpod, local, existing, simulator, slurm, vast (did you mean `simulator`?)",
         ));
 }
 

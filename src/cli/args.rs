@@ -118,6 +118,14 @@ pub enum Command {
         #[arg(long)]
         max_lifetime_secs: u64,
     },
+    /// Internal: destroys a run's Vast.ai instances if the run dies (started by `run`).
+    #[command(hide = true)]
+    VastWatchdog {
+        #[arg(long)]
+        label: String,
+        #[arg(long)]
+        max_lifetime_secs: u64,
+    },
     /// Internal: cancels a run's Slurm jobs if the run dies (started by `run`).
     #[command(hide = true)]
     SlurmWatchdog {
@@ -424,24 +432,25 @@ pub enum ResultsCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum PodsCommand {
-    /// What this tool rented and may still be running: RunPod pods and Slurm jobs whose name
-    /// starts with `llm-inf-bench-`, with age (and $/hour for pods).
+    /// What this tool rented and may still be running: RunPod pods, Vast.ai instances and
+    /// Slurm jobs whose name (Vast: label) starts with `llm-inf-bench-`, with age (and $/hour
+    /// for pods and instances).
     #[command(
-        after_help = "RunPod: uses RUNPOD_API_KEY (or api_keys.runpod in the user config); skipped without a key.\nSlurm: asks `squeue --me` here (with SLURM_CONF as your cluster needs), or on --login-host over ssh; skipped when there is no squeue."
+        after_help = "RunPod: uses RUNPOD_API_KEY (or api_keys.runpod in the user config); skipped without a key.\nVast.ai: uses VAST_API_KEY (or api_keys.vast); skipped without a key.\nSlurm: asks `squeue --me` here (with SLURM_CONF as your cluster needs), or on --login-host over ssh; skipped when there is no squeue."
     )]
     List {
         #[command(flatten)]
         which: Rented,
     },
-    /// Terminate a pod or cancel a Slurm job of ours, or all of them.
+    /// Terminate a pod, destroy a Vast.ai instance or cancel a Slurm job of ours, or all of them.
     #[command(
-        after_help = "A number is a Slurm job id, anything else a RunPod pod id (--provider says it outright).\nExamples:\n  llm-inf-bench pods terminate abc123xyz\n  llm-inf-bench pods terminate 4242 --provider slurm --login-host login1\n  llm-inf-bench pods terminate --all-ours --yes"
+        after_help = "An id `pods list` shows is ended where it was listed; otherwise a number is a Slurm job id (a Vast.ai instance id needs --provider vast) and anything else a RunPod pod id.\nExamples:\n  llm-inf-bench pods terminate abc123xyz\n  llm-inf-bench pods terminate 12345678 --provider vast\n  llm-inf-bench pods terminate 4242 --provider slurm --login-host login1\n  llm-inf-bench pods terminate --all-ours --yes"
     )]
     Terminate {
         /// The pod or job id (`pods list` shows it).
         #[arg(required_unless_present = "all_ours", conflicts_with = "all_ours")]
         id: Option<String>,
-        /// Every pod and job whose name starts with `llm-inf-bench-`.
+        /// Every pod, instance and job whose name starts with `llm-inf-bench-`.
         #[arg(long)]
         all_ours: bool,
         /// Do not ask for confirmation.
@@ -455,8 +464,8 @@ pub enum PodsCommand {
 /// Which providers `pods` looks at.
 #[derive(Debug, Args, Clone)]
 pub struct Rented {
-    /// Only this provider: `runpod` or `slurm` (default: every one that is set up here).
-    #[arg(long, value_parser = ["runpod", "slurm"])]
+    /// Only this provider: `runpod`, `vast` or `slurm` (default: every one that is set up here).
+    #[arg(long, value_parser = ["runpod", "vast", "slurm"])]
     pub provider: Option<String>,
     /// Slurm: run squeue/scancel on this login host over ssh.
     #[arg(long)]

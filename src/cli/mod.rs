@@ -146,6 +146,13 @@ pub fn run_command(command: Command) -> Result<i32, CliError> {
             &pod_name,
             std::time::Duration::from_secs(max_lifetime_secs),
         )),
+        Command::VastWatchdog {
+            label,
+            max_lifetime_secs,
+        } => Ok(crate::provider::vast::watchdog::serve(
+            &label,
+            std::time::Duration::from_secs(max_lifetime_secs),
+        )),
         Command::SlurmWatchdog {
             job_name,
             max_lifetime_secs,
@@ -441,7 +448,7 @@ fn init(path: &Path, force: bool) -> Result<i32, CliError> {
 
 fn run(args: RunArgs) -> Result<i32, CliError> {
     // A pod an earlier run's watchdog could not confirm gone may be billing: said first, loudly.
-    for u in crate::provider::runpod::watchdog::unconfirmed() {
+    for u in crate::provider::watchdog::unconfirmed() {
         err(&u.warning());
     }
     let mut plans = Vec::new();
@@ -456,9 +463,9 @@ fn run(args: RunArgs) -> Result<i32, CliError> {
         .enable_all()
         .build()?;
     let map_err = |e: crate::run::RunError| match e {
-        crate::run::RunError::Provider(crate::provider::ProviderError::NoRunPodKey) => {
-            CliError::Usage(e.to_string())
-        }
+        crate::run::RunError::Provider(
+            crate::provider::ProviderError::NoRunPodKey | crate::provider::ProviderError::NoVastKey,
+        ) => CliError::Usage(e.to_string()),
         crate::run::RunError::Provider(crate::provider::ProviderError::Interrupted)
         | crate::run::RunError::Interrupted => CliError::Interrupted(e.to_string()),
         crate::run::RunError::Results(crate::results::ResultsError::Resume(_)) => {
@@ -566,7 +573,9 @@ fn progress_mode(args: &RunArgs) -> crate::run::progress::ProgressMode {
 /// A provider's failure as the command's: no RunPod key is a usage error.
 fn provider_error(e: crate::provider::ProviderError) -> CliError {
     match e {
-        crate::provider::ProviderError::NoRunPodKey => CliError::Usage(e.to_string()),
+        crate::provider::ProviderError::NoRunPodKey | crate::provider::ProviderError::NoVastKey => {
+            CliError::Usage(e.to_string())
+        }
         e => CliError::RunFailed(e.to_string()),
     }
 }
@@ -596,7 +605,7 @@ fn pods_cmd(c: PodsCommand) -> Result<i32, CliError> {
                 );
             }
             if ours.is_empty() {
-                println!("(no pods or jobs of ours)");
+                println!("(no pods, instances or jobs of ours)");
             }
             Ok(exit::OK)
         }
@@ -617,7 +626,7 @@ fn terminate(
     yes: bool,
 ) -> Result<i32, CliError> {
     if targets.is_empty() {
-        println!("(no pods or jobs of ours to terminate)");
+        println!("(no pods, instances or jobs of ours to terminate)");
         return Ok(exit::OK);
     }
     let names: Vec<String> = targets.iter().map(|(p, id)| format!("{p} {id}")).collect();

@@ -5,6 +5,7 @@
 pub mod check;
 pub mod deploy;
 pub mod duration;
+pub mod gpus;
 pub mod load;
 pub mod locate;
 pub mod schema;
@@ -41,6 +42,7 @@ const ENV_RESERVED: &[&str] = &[
     "LLM_INF_BENCH_CONFIG",
     "LLM_INF_BENCH_LOG",
     "LLM_INF_BENCH_STATE_DIR",
+    "LLM_INF_BENCH_VAST_PACE",
 ];
 
 /// One problem in the configuration, located as precisely as the layer allows.
@@ -130,6 +132,8 @@ pub struct UserConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct ApiKeys {
     pub runpod: Option<Secret>,
+    /// Vast.ai (else `$VAST_API_KEY`).
+    pub vast: Option<Secret>,
     pub huggingface: Option<Secret>,
     pub openai: Option<Secret>,
 }
@@ -666,10 +670,12 @@ impl ApiKeys {
     fn absorb(&mut self, later: ApiKeys) {
         let ApiKeys {
             runpod,
+            vast,
             huggingface,
             openai,
         } = later;
         self.runpod = runpod.or(self.runpod.take());
+        self.vast = vast.or(self.vast.take());
         self.huggingface = huggingface.or(self.huggingface.take());
         self.openai = openai.or(self.openai.take());
     }
@@ -834,7 +840,7 @@ fn user_layers(
                 source: p.display().to_string(),
                 path: String::new(),
                 pos: None,
-                message: format!("{e}; a user config has `api_keys: {{runpod, huggingface, openai}}` and `defaults:` (experiment keys)"),
+                message: format!("{e}; a user config has `api_keys: {{runpod, vast, huggingface, openai}}` and `defaults:` (experiment keys)"),
             }),
         }
     }

@@ -225,6 +225,8 @@ pub enum ProviderKind {
     Simulator,
     /// A batch job on a Slurm cluster (`infrastructure.slurm`).
     Slurm,
+    /// An instance rented on Vast.ai's marketplace (`infrastructure.vast`).
+    Vast,
 }
 
 impl ProviderKind {
@@ -235,6 +237,7 @@ impl ProviderKind {
             Self::Existing => "existing",
             Self::Simulator => "simulator",
             Self::Slurm => "slurm",
+            Self::Vast => "vast",
         }
     }
 }
@@ -260,12 +263,15 @@ pub enum PortExposure {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Infrastructure {
-    /// Where the server runs: `runpod`, `slurm`, `local`, `existing` or `simulator`.
+    /// Where the server runs: `runpod`, `vast`, `slurm`, `local`, `existing` or `simulator`.
     pub provider: ProviderKind,
-    /// RunPod GPU type id, e.g. `NVIDIA H100 80GB HBM3`.
+    /// The GPU: a portable name (`H100 80GB`, `A100 80GB SXM`, `RTX 4090`, …) each cloud is
+    /// asked for in its own words, or a catalog's own name (RunPod's type id `NVIDIA H100 80GB
+    /// HBM3`, Vast's `H100 SXM`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gpu_type: Option<String>,
-    /// Further GPU types to try, in order, when the first has no capacity.
+    /// Further GPU types to try, in order, when the first has no capacity (RunPod) or no
+    /// offer (Vast).
     pub fallback_gpu_types: Vec<String>,
     /// Data centers to try, in order (empty: any).
     pub data_centers: Vec<String>,
@@ -284,12 +290,13 @@ pub struct Infrastructure {
     /// Per server: with replicas the run's price is this times their number.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub price_per_hour_usd: Option<f64>,
-    /// Keep the pod after the run (prints how to terminate it).
+    /// Keep the pod (or Vast instance) after the run (prints how to terminate it).
     pub keep_pod: bool,
     /// A watchdog terminates the pod after this long, even if this tool dies; on Slurm it is
     /// also the job's own time limit (`--time`), which the cluster enforces.
     pub max_lifetime: HumanDuration,
-    /// Container disk in GB for pod providers.
+    /// Container disk in GB for pod providers (RunPod; Vast: at least 8, priced into the
+    /// offer's `dph_total`).
     pub container_disk_gb: u32,
     /// How long to wait for the server to answer `/health` and list the model.
     pub health_timeout: HumanDuration,
@@ -320,6 +327,50 @@ pub struct Infrastructure {
     pub simulator: SimulatorOptions,
     /// `slurm`: the batch job that runs the server.
     pub slurm: SlurmOptions,
+    /// `vast`: which Vast.ai offers may be rented.
+    pub vast: VastOptions,
+}
+
+/// Which of Vast.ai's offers may be rented: the cheapest offer (`dph_total`, disk included)
+/// that has the GPU and count, at least one open port (the server is reached on the host's
+/// public IP and a mapped port), and passes these filters.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct VastOptions {
+    /// The host's reliability score at least (0–1).
+    pub min_reliability: f64,
+    /// No offer dearer than this, USD per hour for the whole instance.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_price_per_hour_usd: Option<f64>,
+    /// Hosts only in these countries (two-letter codes, e.g. `[US, CA]`); empty: anywhere.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub countries: Vec<String>,
+    /// The CUDA version the host's driver runs, at least (e.g. `12.8`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_cuda: Option<f64>,
+    /// GPU memory per GPU at least, GB (else the card's own, where two variants share a name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_gpu_ram_gb: Option<u32>,
+    /// How many offers to try, cheapest first, when one is taken or fails to start.
+    pub offers_to_try: u32,
+}
+
+impl VastOptions {
+    /// Vast refuses a smaller disk.
+    pub const MIN_DISK_GB: u32 = 8;
+}
+
+impl Default for VastOptions {
+    fn default() -> Self {
+        Self {
+            min_reliability: 0.98,
+            max_price_per_hour_usd: None,
+            countries: Vec::new(),
+            min_cuda: None,
+            min_gpu_ram_gb: None,
+            offers_to_try: 5,
+        }
+    }
 }
 
 /// How the server's GPUs are asked for in the batch script.
@@ -416,6 +467,7 @@ impl Default for Infrastructure {
             command: Vec::new(),
             simulator: SimulatorOptions::default(),
             slurm: SlurmOptions::default(),
+            vast: VastOptions::default(),
         }
     }
 }

@@ -10,7 +10,10 @@
 
 use std::path::Path;
 
-use super::{Cloud, Infrastructure, PortExposure, ProviderKind, SimulatorOptions, SlurmOptions};
+use super::{
+    gpus, Cloud, Infrastructure, PortExposure, ProviderKind, SimulatorOptions, SlurmOptions,
+    VastOptions,
+};
 
 /// One provider's section of `infrastructure` (see the module's header). Keys every provider
 /// reads (`gpu_count`, `max_cost_usd`, `price_per_hour_usd`, `max_lifetime`, `health_timeout`,
@@ -19,6 +22,8 @@ use super::{Cloud, Infrastructure, PortExposure, ProviderKind, SimulatorOptions,
 pub enum Site<'a> {
     /// A RunPod pod.
     RunPod(RunPodSite<'a>),
+    /// An instance rented on Vast.ai.
+    Vast(VastSite<'a>),
     /// A batch job on a Slurm cluster.
     Slurm(&'a SlurmOptions),
     /// A process on this machine: `command` as written, or the framework's own server if empty.
@@ -41,6 +46,17 @@ pub struct RunPodSite<'a> {
     pub keep_pod: bool,
 }
 
+/// What a Vast.ai instance is rented from: the GPUs to search for, in order, and the filters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VastSite<'a> {
+    /// `gpu_type`, then `fallback_gpu_types`, as written (each is mapped to Vast's name when
+    /// searched, `config::gpus::vast_name`).
+    pub gpu_types: Vec<&'a str>,
+    pub container_disk_gb: u32,
+    pub keep: bool,
+    pub offers: &'a VastOptions,
+}
+
 /// Where an already running server is.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ExistingSite<'a> {
@@ -52,6 +68,8 @@ pub struct ExistingSite<'a> {
 
 /// The providers that read a key of `infrastructure` that only some do.
 const RUNPOD: &[ProviderKind] = &[ProviderKind::Runpod];
+const CLOUDS: &[ProviderKind] = &[ProviderKind::Runpod, ProviderKind::Vast];
+const VAST: &[ProviderKind] = &[ProviderKind::Vast];
 const EXISTING: &[ProviderKind] = &[ProviderKind::Existing];
 const KEYED: &[ProviderKind] = &[
     ProviderKind::Existing,
@@ -63,6 +81,7 @@ const STARTED: &[ProviderKind] = &[
     ProviderKind::Simulator,
     ProviderKind::Local,
     ProviderKind::Runpod,
+    ProviderKind::Vast,
     ProviderKind::Slurm,
 ];
 const SIMULATOR: &[ProviderKind] = &[ProviderKind::Simulator];
@@ -73,6 +92,12 @@ impl Infrastructure {
     pub fn site(&self) -> Site<'_> {
         match self.provider {
             ProviderKind::Runpod => Site::RunPod(self.runpod()),
+            ProviderKind::Vast => Site::Vast(VastSite {
+                gpu_types: self.gpu_types(),
+                container_disk_gb: self.container_disk_gb,
+                keep: self.keep_pod,
+                offers: &self.vast,
+            }),
             ProviderKind::Slurm => Site::Slurm(&self.slurm),
             ProviderKind::Local => Site::Local {
                 command: &self.command,
@@ -99,15 +124,20 @@ impl Infrastructure {
         }
     }
 
+    /// `gpu_type`, then `fallback_gpu_types`, as written.
+    fn gpu_types(&self) -> Vec<&str> {
+        self.gpu_type
+            .iter()
+            .chain(&self.fallback_gpu_types)
+            .map(String::as_str)
+            .collect()
+    }
+
     /// The RunPod section, whatever the provider (a plan or a cost for a pod not yet chosen).
+    /// GPU names are RunPod's type ids (a portable name is mapped, `config::gpus`).
     pub fn runpod(&self) -> RunPodSite<'_> {
         RunPodSite {
-            gpu_types: self
-                .gpu_type
-                .iter()
-                .chain(&self.fallback_gpu_types)
-                .map(String::as_str)
-                .collect(),
+            gpu_types: self.gpu_types().into_iter().map(gpus::runpod_id).collect(),
             data_centers: &self.data_centers,
             cloud: self.cloud,
             expose: self.expose,
@@ -120,11 +150,11 @@ impl Infrastructure {
     /// providers that read it.
     fn written(&self) -> Vec<(&'static str, &'static [ProviderKind])> {
         let d = Infrastructure::default();
-        let keys: [(bool, &'static str, &'static [ProviderKind]); 13] = [
+        let keys: [(bool, &'static str, &'static [ProviderKind]); 14] = [
             (
                 !self.fallback_gpu_types.is_empty(),
                 "fallback_gpu_types",
-                RUNPOD,
+                CLOUDS,
             ),
             (!self.data_centers.is_empty(), "data_centers", RUNPOD),
             (self.cloud != d.cloud, "cloud", RUNPOD),
@@ -132,9 +162,9 @@ impl Infrastructure {
             (
                 self.container_disk_gb != d.container_disk_gb,
                 "container_disk_gb",
-                RUNPOD,
+                CLOUDS,
             ),
-            (self.keep_pod, "keep_pod", RUNPOD),
+            (self.keep_pod, "keep_pod", CLOUDS),
             (self.base_url.is_some(), "base_url", EXISTING),
             (!self.base_urls.is_empty(), "base_urls", EXISTING),
             (self.replicas != d.replicas, "replicas", STARTED),
@@ -142,6 +172,7 @@ impl Infrastructure {
             (!self.command.is_empty(), "command", LOCAL),
             (self.simulator != d.simulator, "simulator", SIMULATOR),
             (self.slurm != d.slurm, "slurm", SLURM),
+            (self.vast != d.vast, "vast", VAST),
         ];
         keys.into_iter()
             .filter(|(set, _, _)| *set)

@@ -188,7 +188,7 @@ fn adapter_rules(e: &super::Experiment, bad: &mut impl FnMut(&str, String)) {
     // A server from the framework's own command line (no command of the user's).
     let inf = &e.infrastructure;
     let starts = match inf.provider {
-        ProviderKind::Runpod => true,
+        ProviderKind::Runpod | ProviderKind::Vast => true,
         ProviderKind::Local => inf.command.is_empty(),
         ProviderKind::Slurm => inf.slurm.command.is_empty(),
         ProviderKind::Existing | ProviderKind::Simulator => false,
@@ -736,6 +736,7 @@ fn infrastructure_rules(r: &Resolved, bad: &mut impl FnMut(&str, String)) {
     replica_rules(inf, bad);
     match inf.site() {
         Site::RunPod(p) => runpod_rules(&p, inf.gpu_type.as_deref(), bad),
+        Site::Vast(v) => vast_rules(&v, bad),
         Site::Existing(x) => {
             existing_rules(&x, inf.base_url.is_some() && !inf.base_urls.is_empty(), bad)
         }
@@ -767,6 +768,49 @@ fn runpod_rules(p: &RunPodSite<'_>, gpu_type: Option<&str>, bad: &mut impl FnMut
     }
     if gpu_type.is_none_or(str::is_empty) {
         bad("infrastructure.provider", "`provider: runpod` needs `infrastructure.gpu_type`, RunPod's GPU type id, e.g. `NVIDIA H100 80GB HBM3`".into());
+    }
+}
+
+fn vast_rules(v: &super::site::VastSite<'_>, bad: &mut impl FnMut(&str, String)) {
+    if v.gpu_types.iter().all(|g| g.trim().is_empty()) {
+        bad("infrastructure.provider", "`provider: vast` needs `infrastructure.gpu_type`: a portable name (`H100 80GB`, `RTX 4090`) or Vast's own (`H100 SXM`)".into());
+    }
+    if v.container_disk_gb < super::VastOptions::MIN_DISK_GB {
+        bad(
+            "infrastructure.container_disk_gb",
+            format!(
+                "Vast.ai's least disk is {} GB, found {}",
+                super::VastOptions::MIN_DISK_GB,
+                v.container_disk_gb
+            ),
+        );
+    }
+    let o = v.offers;
+    if !(0.0..=1.0).contains(&o.min_reliability) {
+        bad(
+            "infrastructure.vast.min_reliability",
+            format!("is a score from 0 to 1, found {}", o.min_reliability),
+        );
+    }
+    if let Some(p) = o.max_price_per_hour_usd.filter(|p| !(*p > 0.0)) {
+        bad(
+            "infrastructure.vast.max_price_per_hour_usd",
+            format!("must be a positive amount of USD per hour, found {p}"),
+        );
+    }
+    for (i, c) in o.countries.iter().enumerate() {
+        if c.len() != 2 || !c.chars().all(|c| c.is_ascii_alphabetic()) {
+            bad(
+                &format!("infrastructure.vast.countries[{i}]"),
+                format!("is a two-letter country code (`US`, `DE`), found `{c}`"),
+            );
+        }
+    }
+    if o.offers_to_try == 0 {
+        bad(
+            "infrastructure.vast.offers_to_try",
+            "must be at least 1".into(),
+        );
     }
 }
 

@@ -35,6 +35,12 @@ pub enum ProviderError {
     RunPodRequest(String),
     #[error("RunPod has no capacity for any GPU type the experiment lists:\n  {}", .0.join("\n  "))]
     NoCapacity(Vec<String>),
+    #[error(transparent)]
+    Vast(#[from] vast::api::ApiError),
+    #[error("no Vast.ai API key: set VAST_API_KEY, or `api_keys: {{vast: ...}}` in the user config (`llm-inf-bench config show` names its path)")]
+    NoVastKey,
+    #[error("Vast.ai has no offer the experiment can rent:\n  {}\n  (widen `infrastructure.vast` — max_price_per_hour_usd, countries, min_reliability — or add `fallback_gpu_types`)", .0.join("\n  "))]
+    NoOffer(Vec<String>),
     #[error("{0}")]
     PodFailed(String),
     #[error("interrupted while provisioning; nothing was measured")]
@@ -80,6 +86,7 @@ async fn estimate_one(r: &Resolved, workload: Duration) -> Result<CostEstimate, 
     let inf = &r.experiment.infrastructure;
     match inf.site() {
         Site::RunPod(_) => runpod::cost::estimate(r, workload).await,
+        Site::Vast(_) => vast::cost::estimate(r, workload).await,
         Site::Slurm(o) => {
             let price = o.price_per_gpu_hour_usd.map(|p| p * inf.gpu_count as f64);
             // The job's time limit is what the cluster may bill at most; the estimate is the
@@ -373,6 +380,13 @@ async fn provision_one(
             let (pod, base_url, key) = runpod::provision(r, run_id, log, stop).await?;
             Ok((served(base_url, Some(key)), Handle::Rented(Box::new(pod))))
         }
+        Site::Vast(_) => {
+            let (instance, base_url, key) = vast::provision(r, run_id, log, stop).await?;
+            Ok((
+                served(base_url, Some(key)),
+                Handle::Rented(Box::new(instance)),
+            ))
+        }
     }
 }
 
@@ -432,6 +446,34 @@ pub fn sibling(log: &Path, ext: &str) -> std::path::PathBuf {
         .unwrap_or_default();
     let stem = name.strip_suffix(".server.log").unwrap_or(&name);
     log.with_file_name(format!("{stem}.{ext}"))
+}
+
+/// A kept pod's (or instance's) server wants its key after the run too: it goes to `<run>.api-key` (mode 0600,
+/// never printed), and the run says where.
+pub(crate) fn keep_key(log: &Path, key: &Secret, id: &str) {
+    let path = sibling(log, "api-key");
+    let written = {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .and_then(|mut f| writeln!(f, "{}", key.expose()))
+    };
+    match written {
+        Ok(()) => crate::ui::say(format!(
+            "keep_pod: {id}'s server requires the API key in {} (Authorization: Bearer $(cat {}))",
+            path.display(),
+            path.display()
+        )),
+        Err(err) => crate::ui::say(format!(
+            "keep_pod: could not write the server's API key to {}: {err}; the kept server will refuse requests",
+            path.display()
+        )),
+    }
 }
 
 /// The server's API key: the variable `infrastructure.api_key_env` names, else the user

@@ -1,9 +1,10 @@
 //! What this tool rented and may still be running, across providers (`pods list`, `pods
-//! terminate`): RunPod pods and Slurm jobs whose name starts with `llm-inf-bench-`. RunPod is
-//! asked when a key is set (or it is named); Slurm when `squeue` runs here, a login host is
-//! given, or it is named. The command line only prints, confirms and sets the exit code.
+//! terminate`): RunPod pods, Vast.ai instances and Slurm jobs whose name (Vast: label) starts
+//! with `llm-inf-bench-`. RunPod and Vast are asked when their key is set (or they are named);
+//! Slurm when `squeue` runs here, a login host is given, or it is named. The command line only
+//! prints, confirms and sets the exit code.
 
-use super::{runpod, slurm, ProviderError};
+use super::{runpod, slurm, vast, watchdog, ProviderError};
 use crate::config::{self, Secret};
 use crate::ui::say;
 
@@ -61,13 +62,80 @@ fn slurm_here(which: &Which) -> bool {
     }
 }
 
-/// Our RunPod pods (when a key is set, or RunPod is asked for) and Slurm jobs (when Slurm is
-/// here, or asked for). Pods a watchdog could not confirm gone are said first.
+/// The Vast.ai API client of the user's key (`VAST_API_KEY`, else the user config's).
+fn vast_api() -> Result<vast::api::VastApi, ProviderError> {
+    let user = config::load_user_config().map_err(|e| ProviderError::PodFailed(e.to_string()))?;
+    let key = Secret::from_env(vast::api::ENV_API_KEY)
+        .or(user.api_keys.vast)
+        .ok_or(ProviderError::NoVastKey)?;
+    Ok(vast::api::VastApi::new(key, None)?)
+}
+
+/// Whether `provider` is to be asked: named, or (nothing named) its key is set.
+fn wanted(which: &Which, provider: &str, key_set: bool) -> bool {
+    match which.provider.as_deref() {
+        Some(p) => p == provider,
+        None => key_set,
+    }
+}
+
+/// Our Vast.ai instances, as rows.
+async fn vast_rows() -> Result<Vec<RentedRow>, ProviderError> {
+    let api = vast_api()?;
+    let ours = vast::our_instances(&api).await?;
+    // The listing worked: a marked run with no live instance left is confirmed gone.
+    for u in watchdog::unconfirmed()
+        .iter()
+        .filter(|u| u.provider == "Vast.ai")
+    {
+        if !ours.iter().any(|i| i.label.as_deref() == Some(&u.pod_name)) {
+            watchdog::clear_unconfirmed(&u.pod_name);
+            say(format!(
+                "{}: no longer live at Vast.ai; the warning is cleared",
+                u.pod_name
+            ));
+        }
+    }
+    let now = chrono::Utc::now().timestamp() as f64;
+    Ok(ours
+        .into_iter()
+        .map(|i| RentedRow {
+            provider: "vast",
+            id: i.id.to_string(),
+            name: i.label.clone().unwrap_or_default(),
+            status: i.actual_status.as_str().to_string(),
+            age: i
+                .start_date
+                .map(|t| super::shared::age_text((now - t).max(0.0) as i64))
+                .unwrap_or_else(|| "?".into()),
+            price: i
+                .dph_total
+                .map(|p| format!("{p:.2}"))
+                .unwrap_or_else(|| "-".into()),
+        })
+        .collect())
+}
+
+/// Our RunPod pods and Vast.ai instances (when a key is set, or the provider is asked for)
+/// and Slurm jobs (when Slurm is here, or asked for). Rentals a watchdog could not confirm
+/// gone are said first.
 pub async fn list(which: &Which) -> Result<Vec<RentedRow>, ProviderError> {
     let mut rows = Vec::new();
-    let want_runpod = which.provider.as_deref() != Some("slurm");
+    // Rentals a watchdog could not confirm gone are said first, even when an API is down.
+    for u in watchdog::unconfirmed() {
+        say(u.warning());
+    }
+    let user = config::load_user_config().ok();
+    let vast_key = Secret::from_env(vast::api::ENV_API_KEY).is_some()
+        || user.as_ref().is_some_and(|u| u.api_keys.vast.is_some());
+    if wanted(which, "vast", vast_key) {
+        rows.extend(vast_rows().await?);
+    } else if which.provider.is_none() {
+        say("Vast.ai: no API key (VAST_API_KEY or api_keys.vast); its instances are not listed");
+    }
+    let want_runpod = matches!(which.provider.as_deref(), None | Some("runpod"));
     let key = Secret::from_env(runpod::api::ENV_API_KEY).is_some()
-        || config::load_user_config().is_ok_and(|u| u.api_keys.runpod.is_some());
+        || user.as_ref().is_some_and(|u| u.api_keys.runpod.is_some());
     if want_runpod && (key || which.provider.is_some()) {
         for p in our_runpod_pods().await? {
             rows.push(RentedRow {
@@ -110,13 +178,14 @@ pub async fn list(which: &Which) -> Result<Vec<RentedRow>, ProviderError> {
 
 /// Our live RunPod pods; warnings of unconfirmed pods first, cleared for pods now gone.
 async fn our_runpod_pods() -> Result<Vec<runpod::answers::Pod>, ProviderError> {
-    use runpod::{answers::PodStatus, watchdog};
+    use runpod::answers::PodStatus;
     let api = runpod_api()?;
-    // Pods a watchdog could not confirm gone are said first, even when the API is down.
-    let unconfirmed = watchdog::unconfirmed();
-    for u in &unconfirmed {
-        say(u.warning());
-    }
+    // Pods a watchdog could not confirm gone were said first (`list`), even when the API is
+    // down; RunPod's are cleared here once they are gone.
+    let unconfirmed: Vec<_> = watchdog::unconfirmed()
+        .into_iter()
+        .filter(|u| u.provider == "RunPod")
+        .collect();
     let ours = runpod::our_pods(&api).await?;
     // The listing worked: a marked pod that is no longer live is confirmed gone.
     for u in &unconfirmed {
@@ -134,8 +203,9 @@ async fn our_runpod_pods() -> Result<Vec<runpod::answers::Pod>, ProviderError> {
     Ok(ours)
 }
 
-/// What `pods terminate` ends: `id` (a number is a Slurm job, anything else a RunPod pod,
-/// unless the provider is named), or every row with `all_ours`.
+/// What `pods terminate` ends: `id` where `pods list` found it, else by the provider named,
+/// else by its form (a number is a Slurm job, anything else a RunPod pod); or every row with
+/// `all_ours`.
 pub fn targets(
     which: &Which,
     id: Option<String>,
@@ -143,6 +213,12 @@ pub fn targets(
     rows: &[RentedRow],
 ) -> Vec<Target> {
     match id {
+        Some(id) if which.provider.as_deref() == Some("vast") => vec![("vast", id)],
+        Some(id) if which.provider.is_none() && rows.iter().any(|r| r.id == id) => rows
+            .iter()
+            .filter(|r| r.id == id)
+            .map(|r| (r.provider, id.clone()))
+            .collect(),
         Some(id) => {
             let slurm = which.provider.as_deref() == Some("slurm")
                 || (which.provider.is_none()
@@ -159,6 +235,16 @@ pub fn targets(
 pub async fn end(which: &Which, (provider, id): &Target) -> Result<(), String> {
     match *provider {
         "slurm" => cluster(which).cancel(id).await,
+        "vast" => {
+            let n: u64 = id
+                .parse()
+                .map_err(|_| format!("`{id}` is not a Vast.ai instance id (a number)"))?;
+            vast_api()
+                .map_err(|e| e.to_string())?
+                .destroy(n)
+                .await
+                .map_err(|e| e.to_string())
+        }
         _ => runpod_api()
             .map_err(|e| e.to_string())?
             .delete_pod(id)

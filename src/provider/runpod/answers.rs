@@ -7,9 +7,6 @@
 //! first difference is reported once per API client (per run), naming the field, and the run
 //! goes on. What we *send* stays exactly per the document (`types::CreatePodRequest`).
 
-use std::sync::Mutex;
-
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 
 use crate::provider::shared::{lenient, lenient_list};
@@ -149,123 +146,10 @@ pub struct GpuPrice {
     pub community: Option<f64>,
 }
 
-/// Whether this process has said a drift warning already (the estimate and the run each have
-/// an API client; the user hears it once).
-static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Remembers the first difference between an answer and the document, so it is said once.
-#[derive(Default)]
-pub struct Drift {
-    first: Mutex<Option<String>>,
-}
-
-impl Drift {
-    /// Checks `bytes` (the answer to `what`) against the document's type `Strict`; the first
-    /// difference this client finds is kept, and returned to be said when this process has
-    /// said none yet.
-    pub fn check<Strict: DeserializeOwned>(&self, what: &str, bytes: &[u8]) -> Option<String> {
-        if self.first.lock().ok()?.is_some() {
-            return None;
-        }
-        let mut de = serde_json::Deserializer::from_slice(bytes);
-        let err = serde_path_to_error::deserialize::<_, Strict>(&mut de).err()?;
-        let mut first = self.first.lock().ok()?;
-        if first.is_some() {
-            return None;
-        }
-        let path = err.path().to_string();
-        let msg = format!(
-            "RunPod's answer to {what} differs from its document at `{path}`: {}; the tool reads only the fields it needs and goes on",
-            mismatch(&err.inner().to_string())
-        );
-        *first = Some(msg.clone());
-        let said = SAID.swap(true, std::sync::atomic::Ordering::Relaxed);
-        (!said).then_some(msg)
-    }
-
-    /// The first difference seen, if any.
-    pub fn first(&self) -> Option<String> {
-        self.first.lock().ok().and_then(|f| f.clone())
-    }
-}
-
-/// The kind of a mismatch, never the value: serde quotes what it found ("invalid type: string
-/// \"HF_TOKEN=hf_… VLLM_API_KEY=…\", expected a map"), and a pod's `env` holds the user's
-/// tokens and the server's key. What the document expected is kept (it comes from the
-/// document, not the answer).
-fn mismatch(serde_msg: &str) -> String {
-    // serde_json appends " at line L column C".
-    let msg = serde_msg.split(" at line ").next().unwrap_or(serde_msg);
-    let expected = msg
-        .split_once(", expected ")
-        .map(|(_, e)| format!(", expected {e}"))
-        .unwrap_or_default();
-    let head = |prefix: &str| msg.strip_prefix(prefix).map(str::trim_start);
-    if let Some(rest) = head("invalid type:") {
-        // "string \"…\"", "integer `5`", "map", "sequence": the first word is the kind.
-        let found = rest.split([' ', ',']).next().unwrap_or("value");
-        return format!("found a {found} (value not shown){expected}");
-    }
-    if head("invalid value:").is_some() {
-        return format!("a value of the wrong form (not shown){expected}");
-    }
-    if head("unknown variant").is_some() {
-        return format!("a value the document does not list (not shown){expected}");
-    }
-    if let Some(rest) = head("invalid length") {
-        return format!(
-            "a list of another length{}",
-            rest.split_once(',')
-                .map_or(String::new(), |(_, e)| format!(",{e}"))
-        );
-    }
-    if msg.starts_with("missing field") || msg.starts_with("unknown field") {
-        // Field names come from the document or the answer's keys, never its values.
-        return msg.to_string();
-    }
-    "a value of another shape (not shown)".to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn drift_names_the_field_and_the_kind_never_the_value() {
-        // RunPod answering a pod's `env` as one "K=V K=V" string instead of a map.
-        let pod = serde_json::json!({
-            "id": "p1", "name": "llm-inf-bench-x", "status": "RUNNING",
-            "env": "HF_TOKEN=hf_secret_123 VLLM_API_KEY=sk-server-456"
-        });
-        let d = Drift::default();
-        d.check::<super::super::types::Pod>("GET /pods/p1", &serde_json::to_vec(&pod).unwrap());
-        let msg = d.first().expect("a drift");
-        assert!(msg.contains("`env`"), "{msg}");
-        assert!(msg.contains("found a string"), "{msg}");
-        assert!(
-            !msg.contains("hf_secret_123") && !msg.contains("sk-server-456"),
-            "{msg}"
-        );
-        assert!(!msg.contains("HF_TOKEN="), "{msg}");
-        for (serde, shown) in [
-            (
-                "invalid value: integer `-5`, expected u32 at line 1 column 9",
-                "wrong form",
-            ),
-            (
-                "unknown variant `sk-1`, expected one of `A`, `B`",
-                "does not list",
-            ),
-            ("missing field `id`", "missing field `id`"),
-            ("something \"sk-1\" else", "another shape"),
-        ] {
-            let m = mismatch(serde);
-            assert!(
-                m.contains(shown) && !m.contains("sk-1") && !m.contains("-5"),
-                "{m}"
-            );
-        }
-    }
+    use crate::provider::shared::Drift;
 
     #[test]
     fn a_drifted_pod_still_gives_what_the_tool_needs() {
@@ -291,7 +175,7 @@ mod tests {
         // Without an id or a status the answer is of no use: an error.
         assert!(serde_json::from_value::<Pod>(serde_json::json!({"id": "p"})).is_err());
         // The strict check names where it differs, once.
-        let d = Drift::default();
+        let d = Drift::new("RunPod");
         let bytes = serde_json::to_vec(&drifted).unwrap();
         d.check::<super::super::types::Pod>("GET /pods/p1", &bytes);
         let msg = d.first().unwrap();

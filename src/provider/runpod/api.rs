@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
-use super::answers::{Drift, GpuType, Pod, PodList};
+use super::answers::{GpuType, Pod, PodList};
 use super::types::{self, CreatePodRequest, ErrorResponse};
 use crate::config::Secret;
 use crate::provider::shared::encode;
+use crate::provider::shared::Drift;
 
 /// Overrides the API base URL (tests point it at a fake on 127.0.0.1).
 pub const ENV_API_BASE: &str = "RUNPOD_API_BASE";
@@ -93,7 +94,7 @@ impl RunPodApi {
             stream_http,
             base: base.trim_end_matches('/').to_string(),
             key,
-            drift: Drift::default(),
+            drift: Drift::new("RunPod"),
             retries: RETRIES,
         })
     }

@@ -258,12 +258,7 @@ pub fn age(p: &Pod) -> String {
     let Some(created) = p.created_at else {
         return "?".into();
     };
-    let secs = (chrono::Utc::now() - created).num_seconds().max(0);
-    match secs {
-        s if s >= 86_400 => format!("{}d{}h", s / 86_400, s % 86_400 / 3600),
-        s if s >= 3600 => format!("{}h{}m", s / 3600, s % 3600 / 60),
-        s => format!("{}m{}s", s / 60, s % 60),
-    }
+    crate::provider::shared::age_text((chrono::Utc::now() - created).num_seconds())
 }
 
 /// Names of the pods this process creates (registered before `POST /pods`): a deployment of
@@ -488,37 +483,9 @@ pub async fn provision(
     ));
     let url = wait_running(&api, &mut guard, r, site.expose, stop).await?;
     if site.keep_pod {
-        keep_key(log, &server_key, &guard.id);
+        super::keep_key(log, &server_key, &guard.id);
     }
     Ok((guard, url, server_key))
-}
-
-/// A kept pod's server wants its key after the run too: it goes to `<run>.api-key` (mode 0600,
-/// never printed), and the run says where.
-fn keep_key(log: &Path, key: &Secret, id: &str) {
-    let path = sibling(log, "api-key");
-    let written = {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&path)
-            .and_then(|mut f| writeln!(f, "{}", key.expose()))
-    };
-    match written {
-        Ok(()) => crate::ui::say(format!(
-            "keep_pod: pod {id}'s server requires the API key in {} (Authorization: Bearer $(cat {}))",
-            path.display(),
-            path.display()
-        )),
-        Err(err) => crate::ui::say(format!(
-            "keep_pod: could not write the server's API key to {}: {err}; the kept server will refuse requests",
-            path.display()
-        )),
-    }
 }
 
 /// Polls the pod until it runs and its port is mapped; the base URL of the server.

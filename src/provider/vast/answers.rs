@@ -79,6 +79,24 @@ impl InstanceStatus {
         }
     }
 
+    /// As Vast spells it (`provisioning` for `null`).
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Provisioning => "provisioning",
+            Self::Created => "created",
+            Self::Loading => "loading",
+            Self::Running => "running",
+            Self::Stopped => "stopped",
+            Self::Frozen => "frozen",
+            Self::Exited => "exited",
+            Self::Rebooting => "rebooting",
+            Self::Unknown => "unknown",
+            Self::Offline => "offline",
+            Self::Destroyed => "destroyed",
+            Self::Other(s) => s,
+        }
+    }
+
     /// It will not reach `running` by itself (the document: destroy it and try another
     /// offer).
     pub fn is_failed(&self) -> bool {
@@ -153,6 +171,16 @@ pub struct Instance {
 }
 
 impl Instance {
+    /// The container could not be created (`created` with Docker's "OCI runtime create
+    /// failed"): it will never run (dstack reads it the same way).
+    pub fn start_failed(&self) -> bool {
+        self.actual_status == InstanceStatus::Created
+            && self
+                .status_msg
+                .as_deref()
+                .is_some_and(|m| m.contains("OCI runtime create failed"))
+    }
+
     /// `http://IP:HOSTPORT` where the container's `port` answers, once it is mapped.
     pub fn url_of(&self, port: u16) -> Option<String> {
         let ip = self.public_ipaddr.as_deref().map(str::trim)?;
@@ -236,6 +264,81 @@ impl Refusal {
         matches!(status, 404 | 410)
             && (self.error.as_deref() == Some("no_such_ask")
                 || self.message.contains("no_such_ask"))
+    }
+}
+
+/// The document's own types for the fields the tool reads (`vast-ai-openapi.yaml`: an
+/// instance's `id` integer, `actual_status` string or null, `public_ipaddr` string, `ports` a
+/// map of lists of `HostIp`/`HostPort` strings, prices numbers; an offer's `id`, `gpu_name`,
+/// `num_gpus`, `dph_total`; `new_contract` an integer). Every answer is checked against them
+/// once (`shared::Drift`): a difference is said once and the run goes on with what `answers`
+/// could read.
+pub mod strict {
+    use std::collections::BTreeMap;
+
+    use serde::Deserialize;
+
+    #[derive(Deserialize)]
+    pub struct Offers {
+        pub offers: Vec<Offer>,
+    }
+
+    #[derive(Deserialize)]
+    pub struct Offer {
+        pub id: u64,
+        pub gpu_name: String,
+        pub num_gpus: u32,
+        pub dph_total: f64,
+        #[serde(default)]
+        pub reliability: Option<f64>,
+        #[serde(default)]
+        pub direct_port_count: Option<u32>,
+        #[serde(default)]
+        pub geolocation: Option<String>,
+    }
+
+    #[derive(Deserialize)]
+    pub struct OneInstance {
+        pub instances: Option<Instance>,
+    }
+
+    #[derive(Deserialize)]
+    pub struct InstancePage {
+        pub instances: Vec<Instance>,
+        #[serde(default)]
+        pub next_token: Option<String>,
+    }
+
+    #[derive(Deserialize)]
+    pub struct Instance {
+        pub id: u64,
+        #[serde(default)]
+        pub label: Option<String>,
+        #[serde(default)]
+        pub actual_status: Option<String>,
+        #[serde(default)]
+        pub status_msg: Option<String>,
+        #[serde(default)]
+        pub public_ipaddr: Option<String>,
+        #[serde(default)]
+        pub ports: Option<BTreeMap<String, Vec<Binding>>>,
+        #[serde(default)]
+        pub dph_total: Option<f64>,
+        #[serde(default)]
+        pub gpu_util: Option<f64>,
+    }
+
+    #[derive(Deserialize)]
+    #[allow(non_snake_case)]
+    pub struct Binding {
+        pub HostIp: String,
+        pub HostPort: String,
+    }
+
+    #[derive(Deserialize)]
+    pub struct Created {
+        pub success: bool,
+        pub new_contract: u64,
     }
 }
 

@@ -10,16 +10,21 @@ use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 
-use super::answers::{Created, Instance, InstancePage, Offer, Offers, OneInstance, Refusal};
+use super::answers::{
+    strict, Created, Instance, InstancePage, Offer, Offers, OneInstance, Refusal,
+};
 use super::requests::{CreateInstance, OfferQuery};
 use crate::config::Secret;
-use crate::provider::shared::encode;
+use crate::provider::shared::{encode, Drift};
 
 /// Overrides the API root (Vast's own CLI reads the same variable; tests point it at a fake).
 pub const ENV_API_ROOT: &str = "VAST_URL";
 pub const DEFAULT_API_ROOT: &str = "https://console.vast.ai";
 /// Where the API key comes from (else the user config).
 pub const ENV_API_KEY: &str = "VAST_API_KEY";
+/// Scales every spacing and wait of the client (default 1: Vast's own pace). The tests run
+/// their fake at 0.01; nothing else should set it.
+pub const ENV_PACE: &str = "LLM_INF_BENCH_VAST_PACE";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -107,6 +112,7 @@ pub struct VastApi {
     /// Scales every interval and wait (tests run the fake at a tenth of Vast's pace).
     pace: f64,
     retries: u32,
+    drift: Drift,
 }
 
 impl VastApi {
@@ -124,14 +130,41 @@ impl VastApi {
                 path: root.clone(),
                 message: e.to_string(),
             })?;
+        let pace = std::env::var(ENV_PACE)
+            .ok()
+            .and_then(|p| p.trim().parse::<f64>().ok())
+            .filter(|p| p.is_finite() && *p >= 0.0)
+            .unwrap_or(1.0);
         Ok(Self {
             http,
             root: root.trim_end_matches('/').to_string(),
             key,
             next: Mutex::new(HashMap::new()),
-            pace: 1.0,
+            pace,
             retries: RETRIES,
+            drift: Drift::new("Vast.ai"),
         })
+    }
+
+    /// The first way Vast's answers differed from its document, if they did.
+    pub fn drift(&self) -> Option<String> {
+        self.drift.first()
+    }
+
+    /// The API root calls go to (the watchdog is given the same).
+    pub fn root(&self) -> &str {
+        &self.root
+    }
+
+    /// `d` at this client's pace (a poll interval).
+    pub fn paced(&self, d: Duration) -> Duration {
+        d.mul_f64(self.pace)
+    }
+
+    /// The same client without retries inside a call (the watchdog retries on its own).
+    pub fn with_retries(mut self, n: u32) -> Self {
+        self.retries = n;
+        self
     }
 
     /// The same client with every interval and wait scaled by `pace` (tests: 0.01).
@@ -143,7 +176,7 @@ impl VastApi {
     /// Offers matching `q`, cheapest first.
     pub async fn search(&self, q: &OfferQuery) -> Result<Vec<Offer>, ApiError> {
         let o: Offers = self
-            .json(Endpoint::Search, "POST", "/api/v0/bundles/", Some(q.body()))
+            .json::<_, strict::Offers>(Endpoint::Search, "POST", "/api/v0/bundles/", Some(q.body()))
             .await?;
         Ok(o.offers)
     }
@@ -152,7 +185,7 @@ impl VastApi {
     pub async fn create(&self, offer: u64, c: &CreateInstance) -> Result<u64, ApiError> {
         let path = format!("/api/v0/asks/{offer}/");
         let created: Created = self
-            .json(Endpoint::Create, "PUT", &path, Some(c.body()))
+            .json::<_, strict::Created>(Endpoint::Create, "PUT", &path, Some(c.body()))
             .await?;
         match (created.success, created.new_contract) {
             (Some(false), _) | (_, None) => Err(ApiError::Undecodable {
@@ -168,7 +201,7 @@ impl VastApi {
     pub async fn show(&self, id: u64) -> Result<Option<Instance>, ApiError> {
         let path = format!("/api/v0/instances/{id}/");
         match self
-            .json::<OneInstance>(Endpoint::Show, "GET", &path, None)
+            .json::<OneInstance, strict::OneInstance>(Endpoint::Show, "GET", &path, None)
             .await
         {
             Ok(one) => Ok(one.instances),
@@ -187,7 +220,9 @@ impl VastApi {
             if let Some(t) = &after {
                 path.push_str(&format!("&after_token={}", encode(t)));
             }
-            let page: InstancePage = self.json(Endpoint::List, "GET", &path, None).await?;
+            let page: InstancePage = self
+                .json::<_, strict::InstancePage>(Endpoint::List, "GET", &path, None)
+                .await?;
             all.extend(
                 page.instances
                     .into_iter()
@@ -212,7 +247,9 @@ impl VastApi {
         }
     }
 
-    async fn json<T: DeserializeOwned>(
+    /// One call whose answer is read into the tool's view `T` (tolerantly, `answers`) and
+    /// checked once against the document's type `Strict`, a difference said once.
+    async fn json<T: DeserializeOwned, Strict: DeserializeOwned>(
         &self,
         ep: Endpoint,
         method: &'static str,
@@ -220,6 +257,11 @@ impl VastApi {
         body: Option<serde_json::Value>,
     ) -> Result<T, ApiError> {
         let bytes = self.send(ep, method, path, body).await?;
+        // The path without its query (a page cursor is not worth a warning's words).
+        let what = format!("{method} {}", path.split('?').next().unwrap_or(path));
+        if let Some(msg) = self.drift.check::<Strict>(&what, &bytes) {
+            crate::ui::say(format!("warning: {msg}"));
+        }
         serde_json::from_slice(&bytes).map_err(|e| ApiError::Undecodable {
             method,
             path: path.to_string(),
@@ -409,6 +451,7 @@ mod tests {
             min_reliability: 0.98,
             disk_gb: 50,
             countries: Vec::new(),
+            max_dph: None,
             limit: 16,
         }
     }

@@ -22,6 +22,8 @@ pub struct OfferQuery {
     pub disk_gb: u32,
     /// Two-letter country codes, where the user names some.
     pub countries: Vec<String>,
+    /// USD per hour at most (`dph_total`), where the user sets a ceiling.
+    pub max_dph: Option<f64>,
     pub limit: u32,
 }
 
@@ -49,7 +51,15 @@ impl OfferQuery {
         if !self.countries.is_empty() {
             put("geolocation", json!({"in": self.countries}));
         }
-        put("order", json!([["dph_total", "asc"]]));
+        if let Some(p) = self.max_dph {
+            put("dph_total", json!({"lte": p}));
+        }
+        // Cheapest first, the more reliable host first at one price. Two entries: the
+        // document's schema gives `order` exactly two items (`minItems`/`maxItems` 2).
+        put(
+            "order",
+            json!([["dph_total", "asc"], ["reliability", "desc"]]),
+        );
         put("type", json!("ondemand"));
         put("allocated_storage", json!(self.disk_gb));
         put("limit", json!(self.limit));
@@ -74,7 +84,7 @@ pub struct CreateInstance {
 }
 
 /// Vast refuses a smaller disk.
-pub const MIN_DISK_GB: u32 = 8;
+pub const MIN_DISK_GB: u32 = crate::config::VastOptions::MIN_DISK_GB;
 
 impl CreateInstance {
     /// The request body. `cancel_unavail`: an offer that cannot start now is an error (the
@@ -112,6 +122,7 @@ mod tests {
             min_reliability: 0.98,
             disk_gb: 100,
             countries: vec!["US".into(), "CA".into()],
+            max_dph: None,
             limit: 64,
         };
         assert_eq!(
@@ -123,7 +134,7 @@ mod tests {
                 "direct_port_count": {"gte": 1}, "reliability": {"gte": 0.98},
                 "gpu_ram": {"gte": 80000}, "cuda_max_good": {"gte": 12.4},
                 "geolocation": {"in": ["US", "CA"]},
-                "order": [["dph_total", "asc"]], "type": "ondemand",
+                "order": [["dph_total", "asc"], ["reliability", "desc"]], "type": "ondemand",
                 "allocated_storage": 100, "limit": 64
             })
         );
