@@ -441,6 +441,71 @@ fn a_key_the_provider_never_reads_is_a_located_warning() {
 }
 
 #[test]
+fn vast_settings_are_checked_where_they_are_written() {
+    let d = tempfile::tempdir().unwrap();
+    let head = "name: t\nmodel: { id: m }\nworkload: { concurrency: 1, requests: 1 }\ninfrastructure:\n  provider: vast\n";
+    // (the lines after `provider: vast`, from line 6; the key blamed; what it says)
+    let bad: &[(&str, &str, &str)] = &[
+        (
+            "  gpu_count: 1\n",
+            "infrastructure.provider",
+            "needs `infrastructure.gpu_type`",
+        ),
+        (
+            "  gpu_type: H100 80GB\n  container_disk_gb: 4\n",
+            "infrastructure.container_disk_gb",
+            "least disk is 8 GB",
+        ),
+        (
+            "  gpu_type: H100 80GB\n  vast: { min_reliability: 1.5 }\n",
+            "infrastructure.vast.min_reliability",
+            "from 0 to 1",
+        ),
+        (
+            "  gpu_type: H100 80GB\n  vast: { max_price_per_hour_usd: 0 }\n",
+            "infrastructure.vast.max_price_per_hour_usd",
+            "positive amount",
+        ),
+        (
+            "  gpu_type: H100 80GB\n  vast: { countries: [USA] }\n",
+            "infrastructure.vast.countries[0]",
+            "two-letter country code",
+        ),
+        (
+            "  gpu_type: H100 80GB\n  vast: { offers_to_try: 0 }\n",
+            "infrastructure.vast.offers_to_try",
+            "at least 1",
+        ),
+    ];
+    for (rest, key, says) in bad {
+        let exp = write(d.path(), "exp.yaml", &format!("{head}{rest}"));
+        let out = common::bin(120).arg("validate").arg(&exp).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{rest}\n{err}");
+        assert!(
+            err.lines()
+                .any(|l| l.contains(&format!("`{key}`")) && l.contains(says)),
+            "no `{key}` … {says} in\n{err}"
+        );
+    }
+    // RunPod's placement keys are strays on Vast; the disk and keep_pod are read by both.
+    let exp = write(
+        d.path(),
+        "exp.yaml",
+        &format!("{head}  gpu_type: H100 80GB\n  cloud: community\n  container_disk_gb: 80\n  keep_pod: true\n  vast: {{ countries: [US, CA], max_price_per_hour_usd: 3 }}\n"),
+    );
+    let out = common::bin(120).arg("validate").arg(&exp).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let warned: Vec<&str> = err.lines().filter(|l| l.starts_with("warning:")).collect();
+    assert_eq!(warned.len(), 1, "{err}");
+    assert!(
+        warned[0].contains("`infrastructure.cloud`: only `provider: runpod` reads it"),
+        "{err}"
+    );
+}
+
+#[test]
 fn agent_trace_and_prefix_cache_errors_are_located_at_their_keys() {
     // (the workload's lines from line 5, the line and key blamed, what the message says)
     let bad: &[(&str, usize, &str, &str)] = &[

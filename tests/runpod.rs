@@ -3,6 +3,8 @@
 //! create body against RunPod's OpenAPI document. The "pod" serves the in-process simulator.
 
 mod common;
+#[path = "fakes/vast.rs"]
+mod vast_fake;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -1547,4 +1549,157 @@ fn replicas_rent_a_pod_each_and_terminate_every_one() {
         .count();
     assert_eq!(logs, 2, "a server log per replica");
     // (A failure after both run terminates both: `a_failure_after_the_pod_runs_still_terminates_it`.)
+}
+
+/// One experiment on two clouds: the same GPU by its portable name, RunPod's pod and Vast's
+/// instance side by side.
+const CLOUDS: &str = "  gpu_type: H100 80GB\ndeployments:\n  max_parallel: 2\n  matrix:\n    cloud:\n      runpod: {}\n      vast: { infrastructure: { provider: vast } }\n";
+
+/// `bin` that reaches the Vast fake too.
+fn both(w: &World, v: &vast_fake::World) -> Command {
+    let mut c = bin(w);
+    c.envs(vast_fake::vast_vars(v));
+    c
+}
+
+/// A result's `[started_at, finished_at]`, as RFC 3339 text (which sorts as time).
+fn span(r: &Value) -> (String, String) {
+    let t = |k: &str| r[k].as_str().unwrap().to_string();
+    (t("started_at"), t("finished_at"))
+}
+
+#[test]
+fn a_matrix_over_clouds_runs_runpod_and_vast_at_once_under_one_confirmation() {
+    let (w, d, exp) = rig(
+        Script {
+            cost: 2.0,
+            ..Script::default()
+        },
+        CLOUDS,
+    );
+    // The experiment names no GPU of its own: the matrix's `gpu_type` above is the only one.
+    let text = std::fs::read_to_string(&exp)
+        .unwrap()
+        .replace("  gpu_type: \"NVIDIA H100 80GB HBM3\"\n", "");
+    std::fs::write(&exp, text).unwrap();
+    let v = vast_fake::world(vast_fake::Script::default());
+    // One plan, both clouds priced, one confirmation; nothing rented without it.
+    let out = both(&w, &v).arg("run").arg(&exp).assert().code(2);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert_eq!(err.matches("pass --yes").count(), 1, "{err}");
+    assert!(
+        err.contains("deployment runpod:") && err.contains("deployment vast:"),
+        "{err}"
+    );
+    assert!(
+        err.contains("per NVIDIA H100 80GB HBM3"),
+        "RunPod's name: {err}"
+    );
+    assert!(err.contains("H100 SXM"), "Vast's name: {err}");
+    assert_eq!(w.state.lock().unwrap().create_calls, 0);
+    assert!(v.state.lock().unwrap().creates.is_empty());
+
+    let out = both(&w, &v)
+        .arg("run")
+        .arg(&exp)
+        .arg("--yes")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    {
+        let f = w.state.lock().unwrap();
+        assert_eq!(f.creates.len(), 1);
+        assert_eq!(f.creates[0]["gpu"]["id"], "NVIDIA H100 80GB HBM3");
+        assert!(f.pods.is_empty(), "the pod is terminated");
+        let g = v.state.lock().unwrap();
+        assert!(g.violations.is_empty(), "{:?}", g.violations);
+        assert_eq!(
+            g.searches.last().unwrap()["gpu_name"],
+            json!({"eq": "H100 SXM"})
+        );
+        assert_eq!(g.creates.len(), 1);
+        assert!(
+            vast_fake::none_of_ours_left(&g),
+            "the instance is destroyed"
+        );
+    }
+    let idx = matrix_index(d.path());
+    assert_eq!(idx["status"], "completed", "{idx}");
+    let mut spans = Vec::new();
+    for p in idx["points"].as_array().unwrap() {
+        let r: Value = serde_json::from_str(
+            &std::fs::read_to_string(d.path().join("out").join(p["file"].as_str().unwrap()))
+                .unwrap(),
+        )
+        .unwrap();
+        let provider = r["environment"]["provider"].as_str().unwrap().to_string();
+        assert_eq!(r["deployment"], provider.as_str());
+        assert!(
+            r["summary"]["usd_per_million_output_tokens"]
+                .as_f64()
+                .unwrap()
+                > 0.0
+        );
+        spans.push(span(&r));
+    }
+    assert_eq!(spans.len(), 2);
+    // Side by side: each deployment's measured window began before the other's ended.
+    assert!(
+        spans[0].0 < spans[1].1 && spans[1].0 < spans[0].1,
+        "{spans:?}"
+    );
+    // The report compares the clouds per dollar.
+    let report = bin(&w)
+        .arg("report")
+        .arg(common::files(d.path(), ".sweep.json")[0].as_path())
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&report.stdout);
+    assert!(report.contains("Cheapest deployment per token"), "{report}");
+}
+
+#[test]
+fn one_budget_covers_both_clouds_of_a_matrix() {
+    // $36 000/hour on each cloud: together they spend the $30 in about a second and a half.
+    let (w, d, exp) = rig(
+        Script {
+            cost: 36_000.0,
+            ..Script::default()
+        },
+        &format!("  max_cost_usd: 30\n{CLOUDS}"),
+    );
+    let v = vast_fake::world(vast_fake::Script {
+        offers: vec![vast_fake::OfferSpec {
+            id: 900,
+            gpu: "H100 SXM",
+            dph: 36_000.0,
+            country: "US",
+        }],
+        ..vast_fake::Script::default()
+    });
+    both(&w, &v)
+        .arg("run")
+        .arg(&exp)
+        .args([
+            "--yes",
+            "--set",
+            "workload.duration=60s",
+            "--set",
+            "workload.requests=1000000",
+        ])
+        .assert()
+        .code(3);
+    assert!(w.state.lock().unwrap().pods.is_empty());
+    assert!(vast_fake::none_of_ours_left(&v.state.lock().unwrap()));
+    let idx = matrix_index(d.path());
+    assert_eq!(idx["status"], "budget_spent", "{idx}");
+    assert!(idx["spent_usd"].as_f64().unwrap() >= 30.0);
+    for p in idx["points"].as_array().unwrap() {
+        let reason = p["termination_reason"].as_str().unwrap();
+        assert!(reason.starts_with("max_cost_usd"), "{reason}");
+    }
 }

@@ -1,453 +1,16 @@
-//! `provider: vast` against a stateful fake of Vast.ai's REST API on 127.0.0.1: offers (the
-//! document's example offer as the template), instances that go `null → loading → running`
-//! with the server's port mapped on a public address, offers taken between search and create,
-//! instances that exit before they run, 429s without `Retry-After`, and an instance that is
-//! not ours. Every search and create body is checked against Vast's per-endpoint document
-//! (`reference/vast-ai-openapi-endpoints.yaml`) with one named deviation: `env` is an object,
-//! as every official client sends it (the document types it as a Docker-flag string). An
-//! instance's server is the in-process simulator, started with the key its `env` carries.
+//! `provider: vast` against the stateful fake of Vast.ai's API in `fakes/vast.rs`.
 
 mod common;
+#[path = "fakes/vast.rs"]
+mod fake;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use assert_cmd::Command;
-use axum::extract::{Path as UrlPath, Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
-use axum::{Json, Router};
-use llm_inf_bench::config::{Personality, SimProfile};
-use llm_inf_bench::sim::{self, SimConfig};
+use fake::*;
 use predicates::prelude::*;
 use serde_json::{json, Value};
-
-const KEY: &str = "vast_TESTKEY_must_never_be_printed_0123456789abcdef";
-
-/// The per-endpoint documents, by path and method: their request and answer schemas.
-fn endpoints() -> Vec<Value> {
-    let p = format!(
-        "{}/../shared/reference/vast-ai-openapi-endpoints.yaml",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let text = std::fs::read_to_string(p).unwrap();
-    serde_yaml::Deserializer::from_str(&text)
-        .filter_map(|d| serde::Deserialize::deserialize(d).ok())
-        .filter(|v: &Value| v.get("paths").is_some())
-        .collect()
-}
-
-fn operation(path: &str, method: &str) -> Value {
-    endpoints()
-        .into_iter()
-        .find_map(|d| d["paths"].get(path).map(|p| p[method].clone()))
-        .unwrap_or_else(|| panic!("{method} {path} is in the document"))
-}
-
-/// The document's request schema for `method path`; for create, `env` as an object.
-fn request_schema(path: &str, method: &str) -> Value {
-    let mut s =
-        operation(path, method)["requestBody"]["content"]["application/json"]["schema"].clone();
-    if let Some(env) = s["properties"].get_mut("env") {
-        // The one deviation, on purpose: see the module's header.
-        *env = json!({"type": "object", "additionalProperties": {"type": "string"}});
-    }
-    s
-}
-
-/// The document's example offer, the template of the fake's offers.
-fn example_offer() -> Value {
-    operation("/api/v0/bundles/", "post")["responses"]["200"]["content"]["application/json"]
-        ["example"]["offers"]
-        .clone()
-}
-
-#[derive(Clone)]
-struct OfferSpec {
-    id: u64,
-    gpu: &'static str,
-    dph: f64,
-    country: &'static str,
-}
-
-/// How the fake behaves.
-#[derive(Default, Clone)]
-struct Script {
-    offers: Vec<OfferSpec>,
-    /// Offers someone else rents between our search and our create (410 `no_such_ask`).
-    taken: Vec<u64>,
-    /// Offers whose instance exits while loading.
-    exits: Vec<u64>,
-    /// The first search answers 429 in plain text.
-    rate_limit_first_search: bool,
-    /// Instances never leave `loading`.
-    never_running: bool,
-    /// Answers drift from the document where the tool reads tolerantly.
-    drift: bool,
-    /// Every call answers 503.
-    down: bool,
-}
-
-struct Inst {
-    v: Value,
-    shows: u32,
-    offer: u64,
-    port: u16,
-    key: Option<String>,
-    _server: Option<sim::SimHandle>,
-}
-
-#[derive(Default)]
-struct Fake {
-    script: Script,
-    instances: BTreeMap<u64, Inst>,
-    searches: Vec<Value>,
-    /// Offer ids created from, in order.
-    creates: Vec<u64>,
-    create_bodies: Vec<Value>,
-    destroyed: Vec<u64>,
-    violations: Vec<String>,
-    next: u64,
-    search_calls: u32,
-}
-
-type Shared = Arc<Mutex<Fake>>;
-
-fn refuse(status: StatusCode, error: &str, msg: &str) -> Response {
-    (
-        status,
-        Json(json!({"success": false, "error": error, "msg": msg})),
-    )
-        .into_response()
-}
-
-/// The key check and an outage, before anything else.
-fn gate(f: &Shared, h: &HeaderMap) -> Option<Response> {
-    if f.lock().unwrap().script.down {
-        return Some((StatusCode::SERVICE_UNAVAILABLE, "upstream unavailable").into_response());
-    }
-    let ok = h.get("authorization").and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {KEY}"));
-    (!ok).then(|| refuse(StatusCode::UNAUTHORIZED, "auth_error", "Invalid user key"))
-}
-
-fn check(f: &mut Fake, schema: &Value, body: &Value, what: &str) {
-    let v = jsonschema::validator_for(schema).unwrap();
-    for e in v.iter_errors(body) {
-        f.violations
-            .push(format!("{what}: {}: {e}", e.instance_path()));
-    }
-}
-
-async fn search(State(f): State<Shared>, h: HeaderMap, Json(body): Json<Value>) -> Response {
-    if let Some(r) = gate(&f, &h) {
-        return r;
-    }
-    let mut f = f.lock().unwrap();
-    check(
-        &mut f,
-        &request_schema("/api/v0/bundles/", "post"),
-        &body,
-        "search",
-    );
-    f.search_calls += 1;
-    f.searches.push(body.clone());
-    if f.script.rate_limit_first_search && f.search_calls == 1 {
-        return (StatusCode::TOO_MANY_REQUESTS, "API requests too frequent").into_response();
-    }
-    let gpu = body["gpu_name"]["eq"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let n = body["num_gpus"]["eq"].as_u64().unwrap_or(1);
-    let max = body["dph_total"]["lte"].as_f64().unwrap_or(f64::MAX);
-    let mut offers: Vec<Value> = f
-        .script
-        .offers
-        .iter()
-        .filter(|o| o.gpu == gpu && o.dph <= max)
-        .map(|o| {
-            let mut v = example_offer();
-            v["id"] = o.id.into();
-            v["ask_contract_id"] = o.id.into();
-            v["gpu_name"] = o.gpu.into();
-            v["num_gpus"] = n.into();
-            v["gpu_ram"] = 81_559.into();
-            v["dph_total"] = o.dph.into();
-            v["reliability"] = 0.995.into();
-            v["reliability2"] = 0.995.into();
-            v["direct_port_count"] = 20.into();
-            v["cuda_max_good"] = 12.8.into();
-            v["geolocation"] = format!("Somewhere, {}", o.country).into();
-            if f.script.drift {
-                v["dph_total"] = json!(o.dph);
-                v["reliability"] = "high".into();
-                v["new_field"] = json!({"x": [1]});
-                v.as_object_mut().unwrap().remove("geolocation");
-            }
-            v
-        })
-        .collect();
-    offers.sort_by(|a, b| {
-        a["dph_total"]
-            .as_f64()
-            .partial_cmp(&b["dph_total"].as_f64())
-            .unwrap()
-    });
-    Json(json!({ "offers": offers })).into_response()
-}
-
-async fn create(
-    State(f): State<Shared>,
-    h: HeaderMap,
-    UrlPath(offer): UrlPath<u64>,
-    Json(body): Json<Value>,
-) -> Response {
-    if let Some(r) = gate(&f, &h) {
-        return r;
-    }
-    // The instance's server, as vLLM's image would start it: the key from its environment.
-    let key = body["env"]["VLLM_API_KEY"].as_str().map(String::from);
-    let mut cfg = SimConfig::new(SimProfile::Instant, Personality::Vllm, "m");
-    cfg.startup_delay = Some(Duration::ZERO);
-    cfg.api_key = key.clone().map(llm_inf_bench::config::Secret::new);
-    let server = sim::start(cfg, "127.0.0.1:0").await.unwrap();
-    let mut f = f.lock().unwrap();
-    check(
-        &mut f,
-        &request_schema("/api/v0/asks/{id}/", "put"),
-        &body,
-        "create",
-    );
-    f.creates.push(offer);
-    f.create_bodies.push(body.clone());
-    if key.is_none() {
-        f.violations
-            .push("an instance's server had no API key".into());
-    }
-    if f.script.taken.contains(&offer) {
-        return refuse(
-            StatusCode::GONE,
-            "no_such_ask",
-            &format!("error 410/3907: no_such_ask Instance type {offer} is no longer available."),
-        );
-    }
-    if !f.script.offers.iter().any(|o| o.id == offer) {
-        return refuse(
-            StatusCode::NOT_FOUND,
-            "invalid_args",
-            &format!("error 404/3603: no_such_ask Instance type by id {offer} is not available."),
-        );
-    }
-    f.next += 1;
-    let id = 30_000_000 + f.next;
-    let dph = f
-        .script
-        .offers
-        .iter()
-        .find(|o| o.id == offer)
-        .map_or(0.0, |o| o.dph);
-    let v = json!({
-        "id": id, "label": body["label"], "machine_id": 4242, "actual_status": null,
-        "intended_status": "running", "cur_state": "running", "status_msg": null,
-        "image_uuid": body["image"], "image_args": body["args"], "public_ipaddr": null,
-        "ports": null, "dph_total": dph, "gpu_name": "H100 SXM", "num_gpus": 1,
-        "gpu_util": null, "start_date": 1_765_000_000.0, "extra_env": []
-    });
-    f.instances.insert(
-        id,
-        Inst {
-            v,
-            shows: 0,
-            offer,
-            port: server.addr.port(),
-            key,
-            _server: Some(server),
-        },
-    );
-    Json(json!({"success": true, "new_contract": id, "instance_api_key": "d15a0000"}))
-        .into_response()
-}
-
-/// An instance as Vast shows it after `shows` looks: `null`, `loading`, then `running` with
-/// the port mapped (or `exited`, for an offer scripted to fail).
-fn advance(inst: &mut Inst, script: &Script) -> Value {
-    inst.shows += 1;
-    let v = &mut inst.v;
-    match inst.shows {
-        1 => {}
-        2 => {
-            v["actual_status"] = "loading".into();
-            v["status_msg"] = "Pulling image vllm/vllm-openai".into();
-        }
-        _ if script.exits.contains(&inst.offer) => {
-            v["actual_status"] = "exited".into();
-            v["status_msg"] = "Error: container exited with code 1".into();
-        }
-        _ if script.never_running => {}
-        _ => {
-            v["actual_status"] = "running".into();
-            v["status_msg"] = "success, running vllm/vllm-openai".into();
-            v["public_ipaddr"] = "127.0.0.1\n".into();
-            v["gpu_util"] = 87.5.into();
-            v["ports"] = json!({
-                "8000/tcp": [{"HostIp": "0.0.0.0", "HostPort": inst.port.to_string()}],
-                "22/tcp": [{"HostIp": "0.0.0.0", "HostPort": "1"}]
-            });
-        }
-    }
-    let mut out = v.clone();
-    if script.drift {
-        // Where the tool reads tolerantly: a status in capitals, a port as a number, a price
-        // as text, fields gone and new.
-        let o = out.as_object_mut().unwrap();
-        if let Some(s) = o["actual_status"].as_str().map(str::to_uppercase) {
-            o.insert("actual_status".into(), s.into());
-        }
-        o.insert("dph_total".into(), "about 1.5".into());
-        o.remove("status_msg");
-        o.insert("gpu_util".into(), json!([1, 2]));
-        o.insert("brand_new".into(), json!({"nested": true}));
-        if let Some(p) = o.get_mut("ports").and_then(|p| p.get_mut("8000/tcp")) {
-            p[0]["HostPort"] = json!(inst.port);
-        }
-    }
-    out
-}
-
-async fn show(State(f): State<Shared>, h: HeaderMap, UrlPath(id): UrlPath<u64>) -> Response {
-    if let Some(r) = gate(&f, &h) {
-        return r;
-    }
-    let mut f = f.lock().unwrap();
-    let script = f.script.clone();
-    match f.instances.get_mut(&id) {
-        Some(i) => Json(json!({ "instances": advance(i, &script) })).into_response(),
-        None => Json(json!({ "instances": null })).into_response(),
-    }
-}
-
-async fn list(
-    State(f): State<Shared>,
-    h: HeaderMap,
-    Query(q): Query<BTreeMap<String, String>>,
-) -> Response {
-    if let Some(r) = gate(&f, &h) {
-        return r;
-    }
-    let f = f.lock().unwrap();
-    let limit: usize = q
-        .get("limit")
-        .and_then(|l| l.parse().ok())
-        .unwrap_or(25)
-        .min(25);
-    let after: u64 = q
-        .get("after_token")
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(0);
-    let page: Vec<Value> = f
-        .instances
-        .range(after + 1..)
-        .take(limit)
-        .map(|(_, i)| i.v.clone())
-        .collect();
-    let next = (f.instances.range(after + 1..).count() > limit)
-        .then(|| page.last().map(|v| v["id"].to_string()))
-        .flatten();
-    Json(json!({"success": true, "instances_found": page.len(),
-        "total_instances": f.instances.len(), "next_token": next, "instances": page}))
-    .into_response()
-}
-
-async fn destroy(State(f): State<Shared>, h: HeaderMap, UrlPath(id): UrlPath<u64>) -> Response {
-    if let Some(r) = gate(&f, &h) {
-        return r;
-    }
-    let mut f = f.lock().unwrap();
-    if f.instances.remove(&id).is_none() {
-        return refuse(StatusCode::NOT_FOUND, "not_found", "Instance not found");
-    }
-    f.destroyed.push(id);
-    Json(json!({"success": true})).into_response()
-}
-
-/// The fake API, alive for the test.
-struct World {
-    api: String,
-    state: Shared,
-    _rt: tokio::runtime::Runtime,
-}
-
-fn world(script: Script) -> World {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let state: Shared = Arc::new(Mutex::new(Fake {
-        script,
-        ..Fake::default()
-    }));
-    // Someone's own instance on the same account: never ours to touch.
-    state.lock().unwrap().instances.insert(
-        1,
-        Inst {
-            v: json!({"id": 1, "label": "my-notebook", "actual_status": "running", "dph_total": 0.3}),
-            shows: 9,
-            offer: 0,
-            port: 1,
-            key: None,
-            _server: None,
-        },
-    );
-    let app = Router::new()
-        .route("/api/v0/bundles/", post(search))
-        .route("/api/v0/asks/{id}/", put(create))
-        .route("/api/v0/instances/{id}/", get(show).delete(destroy))
-        .route("/api/v1/instances/", get(list))
-        .with_state(state.clone());
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let api = format!("http://{}", listener.local_addr().unwrap());
-    rt.spawn(async move { axum::serve(listener, app).await });
-    World {
-        api,
-        state,
-        _rt: rt,
-    }
-}
-
-fn offers() -> Vec<OfferSpec> {
-    vec![
-        OfferSpec {
-            id: 501,
-            gpu: "H100 SXM",
-            dph: 2.40,
-            country: "US",
-        },
-        OfferSpec {
-            id: 502,
-            gpu: "H100 SXM",
-            dph: 1.50,
-            country: "US",
-        },
-        OfferSpec {
-            id: 503,
-            gpu: "H100 SXM",
-            dph: 1.90,
-            country: "US",
-        },
-        OfferSpec {
-            id: 504,
-            gpu: "H100 SXM",
-            dph: 0.90,
-            country: "DE",
-        },
-    ]
-}
 
 fn experiment(dir: &Path, extra: &str) -> PathBuf {
     let p = dir.join("exp.yaml");
@@ -470,13 +33,23 @@ fn rig(script: Script, extra: &str) -> (World, tempfile::TempDir, PathBuf) {
 }
 
 fn env(c: &mut std::process::Command, w: &World) {
+    c.envs(vast_vars(w));
     c.env("LLM_INF_BENCH_CONFIG", "/nonexistent")
         .env("LLM_INF_BENCH_STATE_DIR", common::test_state_dir())
-        .env("VAST_URL", &w.api)
-        .env("VAST_API_KEY", KEY)
-        .env("LLM_INF_BENCH_VAST_PACE", "0.01")
         .env_remove("RUNPOD_API_KEY")
         .env_remove("HF_TOKEN");
+}
+
+/// `run --yes` on `exp` (plus `args`) exits with `code` and says `says`.
+fn run_fails(w: &World, exp: &Path, args: &[&str], code: i32, says: &str) {
+    bin(w)
+        .arg("run")
+        .arg(exp)
+        .arg("--yes")
+        .args(args)
+        .assert()
+        .code(code)
+        .stderr(predicate::str::contains(says));
 }
 
 fn bin(w: &World) -> Command {
@@ -516,11 +89,6 @@ fn wait_until(w: &World, secs: u64, what: &str, cond: impl Fn(&Fake) -> bool) {
     }
 }
 
-/// Only someone else's instance is left.
-fn none_of_ours_left(f: &Fake) -> bool {
-    f.instances.keys().all(|id| *id == 1)
-}
-
 fn result(dir: &Path) -> (Value, String) {
     let f = common::result_path(dir);
     let text = std::fs::read_to_string(&f).unwrap();
@@ -529,13 +97,7 @@ fn result(dir: &Path) -> (Value, String) {
 
 #[test]
 fn a_full_run_rents_the_cheapest_fitting_offer_and_destroys_it_without_leaking_a_key() {
-    let (w, d, exp) = rig(
-        Script {
-            offers: offers(),
-            ..Script::default()
-        },
-        "",
-    );
+    let (w, d, exp) = rig(Script::default(), "");
     let out = bin(&w).arg("run").arg(&exp).arg("--yes").output().unwrap();
     let (stdout, stderr) = (
         String::from_utf8_lossy(&out.stdout),
@@ -613,7 +175,6 @@ fn a_full_run_rents_the_cheapest_fitting_offer_and_destroys_it_without_leaking_a
 fn a_taken_offer_and_an_instance_that_exits_move_on_to_the_next_and_429_is_retried() {
     let (w, _d, exp) = rig(
         Script {
-            offers: offers(),
             taken: vec![502],
             exits: vec![503],
             rate_limit_first_search: true,
@@ -643,13 +204,7 @@ fn a_taken_offer_and_an_instance_that_exits_move_on_to_the_next_and_429_is_retri
 
 #[test]
 fn no_offer_within_the_filters_rents_nothing_and_says_what_to_widen() {
-    let (w, _d, exp) = rig(
-        Script {
-            offers: offers(),
-            ..Script::default()
-        },
-        "    max_price_per_hour_usd: 0.5\n",
-    );
+    let (w, _d, exp) = rig(Script::default(), "    max_price_per_hour_usd: 0.5\n");
     bin(&w)
         .arg("run")
         .arg(&exp)
@@ -664,30 +219,35 @@ fn no_offer_within_the_filters_rents_nothing_and_says_what_to_widen() {
 }
 
 #[test]
-fn without_a_key_nothing_is_asked_and_the_error_says_where_a_key_goes() {
-    let (w, _d, exp) = rig(
-        Script {
-            offers: offers(),
-            ..Script::default()
-        },
-        "",
-    );
-    bin(&w)
-        .env_remove("VAST_API_KEY")
-        .arg("run")
-        .arg(&exp)
-        .arg("--yes")
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("VAST_API_KEY"));
-    assert!(w.state.lock().unwrap().searches.is_empty());
+fn without_a_key_or_with_a_bad_one_nothing_is_rented_and_the_error_says_why() {
+    let (w, _d, exp) = rig(Script::default(), "");
+    // No key: exit 2 naming where a key goes, and Vast is not even asked.
+    // A bad key: exit 1 with Vast's own words.
+    for (key, code, says) in [
+        (None, 2, "VAST_API_KEY"),
+        (Some("not-the-key"), 1, "HTTP 401: Invalid user key"),
+    ] {
+        let mut c = bin(&w);
+        match key {
+            Some(k) => c.env("VAST_API_KEY", k),
+            None => c.env_remove("VAST_API_KEY"),
+        };
+        c.arg("run")
+            .arg(&exp)
+            .arg("--yes")
+            .assert()
+            .code(code)
+            .stderr(predicate::str::contains(says));
+        let f = w.state.lock().unwrap();
+        // (The fake records only what a good key asked.)
+        assert!(f.searches.is_empty() && f.creates.is_empty());
+    }
 }
 
 #[test]
 fn sigint_while_the_instance_loads_destroys_it() {
     let (w, _d, exp) = rig(
         Script {
-            offers: offers(),
             never_running: true,
             ..Script::default()
         },
@@ -704,13 +264,7 @@ fn sigint_while_the_instance_loads_destroys_it() {
 
 #[test]
 fn sigterm_during_the_workload_saves_and_destroys_the_instance() {
-    let (w, d, exp) = rig(
-        Script {
-            offers: offers(),
-            ..Script::default()
-        },
-        "",
-    );
+    let (w, d, exp) = rig(Script::default(), "");
     let mut child = spawn_run(&w, &exp, &LONG);
     wait_for_the_workload(&w);
     assert!(common::signal_and_wait(&mut child, "TERM", 30).is_some());
@@ -754,7 +308,6 @@ fn kill_9_while_loading_or_measuring_is_cleaned_up_by_the_watchdog() {
     for during_workload in [false, true] {
         let (w, d, exp) = rig(
             Script {
-                offers: offers(),
                 never_running: !during_workload,
                 ..Script::default()
             },
@@ -783,13 +336,7 @@ fn kill_9_while_loading_or_measuring_is_cleaned_up_by_the_watchdog() {
 
 #[test]
 fn max_lifetime_stops_the_run_and_destroys_the_instance() {
-    let (w, d, exp) = rig(
-        Script {
-            offers: offers(),
-            ..Script::default()
-        },
-        "  max_lifetime: 3s\n",
-    );
+    let (w, d, exp) = rig(Script::default(), "  max_lifetime: 3s\n");
     bin(&w)
         .arg("run")
         .arg(&exp)
@@ -811,7 +358,6 @@ fn max_lifetime_stops_the_run_and_destroys_the_instance() {
 fn a_drifted_api_costs_no_run_and_is_named_once() {
     let (w, d, exp) = rig(
         Script {
-            offers: offers(),
             drift: true,
             ..Script::default()
         },
@@ -842,10 +388,7 @@ fn a_drifted_api_costs_no_run_and_is_named_once() {
 
 #[test]
 fn leftovers_are_warned_about_listed_and_destroyed_but_never_anyone_elses() {
-    let w = world(Script {
-        offers: offers(),
-        ..Script::default()
-    });
+    let w = world(Script::default());
     {
         // What a kill -9 with a dead watchdog would leave.
         let mut f = w.state.lock().unwrap();
@@ -893,4 +436,145 @@ fn leftovers_are_warned_about_listed_and_destroyed_but_never_anyone_elses() {
         f.instances.contains_key(&1),
         "never touch an instance that is not ours"
     );
+}
+
+#[test]
+fn a_create_answer_without_the_instance_id_still_ends_in_a_destroyed_instance() {
+    let (w, _d, exp) = rig(
+        Script {
+            garbled_create: true,
+            ..Script::default()
+        },
+        "",
+    );
+    run_fails(&w, &exp, &[], 1, "no `new_contract`");
+    // The tool cannot know the instance; the watchdog finds it by its label.
+    wait_until(&w, 60, "the watchdog destroys the instance", |f| {
+        f.destroyed.len() == 1 && none_of_ours_left(f)
+    });
+}
+
+#[test]
+fn the_budget_stops_the_run_and_destroys_the_instance() {
+    // $36 000/hour: a cent every millisecond.
+    let (w, d, exp) = rig(
+        Script {
+            offers: vec![OfferSpec {
+                id: 900,
+                gpu: "H100 SXM",
+                dph: 36_000.0,
+                country: "US",
+            }],
+            ..Script::default()
+        },
+        "  max_cost_usd: 30\n",
+    );
+    bin(&w)
+        .arg("run")
+        .arg(&exp)
+        .arg("--yes")
+        .args(LONG)
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains(
+            "the budget (infrastructure.max_cost_usd) is spent",
+        ));
+    let (r, _) = result(d.path());
+    assert!(r["termination_reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("max_cost_usd"));
+    assert!(r["cost"]["actual_usd"].as_f64().unwrap() >= 30.0);
+    let f = w.state.lock().unwrap();
+    assert_eq!(f.destroyed.len(), 1);
+    assert!(none_of_ours_left(&f));
+}
+
+#[test]
+fn a_failure_after_the_instance_runs_still_destroys_it_and_replicas_each_rent_one() {
+    // One instance, then two replicas (two offers: one offer is one instance): every
+    // instance rented is destroyed when pre-flight fails.
+    for (extra, n) in [("", 1), ("  replicas: 2\n", 2)] {
+        let (w, _d, exp) = rig(Script::default(), extra);
+        run_fails(
+            &w,
+            &exp,
+            &["--set", "model.id=other"],
+            1,
+            "does not serve `other`",
+        );
+        let f = w.state.lock().unwrap();
+        assert_eq!(
+            f.instances.len() + f.destroyed.len(),
+            n + 1,
+            "{:?}",
+            f.creates
+        );
+        assert_eq!(f.destroyed.len(), n);
+        assert!(none_of_ours_left(&f));
+    }
+    // Two replicas measure: each its own instance, both destroyed.
+    let (w, d, exp) = rig(Script::default(), "  replicas: 2\n");
+    bin(&w).arg("run").arg(&exp).arg("--yes").assert().success();
+    let (r, _) = result(d.path());
+    assert_eq!(r["environment"]["replicas"], 2);
+    // The run's price is both instances': the two cheapest US offers.
+    assert_eq!(r["environment"]["price_per_hour_usd"], 1.5 + 1.9);
+    let f = w.state.lock().unwrap();
+    assert_eq!(f.destroyed.len(), 2);
+    assert!(none_of_ours_left(&f));
+}
+
+#[test]
+fn an_api_that_is_down_keeps_the_watchdog_trying_and_pods_list_warns_until_the_instance_is_gone() {
+    let (w, _d, exp) = rig(Script::default(), "");
+    let state = tempfile::tempdir().unwrap();
+    let mut c = common::background();
+    env(&mut c, &w);
+    let mut child = c
+        .env("LLM_INF_BENCH_STATE_DIR", state.path())
+        .args(["run", "--yes"])
+        .arg(&exp)
+        .args(LONG)
+        .spawn()
+        .unwrap();
+    wait_for_the_workload(&w);
+    // Vast goes down, then the tool dies: only the watchdog is left, and it cannot reach Vast.
+    w.state.lock().unwrap().script.down = true;
+    child.kill().unwrap();
+    let _ = child.wait();
+    let markers = state.path().join("unconfirmed-pods");
+    let start = std::time::Instant::now();
+    while std::fs::read_dir(&markers).map_or(true, |mut d| d.next().is_none()) {
+        assert!(start.elapsed() < Duration::from_secs(20), "no marker");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let list = |w: &World| {
+        let out = bin(w)
+            .env("LLM_INF_BENCH_STATE_DIR", state.path())
+            .args(["pods", "list", "--provider", "vast"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let warned = list(&w);
+    assert!(
+        warned.contains("Vast.ai rental(s)") && warned.contains("may still be billing"),
+        "{warned}"
+    );
+    assert!(w.state.lock().unwrap().destroyed.is_empty());
+    // Vast is back: the watchdog, still trying, destroys the instance and clears the marker.
+    w.state.lock().unwrap().script.down = false;
+    wait_until(&w, 60, "the watchdog destroys the instance", |f| {
+        f.destroyed.len() == 1 && none_of_ours_left(f)
+    });
+    let start = std::time::Instant::now();
+    while std::fs::read_dir(&markers).is_ok_and(|mut d| d.next().is_some()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the marker stays"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!list(&w).contains("may still be billing"));
 }
