@@ -967,10 +967,6 @@ fn a_server_that_never_comes_up_is_reported_with_the_pods_own_log() {
 #[test]
 #[ignore = "needs Prism (scripts/test.sh installs it)"]
 fn the_fake_behind_prism_proxy_keeps_to_runpods_document() {
-    let prism = std::env::var("LLMIB_PRISM_BIN")
-        .ok()
-        .filter(|p| !p.is_empty())
-        .expect("LLMIB_PRISM_BIN is not set: `eval $(scripts/prism.sh env)` first (scripts/test.sh does this)");
     let (w, d, exp) = rig(
         Script {
             cost: 1.0,
@@ -979,57 +975,28 @@ fn the_fake_behind_prism_proxy_keeps_to_runpods_document() {
         "",
     );
     let origin = w.api.trim_end_matches("/v2").to_string();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let spec = format!(
+    let spec = PathBuf::from(format!(
         "{}/../shared/reference/runpod-v2-openapi.json",
         env!("CARGO_MANIFEST_DIR")
-    );
+    ));
     let log = d.path().join("prism.log");
-    let mut proxy = std::process::Command::new(&prism)
-        .args([
-            "proxy",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "--errors",
-            &spec,
-            &origin,
-        ])
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(std::process::Stdio::null())
-        .spawn()
+    let (mut proxy, port) = common::prism_proxy(&spec, &origin, &log);
+    let out = bin(&w)
+        .env("RUNPOD_API_BASE", format!("http://127.0.0.1:{port}/v2"))
+        .arg("run")
+        .arg(&exp)
+        .arg("--yes")
+        .output()
         .unwrap();
-    let up = (0..150).any(|_| {
-        std::thread::sleep(Duration::from_millis(200));
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
-    let out = up.then(|| {
-        bin(&w)
-            .env("RUNPOD_API_BASE", format!("http://127.0.0.1:{port}/v2"))
-            .arg("run")
-            .arg(&exp)
-            .arg("--yes")
-            .output()
-            .unwrap()
-    });
     let _ = proxy.kill();
     let _ = proxy.wait();
     let prism_log = std::fs::read_to_string(&log).unwrap_or_default();
-    let out = out.expect("prism proxy came up");
     assert!(
         out.status.success(),
         "{}\nprism:\n{prism_log}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let errors: Vec<&str> = prism_log
-        .lines()
-        .filter(|l| l.contains("✖") || l.contains("Violation"))
-        .collect();
+    let errors = common::prism_violations(&log);
     assert!(
         errors.is_empty(),
         "prism found the fake or the client off the document:\n{}",

@@ -244,41 +244,6 @@ fn without_a_key_or_with_a_bad_one_nothing_is_rented_and_the_error_says_why() {
     }
 }
 
-#[test]
-fn sigint_while_the_instance_loads_destroys_it() {
-    let (w, _d, exp) = rig(
-        Script {
-            never_running: true,
-            ..Script::default()
-        },
-        "  health_timeout: 60s\n",
-    );
-    let mut child = spawn_run(&w, &exp, &[]);
-    wait_until(&w, 30, "an instance is rented", |f| !f.creates.is_empty());
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(common::signal_and_wait(&mut child, "INT", 30), Some(130));
-    let f = w.state.lock().unwrap();
-    assert_eq!(f.destroyed.len(), 1);
-    assert!(none_of_ours_left(&f));
-}
-
-#[test]
-fn sigterm_during_the_workload_saves_and_destroys_the_instance() {
-    let (w, d, exp) = rig(Script::default(), "");
-    let mut child = spawn_run(&w, &exp, &LONG);
-    wait_for_the_workload(&w);
-    assert!(common::signal_and_wait(&mut child, "TERM", 30).is_some());
-    let f = w.state.lock().unwrap();
-    assert_eq!(f.destroyed.len(), 1);
-    assert!(none_of_ours_left(&f));
-    drop(f);
-    let (r, _) = result(d.path());
-    assert!(
-        r["summary"]["completed"].as_u64().unwrap() > 0,
-        "what was measured is saved"
-    );
-}
-
 /// Waits (at most 60 s) until an instance's server has answered a few requests.
 fn wait_for_the_workload(w: &World) {
     let start = std::time::Instant::now();
@@ -303,34 +268,54 @@ fn wait_for_the_workload(w: &World) {
     }
 }
 
+/// Ctrl-C, SIGTERM and kill -9, each while the instance loads and while the workload runs:
+/// no instance of ours is left — destroyed by the tool (what was measured saved), or after
+/// kill -9 by the watchdog.
 #[test]
-fn kill_9_while_loading_or_measuring_is_cleaned_up_by_the_watchdog() {
-    for during_workload in [false, true] {
-        let (w, d, exp) = rig(
-            Script {
-                never_running: !during_workload,
-                ..Script::default()
-            },
-            "  health_timeout: 60s\n",
-        );
-        let mut child = spawn_run(&w, &exp, &LONG);
-        match during_workload {
-            true => wait_for_the_workload(&w),
-            false => {
-                wait_until(&w, 30, "an instance is rented", |f| !f.creates.is_empty());
-                std::thread::sleep(Duration::from_millis(300));
+fn every_stop_in_every_phase_leaves_no_instance() {
+    for signal in ["INT", "TERM", "KILL"] {
+        for during_workload in [false, true] {
+            let (w, d, exp) = rig(
+                Script {
+                    never_running: !during_workload,
+                    ..Script::default()
+                },
+                "  health_timeout: 60s\n",
+            );
+            let mut child = spawn_run(&w, &exp, &LONG);
+            match during_workload {
+                true => wait_for_the_workload(&w),
+                false => {
+                    wait_until(&w, 30, "an instance is rented", |f| !f.creates.is_empty());
+                    std::thread::sleep(Duration::from_millis(300));
+                }
+            }
+            let case = format!("SIG{signal} during the workload: {during_workload}");
+            if signal == "KILL" {
+                child.kill().unwrap(); // no cleanup of the tool's own can run
+                let _ = child.wait();
+                wait_until(&w, 60, "the watchdog destroys the instance", |f| {
+                    f.destroyed.len() == 1 && none_of_ours_left(f)
+                });
+                let log = common::files(d.path(), ".watchdog.log");
+                let log = std::fs::read_to_string(&log[0]).unwrap();
+                assert!(log.contains("exited without releasing"), "{case}: {log}");
+                assert!(log.contains("ended instance"), "{case}: {log}");
+                assert!(!log.contains(KEY));
+                continue;
+            }
+            let code = common::signal_and_wait(&mut child, signal, 30);
+            assert_eq!(code, Some(130), "{case}");
+            let f = w.state.lock().unwrap();
+            assert_eq!(f.destroyed.len(), 1, "{case}");
+            assert!(none_of_ours_left(&f), "{case}");
+            drop(f);
+            if during_workload {
+                let (r, _) = result(d.path());
+                assert_eq!(r["status"], "interrupted", "{case}");
+                assert!(r["summary"]["completed"].as_u64().unwrap() > 0, "{case}");
             }
         }
-        child.kill().unwrap(); // SIGKILL: no cleanup of the tool's own can run
-        let _ = child.wait();
-        wait_until(&w, 60, "the watchdog destroys the instance", |f| {
-            f.destroyed.len() == 1 && none_of_ours_left(f)
-        });
-        let log = common::files(d.path(), ".watchdog.log");
-        let log = std::fs::read_to_string(&log[0]).unwrap();
-        assert!(log.contains("exited without releasing"), "{log}");
-        assert!(log.contains("ended instance"), "{log}");
-        assert!(!log.contains(KEY));
     }
 }
 
@@ -577,4 +562,53 @@ fn an_api_that_is_down_keeps_the_watchdog_trying_and_pods_list_warns_until_the_i
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(!list(&w).contains("may still be billing"));
+}
+
+/// The same lifecycle through Stoplight Prism in proxy mode (`--errors`) in front of the fake:
+/// every request the tool sends and every answer the fake gives is checked against Vast's
+/// per-endpoint documents (`fakes/vast.rs::merged_document`), with none of our code in the
+/// checking path.
+#[test]
+#[ignore = "needs Prism (scripts/test.sh installs it)"]
+fn the_fake_behind_prism_proxy_keeps_to_vasts_document() {
+    let (w, d, exp) = rig(Script::default(), "");
+    let spec = d.path().join("vast-openapi.json");
+    std::fs::write(
+        &spec,
+        serde_json::to_vec_pretty(&merged_document()).unwrap(),
+    )
+    .unwrap();
+    let log = d.path().join("prism.log");
+    let (mut proxy, port) = common::prism_proxy(&spec, &w.api, &log);
+    let out = bin(&w)
+        .env("VAST_URL", format!("http://127.0.0.1:{port}"))
+        .arg("run")
+        .arg(&exp)
+        .arg("--yes")
+        .output()
+        .unwrap();
+    // `pods list` pages through the list endpoint too.
+    let list = bin(&w)
+        .env("VAST_URL", format!("http://127.0.0.1:{port}"))
+        .args(["pods", "list", "--provider", "vast"])
+        .output()
+        .unwrap();
+    let _ = proxy.kill();
+    let _ = proxy.wait();
+    let prism_log = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        out.status.success() && list.status.success(),
+        "{}{}\nprism:\n{prism_log}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&list.stderr)
+    );
+    let errors = common::prism_violations(&log);
+    assert!(
+        errors.is_empty(),
+        "prism found the fake or the client off the document:\n{}",
+        errors.join("\n")
+    );
+    let f = w.state.lock().unwrap();
+    assert_eq!(f.creates.len(), 1);
+    assert_eq!(f.destroyed.len(), 1);
 }

@@ -305,3 +305,62 @@ pub fn hit_rates(r: &serde_json::Value) -> (f64, f64) {
         _ => panic!("no ideal or measured hit rate in {}", r["summary"]),
     }
 }
+
+/// Stoplight Prism (`LLMIB_PRISM_BIN`, from `scripts/prism.sh env`) in proxy mode with
+/// `--errors` in front of `origin`, checking every request and answer against the document
+/// `spec`; its output goes to `log`. The process and its port, once it accepts connections.
+#[allow(dead_code)]
+pub fn prism_proxy(
+    spec: &std::path::Path,
+    origin: &str,
+    log: &std::path::Path,
+) -> (std::process::Child, u16) {
+    let prism = std::env::var("LLMIB_PRISM_BIN")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .expect("LLMIB_PRISM_BIN is not set: `eval $(scripts/prism.sh env)` first (scripts/test.sh does this)");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut proxy = Command::new(&prism)
+        .args([
+            "proxy",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "--errors",
+        ])
+        .arg(spec)
+        .arg(origin)
+        .stdout(std::fs::File::create(log).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let up = (0..150).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    if !up {
+        let _ = proxy.kill();
+        let _ = proxy.wait();
+        panic!(
+            "prism proxy did not come up:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+    }
+    (proxy, port)
+}
+
+/// The lines of a Prism log that report a request or an answer off the document.
+#[allow(dead_code)]
+pub fn prism_violations(log: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("✖") || l.contains("Violation"))
+        .map(String::from)
+        .collect()
+}

@@ -45,6 +45,54 @@ pub fn operation(path: &str, method: &str) -> Value {
         .unwrap_or_else(|| panic!("{method} {path} is in the document"))
 }
 
+/// One OpenAPI document of the per-endpoint documents the tool calls (their paths keep the
+/// trailing slash the API wants; the combined document strips it), for Prism. Three changes,
+/// each named: create's `env` is an object (see the module's header); an instance's `ports`
+/// is the map of the v1 list document (`{"8000/tcp": [{"HostIp", "HostPort"}]}`, what every
+/// client reads) — the v0 single-instance document still types it as a list of integers,
+/// which the reference calls stale; and the security schemes are those the operations name —
+/// `BearerAuth` (create names it without defining it in its own file) and destroy's
+/// `ApiKeyAuth` (its `Authorization` header); create's file also defines an unused
+/// `ApiKeyAuth` in the query, which would clash by name.
+pub fn merged_document() -> Value {
+    let mut paths = serde_json::Map::new();
+    let mut schemas = serde_json::Map::new();
+    for d in endpoints() {
+        for (path, ops) in d["paths"].as_object().unwrap() {
+            let at = paths.entry(path.clone()).or_insert_with(|| json!({}));
+            for (method, op) in ops.as_object().unwrap() {
+                at[method] = op.clone();
+            }
+        }
+        if let Some(s) = d["components"]["schemas"].as_object() {
+            for (k, v) in s {
+                schemas.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+    }
+    let mut doc = json!({
+        "openapi": "3.0.0",
+        "info": {"title": "Vast.ai (the per-endpoint documents the tool calls)", "version": "1"},
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "BearerAuth": {"type": "http", "scheme": "bearer"},
+                "ApiKeyAuth": {"type": "apiKey", "in": "header", "name": "Authorization"}
+            }
+        }
+    });
+    let env = &mut doc["paths"]["/api/v0/asks/{id}/"]["put"]["requestBody"]["content"]
+        ["application/json"]["schema"]["properties"]["env"];
+    *env = json!({"type": "object", "additionalProperties": {"type": "string"}});
+    let v1_ports = doc["paths"]["/api/v1/instances/"]["get"]["responses"]["200"]["content"]
+        ["application/json"]["schema"]["properties"]["instances"]["items"]["properties"]["ports"]
+        .clone();
+    assert!(v1_ports.is_object(), "the v1 document describes `ports`");
+    doc["components"]["schemas"]["Instance"]["properties"]["ports"] = v1_ports;
+    doc
+}
+
 /// The document's request schema for `method path`; for create, `env` as an object.
 pub fn request_schema(path: &str, method: &str) -> Value {
     let mut s =
@@ -271,8 +319,8 @@ pub async fn create(
     let v = json!({
         "id": id, "label": body["label"], "machine_id": 4242, "actual_status": null,
         "intended_status": "running", "cur_state": "running", "status_msg": null,
-        "image_uuid": body["image"], "image_args": body["args"], "public_ipaddr": null,
-        "ports": null, "dph_total": dph, "gpu_name": "H100 SXM", "num_gpus": 1,
+        "image_uuid": body["image"], "image_args": body["args"],
+        "public_ipaddr": "127.0.0.1\n", "dph_total": dph, "gpu_name": "H100 SXM", "num_gpus": 1,
         "gpu_util": null, "start_date": 1_765_000_000.0, "extra_env": []
     });
     f.instances.insert(
@@ -312,7 +360,6 @@ pub fn advance(inst: &mut Inst, script: &Script) -> Value {
         _ => {
             v["actual_status"] = "running".into();
             v["status_msg"] = "success, running vllm/vllm-openai".into();
-            v["public_ipaddr"] = "127.0.0.1\n".into();
             v["gpu_util"] = 87.5.into();
             v["ports"] = json!({
                 "8000/tcp": [{"HostIp": "0.0.0.0", "HostPort": inst.port.to_string()}],

@@ -162,7 +162,8 @@ pub struct Instance {
     pub gpu_name: Option<String>,
     #[serde(default, deserialize_with = "lenient")]
     pub num_gpus: Option<u32>,
-    /// GPU utilisation, percent, where the host reports it.
+    /// GPU utilisation, percent, where the host reports it (Vast's own CLI shows it as
+    /// `Util. %` unscaled; the document calls it "a fraction" — the CLI is believed).
     #[serde(default, deserialize_with = "lenient")]
     pub gpu_util: Option<f64>,
     /// Epoch seconds.
