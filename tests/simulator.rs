@@ -1,6 +1,8 @@
 //! The simulator over real HTTP, spoken to with a plain client (reqwest), never the project's
 //! benchmark client, so a wire-format bug cannot hide in both.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use llm_inf_bench::config::Personality;
@@ -861,4 +863,46 @@ async fn embeddings_and_rerank_answer_as_the_real_vllm() {
         value("vllm:prompt_tokens_total", ""),
         6.0 + 9.0 + 2.0 + 4.0 + 3.0 + 1.0
     );
+}
+
+/// The simulated engine's speculative decoding, read back the way a real server's is: from
+/// vLLM's counters (the window's acceptance rate and length), from SGLang's gauges, and absent
+/// when the engine does not speculate. K = 3 with each draft token accepted at 0.7: an
+/// acceptance rate of (0.7 + 0.49 + 0.343) / 3 = 0.511 and 1 + 1.533 = 2.533 tokens a step
+/// (a little less: a step never runs past an answer's end).
+#[test]
+fn speculative_decoding_is_read_back_from_the_servers_own_figures() {
+    let d = tempfile::tempdir().unwrap();
+    for (personality, spec) in [("vllm", true), ("sglang", true), ("vllm", false)] {
+        let spec_line = match spec {
+            true => "    spec_decode: { num_speculative_tokens: 3, token_acceptance: 0.7 }\n",
+            false => "",
+        };
+        let exp = common::write(
+            d.path(),
+            "exp.yaml",
+            &format!(
+                "name: spec\nmodel: {{ id: m }}\ninfrastructure:\n  provider: simulator\n  simulator:\n    profile: h100-llama8b\n    personality: {personality}\n    speed: 5\n{spec_line}output: {{ dir: {} }}\nworkload:\n  concurrency: 8\n  requests: 64\n  ignore_eos: true\n  dataset: {{ kind: random, input_len: 64, output_len: 128 }}\nmetrics: {{ scrape_interval: 200ms }}\n",
+                d.path().join("out").display()
+            ),
+        );
+        let (path, r) = common::run_ok(&exp, 120);
+        std::fs::remove_file(&path).unwrap();
+        let s = &r["summary"];
+        let case = format!("{personality}, speculating: {spec}");
+        // Speculation changes how fast tokens come, never how many.
+        assert_eq!(s["total_output_tokens"], 64 * 128, "{case}");
+        if !spec {
+            assert!(s.get("spec_acceptance_rate").is_none(), "{case}: {s}");
+            continue;
+        }
+        let rate = s["spec_acceptance_rate"].as_f64().expect(&case);
+        let length = s["spec_acceptance_length"].as_f64().expect(&case);
+        assert!((0.47..=0.53).contains(&rate), "{case}: rate {rate}");
+        assert!((2.40..=2.58).contains(&length), "{case}: length {length}");
+        assert_eq!(
+            r["server_metrics"]["summary"]["spec_acceptance_rate"], s["spec_acceptance_rate"],
+            "{case}"
+        );
+    }
 }

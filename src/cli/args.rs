@@ -323,6 +323,14 @@ pub struct ServeSimArgs {
     /// Override the profile's KV-cache budget in tokens.
     #[arg(long)]
     pub kv_tokens: Option<u64>,
+    /// Speculative decoding: K draft tokens per engine step (1–16), verified at the cost of K
+    /// more sequences in the batch; `/metrics` carries vLLM's spec-decode counters.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub spec_tokens: Option<u32>,
+    /// With --spec-tokens: the chance each draft token is accepted, given the ones before it
+    /// were (0–1).
+    #[arg(long, default_value_t = 0.7, requires = "spec_tokens")]
+    pub spec_acceptance: f64,
     /// Answer /health with 503 for this long after start (default: the profile's load time).
     #[arg(long, value_parser = parse_dur)]
     pub startup_delay: Option<std::time::Duration>,

@@ -335,6 +335,9 @@ fn serve_sim(a: ServeSimArgs) -> Result<i32, CliError> {
     cfg.max_num_seqs = a.max_num_seqs;
     cfg.max_model_len = a.max_model_len;
     cfg.kv_tokens = a.kv_tokens;
+    cfg.spec_decode = a
+        .spec_tokens
+        .map(|k| (k, a.spec_acceptance.clamp(0.0, 1.0)));
     cfg.startup_delay = a.startup_delay;
     cfg.reasoning_tokens = a.reasoning_tokens;
     cfg.reasoning_share = a.reasoning_share.clamp(0.0, 1.0);

@@ -569,6 +569,23 @@ pub struct SimulatorOptions {
     /// any (0.2: 20 % slower steps), as the extra adapter kernels of a real engine do.
     #[serde(skip_serializing_if = "is_zero")]
     pub lora_slowdown: f64,
+    /// Speculative decoding in the simulated engine (not the `instant` or `fixed-…` profiles):
+    /// K draft tokens a step, verified at the cost of K more sequences in the batch, each
+    /// accepted with a chance; `/metrics` carries vLLM's spec-decode counters (SGLang's gauges).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec_decode: Option<SimSpecDecode>,
+}
+
+/// The simulated engine's speculative decoding.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SimSpecDecode {
+    /// Draft tokens proposed per step (vLLM's `num_speculative_tokens`), 1–16.
+    pub num_speculative_tokens: u32,
+    /// The chance each draft token is accepted, given the ones before it were (0–1). The
+    /// acceptance rate the server reports is lower: a draft token after a rejected one is
+    /// never accepted.
+    pub token_acceptance: f64,
 }
 
 fn is_zero(x: &f64) -> bool {
@@ -585,6 +602,7 @@ impl Default for SimulatorOptions {
             never_eos: false,
             kv_tokens: None,
             lora_slowdown: 0.0,
+            spec_decode: None,
         }
     }
 }

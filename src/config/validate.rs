@@ -747,6 +747,29 @@ fn infrastructure_rules(r: &Resolved, bad: &mut impl FnMut(&str, String)) {
                     format!("must be a positive number, found {}", s.speed),
                 );
             }
+            if let Some(d) = s.spec_decode {
+                if !(1..=16).contains(&d.num_speculative_tokens) {
+                    bad(
+                        "infrastructure.simulator.spec_decode.num_speculative_tokens",
+                        format!("must be 1 to 16, found {}", d.num_speculative_tokens),
+                    );
+                }
+                if !(0.0..=1.0).contains(&d.token_acceptance) {
+                    bad(
+                        "infrastructure.simulator.spec_decode.token_acceptance",
+                        format!("is a chance from 0 to 1, found {}", d.token_acceptance),
+                    );
+                }
+                if matches!(
+                    s.profile,
+                    super::SimProfile::Instant | super::SimProfile::Fixed50ms10ms
+                ) {
+                    bad(
+                        "infrastructure.simulator.spec_decode",
+                        format!("the `{}` profile has no engine steps to speculate in: use `h100-llama8b` or `a100-llama70b`", s.profile),
+                    );
+                }
+            }
             if s.kv_tokens.is_some_and(|n| n < 16) {
                 bad(
                     "infrastructure.simulator.kv_tokens",

@@ -679,6 +679,10 @@ impl Collector {
         );
         summary.sessions = summary::sessions(self.sessions.values().copied());
         let server_metrics = self.server_metrics(duration_s);
+        if let Some(m) = &server_metrics {
+            summary.spec_acceptance_rate = m.summary.spec_acceptance_rate;
+            summary.spec_acceptance_length = m.summary.spec_acceptance_length;
+        }
         let client = self.client_health();
         let gpu = self.gpu_telemetry();
         if let Some(g) = &gpu {

@@ -354,6 +354,22 @@ pub struct ServerSample {
     /// Achieved TB/s of memory traffic per GPU over the interval.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tb_per_s_per_gpu: Option<f64>,
+    /// Speculative decoding, vLLM's counters as read: draft steps, draft tokens proposed,
+    /// draft tokens accepted (`vllm:spec_decode_num_{drafts,draft_tokens,accepted_tokens}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec_drafts_total: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec_draft_tokens_total: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec_accepted_tokens_total: Option<f64>,
+    /// Over the interval, 0–1: accepted / proposed draft tokens (vLLM's counters), the
+    /// server's gauge (SGLang's `spec_accept_rate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec_acceptance_rate: Option<f64>,
+    /// Over the interval: tokens a draft step yields, 1 + accepted / drafts (vLLM's counters,
+    /// its own "mean acceptance length"), the server's gauge (SGLang's `spec_accept_length`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec_acceptance_length: Option<f64>,
 }
 
 /// `at − t0` in ms, negative when `at` is earlier.

@@ -67,6 +67,13 @@ mod names {
         "llamacpp:tokens_predicted_total",
     ];
     pub const PREEMPTIONS: &[&str] = &["vllm:num_preemptions_total"];
+    /// Speculative decoding: vLLM's counters (draft steps, draft tokens, accepted tokens),
+    /// SGLang's gauges (acceptance rate, acceptance length).
+    pub const SPEC_DRAFTS: &[&str] = &["vllm:spec_decode_num_drafts_total"];
+    pub const SPEC_DRAFT_TOKENS: &[&str] = &["vllm:spec_decode_num_draft_tokens_total"];
+    pub const SPEC_ACCEPTED: &[&str] = &["vllm:spec_decode_num_accepted_tokens_total"];
+    pub const SPEC_RATE: &[&str] = &["sglang:spec_accept_rate"];
+    pub const SPEC_LENGTH: &[&str] = &["sglang:spec_accept_length"];
     /// The engine's own estimate of the work done, per GPU (vLLM ≥ 0.2x with
     /// `--enable-mfu-metrics`): with the GPU's peak, MFU and memory-bandwidth utilisation.
     pub const FLOPS: &[&str] = &["vllm:estimated_flops_per_gpu_total"];
@@ -180,6 +187,9 @@ struct Raw {
     queries: Option<f64>,
     flops: Option<f64>,
     bytes: Option<f64>,
+    drafts: Option<f64>,
+    draft_tokens: Option<f64>,
+    accepted: Option<f64>,
     ttft: Option<(f64, f64)>,
     itl: Option<(f64, f64)>,
 }
@@ -228,6 +238,9 @@ impl Mapper {
             queries: first(&s, names::PREFIX_QUERIES, prom::sum),
             flops: first(&s, names::FLOPS, prom::mean),
             bytes,
+            drafts: first(&s, names::SPEC_DRAFTS, prom::sum),
+            draft_tokens: first(&s, names::SPEC_DRAFT_TOKENS, prom::sum),
+            accepted: first(&s, names::SPEC_ACCEPTED, prom::sum),
             ttft: histogram(&s, names::TTFT),
             itl: histogram(&s, names::ITL),
         };
@@ -243,6 +256,11 @@ impl Mapper {
             prefix_cache_queries_total: raw.queries,
             flops_per_gpu_total: raw.flops,
             bytes_per_gpu_total: raw.bytes,
+            spec_drafts_total: raw.drafts,
+            spec_draft_tokens_total: raw.draft_tokens,
+            spec_accepted_tokens_total: raw.accepted,
+            spec_acceptance_rate: first(&s, names::SPEC_RATE, prom::mean),
+            spec_acceptance_length: first(&s, names::SPEC_LENGTH, prom::mean),
             ..ServerSample::default()
         };
         if let Some((t, p)) = self.prev {
@@ -261,6 +279,14 @@ impl Mapper {
                         _ => None,
                     };
             }
+            if let Some((rate, length)) = spec_figures(
+                delta(raw.drafts, p.drafts),
+                delta(raw.draft_tokens, p.draft_tokens),
+                delta(raw.accepted, p.accepted),
+            ) {
+                out.spec_acceptance_rate = Some(rate);
+                out.spec_acceptance_length = length;
+            }
             let mean_ms = |a: Option<(f64, f64)>, b: Option<(f64, f64)>| {
                 let (sa, ca) = a?;
                 let (sb, cb) = b?;
@@ -272,6 +298,21 @@ impl Mapper {
         self.prev = Some((at, raw));
         Ok(out)
     }
+}
+
+/// Speculative decoding's figures from counter deltas: the acceptance rate (accepted / draft
+/// tokens) and, where draft steps are counted, the acceptance length (1 + accepted / drafts:
+/// the tokens one target step yields). `None` when no draft token was proposed.
+fn spec_figures(
+    drafts: Option<f64>,
+    draft_tokens: Option<f64>,
+    accepted: Option<f64>,
+) -> Option<(f64, Option<f64>)> {
+    let (t, a) = (draft_tokens?, accepted?);
+    (t > 0.0 && a >= 0.0 && a <= t).then(|| {
+        let length = drafts.filter(|d| *d > 0.0).map(|d| 1.0 + a / d);
+        (a / t, length)
+    })
 }
 
 /// What the run keeps of the server's view: the samples and their summary.
@@ -338,6 +379,17 @@ pub struct ServerSummary {
     /// Memory-bandwidth utilisation: `tb_per_s_per_gpu` over the GPU's peak bandwidth.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mbu: Option<f64>,
+    /// Speculative decoding over the window, 0–1: accepted / proposed draft tokens (vLLM's
+    /// counters), else the mean of SGLang's gauge over the scrapes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec_acceptance_rate: Option<f64>,
+    /// Speculative decoding over the window: tokens one target step yields, 1 + accepted /
+    /// draft steps (vLLM's "mean acceptance length"), else the mean of SGLang's gauge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec_acceptance_length: Option<f64>,
+    /// Draft tokens proposed over the window (vLLM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec_draft_tokens: Option<f64>,
 }
 
 impl ServerSummary {
@@ -394,6 +446,11 @@ impl ServerMetrics {
             (Some(h), Some(q)) if q > 0.0 && h >= 0.0 => Some(h / q),
             _ => None,
         };
+        let spec = spec_figures(
+            delta(|s| s.spec_drafts_total),
+            delta(|s| s.spec_draft_tokens_total),
+            delta(|s| s.spec_accepted_tokens_total),
+        );
         self.summary = ServerSummary {
             scrapes: window.len(),
             gaps: window.len() - good.len(),
@@ -412,6 +469,14 @@ impl ServerMetrics {
             tb_per_s_per_gpu: rate(|s| s.bytes_per_gpu_total).map(|b| b / 1e12),
             mfu: None,
             mbu: None,
+            spec_acceptance_rate: spec
+                .map(|(r, _)| r)
+                .or_else(|| mean(&vals(|s| s.spec_acceptance_rate))),
+            spec_acceptance_length: match spec {
+                Some((_, length)) => length,
+                None => mean(&vals(|s| s.spec_acceptance_length)),
+            },
+            spec_draft_tokens: delta(|s| s.spec_draft_tokens_total).filter(|d| *d >= 0.0),
         };
     }
 
@@ -461,6 +526,10 @@ impl ServerMetrics {
             tb_per_s_per_gpu: mean(|s| s.tb_per_s_per_gpu),
             mfu: None,
             mbu: None,
+            // Each replica's rate weighs the same (their draft tokens are summed).
+            spec_acceptance_rate: mean(|s| s.spec_acceptance_rate),
+            spec_acceptance_length: mean(|s| s.spec_acceptance_length),
+            spec_draft_tokens: sum(|s| s.spec_draft_tokens),
         };
         ServerMetrics {
             framework: parts.iter().find_map(|m| m.framework),
@@ -687,6 +756,51 @@ mod tests {
             .sample(&old(5.0, 0.0, 0.0, 0.0, 0.0), t0 + Duration::from_secs(1))
             .unwrap();
         assert_eq!(c.generation_tokens_per_s, None);
+    }
+
+    #[test]
+    fn speculative_decoding_counters_become_acceptance_rate_and_length() {
+        let page = |drafts: f64, tokens: f64, accepted: f64| {
+            format!(
+                "# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running 1\n\
+                 # TYPE vllm:spec_decode_num_drafts_total counter\nvllm:spec_decode_num_drafts_total{{engine=\"0\",model_name=\"m\"}} {drafts}\n\
+                 # TYPE vllm:spec_decode_num_draft_tokens_total counter\nvllm:spec_decode_num_draft_tokens_total{{engine=\"0\",model_name=\"m\"}} {tokens}\n\
+                 # TYPE vllm:spec_decode_num_accepted_tokens_total counter\nvllm:spec_decode_num_accepted_tokens_total{{engine=\"0\",model_name=\"m\"}} {accepted}\n"
+            )
+        };
+        let t = Instant::now();
+        let mut m = Mapper::default();
+        let a = m.sample(&page(10.0, 30.0, 12.0), t).unwrap();
+        assert_eq!(a.spec_acceptance_rate, None, "a rate needs two scrapes");
+        let b = m
+            .sample(&page(110.0, 330.0, 162.0), t + Duration::from_secs(1))
+            .unwrap();
+        // 150 of 300 draft tokens accepted over 100 draft steps: 50 %, 2.5 tokens a step.
+        assert_eq!(b.spec_acceptance_rate, Some(0.5));
+        assert_eq!(b.spec_acceptance_length, Some(2.5));
+        // The window: from the last sample before it to the last in it.
+        let mut w = ServerMetrics {
+            interval_ms: 1000.0,
+            samples: vec![
+                ServerSample { t_ms: -10.0, ..a },
+                ServerSample { t_ms: 990.0, ..b },
+            ],
+            ..ServerMetrics::default()
+        };
+        w.summarize(1000.0);
+        assert_eq!(w.summary.spec_acceptance_rate, Some(0.5));
+        assert_eq!(w.summary.spec_acceptance_length, Some(2.5));
+        assert_eq!(w.summary.spec_draft_tokens, Some(300.0));
+        // SGLang's gauges are read as they are, their mean over the window.
+        let sgl = "# TYPE sglang:spec_accept_rate gauge\nsglang:spec_accept_rate{model_name=\"m\"} 0.6\n\
+                   # TYPE sglang:spec_accept_length gauge\nsglang:spec_accept_length{model_name=\"m\"} 2.8\n";
+        let g = Mapper::default().sample(sgl, t).unwrap();
+        assert_eq!(
+            (g.spec_acceptance_rate, g.spec_acceptance_length),
+            (Some(0.6), Some(2.8))
+        );
+        // No draft proposed: no figure (not 0 %).
+        assert_eq!(spec_figures(Some(0.0), Some(0.0), Some(0.0)), None);
     }
 
     #[test]

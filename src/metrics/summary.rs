@@ -95,6 +95,14 @@ pub struct Summary {
     /// Peak GPU memory use, percent (`gpu_telemetry`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peak_gpu_memory_pct: Option<f64>,
+    /// Speculative decoding over the window, 0–1: the share of proposed draft tokens the
+    /// target model accepted (`server_metrics.summary.spec_acceptance_rate`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spec_acceptance_rate: Option<f64>,
+    /// Speculative decoding: tokens one target step yields on average, 1 + accepted / draft
+    /// steps (`server_metrics.summary.spec_acceptance_length`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spec_acceptance_length: Option<f64>,
     /// The configured percentiles of every latency: `p99_ttft_ms`, `p50_itl_ms`, …
     #[serde(flatten)]
     pub percentiles_ms: BTreeMap<String, Option<f64>>,
@@ -389,7 +397,7 @@ pub struct SessionSummary {
 pub const LATENCIES: [&str; 4] = ["ttft", "tpot", "itl", "e2el"];
 
 /// The summary's figures other than latencies and counts, by name, in table order.
-const RATES: [&str; 13] = [
+const RATES: [&str; 15] = [
     "request_throughput",
     "request_goodput",
     "input_throughput",
@@ -403,6 +411,8 @@ const RATES: [&str; 13] = [
     "usd_per_million_total_tokens",
     "mean_gpu_util_pct",
     "peak_gpu_memory_pct",
+    "spec_acceptance_rate",
+    "spec_acceptance_length",
 ];
 
 impl Summary {
@@ -554,6 +564,8 @@ impl Summary {
         usd_per_million_total_tokens,
         mean_gpu_util_pct,
         peak_gpu_memory_pct,
+        spec_acceptance_rate,
+        spec_acceptance_length,
         ideal_prefix_cache_hit_rate,
         input_item_throughput,
     );

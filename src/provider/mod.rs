@@ -359,6 +359,9 @@ async fn provision_one(
             cfg.seed = e.seed;
             cfg.max_model_len = e.model.max_model_len;
             cfg.kv_tokens = s.kv_tokens;
+            cfg.spec_decode = s
+                .spec_decode
+                .map(|d| (d.num_speculative_tokens, d.token_acceptance));
             let h = sim::start(cfg, "127.0.0.1:0").await?;
             Ok((served(h.base_url(), None), Handle::Simulator(h)))
         }

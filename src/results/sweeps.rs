@@ -63,6 +63,9 @@ pub struct PointData {
     /// The workload's ideal prefix-cache hit rate and the server's measured one, when the
     /// point has them (a workload built from blocks).
     pub prefix_cache: Option<(f64, Option<f64>)>,
+    /// Speculative decoding: the acceptance rate and length the server reported, when it
+    /// speculated.
+    pub spec_decode: Option<(f64, Option<f64>)>,
 }
 
 impl PointData {
@@ -155,6 +158,9 @@ fn point(file: &Path, r: &super::ResultHead) -> PointData {
         usd_per_mtok_output: m.usd_per_million_output_tokens.or_else(|| {
             crate::metrics::summary::usd_per_million(r.environment.price_per_hour_usd, Some(out))
         }),
+        spec_decode: m
+            .spec_acceptance_rate
+            .map(|r| (r, m.spec_acceptance_length)),
         prefix_cache: m.ideal_prefix_cache_hit_rate.map(|ideal| {
             let s = r.server_metrics.as_ref().map(|sm| &sm.summary);
             (ideal, s.and_then(|s| s.hit_rate()))
@@ -401,6 +407,7 @@ mod tests {
             usd_per_mtok_output: None,
             hardware: None,
             prefix_cache: None,
+            spec_decode: None,
         }
     }
 

@@ -14,6 +14,12 @@
 //! Admission (FCFS) needs `running < max_num_seqs` and KV room for the whole prompt; when decode
 //! growth would overflow the KV budget, the most recently admitted sequence is preempted (its KV
 //! freed, requeued at the front, recomputed later). Wall time = simulated time / `speed`.
+//!
+//! Speculative decoding (`Profile::spec`): each decode step a sequence proposes K draft tokens
+//! (free to make, as n-gram drafting is), the target verifies them at the cost of K more
+//! sequences in the batch (`decode_per_seq` each), and accepts each in turn with probability
+//! α until the first rejection; the sequence emits the accepted ones and one token of its own.
+//! The counters of drafts, draft tokens and accepted tokens go to `/metrics` as vLLM's do.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -49,6 +55,19 @@ pub struct Profile {
     /// Every request on its own clock, whatever the load: first token after `.0`, then one
     /// token every `.1` (for measuring a client's timing error; no batching model).
     pub fixed: Option<(Duration, Duration)>,
+    /// Speculative decoding, when on.
+    pub spec: Option<SpecDecode>,
+}
+
+/// Speculative decoding in the simulated engine (see the module's header).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SpecDecode {
+    /// Draft tokens proposed per step (vLLM's `num_speculative_tokens`).
+    pub k: u32,
+    /// The chance each draft token is accepted, given the ones before it were.
+    pub token_acceptance: f64,
+    /// Seeds the draws of acceptance.
+    pub seed: u64,
 }
 
 impl Profile {
@@ -84,6 +103,7 @@ pub fn profile(which: SimProfile) -> Profile {
             load_time: Duration::from_secs(2),
             mean_output_tokens: 200,
             fixed: None,
+            spec: None,
         },
         // Llama-3.1-70B fp8 on A100s (TP): slower steps, smaller KV budget.
         SimProfile::A100Llama70b => Profile {
@@ -100,6 +120,7 @@ pub fn profile(which: SimProfile) -> Profile {
             load_time: Duration::from_secs(3),
             mean_output_tokens: 200,
             fixed: None,
+            spec: None,
         },
         // No delays: answers are written as fast as the server can format them.
         SimProfile::Instant => Profile {
@@ -116,6 +137,7 @@ pub fn profile(which: SimProfile) -> Profile {
             load_time: Duration::ZERO,
             mean_output_tokens: 128,
             fixed: None,
+            spec: None,
         },
         // TTFT 50 ms and ITL 10 ms for every request (divided by `--speed`), on per-request
         // timers: the ground truth for a client's timing error.
@@ -263,6 +285,10 @@ struct Step {
     preempted: u64,
     prompt_done: u64,
     generated: u64,
+    /// Speculative decoding this step: draft steps, draft tokens, accepted tokens.
+    drafts: u64,
+    draft_tokens: u64,
+    accepted: u64,
     ttft: Vec<f64>,
     itl: Vec<f64>,
     /// (end-to-end s, queue s, ended on EOS) of each sequence that finished.
@@ -275,6 +301,8 @@ struct Engine {
     waiting: VecDeque<Seq>,
     running: Vec<Seq>,
     cache: PrefixCache,
+    /// Draws whether draft tokens are accepted (speculative decoding).
+    rng: rand_chacha::ChaCha8Rng,
 }
 
 /// Runs the step loop until every sender of `rx` is gone.
@@ -294,6 +322,7 @@ pub async fn run(
         cache: PrefixCache::new(
             (profile.kv_tokens / profile.block_size as u64).min(1 << 22) as usize
         ),
+        rng: rand::SeedableRng::seed_from_u64(profile.spec.map_or(0, |s| s.seed)),
         profile,
     };
     loop {
@@ -414,8 +443,10 @@ impl Engine {
             }
         }
         let ctx: u64 = decoding.iter().map(|i| self.running[*i].kv()).sum();
+        // Verifying K drafts costs as much as K more sequences in the batch.
+        let verified = 1 + p.spec.map_or(0, |s| s.k);
         let step = p.decode_base
-            + p.decode_per_seq * decoding.len() as u32
+            + p.decode_per_seq * (decoding.len() as u32 * verified)
             + p.decode_per_kctx.mul_f64(ctx as f64 / 1000.0)
             + p.prefill_per_token.mul_f64(prefilled as f64);
         (decoding, finishing_prefill, step.div_f64(speed))
@@ -437,18 +468,32 @@ impl Engine {
             if s.generated >= s.output_tokens {
                 continue;
             }
+            // A decoding sequence's step yields its accepted drafts and one token of its own.
+            let mut tokens = 1;
             if s.first_token.is_none() {
                 step.ttft.push((t - s.arrived).as_secs_f64());
                 s.first_token = Some(t);
                 step.prompt_done += s.prompt as u64;
                 self.cache.insert(&s.block_hashes);
-            } else if let Some(last) = s.last_token {
-                step.itl.push((t - last).as_secs_f64());
+            } else {
+                if let Some(last) = s.last_token {
+                    step.itl.push((t - last).as_secs_f64());
+                }
+                if let Some(spec) = self.profile.spec {
+                    let room = s.output_tokens - s.generated - 1;
+                    let accepted = draw_accepted(&mut self.rng, spec).min(room);
+                    step.drafts += 1;
+                    step.draft_tokens += u64::from(spec.k);
+                    step.accepted += u64::from(accepted);
+                    tokens += accepted;
+                }
             }
             s.last_token = Some(t);
-            let _ = s.tx.send(Emit::Token { index: s.generated });
-            s.generated += 1;
-            step.generated += 1;
+            for _ in 0..tokens {
+                let _ = s.tx.send(Emit::Token { index: s.generated });
+                s.generated += 1;
+            }
+            step.generated += u64::from(tokens);
         }
         let mut answered = Vec::new();
         self.running.retain(|s| {
@@ -487,6 +532,9 @@ impl Engine {
         m.prefix_queries += step.prefix_queries;
         m.prefix_hits += step.prefix_hits;
         m.preemptions += step.preempted;
+        m.spec_drafts += step.drafts;
+        m.spec_draft_tokens += step.draft_tokens;
+        m.spec_accepted += step.accepted;
         m.finished_abort += step.aborted;
         m.requests_total += step.finished.len() as u64;
         for v in step.ttft {
@@ -505,6 +553,14 @@ impl Engine {
             m.queue.observe(q);
         }
     }
+}
+
+/// How many of K draft tokens the target accepts: each in turn with probability α, up to the
+/// first rejection.
+fn draw_accepted(rng: &mut impl rand::Rng, spec: SpecDecode) -> u32 {
+    (0..spec.k)
+        .take_while(|_| rng.random::<f64>() < spec.token_acceptance)
+        .count() as u32
 }
 
 fn new_seq(s: Submit) -> Seq {

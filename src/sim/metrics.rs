@@ -76,6 +76,11 @@ pub struct SimMetrics {
     pub prefix_queries: u64,
     pub prefix_hits: u64,
     pub preemptions: u64,
+    /// Speculative decoding (when on): draft steps, draft tokens, accepted tokens.
+    pub spec: bool,
+    pub spec_drafts: u64,
+    pub spec_draft_tokens: u64,
+    pub spec_accepted: u64,
     pub finished_stop: u64,
     pub finished_length: u64,
     pub finished_abort: u64,
@@ -102,6 +107,10 @@ impl SimMetrics {
             prefix_queries: 0,
             prefix_hits: 0,
             preemptions: 0,
+            spec: false,
+            spec_drafts: 0,
+            spec_draft_tokens: 0,
+            spec_accepted: 0,
             finished_stop: 0,
             finished_length: 0,
             finished_abort: 0,
@@ -182,6 +191,33 @@ impl SimMetrics {
             "counter",
             self.generation_tokens as f64,
         );
+        if self.spec {
+            for (name, help, v) in [
+                (
+                    "drafts",
+                    "Number of spec decoding drafts.",
+                    self.spec_drafts,
+                ),
+                (
+                    "draft_tokens",
+                    "Number of draft tokens.",
+                    self.spec_draft_tokens,
+                ),
+                (
+                    "accepted_tokens",
+                    "Number of accepted tokens.",
+                    self.spec_accepted,
+                ),
+            ] {
+                g(
+                    &mut o,
+                    &format!("vllm:spec_decode_num_{name}_total"),
+                    help,
+                    "counter",
+                    v as f64,
+                );
+            }
+        }
         let _ = writeln!(o, "# HELP vllm:request_success_total Count of successfully processed requests.\n# TYPE vllm:request_success_total counter");
         for (reason, v) in [
             ("stop", self.finished_stop),
@@ -329,6 +365,27 @@ impl SimMetrics {
         ];
         for (name, help, v) in gauges {
             single(o, &format!("sglang:{name}"), help, "gauge", labels, v);
+        }
+        // SGLang reports speculative decoding as gauges (here: since the start).
+        if self.spec && self.spec_draft_tokens > 0 {
+            let rate = self.spec_accepted as f64 / self.spec_draft_tokens as f64;
+            let length = 1.0 + self.spec_accepted as f64 / self.spec_drafts.max(1) as f64;
+            single(
+                o,
+                "sglang:spec_accept_rate",
+                "The average acceptance rate of speculative decoding.",
+                "gauge",
+                labels,
+                rate,
+            );
+            single(
+                o,
+                "sglang:spec_accept_length",
+                "The average acceptance length of speculative decoding.",
+                "gauge",
+                labels,
+                length,
+            );
         }
     }
 }

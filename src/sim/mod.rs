@@ -57,6 +57,9 @@ pub struct SimConfig {
     pub faults: Faults,
     /// When set, `/v1/*` answers 401 without `Authorization: Bearer <key>` (vLLM's `--api-key`).
     pub api_key: Option<crate::config::Secret>,
+    /// Speculative decoding: K draft tokens a step, each accepted with this chance (the
+    /// engine profiles only; `engine::SpecDecode`, seeded from `seed`).
+    pub spec_decode: Option<(u32, f64)>,
 }
 
 impl SimConfig {
@@ -80,6 +83,7 @@ impl SimConfig {
             record_requests: 0,
             faults: Faults::default(),
             api_key: None,
+            spec_decode: None,
         }
     }
 
@@ -94,6 +98,13 @@ impl SimConfig {
         if let Some(n) = self.kv_tokens {
             p.kv_tokens = n.max(1);
         }
+        p.spec = self
+            .spec_decode
+            .map(|(k, token_acceptance)| engine::SpecDecode {
+                k,
+                token_acceptance: token_acceptance.clamp(0.0, 1.0),
+                seed: self.seed,
+            });
         p
     }
 }

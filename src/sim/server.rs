@@ -76,7 +76,10 @@ pub(super) async fn serve(
     mut shutdown: tokio::sync::oneshot::Receiver<()>,
 ) {
     let profile = cfg.effective_profile();
-    let metrics = Arc::new(Mutex::new(SimMetrics::new(cfg.personality)));
+    let mut m = SimMetrics::new(cfg.personality);
+    // vLLM exports its speculative-decoding counters only when it speculates.
+    m.spec = profile.spec.is_some() && !profile.bypasses_engine();
+    let metrics = Arc::new(Mutex::new(m));
     let flushes = Arc::new(AtomicU64::new(0));
     let engine = if profile.bypasses_engine() {
         None

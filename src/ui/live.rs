@@ -653,8 +653,16 @@ impl ServerPanel {
         let ideal = self.ideal_hit_rate.map_or(String::new(), |x| {
             format!(" (ideal so far {})", pct(Some(x)))
         });
+        let spec = match (l.spec_acceptance_rate, l.spec_acceptance_length) {
+            (None, None) => String::new(),
+            (r, len) => format!(
+                "   spec accepted {} (length {})",
+                pct(r),
+                len.map_or("-".into(), |x| format!("{x:.2}"))
+            ),
+        };
         Paragraph::new(format!(
-            "running {}   waiting {}   prefix-cache hits {}{ideal}   preemptions {}",
+            "running {}   waiting {}   prefix-cache hits {}{ideal}   preemptions {}{spec}",
             whole(l.running),
             whole(l.waiting),
             pct(l.prefix_cache_hit_rate),

@@ -354,6 +354,17 @@ fn summary_server(o: &mut String, r: &RunResult) {
         if let Some(p) = s.preemptions {
             row(o, "Preemptions:", format!("{p:.0}"));
         }
+        if s.spec_acceptance_rate.is_some() || s.spec_acceptance_length.is_some() {
+            row(
+                o,
+                "Spec decode accepted (length):",
+                format!(
+                    "{} ({})",
+                    pc(s.spec_acceptance_rate),
+                    f(s.spec_acceptance_length)
+                ),
+            );
+        }
         if s.tflops_per_gpu.is_some() || s.tb_per_s_per_gpu.is_some() {
             let f3 = |v: Option<f64>| v.map_or("n/a".into(), |x| format!("{x:.3}"));
             row(

@@ -51,6 +51,34 @@ fn hardware_table(o: &mut String, pts: &[(&str, &PointData)]) {
     }
 }
 
+/// Speculative decoding as the server reported it: how many draft tokens it accepted, and how
+/// many tokens one target step yielded.
+fn spec_decode_table(o: &mut String, pts: &[(&str, &PointData)]) {
+    let rows: Vec<_> = pts
+        .iter()
+        .filter_map(|(s, p)| Some((s, p, p.spec_decode?)))
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(o, "\n### Speculative decoding (the server's counters)\n");
+    let _ = writeln!(
+        o,
+        "| series | point | draft tokens accepted | tokens per step | output tok/s |"
+    );
+    let _ = writeln!(o, "|---|---|---:|---:|---:|");
+    for (s, p, (rate, length)) in rows {
+        let _ = writeln!(
+            o,
+            "| {s} | {} | {:.1} % | {} | {:.0} |",
+            p.label,
+            rate * 100.0,
+            length.map_or("-".into(), |l| format!("{l:.2}")),
+            p.output_throughput
+        );
+    }
+}
+
 /// The server's prefix-cache hit rate beside the ideal one the workload allows.
 fn prefix_cache_table(o: &mut String, pts: &[(&str, &PointData)]) {
     let rows: Vec<_> = pts
@@ -469,6 +497,7 @@ pub fn markdown(series: &[Series], slo_ttft_ms: Option<f64>, slo_tpot_ms: Option
         adapters_table(&mut o, &pts);
         hardware_table(&mut o, &pts);
         prefix_cache_table(&mut o, &pts);
+        spec_decode_table(&mut o, &pts);
         deployments_table(&mut o, &pts, slo_ttft_ms, slo_tpot_ms);
         best_and_cheapest(&mut o, &shape, &pts, slo_ttft_ms, slo_tpot_ms);
     }
