@@ -1240,3 +1240,38 @@ fn two_real_vllm_replicas_keep_each_conversation_on_one() {
     let sm = &r["server_metrics"];
     assert_eq!(sm["replicas"].as_array().unwrap().len(), 2, "{sm}");
 }
+
+/// vLLM 0.32's CPU build speculates with n-gram drafts; the tool deploys it so, and reads the
+/// acceptance back from vLLM's own counters. A random model's drafts are rarely accepted, so
+/// the figures are checked by their arithmetic: every draft step proposes K = 3 tokens, so the
+/// window's draft tokens are a multiple of 3 and the acceptance length is 1 + 3 × the rate.
+#[test]
+#[ignore = "needs a real vLLM (scripts/test.sh starts it with scripts/real-vllm.sh)"]
+fn a_deployed_vllm_that_speculates_reports_its_acceptance_from_its_own_counters() {
+    let d = tempfile::tempdir().unwrap();
+    let mark = marker();
+    let exp = local_vllm(
+        d.path(),
+        &mark,
+        ", --speculative-config, '{\"method\": \"ngram\", \"num_speculative_tokens\": 3, \"prompt_lookup_max\": 3, \"prompt_lookup_min\": 1}'",
+        "workload:\n  concurrency: 4\n  requests: 16\n  dataset: { kind: random, input_len: 64, output_len: 48 }\n  ignore_eos: true\n",
+    );
+    let r = deployed_ok(&exp, &mark);
+    let s = &r["summary"];
+    assert_eq!(s["completed"], 16);
+    let rate = s["spec_acceptance_rate"]
+        .as_f64()
+        .expect("an acceptance rate");
+    let length = s["spec_acceptance_length"]
+        .as_f64()
+        .expect("an acceptance length");
+    assert!((0.0..=1.0).contains(&rate), "{s}");
+    assert!((length - (1.0 + 3.0 * rate)).abs() < 1e-9, "{s}");
+    let drafts = r["server_metrics"]["summary"]["spec_draft_tokens"]
+        .as_f64()
+        .unwrap();
+    assert!(drafts > 0.0 && drafts % 3.0 == 0.0, "{drafts}");
+    // The counters are known names: none is listed as unknown.
+    let unknown = r["server_metrics"]["unknown_names"].to_string();
+    assert!(!unknown.contains("spec_decode"), "{unknown}");
+}
