@@ -129,94 +129,91 @@ impl SimMetrics {
         }
     }
 
+    /// vLLM's single-sample gauges and counters: name, help, type, value.
+    fn vllm_plain(&self) -> Vec<(&'static str, &'static str, &'static str, f64)> {
+        let (gauge, counter) = ("gauge", "counter");
+        let mut plain = vec![
+            (
+                "vllm:num_requests_running",
+                "Number of requests in model execution batches.",
+                gauge,
+                self.running as f64,
+            ),
+            (
+                "vllm:num_requests_waiting",
+                "Number of requests waiting to be processed.",
+                gauge,
+                self.waiting as f64,
+            ),
+            (
+                "vllm:kv_cache_usage_perc",
+                "KV-cache usage. 1 means 100 percent usage.",
+                gauge,
+                self.kv_usage,
+            ),
+            (
+                "vllm:prefix_cache_queries_total",
+                "Prefix cache queries, in terms of number of queried tokens.",
+                counter,
+                self.prefix_queries as f64,
+            ),
+            (
+                "vllm:prefix_cache_hits_total",
+                "Prefix cache hits, in terms of number of cached tokens.",
+                counter,
+                self.prefix_hits as f64,
+            ),
+            (
+                "vllm:num_preemptions_total",
+                "Cumulative number of preemption from the engine.",
+                counter,
+                self.preemptions as f64,
+            ),
+            (
+                "vllm:prompt_tokens_total",
+                "Number of prefill tokens processed.",
+                counter,
+                self.prompt_tokens as f64,
+            ),
+            (
+                "vllm:generation_tokens_total",
+                "Number of generation tokens processed.",
+                counter,
+                self.generation_tokens as f64,
+            ),
+        ];
+        // vLLM exports its speculative-decoding counters only when it speculates.
+        if self.spec {
+            plain.extend([
+                (
+                    "vllm:spec_decode_num_drafts_total",
+                    "Number of spec decoding drafts.",
+                    counter,
+                    self.spec_drafts as f64,
+                ),
+                (
+                    "vllm:spec_decode_num_draft_tokens_total",
+                    "Number of draft tokens.",
+                    counter,
+                    self.spec_draft_tokens as f64,
+                ),
+                (
+                    "vllm:spec_decode_num_accepted_tokens_total",
+                    "Number of accepted tokens.",
+                    counter,
+                    self.spec_accepted as f64,
+                ),
+            ]);
+        }
+        plain
+    }
+
     fn render_vllm(&self, model: &str) -> String {
         let labels = format!("engine=\"0\",model_name=\"{}\"", escape(model));
         let mut o = String::with_capacity(16 * 1024);
-        let g = |o: &mut String, name: &str, help: &str, kind: &str, v: f64| {
-            single(o, name, help, kind, &labels, v)
-        };
-        g(
-            &mut o,
-            "vllm:num_requests_running",
-            "Number of requests in model execution batches.",
-            "gauge",
-            self.running as f64,
-        );
-        g(
-            &mut o,
-            "vllm:num_requests_waiting",
-            "Number of requests waiting to be processed.",
-            "gauge",
-            self.waiting as f64,
-        );
-        g(
-            &mut o,
-            "vllm:kv_cache_usage_perc",
-            "KV-cache usage. 1 means 100 percent usage.",
-            "gauge",
-            self.kv_usage,
-        );
-        g(
-            &mut o,
-            "vllm:prefix_cache_queries_total",
-            "Prefix cache queries, in terms of number of queried tokens.",
-            "counter",
-            self.prefix_queries as f64,
-        );
-        g(
-            &mut o,
-            "vllm:prefix_cache_hits_total",
-            "Prefix cache hits, in terms of number of cached tokens.",
-            "counter",
-            self.prefix_hits as f64,
-        );
-        g(
-            &mut o,
-            "vllm:num_preemptions_total",
-            "Cumulative number of preemption from the engine.",
-            "counter",
-            self.preemptions as f64,
-        );
-        g(
-            &mut o,
-            "vllm:prompt_tokens_total",
-            "Number of prefill tokens processed.",
-            "counter",
-            self.prompt_tokens as f64,
-        );
-        g(
-            &mut o,
-            "vllm:generation_tokens_total",
-            "Number of generation tokens processed.",
-            "counter",
-            self.generation_tokens as f64,
-        );
-        if self.spec {
-            for (name, help, v) in [
-                (
-                    "drafts",
-                    "Number of spec decoding drafts.",
-                    self.spec_drafts,
-                ),
-                (
-                    "draft_tokens",
-                    "Number of draft tokens.",
-                    self.spec_draft_tokens,
-                ),
-                (
-                    "accepted_tokens",
-                    "Number of accepted tokens.",
-                    self.spec_accepted,
-                ),
-            ] {
-                g(
-                    &mut o,
-                    &format!("vllm:spec_decode_num_{name}_total"),
-                    help,
-                    "counter",
-                    v as f64,
-                );
-            }
+        let plain = self.vllm_plain();
+        for (name, help, kind, v) in plain {
+            single(&mut o, name, help, kind, &labels, v);
         }
         let _ = writeln!(o, "# HELP vllm:request_success_total Count of successfully processed requests.\n# TYPE vllm:request_success_total counter");
         for (reason, v) in [
