@@ -30,6 +30,25 @@ pub fn lenient_list<'de, D: Deserializer<'de>, T: DeserializeOwned>(
     })
 }
 
+/// Names (RunPod) and labels (Vast) of what this process rents, registered before it is asked
+/// for: a deployment of the same matrix running beside this one is not "from an earlier run".
+static THIS_RUN: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Remembers that this process rents `name`.
+pub fn register(name: &str) {
+    if let Ok(mut v) = THIS_RUN.lock() {
+        v.push(name.to_string());
+    }
+}
+
+/// Whether this process rents `name` (else a leftover of an earlier run).
+pub fn this_run(name: &str) -> bool {
+    THIS_RUN
+        .lock()
+        .map(|v| v.iter().any(|n| n == name))
+        .unwrap_or(false)
+}
+
 /// How long something has lived, `secs` of it: `5m3s`, `3h12m`, `2d4h`.
 pub fn age_text(secs: i64) -> String {
     match secs.max(0) {

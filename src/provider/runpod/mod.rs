@@ -261,30 +261,12 @@ pub fn age(p: &Pod) -> String {
     crate::provider::shared::age_text((chrono::Utc::now() - created).num_seconds())
 }
 
-/// Names of the pods this process creates (registered before `POST /pods`): a deployment of
-/// the same matrix running beside this one is not "from an earlier run".
-static THIS_RUN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-
-fn this_run(name: &str) -> bool {
-    THIS_RUN
-        .lock()
-        .map(|v| v.iter().any(|n| n == name))
-        .unwrap_or(false)
-}
-
-/// Remembers that this process creates the pod `name`.
-fn register(name: &str) {
-    if let Ok(mut v) = THIS_RUN.lock() {
-        v.push(name.to_string());
-    }
-}
-
 /// Warns about pods of ours that are still running (left by earlier runs), with age and $/hour.
 pub async fn warn_leftovers(api: &RunPodApi) {
     if let Ok(pods) = our_pods(api).await {
         let left = pods
             .iter()
-            .filter(|p| p.status != PodStatus::Terminated && !this_run(p.name()));
+            .filter(|p| p.status != PodStatus::Terminated && !super::shared::this_run(p.name()));
         for p in left {
             crate::ui::say(format!(
                 "warning: pod {} ({}) from an earlier run is {}, {} old, ${:.2}/hour; `llm-inf-bench pods terminate {}` ends it",
@@ -423,7 +405,7 @@ pub async fn provision(
     let key = api_key(Some(r))?;
     let api = Arc::new(RunPodApi::new(key.clone(), None).map_err(ProviderError::RunPod)?);
     let name = format!("{POD_PREFIX}{run_id}");
-    register(&name);
+    super::shared::register(&name);
     warn_leftovers(&api).await;
     let hf = Secret::from_env("HF_TOKEN").or_else(|| r.user.api_keys.huggingface.clone());
     // The server is published on a public IP:port: only this run may use it.

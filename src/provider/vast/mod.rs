@@ -210,23 +210,6 @@ impl Drop for VastInstance {
     }
 }
 
-/// Labels of the instances this process rents (registered before the first create): a
-/// deployment of the same matrix running beside this one is not "from an earlier run".
-static THIS_RUN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-
-fn register(label: &str) {
-    if let Ok(mut v) = THIS_RUN.lock() {
-        v.push(label.to_string());
-    }
-}
-
-fn this_run(label: &str) -> bool {
-    THIS_RUN
-        .lock()
-        .map(|v| v.iter().any(|n| n == label))
-        .unwrap_or(false)
-}
-
 /// Our instances (label `llm-inf-bench-…`) that are not destroyed.
 pub async fn our_instances(api: &VastApi) -> Result<Vec<Instance>, ApiError> {
     Ok(api
@@ -244,7 +227,7 @@ async fn warn_leftovers(api: &VastApi) {
     };
     for i in all
         .iter()
-        .filter(|i| !i.label.as_deref().is_some_and(this_run))
+        .filter(|i| !i.label.as_deref().is_some_and(super::shared::this_run))
     {
         say(format!(
             "warning: Vast.ai instance {} ({}) from an earlier run is {}, ${:.2}/hour; `llm-inf-bench pods terminate {} --provider vast` ends it",
@@ -313,7 +296,7 @@ pub async fn provision(
     let key = api_key(Some(r))?;
     let api = Arc::new(VastApi::new(key.clone(), None).map_err(ProviderError::Vast)?);
     let label = format!("{POD_PREFIX}{run_id}");
-    register(&label);
+    super::shared::register(&label);
     warn_leftovers(&api).await;
     let (gpu, offers) = offers::find(&api, &site, e.infrastructure.gpu_count).await?;
     let hf = Secret::from_env("HF_TOKEN").or_else(|| r.user.api_keys.huggingface.clone());
