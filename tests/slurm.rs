@@ -26,9 +26,23 @@ fn cluster() -> std::sync::MutexGuard<'static, ()> {
     CLUSTER.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// A port `p` with `p` and `p + 1` both free (a deployment's second replica serves on `p + 1`),
+/// different on every call. Taken from 10000–19999: below Linux's ephemeral range (32768–60999),
+/// where any outgoing connection may hold a port between this check and the job's bind, and
+/// below the 20000–32767 the tool derives from a job's name.
 fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static CURSOR: AtomicU16 = AtomicU16::new(0);
+    let start = 10_000 + (std::process::id() % 2_000) as u16 * 4;
+    for _ in 0..2_500 {
+        let step = CURSOR.fetch_add(4, Ordering::Relaxed);
+        let p = 10_000 + (start - 10_000 + step) % 10_000;
+        let free = |q: u16| std::net::TcpListener::bind(("127.0.0.1", q)).is_ok();
+        if free(p) && free(p + 1) {
+            return p;
+        }
+    }
+    panic!("no two adjacent free ports in 10000-19999");
 }
 
 /// An experiment whose job serves the simulator on `port`; `extra` goes under `slurm:`, `tail`
