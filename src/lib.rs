@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod evals;
 pub mod files;
 pub mod framework;
 #[doc(hidden)]

@@ -1275,3 +1275,64 @@ fn a_deployed_vllm_that_speculates_reports_its_acceptance_from_its_own_counters(
     let unknown = r["server_metrics"]["unknown_names"].to_string();
     assert!(!unknown.contains("spec_decode"), "{unknown}");
 }
+
+#[test]
+#[ignore = "needs a real vLLM (scripts/test.sh starts it with scripts/real-vllm.sh) and lm-eval (scripts/lm-eval.sh)"]
+fn evals_on_the_real_vllm_complete_and_a_random_model_scores_near_zero() {
+    let _turn = shared();
+    let lm_eval = var("LLMIB_LM_EVAL");
+    let d = tempfile::tempdir().unwrap();
+    let tasks = Path::new(env!("CARGO_MANIFEST_DIR")).join("evals/lm-eval");
+    // The built-in grader and lm-eval on the key-protected server: lm-eval gets the key from
+    // its environment (OPENAI_API_KEY), never its command line.
+    let exp = existing(
+        d.path(),
+        "evals",
+        &format!(
+            "workload:\n  api: chat\n  concurrency: 2\n  requests: 8\n  dataset: {{ kind: random, input_len: 32, output_len: 8 }}\nevals:\n  concurrency: 4\n  tasks:\n    - {{ set: arithmetic, limit: 12, max_tokens: 12 }}\n    - {{ name: lm-arith, limit: 6, max_tokens: 12, lm_eval: {{ task: llmib_arithmetic, include_path: {}, command: [{lm_eval}] }} }}\n",
+            tasks.display()
+        ),
+    );
+    let (_, key) = server();
+    let out = common::bin(600)
+        .env("VLLM_KEY", &key)
+        .env("HF_DATASETS_OFFLINE", "1")
+        .env("HF_HUB_OFFLINE", "1")
+        .arg("run")
+        .arg(&exp)
+        .args(["--yes", "--no-tui"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains(&key), "the key is in the tool's output");
+    let path = common::result_path(d.path());
+    common::assert_valid_result(&path);
+    let r = json(&path);
+    let evals = r["evals"].as_array().expect("evals in the result");
+    let ours = evals.iter().find(|e| e["name"] == "arithmetic").unwrap();
+    assert_eq!(ours["count"], 12);
+    assert_eq!(ours["failed"], 0, "every graded request answered: {ours}");
+    assert!(
+        ours["score"].as_f64().unwrap() <= 0.25,
+        "a random model: {ours}"
+    );
+    let answered = ours["answers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| !a["text"].as_str().unwrap().is_empty())
+        .count();
+    assert!(answered >= 10, "the model's own text is kept: {ours}");
+    let lm = evals.iter().find(|e| e["name"] == "lm-arith").unwrap();
+    assert_eq!(lm["kind"], "lm_eval");
+    assert_eq!(lm["count"], 6, "{lm}");
+    assert!(lm["score"].as_f64().unwrap() <= 0.5, "{lm}");
+    assert_eq!(lm["answers"].as_array().unwrap().len(), 6);
+    // Neither the log nor the result holds the key.
+    let log = common::files(d.path(), ".lm-eval.log")
+        .pop()
+        .expect("lm-eval's log");
+    assert!(!std::fs::read_to_string(&log).unwrap().contains(&key));
+    assert!(!std::fs::read_to_string(&path).unwrap().contains(&key));
+}

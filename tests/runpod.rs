@@ -1670,3 +1670,46 @@ fn one_budget_covers_both_clouds_of_a_matrix() {
         assert!(reason.starts_with("max_cost_usd"), "{reason}");
     }
 }
+
+#[test]
+fn an_amd_gpu_is_rented_with_amds_rocm_image_and_the_plan_says_so() {
+    let (w, d, exp) = rig(
+        Script {
+            cost: 1.0,
+            ..Script::default()
+        },
+        "",
+    );
+    let text = std::fs::read_to_string(&exp).unwrap();
+    std::fs::write(
+        &exp,
+        text.replace("NVIDIA H100 80GB HBM3", "AMD Instinct MI300X OAM"),
+    )
+    .unwrap();
+    let rocm = "rocm/vllm:rocm7.14.0_cdna_ubuntu24.04_py3.14_pytorch_2.11.0_vllm_0.23.0";
+    let out = bin(&w)
+        .args(["run", "--dry-run"])
+        .arg(&exp)
+        .output()
+        .unwrap();
+    let plan = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{plan}");
+    assert!(plan.contains(&format!("(vllm, image {rocm})")), "{plan}");
+    assert!(plan.contains("per AMD Instinct MI300X OAM"), "{plan}");
+    let out = bin(&w).arg("run").arg(&exp).arg("--yes").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (r, _) = result(d.path());
+    assert_eq!(r["environment"]["image"], rocm);
+    let f = w.state.lock().unwrap();
+    assert!(f.violations.is_empty(), "{:?}", f.violations);
+    assert_eq!(f.creates[0]["gpu"]["id"], "AMD Instinct MI300X OAM");
+    assert_eq!(f.creates[0]["image"], rocm);
+    // AMD's image starts a shell: the pod's command names `vllm serve` itself.
+    let args = f.creates[0]["args"].as_str().unwrap();
+    assert!(args.starts_with("vllm serve m --host 0.0.0.0"), "{args}");
+    assert!(f.pods.is_empty(), "the pod is terminated");
+}

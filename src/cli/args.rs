@@ -87,7 +87,7 @@ pub enum Command {
     Results(ResultsCommand),
     /// Compare result files: what changed, and whether it is more than noise.
     #[command(
-        long_about = "Compare result files: every summary figure of each file against the first (the baseline), with the change in absolute and %, its direction (lower latency, higher throughput is better) and a verdict: better, worse, or within noise.\n\nNoise: a 95% bootstrap confidence interval of the difference of each statistic, from 1000 seeded resamples of the per-request values (TTFT, TPOT, E2EL per request; ITL per gap) or, for throughputs, of the per-second buckets. A figure is better or worse only when that interval excludes zero and the change reaches --threshold. Files without per-request data (vLLM files saved without --save-detailed) are judged on the threshold alone, and the verdict says so.\n\nReads llm-inf-bench result files and `vllm bench serve --save-result` files. Warns when the runs differ in model, lengths, load or hardware.",
+        long_about = "Compare result files: every summary figure of each file against the first (the baseline), with the change in absolute and %, its direction (lower latency, higher throughput is better) and a verdict: better, worse, or within noise.\n\nNoise: a 95% bootstrap confidence interval of the difference of each statistic, from 1000 seeded resamples of the per-request values (TTFT, TPOT, E2EL per request; ITL per gap) or, for throughputs, of the per-second buckets. A figure is better or worse only when that interval excludes zero and the change reaches --threshold. Files without per-request data (vLLM files saved without --save-detailed) are judged on the threshold alone, and the verdict says so. Tasks graded in both runs (`evals`) get an `eval:TASK` row, better or worse when the 95% normal interval of the difference of their scores excludes zero, whatever the threshold: any real drop in accuracy is a regression.\n\nReads llm-inf-bench result files and `vllm bench serve --save-result` files. Warns when the runs differ in model, lengths, load or hardware.",
         after_help = "Examples:\n  llm-inf-bench compare results/base.json results/patched.json\n  llm-inf-bench compare a.json b.json c.json --format markdown >> pr-comment.md\n  llm-inf-bench compare main.json pr.json --threshold 3% --fail-on-regression   # CI gate\n\nExit codes: 0 no regression (or no --fail-on-regression), 1 a figure got worse with --fail-on-regression, 2 unreadable file or bad arguments."
     )]
     Compare(CompareArgs),
@@ -331,6 +331,14 @@ pub struct ServeSimArgs {
     /// were (0–1).
     #[arg(long, default_value_t = 0.7, requires = "spec_tokens")]
     pub spec_acceptance: f64,
+    /// Answer a graded set from its key ("The answer is 42."): a built-in set's name
+    /// (`arithmetic`) or a JSONL file of `{"prompt", "answer"}` lines. Repeatable.
+    #[arg(long)]
+    pub answer_key: Vec<String>,
+    /// With --answer-key: the share of items answered wrongly (0–1), spread evenly through
+    /// each set (exactly ⌊n·rate⌋ of any first n items).
+    #[arg(long, default_value_t = 0.0, requires = "answer_key")]
+    pub answer_error_rate: f64,
     /// Answer /health with 503 for this long after start (default: the profile's load time).
     #[arg(long, value_parser = parse_dur)]
     pub startup_delay: Option<std::time::Duration>,

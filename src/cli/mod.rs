@@ -338,6 +338,11 @@ fn serve_sim(a: ServeSimArgs) -> Result<i32, CliError> {
     cfg.spec_decode = a
         .spec_tokens
         .map(|k| (k, a.spec_acceptance.clamp(0.0, 1.0)));
+    if !a.answer_key.is_empty() {
+        let key = crate::evals::AnswerKey::named(&a.answer_key, a.answer_error_rate)
+            .map_err(|m| CliError::Usage(format!("--answer-key: {m}")))?;
+        cfg.answer_key = Some(std::sync::Arc::new(key));
+    }
     cfg.startup_delay = a.startup_delay;
     cfg.reasoning_tokens = a.reasoning_tokens;
     cfg.reasoning_share = a.reasoning_share.clamp(0.0, 1.0);

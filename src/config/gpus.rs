@@ -63,6 +63,28 @@ pub const CARDS: &[Card] = &[
     ),
 ];
 
+/// Who makes a GPU: it picks the server's image (CUDA or ROCm).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Vendor {
+    Nvidia,
+    Amd,
+}
+
+/// The vendor of `name` (any catalog's spelling): AMD for RunPod's `AMD Instinct …` ids and
+/// the Instinct names (`MI300X`, `MI325X`, `MI355X`, …), NVIDIA otherwise (and without a GPU).
+pub fn vendor(name: Option<&str>) -> Vendor {
+    let Some(n) = name.map(|n| n.trim().to_ascii_uppercase()) else {
+        return Vendor::Nvidia;
+    };
+    let instinct = n.split(|c: char| !c.is_ascii_alphanumeric()).any(|w| {
+        w.len() >= 4 && w.starts_with("MI") && w[2..].starts_with(|c: char| c.is_ascii_digit())
+    });
+    match n.starts_with("AMD") || n.contains("INSTINCT") || instinct {
+        true => Vendor::Amd,
+        false => Vendor::Nvidia,
+    }
+}
+
 /// The card `name` is in any catalog's spelling (case and `_`/space aside), if known.
 pub fn card_of(name: &str) -> Option<&'static Card> {
     let norm = |s: &str| s.trim().replace('_', " ").to_ascii_lowercase();
@@ -106,6 +128,29 @@ mod tests {
             "AMD Instinct MI300X OAM"
         );
         assert_eq!(vast_name("RTX_3090"), ("RTX 3090".to_string(), None));
+    }
+
+    #[test]
+    fn amd_instinct_names_are_amd_and_the_rest_nvidia() {
+        for n in [
+            "AMD Instinct MI300X OAM",
+            "MI300X",
+            "mi325x",
+            "MI355X",
+            "Instinct MI250",
+        ] {
+            assert_eq!(vendor(Some(n)), Vendor::Amd, "{n}");
+        }
+        for n in [
+            "NVIDIA H100 80GB HBM3",
+            "H100 80GB",
+            "RTX 4090",
+            "A100 SXM4",
+            "MIG-1g",
+        ] {
+            assert_eq!(vendor(Some(n)), Vendor::Nvidia, "{n}");
+        }
+        assert_eq!(vendor(None), Vendor::Nvidia);
     }
 
     #[test]

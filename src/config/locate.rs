@@ -70,14 +70,15 @@ impl Locator {
         Self { positions }
     }
 
-    /// Position of `a.b.c`, or of the nearest enclosing key that has one.
+    /// Position of `a.b.c`, or of the nearest enclosing key that has one (a list item's,
+    /// `a.b[2].c`, is its list's `a.b`).
     pub fn find(&self, path: &str) -> Option<Pos> {
         let mut p = path;
         loop {
             if let Some(pos) = self.positions.get(p) {
                 return Some(*pos);
             }
-            p = &p[..p.rfind('.')?];
+            p = &p[..p.rfind(['.', '['])?];
         }
     }
 

@@ -5,6 +5,7 @@
 pub mod check;
 pub mod deploy;
 pub mod duration;
+pub mod evals;
 pub mod gpus;
 pub mod load;
 pub mod locate;
@@ -24,6 +25,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 pub use duration::HumanDuration;
+pub use evals::{EvalApi, EvalDeployments, EvalTask, Evals, Extract, ExtractRule, LmEvalTask};
 pub use load::{Load, Pace, Points};
 pub use locate::{Locator, Pos};
 pub use schema::*;
@@ -203,6 +205,9 @@ impl Resolved {
     }
 
     fn source_file(&self, path: &str) -> Option<&SourceFile> {
+        // figment finds keys, not list items: an item (and any key in it) comes from the layer
+        // that set its list (lists replace, never merge).
+        let path = path.split('[').next().unwrap_or(path);
         let meta = self.figment.find_metadata(path)?;
         match &meta.source {
             Some(Source::File(p)) => self.files.iter().find(|f| &f.path == p),

@@ -34,6 +34,9 @@ pub struct Experiment {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deployments: Option<Deployments>,
     pub workload: Workload,
+    /// Graded tasks against each deployment's server (accuracy beside speed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evals: Option<super::evals::Evals>,
     pub metrics: MetricsConfig,
     pub output: Output,
 }
@@ -574,6 +577,19 @@ pub struct SimulatorOptions {
     /// accepted with a chance; `/metrics` carries vLLM's spec-decode counters (SGLang's gauges).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spec_decode: Option<SimSpecDecode>,
+    /// Answer the experiment's graded sets (`evals.tasks` with a `set` or a `file`) from their
+    /// key — "The answer is 42." — wrong on exactly ⌊n·error_rate⌋ of any first n items, so a
+    /// grader's score can be checked to the item.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer_key: Option<SimAnswerKey>,
+}
+
+/// The simulator's answer key.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SimAnswerKey {
+    /// The share of items answered wrongly (0–1), spread evenly through the set.
+    pub error_rate: f64,
 }
 
 /// The simulated engine's speculative decoding.
@@ -603,6 +619,7 @@ impl Default for SimulatorOptions {
             kv_tokens: None,
             lora_slowdown: 0.0,
             spec_decode: None,
+            answer_key: None,
         }
     }
 }

@@ -24,6 +24,7 @@ pub(super) fn cross_field(r: &Resolved) -> Vec<Issue> {
     infrastructure_rules(r, &mut bad);
     metrics_rules(r, &mut bad);
     cache_rules(&r.experiment, &mut bad);
+    super::evals::rules(&r.experiment, &mut bad);
     out
 }
 
@@ -767,6 +768,14 @@ fn infrastructure_rules(r: &Resolved, bad: &mut impl FnMut(&str, String)) {
                     bad(
                         "infrastructure.simulator.spec_decode",
                         format!("the `{}` profile has no engine steps to speculate in: use `h100-llama8b` or `a100-llama70b`", s.profile),
+                    );
+                }
+            }
+            if let Some(k) = s.answer_key {
+                if !(0.0..=1.0).contains(&k.error_rate) {
+                    bad(
+                        "infrastructure.simulator.answer_key.error_rate",
+                        format!("is a share from 0 to 1, found {}", k.error_rate),
                     );
                 }
             }

@@ -362,6 +362,11 @@ async fn provision_one(
             cfg.spec_decode = s
                 .spec_decode
                 .map(|d| (d.num_speculative_tokens, d.token_acceptance));
+            if let Some(k) = s.answer_key {
+                cfg.answer_key = Some(std::sync::Arc::new(
+                    crate::evals::experiment_key(r, k.error_rate).map_err(ProviderError::Local)?,
+                ));
+            }
             let h = sim::start(cfg, "127.0.0.1:0").await?;
             Ok((served(h.base_url(), None), Handle::Simulator(h)))
         }

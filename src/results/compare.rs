@@ -46,6 +46,8 @@ pub struct Loaded {
     pub tok_per_s: Vec<f64>,
     /// What the run was: model, lengths, load, hardware (for the "differs" warning).
     pub facts: Vec<(&'static str, String)>,
+    /// Graded tasks: (name, score, its standard error).
+    pub evals: Vec<(String, f64, f64)>,
 }
 
 fn floats(v: Option<&Value>) -> Vec<f64> {
@@ -107,6 +109,8 @@ struct Lean {
     requests: Vec<super::columns::Row>,
     #[serde(default)]
     requests_file: Option<String>,
+    #[serde(default)]
+    evals: Vec<crate::evals::EvalScore>,
 }
 
 fn load_ours(path: &Path, r: Lean) -> Result<Loaded, ResultsError> {
@@ -127,6 +131,11 @@ fn load_ours(path: &Path, r: Lean) -> Result<Loaded, ResultsError> {
         e2el: cols.e2el,
         ttfo: cols.ttfo,
         by_turn: cols.by_turn,
+        evals: r
+            .evals
+            .iter()
+            .map(|e| (e.name.clone(), e.score, e.stderr))
+            .collect(),
         ..Loaded::default()
     };
     for b in &r.time_series {
@@ -531,6 +540,7 @@ pub fn compare(a: &Loaded, b: &Loaded, threshold: f64) -> Comparison {
             verdict,
         });
     }
+    rows.extend(eval_rows(a, b));
     let differences = a
         .facts
         .iter()
@@ -545,6 +555,36 @@ pub fn compare(a: &Loaded, b: &Loaded, threshold: f64) -> Comparison {
         rows,
         differences,
     }
+}
+
+/// A row per task graded in both runs (`eval:<name>`, the score as a fraction): better or worse
+/// when the normal 95 % interval of the difference, from the two standard errors, excludes
+/// zero — any real drop in accuracy is a regression, however small against the threshold.
+fn eval_rows(a: &Loaded, b: &Loaded) -> Vec<Row> {
+    a.evals
+        .iter()
+        .filter_map(|(name, sa, ea)| {
+            let (_, sb, eb) = b.evals.iter().find(|(n, _, _)| n == name)?;
+            let d = sb - sa;
+            let half = 1.96 * (ea * ea + eb * eb).sqrt();
+            let ci = (d - half, d + half);
+            let verdict = match (ci.0 > 0.0, ci.1 < 0.0) {
+                (true, _) => Verdict::Better,
+                (_, true) => Verdict::Worse,
+                _ => Verdict::WithinNoise,
+            };
+            Some(Row {
+                metric: format!("eval:{name}"),
+                a: Some(*sa),
+                b: Some(*sb),
+                delta: Some(d),
+                delta_pct: (*sa != 0.0).then(|| d / sa * 100.0),
+                direction: Direction::Higher,
+                ci: Some(ci),
+                verdict,
+            })
+        })
+        .collect()
 }
 
 /// For throughputs judged on per-second buckets: the factor from the bucket mean to the

@@ -31,6 +31,32 @@ pub struct IndexPoint {
     /// Why a failed point failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The deployment's graded tasks, on the point whose result holds them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evals: Vec<IndexEval>,
+}
+
+/// One graded task's score, as the index shows it (the answers are in the result).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct IndexEval {
+    pub name: String,
+    pub score: f64,
+    pub stderr: f64,
+    pub count: u32,
+}
+
+impl IndexEval {
+    pub fn of(scores: &[crate::evals::EvalScore]) -> Vec<Self> {
+        scores
+            .iter()
+            .map(|s| Self {
+                name: s.name.clone(),
+                score: s.score,
+                stderr: s.stderr,
+                count: s.count,
+            })
+            .collect()
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
@@ -356,6 +382,13 @@ impl SweepIndex {
         }
     }
 
+    /// The scores of the point labelled `label` (its result was saved again with them).
+    pub fn set_evals(&mut self, label: &str, scores: &[crate::evals::EvalScore]) {
+        if let Some(p) = self.points.iter_mut().find(|p| p.label == label) {
+            p.evals = IndexEval::of(scores);
+        }
+    }
+
     /// Records `pt`'s result, saved at `file`, for an index in `index_dir`.
     pub fn record(&mut self, pt: &Point, file: &Path, index_dir: &Path, r: &RunResult) {
         let key = pt.key();
@@ -371,6 +404,7 @@ impl SweepIndex {
             status: r.status.as_str().into(),
             termination_reason: r.termination_reason.clone(),
             error: r.error.clone(),
+            evals: IndexEval::of(&r.evals),
         });
         match r.status {
             Status::Completed => {}

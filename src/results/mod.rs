@@ -173,6 +173,10 @@ pub struct RunResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invalid: Option<String>,
     pub client: ClientHealth,
+    /// Graded tasks (`evals`) on this deployment's server: after its points (on its last
+    /// point's result) or beside this point (`evals.under_load`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evals: Vec<crate::evals::EvalScore>,
     /// One record per measured request (warm-up excluded), by id — or, for a run of more
     /// than 100 000 requests, the records not in `requests_file`.
     pub requests: Vec<RequestRecord>,
@@ -378,6 +382,7 @@ impl RunResult {
             deployment: None,
             invalid: None,
             client: m.client,
+            evals: Vec::new(),
             requests: m.requests,
             requests_file: None,
             requests_in_file: m.requests_file.as_ref().map(|f| f.1),
@@ -479,6 +484,9 @@ pub struct ResultHead {
     pub deployment: Option<String>,
     #[serde(default)]
     pub termination_reason: String,
+    /// The graded tasks' scores (their answers are not read).
+    #[serde(default)]
+    pub evals: Vec<index::IndexEval>,
 }
 
 impl ResultHead {

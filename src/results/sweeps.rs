@@ -66,6 +66,8 @@ pub struct PointData {
     /// Speculative decoding: the acceptance rate and length the server reported, when it
     /// speculated.
     pub spec_decode: Option<(f64, Option<f64>)>,
+    /// Graded tasks run on this point's server after it (or beside it).
+    pub evals: Vec<super::index::IndexEval>,
 }
 
 impl PointData {
@@ -161,6 +163,7 @@ fn point(file: &Path, r: &super::ResultHead) -> PointData {
         spec_decode: m
             .spec_acceptance_rate
             .map(|r| (r, m.spec_acceptance_length)),
+        evals: r.evals.clone(),
         prefix_cache: m.ideal_prefix_cache_hit_rate.map(|ideal| {
             let s = r.server_metrics.as_ref().map(|sm| &sm.summary);
             (ideal, s.and_then(|s| s.hit_rate()))
@@ -408,6 +411,7 @@ mod tests {
             hardware: None,
             prefix_cache: None,
             spec_decode: None,
+            evals: vec![],
         }
     }
 

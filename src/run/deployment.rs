@@ -4,7 +4,7 @@
 use super::point::{self, PointContext, PointOutcome};
 use super::shared::Shared;
 use super::view::Screen;
-use super::{client_workers, ready, Prepared, RunError, RunOptions};
+use super::{client_workers, evals, ready, Prepared, RunError, RunOptions};
 use crate::client::Endpoint;
 use crate::provider::{self, Handle};
 use crate::results::index::DeploymentStatus;
@@ -83,6 +83,10 @@ pub async fn run(p: &Prepared, opts: &RunOptions, sh: &Shared) -> Result<Saved, 
         None => sweep_points(&mut s, &points, sh).await,
     };
     drop(s);
+    if let Some(plan) = &p.evals {
+        screen.phase("grading");
+        grade_after(plan, p, &eps, sh, &mut saved).await;
+    }
     screen.phase("releasing the server");
     let pod = handle.pod_id().is_some();
     let spent = sh.ledger.report(who, handle.spent_usd());
@@ -183,10 +187,24 @@ async fn sweep_points(s: &mut PointContext<'_>, points: &[sweep::Point], sh: &Sh
         if !pt.label.is_empty() {
             say(format!("sweep point {}/{n}: {}", i + 1, pt.key()));
         }
+        let beside =
+            s.p.evals
+                .as_ref()
+                .filter(|e| e.settings.under_load && i + 1 == n);
         let PointOutcome {
             mut result,
             server_gone,
-        } = point::run_point(s, pt, n).await;
+        } = match beside {
+            Some(plan) => {
+                let (eps, p, stop) = (s.eps, s.p, s.stop);
+                let target = eval_target(p, eps, stop, sh, Some(pt.key()));
+                let graded = evals::grade_all(plan, &target);
+                let (mut outcome, scores) = tokio::join!(point::run_point(s, pt, n), graded);
+                outcome.result.evals = scores;
+                outcome
+            }
+            None => point::run_point(s, pt, n).await,
+        };
         result.cost.estimated_usd = estimate / n as f64;
         let spent = s.handle.spent_usd();
         result.cost.actual_usd = spent - spent_before;
@@ -209,6 +227,58 @@ async fn sweep_points(s: &mut PointContext<'_>, points: &[sweep::Point], sh: &Sh
     outcomes
 }
 
+/// Where `p`'s evals are graded: its first server (replica), its model, the run's stop.
+fn eval_target<'a>(
+    p: &'a Prepared,
+    eps: &'a [Endpoint],
+    stop: &'a super::stop::Stop,
+    sh: &Shared,
+    beside: Option<String>,
+) -> evals::Target<'a> {
+    let dep = p.deployment.as_deref();
+    evals::Target {
+        ep: &eps[0],
+        model: &p.resolved.experiment.model.id,
+        beside,
+        stop: stop.token(),
+        lm_eval_dir: sh.deployment_file(dep, "lm-eval"),
+        lm_eval_log: sh.deployment_file(dep, "lm-eval.log"),
+    }
+}
+
+/// `evals` after the points, on the idle server: the scores go on the last result (saved
+/// again, with its index entry) — unless they ran beside the last point already, the run was
+/// stopped, the budget is spent, or the last point failed (the server may be gone).
+async fn grade_after(
+    plan: &evals::EvalPlan,
+    p: &Prepared,
+    eps: &[Endpoint],
+    sh: &Shared,
+    saved: &mut Saved,
+) {
+    let Some((result, path)) = saved.last_mut() else {
+        return;
+    };
+    let why_not = if !result.evals.is_empty() {
+        return;
+    } else if sh.stop.is_stopped() {
+        "the run was stopped"
+    } else if sh.ledger.exhausted() {
+        "the budget is spent"
+    } else if result.status == Status::Failed {
+        "the last point failed"
+    } else {
+        ""
+    };
+    if !why_not.is_empty() {
+        say(format!("evals not run: {why_not}"));
+        return;
+    }
+    let target = eval_target(p, eps, &sh.stop, sh, None);
+    result.evals = evals::grade_all(plan, &target).await;
+    *path = sh.resave(result, path);
+}
+
 /// The deployment could not run (no server, or one that never became ready): the first point
 /// still to run is recorded as failed with the reason (nothing measured), so its result and
 /// the index say what happened.
@@ -228,7 +298,7 @@ pub fn record_failure(p: &Prepared, sh: &Shared, handle: Option<&Handle>, why: &
             .and_then(Handle::price)
             .map(|(_, p)| p)
             .or(e.infrastructure.price_per_hour_usd),
-        image: e.framework.image.clone(),
+        image: crate::framework::container_image(e),
         ..Default::default()
     };
     let started = chrono::Utc::now();

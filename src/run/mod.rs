@@ -6,6 +6,7 @@
 
 mod cache;
 mod deployment;
+mod evals;
 mod matrix;
 pub mod monitor;
 pub mod plan;
@@ -132,6 +133,8 @@ pub struct Prepared {
     tokenizer: Option<Arc<dataset::LocalTokenizer>>,
     /// `infrastructure.tls_ca_file`, read: the TLS settings that trust only it.
     tls_ca: Option<Arc<rustls::ClientConfig>>,
+    /// `evals`, read — when this deployment is one of those graded.
+    evals: Option<evals::EvalPlan>,
 }
 
 /// Reads and checks what the run needs from disk (the JSONL prompts, the tokenizer) for every
@@ -150,11 +153,24 @@ pub fn prepare(resolved: Resolved) -> Result<Matrix, RunError> {
             .map(|d| prepare_one(d.resolved, Some(d.name)))
             .collect::<Result<_, _>>()?,
     };
-    let m = Matrix {
+    let mut m = Matrix {
         experiment,
         deployments,
         max_parallel,
     };
+    if let Some(rule) = m.experiment.evals.as_ref().map(|e| e.deployments) {
+        let exps: Vec<&Experiment> = m
+            .deployments
+            .iter()
+            .map(|p| &p.resolved.experiment)
+            .collect();
+        let chosen = evals::selected(&exps, rule);
+        for (p, graded) in m.deployments.iter_mut().zip(chosen) {
+            if !graded {
+                p.evals = None;
+            }
+        }
+    }
     room_for_streams(&m)?;
     Ok(m)
 }
@@ -227,12 +243,14 @@ fn prepare_one(resolved: Resolved, deployment: Option<String>) -> Result<Prepare
         )?)),
         None => None,
     };
+    let evals = evals::load(&resolved).map_err(RunError::Config)?;
     Ok(Prepared {
         resolved,
         deployment,
         loaded,
         tokenizer,
         tls_ca,
+        evals,
     })
 }
 

@@ -36,6 +36,15 @@ impl std::fmt::Display for Plan<'_> {
                 Some(d) => writeln!(f, "  deployment {d}: {line}")?,
                 None => writeln!(f, "{line}")?,
             }
+            let indent = if p.deployment.is_some() { "    " } else { "  " };
+            match (&p.evals, &m.experiment.evals) {
+                (Some(plan), _) => writeln!(f, "{indent}graded: {}", super::evals::describe(plan))?,
+                (None, Some(_)) => writeln!(
+                    f,
+                    "{indent}not graded (evals.deployments: extremes grades the lowest and highest gpu_count of each group)"
+                )?,
+                (None, None) => {}
+            }
         }
         if m.is_matrix() {
             writeln!(f, "{}", matrix_line(m, &self.estimates))?;
@@ -163,8 +172,15 @@ fn plan_line(e: &Experiment, c: &CostEstimate) -> String {
         (n @ 2.., _) => format!("{n} replicas, {} routing, ", routing(e).describe()),
         _ => String::new(),
     };
+    // A rented container: its image, which the GPU's vendor chose (CUDA or ROCm).
+    let image = match e.infrastructure.provider {
+        crate::config::ProviderKind::Runpod | crate::config::ProviderKind::Vast => {
+            format!(", image {}", crate::framework::image(e))
+        }
+        _ => String::new(),
+    };
     format!(
-        "plan: {} — {} on {}{} ({}), {} {}, {bound} + {} warm-up; {cost}",
+        "plan: {} — {} on {}{} ({}{image}), {} {}, {bound} + {} warm-up; {cost}",
         e.name,
         e.model.id,
         servers,

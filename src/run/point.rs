@@ -649,7 +649,7 @@ fn environment(
         price_per_hour_usd: price
             .map(|(_, p)| p)
             .or(inf.price_per_hour_usd.map(|p| p * f64::from(servers(s)))),
-        image: e.framework.image.clone(),
+        image: crate::framework::container_image(e),
         server_version: s.server_version.clone(),
         client_host: std::env::var("HOSTNAME").ok(),
         client_cores: s.workers,

@@ -122,6 +122,17 @@ impl Shared {
         saved
     }
 
+    /// Writes a saved result again, where it was (`evals` added after its point ended), and
+    /// its index entry's scores.
+    pub fn resave(&self, result: &mut RunResult, path: &Path) -> PathBuf {
+        let saved = self.saver.borrow_mut().result(path, result);
+        if let Some(x) = self.index.borrow_mut().as_mut() {
+            x.set_evals(result.sweep_point.as_deref().unwrap_or(""), &result.evals);
+        }
+        self.save_index();
+        saved
+    }
+
     /// The saved result of a point this run (or the run it resumes) measured.
     pub fn result_of(&self, pt: &Point) -> Option<RunResult> {
         let index = self.index.borrow();

@@ -60,6 +60,9 @@ pub struct SimConfig {
     /// Speculative decoding: K draft tokens a step, each accepted with this chance (the
     /// engine profiles only; `engine::SpecDecode`, seeded from `seed`).
     pub spec_decode: Option<(u32, f64)>,
+    /// Graded sets answered from their key (`crate::evals::AnswerKey`): a prompt the key holds
+    /// gets its answer ("The answer is 42.") and EOS, any other prompt the usual words.
+    pub answer_key: Option<std::sync::Arc<crate::evals::AnswerKey>>,
 }
 
 impl SimConfig {
@@ -84,6 +87,7 @@ impl SimConfig {
             faults: Faults::default(),
             api_key: None,
             spec_decode: None,
+            answer_key: None,
         }
     }
 

@@ -311,6 +311,8 @@ struct Job {
     words_seed: u64,
     /// Its `model` names a served LoRA adapter.
     lora: bool,
+    /// The answer key's words for this prompt (`SimConfig::answer_key`), instead of seeded ones.
+    keyed: Option<Arc<[String]>>,
 }
 
 impl Job {
@@ -401,7 +403,15 @@ fn job_of(sim: &Sim, api: Api, body: &Bytes) -> Result<(Job, u64), Box<Response>
     let (prompt_tokens, block_hashes, prompt_seed, chain) =
         prompt_of(api, &req, sim.profile.block_size).map_err(|e| Box::new(sim.bad_request(&e)))?;
     let requested = requested_tokens(sim, api, &req, prompt_tokens)?;
-    let (output_tokens, ends_on_eos) = output_length(sim, &req, requested, prompt_seed);
+    let keyed = keyed_answer(sim, api, &req);
+    let (output_tokens, ends_on_eos) = match &keyed {
+        // A keyed answer ends on EOS after its last word, unless the cap comes first.
+        Some(words) => match u32::try_from(words.len()).unwrap_or(u32::MAX) {
+            n if n <= requested => (n.max(1), true),
+            _ => (requested, false),
+        },
+        None => output_length(sim, &req, requested, prompt_seed),
+    };
     let job = Job {
         prompt_tokens,
         block_hashes,
@@ -421,8 +431,29 @@ fn job_of(sim: &Sim, api: Api, body: &Bytes) -> Result<(Job, u64), Box<Response>
             .get("model")
             .and_then(Value::as_str)
             .is_some_and(|m| sim.cfg.adapters.iter().any(|a| a == m)),
+        keyed,
     };
     Ok((job, prompt_seed))
+}
+
+/// The answer key's words for a request's prompt: a chat request's last user message, a
+/// completion's prompt (the text a grader sends).
+fn keyed_answer(sim: &Sim, api: Api, req: &Value) -> Option<Arc<[String]>> {
+    let key = sim.cfg.answer_key.as_ref()?;
+    let asked = match api {
+        Api::Chat => req
+            .get("messages")?
+            .as_array()?
+            .iter()
+            .rev()
+            .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))?
+            .get("content")?
+            .as_str()?,
+        Api::Completions => req.get("prompt")?.as_str()?,
+        Api::Responses | Api::Messages => return None,
+    };
+    let said = key.answer(asked)?;
+    Some(said.split_whitespace().map(str::to_string).collect())
 }
 
 /// vLLM's 404 for a `model` it does not serve (the base model or a LoRA adapter).
@@ -1053,6 +1084,8 @@ struct Chunker {
     reasoning_key: &'static str,
     personality: Personality,
     words_seed: u64,
+    /// The answer key's words (`Job::keyed`).
+    keyed: Option<Arc<[String]>>,
     prompt_tokens: u32,
     output_tokens: u32,
     finish: &'static str,
@@ -1085,6 +1118,7 @@ impl Chunker {
                 Personality::Sglang => "reasoning_content",
             },
             words_seed: job.words_seed,
+            keyed: job.keyed.clone(),
             prompt_tokens: job.prompt_tokens,
             output_tokens: job.output_tokens,
             finish: if job.ends_on_eos { "stop" } else { "length" },
@@ -1113,7 +1147,11 @@ impl Chunker {
 
     /// Token `i`'s text: a seeded vocabulary word, space-separated after the first.
     fn word(&self, i: u32) -> String {
-        let w = tokenizer::answer_word(self.words_seed, i);
+        let keyed = self.keyed.as_ref().and_then(|k| k.get(i as usize));
+        let w = keyed.map_or_else(
+            || tokenizer::answer_word(self.words_seed, i),
+            String::as_str,
+        );
         if i == 0 {
             w.to_string()
         } else {

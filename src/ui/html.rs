@@ -58,7 +58,9 @@ pub fn from_markdown(md: &str) -> String {
     let mut open_section = false;
     while i < lines.len() {
         let l = lines[i];
-        if let Some(h) = l.strip_prefix("## ") {
+        if let Some(h) = l.strip_prefix("### ") {
+            let _ = writeln!(o, "<h3>{}</h3>", inline(h));
+        } else if let Some(h) = l.strip_prefix("## ") {
             if open_section {
                 o.push_str("</section>\n");
             }
@@ -224,7 +226,7 @@ mod tests {
 
     #[test]
     fn the_reports_markdown_becomes_html_sections_and_tables() {
-        let md = "# Benchmark report\n\n* **a <b>**: 2 point(s)\n\n## ISL/OSL 1k/128\n\n| series | req/s |\n|---|---:|\n| a | 1.5 |\n\n**Best:** `c4` — fast\n";
+        let md = "# Benchmark report\n\n* **a <b>**: 2 point(s)\n\n## ISL/OSL 1k/128\n\n| series | req/s |\n|---|---:|\n| a | 1.5 |\n\n### Accuracy (evals)\n\n**Best:** `c4` — fast\n";
         let h = from_markdown(md);
         assert!(h.contains("<h1>Benchmark report</h1>"), "{h}");
         assert!(
@@ -234,6 +236,7 @@ mod tests {
         assert!(h.contains("<section id=\"isl-osl-1k-128\">"), "{h}");
         assert!(h.contains("<th class=\"num\">req/s</th>"), "{h}");
         assert!(h.contains("<td>a</td><td class=\"num\">1.5</td>"), "{h}");
+        assert!(h.contains("<h3>Accuracy (evals)</h3>"), "{h}");
         assert!(
             h.contains("<p><strong>Best:</strong> <code>c4</code> — fast</p>"),
             "{h}"

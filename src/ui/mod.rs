@@ -28,9 +28,41 @@ pub fn summary_table(r: &RunResult) -> String {
     summary_turns(&mut o, r);
     summary_adapters(&mut o, r);
     summary_server(&mut o, r);
+    summary_evals(&mut o, r);
     summary_client(&mut o, r);
     let _ = write!(o, "{}", "=".repeat(50));
     o
+}
+
+/// `evals`: each task's score with its standard error, and what did not go to plan.
+fn summary_evals(o: &mut String, r: &RunResult) {
+    if r.evals.is_empty() {
+        return;
+    }
+    let _ = writeln!(o, "{:-^50}", " Evals ");
+    for e in &r.evals {
+        let mut notes = Vec::new();
+        if e.failed > 0 {
+            notes.push(format!("{} failed", e.failed));
+        }
+        if e.interrupted {
+            notes.push("cut short".to_string());
+        }
+        if let Some(b) = &e.beside {
+            notes.push(format!("under load of {b}"));
+        }
+        let notes = match notes.is_empty() {
+            true => String::new(),
+            false => format!(" ({})", notes.join(", ")),
+        };
+        let name = format!("{} ({}/{}):", e.name, e.correct, e.count);
+        let _ = writeln!(
+            o,
+            "{name:<36}{:.1}% ± {:.1}{notes}",
+            e.score * 100.0,
+            e.stderr * 100.0
+        );
+    }
 }
 
 /// `name · deployment · point: status`, and why it stopped when that is not the plan's end.

@@ -79,6 +79,35 @@ fn spec_decode_table(o: &mut String, pts: &[(&str, &PointData)]) {
     }
 }
 
+/// Graded tasks beside the speed of the point they ran after (or beside).
+fn evals_table(o: &mut String, pts: &[(&str, &PointData)]) {
+    let rows: Vec<_> = pts
+        .iter()
+        .flat_map(|(s, p)| p.evals.iter().map(move |e| (s, p, e)))
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(o, "\n### Accuracy (evals)\n");
+    let _ = writeln!(
+        o,
+        "| graded on | task | score | ± stderr | items | output tok/s |"
+    );
+    let _ = writeln!(o, "|---|---|---:|---:|---:|---:|");
+    for (s, p, e) in rows {
+        let _ = writeln!(
+            o,
+            "| {} | {} | {:.1} % | {:.1} | {} | {:.0} |",
+            who(s, p),
+            e.name,
+            e.score * 100.0,
+            e.stderr * 100.0,
+            e.count,
+            p.output_throughput
+        );
+    }
+}
+
 /// The server's prefix-cache hit rate beside the ideal one the workload allows.
 fn prefix_cache_table(o: &mut String, pts: &[(&str, &PointData)]) {
     let rows: Vec<_> = pts
@@ -498,6 +527,7 @@ pub fn markdown(series: &[Series], slo_ttft_ms: Option<f64>, slo_tpot_ms: Option
         hardware_table(&mut o, &pts);
         prefix_cache_table(&mut o, &pts);
         spec_decode_table(&mut o, &pts);
+        evals_table(&mut o, &pts);
         deployments_table(&mut o, &pts, slo_ttft_ms, slo_tpot_ms);
         best_and_cheapest(&mut o, &shape, &pts, slo_ttft_ms, slo_tpot_ms);
     }

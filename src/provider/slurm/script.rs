@@ -83,7 +83,12 @@ pub fn job_script(e: &Experiment, name: &str, port: u16, output: &str) -> String
     let command = server_command(e, port);
     let run = match o.container {
         ContainerRuntime::Apptainer => {
-            let mut a = vec!["apptainer".into(), "exec".into(), "--nv".into()];
+            // The GPUs into the container: NVIDIA's (`--nv`) or AMD's (`--rocm`).
+            let gpus = match framework::vendor(e) {
+                crate::config::gpus::Vendor::Nvidia => "--nv",
+                crate::config::gpus::Vendor::Amd => "--rocm",
+            };
+            let mut a = vec!["apptainer".into(), "exec".into(), gpus.into()];
             a.push(format!("docker://{}", framework::image(e)));
             a.extend(command);
             a
@@ -148,6 +153,13 @@ mod tests {
             s.contains(
                 "exec apptainer exec --nv docker://vllm/vllm-openai:v0.32.0 serve --port=1 org/m"
             ),
+            "{s}"
+        );
+        // On AMD GPUs: AMD's ROCm image, its GPUs passed with `--rocm`.
+        e.infrastructure.gpu_type = Some("MI300X".into());
+        let s = job_script(&e, "n", 1, "o");
+        assert!(
+            s.contains("exec apptainer exec --rocm docker://rocm/vllm:rocm7.14.0_cdna_ubuntu24.04_py3.14_pytorch_2.11.0_vllm_0.23.0 serve"),
             "{s}"
         );
     }
