@@ -28,6 +28,9 @@ pub fn default_image(kind: FrameworkKind, vendor: Vendor) -> &'static str {
             "ghcr.io/ggml-org/llama.cpp:server-cuda-b11434"
         }
         (FrameworkKind::Llamacpp, Vendor::Amd) => "ghcr.io/ggml-org/llama.cpp:server-rocm-b11434",
+        // NVIDIA's release container as its quick-start guide names it; NVIDIA GPUs only
+        // (`validate` refuses TensorRT-LLM on an AMD GPU). Its entrypoint is a shell.
+        (FrameworkKind::Trtllm, _) => "nvcr.io/nvidia/tensorrt-llm/release:1.3.0rc5",
     }
 }
 
@@ -65,7 +68,7 @@ pub fn container_image(e: &Experiment) -> Option<String> {
 /// Whether the image has no entrypoint of the framework's (AMD's `rocm/…` images start a
 /// shell), so the container's command names the server program too.
 fn spelled_out(e: &Experiment) -> bool {
-    image(e).starts_with("rocm/")
+    image(e).starts_with("rocm/") || e.framework.kind == FrameworkKind::Trtllm
 }
 
 /// Arguments for the container: the server, the model, the port, context length and tensor
@@ -79,6 +82,10 @@ pub fn container_args(e: &Experiment) -> Vec<String> {
     match (e.framework.kind, spelled_out(e)) {
         (FrameworkKind::Sglang, _) => program(e, "python3").into_iter().chain(flags).collect(),
         (FrameworkKind::Vllm, true) => program(e, "vllm").into_iter().chain(flags).collect(),
+        (FrameworkKind::Trtllm, _) => program(e, "trtllm-serve")
+            .into_iter()
+            .chain(flags)
+            .collect(),
         (FrameworkKind::Vllm | FrameworkKind::Llamacpp, _) => flags,
     }
 }
@@ -92,6 +99,7 @@ pub fn server_command(e: &Experiment, host: &str) -> Vec<String> {
         FrameworkKind::Vllm => "vllm",
         FrameworkKind::Sglang => "python3",
         FrameworkKind::Llamacpp => "llama-server",
+        FrameworkKind::Trtllm => "trtllm-serve",
     };
     program(e, default)
         .into_iter()
@@ -110,7 +118,7 @@ fn program(e: &Experiment, default: &str) -> Vec<String> {
     match e.framework.kind {
         FrameworkKind::Vllm => vec![exe, "serve".into()],
         FrameworkKind::Sglang => vec![exe, "-m".into(), "sglang.launch_server".into()],
-        FrameworkKind::Llamacpp => vec![exe],
+        FrameworkKind::Llamacpp | FrameworkKind::Trtllm => vec![exe],
     }
 }
 
@@ -179,12 +187,26 @@ fn server_flags(e: &Experiment, host: &str) -> Vec<String> {
                 "--no-webui",
             ])
         }
+        // `trtllm-serve MODEL` (1.3): the model positional and served under that name (no
+        // `--served_model_name`: `validate` refuses `model.source`), the PyTorch backend.
+        FrameworkKind::Trtllm => s(&[
+            &load,
+            "--host",
+            host,
+            "--port",
+            &port,
+            "--backend",
+            "pytorch",
+            "--tp_size",
+            &tp,
+        ]),
     };
     if let Some(n) = e.model.max_model_len {
         let flag = match e.framework.kind {
             FrameworkKind::Vllm => "--max-model-len",
             FrameworkKind::Sglang => "--context-length",
             FrameworkKind::Llamacpp => "--ctx-size",
+            FrameworkKind::Trtllm => "--max_seq_len",
         };
         a.push(flag.into());
         a.push(n.to_string());
@@ -213,8 +235,8 @@ fn lora_flags(e: &Experiment) -> Vec<String> {
             f.push("--lora-modules".into());
         }
         FrameworkKind::Sglang => f.push("--lora-paths".into()),
-        // `validate` refuses adapters with llama.cpp.
-        FrameworkKind::Llamacpp => return Vec::new(),
+        // `validate` refuses adapters with llama.cpp and TensorRT-LLM.
+        FrameworkKind::Llamacpp | FrameworkKind::Trtllm => return Vec::new(),
     }
     f.extend(modules);
     f
@@ -229,6 +251,8 @@ pub fn api_key_env(kind: FrameworkKind) -> &'static str {
         FrameworkKind::Vllm => "VLLM_API_KEY",
         FrameworkKind::Llamacpp => "LLAMA_API_KEY",
         FrameworkKind::Sglang => "LLMIB_SERVER_API_KEY",
+        // trtllm-serve (1.3) takes no API key: the variable is set and nothing reads it.
+        FrameworkKind::Trtllm => "LLMIB_SERVER_API_KEY",
     }
 }
 
@@ -365,6 +389,27 @@ mod tests {
         e.framework.image = Some("vllm/vllm-openai-rocm:v0.32.0".into());
         assert_eq!(image(&e), "vllm/vllm-openai-rocm:v0.32.0");
         assert!(container_command(&e, false).starts_with("meta-llama/"));
+    }
+
+    #[test]
+    fn tensorrt_llm_is_trtllm_serve_in_nvidias_release_image() {
+        let mut e = Experiment::default();
+        e.framework.kind = FrameworkKind::Trtllm;
+        e.model.id = "meta-llama/Llama-3.1-8B-Instruct".into();
+        e.model.max_model_len = Some(8192);
+        e.infrastructure.gpu_count = 4;
+        e.framework.args = vec!["--max_batch_size".into(), "256".into()];
+        assert_eq!(image(&e), "nvcr.io/nvidia/tensorrt-llm/release:1.3.0rc5");
+        // The release image's entrypoint is a shell: the command names the server.
+        assert_eq!(
+            container_command(&e, true),
+            "trtllm-serve meta-llama/Llama-3.1-8B-Instruct --host 0.0.0.0 --port 8000 --backend pytorch --tp_size 4 --max_seq_len 8192 --max_batch_size 256"
+        );
+        e.framework.executable = Some("/opt/venv/bin/trtllm-serve".into());
+        assert_eq!(
+            server_command(&e, "127.0.0.1")[..4].join(" "),
+            "/opt/venv/bin/trtllm-serve meta-llama/Llama-3.1-8B-Instruct --host 127.0.0.1"
+        );
     }
 
     #[test]

@@ -109,14 +109,25 @@ async fn create(State(f): State<Shared>, h: HeaderMap, Json(body): Json<Value>) 
     if !authorized(&h) {
         return problem(StatusCode::UNAUTHORIZED, "invalid or missing API key");
     }
-    // The pod's server, as the image would start it: vLLM with the key from its environment.
+    // The pod's server, as the image would start it: vLLM with the key from its environment,
+    // or trtllm-serve, which takes none.
+    let trtllm = body["args"]
+        .as_str()
+        .is_some_and(|a| a.starts_with("trtllm-serve "));
     let key = body["env"]["VLLM_API_KEY"].as_str().map(String::from);
-    let mut cfg = SimConfig::new(SimProfile::Instant, Personality::Vllm, "m");
+    let personality = match trtllm {
+        true => Personality::Trtllm,
+        false => Personality::Vllm,
+    };
+    let mut cfg = SimConfig::new(SimProfile::Instant, personality, "m");
     cfg.startup_delay = Some(Duration::ZERO);
-    cfg.api_key = key.clone().map(llm_inf_bench::config::Secret::new);
+    cfg.api_key = key
+        .clone()
+        .filter(|_| !trtllm)
+        .map(llm_inf_bench::config::Secret::new);
     let server = sim::start(cfg, "127.0.0.1:0").await.unwrap();
     let mut f = f.lock().unwrap();
-    if key.is_none() {
+    if key.is_none() && !trtllm {
         f.violations
             .push("a pod's server was started without an API key".into());
     }
@@ -1671,6 +1682,29 @@ fn one_budget_covers_both_clouds_of_a_matrix() {
     }
 }
 
+/// `run --dry-run` on `exp`: whether it succeeded, and what it said (the plan, or why not).
+fn dry_run(w: &World, exp: &Path) -> (bool, String) {
+    let out = bin(w).args(["run", "--dry-run"]).arg(exp).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `run --yes` on `exp`, which must succeed; the fake's record of the one pod it created.
+fn rented(w: &World, exp: &Path) -> Value {
+    let out = bin(w).arg("run").arg(exp).arg("--yes").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let f = w.state.lock().unwrap();
+    assert!(f.violations.is_empty(), "{:?}", f.violations);
+    assert!(f.pods.is_empty(), "the pod is terminated");
+    f.creates.last().cloned().unwrap()
+}
+
 #[test]
 fn an_amd_gpu_is_rented_with_amds_rocm_image_and_the_plan_says_so() {
     let (w, d, exp) = rig(
@@ -1687,29 +1721,65 @@ fn an_amd_gpu_is_rented_with_amds_rocm_image_and_the_plan_says_so() {
     )
     .unwrap();
     let rocm = "rocm/vllm:rocm7.14.0_cdna_ubuntu24.04_py3.14_pytorch_2.11.0_vllm_0.23.0";
-    let out = bin(&w)
-        .args(["run", "--dry-run"])
-        .arg(&exp)
-        .output()
-        .unwrap();
-    let plan = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{plan}");
+    let (ok, plan) = dry_run(&w, &exp);
+    assert!(ok, "{plan}");
     assert!(plan.contains(&format!("(vllm, image {rocm})")), "{plan}");
     assert!(plan.contains("per AMD Instinct MI300X OAM"), "{plan}");
-    let out = bin(&w).arg("run").arg(&exp).arg("--yes").output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let (r, _) = result(d.path());
-    assert_eq!(r["environment"]["image"], rocm);
-    let f = w.state.lock().unwrap();
-    assert!(f.violations.is_empty(), "{:?}", f.violations);
-    assert_eq!(f.creates[0]["gpu"]["id"], "AMD Instinct MI300X OAM");
-    assert_eq!(f.creates[0]["image"], rocm);
+    let pod = rented(&w, &exp);
+    assert_eq!(result(d.path()).0["environment"]["image"], rocm);
+    assert_eq!(pod["gpu"]["id"], "AMD Instinct MI300X OAM");
+    assert_eq!(pod["image"], rocm);
     // AMD's image starts a shell: the pod's command names `vllm serve` itself.
-    let args = f.creates[0]["args"].as_str().unwrap();
+    let args = pod["args"].as_str().unwrap();
     assert!(args.starts_with("vllm serve m --host 0.0.0.0"), "{args}");
-    assert!(f.pods.is_empty(), "the pod is terminated");
+}
+
+#[test]
+fn tensorrt_llm_is_rented_as_trtllm_serve_in_nvidias_image_and_refused_where_it_cannot_run() {
+    let (w, d, exp) = rig(
+        Script {
+            cost: 1.0,
+            ..Script::default()
+        },
+        "",
+    );
+    let text = std::fs::read_to_string(&exp).unwrap();
+    std::fs::write(&exp, format!("{text}framework: {{ kind: trtllm }}\n")).unwrap();
+    let image = "nvcr.io/nvidia/tensorrt-llm/release:1.3.0rc5";
+    let (ok, plan) = dry_run(&w, &exp);
+    assert!(ok, "{plan}");
+    assert!(plan.contains(&format!("(trtllm, image {image})")), "{plan}");
+    assert!(plan.contains("trtllm-serve takes no API key"), "{plan}");
+    let pod = rented(&w, &exp);
+    assert_eq!(pod["image"], image);
+    assert_eq!(
+        pod["args"],
+        "trtllm-serve m --host 0.0.0.0 --port 8000 --backend pytorch --tp_size 1"
+    );
+    let r = result(d.path()).0;
+    assert_eq!(r["environment"]["image"], image);
+    // Its metrics read at its own page, by its own names.
+    assert_eq!(
+        r["server_metrics"]["framework"], "trtllm",
+        "{}",
+        r["server_metrics"]
+    );
+    // On an AMD GPU, or with a served name it cannot give: refused before anything is rented.
+    let amd = text.replace("NVIDIA H100 80GB HBM3", "MI300X");
+    std::fs::write(&exp, format!("{amd}framework: {{ kind: trtllm }}\n")).unwrap();
+    let (ok, err) = dry_run(&w, &exp);
+    assert!(!ok);
+    assert!(
+        err.contains("`framework.kind`: TensorRT-LLM runs on NVIDIA GPUs only"),
+        "{err}"
+    );
+    let sourced = text.replace("  id: m\n", "  id: m\n  source: /models/m\n");
+    std::fs::write(&exp, format!("{sourced}framework: {{ kind: trtllm }}\n")).unwrap();
+    let (ok, err) = dry_run(&w, &exp);
+    assert!(!ok);
+    assert!(
+        err.contains("`model.source`: trtllm-serve serves a model under the name"),
+        "{err}"
+    );
+    assert_eq!(w.state.lock().unwrap().create_calls, 1);
 }

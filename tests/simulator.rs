@@ -479,6 +479,7 @@ async fn metrics_parse_and_counters_agree_with_what_was_served() {
                 assert_eq!(value(&m, "sglang:num_requests_total"), 6.0);
                 assert!(text.contains("sglang:token_usage{engine_type=\"unified\""));
             }
+            Personality::Trtllm => unreachable!("this loop runs vLLM and SGLang"),
         }
     }
 }
@@ -905,4 +906,75 @@ fn speculative_decoding_is_read_back_from_the_servers_own_figures() {
             "{case}"
         );
     }
+}
+
+#[test]
+fn a_tensorrt_llm_server_is_scraped_at_its_prometheus_page_by_its_own_names() {
+    let d = tempfile::tempdir().unwrap();
+    let exp = common::write(
+        d.path(),
+        "exp.yaml",
+        &format!(
+            "name: trt\nmodel: {{ id: m }}\nframework: {{ kind: trtllm }}\ninfrastructure:\n  provider: simulator\n  simulator: {{ profile: h100-llama8b, personality: trtllm, speed: 8 }}\noutput: {{ dir: {} }}\nworkload:\n  concurrency: 8\n  requests: 48\n  ignore_eos: true\n  dataset: {{ kind: shared_prefix, prefix_len: 256, suffix_len: 32, groups: 2, output_len: 32 }}\nmetrics: {{ scrape_interval: 200ms }}\n",
+            d.path().join("out").display()
+        ),
+    );
+    let (_, r) = common::run_ok(&exp, 120);
+    assert_eq!(r["summary"]["completed"], 48);
+    let sm = &r["server_metrics"];
+    assert_eq!(sm["framework"], "trtllm", "{sm}");
+    let samples = sm["samples"].as_array().unwrap();
+    assert!(
+        samples.iter().all(|s| s.get("error").is_none()),
+        "every scrape of /prometheus/metrics read: {sm}"
+    );
+    // Its KV gauge, its hit-rate gauge and its TTFT histogram are read; it exports no
+    // running/waiting gauges and no token counters, so those stay absent.
+    let s = &sm["summary"];
+    assert!(s["peak_kv_cache_usage"].as_f64().unwrap() > 0.0, "{s}");
+    assert!(
+        s["mean_prefix_cache_hit_rate"].as_f64().unwrap() > 0.0,
+        "{s}"
+    );
+    assert!(
+        samples
+            .iter()
+            .any(|x| x["ttft_mean_ms"].as_f64().is_some_and(|v| v > 0.0)),
+        "{sm}"
+    );
+    assert!(s.get("peak_running").is_none_or(Value::is_null), "{s}");
+    assert!(
+        s.get("generation_tokens_per_s").is_none_or(Value::is_null),
+        "{s}"
+    );
+}
+
+#[tokio::test]
+async fn the_tensorrt_llm_simulator_answers_in_its_shape() {
+    let s = start(cfg("instant", Personality::Trtllm)).await;
+    let base = s.base_url();
+    let stats: Value = get(&base, "/metrics").await.json().await.unwrap();
+    assert!(
+        stats
+            .as_array()
+            .is_some_and(|a| a[0].get("numActiveRequests").is_some()),
+        "{stats}"
+    );
+    let page = get(&base, "/prometheus/metrics")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("# TYPE trtllm_time_to_first_token_seconds histogram"),
+        "{page}"
+    );
+    assert!(
+        page.contains("trtllm_kv_cache_utilization{engine_type=\"pytorch\",model_name="),
+        "{page}"
+    );
+    let v: Value = get(&base, "/version").await.json().await.unwrap();
+    assert!(v["version"].as_str().unwrap().starts_with("1.3.0rc5"));
+    let models: Value = get(&base, "/v1/models").await.json().await.unwrap();
+    assert_eq!(models["data"][0]["owned_by"], "tensorrt_llm");
 }

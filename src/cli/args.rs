@@ -218,10 +218,11 @@ fn parse_share(s: &str) -> Result<f64, String> {
 
 #[derive(Debug, Args)]
 pub struct MonitorArgs {
-    /// The server's base URL (`/metrics` is appended) or its metrics URL.
+    /// The server's base URL (`/metrics` is appended; `/prometheus/metrics` with `--framework
+    /// trtllm`) or its metrics URL.
     pub url: String,
     /// Which server to expect; `auto` reads it from the metric names.
-    #[arg(long, default_value = "auto", value_parser = ["auto", "vllm", "sglang", "llamacpp"])]
+    #[arg(long, default_value = "auto", value_parser = ["auto", "vllm", "sglang", "llamacpp", "trtllm"])]
     pub framework: String,
     /// Time between scrapes.
     #[arg(long, value_parser = parse_dur, default_value = "1s")]
@@ -294,8 +295,9 @@ pub enum ConfigCommand {
 
 #[derive(Debug, Args)]
 pub struct ServeSimArgs {
-    /// Which server to look like from the outside: vllm or sglang.
-    #[arg(long, default_value = "vllm", value_parser = ["vllm", "sglang"])]
+    /// Which server to look like from the outside: vllm, sglang or trtllm (TensorRT-LLM's
+    /// `trtllm-serve`: its metrics at `/prometheus/metrics`).
+    #[arg(long, default_value = "vllm", value_parser = ["vllm", "sglang", "trtllm"])]
     pub personality: String,
     /// Engine profile (timings and capacity): h100-llama8b, a100-llama70b, instant,
     /// fixed-50ms-10ms (per-request clocks; truth at GET /sim/timings, from the socket).

@@ -299,6 +299,7 @@ fn monitor(a: MonitorArgs) -> Result<i32, CliError> {
         "vllm" => Some(Framework::Vllm),
         "sglang" => Some(Framework::Sglang),
         "llamacpp" => Some(Framework::Llamacpp),
+        "trtllm" => Some(Framework::Trtllm),
         _ => None,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -317,17 +318,17 @@ fn monitor(a: MonitorArgs) -> Result<i32, CliError> {
     if scrapes > 0 && gaps == scrapes {
         return Err(CliError::RunFailed(format!(
             "no scrape of {} succeeded",
-            crate::run::monitor::metrics_url(&a.url)
+            crate::run::monitor::metrics_url(&a.url, framework)
         )));
     }
     Ok(exit::OK)
 }
 
 fn serve_sim(a: ServeSimArgs) -> Result<i32, CliError> {
-    let personality = if a.personality == "sglang" {
-        config::Personality::Sglang
-    } else {
-        config::Personality::Vllm
+    let personality = match a.personality.as_str() {
+        "sglang" => config::Personality::Sglang,
+        "trtllm" => config::Personality::Trtllm,
+        _ => config::Personality::Vllm,
     };
     let mut cfg = crate::sim::SimConfig::new(a.profile, personality, a.model.clone());
     cfg.seed = a.seed;

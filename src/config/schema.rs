@@ -171,6 +171,8 @@ pub enum FrameworkKind {
     Vllm,
     Sglang,
     Llamacpp,
+    /// NVIDIA TensorRT-LLM's `trtllm-serve` (its PyTorch backend).
+    Trtllm,
 }
 
 impl FrameworkKind {
@@ -179,6 +181,7 @@ impl FrameworkKind {
             Self::Vllm => "vllm",
             Self::Sglang => "sglang",
             Self::Llamacpp => "llamacpp",
+            Self::Trtllm => "trtllm",
         }
     }
 }
@@ -186,7 +189,7 @@ impl FrameworkKind {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Framework {
-    /// Inference server: `vllm`, `sglang` or `llamacpp`.
+    /// Inference server: `vllm`, `sglang`, `llamacpp` or `trtllm` (TensorRT-LLM's `trtllm-serve`).
     pub kind: FrameworkKind,
     /// Container image (pinned tag) for pod providers.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -481,6 +484,8 @@ pub enum Personality {
     #[default]
     Vllm,
     Sglang,
+    /// TensorRT-LLM's `trtllm-serve`: its metrics at `/prometheus/metrics` with `trtllm_` names.
+    Trtllm,
 }
 
 /// The simulator's engine profile: its timings and capacity (`sim::engine::profile`).
@@ -552,7 +557,7 @@ impl std::str::FromStr for SimProfile {
 pub struct SimulatorOptions {
     /// Engine profile: `h100-llama8b`, `a100-llama70b`, `instant` or `fixed-50ms-10ms`.
     pub profile: SimProfile,
-    /// Which server to look like from the outside: `vllm` or `sglang`.
+    /// Which server to look like from the outside: `vllm`, `sglang` or `trtllm`.
     pub personality: Personality,
     /// Time scale: 2.0 runs twice as fast as the profile says.
     pub speed: f64,

@@ -25,7 +25,31 @@ pub(super) fn cross_field(r: &Resolved) -> Vec<Issue> {
     metrics_rules(r, &mut bad);
     cache_rules(&r.experiment, &mut bad);
     super::evals::rules(&r.experiment, &mut bad);
+    trtllm_rules(&r.experiment, &mut bad);
     out
+}
+
+/// What `trtllm-serve` (1.3) cannot do as the tool starts it.
+fn trtllm_rules(e: &super::Experiment, bad: &mut impl FnMut(&str, String)) {
+    if e.framework.kind != super::FrameworkKind::Trtllm {
+        return;
+    }
+    let gpu = e.infrastructure.gpu_type.as_deref();
+    if super::gpus::vendor(gpu) == super::gpus::Vendor::Amd {
+        bad(
+            "framework.kind",
+            format!(
+                "TensorRT-LLM runs on NVIDIA GPUs only, and `infrastructure.gpu_type` is `{}`: use vLLM or SGLang (AMD's ROCm images) there",
+                gpu.unwrap_or_default()
+            ),
+        );
+    }
+    if e.model.source.is_some() {
+        bad(
+            "model.source",
+            "trtllm-serve serves a model under the name it loads it by (it has no `--served_model_name`): put that name or path in `model.id` and remove `source`".into(),
+        );
+    }
 }
 
 /// What an API cannot ask of the server.
@@ -196,6 +220,7 @@ fn adapter_rules(e: &super::Experiment, bad: &mut impl FnMut(&str, String)) {
     };
     match e.framework.kind {
         super::FrameworkKind::Llamacpp => bad(at, "llama.cpp's server applies its LoRA adapters to every request (it cannot serve a mix by name); remove `adapters`, or use vLLM or SGLang".into()),
+        super::FrameworkKind::Trtllm => bad(at, "the tool does not start trtllm-serve with LoRA adapters (its adapters come from an `--extra_llm_api_options` file); remove `adapters`, or use vLLM or SGLang".into()),
         _ if starts && a.paths.is_empty() => bad("model.adapters.paths", "the tool starts this server, which must load the adapters: give each one's weights (`paths`, in `names` order)".into()),
         _ => {}
     }
@@ -231,11 +256,18 @@ fn cache_rules(e: &super::Experiment, bad: &mut impl FnMut(&str, String)) {
             ),
         );
     }
-    if c.flush && e.framework.kind == super::FrameworkKind::Llamacpp {
+    if c.flush
+        && matches!(
+            e.framework.kind,
+            super::FrameworkKind::Llamacpp | super::FrameworkKind::Trtllm
+        )
+    {
         bad(
             "workload.cache.flush",
-            "llama.cpp's server has no endpoint that empties its prompt cache; remove `flush`"
-                .into(),
+            format!(
+                "{}'s server has no endpoint that empties its prefix cache; remove `flush`",
+                e.framework.kind.as_str()
+            ),
         );
     }
 }

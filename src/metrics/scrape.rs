@@ -24,6 +24,8 @@ fn detect(s: &Scrape) -> Option<FrameworkKind> {
         Some(FrameworkKind::Sglang)
     } else if has("llamacpp:") {
         Some(FrameworkKind::Llamacpp)
+    } else if has("trtllm_") {
+        Some(FrameworkKind::Trtllm)
     } else {
         None
     }
@@ -46,6 +48,7 @@ mod names {
         "vllm:gpu_cache_usage_perc",
         "sglang:token_usage",
         "llamacpp:kv_cache_usage_ratio",
+        "trtllm_kv_cache_utilization",
     ];
     pub const PREFIX_HITS: &[&str] = &[
         "vllm:prefix_cache_hits_total",
@@ -55,7 +58,8 @@ mod names {
         "vllm:prefix_cache_queries_total",
         "vllm:gpu_prefix_cache_queries_total",
     ];
-    pub const PREFIX_RATE: &[&str] = &["sglang:cache_hit_rate"];
+    /// Gauges of the hit rate as the server computes it (SGLang's, TensorRT-LLM's by blocks).
+    pub const PREFIX_RATE: &[&str] = &["sglang:cache_hit_rate", "trtllm_kv_cache_hit_rate"];
     pub const PROMPT: &[&str] = &[
         "vllm:prompt_tokens_total",
         "sglang:prompt_tokens_total",
@@ -138,12 +142,14 @@ mod names {
     pub const TTFT: &[&str] = &[
         "vllm:time_to_first_token_seconds",
         "sglang:time_to_first_token_seconds",
+        "trtllm_time_to_first_token_seconds",
     ];
     pub const ITL: &[&str] = &[
         "vllm:inter_token_latency_seconds",
         "vllm:time_per_output_token_seconds",
         "sglang:inter_token_latency_seconds",
         "sglang:time_per_output_token_seconds",
+        "trtllm_time_per_output_token_seconds",
     ];
 }
 

@@ -90,10 +90,11 @@ async fn flush(ep: &Endpoint, kind: FrameworkKind, timeout: Duration) -> Result<
     let path = match kind {
         FrameworkKind::Vllm => "/reset_prefix_cache",
         FrameworkKind::Sglang => "/flush_cache",
-        FrameworkKind::Llamacpp => {
-            return Err(RunError::Config(
-                "`workload.cache.flush`: llama.cpp's server has no endpoint that empties its prompt cache; remove `flush`".into(),
-            ))
+        FrameworkKind::Llamacpp | FrameworkKind::Trtllm => {
+            return Err(RunError::Config(format!(
+                "`workload.cache.flush`: {}'s server has no endpoint that empties its prefix cache; remove `flush`",
+                kind.as_str()
+            )))
         }
     };
     let mut last = String::new();

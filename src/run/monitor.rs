@@ -24,13 +24,31 @@ pub struct MonitorOptions {
     pub tui: bool,
 }
 
-/// `http://host:port/metrics` for a base URL (or the URL itself when it names `/metrics`).
-pub fn metrics_url(url: &str) -> String {
+/// `http://host:port/metrics` for a base URL (or the URL itself when it names `/metrics`);
+/// TensorRT-LLM's Prometheus page is `/prometheus/metrics` (its `/metrics` is JSON).
+pub fn metrics_url(url: &str, framework: Option<FrameworkKind>) -> String {
     let u = url.trim_end_matches('/');
     if u.ends_with("/metrics") {
         u.to_string()
+    } else if framework == Some(FrameworkKind::Trtllm) {
+        format!("{u}/prometheus/metrics")
     } else {
         format!("{u}/metrics")
+    }
+}
+
+/// Which engine's metrics an experiment's server exports: the simulator's personality, else
+/// `framework.kind`.
+pub fn engine_of(e: &crate::config::Experiment) -> FrameworkKind {
+    use crate::config::{Personality, ProviderKind};
+    match (
+        e.infrastructure.provider,
+        e.infrastructure.simulator.personality,
+    ) {
+        (ProviderKind::Simulator, Personality::Vllm) => FrameworkKind::Vllm,
+        (ProviderKind::Simulator, Personality::Sglang) => FrameworkKind::Sglang,
+        (ProviderKind::Simulator, Personality::Trtllm) => FrameworkKind::Trtllm,
+        _ => e.framework.kind,
     }
 }
 
@@ -60,7 +78,7 @@ pub fn line(t: Duration, s: &ServerSample) -> String {
 
 /// Watches the server until stopped. Returns how many scrapes failed and how many there were.
 pub async fn monitor(o: MonitorOptions) -> (u64, u64) {
-    let url = metrics_url(&o.url);
+    let url = metrics_url(&o.url, o.framework);
     let (tx, mut rx) = mpsc::unbounded_channel();
     let scraper = scrape::run(url.clone(), None, o.interval, tx);
     let _scraper = AbortOnDropHandle::new(tokio::spawn(scraper));

@@ -179,8 +179,13 @@ fn plan_line(e: &Experiment, c: &CostEstimate) -> String {
         }
         _ => String::new(),
     };
+    // Every other server the tool rents is started with a key of the run's own.
+    let open = match (e.framework.kind, image.is_empty()) {
+        (crate::config::FrameworkKind::Trtllm, false) => "; note: trtllm-serve takes no API key, so its public port answers anyone while the pod lives",
+        _ => "",
+    };
     format!(
-        "plan: {} — {} on {}{} ({}{image}), {} {}, {bound} + {} warm-up; {cost}",
+        "plan: {} — {} on {}{} ({}{image}), {} {}, {bound} + {} warm-up; {cost}{open}",
         e.name,
         e.model.id,
         servers,

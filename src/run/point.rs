@@ -322,7 +322,8 @@ fn pollers(
         .enumerate()
         .filter(|_| e.metrics.scrape)
         .map(|(k, ep)| {
-            let url = super::monitor::metrics_url(&ep.base_url());
+            let url =
+                super::monitor::metrics_url(&ep.base_url(), Some(super::monitor::engine_of(e)));
             let k = u16::try_from(k).unwrap_or(u16::MAX);
             let scraper = scrape::run_replica(url, ep.api_key.clone(), interval, k, tx.clone());
             AbortOnDropHandle::new(tokio::spawn(scraper))
@@ -352,7 +353,10 @@ async fn drive(
     let point_stop = s.stop.child();
     let mut watchers = Watchers {
         progress: progress_of(s, e),
-        metrics_url: super::monitor::metrics_url(&s.eps[0].base_url()),
+        metrics_url: super::monitor::metrics_url(
+            &s.eps[0].base_url(),
+            Some(super::monitor::engine_of(e)),
+        ),
         sent: plan.sent.clone(),
         // With several replicas the server panel sums their scrapes.
         fleet: vec![None; if replicas > 1 { replicas } else { 0 }],

@@ -94,7 +94,8 @@ pub struct SimMetrics {
 impl SimMetrics {
     pub fn new(personality: Personality) -> Self {
         let (ttft, itl, e2e) = match personality {
-            Personality::Vllm => (VLLM_TTFT, VLLM_ITL, VLLM_LATENCY),
+            // TensorRT-LLM's collector took vLLM's buckets ("Adapted from vLLM").
+            Personality::Vllm | Personality::Trtllm => (VLLM_TTFT, VLLM_ITL, VLLM_LATENCY),
             Personality::Sglang => (SGL_TTFT, SGL_ITL, SGL_E2E),
         };
         Self {
@@ -126,7 +127,86 @@ impl SimMetrics {
         match personality {
             Personality::Vllm => self.render_vllm(model),
             Personality::Sglang => self.render_sglang(model),
+            Personality::Trtllm => self.render_trtllm(model, 16),
         }
+    }
+
+    /// TensorRT-LLM's `/prometheus/metrics` (`tensorrt_llm/metrics/collector.py`, 1.3): the
+    /// request counter by finish reason, four histograms (TTFT, time per output token, e2e,
+    /// queue), and its KV-cache gauges and block counters. No running/waiting gauges and no
+    /// token counters: those figures stay absent.
+    fn render_trtllm(&self, model: &str, block: u64) -> String {
+        let labels = format!("engine_type=\"pytorch\",model_name=\"{}\"", escape(model));
+        let mut o = String::with_capacity(8 * 1024);
+        let _ = writeln!(o, "# HELP trtllm_request_success_total Count of successfully processed requests.\n# TYPE trtllm_request_success_total counter");
+        for (reason, v) in [
+            ("stop", self.finished_stop),
+            ("length", self.finished_length),
+        ] {
+            let _ = writeln!(
+                o,
+                "trtllm_request_success_total{{{labels},finished_reason=\"{reason}\"}} {}",
+                fmt_f(v as f64)
+            );
+        }
+        for (name, help, h) in [
+            (
+                "trtllm_e2e_request_latency_seconds",
+                "Histogram of end to end request latency in seconds.",
+                &self.e2e,
+            ),
+            (
+                "trtllm_time_to_first_token_seconds",
+                "Histogram of time to first token in seconds.",
+                &self.ttft,
+            ),
+            (
+                "trtllm_time_per_output_token_seconds",
+                "Histogram of time per output token in seconds.",
+                &self.itl,
+            ),
+            (
+                "trtllm_request_queue_time_seconds",
+                "Histogram of time spent in WAITING phase for request.",
+                &self.queue,
+            ),
+        ] {
+            hist(&mut o, name, help, h, &labels);
+        }
+        let hit = match self.prefix_queries {
+            0 => 0.0,
+            q => self.prefix_hits as f64 / q as f64,
+        };
+        let blocks = |tokens: u64| (tokens / block.max(1)) as f64;
+        for (name, help, kind, v) in [
+            (
+                "trtllm_kv_cache_hit_rate",
+                "KV cache hit rate.",
+                "gauge",
+                hit,
+            ),
+            (
+                "trtllm_kv_cache_utilization",
+                "KV cache utilization.",
+                "gauge",
+                self.kv_usage,
+            ),
+            (
+                "trtllm_kv_cache_reused_blocks_total",
+                "KV cache reused blocks.",
+                "counter",
+                blocks(self.prefix_hits),
+            ),
+            (
+                "trtllm_kv_cache_missed_blocks_total",
+                "KV cache missed blocks.",
+                "counter",
+                blocks(self.prefix_queries - self.prefix_hits.min(self.prefix_queries)),
+            ),
+        ] {
+            single(&mut o, name, help, kind, &labels, v);
+        }
+        o
     }
 
     /// vLLM's single-sample gauges and counters: name, help, type, value.

@@ -238,7 +238,7 @@ impl Sim {
             json!({"message": message, "type": kind, "param": param, "code": status.as_u16()});
         let body = match self.cfg.personality {
             Personality::Vllm => json!({ "error": inner }),
-            Personality::Sglang => {
+            Personality::Sglang | Personality::Trtllm => {
                 json!({"object": "error", "message": message, "type": kind, "param": param, "code": status.as_u16()})
             }
         };
@@ -921,7 +921,8 @@ fn routes(sim: &Arc<Sim>) -> Router {
         .route("/version", get(version))
         .route("/tokenize", post(tokenize))
         .route("/detokenize", post(detokenize))
-        .route("/metrics", get(metrics_page))
+        .route("/metrics", get(metrics_or_stats))
+        .route("/prometheus/metrics", get(metrics_page))
         .route("/get_model_info", get(model_info))
         .route("/sim/timings", get(timings))
         .route("/sim/requests", get(received));
@@ -929,6 +930,7 @@ fn routes(sim: &Arc<Sim>) -> Router {
     let router = match sim.cfg.personality {
         Personality::Vllm => router.route("/reset_prefix_cache", post(reset_prefix_cache)),
         Personality::Sglang => router.route("/flush_cache", post(flush_cache)),
+        Personality::Trtllm => router,
     };
     match sim.cfg.api_key {
         Some(_) => router.layer(axum::middleware::from_fn_with_state(
@@ -1115,7 +1117,7 @@ impl Chunker {
             personality: sim.cfg.personality,
             reasoning_key: match sim.cfg.personality {
                 Personality::Vllm => "reasoning",
-                Personality::Sglang => "reasoning_content",
+                Personality::Sglang | Personality::Trtllm => "reasoning_content",
             },
             words_seed: job.words_seed,
             keyed: job.keyed.clone(),
@@ -1219,7 +1221,7 @@ impl Chunker {
                 out.extend_from_slice(w.as_bytes());
                 let tail: &[u8] = match self.personality {
                     Personality::Vllm => b",\"prompt_token_ids\":null,\"token_ids\":null}]}\n\n",
-                    Personality::Sglang => b"}]}\n\n",
+                    Personality::Sglang | Personality::Trtllm => b"}]}\n\n",
                 };
                 if i + 1 == self.output_tokens {
                     out.extend_from_slice(b"\",\"logprobs\":null,\"finish_reason\":\"");
@@ -1275,7 +1277,7 @@ impl Chunker {
                 self.reasoning_usage(completion),
                 match self.personality {
                     Personality::Vllm => ",\"system_fingerprint\":\"vllm-0.32.0-sim\"",
-                    Personality::Sglang => "",
+                    Personality::Sglang | Personality::Trtllm => "",
                 },
             ),
         );
@@ -1297,6 +1299,7 @@ impl Chunker {
                 ",\"completion_tokens_details\":{\"reasoning_tokens\":0}".into()
             }
             (_, Personality::Sglang) => format!(",\"reasoning_tokens\":{n}"),
+            (_, Personality::Trtllm) => String::new(),
         }
     }
 }
@@ -1305,6 +1308,7 @@ async fn models(State(sim): State<Arc<Sim>>) -> Response {
     let owner = match sim.cfg.personality {
         Personality::Vllm => "vllm",
         Personality::Sglang => "sglang",
+        Personality::Trtllm => "tensorrt_llm",
     };
     let base = json!({
         "id": sim.cfg.model, "object": "model", "created": sim.created, "owned_by": owner,
@@ -1332,6 +1336,7 @@ async fn version(State(sim): State<Arc<Sim>>) -> Response {
     let v = match sim.cfg.personality {
         Personality::Vllm => "0.11.0+llm-inf-bench-sim",
         Personality::Sglang => "0.5.4+llm-inf-bench-sim",
+        Personality::Trtllm => "1.3.0rc5+llm-inf-bench-sim",
     };
     axum::Json(json!({ "version": v })).into_response()
 }
@@ -1384,6 +1389,26 @@ async fn detokenize(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
         .map(|v| v as u32)
         .collect();
     axum::Json(json!({ "prompt": tokenizer::decode(&ids) })).into_response()
+}
+
+/// `/metrics`: the Prometheus page, except for TensorRT-LLM, whose `/metrics` is a JSON list
+/// of recent iteration statistics (its Prometheus page is `/prometheus/metrics`).
+async fn metrics_or_stats(State(sim): State<Arc<Sim>>) -> Response {
+    if sim.cfg.personality != Personality::Trtllm {
+        return metrics_page(State(sim)).await;
+    }
+    let (running, waiting, kv) = match sim.metrics.lock() {
+        Ok(m) => (m.running, m.waiting, m.kv_used_tokens),
+        Err(_) => (0, 0, 0),
+    };
+    let block = sim.profile.block_size as u64;
+    axum::Json(json!([{
+        "iter": sim.in_flight.load(Ordering::Relaxed),
+        "numActiveRequests": running,
+        "numQueuedRequests": waiting,
+        "kvCacheStats": {"usedNumBlocks": kv.div_ceil(block.max(1)), "tokensPerBlock": block},
+    }]))
+    .into_response()
 }
 
 async fn metrics_page(State(sim): State<Arc<Sim>>) -> Response {
