@@ -143,6 +143,20 @@ fn a_matrix_grades_the_lowest_and_highest_tensor_parallelism_of_each_group_under
     let out = run(&exp, 300);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{stderr}");
+    // The sweep's table has a column of scores: the graded points' and `-` for the rest.
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let row = |p: &str| {
+        stdout
+            .lines()
+            .find(|l| l.contains(&format!(" {p} ")))
+            .unwrap_or_else(|| panic!("{p}: {stdout}"))
+            .to_string()
+    };
+    assert!(
+        row("vllm-tp1/c4").trim_end().ends_with("arithmetic 90.0%"),
+        "{stdout}"
+    );
+    assert!(row("vllm-tp2/c4").trim_end().ends_with(" -"), "{stdout}");
     assert_eq!(
         stderr
             .matches("graded: arithmetic (20 items) beside the last point")

@@ -486,11 +486,31 @@ impl ServerMetrics {
         };
     }
 
+    /// A replica's speculative-decoding figure weighted by its draft tokens (vLLM's
+    /// counters): the fleet's accepted / proposed, and — every replica drafting the same K
+    /// — its tokens per step. A plain mean where a replica has no count (SGLang's gauges).
+    fn by_drafts(parts: &[ServerMetrics], f: fn(&ServerSummary) -> Option<f64>) -> Option<f64> {
+        let each: Vec<(f64, Option<f64>)> = parts
+            .iter()
+            .filter_map(|m| Some((f(&m.summary)?, m.summary.spec_draft_tokens)))
+            .collect();
+        if each.is_empty() {
+            return None;
+        }
+        let drafts: Option<Vec<f64>> = each.iter().map(|(_, d)| *d).collect();
+        match drafts.filter(|d| d.iter().sum::<f64>() > 0.0) {
+            Some(d) => Some(
+                each.iter().zip(&d).map(|((v, _), w)| v * w).sum::<f64>() / d.iter().sum::<f64>(),
+            ),
+            None => Some(each.iter().map(|(v, _)| v).sum::<f64>() / each.len() as f64),
+        }
+    }
+
     /// Several replicas' views as one: their token rates, preemptions, requests running and
     /// waiting (peaks and means) summed — the fleet's —; cache usage the highest peak and
     /// the mean of means; the window's prefix-cache hit rate weighted by each one's prompt
     /// tokens (what its counters query); per-GPU figures the mean. Each one's own view is kept
-    /// in `replicas`.
+    /// in `replicas`; speculative decoding by draft tokens.
     pub fn combine(parts: Vec<ServerMetrics>) -> ServerMetrics {
         let each = |f: fn(&ServerSummary) -> Option<f64>| -> Vec<f64> {
             parts.iter().filter_map(|m| f(&m.summary)).collect()
@@ -532,9 +552,8 @@ impl ServerMetrics {
             tb_per_s_per_gpu: mean(|s| s.tb_per_s_per_gpu),
             mfu: None,
             mbu: None,
-            // Each replica's rate weighs the same (their draft tokens are summed).
-            spec_acceptance_rate: mean(|s| s.spec_acceptance_rate),
-            spec_acceptance_length: mean(|s| s.spec_acceptance_length),
+            spec_acceptance_rate: Self::by_drafts(&parts, |s| s.spec_acceptance_rate),
+            spec_acceptance_length: Self::by_drafts(&parts, |s| s.spec_acceptance_length),
             spec_draft_tokens: sum(|s| s.spec_draft_tokens),
         };
         ServerMetrics {
@@ -762,6 +781,30 @@ mod tests {
             .sample(&old(5.0, 0.0, 0.0, 0.0, 0.0), t0 + Duration::from_secs(1))
             .unwrap();
         assert_eq!(c.generation_tokens_per_s, None);
+    }
+
+    #[test]
+    fn replicas_speculate_as_one_fleet_weighted_by_their_draft_tokens() {
+        let part = |rate: f64, length: f64, drafts: Option<f64>| ServerMetrics {
+            summary: ServerSummary {
+                spec_acceptance_rate: Some(rate),
+                spec_acceptance_length: Some(length),
+                spec_draft_tokens: drafts,
+                ..ServerSummary::default()
+            },
+            ..ServerMetrics::default()
+        };
+        // 80 of 100 and 60 of 300 draft tokens accepted: 140 of 400, K = 4 on both.
+        let both = ServerMetrics::combine(vec![
+            part(0.8, 4.2, Some(100.0)),
+            part(0.2, 1.8, Some(300.0)),
+        ]);
+        assert!((both.summary.spec_acceptance_rate.unwrap() - 0.35).abs() < 1e-12);
+        assert!((both.summary.spec_acceptance_length.unwrap() - 2.4).abs() < 1e-12);
+        assert_eq!(both.summary.spec_draft_tokens, Some(400.0));
+        // SGLang's gauges carry no count: a plain mean.
+        let gauges = ServerMetrics::combine(vec![part(0.8, 3.0, None), part(0.2, 2.0, None)]);
+        assert!((gauges.summary.spec_acceptance_rate.unwrap() - 0.5).abs() < 1e-12);
     }
 
     #[test]

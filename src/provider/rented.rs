@@ -84,18 +84,9 @@ async fn vast_rows() -> Result<Vec<RentedRow>, ProviderError> {
     let api = vast_api()?;
     let ours = vast::our_instances(&api).await?;
     // The listing worked: a marked run with no live instance left is confirmed gone.
-    for u in watchdog::unconfirmed()
-        .iter()
-        .filter(|u| u.provider == "Vast.ai")
-    {
-        if !ours.iter().any(|i| i.label.as_deref() == Some(&u.pod_name)) {
-            watchdog::clear_unconfirmed(&u.pod_name);
-            say(format!(
-                "{}: no longer live at Vast.ai; the warning is cleared",
-                u.pod_name
-            ));
-        }
-    }
+    watchdog::clear_gone(watchdog::VAST, |name| {
+        ours.iter().any(|i| i.label.as_deref() == Some(name))
+    });
     let now = chrono::Utc::now().timestamp() as f64;
     Ok(ours
         .into_iter()
@@ -182,24 +173,12 @@ async fn our_runpod_pods() -> Result<Vec<runpod::answers::Pod>, ProviderError> {
     let api = runpod_api()?;
     // Pods a watchdog could not confirm gone were said first (`list`), even when the API is
     // down; RunPod's are cleared here once they are gone.
-    let unconfirmed: Vec<_> = watchdog::unconfirmed()
-        .into_iter()
-        .filter(|u| u.provider == "RunPod")
-        .collect();
     let ours = runpod::our_pods(&api).await?;
     // The listing worked: a marked pod that is no longer live is confirmed gone.
-    for u in &unconfirmed {
-        let live = ours
-            .iter()
-            .any(|p| p.name() == u.pod_name && p.status != PodStatus::Terminated);
-        if !live {
-            watchdog::clear_unconfirmed(&u.pod_name);
-            say(format!(
-                "{}: no longer live at RunPod; the warning is cleared",
-                u.pod_name
-            ));
-        }
-    }
+    watchdog::clear_gone(watchdog::RUNPOD, |name| {
+        ours.iter()
+            .any(|p| p.name() == name && p.status != PodStatus::Terminated)
+    });
     Ok(ours)
 }
 

@@ -140,8 +140,12 @@ pub fn unconfirmed_dir() -> Option<PathBuf> {
     Some(crate::config::state_dir()?.join("unconfirmed-pods"))
 }
 
+/// The providers' names as markers and messages give them (`Sweep::provider`).
+pub const RUNPOD: &str = "RunPod";
+pub const VAST: &str = "Vast.ai";
+
 fn runpod() -> String {
-    "RunPod".into()
+    RUNPOD.into()
 }
 
 /// A marker of rentals that may still be billing: what the watchdog knew when it wrote it.
@@ -190,6 +194,20 @@ pub fn unconfirmed() -> Vec<Unconfirmed> {
 pub fn clear_unconfirmed(pod_name: &str) {
     if let Some(dir) = unconfirmed_dir() {
         let _ = std::fs::remove_file(dir.join(format!("{pod_name}.json")));
+    }
+}
+
+/// After a listing of `provider`'s rentals worked: the markers of its runs with nothing
+/// `live` any more are confirmed gone, cleared, and said so.
+pub fn clear_gone(provider: &str, live: impl Fn(&str) -> bool) {
+    for u in unconfirmed().iter().filter(|u| u.provider == provider) {
+        if !live(&u.pod_name) {
+            clear_unconfirmed(&u.pod_name);
+            crate::ui::say(format!(
+                "{}: no longer live at {provider}; the warning is cleared",
+                u.pod_name
+            ));
+        }
     }
 }
 

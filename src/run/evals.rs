@@ -317,6 +317,26 @@ async fn run_program(
     }
 }
 
+/// How long grading may take, for the cost estimate: every item's whole answer at the
+/// estimate's assumed decode speed per stream, `concurrency` streams at once; an lm-eval task
+/// without a `limit` counts as 1 000 items.
+pub fn expected_duration(plan: &EvalPlan) -> Duration {
+    let per_stream = crate::workload::ASSUMED_TOKENS_PER_S_PER_STREAM;
+    let streams = f64::from(plan.settings.concurrency.max(1));
+    let secs: f64 = plan
+        .tasks
+        .iter()
+        .map(|t| {
+            let items = match &t.items {
+                Some(items) => items.len() as f64,
+                None => f64::from(t.spec.limit.unwrap_or(1000)),
+            };
+            items * f64::from(t.spec.max_tokens) / per_stream / streams
+        })
+        .sum();
+    Duration::from_secs_f64(secs)
+}
+
 /// The share of a deployment's work its evals add, for a line of the plan.
 pub fn describe(plan: &EvalPlan) -> String {
     let tasks: Vec<String> = plan
@@ -367,6 +387,43 @@ mod tests {
             selected(&refs, EvalDeployments::Extremes),
             [true, false, false]
         );
+    }
+
+    #[test]
+    fn grading_time_is_in_the_estimate_at_the_assumed_decode_speed() {
+        let task = |items: Option<usize>, limit: Option<u32>| Task {
+            name: "t".into(),
+            spec: EvalTask {
+                limit,
+                max_tokens: 100,
+                ..EvalTask::default()
+            },
+            items: items.map(|n| {
+                vec![
+                    Item {
+                        id: String::new(),
+                        prompt: String::new(),
+                        answer: String::new()
+                    };
+                    n
+                ]
+            }),
+            include_path: None,
+        };
+        let plan = EvalPlan {
+            settings: Evals {
+                concurrency: 10,
+                ..Evals::default()
+            },
+            // 200 items × 100 tokens / 20 tok/s / 10 streams = 100 s; an lm-eval task of
+            // 50 items, 25 s; one without a limit, 1 000 items: 500 s.
+            tasks: vec![
+                task(Some(200), None),
+                task(None, Some(50)),
+                task(None, None),
+            ],
+        };
+        assert_eq!(expected_duration(&plan), Duration::from_secs(625));
     }
 
     #[test]

@@ -279,6 +279,12 @@ async fn estimate_one(p: &Prepared) -> Result<CostEstimate, RunError> {
     if let Some(last) = p.loaded.trace.as_ref().and_then(|t| t.requests.last()) {
         workload = workload.max(last.at + Duration::from_secs(60));
     }
+    // Grading keeps the server too.
+    workload += p
+        .evals
+        .as_ref()
+        .map(evals::expected_duration)
+        .unwrap_or_default();
     Ok(provider::estimate_cost(&p.resolved, workload).await?)
 }
 

@@ -473,7 +473,8 @@ pub fn results_list(rows: &[(String, Option<crate::results::ResultHead>)]) -> St
 /// million output tokens, and whether it meets `judge` ([`table_slo`]).
 pub fn points_table(rs: &[TableRow<'_>], judge: Option<&(crate::config::Slo, f64)>) -> String {
     let f = |v: Option<f64>, p: usize| v.map_or("-".to_string(), |x| format!("{x:.p$}"));
-    let heads = [
+    let graded = rs.iter().any(|r| !r.evals.is_empty());
+    let mut heads = vec![
         "point",
         "status",
         "req/s",
@@ -490,6 +491,9 @@ pub fn points_table(rs: &[TableRow<'_>], judge: Option<&(crate::config::Slo, f64
         "$/Mtok",
         "SLO",
     ];
+    if graded {
+        heads.push("evals");
+    }
     let rows: Vec<Vec<String>> = rs
         .iter()
         .map(|r| {
@@ -507,6 +511,17 @@ pub fn points_table(rs: &[TableRow<'_>], judge: Option<&(crate::config::Slo, f64
             row.push(f(s.request_goodput, 2));
             row.push(f(s.usd_per_million_output_tokens, 3));
             row.push(slo_verdict(r, judge).into());
+            if graded {
+                let evals: Vec<String> = r
+                    .evals
+                    .iter()
+                    .map(|(n, v)| format!("{n} {:.1}%", v * 100.0))
+                    .collect();
+                row.push(match evals.is_empty() {
+                    true => "-".into(),
+                    false => evals.join(", "),
+                });
+            }
             row
         })
         .collect();
@@ -524,13 +539,14 @@ pub fn points_table(rs: &[TableRow<'_>], judge: Option<&(crate::config::Slo, f64
         for (i, c) in cells.iter().enumerate() {
             let pad = widths[i] - c.chars().count();
             match i {
-                0 | 1 => l.push_str(&format!("{c}{}  ", " ".repeat(pad))),
+                // Names and words left, figures right.
+                0 | 1 | 15 => l.push_str(&format!("{c}{}  ", " ".repeat(pad))),
                 _ => l.push_str(&format!("{}{c}  ", " ".repeat(pad))),
             }
         }
         l.trim_end().to_string()
     };
-    let mut o = line(heads.to_vec());
+    let mut o = line(heads.clone());
     for r in &rows {
         o.push('\n');
         o.push_str(&line(r.iter().map(String::as_str).collect()));
@@ -549,6 +565,8 @@ pub struct TableRow<'a> {
     pub status: crate::results::Status,
     pub summary: &'a crate::metrics::summary::Summary,
     pub termination_reason: &'a str,
+    /// Graded tasks on this point's server: (task, score 0–1).
+    pub evals: Vec<(String, f64)>,
 }
 
 impl<'a> TableRow<'a> {
@@ -570,6 +588,7 @@ impl<'a> TableRow<'a> {
             status: r.status,
             summary: &r.summary,
             termination_reason: &r.termination_reason,
+            evals: r.evals.iter().map(|e| (e.name.clone(), e.score)).collect(),
         }
     }
 
@@ -579,6 +598,7 @@ impl<'a> TableRow<'a> {
             status: r.status,
             summary: &r.summary,
             termination_reason: &r.termination_reason,
+            evals: r.evals.iter().map(|e| (e.name.clone(), e.score)).collect(),
         }
     }
 }

@@ -22,7 +22,7 @@ use rand_distr::{Distribution, Exp, Gamma};
 use crate::config::{ArrivalKind, Dataset, Experiment, Pace, Points, RampStrategy};
 
 /// Assumed decode speed per stream when nothing better is known (conservative).
-const ASSUMED_TOKENS_PER_S_PER_STREAM: f64 = 20.0;
+pub const ASSUMED_TOKENS_PER_S_PER_STREAM: f64 = 20.0;
 
 /// Expected wall time of the workload — of every point, for a sweep — from its bounds (a
 /// deliberately pessimistic guess when only a request count is given). The cost estimate

@@ -94,7 +94,7 @@ impl RunPodApi {
             stream_http,
             base: base.trim_end_matches('/').to_string(),
             key,
-            drift: Drift::new("RunPod"),
+            drift: Drift::new(crate::provider::watchdog::RUNPOD),
             retries: RETRIES,
         })
     }

@@ -55,7 +55,7 @@ struct Pods(RunPodApi);
 
 impl Sweep for Pods {
     fn provider(&self) -> &'static str {
-        "RunPod"
+        crate::provider::watchdog::RUNPOD
     }
 
     fn noun(&self) -> &'static str {

@@ -142,7 +142,7 @@ impl VastApi {
             next: Mutex::new(HashMap::new()),
             pace,
             retries: RETRIES,
-            drift: Drift::new("Vast.ai"),
+            drift: Drift::new(crate::provider::watchdog::VAST),
         })
     }
 

@@ -37,7 +37,7 @@ struct Instances(VastApi);
 
 impl Sweep for Instances {
     fn provider(&self) -> &'static str {
-        "Vast.ai"
+        crate::provider::watchdog::VAST
     }
 
     fn noun(&self) -> &'static str {
