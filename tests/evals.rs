@@ -396,7 +396,15 @@ fn an_lm_eval_that_fails_is_recorded_and_the_run_keeps_its_measurements() {
     assert_eq!(r["summary"]["completed"], 40);
     let bad = eval(&r, "no_such_task_anywhere");
     assert_eq!(bad["count"], 0);
-    let why = bad["answers"][0]["error"].as_str().unwrap();
+    assert_eq!(bad["answers"], serde_json::json!([]));
+    let why = bad["error"].as_str().unwrap();
     assert!(why.contains("lm-eval exited with"), "{why}");
     assert_eq!(eval(&r, "arithmetic")["correct"], 10);
+    // The run's table says why; compare and the index leave the ungraded task out.
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        stdout.contains("no_such_task_anywhere:")
+            && stdout.contains("not graded: lm-eval exited with"),
+        "{stdout}"
+    );
 }

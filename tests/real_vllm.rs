@@ -799,10 +799,16 @@ fn every_vllm_command_line_the_tool_builds_is_accepted_by_vllms_own_parser() {
         if e.framework.kind != FrameworkKind::Vllm || !e.infrastructure.command.is_empty() {
             continue;
         }
-        // A RunPod container's arguments (the image's entrypoint is `vllm serve`), and the
-        // command line of a local process or a Slurm job without the program words.
+        // A RunPod container's arguments (the image's entrypoint is `vllm serve`; AMD's ROCm
+        // image spells the program out, its words dropped here too), and the command line of a
+        // local process or a Slurm job without the program words.
         let local = server_command(&e, "127.0.0.1")[2..].to_vec();
-        cases.push((path.clone(), e.clone(), container_args(&e)));
+        let container = container_args(&e);
+        let container = match container.first().map(String::as_str) {
+            Some("vllm") => container[2..].to_vec(),
+            _ => container,
+        };
+        cases.push((path.clone(), e.clone(), container));
         cases.push((path, e, local));
     }
     assert!(cases.len() >= 4, "{} command lines", cases.len());

@@ -236,6 +236,9 @@ pub struct EvalScore {
     /// Cut short (a stop, the server gone): the score is of the items graded so far.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub interrupted: bool,
+    /// Why the task could not be graded at all (lm-eval missing or failing): nothing counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     /// The grader's program and version, when it is one of its own (`lm_eval 0.4.13`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub program: Option<String>,
@@ -286,6 +289,7 @@ impl EvalScore {
             failed,
             seconds: 0.0,
             interrupted: false,
+            error: None,
             program: None,
             figures: Default::default(),
             answers,

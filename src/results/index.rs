@@ -46,9 +46,11 @@ pub struct IndexEval {
 }
 
 impl IndexEval {
+    /// The tasks that were graded (one that could not be is in the result, with why).
     pub fn of(scores: &[crate::evals::EvalScore]) -> Vec<Self> {
         scores
             .iter()
+            .filter(|s| s.error.is_none())
             .map(|s| Self {
                 name: s.name.clone(),
                 score: s.score,

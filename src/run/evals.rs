@@ -123,6 +123,10 @@ pub async fn grade_all(plan: &EvalPlan, t: &Target<'_>) -> Vec<EvalScore> {
         s.seconds = started.elapsed().as_secs_f64();
         s.concurrency = plan.settings.concurrency.max(1);
         s.beside = t.beside.clone();
+        if s.error.is_some() {
+            out.push(s);
+            continue;
+        }
         say(format!(
             "eval {}: {}/{} correct ({:.1} % ± {:.1}){}",
             s.name,
@@ -144,16 +148,7 @@ pub async fn grade_all(plan: &EvalPlan, t: &Target<'_>) -> Vec<EvalScore> {
 /// A task that could not be graded at all: a score of nothing, with why.
 fn failed(task: &Task, why: String) -> EvalScore {
     let mut s = EvalScore::of(task.name.clone(), EvalKind::LmEval, Vec::new());
-    s.interrupted = true;
-    s.answers.push(GradedAnswer {
-        id: String::new(),
-        expected: String::new(),
-        extracted: None,
-        correct: false,
-        text: String::new(),
-        error: Some(why),
-    });
-    s.failed = 1;
+    s.error = Some(why);
     s
 }
 

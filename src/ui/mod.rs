@@ -41,6 +41,10 @@ fn summary_evals(o: &mut String, r: &RunResult) {
     }
     let _ = writeln!(o, "{:-^50}", " Evals ");
     for e in &r.evals {
+        if let Some(why) = &e.error {
+            let _ = writeln!(o, "{:<36}not graded: {why}", format!("{}:", e.name));
+            continue;
+        }
         let mut notes = Vec::new();
         if e.failed > 0 {
             notes.push(format!("{} failed", e.failed));
@@ -588,7 +592,12 @@ impl<'a> TableRow<'a> {
             status: r.status,
             summary: &r.summary,
             termination_reason: &r.termination_reason,
-            evals: r.evals.iter().map(|e| (e.name.clone(), e.score)).collect(),
+            evals: r
+                .evals
+                .iter()
+                .filter(|e| e.error.is_none())
+                .map(|e| (e.name.clone(), e.score))
+                .collect(),
         }
     }
 
@@ -598,7 +607,13 @@ impl<'a> TableRow<'a> {
             status: r.status,
             summary: &r.summary,
             termination_reason: &r.termination_reason,
-            evals: r.evals.iter().map(|e| (e.name.clone(), e.score)).collect(),
+            // A task that could not be graded has no items.
+            evals: r
+                .evals
+                .iter()
+                .filter(|e| e.count > 0)
+                .map(|e| (e.name.clone(), e.score))
+                .collect(),
         }
     }
 }
