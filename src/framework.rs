@@ -65,10 +65,10 @@ pub fn container_image(e: &Experiment) -> Option<String> {
     }
 }
 
-/// Whether the image has no entrypoint of the framework's (AMD's `rocm/…` images start a
-/// shell), so the container's command names the server program too.
+/// Whether vLLM's image has no `vllm serve` entrypoint (AMD's `rocm/…` images start a shell),
+/// so the container's command names the server program too.
 fn spelled_out(e: &Experiment) -> bool {
-    image(e).starts_with("rocm/") || e.framework.kind == FrameworkKind::Trtllm
+    image(e).starts_with("rocm/")
 }
 
 /// Arguments for the container: the server, the model, the port, context length and tensor

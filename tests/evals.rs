@@ -392,8 +392,15 @@ fn an_lm_eval_that_fails_is_recorded_and_the_run_keeps_its_measurements() {
         out.status.success(),
         "a failed grader fails no measurement: {err}"
     );
-    let r = json(&common::result_path(d.path()));
+    let path = common::result_path(d.path());
+    let r = json(&path);
     assert_eq!(r["summary"]["completed"], 40);
+    let report = common::succeeds(60, ["report".as_ref(), path.as_os_str()]);
+    assert!(report.contains("| arithmetic | 100.0 % |"), "{report}");
+    assert!(
+        !report.contains("no_such_task_anywhere"),
+        "an ungraded task is no row: {report}"
+    );
     let bad = eval(&r, "no_such_task_anywhere");
     assert_eq!(bad["count"], 0);
     assert_eq!(bad["answers"], serde_json::json!([]));

@@ -268,6 +268,12 @@ pub struct GradedAnswer {
 pub const TEXT_KEPT: usize = 500;
 
 impl EvalScore {
+    /// Whether the task was graded (else its `error` says why and nothing is counted): only
+    /// graded tasks are scored in tables, the index, `compare` and `report`.
+    pub fn graded(&self) -> bool {
+        self.error.is_none()
+    }
+
     /// The score of graded `answers`.
     pub fn of(name: String, kind: EvalKind, answers: Vec<GradedAnswer>) -> Self {
         let count = answers.len() as u32;

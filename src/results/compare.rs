@@ -131,11 +131,10 @@ fn load_ours(path: &Path, r: Lean) -> Result<Loaded, ResultsError> {
         e2el: cols.e2el,
         ttfo: cols.ttfo,
         by_turn: cols.by_turn,
-        // Only tasks that were graded (one that could not be has its error instead).
         evals: r
             .evals
             .iter()
-            .filter(|e| e.error.is_none())
+            .filter(|e| e.graded())
             .map(|e| (e.name.clone(), e.score, e.stderr))
             .collect(),
         ..Loaded::default()

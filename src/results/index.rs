@@ -46,11 +46,28 @@ pub struct IndexEval {
 }
 
 impl IndexEval {
+    /// A result file's `evals` as heads read them: the graded tasks' scores only (one that
+    /// could not be graded carries an `error`, and its answers are never read).
+    pub fn graded_in<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Self>, D::Error> {
+        #[derive(Deserialize)]
+        struct Written {
+            #[serde(flatten)]
+            score: IndexEval,
+            #[serde(default)]
+            error: Option<serde::de::IgnoredAny>,
+        }
+        Ok(Vec::<Written>::deserialize(d)?
+            .into_iter()
+            .filter(|w| w.error.is_none())
+            .map(|w| w.score)
+            .collect())
+    }
+
     /// The tasks that were graded (one that could not be is in the result, with why).
     pub fn of(scores: &[crate::evals::EvalScore]) -> Vec<Self> {
         scores
             .iter()
-            .filter(|s| s.error.is_none())
+            .filter(|s| s.graded())
             .map(|s| Self {
                 name: s.name.clone(),
                 score: s.score,

@@ -485,7 +485,7 @@ pub struct ResultHead {
     #[serde(default)]
     pub termination_reason: String,
     /// The graded tasks' scores (their answers are not read).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "index::IndexEval::graded_in")]
     pub evals: Vec<index::IndexEval>,
 }
 

@@ -163,8 +163,7 @@ fn point(file: &Path, r: &super::ResultHead) -> PointData {
         spec_decode: m
             .spec_acceptance_rate
             .map(|r| (r, m.spec_acceptance_length)),
-        // A task that could not be graded has no items (and its error in the result).
-        evals: r.evals.iter().filter(|e| e.count > 0).cloned().collect(),
+        evals: r.evals.clone(),
         prefix_cache: m.ideal_prefix_cache_hit_rate.map(|ideal| {
             let s = r.server_metrics.as_ref().map(|sm| &sm.summary);
             (ideal, s.and_then(|s| s.hit_rate()))

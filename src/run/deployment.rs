@@ -259,19 +259,21 @@ async fn grade_after(
     let Some((result, path)) = saved.last_mut() else {
         return;
     };
-    let why_not = if !result.evals.is_empty() {
+    // Graded beside the last point already.
+    if !result.evals.is_empty() {
         return;
-    } else if sh.stop.is_stopped() {
-        "the run was stopped"
+    }
+    let why_not = if sh.stop.is_stopped() {
+        Some("the run was stopped")
     } else if sh.ledger.exhausted() {
-        "the budget is spent"
+        Some("the budget is spent")
     } else if result.status == Status::Failed {
-        "the last point failed"
+        Some("the last point failed")
     } else {
-        ""
+        None
     };
-    if !why_not.is_empty() {
-        say(format!("evals not run: {why_not}"));
+    if let Some(why) = why_not {
+        say(format!("evals not run: {why}"));
         return;
     }
     let target = eval_target(p, eps, &sh.stop, sh, None);

@@ -123,23 +123,21 @@ pub async fn grade_all(plan: &EvalPlan, t: &Target<'_>) -> Vec<EvalScore> {
         s.seconds = started.elapsed().as_secs_f64();
         s.concurrency = plan.settings.concurrency.max(1);
         s.beside = t.beside.clone();
-        if s.error.is_some() {
-            out.push(s);
-            continue;
+        if s.graded() {
+            say(format!(
+                "eval {}: {}/{} correct ({:.1} % ± {:.1}){}",
+                s.name,
+                s.correct,
+                s.count,
+                s.score * 100.0,
+                s.stderr * 100.0,
+                if s.failed > 0 {
+                    format!(", {} requests failed", s.failed)
+                } else {
+                    String::new()
+                }
+            ));
         }
-        say(format!(
-            "eval {}: {}/{} correct ({:.1} % ± {:.1}){}",
-            s.name,
-            s.correct,
-            s.count,
-            s.score * 100.0,
-            s.stderr * 100.0,
-            if s.failed > 0 {
-                format!(", {} requests failed", s.failed)
-            } else {
-                String::new()
-            }
-        ));
         out.push(s);
     }
     out

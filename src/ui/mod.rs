@@ -595,7 +595,7 @@ impl<'a> TableRow<'a> {
             evals: r
                 .evals
                 .iter()
-                .filter(|e| e.error.is_none())
+                .filter(|e| e.graded())
                 .map(|e| (e.name.clone(), e.score))
                 .collect(),
         }
@@ -607,13 +607,7 @@ impl<'a> TableRow<'a> {
             status: r.status,
             summary: &r.summary,
             termination_reason: &r.termination_reason,
-            // A task that could not be graded has no items.
-            evals: r
-                .evals
-                .iter()
-                .filter(|e| e.count > 0)
-                .map(|e| (e.name.clone(), e.score))
-                .collect(),
+            evals: r.evals.iter().map(|e| (e.name.clone(), e.score)).collect(),
         }
     }
 }
